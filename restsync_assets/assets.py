@@ -1,0 +1,140 @@
+"""SourceSpec -> Dagster assets through dagster-dlt.
+
+One multi-asset per spec, one asset per resource (key `[spec, resource]`, group = spec name,
+kinds `dlt` + destination). Asset specs come straight from the spec model, so loading
+definitions builds no dlt source and touches no network; the dlt source is built per run.
+"""
+
+
+from collections.abc import Iterator
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    AssetsDefinition,
+    Failure,
+    MetadataValue,
+    multi_asset,
+)
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from restsync_assets import settings
+from restsync_assets.locks import exclusive
+from restsync_assets.specs.model import ResourceSpec, SourceSpec
+
+DLT_RESOURCE_KEY = "dlt"
+
+
+def credentials_key(spec: SourceSpec) -> str:
+    """Resource key of a spec's `ApiCredentials`."""
+    return f"{spec.name}_credentials"
+
+
+def asset_key(spec: SourceSpec, resource: ResourceSpec | str) -> AssetKey:
+    name = resource if isinstance(resource, str) else resource.name
+    return AssetKey([spec.name, name])
+
+
+class RestsyncTranslator(DagsterDltTranslator):
+    """Maps each dlt resource of a spec to its asset; a child depends on its parent asset.
+
+    dagster-dlt's default points every resource at an external `<source>_<resource>` key;
+    restsync instead wires child resources (dlt transformers) to their parent's asset.
+    """
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
+        return self.spec_for(self.spec.resource(data.resource.name))
+
+    def spec_for(self, resource: ResourceSpec) -> AssetSpec:
+        spec = self.spec
+        deps = [asset_key(spec, resource.parent)] if resource.parent else []
+        metadata: dict[str, Any] = {
+            "restsync/spec_file": spec.path.name,
+            "restsync/path": resource.endpoint["path"],
+            "dagster/table_name": f"{spec.name}.{resource.name}",
+        }
+        if resource.primary_key_columns:
+            metadata["restsync/primary_key"] = ", ".join(resource.primary_key_columns)
+        if resource.parent:
+            metadata["restsync/parent"] = resource.parent
+        return AssetSpec(
+            key=asset_key(spec, resource),
+            deps=deps,
+            group_name=spec.name,
+            kinds={"dlt", settings_destination_kind()},
+            description=_description(spec, resource),
+            metadata=metadata,
+        )
+
+
+def settings_destination_kind() -> str:
+    return settings.destination_name()
+
+
+def build_spec_assets(spec: SourceSpec) -> AssetsDefinition:
+    """The multi-asset that loads every resource of `spec` (any subset of them) with dlt."""
+    translator = RestsyncTranslator(spec)
+    creds_key = credentials_key(spec)
+
+    @multi_asset(
+        name=f"{spec.name}_load",
+        specs=[translator.spec_for(r) for r in spec.resources],
+        can_subset=True,
+        required_resource_keys={DLT_RESOURCE_KEY, creds_key},
+        pool="restsync_warehouse",
+        op_tags={"restsync/spec": spec.name},
+    )
+    def _load(context: AssetExecutionContext) -> Iterator[Any]:
+        yield from run_spec(context, spec, translator, getattr(context.resources, creds_key))
+
+    return _load
+
+
+def run_spec(context: AssetExecutionContext, spec: SourceSpec, translator: RestsyncTranslator, credentials_resource: Any) -> Iterator[Any]:
+    """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
+    from restsync_assets.sources import build_pipeline, build_source
+
+    dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
+    credentials = None
+    try:
+        credentials = credentials_resource.resolve()
+        source = build_source(spec, credentials)
+        pipeline = build_pipeline(spec)
+        selected = sorted(k.path[-1] for k in context.selected_asset_keys)
+        context.log.info(f"{spec.name}: loading {', '.join(selected)} into {pipeline.destination.destination_name}:{spec.name}")
+        with exclusive(_lock_path(pipeline), on_wait=context.log.info):
+            yield from dlt_resource.run(
+                context=context,
+                dlt_source=source,
+                dlt_pipeline=pipeline,
+                dagster_dlt_translator=translator,
+                loader_file_format="jsonl",
+            )
+    except Failure:
+        raise
+    except Exception as error:  # turn deep library tracebacks into one actionable line
+        from restsync_assets.failures import explain
+
+        secrets = credentials.secrets() if credentials else []
+        message = explain(error, spec.name, secrets)
+        raise Failure(description=message, metadata={"error": MetadataValue.text(message)}) from None
+
+
+def _lock_path(pipeline: Any) -> Any:
+    if settings.destination_name() == "duckdb":
+        db = settings.duckdb_path()
+        return db.with_name(db.name + ".lock")
+    return settings.pipelines_dir() / f"{pipeline.pipeline_name}.lock"
+
+
+def _description(spec: SourceSpec, resource: ResourceSpec) -> str:
+    lines = [f"`{resource.endpoint.get('method', 'GET')} {resource.endpoint['path']}` from {spec.path.name}"]
+    if resource.parent:
+        lines.append(f"One request per `{resource.parent}` row.")
+    return "\n\n".join(lines)

@@ -1,0 +1,76 @@
+"""`restsync validate | demo | sandbox`: the operator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from restsync_assets import settings
+from restsync_assets.specs.errors import SpecValidationError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="restsync", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check spec files; one line per problem")
+    validate.add_argument("directory", nargs="?", type=Path, help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)")
+
+    demo = commands.add_parser("demo", help="load every asset from the bundled sandbox API into DuckDB")
+    demo.add_argument("--duckdb", type=Path, help="DuckDB file (default: RESTSYNC_DUCKDB_PATH or data/demo/restsync_demo.duckdb)")
+    demo.add_argument("--specs", type=Path, help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)")
+
+    sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+
+    args = parser.parse_args(argv)
+    if args.command == "validate":
+        return validate_command(args.directory)
+    if args.command == "demo":
+        return demo_command(args.duckdb, args.specs)
+    from restsync_assets.sandbox import serve
+
+    serve(args.port)
+    return 0
+
+
+def validate_command(directory: Path | None) -> int:
+    from restsync_assets.specs.loader import load_specs
+
+    directory = directory or settings.specs_dir()
+    try:
+        specs = load_specs(directory)
+    except SpecValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    for spec in specs:
+        print(f"ok  {spec.path.name}: {spec.name} ({len(spec.resources)} resources)")
+    return 0
+
+
+def demo_command(duckdb: Path | None, specs_folder: Path | None) -> int:
+    """Start the sandbox, point every spec at it, materialize everything, print a summary."""
+    from restsync_assets.demo import run_demo
+
+    if duckdb is not None:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
+    elif "RESTSYNC_DUCKDB_PATH" not in os.environ:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(settings.PACKAGE_ROOT / "data" / "demo" / "restsync_demo.duckdb")
+    if specs_folder is not None:
+        os.environ["RESTSYNC_SPECS_DIR"] = str(specs_folder.resolve())
+    started = time.perf_counter()
+    try:
+        report = run_demo(out=sys.stdout)
+    except SpecValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"\n{report.summary()} in {time.perf_counter() - started:.1f}s; warehouse: {settings.duckdb_path()}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

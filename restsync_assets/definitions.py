@@ -1,0 +1,36 @@
+"""The Dagster code location: `defs` is built from the spec files, nothing else.
+
+`dagster dev` (via workspace.yaml) and `dagster asset materialize -m restsync_assets.definitions`
+load this module. Set `RESTSYNC_SPECS_DIR` to load another folder of specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dagster import Definitions, in_process_executor
+from dagster_dlt import DagsterDltResource
+
+from restsync_assets.assets import DLT_RESOURCE_KEY, build_spec_assets, credentials_key
+from restsync_assets.resources import ApiCredentials
+from restsync_assets.settings import specs_dir
+from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs.model import SourceSpec
+
+
+def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
+    """Assets and resources for every spec.
+
+    Runs use the in-process executor: one DuckDB file takes one writer at a time, so steps
+    run one after another inside a run (and `restsync_assets.locks` serialises runs).
+    """
+    resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
+    resources.update({credentials_key(s): ApiCredentials(source=s.name) for s in specs})
+    return Definitions(
+        assets=[build_spec_assets(s) for s in specs],
+        resources=resources,
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(load_specs(specs_dir()))

@@ -1,0 +1,164 @@
+"""`restsync demo`: every spec against the bundled sandbox, through Dagster, into DuckDB."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from dagster import AssetsDefinition, DagsterInstance, materialize
+
+from restsync_assets import settings
+from restsync_assets.definitions import build_definitions
+from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs.model import SourceSpec
+
+
+@dataclass
+class AssetRow:
+    asset: str
+    rows_loaded: int | None
+    table_rows: int | None
+    status: str
+    seconds: float
+
+
+@dataclass
+class DemoReport:
+    rows: list[AssetRow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(r.status == "ok" for r in self.rows)
+
+    def summary(self) -> str:
+        good = sum(r.status == "ok" for r in self.rows)
+        return f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
+
+    def table(self) -> str:
+        header = ("asset", "rows loaded", "rows in table", "check", "seconds")
+        lines = [header] + [
+            (r.asset, _num(r.rows_loaded), _num(r.table_rows), r.status, f"{r.seconds:.2f}") for r in self.rows
+        ]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        out = []
+        for n, line in enumerate(lines):
+            out.append("  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+            if n == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return "\n".join(out)
+
+
+def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
+    """Start the sandbox on a free port, materialize every asset of every spec, compare ids."""
+    from restsync_assets.sandbox import SANDBOX_SPECS, Sandbox
+
+    specs = load_specs(settings.specs_dir())
+    report = DemoReport()
+    instance = DagsterInstance.ephemeral()
+    with Sandbox() as sandbox:
+        if faults is not None:
+            sandbox.faults = faults
+        known = [s for s in specs if s.name in SANDBOX_SPECS]
+        for spec in specs:
+            if spec not in known:
+                report.errors.append(f"{spec.name}: the sandbox does not serve this spec; skipped")
+                print(f"-- {spec.name}: not served by the sandbox, skipped", file=out)
+        print(f"sandbox on {sandbox.url}; warehouse {settings.duckdb_path()}", file=out)
+        with _env(sandbox.env([s.name for s in known])):
+            defs = build_definitions(known)
+            for spec in known:
+                report.rows.extend(_load_spec(spec, defs, instance, sandbox, out, report))
+    print("", file=out)
+    print(report.table(), file=out)
+    for error in report.errors:
+        print(f"error: {error}", file=out)
+    return report
+
+
+def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -> list[AssetRow]:
+    assets_def = _assets_of(defs, spec)
+    print(f"-> {spec.name}: materializing {len(spec.resources)} assets ...", file=out, flush=True)
+    started = time.perf_counter()
+    result = materialize(
+        [assets_def],
+        resources=defs.resources,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    seconds = time.perf_counter() - started
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+                report.errors.append(event.step_failure_data.error.message.strip().splitlines()[-1])
+    loaded = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        value = mat.metadata.get("rows_loaded")
+        loaded[mat.asset_key.path[-1]] = int(value.value) if value is not None else 0
+    rows = []
+    for resource in spec.resources:
+        table_ids = warehouse_ids(spec.name, resource.name)
+        truth = sandbox.ids(spec.name, resource.name)
+        if resource.name not in loaded:
+            status = "FAILED"
+        elif table_ids is None or {str(i) for i in table_ids} != {str(i) for i in truth}:
+            status = "MISMATCH"
+        else:
+            status = "ok"
+        rows.append(
+            AssetRow(
+                asset=f"{spec.name}/{resource.name}",
+                rows_loaded=loaded.get(resource.name),
+                table_rows=None if table_ids is None else len(table_ids),
+                status=status,
+                seconds=seconds,
+            )
+        )
+    state = "done" if result.success else "FAILED"
+    print(f"   {spec.name}: {state} in {seconds:.1f}s", file=out, flush=True)
+    return rows
+
+
+def warehouse_ids(dataset: str, table: str) -> list | None:
+    """Every `id` of `dataset.table` in the DuckDB warehouse, or None if there is no such table."""
+    import duckdb
+
+    path = settings.duckdb_path()
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        try:
+            return [r[0] for r in con.execute(f'select id from "{dataset}"."{table}"').fetchall()]
+        except duckdb.CatalogException:
+            return None
+
+
+def _assets_of(defs, spec: SourceSpec) -> AssetsDefinition:
+    for assets_def in defs.assets:
+        if isinstance(assets_def, AssetsDefinition) and any(k.path[0] == spec.name for k in assets_def.keys):
+            return assets_def
+    raise KeyError(spec.name)
+
+
+@contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _num(value: int | None) -> str:
+    return "-" if value is None else str(value)

@@ -1,0 +1,65 @@
+"""Masking of secret values in URLs and messages (logs, exceptions)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
+
+__all__ = ["MASK", "looks_secret", "mask", "mask_text", "mask_url"]
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not masked: replacing e.g. "1" everywhere would garble messages."""
+
+_SECRET_NAME = re.compile(r"token|secret|key|password|passwd|pwd|auth|signature|^sig$", re.I)
+_URL = re.compile(r"https?://[^\s'\"<>()]+")
+_QUERY_PARAM = re.compile(r"(?<=[?&;])([^=&;\s'\"<>()]+)=([^&;\s'\"<>()]*)")
+
+
+def looks_secret(name: str) -> bool:
+    """True for parameter names like ``api_key``, ``access_token``, ``X-Amz-Signature``."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def mask(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret (also in its URL-encoded forms) in ``text`` with ``***``."""
+    text = str(text)
+    values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+    for secret in sorted(values, key=len, reverse=True):
+        for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+            text = text.replace(form, MASK)
+    return text
+
+
+def _mask_query(query: str) -> str:
+    parts = []
+    for part in query.split("&"):
+        name, sep, _value = part.partition("=")
+        parts.append(f"{name}={MASK}" if sep and looks_secret(unquote_plus(name)) else part)
+    return "&".join(parts)
+
+
+def mask_url(url: str, secrets: Iterable[str | None] = ()) -> str:
+    """Mask secret-looking query parameters, a userinfo password and every known secret."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return mask(str(url), secrets)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else netloc
+    masked = urlunsplit(parts._replace(netloc=netloc, query=_mask_query(parts.query)))
+    return mask(masked, secrets)
+
+
+def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Mask URLs, ``?name=value`` fragments with secret-looking names and known secrets."""
+    text = _URL.sub(lambda m: mask_url(m.group(0)), str(text))
+    text = _QUERY_PARAM.sub(
+        lambda m: f"{m.group(1)}={MASK}" if looks_secret(unquote_plus(m.group(1))) else m.group(0),
+        text,
+    )
+    return mask(text, secrets)

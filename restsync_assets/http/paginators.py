@@ -1,0 +1,254 @@
+"""Paginators that extend dlt's ``rest_client`` paginators.
+
+* :class:`TemplatedCursorPaginator`: the next cursor (a URL or a plain token) and an optional stop
+  condition are Jinja templates evaluated against each response.
+* :class:`OffsetPaginatorWithoutTotal`: dlt's ``OffsetPaginator`` that tolerates a missing or
+  invalid ``total`` and stops on a short or empty page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from dlt.common import jsonpath
+from dlt.common.utils import str2bool
+from dlt.sources.helpers.rest_client.paginators import BasePaginator, OffsetPaginator
+from requests import Request, Response
+
+from .masking import mask_url
+from .templates import CompiledTemplate, compile_template
+
+__all__ = ["OffsetPaginatorWithoutTotal", "PaginationLoopError", "TemplatedCursorPaginator"]
+
+logger = logging.getLogger(__name__)
+
+_EMPTY_STRINGS = {"", "none", "null"}
+_FALSE_STRINGS = {"", "false", "0", "no", "off", "none", "null"}
+
+
+class PaginationLoopError(RuntimeError):
+    """The API returned a cursor (or next URL) that was already used in this pagination."""
+
+
+def _response_json(response: Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _is_empty_cursor(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() in _EMPTY_STRINGS
+    if isinstance(value, (dict, list, tuple, set)):
+        return not value
+    return False
+
+
+def _is_true(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_STRINGS
+    return bool(value)
+
+
+def _is_absolute_url(value: str) -> bool:
+    return urlsplit(value).scheme in ("http", "https")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class TemplatedCursorPaginator(BasePaginator):
+    """Follows a cursor computed by a Jinja template from each response.
+
+    Template variables: ``response`` (the parsed JSON body), ``headers`` (response headers,
+    case-insensitive) and ``last_page`` (the list of records selected from this page).
+
+    The cursor value may be an absolute ``http(s)`` URL (followed as is), a path starting with
+    ``/`` (resolved against the current request URL) or a plain token sent as the query
+    parameter ``cursor_param``. Pagination stops when ``stop_condition`` is truthy or the
+    cursor is empty (``None``, ``""``, ``"None"``, ``{}``). A cursor repeating one already seen
+    raises :class:`PaginationLoopError`.
+
+    Example::
+
+        TemplatedCursorPaginator(
+            cursor_value="{{ response.get('paging', {}).get('next_link', {}) }}",
+            stop_condition="{{ not response.get('paging', {}).get('next_link', {}) }}",
+        )
+    """
+
+    def __init__(
+        self,
+        cursor_value: str | CompiledTemplate,
+        stop_condition: str | CompiledTemplate | None = None,
+        cursor_param: str | None = None,
+        resource: str = "?",
+    ) -> None:
+        super().__init__()
+        self.cursor_template = compile_template(cursor_value)
+        self.stop_template = compile_template(stop_condition) if stop_condition else None
+        self.cursor_param = cursor_param
+        self.resource = resource
+        self._next_cursor: str | None = None
+        self._seen: set[str] = set()
+
+    def init_request(self, request: Request) -> None:
+        self._has_next_page = True
+        self._next_cursor = None
+        self._seen = set()
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        context = {
+            "response": _response_json(response),
+            "headers": response.headers,
+            "last_page": data if data is not None else [],
+        }
+        if self.stop_template is not None and _is_true(self.stop_template.evaluate(**context)):
+            self._set_next(None)
+            return
+        value = self.cursor_template.evaluate(**context)
+        self._set_next(None if _is_empty_cursor(value) else self._cursor_to_str(value))
+
+    def _cursor_to_str(self, value: Any) -> str:
+        if isinstance(value, (dict, list, tuple, set)):
+            raise ValueError(
+                f"resource {self.resource}: cursor_value {self.cursor_template.source!r}"
+                f" returned a {type(value).__name__}; it must return a string, a number or"
+                " an empty value"
+            )
+        return value.strip() if isinstance(value, str) else str(value)
+
+    def _set_next(self, cursor: str | None) -> None:
+        if cursor is not None:
+            if cursor in self._seen:
+                raise PaginationLoopError(
+                    f"resource {self.resource}: pagination loop, the API returned the cursor"
+                    f" {_short(mask_url(cursor))!r} again; check cursor_value /"
+                    " stop_condition of the paginator"
+                )
+            self._seen.add(cursor)
+        self._next_cursor = cursor
+        self._has_next_page = cursor is not None
+
+    def update_request(self, request: Request) -> None:
+        cursor = self._next_cursor
+        if cursor is None:
+            return
+        if _is_absolute_url(cursor) or cursor.startswith("/"):
+            self._follow_url(request, urljoin(request.url, cursor))
+            return
+        if not self.cursor_param:
+            raise ValueError(
+                f"resource {self.resource}: cursor value is neither a URL nor a path, so"
+                " the paginator needs `cursor_param` (the query parameter that carries it)"
+            )
+        if request.params is None:
+            request.params = {}
+        request.params[self.cursor_param] = cursor
+
+    @staticmethod
+    def _follow_url(request: Request, url: str) -> None:
+        """Go to ``url``; drop request params that its query string already carries."""
+        in_url = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+        request.url = url
+        if request.params:
+            request.params = {k: v for k, v in request.params.items() if k not in in_url}
+
+    def __str__(self) -> str:
+        return (
+            f"{type(self).__name__}(resource={self.resource!r},"
+            f" cursor_value={self.cursor_template.source!r},"
+            f" stop_condition={self.stop_template.source if self.stop_template else None!r},"
+            f" cursor_param={self.cursor_param!r})"
+        )
+
+
+class OffsetPaginatorWithoutTotal(OffsetPaginator):
+    """dlt's ``OffsetPaginator`` that does not require a ``total`` in the response.
+
+    Uses the integer at ``total_path`` when the response has one. When it is missing, null or
+    not an integer, pagination continues until a short page (fewer than ``limit`` records) or
+    an empty page. A short page always stops pagination, even when ``total`` says otherwise.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        offset: int = 0,
+        offset_param: str = "offset",
+        limit_param: str = "limit",
+        total_path: jsonpath.TJsonPath | None = "total",
+        maximum_offset: int | None = None,
+        has_more_path: jsonpath.TJsonPath | None = None,
+    ) -> None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        super().__init__(
+            limit=limit,
+            offset=offset,
+            offset_param=offset_param,
+            limit_param=limit_param,
+            total_path=total_path,
+            maximum_offset=maximum_offset,
+            stop_after_empty_page=True,
+            has_more_path=has_more_path,
+        )
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        count = len(data) if data else 0
+        total = self._read_total(response)
+        if count < self.limit:
+            if total is not None and self.current_value + count < total + self.base_index:
+                logger.warning(
+                    "%s: short page (%d < limit %d) at offset %d although total is %d;"
+                    " stopping. If the API caps the page size, lower `limit`.",
+                    type(self).__name__,
+                    count,
+                    self.limit,
+                    self.current_value,
+                    total,
+                )
+            self._has_next_page = False
+            return
+        self.current_value += self.value_step
+        if total is not None and self.current_value >= total + self.base_index:
+            self._has_next_page = False
+        if self.maximum_value is not None and self.current_value >= self.maximum_value:
+            self._has_next_page = False
+        if self.has_more_path is not None and not self._read_has_more(response):
+            self._has_next_page = False
+
+    def _read_total(self, response: Response) -> int | None:
+        """The integer total, or None when missing, null or not an integer."""
+        if not self.total_path:
+            return None
+        values = jsonpath.find_values(self.total_path, _response_json(response))
+        total = values[0] if values else None
+        if total is None or isinstance(total, bool):
+            return None
+        try:
+            return int(total)
+        except (TypeError, ValueError):
+            return None
+
+    def _read_has_more(self, response: Response) -> bool:
+        """Same rules as dlt: a bool or a bool-like string; anything else raises."""
+        body = _response_json(response)
+        values = jsonpath.find_values(self.has_more_path, body)
+        has_more = values[0] if values else None
+        if has_more is None:
+            self._handle_missing_has_more(body)
+        if isinstance(has_more, str):
+            try:
+                return str2bool(has_more)
+            except ValueError:
+                self._handle_invalid_has_more(has_more)
+        if not isinstance(has_more, bool):
+            self._handle_invalid_has_more(has_more)
+        return bool(has_more)

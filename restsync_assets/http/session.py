@@ -1,0 +1,311 @@
+"""A ``requests.Session`` with per-resource retry policies, for dlt's ``rest_api_source``.
+
+dlt's ``rest_api`` takes one session per source (``client.session``). :class:`RestsyncSession`
+picks the retry policy of the resource a request belongs to by matching the URL path against
+each resource's path template, retries with tenacity (using dlt's Retry-After aware wait),
+refreshes an OAuth token once on 401, and raises :class:`RequestFailedError` (with secrets
+masked) when retries run out. Non-retryable responses (404, 400, ...) are returned unchanged so
+dlt's ``response_actions`` and error handling still see them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from dlt.sources.helpers.requests.retry import wait_exponential_retry_after
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ChunkedEncodingError
+from requests.hooks import default_hooks, dispatch_hook
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_any,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from .masking import mask, mask_text, mask_url
+from .oauth import OAuth2Auth
+
+__all__ = [
+    "RETRYABLE_EXCEPTIONS",
+    "RequestFailedError",
+    "RestsyncSession",
+    "RetryPolicy",
+    "Route",
+    "mask",
+    "mask_url",
+]
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    ChunkedEncodingError,
+)
+_PLACEHOLDER = re.compile(r"\{[^{}/]*\}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry rules of one resource (or the source default)."""
+
+    retry_on_status_codes: tuple[int, ...] = (429, 500, 502, 503, 504)
+    max_retries: int = 3
+    """Retries after the first attempt."""
+    backoff_factor: float = 1.0
+    """Exponential backoff: ``backoff_factor * 2**n`` seconds, capped at ``max_retry_delay``."""
+    max_retry_delay: float = 60.0
+    """Cap of the backoff, also caps ``Retry-After``."""
+    timeout: float = 60.0
+    """Per request, seconds (used when the caller gives none)."""
+    respect_retry_after: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    """Maps a path template (relative to ``base_url``) to a resource and its policy."""
+
+    resource: str
+    path_template: str
+    policy: RetryPolicy
+
+
+class RequestFailedError(RuntimeError):
+    """Retries ran out. One-line message with source, resource, method, masked URL, attempts."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        resource: str,
+        method: str,
+        url: str,
+        attempts: int,
+        status: int | None = None,
+        response: requests.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.resource = resource
+        self.method = method
+        self.url = url
+        self.attempts = attempts
+        self.status = status
+        self.response = response
+
+
+@dataclass(frozen=True)
+class _CompiledRoute:
+    route: Route
+    pattern: re.Pattern[str]
+    specificity: tuple[int, int]
+
+
+def _normalize_template(template: str) -> str:
+    path = template.split("?", 1)[0]
+    return path if path.startswith("/") else "/" + path
+
+
+def _compile_route(route: Route, index: int) -> _CompiledRoute:
+    template = _normalize_template(route.path_template)
+    literals = _PLACEHOLDER.split(template)
+    pattern = "[^/]+".join(re.escape(part) for part in literals)
+    return _CompiledRoute(route, re.compile(pattern), (sum(map(len, literals)), -index))
+
+
+class RestsyncSession(requests.Session):
+    """Session for one source; use as ``client.session`` in dlt's ``rest_api_source``.
+
+    Args:
+        source: source name, used in messages.
+        base_url: the source's base URL; its path prefix is removed before route matching.
+        routes: one :class:`Route` per resource with its own policy.
+        default_policy: policy for URLs that match no route.
+        auth: OAuth2 auth whose token is refreshed once when a request it authorized gets a
+            401. Also pass the same instance as ``client.auth``; the session does not apply
+            it to requests by itself.
+        secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
+        sleep: sleep function used between retries (inject a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        routes: list[Route],
+        default_policy: RetryPolicy,
+        auth: OAuth2Auth | None = None,
+        secrets: Callable[[], list[str]] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.base_url = base_url
+        self.default_policy = default_policy
+        self.routes = list(routes)
+        self._compiled = [_compile_route(r, i) for i, r in enumerate(self.routes)]
+        self._prefix = urlsplit(base_url).path.rstrip("/")
+        self._oauth = auth
+        self._secrets = secrets
+        self._sleep = sleep
+        adapter = HTTPAdapter(pool_maxsize=50)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    # --- routing ------------------------------------------------------------------------
+
+    def route_for(self, url: str) -> Route | None:
+        """The route whose template matches the URL path; the most literal characters wins."""
+        path = urlsplit(url).path
+        if self._prefix:
+            if path != self._prefix and not path.startswith(self._prefix + "/"):
+                return None
+            path = path[len(self._prefix) :]
+        path = path or "/"
+        matches = [c for c in self._compiled if c.pattern.fullmatch(path)]
+        if not matches:
+            return None
+        return max(matches, key=lambda c: c.specificity).route
+
+    def policy_for(self, url: str) -> RetryPolicy:
+        """The retry policy for ``url`` (the route's or the default)."""
+        route = self.route_for(url)
+        return route.policy if route else self.default_policy
+
+    # --- masking ------------------------------------------------------------------------
+
+    def secret_values(self) -> list[str]:
+        """All secrets to mask: from ``secrets()`` and from ``auth.secrets()``."""
+        values = list(self._secrets()) if self._secrets else []
+        if self._oauth is not None:
+            values.extend(self._oauth.secrets())
+        return values
+
+    def mask_url(self, url: str) -> str:
+        """``url`` with secret query params and every known secret replaced by ``***``."""
+        return mask_url(url, self.secret_values())
+
+    # --- sending ------------------------------------------------------------------------
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send with the route's timeout and retries; response hooks run once, at the end."""
+        route = self.route_for(request.url)
+        policy = route.policy if route else self.default_policy
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = policy.timeout
+        # hooks (dlt's raise_for_status, response_actions) must see the final response only,
+        # not each attempt: a 503 would otherwise raise before it can be retried
+        hooks, request.hooks = request.hooks, default_hooks()
+        try:
+            response = self._send_with_retries(request, route, policy, kwargs)
+        finally:
+            request.hooks = hooks
+        hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
+        return dispatch_hook("response", hooks, response, **hook_kwargs)
+
+    def _send_with_retries(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        policy: RetryPolicy,
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        codes = frozenset(policy.retry_on_status_codes)
+        wait_cls = wait_exponential_retry_after if policy.respect_retry_after else wait_exponential
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.max_retries + 1),
+            wait=wait_cls(multiplier=policy.backoff_factor, max=policy.max_retry_delay),
+            retry=retry_any(
+                retry_if_exception_type(RETRYABLE_EXCEPTIONS),
+                retry_if_result(lambda r: r.status_code in codes),
+            ),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._before_sleep(state, request, route),
+            retry_error_callback=lambda state: self._give_up(state, request, route),
+        )
+        refreshed = [False]
+        return retrying(self._attempt, request, kwargs, refreshed)
+
+    def _attempt(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any], refreshed: list[bool]
+    ) -> requests.Response:
+        response = super().send(request, **kwargs)
+        if response.status_code != 401 or refreshed[0] or not self._owns_auth(request):
+            return response
+        # the token was rejected: refresh once and resend (not counted as a retry)
+        refreshed[0] = True
+        failed = request.headers["Authorization"][len("Bearer ") :]
+        response.close()
+        self._oauth.invalidate(failed)
+        self._oauth(request)
+        return super().send(request, **kwargs)
+
+    def _owns_auth(self, request: requests.PreparedRequest) -> bool:
+        return self._oauth is not None and self._oauth.owns_authorization(
+            request.headers.get("Authorization")
+        )
+
+    def _describe(self, state: RetryCallState) -> tuple[str, int | None]:
+        if state.outcome.failed:
+            exc = state.outcome.exception()
+            detail = re.sub(r"\s+", " ", mask_text(str(exc), self.secret_values()))[:200]
+            return f"{type(exc).__name__} ({detail})", None
+        response = state.outcome.result()
+        return f"HTTP {response.status_code} {response.reason or ''}".strip(), response.status_code
+
+    def _before_sleep(
+        self, state: RetryCallState, request: requests.PreparedRequest, route: Route | None
+    ) -> None:
+        what, _ = self._describe(state)
+        if not state.outcome.failed:
+            state.outcome.result().close()
+        logger.warning(
+            "%s/%s: %s %s got %s, retrying in %.1fs (attempt %d)",
+            self.source,
+            route.resource if route else "?",
+            request.method,
+            self.mask_url(request.url),
+            what,
+            state.upcoming_sleep,
+            state.attempt_number,
+        )
+
+    def _give_up(
+        self, state: RetryCallState, request: requests.PreparedRequest, route: Route | None
+    ) -> requests.Response:
+        what, status = self._describe(state)
+        resource = route.resource if route else "?"
+        url = self.mask_url(request.url)
+        attempts = state.attempt_number
+        advice = (
+            "raise error_handler.max_retries or check the API status"
+            if status is not None
+            else "check the network / the API status or raise error_handler.max_retries"
+        )
+        raise RequestFailedError(
+            f"{self.source}: resource {resource}: {request.method} {url} failed after"
+            f" {attempts} attempt{'s' if attempts != 1 else ''}: {what}; {advice}",
+            source=self.source,
+            resource=resource,
+            method=str(request.method),
+            url=url,
+            attempts=attempts,
+            status=status,
+            response=None if state.outcome.failed else state.outcome.result(),
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RestsyncSession:
+        # dlt deep-copies the config (incl. client.session) during validation; share it
+        return self

@@ -1,0 +1,111 @@
+"""Transport-independent request handling: dataset, tokens, routing, faults."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+
+from . import routes
+from .auth import TOKEN_PATHS, TokenStore, require_bearer, token_endpoint
+from .data import RESOURCES, SANDBOX_SPECS, SORT_KEYS, build_dataset
+from .faults import FaultPlan
+from .models import ApiError, IncomingRequest, Response
+
+
+def _same_key(a, b) -> bool:
+    return str(a) == str(b)
+
+
+class SandboxApp:
+    """The five fake APIs over one in-memory dataset (thread-safe)."""
+
+    def __init__(
+        self,
+        token_ttl: int,
+        clock: Callable[[], float],
+        page_size: int,
+        faults: FaultPlan | None = None,
+    ):
+        self.tokens = TokenStore(token_ttl, clock)
+        self.page_size = page_size
+        self.faults = faults or FaultPlan()
+        self.default_host = "127.0.0.1"
+        self._data = build_dataset()
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ dataset access
+
+    def _table(self, spec: str, resource: str) -> list[dict]:
+        if resource not in RESOURCES.get(spec, ()):
+            raise KeyError(f"unknown sandbox resource {spec}.{resource}")
+        return self._data[spec][resource]
+
+    def rows(self, spec: str, resource: str) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._table(spec, resource))
+
+    def upsert_row(self, spec: str, resource: str, row: dict) -> None:
+        if row.get("id") is None:
+            raise ValueError("row needs a non-null 'id'")
+        row = copy.deepcopy(row)
+        with self._lock:
+            table = self._table(spec, resource)
+            for i, existing in enumerate(table):
+                if existing["id"] == row["id"]:
+                    table[i] = row
+                    break
+            else:
+                table.append(row)
+            keys = SORT_KEYS.get((spec, resource))
+            if keys:
+                table.sort(key=lambda r: tuple(str(r.get(k)) for k in keys))
+
+    # ------------------------------------------------------------------ request handling
+
+    def handle(self, request: IncomingRequest) -> Response:
+        """Answer one request; never raises for client errors."""
+        try:
+            return self._handle(request)
+        except ApiError as error:
+            return error.response
+
+    def _handle(self, request: IncomingRequest) -> Response:
+        first, _, rest = request.path.lstrip("/").partition("/")
+        subpath = "/" + rest
+        route = params = None
+        if first in SANDBOX_SPECS:
+            request.spec = first
+            if subpath == TOKEN_PATHS[first]:
+                request.resource = "oauth"
+            elif found := routes.match(first, subpath):
+                route, params = found
+                request.resource = route.resource
+        override = self.faults.intercept(request)
+        if override is not None:
+            return override
+        if request.resource == "oauth":
+            return token_endpoint(request.spec, request, self.tokens)
+        if route is None:
+            raise ApiError(404, "not_found", f"no route for {request.path}")
+        if request.method != "GET":
+            raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
+        require_bearer(route.spec, request, self.tokens)
+        with self._lock:
+            rows = self._select(route, params)
+        host = request.headers.get("host") or self.default_host
+        return routes.render(route, rows, request, host, self.page_size)
+
+    def _select(self, route: routes.Route, params: dict[str, str]) -> list[dict]:
+        if route.parent is not None:
+            parents = self._data[route.spec][route.parent]
+            if not any(
+                all(_same_key(p.get(field), params[name]) for field, name in route.parent_keys)
+                for p in parents
+            ):
+                raise ApiError(404, "not_found", f"no such {route.parent[:-1]} for this path")
+        return [
+            row
+            for row in self._data[route.spec][route.resource]
+            if all(_same_key(row.get(field), params[name]) for field, name in route.child_keys)
+        ]

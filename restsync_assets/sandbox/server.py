@@ -1,0 +1,282 @@
+"""HTTP server for the sandbox and the :class:`Sandbox` public API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from .app import SandboxApp
+from .auth import GRANT_TYPES, TOKEN_PATHS, credentials_for
+from .data import SANDBOX_SPECS
+from .faults import FaultPlan
+from .models import IncomingRequest, RequestRecord, Response
+
+LOG_ENV_VAR = "RESTSYNC_SANDBOX_LOG"
+
+
+def _logging_enabled() -> bool:
+    return os.environ.get(LOG_ENV_VAR, "").lower() not in ("", "0", "false", "no")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "restsync-sandbox/1.0"
+    timeout = 60
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        parts = urlsplit(self.path)
+        request = IncomingRequest(
+            method=method,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        sandbox = self.server.sandbox
+        try:
+            response = sandbox._app.handle(request)
+        except Exception:
+            traceback.print_exc()
+            response = Response(500, {"error": "internal_error"})
+        sandbox._record(request, response.status)
+        payload = json.dumps(response.body).encode()
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args) -> None:
+        if _logging_enabled():
+            super().log_message(format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox):
+        self.sandbox = sandbox
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address) -> None:
+        with self._conn_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._conn_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._conn_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request, client_address) -> None:
+        if _logging_enabled():
+            super().handle_error(request, client_address)
+
+
+class Sandbox:
+    """Local fake of the five seed APIs, served under ``http://host:port/<spec>/...``.
+
+    Use as a context manager (``with Sandbox() as sb: ...``) or call
+    :meth:`start` / :meth:`stop`. ``port=0`` picks a free port; read :attr:`url`
+    after starting. ``clock`` (epoch seconds) drives token expiry, ``page_size``
+    is the marketing_api cursor page size, ``faults`` is the fault-injection
+    hook (see :mod:`restsync_assets.sandbox.faults`).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl: int = 3600,
+        clock: Callable[[], float] = time.time,
+        page_size: int = 5,
+        faults: FaultPlan | None = None,
+    ):
+        self.host = host
+        self.port = port
+        self._app = SandboxApp(token_ttl, clock, page_size, faults)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._log: list[RequestRecord] = []
+        self._log_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Sandbox:
+        """Bind and serve in a background daemon thread; returns ``self``."""
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._app.default_host = f"{self.host}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"restsync-sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections and close the listening socket."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ URLs and credentials
+
+    @property
+    def url(self) -> str:
+        """``http://<host>:<port>`` (only once started)."""
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def faults(self) -> FaultPlan:
+        """Fault-injection plan consulted for every request (default: no faults)."""
+        return self._app.faults
+
+    @faults.setter
+    def faults(self, plan: FaultPlan | None) -> None:
+        self._app.faults = plan or FaultPlan()
+
+    def base_url(self, spec: str) -> str:
+        _check_spec(spec)
+        return f"{self.url}/{spec}"
+
+    def token_url(self, spec: str) -> str:
+        return self.base_url(spec) + TOKEN_PATHS[spec]
+
+    def grant_type(self, spec: str) -> str:
+        """``"client_credentials"`` or ``"refresh_token"``."""
+        _check_spec(spec)
+        return GRANT_TYPES[spec]
+
+    def credentials(self, spec: str) -> dict[str, str]:
+        """``client_id``, ``client_secret`` and, for refresh-token specs, ``refresh_token``."""
+        _check_spec(spec)
+        return credentials_for(spec)
+
+    def env(self, specs: Iterable[str] | None = None) -> dict[str, str]:
+        """Environment variables ``<SPEC>_CLIENT_ID`` ... ``<SPEC>_TOKEN_URL`` for ``specs``."""
+        out: dict[str, str] = {}
+        for spec in SANDBOX_SPECS if specs is None else specs:
+            name = spec.upper()
+            for key, value in self.credentials(spec).items():
+                out[f"{name}_{key.upper()}"] = value
+            out[f"{name}_BASE_URL"] = self.base_url(spec)
+            out[f"{name}_TOKEN_URL"] = self.token_url(spec)
+        return out
+
+    # ------------------------------------------------------------------ data
+
+    def rows(self, spec: str, resource: str) -> list[dict]:
+        """Every row the API can return for ``resource`` (children across all parents)."""
+        return self._app.rows(spec, resource)
+
+    def ids(self, spec: str, resource: str) -> set:
+        return {row["id"] for row in self.rows(spec, resource)}
+
+    def upsert_row(self, spec: str, resource: str, row: dict) -> None:
+        """Add ``row`` or replace the row with the same ``id``."""
+        self._app.upsert_row(spec, resource, row)
+
+    def expire_tokens(self) -> None:
+        """Invalidate every access token issued so far."""
+        self._app.tokens.expire_all()
+
+    # ------------------------------------------------------------------ request log
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Snapshot of every request served so far, in arrival order."""
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def _record(self, request: IncomingRequest, status: int) -> None:
+        record = RequestRecord(
+            request.method, request.path, request.query, status, request.spec, request.resource
+        )
+        with self._log_lock:
+            self._log.append(record)
+
+
+def _check_spec(spec: str) -> None:
+    if spec not in SANDBOX_SPECS:
+        raise KeyError(f"unknown sandbox spec {spec!r}; expected one of {SANDBOX_SPECS}")
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Run the sandbox in the foreground until Ctrl-C, printing URLs and credentials."""
+    with Sandbox(host=host, port=port) as sandbox:
+        print(f"restsync sandbox listening on {sandbox.url}")
+        for spec in SANDBOX_SPECS:
+            print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
+            for key, value in sandbox.env([spec]).items():
+                print(f"{key}={value}")
+        print("\nPress Ctrl-C to stop.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping sandbox", file=sys.stderr)
+
+
+serve_forever = serve

@@ -1,0 +1,44 @@
+"""Settings from the environment, read lazily (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository root when installed with `pip install -e .` (the package's parent folder).
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def specs_dir() -> Path:
+    """`RESTSYNC_SPECS_DIR`, else `./source_specs`, else the repo's `source_specs/`."""
+    configured = os.environ.get("RESTSYNC_SPECS_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    local = Path.cwd() / "source_specs"
+    return local if local.is_dir() else PACKAGE_ROOT / "source_specs"
+
+
+def duckdb_path() -> Path:
+    """`RESTSYNC_DUCKDB_PATH`, else `data/restsync.duckdb` under the repo (git-ignored)."""
+    configured = os.environ.get("RESTSYNC_DUCKDB_PATH")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return PACKAGE_ROOT / "data" / "restsync.duckdb"
+
+
+def destination_name() -> str:
+    """`RESTSYNC_DESTINATION`: a dlt destination name configured in `.dlt/`; default `duckdb`."""
+    return os.environ.get("RESTSYNC_DESTINATION", "duckdb")
+
+
+def pipelines_dir() -> Path:
+    """Where dlt keeps pipeline working state: `RESTSYNC_PIPELINES_DIR`, else beside the DuckDB file.
+
+    Keeping it next to the warehouse file means two warehouses (two tests, demo and dev) never
+    share dlt state, and nothing leaks into `/var/dlt` or `~/.dlt`.
+    """
+    configured = os.environ.get("RESTSYNC_PIPELINES_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    db = duckdb_path()
+    return db.parent / f".{db.stem}_pipelines"

@@ -1,0 +1,139 @@
+"""At run time only: a `SourceSpec` plus credentials becomes a dlt source and pipeline.
+
+Nothing here runs when definitions load. Each run builds a fresh source (dagster-dlt mutates
+the source's schema while running, dagster issue 34052) and a fresh pipeline object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dlt
+from dlt.extract.source import DltSource
+from dlt.pipeline.pipeline import Pipeline
+from dlt.sources.rest_api import rest_api_source
+
+from restsync_assets import settings
+from restsync_assets.http.oauth import OAuth2Auth
+from restsync_assets.http.paginators import OffsetPaginatorWithoutTotal, TemplatedCursorPaginator
+from restsync_assets.http.session import RestsyncSession, RetryPolicy, Route
+from restsync_assets.resources import Credentials
+from restsync_assets.specs.model import (
+    ErrorHandler,
+    OAuth2AuthSpec,
+    OffsetPaginatorSpec,
+    ResourceSpec,
+    SourceSpec,
+    TemplatedCursorPaginatorSpec,
+)
+
+
+def build_source(spec: SourceSpec, credentials: Credentials) -> DltSource:
+    """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session."""
+    base_url = (credentials.base_url or spec.base_url).rstrip("/")
+    auth = build_auth(spec, credentials)
+    session = RestsyncSession(
+        source=spec.name,
+        base_url=base_url,
+        routes=[Route(r.name, r.endpoint["path"], retry_policy(r.error_handler)) for r in spec.resources],
+        default_policy=retry_policy(ErrorHandler()),
+        auth=auth if isinstance(auth, OAuth2Auth) else None,
+        secrets=lambda: [*credentials.secrets(), *(auth.secrets() if isinstance(auth, OAuth2Auth) else [])],
+    )
+    client: dict[str, Any] = {"base_url": base_url, "session": session}
+    if auth is not None:
+        client["auth"] = auth
+    if spec.client_headers:
+        client["headers"] = dict(spec.client_headers)
+    if spec.client_paginator is not None:
+        client["paginator"] = build_paginator(spec.client_paginator, "client")
+    config = {"client": client, "resources": [resource_config(r) for r in spec.resources]}
+    return rest_api_source(config, name=spec.name)
+
+
+def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:
+    """The source's auth: one OAuth2 token shared by every resource, or a dlt auth config."""
+    if isinstance(spec.auth, OAuth2AuthSpec):
+        return OAuth2Auth(
+            token_url=credentials.token_url or spec.auth.token_url,
+            client_id=credentials.require("client_id"),
+            client_secret=credentials.require("client_secret"),
+            refresh_token=credentials.refresh_token,
+            scopes=list(spec.auth.scopes) or None,
+            source=spec.name,
+        )
+    return spec.auth
+
+
+def retry_policy(handler: ErrorHandler) -> RetryPolicy:
+    return RetryPolicy(
+        retry_on_status_codes=tuple(handler.retry_on_status_codes),
+        max_retries=handler.max_retries,
+        backoff_factor=handler.backoff_factor,
+        max_retry_delay=handler.max_retry_delay,
+        timeout=handler.timeout,
+    )
+
+
+def build_paginator(paginator: Any, resource: str) -> Any:
+    """A paginator instance for restsync's extensions; dlt's own configs pass through."""
+    if isinstance(paginator, TemplatedCursorPaginatorSpec):
+        return TemplatedCursorPaginator(
+            cursor_value=paginator.cursor_value,
+            stop_condition=paginator.stop_condition,
+            cursor_param=paginator.cursor_param,
+            resource=resource,
+        )
+    if isinstance(paginator, OffsetPaginatorSpec):
+        return OffsetPaginatorWithoutTotal(
+            limit=paginator.limit,
+            offset=paginator.offset,
+            offset_param=paginator.offset_param,
+            limit_param=paginator.limit_param,
+            total_path=paginator.total_path,
+            maximum_offset=paginator.maximum_offset,
+            has_more_path=paginator.has_more_path,
+        )
+    return paginator
+
+
+def resource_config(resource: ResourceSpec) -> dict[str, Any]:
+    """The dlt `EndpointResource` dict of one resource."""
+    endpoint = dict(resource.endpoint)
+    if resource.paginator is not None:
+        endpoint["paginator"] = build_paginator(resource.paginator, resource.name)
+    config: dict[str, Any] = {**resource.hints, "name": resource.name, "endpoint": endpoint}
+    config["write_disposition"] = resource.write_disposition
+    if resource.primary_key is not None:
+        config["primary_key"] = (
+            resource.primary_key if isinstance(resource.primary_key, str) else list(resource.primary_key)
+        )
+    if resource.include_from_parent:
+        config["include_from_parent"] = list(resource.include_from_parent)
+    if resource.columns:
+        columns = dict(config.get("columns") or {})
+        for column in resource.columns:
+            columns[column.name] = {
+                **columns.get(column.name, {}),
+                "data_type": column.data_type,
+                "nullable": column.nullable,
+            }
+        config["columns"] = columns
+    return config
+
+
+def build_pipeline(spec: SourceSpec) -> Pipeline:
+    """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination."""
+    name = settings.destination_name()
+    if name == "duckdb":
+        path = settings.duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        destination: Any = dlt.destinations.duckdb(str(path))
+    else:
+        destination = name
+    return dlt.pipeline(
+        pipeline_name=f"restsync_{spec.name}",
+        destination=destination,
+        dataset_name=spec.name,
+        pipelines_dir=str(settings.pipelines_dir()),
+    )

@@ -1,0 +1,678 @@
+"""Read `source_specs/*.yaml`, merge `resource_defaults`, bind placeholders, validate once.
+
+This is the only module that reads YAML. It turns each file into a `SourceSpec` or raises a
+`SpecError` whose message is one line naming the file, the resource and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from restsync_assets.specs.errors import SpecError, SpecValidationError, allowed
+from restsync_assets.specs.model import (
+    COLUMN_TYPES,
+    DLT_AUTH_TYPES,
+    PAGINATOR_TYPES,
+    SECRET_AUTH_KEYS,
+    AUTH_TYPES,
+    Binding,
+    Column,
+    ErrorHandler,
+    OAuth2AuthSpec,
+    OffsetPaginatorSpec,
+    ResourceSpec,
+    SourceSpec,
+    TemplatedCursorPaginatorSpec,
+)
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+TOP_LEVEL_KEYS = ("name", "description", "client", "resource_defaults", "resources")
+CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler")
+#: Endpoint keys of dlt's `rest_api` `Endpoint` TypedDict.
+ENDPOINT_KEYS = (
+    "path",
+    "method",
+    "params",
+    "json",
+    "data",
+    "paginator",
+    "data_selector",
+    "response_actions",
+    "incremental",
+    "auth",
+    "headers",
+)
+#: Resource keys that restsync reads itself and removes before handing the rest to dlt.
+EXTENSION_RESOURCE_KEYS = ("error_handler", "schema")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def spec_files(directory: Path) -> list[Path]:
+    """The spec files of a folder, in name order (hidden files and `_`-prefixed ones skipped)."""
+    return sorted(
+        p
+        for p in Path(directory).iterdir()
+        if p.suffix in SPEC_SUFFIXES and not p.name.startswith((".", "_"))
+    )
+
+
+def load_specs(directory: Path | str) -> list[SourceSpec]:
+    """Load and validate every spec in `directory`; raise `SpecValidationError` listing all problems."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SpecValidationError(
+            [SpecError(directory, "spec folder not found (set RESTSYNC_SPECS_DIR to a folder of *.yaml specs)")]
+        )
+    specs, errors = [], []
+    for path in spec_files(directory):
+        try:
+            specs.append(load_spec_file(path))
+        except SpecError as error:
+            errors.append(error)
+    seen: dict[str, Path] = {}
+    for spec in specs:
+        if spec.name in seen:
+            errors.append(
+                SpecError(spec.path, f"'{spec.name}' is already the name of {seen[spec.name].name}", key="name")
+            )
+        seen.setdefault(spec.name, spec.path)
+    if errors:
+        raise SpecValidationError(errors)
+    return specs
+
+
+def load_spec_file(path: Path | str) -> SourceSpec:
+    """Read one YAML spec file into a validated `SourceSpec`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(path, f"invalid YAML{where}: {problem}") from None
+    except OSError as error:
+        raise SpecError(path, f"cannot read file: {error.strerror}") from None
+    return parse_spec(raw, path)
+
+
+def parse_spec(raw: Any, path: Path) -> SourceSpec:
+    """Validate an already parsed spec mapping (the YAML document) into a `SourceSpec`."""
+    return _SpecParser(raw, Path(path)).parse()
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+class _SpecParser:
+    def __init__(self, raw: Any, path: Path):
+        self.raw = raw
+        self.path = path
+
+    def fail(self, message: str, *, resource: str | None = None, key: str = "") -> SpecError:
+        return SpecError(self.path, message, resource=resource, key=key)
+
+    # -- top level -------------------------------------------------------------------------
+
+    def parse(self) -> SourceSpec:
+        raw = self.raw
+        if not isinstance(raw, dict):
+            raise self.fail("a spec must be a mapping with name, client and resources")
+        unknown = set(raw) - set(TOP_LEVEL_KEYS)
+        if unknown:
+            key = sorted(unknown)[0]
+            raise self.fail(f"unknown key; {allowed(TOP_LEVEL_KEYS)}", key=key)
+        name = raw.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise self.fail(
+                f"must be snake_case (lowercase letters, digits, _), got {name!r}", key="name"
+            )
+        client = self._mapping(raw.get("client"), "client", required=True)
+        unknown = set(client) - set(CLIENT_KEYS)
+        if unknown:
+            key = sorted(unknown)[0]
+            raise self.fail(f"unknown key; {allowed(CLIENT_KEYS)}", key=f"client.{key}")
+        base_url = client.get("base_url")
+        if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
+            raise self.fail(f"must be an http(s) URL, got {base_url!r}", key="client.base_url")
+        auth = self._auth(client.get("auth"), "client.auth")
+        client_handler = self._error_handler_fields(client.get("error_handler"), "client.error_handler")
+        defaults = self._mapping(raw.get("resource_defaults"), "resource_defaults")
+        default_handler = self._error_handler_fields(
+            defaults.get("error_handler"), "resource_defaults.error_handler"
+        )
+        resources_raw = raw.get("resources")
+        if not isinstance(resources_raw, list) or not resources_raw:
+            raise self.fail("must be a non-empty list of resources", key="resources")
+        merged = [self._merge_defaults(defaults, r, i) for i, r in enumerate(resources_raw)]
+        names = [r["name"] for r in merged]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise self.fail("duplicate resource name", resource=n, key="name")
+        bindings = {r["name"]: self._bindings(r, names) for r in merged}
+        parents = _Lineage(bindings, self)
+        carried = parents.carried_fields()
+        resources = tuple(
+            self._resource(
+                r,
+                handler_layers=(client_handler, default_handler),
+                bindings=bindings[r["name"]],
+                parent=parents.parent(r["name"]),
+                carried=carried,
+                lineage=parents,
+            )
+            for r in parents.ordered(merged)
+        )
+        return SourceSpec(
+            name=name,
+            path=self.path,
+            base_url=base_url.rstrip("/"),
+            auth=auth,
+            client_headers=dict(client.get("headers") or {}),
+            client_paginator=self._client_paginator(client.get("paginator")),
+            resources=resources,
+            description=raw.get("description"),
+        )
+
+    def _mapping(self, value: Any, key: str, *, required: bool = False, resource: str | None = None) -> dict:
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail("must be a mapping", resource=resource, key=key)
+        return value
+
+    # -- client ----------------------------------------------------------------------------
+
+    def _auth(self, auth: Any, key: str, resource: str | None = None) -> OAuth2AuthSpec | dict | None:
+        if auth is None:
+            return None
+        if isinstance(auth, str):
+            auth = {"type": auth}
+        if not isinstance(auth, dict):
+            raise self.fail("must be a mapping with a type", resource=resource, key=key)
+        kind = auth.get("type", "bearer")
+        if kind not in AUTH_TYPES:
+            raise self.fail(f"unknown auth type {kind!r}; {allowed(AUTH_TYPES)}", resource=resource, key=f"{key}.type")
+        for secret in SECRET_AUTH_KEYS + ("token", "api_key", "password"):
+            if secret in auth:
+                raise self.fail(
+                    "secrets never live in YAML: remove it and set the env var or .dlt/secrets.toml",
+                    resource=resource,
+                    key=f"{key}.{secret}",
+                )
+        if kind == "oauth2":
+            return self._model(OAuth2AuthSpec, auth, key, resource)
+        assert kind in DLT_AUTH_TYPES
+        return dict(auth)
+
+    def _client_paginator(self, paginator: Any) -> Any:
+        if paginator is None:
+            return None
+        return self._paginator(paginator, "client.paginator", None)
+
+    def _model(self, model: type[BaseModel], value: dict, key: str, resource: str | None) -> Any:
+        try:
+            return model.model_validate(value)
+        except ValidationError as error:
+            message, full_key = _pydantic_message(error, key)
+            raise self.fail(message, resource=resource, key=full_key) from None
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _merge_defaults(self, defaults: dict, resource: Any, index: int) -> dict:
+        """Merge `resource_defaults` into a resource the way dlt does (params and json deep)."""
+        if isinstance(resource, str):
+            resource = {"name": resource, "endpoint": {"path": resource}}
+        if not isinstance(resource, dict):
+            raise self.fail("must be a mapping or a resource name", key=f"resources[{index}]")
+        name = resource.get("name")
+        if not isinstance(name, str) or not RESOURCE_NAME_RE.match(name):
+            raise self.fail(
+                f"must be a name of letters, digits and _ (it becomes the table and asset name), got {name!r}",
+                key=f"resources[{index}].name",
+            )
+        endpoint = resource.get("endpoint", {"path": name})
+        if isinstance(endpoint, str):
+            endpoint = {"path": endpoint}
+        endpoint = self._mapping(endpoint, "endpoint", resource=name)
+        default_endpoint = defaults.get("endpoint") or {}
+        if isinstance(default_endpoint, str):
+            default_endpoint = {"path": default_endpoint}
+        merged_endpoint = {**deepcopy(default_endpoint), **deepcopy(endpoint)}
+        for deep in ("params", "json"):
+            if deep in endpoint and deep in default_endpoint:
+                merged_endpoint[deep] = {**default_endpoint[deep], **endpoint[deep]}
+        merged_endpoint.setdefault("path", name)
+        merged = {**deepcopy({k: v for k, v in defaults.items() if k != "endpoint"}), **deepcopy(resource)}
+        merged["endpoint"] = merged_endpoint
+        if "error_handler" in resource:
+            merged["error_handler"] = resource["error_handler"]
+        return merged
+
+    def _bindings(self, resource: dict, names: list[str]) -> tuple[Binding, ...]:
+        name = resource["name"]
+        endpoint = resource["endpoint"]
+        unknown = set(endpoint) - set(ENDPOINT_KEYS)
+        if unknown:
+            key = sorted(unknown)[0]
+            raise self.fail(f"unknown endpoint key; {allowed(ENDPOINT_KEYS)}", resource=name, key=f"endpoint.{key}")
+        path = endpoint.get("path")
+        if not isinstance(path, str):
+            raise self.fail("must be a string", resource=name, key="endpoint.path")
+        params = self._mapping(endpoint.get("params"), "endpoint.params", resource=name)
+        bindings: list[Binding] = []
+        for param, value in params.items():
+            if isinstance(value, dict) and value.get("type") == "resolve":
+                target, fld = value.get("resource"), value.get("field")
+                self._check_target(target, names, name, f"endpoint.params.{param}.resource")
+                if not isinstance(fld, str) or not fld:
+                    raise self.fail("must name a field of the parent", resource=name, key=f"endpoint.params.{param}.field")
+                bindings.append(Binding(param, target, fld))
+            elif isinstance(value, dict) and value.get("type") not in (None, "incremental"):
+                raise self.fail(
+                    f"unknown param type {value.get('type')!r}; {allowed(('resolve', 'incremental'))}",
+                    resource=name,
+                    key=f"endpoint.params.{param}.type",
+                )
+        bound = {b.placeholder for b in bindings}
+        for placeholder in PLACEHOLDER_RE.findall(path):
+            if placeholder in bound or placeholder.startswith("incremental."):
+                continue
+            if placeholder.startswith("resources."):
+                parts = placeholder.split(".", 2)
+                if len(parts) != 3:
+                    raise self.fail(
+                        f"{{{placeholder}}} must look like {{resources.<resource>.<field>}}",
+                        resource=name,
+                        key="endpoint.path",
+                    )
+                self._check_target(parts[1], names, name, "endpoint.path")
+                bindings.append(Binding(placeholder, parts[1], parts[2]))
+                continue
+            target = _infer_parent(placeholder, names, name)
+            if target is None:
+                raise self.fail(
+                    f"placeholder {{{placeholder}}} is not bound: bind it with "
+                    f"{{resources.<parent>.<field>}} in the path or "
+                    f"params.{placeholder}: {{type: resolve, resource: <parent>, field: <field>}}; "
+                    f"resources: {', '.join(n for n in names if n != name)}",
+                    resource=name,
+                    key="endpoint.path",
+                )
+            bindings.append(Binding(placeholder, target, "id"))
+        for where in ("params", "json", "data", "headers"):
+            for expr in PLACEHOLDER_RE.findall(_strings(endpoint.get(where))):
+                if expr.startswith("resources."):
+                    parts = expr.split(".", 2)
+                    if len(parts) == 3:
+                        self._check_target(parts[1], names, name, f"endpoint.{where}")
+                        bindings.append(Binding(expr, parts[1], parts[2]))
+        return tuple(bindings)
+
+    def _check_target(self, target: Any, names: list[str], resource: str, key: str) -> None:
+        if target == resource:
+            raise self.fail("a resource cannot be its own parent", resource=resource, key=key)
+        if target not in names:
+            raise self.fail(
+                f"unknown resource {target!r}; {allowed(n for n in names if n != resource)}",
+                resource=resource,
+                key=key,
+            )
+
+    def _resource(
+        self,
+        raw: dict,
+        *,
+        handler_layers: tuple[dict, dict],
+        bindings: tuple[Binding, ...],
+        parent: str | None,
+        carried: dict[str, list[str]],
+        lineage: _Lineage,
+    ) -> ResourceSpec:
+        name = raw["name"]
+        endpoint = dict(raw["endpoint"])
+        paginator = self._paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
+        selector = endpoint.get("data_selector")
+        if selector is not None:
+            selector = self._selector(selector, name)
+            endpoint["data_selector"] = selector
+        if "auth" in endpoint:
+            endpoint["auth"] = self._auth(endpoint["auth"], "endpoint.auth", name)
+        endpoint["params"] = self._bound_params(endpoint, bindings, parent, lineage)
+        endpoint["path"] = self._bound_path(endpoint["path"], bindings, parent, lineage)
+        handler = self._error_handler(
+            [*handler_layers, self._error_handler_fields(raw.get("error_handler"), "error_handler", name)],
+            name,
+        )
+        columns = self._columns(raw.get("schema"), name)
+        include = tuple(dict.fromkeys([*(raw.get("include_from_parent") or []), *carried.get(name, [])]))
+        if include and parent is None:
+            raise self.fail("include_from_parent needs a parent resource", resource=name, key="include_from_parent")
+        write_disposition = raw.get("write_disposition", "append")
+        if isinstance(write_disposition, str) and write_disposition not in ("append", "merge", "replace", "skip"):
+            raise self.fail(
+                f"unknown write disposition {write_disposition!r}; {allowed(('append', 'merge', 'replace', 'skip'))}",
+                resource=name,
+                key="write_disposition",
+            )
+        primary_key = raw.get("primary_key")
+        if isinstance(primary_key, list):
+            primary_key = tuple(primary_key)
+        hints = {
+            k: v
+            for k, v in raw.items()
+            if k not in ("name", "endpoint", "include_from_parent", "primary_key", "write_disposition", *EXTENSION_RESOURCE_KEYS)
+        }
+        spec = ResourceSpec(
+            name=name,
+            endpoint=endpoint,
+            paginator=paginator,
+            data_selector=selector,
+            primary_key=primary_key,
+            write_disposition=write_disposition,
+            error_handler=handler,
+            columns=columns,
+            parent=parent,
+            bindings=bindings,
+            include_from_parent=include,
+            hints=hints,
+        )
+        self._check_with_dlt(spec)
+        return spec
+
+    def _paginator(self, paginator: Any, key: str, resource: str | None) -> Any:
+        if paginator is None:
+            return None
+        if isinstance(paginator, str):
+            if paginator not in PAGINATOR_TYPES:
+                raise self.fail(f"unknown paginator {paginator!r}; {allowed(PAGINATOR_TYPES)}", resource=resource, key=key)
+            return paginator
+        if not isinstance(paginator, dict):
+            raise self.fail("must be a paginator name or a mapping with a type", resource=resource, key=key)
+        kind = paginator.get("type")
+        if kind not in PAGINATOR_TYPES:
+            raise self.fail(f"unknown paginator type {kind!r}; {allowed(PAGINATOR_TYPES)}", resource=resource, key=f"{key}.type")
+        if kind == "cursor" and "cursor_value" in paginator:
+            spec = self._model(TemplatedCursorPaginatorSpec, paginator, key, resource)
+            for field_name in ("cursor_value", "stop_condition"):
+                template = getattr(spec, field_name)
+                if template is not None:
+                    self._template(template, resource, f"{key}.{field_name}")
+            return spec
+        if kind == "offset" and not ({"offset_body_path", "limit_body_path"} & set(paginator)):
+            return self._model(OffsetPaginatorSpec, paginator, key, resource)
+        return dict(paginator)
+
+    def _template(self, template: str, resource: str | None, key: str) -> None:
+        from restsync_assets.http.templates import TemplateError, compile_template
+
+        try:
+            compile_template(template)
+        except TemplateError as error:
+            raise self.fail(str(error), resource=resource, key=key) from None
+
+    def _selector(self, selector: Any, resource: str) -> str:
+        from dlt.common import jsonpath
+
+        if not isinstance(selector, str) or not selector:
+            raise self.fail("must be a JSONPath string such as data or results[*]", resource=resource, key="endpoint.data_selector")
+        try:
+            jsonpath.compile_path(selector)
+            normalized = normalize_selector(selector)
+            jsonpath.compile_path(normalized)
+        except Exception as error:  # jsonpath-ng raises several exception types
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise self.fail(
+                f"{selector!r} is not valid JSONPath ({detail}); e.g. data, results[*], organizations.*.organization",
+                resource=resource,
+                key="endpoint.data_selector",
+            ) from None
+        return normalized
+
+    def _error_handler_fields(self, value: Any, key: str, resource: str | None = None) -> dict:
+        fields = self._mapping(value, key, resource=resource)
+        if fields:
+            self._model(ErrorHandler, fields, key, resource)
+        return fields
+
+    def _error_handler(self, layers: list[dict], resource: str) -> ErrorHandler:
+        merged: dict = {}
+        for layer in layers:
+            merged.update(layer)
+        return self._model(ErrorHandler, merged, "error_handler", resource)
+
+    def _columns(self, schema: Any, resource: str) -> tuple[Column, ...]:
+        if schema is None:
+            return ()
+        if not isinstance(schema, dict):
+            raise self.fail("must map field names to a type or {type, nullable}", resource=resource, key="schema")
+        columns = []
+        for field_name, decl in schema.items():
+            key = f"schema.{field_name}"
+            if isinstance(decl, str):
+                decl = {"type": decl}
+            if not isinstance(decl, dict):
+                raise self.fail("must be a type name or {type, nullable}", resource=resource, key=key)
+            unknown = set(decl) - {"type", "nullable"}
+            if unknown:
+                raise self.fail(f"unknown key {sorted(unknown)[0]!r}; {allowed(('nullable', 'type'))}", resource=resource, key=key)
+            kind = decl.get("type")
+            if kind not in COLUMN_TYPES:
+                raise self.fail(f"unknown type {kind!r}; {allowed(COLUMN_TYPES)}", resource=resource, key=f"{key}.type")
+            nullable = decl.get("nullable", True)
+            if not isinstance(nullable, bool):
+                raise self.fail("must be true or false", resource=resource, key=f"{key}.nullable")
+            columns.append(Column(str(field_name), COLUMN_TYPES[kind], nullable))
+        return tuple(columns)
+
+    # -- bindings into dlt's syntax --------------------------------------------------------
+
+    def _bound_params(self, endpoint: dict, bindings, parent, lineage: _Lineage) -> dict:
+        params = dict(endpoint.get("params") or {})
+        for b in bindings:
+            if b.placeholder.startswith("resources."):
+                continue
+            params[b.placeholder] = {
+                "type": "resolve",
+                "resource": parent,
+                "field": lineage.field_on_parent(b, parent),
+            }
+        return params
+
+    def _bound_path(self, path: str, bindings, parent, lineage: _Lineage) -> str:
+        for b in bindings:
+            if b.placeholder.startswith("resources.") and b.resource != parent:
+                path = path.replace(
+                    "{" + b.placeholder + "}",
+                    "{resources." + f"{parent}.{lineage.field_on_parent(b, parent)}" + "}",
+                )
+        return path
+
+    def _check_with_dlt(self, spec: ResourceSpec) -> None:
+        """Validate what restsync hands to dlt with dlt's own `EndpointResource` checker."""
+        from dlt.common.exceptions import DictValidationException
+        from dlt.common.validation import validate_dict
+        from dlt.sources.rest_api.typing import EndpointResource
+
+        candidate = dict(spec.hints)
+        candidate.update(name=spec.name, endpoint=dict(spec.endpoint), write_disposition=spec.write_disposition)
+        if spec.primary_key is not None:
+            candidate["primary_key"] = list(spec.primary_key_columns) if not isinstance(spec.primary_key, str) else spec.primary_key
+        if isinstance(spec.paginator, (dict, str)):
+            candidate["endpoint"]["paginator"] = spec.paginator
+        if isinstance(candidate["endpoint"].get("auth"), OAuth2AuthSpec):
+            candidate["endpoint"].pop("auth")
+        try:
+            validate_dict(EndpointResource, candidate, path=".")
+        except DictValidationException as error:
+            key, message = _dlt_message(error)
+            raise self.fail(message, resource=spec.name, key=key) from None
+
+
+class _Lineage:
+    """Parent of each resource (dlt allows one) and the ancestor keys carried down to it."""
+
+    def __init__(self, bindings: dict[str, tuple[Binding, ...]], parser: _SpecParser):
+        self.bindings = bindings
+        self.parser = parser
+        self._parents: dict[str, str | None] = {}
+        for name in bindings:
+            self.parent(name)
+
+    def parent(self, name: str, visiting: tuple[str, ...] = ()) -> str | None:
+        if name in self._parents:
+            return self._parents[name]
+        if name in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(name):], name])
+            raise self.parser.fail(f"resources depend on each other in a cycle: {cycle}", resource=name, key="endpoint")
+        targets = list(dict.fromkeys(b.resource for b in self.bindings[name]))
+        chosen = None
+        for target in targets:
+            line = {target, *self.ancestors(target, (*visiting, name))}
+            if all(t in line for t in targets):
+                chosen = target
+                break
+        if targets and chosen is None:
+            raise self.parser.fail(
+                f"binds to {', '.join(targets)}, which are not on one parent chain (dlt allows one parent)",
+                resource=name,
+                key="endpoint.path",
+            )
+        self._parents[name] = chosen
+        return chosen
+
+    def ancestors(self, name: str, visiting: tuple[str, ...] = ()) -> list[str]:
+        chain = []
+        current = self.parent(name, visiting)
+        while current is not None:
+            chain.append(current)
+            current = self.parent(current)
+        return chain
+
+    def path_down(self, ancestor: str, parent: str) -> list[str]:
+        """Resources from just below `ancestor` down to `parent`, top first."""
+        chain = [parent, *self.ancestors(parent)]
+        return list(reversed(chain[: chain.index(ancestor)]))
+
+    def field_on_parent(self, binding: Binding, parent: str) -> str:
+        """The field of `parent`'s rows that holds the bound value (carried down if needed)."""
+        if binding.resource == parent:
+            return binding.field
+        from dlt.sources.rest_api.config_setup import make_parent_key_name
+
+        owner, fld = binding.resource, binding.field
+        for resource in self.path_down(binding.resource, parent):
+            owner, fld = resource, make_parent_key_name(owner, fld)
+        return fld
+
+    def carried_fields(self) -> dict[str, list[str]]:
+        """Fields each resource must take from its parent (`include_from_parent`) for descendants."""
+        carried: dict[str, list[str]] = {}
+        for name, bindings in self.bindings.items():
+            parent = self._parents[name]
+            for b in bindings:
+                if b.resource == parent:
+                    continue
+                owner, fld = b.resource, b.field
+                for resource in self.path_down(b.resource, parent):
+                    carried.setdefault(resource, []).append(fld)
+                    from dlt.sources.rest_api.config_setup import make_parent_key_name
+
+                    owner, fld = resource, make_parent_key_name(owner, fld)
+        return carried
+
+    def ordered(self, resources: list[dict]) -> list[dict]:
+        """Parents before children, otherwise in file order."""
+        depth = {name: len(self.ancestors(name)) for name in self.bindings}
+        return sorted(resources, key=lambda r: depth[r["name"]])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def normalize_selector(selector: str) -> str:
+    """Give `*` its RFC 9535 meaning (array elements and object members) under jsonpath-ng.
+
+    jsonpath-ng's `a.*.b` only walks object members, so `organizations.*.organization`
+    finds nothing in `{"organizations": [{"organization": {...}}]}`. We select both ways.
+    """
+    if ".*" not in selector:
+        return selector
+    as_array = re.sub(r"\.\*(?=\.|$)", "[*]", selector)
+    return f"({as_array}) | ({selector})"
+
+
+def _infer_parent(placeholder: str, names: list[str], resource: str) -> str | None:
+    """`{organization_id}` binds to the `id` of `organizations` (or `organization`)."""
+    if not placeholder.endswith("_id") or placeholder == "parent_id":
+        return None
+    base = placeholder[: -len("_id")]
+    candidates = [f"{base}s", base, f"{base}es"]
+    if base.endswith("y"):
+        candidates.append(f"{base[:-1]}ies")
+    for candidate in candidates:
+        if candidate in names and candidate != resource:
+            return candidate
+    return None
+
+
+def _strings(value: Any) -> str:
+    if isinstance(value, str):
+        return value + " "
+    if isinstance(value, Mapping):
+        return "".join(_strings(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return "".join(_strings(v) for v in value)
+    return ""
+
+
+def _pydantic_message(error: ValidationError, base_key: str) -> tuple[str, str]:
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
+    key = f"{base_key}.{loc}" if loc else base_key
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        model_fields = _allowed_fields(error)
+        return f"unknown key; {allowed(model_fields)}" if model_fields else "unknown key", key
+    if kind == "missing":
+        return "is required", key
+    return first["msg"].replace("Value error, ", ""), key
+
+
+def _allowed_fields(error: ValidationError) -> Iterable[str]:
+    title = error.title
+    for model in (OAuth2AuthSpec, OffsetPaginatorSpec, TemplatedCursorPaginatorSpec, ErrorHandler):
+        if model.__name__ == title:
+            return model.model_fields
+    return ()
+
+
+def _dlt_message(error: Exception) -> tuple[str, str]:
+    """The deepest, most specific line of dlt's nested `DictValidationException`."""
+    while getattr(error, "nested_exceptions", None):
+        error = max(error.nested_exceptions, key=lambda e: len(getattr(e, "path", "")))
+    path = re.sub(r"^resources\[\d+\]\.?", "", getattr(error, "path", ".").strip("./").replace("/", "."))
+    field = getattr(error, "field", "") or ""
+    msg = getattr(error, "msg", str(error)).splitlines()[0]
+    unexpected = re.match(r"received unexpected fields `\{'([^']+)'", msg)
+    if unexpected:
+        from dlt.sources.rest_api.typing import EndpointResource
+
+        expected = getattr(error, "expected_type", None) or EndpointResource
+        keys = set(getattr(expected, "__required_keys__", ())) | set(getattr(expected, "__optional_keys__", ()))
+        field = unexpected.group(1)
+        msg = f"unknown key; {allowed(keys | set(EXTENSION_RESOURCE_KEYS))}"
+    key = ".".join(p for p in (path, field) if p)
+    return key, f"{msg} (dlt rest_api)"

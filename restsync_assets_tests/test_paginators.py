@@ -1,0 +1,301 @@
+"""Paginators driven through dlt's real ``RESTClient.paginate`` against a local HTTP server."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
+
+from restsync_assets.http.paginators import (
+    OffsetPaginatorWithoutTotal,
+    PaginationLoopError,
+    TemplatedCursorPaginator,
+)
+from restsync_assets.http.templates import TemplateError
+
+# app(path, query) -> (json body, extra headers)
+App = Callable[[str, dict[str, str]], tuple[Any, dict[str, str]]]
+
+
+class Api:
+    """A tiny JSON API on 127.0.0.1 that records every request."""
+
+    def __init__(self) -> None:
+        self.app: App = lambda path, query: ({}, {})
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                api.requests.append((parts.path, query))
+                body, headers = api.app(parts.path, query)
+                payload = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def paginate(self, paginator: Any, path: str = "/items", **kwargs: Any) -> list[Any]:
+        client = RESTClient(base_url=self.url, session=requests.Session())
+        pages = client.paginate(path, paginator=paginator, data_selector="data", **kwargs)
+        return [record for page in pages for record in page]
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    server = Api()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+NEXT_LINK = "{{ response.get('paging', {}).get('next_link', {}) }}"
+NO_NEXT_LINK = "{{ not response.get('paging', {}).get('next_link', {}) }}"
+
+
+def _pages(api: Api, links: dict[str | None, str | None]) -> App:
+    """Three pages keyed by the `cursor` query param; `links` maps cursor -> next link."""
+
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        cursor = query.get("cursor")
+        nxt = links.get(cursor)
+        paging = {"next_link": nxt.format(url=api.url)} if nxt else {}
+        return {"data": [{"id": f"{cursor}"}], "paging": paging}, {}
+
+    return app
+
+
+# --- TemplatedCursorPaginator -------------------------------------------------------------
+
+
+def test_cursor_follows_absolute_next_link_and_drops_duplicate_params(api: Api) -> None:
+    api.app = _pages(
+        api, {None: "{url}/items?cursor=2&limit=1", "2": "{url}/items?cursor=3&limit=1"}
+    )
+    paginator = TemplatedCursorPaginator(NEXT_LINK, NO_NEXT_LINK, resource="items")
+    records = api.paginate(paginator, params={"limit": 1, "fields": "id"})
+    assert [r["id"] for r in records] == ["None", "2", "3"]
+    assert api.requests == [
+        ("/items", {"limit": "1", "fields": "id"}),
+        ("/items", {"cursor": "2", "limit": "1", "fields": "id"}),
+        ("/items", {"cursor": "3", "limit": "1", "fields": "id"}),
+    ]
+
+
+def test_cursor_stops_on_empty_dict_without_stop_condition(api: Api) -> None:
+    api.app = _pages(api, {None: "{url}/items?cursor=2"})
+    records = api.paginate(TemplatedCursorPaginator(NEXT_LINK, resource="items"))
+    assert len(records) == 2
+
+
+def test_cursor_relative_path_is_resolved_against_request_url(api: Api) -> None:
+    api.app = _pages(api, {None: "/items?cursor=2", "2": "/items?cursor=3"})
+    records = api.paginate(TemplatedCursorPaginator(NEXT_LINK, resource="items"))
+    assert len(records) == 3
+    assert api.requests[-1] == ("/items", {"cursor": "3"})
+
+
+def test_plain_cursor_goes_to_cursor_param(api: Api) -> None:
+    cursors = {None: "c2", "c2": "c3", "c3": None}
+
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        after = query.get("after")
+        return {"data": [{"id": after}], "meta": {"next_cursor": cursors[after]}}, {}
+
+    api.app = app
+    paginator = TemplatedCursorPaginator(
+        "{{ response.meta.next_cursor }}", cursor_param="after", resource="items"
+    )
+    records = api.paginate(paginator, params={"limit": 5})
+    assert [r["id"] for r in records] == [None, "c2", "c3"]
+    assert api.requests[1] == ("/items", {"limit": "5", "after": "c2"})
+
+
+def test_cursor_from_headers_and_last_page(api: Api) -> None:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        start = int(query.get("after", 0))
+        ids = [i for i in range(start + 1, start + 3) if i <= 5]
+        return {"data": [{"id": i} for i in ids]}, {"X-Has-More": "yes" if ids else "no"}
+
+    api.app = app
+    paginator = TemplatedCursorPaginator(
+        "{{ last_page[-1].id if last_page else None }}",
+        stop_condition="{{ headers['x-has-more'] == 'no' }}",
+        cursor_param="after",
+    )
+    assert [r["id"] for r in api.paginate(paginator)] == [1, 2, 3, 4, 5]
+    assert len(api.requests) == 4
+
+
+def test_stop_condition_wins_over_present_cursor(api: Api) -> None:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        page = int(query.get("page_token", 1))
+        return {"data": [{"id": page}], "next": str(page + 1), "has_more": page < 3}, {}
+
+    api.app = app
+    paginator = TemplatedCursorPaginator(
+        "{{ response.next }}", stop_condition="{{ not response.has_more }}", cursor_param="page_token"
+    )
+    assert [r["id"] for r in api.paginate(paginator)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("empty", [None, "", "None", {}, []])
+def test_empty_cursor_values_stop(api: Api, empty: Any) -> None:
+    api.app = lambda path, query: ({"data": [{"id": 1}], "next": empty}, {})
+    paginator = TemplatedCursorPaginator("{{ response.next }}", cursor_param="c")
+    assert len(api.paginate(paginator)) == 1
+
+
+def test_repeated_cursor_raises_loop_error(api: Api) -> None:
+    api.app = lambda path, query: (
+        {"data": [{"id": 1}], "paging": {"next_link": f"{api.url}/items?cursor=same&token=s3cr3t"}},
+        {},
+    )
+    paginator = TemplatedCursorPaginator(NEXT_LINK, resource="campaigns")
+    with pytest.raises(PaginationLoopError) as info:
+        api.paginate(paginator)
+    message = str(info.value)
+    assert "campaigns" in message and "cursor=same" in message
+    assert "s3cr3t" not in message and "\n" not in message
+    assert len(api.requests) == 2
+
+
+def test_loop_state_resets_between_paginations(api: Api) -> None:
+    api.app = _pages(api, {None: "{url}/items?cursor=2"})
+    paginator = TemplatedCursorPaginator(NEXT_LINK, resource="items")
+    assert len(api.paginate(paginator)) == 2
+    assert len(api.paginate(paginator)) == 2  # same cursors again, new pagination
+
+
+def test_plain_cursor_without_cursor_param_names_resource(api: Api) -> None:
+    api.app = lambda path, query: ({"data": [{"id": 1}], "next": "abc"}, {})
+    paginator = TemplatedCursorPaginator("{{ response.next }}", resource="ad_accounts")
+    with pytest.raises(ValueError, match="ad_accounts.*cursor_param"):
+        api.paginate(paginator)
+
+
+def test_cursor_template_error_propagates(api: Api) -> None:
+    api.app = lambda path, query: ({"data": [{"id": 1}]}, {})
+    with pytest.raises(TemplateError, match="response.paging.next"):
+        api.paginate(TemplatedCursorPaginator("{{ response.paging.next }}"))
+
+
+def test_cursor_paginator_str_and_deepcopy() -> None:
+    paginator = TemplatedCursorPaginator(NEXT_LINK, NO_NEXT_LINK, "after", resource="items")
+    text = str(paginator)
+    assert "items" in text and "next_link" in text and "after" in text
+    clone = copy.deepcopy(paginator)  # dlt deep-copies paginators of dependent resources
+    assert clone is not paginator and clone.cursor_template is paginator.cursor_template
+
+
+def test_bad_template_fails_at_construction() -> None:
+    with pytest.raises(TemplateError):
+        TemplatedCursorPaginator("{{ response.next ")
+
+
+# --- OffsetPaginatorWithoutTotal ----------------------------------------------------------
+
+
+def _offset_app(count: int, total: Any = "absent", limit: int = 2) -> App:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        offset, size = int(query["offset"]), int(query.get("limit", limit))
+        body: dict[str, Any] = {"data": [{"id": i} for i in range(offset, min(count, offset + size))]}
+        if total != "absent":
+            body["total"] = total
+        return body, {}
+
+    return app
+
+
+def _offsets(api: Api) -> list[int]:
+    return [int(query["offset"]) for _, query in api.requests]
+
+
+def test_offset_uses_total(api: Api) -> None:
+    api.app = _offset_app(count=4, total=4)
+    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2))
+    assert [r["id"] for r in records] == [0, 1, 2, 3]
+    assert _offsets(api) == [0, 2]  # total reached: no empty trailing request
+    assert api.requests[0][1]["limit"] == "2"
+
+
+@pytest.mark.parametrize("total", ["absent", None, "many", [1]])
+def test_offset_without_valid_total_stops_on_short_page(api: Api, total: Any) -> None:
+    api.app = _offset_app(count=5, total=total)
+    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2))
+    assert [r["id"] for r in records] == [0, 1, 2, 3, 4]
+    assert _offsets(api) == [0, 2, 4]
+
+
+def test_offset_without_total_stops_on_empty_page(api: Api) -> None:
+    api.app = _offset_app(count=4)
+    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2, total_path=None))
+    assert len(records) == 4
+    assert _offsets(api) == [0, 2, 4]
+
+
+def test_offset_short_page_stops_even_when_total_is_wrong(api: Api) -> None:
+    api.app = _offset_app(count=3, total=100)
+    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2))
+    assert len(records) == 3
+    assert _offsets(api) == [0, 2]
+
+
+def test_offset_numeric_string_total_is_used(api: Api) -> None:
+    api.app = _offset_app(count=10, total="4")
+    assert len(api.paginate(OffsetPaginatorWithoutTotal(limit=2))) == 4
+
+
+def test_offset_custom_params_and_maximum_offset(api: Api) -> None:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        start = int(query["skip"])
+        return {"data": [{"id": i} for i in range(start, start + int(query["top"]))]}, {}
+
+    api.app = app
+    paginator = OffsetPaginatorWithoutTotal(
+        limit=3, offset_param="skip", limit_param="top", maximum_offset=6
+    )
+    assert len(api.paginate(paginator)) == 6
+
+
+def test_offset_has_more_path(api: Api) -> None:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        start = int(query["offset"])
+        return {"data": [{"id": start}, {"id": start + 1}], "more": "true" if start < 2 else "false"}, {}
+
+    api.app = app
+    paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
+    assert len(api.paginate(paginator)) == 4
+
+
+def test_dlt_offset_paginator_raises_where_ours_does_not(api: Api) -> None:
+    api.app = _offset_app(count=5)
+    with pytest.raises(ValueError, match="Total"):
+        api.paginate(OffsetPaginator(limit=2))
+
+
+def test_offset_rejects_bad_limit() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        OffsetPaginatorWithoutTotal(limit=0)

@@ -1,0 +1,485 @@
+"""Tests for the local sandbox (restsync_assets.sandbox) using plain requests."""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+from collections import Counter
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from restsync_assets.sandbox import SANDBOX_SPECS, FaultPlan, Response, Sandbox
+from restsync_assets.sandbox.data import RESOURCES
+
+REFRESH_SPECS = {"marketing_api", "ledger"}
+OFFSET_RESOURCES = [
+    ("ad_analytics", "accounts", "/v1/accounts", 100),
+    ("ad_analytics", "account_users", "/v1/account_users", 100),
+    ("ad_analytics", "ad_campaign_analytics", "/v1/ad_campaign_analytics", 100),
+    ("ledger", "resource_name", "/v1/resource", 5),
+    *(("workspace_docs", name, f"/v1/{name}", 100) for name in RESOURCES["workspace_docs"]),
+]
+NATIVE_ACCOUNT_CHILDREN = {
+    "audiences": "/v1/{account_id}/combined_audiences/resources/audiences",
+    "campaigns": "/v1/{account_id}/campaigns/",
+    "audience_rules": "/v1/{account_id}/universal_pixel/custom_audience_rule",
+    "conversion_rules": "/v1/{account_id}/universal_pixel/conversion_rule",
+}
+NATIVE_CAMPAIGN_CHILDREN = {
+    "motion_ads": "/v1/{account_id}/campaigns/{campaign_id}/performance-video/items/",
+    "campaign_items": "/v1/{account_id}/campaigns/{campaign_id}/items/",
+}
+MARKETING_CHILDREN = {
+    "adaccounts": ("organizations", "organization_id", "/v1/organizations/{}/adaccounts"),
+    "creatives": ("adaccounts", "adaccount_id", "/v1/adaccounts/{}/creatives"),
+    "ads": ("adaccounts", "adaccount_id", "/v1/adaccounts/{}/ads"),
+}
+SINGULAR = {"organizations": "organization", "adaccounts": "adaccount"}
+SINGULAR |= {"creatives": "creative", "ads": "ad"}
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_767_225_600.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sandbox(clock):
+    with Sandbox(port=0, token_ttl=600, clock=clock) as sb:
+        yield sb
+
+
+def token_response(sb: Sandbox, spec: str, **overrides) -> requests.Response:
+    form = {"grant_type": sb.grant_type(spec), **sb.credentials(spec), **overrides}
+    return requests.post(sb.token_url(spec), data={k: v for k, v in form.items() if v is not None})
+
+
+class Client:
+    """Authenticated GETs against one spec."""
+
+    def __init__(self, sb: Sandbox, spec: str):
+        response = token_response(sb, spec)
+        assert response.status_code == 200, response.text
+        self.base = sb.base_url(spec)
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def get(self, path: str, **params) -> requests.Response:
+        return self.session.get(self.base + path, params=params)
+
+    def get_url(self, url: str) -> requests.Response:
+        return self.session.get(url)
+
+    def ok(self, path: str, **params) -> dict:
+        response = self.get(path, **params)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        return response.json()
+
+
+def walk_offset(client: Client, path: str, limit: int, **params) -> list[list[dict]]:
+    """Pages until a short page (checks the spec envelope on the way)."""
+    pages, offset = [], 0
+    while True:
+        body = client.ok(path, offset=offset, limit=limit, **params)
+        pages.append(body["data"])
+        if len(body["data"]) < limit:
+            return pages
+        offset += limit
+
+
+def walk_cursor(client: Client, path: str, resource: str, **params) -> list[list[dict]]:
+    """Follows paging.next_link to the end; returns unwrapped pages."""
+    pages = []
+    body = client.ok(path, **params)
+    while True:
+        assert body["request_status"] == "SUCCESS"
+        pages.append([item[SINGULAR[resource]] for item in body[resource]])
+        if "paging" not in body:
+            return pages
+        link = body["paging"]["next_link"]
+        parts = urlsplit(link)
+        assert parts.scheme == "http" and parts.netloc == urlsplit(client.base).netloc
+        assert "cursor" in parse_qs(parts.query)
+        response = client.get_url(link)
+        assert response.status_code == 200, response.text
+        body = response.json()
+
+
+def flat(pages: list[list[dict]]) -> list[dict]:
+    return [row for page in pages for row in page]
+
+
+# --------------------------------------------------------------------------- credentials / oauth
+
+
+def test_credentials_and_env(sandbox):
+    for spec in SANDBOX_SPECS:
+        creds = sandbox.credentials(spec)
+        assert creds["client_id"] == f"sandbox-{spec}-id"
+        assert re.fullmatch(rf"sandbox-{spec}-secret-[0-9a-f]{{8}}", creds["client_secret"])
+        assert ("refresh_token" in creds) == (spec in REFRESH_SPECS)
+        if spec in REFRESH_SPECS:
+            assert re.fullmatch(rf"sandbox-{spec}-refresh-[0-9a-f]+", creds["refresh_token"])
+    env = sandbox.env()
+    assert env["LEDGER_REFRESH_TOKEN"] == sandbox.credentials("ledger")["refresh_token"]
+    assert "AD_ANALYTICS_REFRESH_TOKEN" not in env
+    assert env["NATIVE_ADS_BASE_URL"] == f"{sandbox.url}/native_ads"
+    assert env["LEDGER_TOKEN_URL"] == f"{sandbox.url}/ledger/oauth2/v1/tokens/bearer"
+    assert set(sandbox.env(["ledger"])) == {
+        f"LEDGER_{k}"
+        for k in ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "BASE_URL", "TOKEN_URL")
+    }
+    assert Sandbox().credentials("ledger") == sandbox.credentials("ledger")
+
+
+@pytest.mark.parametrize("spec", SANDBOX_SPECS)
+def test_token_grants(sandbox, spec):
+    good = token_response(sandbox, spec)
+    assert good.status_code == 200
+    body = good.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 600 and body["access_token"]
+
+    creds = sandbox.credentials(spec)
+    basic = base64.b64encode(f"{creds['client_id']}:{creds['client_secret']}".encode()).decode()
+    form = {"grant_type": sandbox.grant_type(spec), "refresh_token": creds.get("refresh_token")}
+    via_basic = requests.post(
+        sandbox.token_url(spec),
+        data={k: v for k, v in form.items() if v},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert via_basic.status_code == 200
+
+    for overrides, error in [
+        ({"client_secret": "nope"}, "invalid_client"),
+        ({"client_id": "sandbox-other-id"}, "invalid_client"),
+        ({"client_id": None, "client_secret": None}, "invalid_client"),
+        ({"grant_type": "password"}, "invalid_grant"),
+        ({"grant_type": None}, "invalid_grant"),
+    ]:
+        bad = token_response(sandbox, spec, **overrides)
+        assert bad.status_code == 401, overrides
+        assert bad.json()["error"] == error
+
+    other = "client_credentials" if spec in REFRESH_SPECS else "refresh_token"
+    assert token_response(sandbox, spec, grant_type=other).status_code == 401
+    if spec in REFRESH_SPECS:
+        wrong = token_response(sandbox, spec, refresh_token="sandbox-x-refresh-00")
+        assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_grant"
+        missing = token_response(sandbox, spec, refresh_token=None)
+        assert missing.status_code == 401
+    assert requests.get(sandbox.token_url(spec)).status_code == 405
+
+
+def test_bearer_required(sandbox):
+    url = sandbox.base_url("ad_analytics") + "/v1/accounts"
+    for headers in ({}, {"Authorization": "Bearer bogus"}, {"Authorization": "Basic abc"}):
+        response = requests.get(url, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_token"
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    # A token issued for another spec is not accepted.
+    other = Client(sandbox, "workspace_docs")
+    assert other.get_url(url).status_code == 401
+    assert Client(sandbox, "ad_analytics").get_url(url).status_code == 200
+
+
+def test_token_expiry_uses_injected_clock(sandbox, clock):
+    client = Client(sandbox, "ledger")
+    assert client.get("/v1/resource").status_code == 200
+    clock.now += 599
+    assert client.get("/v1/resource").status_code == 200
+    clock.now += 1
+    expired = client.get("/v1/resource")
+    assert expired.status_code == 401 and expired.json()["error"] == "invalid_token"
+
+    fresh = Client(sandbox, "ledger")
+    assert fresh.get("/v1/resource").status_code == 200
+    sandbox.expire_tokens()
+    assert fresh.get("/v1/resource").status_code == 401
+    assert Client(sandbox, "ledger").get("/v1/resource").status_code == 200
+
+
+# --------------------------------------------------------------------------- offset pagination
+
+
+@pytest.mark.parametrize(("spec", "resource", "path", "limit"), OFFSET_RESOURCES)
+def test_offset_pagination(sandbox, spec, resource, path, limit):
+    client = Client(sandbox, spec)
+    pages = walk_offset(client, path, limit)
+    truth = sandbox.rows(spec, resource)
+    assert len(pages) >= 3
+    assert all(len(page) == limit for page in pages[:-1])
+    assert 0 < len(pages[-1]) < limit
+    assert flat(pages) == truth
+    first = client.ok(path, offset=0, limit=limit)
+    beyond = client.ok(path, offset=len(truth), limit=limit)
+    assert beyond["data"] == []
+    if spec == "ad_analytics":
+        assert first["total"] == beyond["total"] == len(truth)
+    elif spec == "workspace_docs":
+        assert first["has_more"] is True and beyond["has_more"] is False
+        last = client.ok(path, offset=(len(pages) - 1) * limit, limit=limit)
+        assert last["has_more"] is False
+    else:
+        assert set(first) == {"data"}
+
+
+def test_offset_rejects_bad_params(sandbox):
+    client = Client(sandbox, "ad_analytics")
+    for params in ({"offset": "x"}, {"offset": -1}, {"limit": 0}, {"limit": 100000}):
+        response = client.get("/v1/accounts", **params)
+        assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+# --------------------------------------------------------------------------- marketing cursor
+
+
+def test_marketing_organizations_cursor(sandbox):
+    client = Client(sandbox, "marketing_api")
+    pages = walk_cursor(client, "/v1/me/organizations", "organizations")
+    assert [len(p) for p in pages] == [5, 5, 3]
+    assert flat(pages) == sandbox.rows("marketing_api", "organizations")
+    # limit is honoured and carried into next_link.
+    body = client.ok("/v1/me/organizations", limit=4)
+    assert len(body["organizations"]) == 4
+    assert parse_qs(urlsplit(body["paging"]["next_link"]).query)["limit"] == ["4"]
+    pages = walk_cursor(client, "/v1/me/organizations", "organizations", limit=4)
+    assert [len(p) for p in pages] == [4, 4, 4, 1]
+    assert client.get("/v1/me/organizations", cursor="!!").status_code == 400
+
+
+@pytest.mark.parametrize("resource", MARKETING_CHILDREN)
+def test_marketing_children_page_shapes(sandbox, resource):
+    parent_resource, key, template = MARKETING_CHILDREN[resource]
+    client = Client(sandbox, "marketing_api")
+    children = sandbox.rows("marketing_api", resource)
+    counts = Counter(row[key] for row in children)
+    parents = [p["id"] for p in sandbox.rows("marketing_api", parent_resource)]
+    page_counts = {}
+    for parent in parents:
+        pages = walk_cursor(client, template.format(parent), resource)
+        got = flat(pages)
+        assert got == [row for row in children if row[key] == parent]
+        assert len(got) == counts[parent]
+        page_counts[parent] = 0 if not got else len(pages)
+    shapes = set(page_counts.values())
+    assert {0, 1} <= shapes and max(shapes) >= 3
+    assert client.get(template.format("does-not-exist")).status_code == 404
+
+
+# --------------------------------------------------------------------------- native_ads
+
+
+def test_native_ads_single_page_and_children(sandbox):
+    client = Client(sandbox, "native_ads")
+    accounts = client.ok("/v1/users/current/allowed-accounts")
+    assert set(accounts) == {"results", "metadata"}
+    assert accounts["metadata"] == {"total": len(accounts["results"])}
+    assert accounts["results"] == sandbox.rows("native_ads", "accounts")
+    assert all({"id", "name", "country", "currency"} <= set(a) for a in accounts["results"])
+    assert all(isinstance(a["id"], str) for a in accounts["results"])
+
+    for resource, template in NATIVE_ACCOUNT_CHILDREN.items():
+        sizes = set()
+        for account in accounts["results"]:
+            response = client.get(template.format(account_id=account["id"]))
+            assert "Link" not in response.headers
+            body = response.json()
+            assert set(body) == {"results", "metadata"}
+            assert all(row["account_id"] == account["id"] for row in body["results"])
+            sizes.add(len(body["results"]))
+        assert 0 in sizes and 1 in sizes and max(sizes) >= 3, resource
+
+    campaigns = sandbox.rows("native_ads", "campaigns")
+    for resource, template in NATIVE_CAMPAIGN_CHILDREN.items():
+        sizes = {
+            len(
+                client.ok(
+                    template.format(**{"account_id": c["account_id"], "campaign_id": c["id"]})
+                )["results"]
+            )
+            for c in campaigns
+        }
+        assert 0 in sizes and 1 in sizes and max(sizes) >= 3, resource
+
+
+def test_native_ads_campaign_must_belong_to_account(sandbox):
+    client = Client(sandbox, "native_ads")
+    campaign = sandbox.rows("native_ads", "campaigns")[0]
+    other = next(
+        a["id"] for a in sandbox.rows("native_ads", "accounts") if a["id"] != campaign["account_id"]
+    )
+    for template in NATIVE_CAMPAIGN_CHILDREN.values():
+        right = template.format(account_id=campaign["account_id"], campaign_id=campaign["id"])
+        wrong = template.format(account_id=other, campaign_id=campaign["id"])
+        assert client.get(right).status_code == 200
+        mismatch = client.get(wrong)
+        assert mismatch.status_code == 404 and mismatch.json()["error"] == "not_found"
+    assert client.get("/v1/acct-999/campaigns/").status_code == 404
+    # Trailing slashes are part of the paths.
+    assert client.get(f"/v1/{campaign['account_id']}/campaigns").status_code == 404
+
+
+# --------------------------------------------------------------------------- filters / incremental
+
+
+def test_ledger_updated_since_and_upsert(sandbox):
+    client = Client(sandbox, "ledger")
+    truth = sandbox.rows("ledger", "resource_name")
+    assert truth == sorted(truth, key=lambda r: (r["updated_at"], r["id"]))
+    pivot = truth[10]["updated_at"]
+    since = flat(walk_offset(client, "/v1/resource", 5, updated_since=pivot))
+    assert since == [r for r in truth if r["updated_at"] >= pivot]
+    until = flat(walk_offset(client, "/v1/resource", 5, updated_until=pivot))
+    assert until == [r for r in truth if r["updated_at"] < pivot]
+    offset_form = pivot.replace("Z", "+00:00")
+    assert flat(walk_offset(client, "/v1/resource", 5, updated_since=offset_form)) == since
+    assert client.get("/v1/resource", updated_since="yesterday").status_code == 400
+
+    changed = {**truth[0], "name": "renamed", "updated_at": "2026-03-01T00:00:00Z"}
+    added = {**truth[1], "id": "rec-new", "updated_at": "2026-03-01T00:00:00Z"}
+    sandbox.upsert_row("ledger", "resource_name", changed)
+    sandbox.upsert_row("ledger", "resource_name", added)
+    new_rows = client.ok("/v1/resource", updated_since="2026-02-01T00:00:00Z", limit=5)["data"]
+    assert new_rows == [changed, added]  # sorted by (updated_at, id): rec-001 < rec-new
+    assert len(sandbox.rows("ledger", "resource_name")) == len(truth) + 1
+    assert "rec-new" in sandbox.ids("ledger", "resource_name")
+
+
+def test_ad_campaign_analytics_date_filter(sandbox):
+    client = Client(sandbox, "ad_analytics")
+    truth = sandbox.rows("ad_analytics", "ad_campaign_analytics")
+    assert len(truth) == 310 and len({r["campaign_id"] for r in truth}) == 10
+    assert truth[0]["id"] == f"{truth[0]['campaign_id']}:{truth[0]['date']}"
+    body = client.ok("/v1/ad_campaign_analytics", start_date="2026-01-07", end_date="2026-01-10")
+    assert body["total"] == 30
+    assert {r["date"] for r in body["data"]} == {"2026-01-07", "2026-01-08", "2026-01-09"}
+    tail = client.ok("/v1/ad_campaign_analytics", start_date="2026-01-31")
+    assert tail["total"] == 10
+    bad = client.get("/v1/ad_campaign_analytics", start_date="01/07/2026")
+    assert bad.status_code == 400
+
+
+# --------------------------------------------------------------------------- whole-API walk
+
+
+def walk_everything(sb: Sandbox) -> dict[tuple[str, str], list[dict]]:
+    got: dict[tuple[str, str], list[dict]] = {}
+    for spec, resource, path, limit in OFFSET_RESOURCES:
+        got[spec, resource] = flat(walk_offset(Client(sb, spec), path, limit))
+
+    mk = Client(sb, "marketing_api")
+    got["marketing_api", "organizations"] = flat(
+        walk_cursor(mk, "/v1/me/organizations", "organizations")
+    )
+    for resource, (parent_resource, _, template) in MARKETING_CHILDREN.items():
+        got["marketing_api", resource] = [
+            row
+            for parent in got["marketing_api", parent_resource]
+            for row in flat(walk_cursor(mk, template.format(parent["id"]), resource))
+        ]
+
+    na = Client(sb, "native_ads")
+    accounts = na.ok("/v1/users/current/allowed-accounts")["results"]
+    got["native_ads", "accounts"] = accounts
+    for resource, template in NATIVE_ACCOUNT_CHILDREN.items():
+        got["native_ads", resource] = [
+            row for a in accounts for row in na.ok(template.format(account_id=a["id"]))["results"]
+        ]
+    for resource, template in NATIVE_CAMPAIGN_CHILDREN.items():
+        got["native_ads", resource] = [
+            row
+            for c in got["native_ads", "campaigns"]
+            for row in na.ok(template.format(account_id=c["account_id"], campaign_id=c["id"]))[
+                "results"
+            ]
+        ]
+    return got
+
+
+def test_walking_every_endpoint_returns_exactly_rows(sandbox):
+    got = walk_everything(sandbox)
+    assert set(got) == {(spec, r) for spec in SANDBOX_SPECS for r in RESOURCES[spec]}
+    total = 0
+    for (spec, resource), rows in got.items():
+        truth = sandbox.rows(spec, resource)
+        assert rows == truth, (spec, resource)
+        ids = [row["id"] for row in rows]
+        assert None not in ids and len(ids) == len(set(ids)) == len(sandbox.ids(spec, resource))
+        total += len(rows)
+    assert total < 5000
+
+
+def test_dataset_is_deterministic():
+    a, b = Sandbox(), Sandbox()
+    for spec in SANDBOX_SPECS:
+        for resource in RESOURCES[spec]:
+            assert a.rows(spec, resource) == b.rows(spec, resource)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def test_unknown_routes_and_request_log(sandbox):
+    sandbox.clear_requests()
+    for path in ("/nope", "/ledger/v1/nothing", "/ledger/v1/resource/"):
+        response = requests.get(sandbox.url + path)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"] == "not_found"
+    client = Client(sandbox, "ledger")
+    client.get("/v1/resource", offset=5, limit=5)
+    log = sandbox.requests
+    assert [(r.method, r.status, r.spec) for r in log] == [
+        ("GET", 404, None),
+        ("GET", 404, "ledger"),
+        ("GET", 404, "ledger"),
+        ("POST", 200, "ledger"),
+        ("GET", 200, "ledger"),
+    ]
+    assert log[-1].path == "/ledger/v1/resource" and log[-1].query == {"offset": "5", "limit": "5"}
+    assert log[-1].resource == "resource_name" and log[-2].resource == "oauth"
+    sandbox.clear_requests()
+    assert sandbox.requests == []
+
+
+def test_fault_hook_overrides_response(sandbox):
+    class Unavailable(FaultPlan):
+        def intercept(self, request):
+            if request.resource == "accounts":
+                return Response(503, {"error": "unavailable"}, {"Retry-After": "0"})
+            return None
+
+    client = Client(sandbox, "ad_analytics")
+    sandbox.faults = Unavailable()
+    response = client.get("/v1/accounts")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "0"
+    assert sandbox.requests[-1].status == 503
+    assert client.get("/v1/account_users").status_code == 200
+    sandbox.faults = None
+    assert client.get("/v1/accounts").status_code == 200
+
+
+def test_stop_closes_socket(clock):
+    sb = Sandbox(clock=clock).start()
+    port = sb.port
+    session = requests.Session()  # keep-alive connection open while stopping
+    assert session.get(sb.url + "/nope").status_code == 404
+    sb.stop()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+    with pytest.raises(requests.ConnectionError):
+        session.get(f"http://127.0.0.1:{port}/nope", timeout=2)
+    sb.stop()  # idempotent
