@@ -5,15 +5,14 @@ kinds `dlt` + destination). Asset specs come straight from the spec model, so lo
 definitions builds no dlt source and touches no network; the dlt source is built per run.
 """
 
-
 from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     AssetsDefinition,
+    AssetSpec,
     Failure,
     MetadataValue,
     multi_asset,
@@ -57,7 +56,7 @@ class RestsyncTranslator(DagsterDltTranslator):
         metadata: dict[str, Any] = {
             "restsync/spec_file": spec.path.name,
             "restsync/path": resource.endpoint["path"],
-            "dagster/table_name": f"{spec.name}.{resource.name}",
+            "restsync/table": f"{spec.name}.{resource.name}",
         }
         if resource.primary_key_columns:
             metadata["restsync/primary_key"] = ", ".join(resource.primary_key_columns)
@@ -96,7 +95,12 @@ def build_spec_assets(spec: SourceSpec) -> AssetsDefinition:
     return _load
 
 
-def run_spec(context: AssetExecutionContext, spec: SourceSpec, translator: RestsyncTranslator, credentials_resource: Any) -> Iterator[Any]:
+def run_spec(
+    context: AssetExecutionContext,
+    spec: SourceSpec,
+    translator: RestsyncTranslator,
+    credentials_resource: Any,
+) -> Iterator[Any]:
     """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
     from restsync_assets.sources import build_pipeline, build_source
 
@@ -107,7 +111,9 @@ def run_spec(context: AssetExecutionContext, spec: SourceSpec, translator: Rests
         source = build_source(spec, credentials)
         pipeline = build_pipeline(spec)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)
-        context.log.info(f"{spec.name}: loading {', '.join(selected)} into {pipeline.destination.destination_name}:{spec.name}")
+        context.log.info(
+            f"{spec.name}: loading {', '.join(selected)} into {pipeline.destination.destination_name}:{spec.name}"
+        )
         with exclusive(_lock_path(pipeline), on_wait=context.log.info):
             yield from dlt_resource.run(
                 context=context,
@@ -123,7 +129,9 @@ def run_spec(context: AssetExecutionContext, spec: SourceSpec, translator: Rests
 
         secrets = credentials.secrets() if credentials else []
         message = explain(error, spec.name, secrets)
-        raise Failure(description=message, metadata={"error": MetadataValue.text(message)}) from None
+        raise Failure(
+            description=message, metadata={"error": MetadataValue.text(message)}
+        ) from None
 
 
 def _lock_path(pipeline: Any) -> Any:
@@ -134,7 +142,9 @@ def _lock_path(pipeline: Any) -> Any:
 
 
 def _description(spec: SourceSpec, resource: ResourceSpec) -> str:
-    lines = [f"`{resource.endpoint.get('method', 'GET')} {resource.endpoint['path']}` from {spec.path.name}"]
+    lines = [
+        f"`{resource.endpoint.get('method', 'GET')} {resource.endpoint['path']}` from {spec.path.name}"
+    ]
     if resource.parent:
         lines.append(f"One request per `{resource.parent}` row.")
     return "\n\n".join(lines)

@@ -18,11 +18,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser("validate", help="check spec files; one line per problem")
-    validate.add_argument("directory", nargs="?", type=Path, help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)")
+    validate.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)",
+    )
 
-    demo = commands.add_parser("demo", help="load every asset from the bundled sandbox API into DuckDB")
-    demo.add_argument("--duckdb", type=Path, help="DuckDB file (default: RESTSYNC_DUCKDB_PATH or data/demo/restsync_demo.duckdb)")
-    demo.add_argument("--specs", type=Path, help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)")
+    demo = commands.add_parser(
+        "demo", help="load every asset from the bundled sandbox API into DuckDB"
+    )
+    demo.add_argument(
+        "--duckdb",
+        type=Path,
+        help="DuckDB file (default: RESTSYNC_DUCKDB_PATH or data/demo/restsync_demo.duckdb)",
+    )
+    demo.add_argument(
+        "--specs", type=Path, help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)"
+    )
 
     sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -59,7 +72,9 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None) -> int:
     if duckdb is not None:
         os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
     elif "RESTSYNC_DUCKDB_PATH" not in os.environ:
-        os.environ["RESTSYNC_DUCKDB_PATH"] = str(settings.PACKAGE_ROOT / "data" / "demo" / "restsync_demo.duckdb")
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(
+            settings.PACKAGE_ROOT / "data" / "demo" / "restsync_demo.duckdb"
+        )
     if specs_folder is not None:
         os.environ["RESTSYNC_SPECS_DIR"] = str(specs_folder.resolve())
     started = time.perf_counter()
@@ -68,7 +83,9 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None) -> int:
     except SpecValidationError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"\n{report.summary()} in {time.perf_counter() - started:.1f}s; warehouse: {settings.duckdb_path()}")
+    print(
+        f"\n{report.summary()} in {time.perf_counter() - started:.1f}s; warehouse: {settings.duckdb_path()}"
+    )
     return 0 if report.ok else 1
 
 

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from dagster import AssetsDefinition, DagsterInstance, materialize
 
-from restsync_assets import settings
+from restsync_assets import settings, warehouse
 from restsync_assets.definitions import build_definitions
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import SourceSpec
@@ -42,12 +42,18 @@ class DemoReport:
     def table(self) -> str:
         header = ("asset", "rows loaded", "rows in table", "check", "seconds")
         lines = [header] + [
-            (r.asset, _num(r.rows_loaded), _num(r.table_rows), r.status, f"{r.seconds:.2f}") for r in self.rows
+            (r.asset, _num(r.rows_loaded), _num(r.table_rows), r.status, f"{r.seconds:.2f}")
+            for r in self.rows
         ]
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         out = []
         for n, line in enumerate(lines):
-            out.append("  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+            out.append(
+                "  ".join(
+                    c.ljust(w) if i in (0, 3) else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(line, widths, strict=False))
+                )
+            )
             if n == 0:
                 out.append("  ".join("-" * w for w in widths))
         return "\n".join(out)
@@ -103,7 +109,7 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
         loaded[mat.asset_key.path[-1]] = int(value.value) if value is not None else 0
     rows = []
     for resource in spec.resources:
-        table_ids = warehouse_ids(spec.name, resource.name)
+        table_ids = warehouse.table_ids(spec.name, resource.name)
         truth = sandbox.ids(spec.name, resource.name)
         if resource.name not in loaded:
             status = "FAILED"
@@ -125,23 +131,11 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
     return rows
 
 
-def warehouse_ids(dataset: str, table: str) -> list | None:
-    """Every `id` of `dataset.table` in the DuckDB warehouse, or None if there is no such table."""
-    import duckdb
-
-    path = settings.duckdb_path()
-    if not path.exists():
-        return None
-    with duckdb.connect(str(path), read_only=True) as con:
-        try:
-            return [r[0] for r in con.execute(f'select id from "{dataset}"."{table}"').fetchall()]
-        except duckdb.CatalogException:
-            return None
-
-
 def _assets_of(defs, spec: SourceSpec) -> AssetsDefinition:
     for assets_def in defs.assets:
-        if isinstance(assets_def, AssetsDefinition) and any(k.path[0] == spec.name for k in assets_def.keys):
+        if isinstance(assets_def, AssetsDefinition) and any(
+            k.path[0] == spec.name for k in assets_def.keys
+        ):
             return assets_def
     raise KeyError(spec.name)
 

@@ -39,7 +39,14 @@ class Credentials:
         return value
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in ("client_secret", "refresh_token") and getattr(self, k) else getattr(self, k)) for k in CREDENTIAL_KEYS}
+        shown = {
+            k: (
+                "***"
+                if k in ("client_secret", "refresh_token") and getattr(self, k)
+                else getattr(self, k)
+            )
+            for k in CREDENTIAL_KEYS
+        }
         return f"Credentials(source={self.source!r}, {shown})"
 
 
@@ -62,7 +69,9 @@ class ApiCredentials(ConfigurableResource):
     token_url: str | None = None
 
     def resolve(self) -> Credentials:
-        return Credentials(source=self.source, **{key: self._lookup(key) for key in CREDENTIAL_KEYS})
+        return Credentials(
+            source=self.source, **{key: self._lookup(key) for key in CREDENTIAL_KEYS}
+        )
 
     def _lookup(self, key: str) -> str | None:
         explicit = getattr(self, key)

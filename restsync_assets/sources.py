@@ -35,10 +35,15 @@ def build_source(spec: SourceSpec, credentials: Credentials) -> DltSource:
     session = RestsyncSession(
         source=spec.name,
         base_url=base_url,
-        routes=[Route(r.name, r.endpoint["path"], retry_policy(r.error_handler)) for r in spec.resources],
+        routes=[
+            Route(r.name, r.endpoint["path"], retry_policy(r.error_handler)) for r in spec.resources
+        ],
         default_policy=retry_policy(ErrorHandler()),
         auth=auth if isinstance(auth, OAuth2Auth) else None,
-        secrets=lambda: [*credentials.secrets(), *(auth.secrets() if isinstance(auth, OAuth2Auth) else [])],
+        secrets=lambda: [
+            *credentials.secrets(),
+            *(auth.secrets() if isinstance(auth, OAuth2Auth) else []),
+        ],
     )
     client: dict[str, Any] = {"base_url": base_url, "session": session}
     if auth is not None:
@@ -106,7 +111,9 @@ def resource_config(resource: ResourceSpec) -> dict[str, Any]:
     config["write_disposition"] = resource.write_disposition
     if resource.primary_key is not None:
         config["primary_key"] = (
-            resource.primary_key if isinstance(resource.primary_key, str) else list(resource.primary_key)
+            resource.primary_key
+            if isinstance(resource.primary_key, str)
+            else list(resource.primary_key)
         )
     if resource.include_from_parent:
         config["include_from_parent"] = list(resource.include_from_parent)

@@ -61,14 +61,23 @@ class Api:
         return [record for page in pages for record in page]
 
 
-@pytest.fixture
-def api() -> Iterator[Api]:
+@pytest.fixture(scope="module")
+def _server() -> Iterator[Api]:
     server = Api()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
     thread.start()
     yield server
     server.server.shutdown()
     server.server.server_close()
+
+
+@pytest.fixture
+def api(_server: Api) -> Api:
+    _server.app = lambda path, query: ({}, {})
+    _server.requests.clear()
+    return _server
 
 
 NEXT_LINK = "{{ response.get('paging', {}).get('next_link', {}) }}"
@@ -156,7 +165,9 @@ def test_stop_condition_wins_over_present_cursor(api: Api) -> None:
 
     api.app = app
     paginator = TemplatedCursorPaginator(
-        "{{ response.next }}", stop_condition="{{ not response.has_more }}", cursor_param="page_token"
+        "{{ response.next }}",
+        stop_condition="{{ not response.has_more }}",
+        cursor_param="page_token",
     )
     assert [r["id"] for r in api.paginate(paginator)] == [1, 2, 3]
 
@@ -221,7 +232,9 @@ def test_bad_template_fails_at_construction() -> None:
 def _offset_app(count: int, total: Any = "absent", limit: int = 2) -> App:
     def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
         offset, size = int(query["offset"]), int(query.get("limit", limit))
-        body: dict[str, Any] = {"data": [{"id": i} for i in range(offset, min(count, offset + size))]}
+        body: dict[str, Any] = {
+            "data": [{"id": i} for i in range(offset, min(count, offset + size))]
+        }
         if total != "absent":
             body["total"] = total
         return body, {}
@@ -283,7 +296,10 @@ def test_offset_custom_params_and_maximum_offset(api: Api) -> None:
 def test_offset_has_more_path(api: Api) -> None:
     def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
         start = int(query["offset"])
-        return {"data": [{"id": start}, {"id": start + 1}], "more": "true" if start < 2 else "false"}, {}
+        return {
+            "data": [{"id": start}, {"id": start + 1}],
+            "more": "true" if start < 2 else "false",
+        }, {}
 
     api.app = app
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")

@@ -24,7 +24,10 @@ BASE = {
     "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
     "resources": [
         {"name": "organizations", "endpoint": {"path": "/v1/orgs", "data_selector": "data"}},
-        {"name": "adaccounts", "endpoint": {"path": "/v1/organizations/{organization_id}/adaccounts"}},
+        {
+            "name": "adaccounts",
+            "endpoint": {"path": "/v1/organizations/{organization_id}/adaccounts"},
+        },
     ],
 }
 
@@ -73,7 +76,9 @@ INVALID = [
     ),
     (
         "secret in yaml",
-        spec_with(client__auth={"type": "oauth2", "token_url": "https://x/t", "client_secret": "s3cr3t"}),
+        spec_with(
+            client__auth={"type": "oauth2", "token_url": "https://x/t", "client_secret": "s3cr3t"}
+        ),
         "client.auth.client_secret: secrets never live in YAML: remove it and set the env var or .dlt/secrets.toml",
     ),
     (
@@ -143,7 +148,12 @@ INVALID = [
     ),
     (
         "template syntax error",
-        spec_with(resources__0__endpoint__paginator={"type": "cursor", "cursor_value": "{{ response.get( }}"}),
+        spec_with(
+            resources__0__endpoint__paginator={
+                "type": "cursor",
+                "cursor_value": "{{ response.get( }}",
+            }
+        ),
         "resource 'organizations': endpoint.paginator.cursor_value:",
     ),
     (
@@ -209,18 +219,50 @@ VALID = [
     ("base", BASE),
     ("string resource shorthand", spec_with(resources__1="users")),
     ("string endpoint shorthand", spec_with(resources__0__endpoint="/v1/orgs")),
-    ("dlt json_link paginator", spec_with(resources__0__endpoint__paginator={"type": "json_link", "next_url_path": "next"})),
-    ("dlt cursor paginator", spec_with(resources__0__endpoint__paginator={"type": "cursor", "cursor_path": "next", "cursor_param": "c"})),
+    (
+        "dlt json_link paginator",
+        spec_with(resources__0__endpoint__paginator={"type": "json_link", "next_url_path": "next"}),
+    ),
+    (
+        "dlt cursor paginator",
+        spec_with(
+            resources__0__endpoint__paginator={
+                "type": "cursor",
+                "cursor_path": "next",
+                "cursor_param": "c",
+            }
+        ),
+    ),
     ("dlt paginator shorthand", spec_with(resources__0__endpoint__paginator="single_page")),
     ("dlt bearer auth without token", spec_with(client__auth={"type": "bearer"})),
-    ("explicit dlt path binding", spec_with(resources__1__endpoint__path="/v1/o/{resources.organizations.id}/a")),
-    ("dlt incremental", spec_with(
-        resources__0__endpoint__params={"since": "{incremental.start_value}"},
-        resources__0__endpoint__incremental={"cursor_path": "updated_at", "initial_value": "2024-01-01"},
-    )),
-    ("dlt response actions", spec_with(resources__1__endpoint__response_actions=[{"status_code": 404, "action": "ignore"}])),
-    ("dlt table hints", spec_with(resources__0__max_table_nesting=0, resources__0__table_name="orgs")),
-    ("dict write disposition", spec_with(resources__0__write_disposition={"disposition": "merge", "strategy": "upsert"})),
+    (
+        "explicit dlt path binding",
+        spec_with(resources__1__endpoint__path="/v1/o/{resources.organizations.id}/a"),
+    ),
+    (
+        "dlt incremental",
+        spec_with(
+            resources__0__endpoint__params={"since": "{incremental.start_value}"},
+            resources__0__endpoint__incremental={
+                "cursor_path": "updated_at",
+                "initial_value": "2024-01-01",
+            },
+        ),
+    ),
+    (
+        "dlt response actions",
+        spec_with(
+            resources__1__endpoint__response_actions=[{"status_code": 404, "action": "ignore"}]
+        ),
+    ),
+    (
+        "dlt table hints",
+        spec_with(resources__0__max_table_nesting=0, resources__0__table_name="orgs"),
+    ),
+    (
+        "dict write disposition",
+        spec_with(resources__0__write_disposition={"disposition": "merge", "strategy": "upsert"}),
+    ),
     ("no auth", spec_with(client__auth=DELETE)),
 ]
 
@@ -233,7 +275,13 @@ def test_valid_specs_load(tmp_path, case, spec):
 
 def test_seed_specs_load_with_the_expected_shape():
     specs = {s.name: s for s in load_specs(SEED_SPECS)}
-    assert sorted(specs) == ["ad_analytics", "ledger", "marketing_api", "native_ads", "workspace_docs"]
+    assert sorted(specs) == [
+        "ad_analytics",
+        "ledger",
+        "marketing_api",
+        "native_ads",
+        "workspace_docs",
+    ]
     assert sum(len(s.resources) for s in specs.values()) == 19
     parents = {(s.name, r.name): r.parent for s in specs.values() for r in s.resources if r.parent}
     assert parents == {
@@ -294,8 +342,16 @@ def test_folder_lists_every_broken_file_and_duplicate_names(tmp_path):
 @pytest.mark.parametrize(
     ("selector", "document", "expected"),
     [
-        ("organizations.*.organization", {"organizations": [{"organization": {"id": 1}}]}, [{"id": 1}]),
-        ("organizations.*.organization", {"organizations": {"a": {"organization": {"id": 2}}}}, [{"id": 2}]),
+        (
+            "organizations.*.organization",
+            {"organizations": [{"organization": {"id": 1}}]},
+            [{"id": 1}],
+        ),
+        (
+            "organizations.*.organization",
+            {"organizations": {"a": {"organization": {"id": 2}}}},
+            [{"id": 2}],
+        ),
         ("data", {"data": [1, 2]}, [[1, 2]]),
     ],
 )

@@ -140,6 +140,7 @@ class OAuth2Auth(AuthConfigBase):
         """
         with self._lock:
             if token is None or token == self._access_token:
+                self._remember(self._access_token)
                 self._access_token = None
                 self._expires_at = None
 

@@ -48,6 +48,9 @@ class SandboxApp:
     def upsert_row(self, spec: str, resource: str, row: dict) -> None:
         if row.get("id") is None:
             raise ValueError("row needs a non-null 'id'")
+        keys = SORT_KEYS.get((spec, resource), ())
+        if missing := [k for k in keys if row.get(k) is None]:
+            raise ValueError(f"{spec}.{resource} rows need non-null {missing}")
         row = copy.deepcopy(row)
         with self._lock:
             table = self._table(spec, resource)
@@ -57,9 +60,8 @@ class SandboxApp:
                     break
             else:
                 table.append(row)
-            keys = SORT_KEYS.get((spec, resource))
             if keys:
-                table.sort(key=lambda r: tuple(str(r.get(k)) for k in keys))
+                table.sort(key=lambda r: tuple(str(r[k]) for k in keys))
 
     # ------------------------------------------------------------------ request handling
 

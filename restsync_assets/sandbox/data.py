@@ -342,7 +342,7 @@ def _workspace_docs() -> dict[str, list[dict]]:
             "type": "bot" if i % 10 == 9 else "person",
             "name": f"User {i + 1}",
             "avatar_url": None if i % 4 else f"https://avatars.example.com/{i + 1}.png",
-            "person": None if i % 10 == 9 else {"email": f"person{i + 1}@example.com"},
+            "person": {"email": None if i % 10 == 9 else f"person{i + 1}@example.com"},
         }
         for i in range(203)
     ]

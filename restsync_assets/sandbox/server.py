@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -264,19 +265,33 @@ def _check_spec(spec: str) -> None:
         raise KeyError(f"unknown sandbox spec {spec!r}; expected one of {SANDBOX_SPECS}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Run the sandbox in the foreground until Ctrl-C, printing URLs and credentials."""
-    with Sandbox(host=host, port=port) as sandbox:
-        print(f"restsync sandbox listening on {sandbox.url}")
-        for spec in SANDBOX_SPECS:
-            print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
-            for key, value in sandbox.env([spec]).items():
-                print(f"{key}={value}")
-        print("\nPress Ctrl-C to stop.", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping sandbox", file=sys.stderr)
+    """Run the sandbox in the foreground until Ctrl-C (or SIGTERM).
+
+    Prints each spec's base/token URL and its credentials as ``NAME=value`` lines
+    (fake, fixed sandbox credentials). ``port=0`` picks a free port.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        with Sandbox(host=host, port=port) as sandbox:
+            print(f"restsync sandbox listening on {sandbox.url}")
+            for spec in SANDBOX_SPECS:
+                print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
+                for key, value in sandbox.env([spec]).items():
+                    print(f"{key}={value}")
+            print("\nPress Ctrl-C to stop.", flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                print("stopping sandbox", file=sys.stderr)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 serve_forever = serve

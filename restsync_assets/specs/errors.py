@@ -9,7 +9,9 @@ from pathlib import Path
 class SpecError(ValueError):
     """A problem in one spec file, reported as a single line."""
 
-    def __init__(self, path: Path | str, message: str, *, resource: str | None = None, key: str = ""):
+    def __init__(
+        self, path: Path | str, message: str, *, resource: str | None = None, key: str = ""
+    ):
         self.path = Path(path)
         self.resource = resource
         self.key = key

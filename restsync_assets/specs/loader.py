@@ -17,11 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from restsync_assets.specs.errors import SpecError, SpecValidationError, allowed
 from restsync_assets.specs.model import (
+    AUTH_TYPES,
     COLUMN_TYPES,
     DLT_AUTH_TYPES,
     PAGINATOR_TYPES,
     SECRET_AUTH_KEYS,
-    AUTH_TYPES,
     Binding,
     Column,
     ErrorHandler,
@@ -73,7 +73,12 @@ def load_specs(directory: Path | str) -> list[SourceSpec]:
     directory = Path(directory)
     if not directory.is_dir():
         raise SpecValidationError(
-            [SpecError(directory, "spec folder not found (set RESTSYNC_SPECS_DIR to a folder of *.yaml specs)")]
+            [
+                SpecError(
+                    directory,
+                    "spec folder not found (set RESTSYNC_SPECS_DIR to a folder of *.yaml specs)",
+                )
+            ]
         )
     specs, errors = [], []
     for path in spec_files(directory):
@@ -85,7 +90,11 @@ def load_specs(directory: Path | str) -> list[SourceSpec]:
     for spec in specs:
         if spec.name in seen:
             errors.append(
-                SpecError(spec.path, f"'{spec.name}' is already the name of {seen[spec.name].name}", key="name")
+                SpecError(
+                    spec.path,
+                    f"'{spec.name}' is already the name of {seen[spec.name].name}",
+                    key="name",
+                )
             )
         seen.setdefault(spec.name, spec.path)
     if errors:
@@ -148,7 +157,9 @@ class _SpecParser:
         if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
             raise self.fail(f"must be an http(s) URL, got {base_url!r}", key="client.base_url")
         auth = self._auth(client.get("auth"), "client.auth")
-        client_handler = self._error_handler_fields(client.get("error_handler"), "client.error_handler")
+        client_handler = self._error_handler_fields(
+            client.get("error_handler"), "client.error_handler"
+        )
         defaults = self._mapping(raw.get("resource_defaults"), "resource_defaults")
         default_handler = self._error_handler_fields(
             defaults.get("error_handler"), "resource_defaults.error_handler"
@@ -186,7 +197,9 @@ class _SpecParser:
             description=raw.get("description"),
         )
 
-    def _mapping(self, value: Any, key: str, *, required: bool = False, resource: str | None = None) -> dict:
+    def _mapping(
+        self, value: Any, key: str, *, required: bool = False, resource: str | None = None
+    ) -> dict:
         if value is None and not required:
             return {}
         if not isinstance(value, dict):
@@ -195,7 +208,9 @@ class _SpecParser:
 
     # -- client ----------------------------------------------------------------------------
 
-    def _auth(self, auth: Any, key: str, resource: str | None = None) -> OAuth2AuthSpec | dict | None:
+    def _auth(
+        self, auth: Any, key: str, resource: str | None = None
+    ) -> OAuth2AuthSpec | dict | None:
         if auth is None:
             return None
         if isinstance(auth, str):
@@ -204,8 +219,12 @@ class _SpecParser:
             raise self.fail("must be a mapping with a type", resource=resource, key=key)
         kind = auth.get("type", "bearer")
         if kind not in AUTH_TYPES:
-            raise self.fail(f"unknown auth type {kind!r}; {allowed(AUTH_TYPES)}", resource=resource, key=f"{key}.type")
-        for secret in SECRET_AUTH_KEYS + ("token", "api_key", "password"):
+            raise self.fail(
+                f"unknown auth type {kind!r}; {allowed(AUTH_TYPES)}",
+                resource=resource,
+                key=f"{key}.type",
+            )
+        for secret in (*SECRET_AUTH_KEYS, "token", "api_key", "password"):
             if secret in auth:
                 raise self.fail(
                     "secrets never live in YAML: remove it and set the env var or .dlt/secrets.toml",
@@ -255,7 +274,10 @@ class _SpecParser:
             if deep in endpoint and deep in default_endpoint:
                 merged_endpoint[deep] = {**default_endpoint[deep], **endpoint[deep]}
         merged_endpoint.setdefault("path", name)
-        merged = {**deepcopy({k: v for k, v in defaults.items() if k != "endpoint"}), **deepcopy(resource)}
+        merged = {
+            **deepcopy({k: v for k, v in defaults.items() if k != "endpoint"}),
+            **deepcopy(resource),
+        }
         merged["endpoint"] = merged_endpoint
         if "error_handler" in resource:
             merged["error_handler"] = resource["error_handler"]
@@ -267,7 +289,11 @@ class _SpecParser:
         unknown = set(endpoint) - set(ENDPOINT_KEYS)
         if unknown:
             key = sorted(unknown)[0]
-            raise self.fail(f"unknown endpoint key; {allowed(ENDPOINT_KEYS)}", resource=name, key=f"endpoint.{key}")
+            raise self.fail(
+                f"unknown endpoint key; {allowed(ENDPOINT_KEYS)}",
+                resource=name,
+                key=f"endpoint.{key}",
+            )
         path = endpoint.get("path")
         if not isinstance(path, str):
             raise self.fail("must be a string", resource=name, key="endpoint.path")
@@ -278,7 +304,11 @@ class _SpecParser:
                 target, fld = value.get("resource"), value.get("field")
                 self._check_target(target, names, name, f"endpoint.params.{param}.resource")
                 if not isinstance(fld, str) or not fld:
-                    raise self.fail("must name a field of the parent", resource=name, key=f"endpoint.params.{param}.field")
+                    raise self.fail(
+                        "must name a field of the parent",
+                        resource=name,
+                        key=f"endpoint.params.{param}.field",
+                    )
                 bindings.append(Binding(param, target, fld))
             elif isinstance(value, dict) and value.get("type") not in (None, "incremental"):
                 raise self.fail(
@@ -353,15 +383,29 @@ class _SpecParser:
         endpoint["params"] = self._bound_params(endpoint, bindings, parent, lineage)
         endpoint["path"] = self._bound_path(endpoint["path"], bindings, parent, lineage)
         handler = self._error_handler(
-            [*handler_layers, self._error_handler_fields(raw.get("error_handler"), "error_handler", name)],
+            [
+                *handler_layers,
+                self._error_handler_fields(raw.get("error_handler"), "error_handler", name),
+            ],
             name,
         )
         columns = self._columns(raw.get("schema"), name)
-        include = tuple(dict.fromkeys([*(raw.get("include_from_parent") or []), *carried.get(name, [])]))
+        include = tuple(
+            dict.fromkeys([*(raw.get("include_from_parent") or []), *carried.get(name, [])])
+        )
         if include and parent is None:
-            raise self.fail("include_from_parent needs a parent resource", resource=name, key="include_from_parent")
+            raise self.fail(
+                "include_from_parent needs a parent resource",
+                resource=name,
+                key="include_from_parent",
+            )
         write_disposition = raw.get("write_disposition", "append")
-        if isinstance(write_disposition, str) and write_disposition not in ("append", "merge", "replace", "skip"):
+        if isinstance(write_disposition, str) and write_disposition not in (
+            "append",
+            "merge",
+            "replace",
+            "skip",
+        ):
             raise self.fail(
                 f"unknown write disposition {write_disposition!r}; {allowed(('append', 'merge', 'replace', 'skip'))}",
                 resource=name,
@@ -373,7 +417,15 @@ class _SpecParser:
         hints = {
             k: v
             for k, v in raw.items()
-            if k not in ("name", "endpoint", "include_from_parent", "primary_key", "write_disposition", *EXTENSION_RESOURCE_KEYS)
+            if k
+            not in (
+                "name",
+                "endpoint",
+                "include_from_parent",
+                "primary_key",
+                "write_disposition",
+                *EXTENSION_RESOURCE_KEYS,
+            )
         }
         spec = ResourceSpec(
             name=name,
@@ -397,13 +449,23 @@ class _SpecParser:
             return None
         if isinstance(paginator, str):
             if paginator not in PAGINATOR_TYPES:
-                raise self.fail(f"unknown paginator {paginator!r}; {allowed(PAGINATOR_TYPES)}", resource=resource, key=key)
+                raise self.fail(
+                    f"unknown paginator {paginator!r}; {allowed(PAGINATOR_TYPES)}",
+                    resource=resource,
+                    key=key,
+                )
             return paginator
         if not isinstance(paginator, dict):
-            raise self.fail("must be a paginator name or a mapping with a type", resource=resource, key=key)
+            raise self.fail(
+                "must be a paginator name or a mapping with a type", resource=resource, key=key
+            )
         kind = paginator.get("type")
         if kind not in PAGINATOR_TYPES:
-            raise self.fail(f"unknown paginator type {kind!r}; {allowed(PAGINATOR_TYPES)}", resource=resource, key=f"{key}.type")
+            raise self.fail(
+                f"unknown paginator type {kind!r}; {allowed(PAGINATOR_TYPES)}",
+                resource=resource,
+                key=f"{key}.type",
+            )
         if kind == "cursor" and "cursor_value" in paginator:
             spec = self._model(TemplatedCursorPaginatorSpec, paginator, key, resource)
             for field_name in ("cursor_value", "stop_condition"):
@@ -427,7 +489,11 @@ class _SpecParser:
         from dlt.common import jsonpath
 
         if not isinstance(selector, str) or not selector:
-            raise self.fail("must be a JSONPath string such as data or results[*]", resource=resource, key="endpoint.data_selector")
+            raise self.fail(
+                "must be a JSONPath string such as data or results[*]",
+                resource=resource,
+                key="endpoint.data_selector",
+            )
         try:
             jsonpath.compile_path(selector)
             normalized = normalize_selector(selector)
@@ -457,20 +523,34 @@ class _SpecParser:
         if schema is None:
             return ()
         if not isinstance(schema, dict):
-            raise self.fail("must map field names to a type or {type, nullable}", resource=resource, key="schema")
+            raise self.fail(
+                "must map field names to a type or {type, nullable}",
+                resource=resource,
+                key="schema",
+            )
         columns = []
         for field_name, decl in schema.items():
             key = f"schema.{field_name}"
             if isinstance(decl, str):
                 decl = {"type": decl}
             if not isinstance(decl, dict):
-                raise self.fail("must be a type name or {type, nullable}", resource=resource, key=key)
+                raise self.fail(
+                    "must be a type name or {type, nullable}", resource=resource, key=key
+                )
             unknown = set(decl) - {"type", "nullable"}
             if unknown:
-                raise self.fail(f"unknown key {sorted(unknown)[0]!r}; {allowed(('nullable', 'type'))}", resource=resource, key=key)
+                raise self.fail(
+                    f"unknown key {sorted(unknown)[0]!r}; {allowed(('nullable', 'type'))}",
+                    resource=resource,
+                    key=key,
+                )
             kind = decl.get("type")
             if kind not in COLUMN_TYPES:
-                raise self.fail(f"unknown type {kind!r}; {allowed(COLUMN_TYPES)}", resource=resource, key=f"{key}.type")
+                raise self.fail(
+                    f"unknown type {kind!r}; {allowed(COLUMN_TYPES)}",
+                    resource=resource,
+                    key=f"{key}.type",
+                )
             nullable = decl.get("nullable", True)
             if not isinstance(nullable, bool):
                 raise self.fail("must be true or false", resource=resource, key=f"{key}.nullable")
@@ -507,9 +587,15 @@ class _SpecParser:
         from dlt.sources.rest_api.typing import EndpointResource
 
         candidate = dict(spec.hints)
-        candidate.update(name=spec.name, endpoint=dict(spec.endpoint), write_disposition=spec.write_disposition)
+        candidate.update(
+            name=spec.name, endpoint=dict(spec.endpoint), write_disposition=spec.write_disposition
+        )
         if spec.primary_key is not None:
-            candidate["primary_key"] = list(spec.primary_key_columns) if not isinstance(spec.primary_key, str) else spec.primary_key
+            candidate["primary_key"] = (
+                list(spec.primary_key_columns)
+                if not isinstance(spec.primary_key, str)
+                else spec.primary_key
+            )
         if isinstance(spec.paginator, (dict, str)):
             candidate["endpoint"]["paginator"] = spec.paginator
         if isinstance(candidate["endpoint"].get("auth"), OAuth2AuthSpec):
@@ -535,8 +621,10 @@ class _Lineage:
         if name in self._parents:
             return self._parents[name]
         if name in visiting:
-            cycle = " -> ".join([*visiting[visiting.index(name):], name])
-            raise self.parser.fail(f"resources depend on each other in a cycle: {cycle}", resource=name, key="endpoint")
+            cycle = " -> ".join([*visiting[visiting.index(name) :], name])
+            raise self.parser.fail(
+                f"resources depend on each other in a cycle: {cycle}", resource=name, key="endpoint"
+            )
         targets = list(dict.fromkeys(b.resource for b in self.bindings[name]))
         chosen = None
         for target in targets:
@@ -663,7 +751,9 @@ def _dlt_message(error: Exception) -> tuple[str, str]:
     """The deepest, most specific line of dlt's nested `DictValidationException`."""
     while getattr(error, "nested_exceptions", None):
         error = max(error.nested_exceptions, key=lambda e: len(getattr(e, "path", "")))
-    path = re.sub(r"^resources\[\d+\]\.?", "", getattr(error, "path", ".").strip("./").replace("/", "."))
+    path = re.sub(
+        r"^resources\[\d+\]\.?", "", getattr(error, "path", ".").strip("./").replace("/", ".")
+    )
     field = getattr(error, "field", "") or ""
     msg = getattr(error, "msg", str(error)).splitlines()[0]
     unexpected = re.match(r"received unexpected fields `\{'([^']+)'", msg)
@@ -671,7 +761,9 @@ def _dlt_message(error: Exception) -> tuple[str, str]:
         from dlt.sources.rest_api.typing import EndpointResource
 
         expected = getattr(error, "expected_type", None) or EndpointResource
-        keys = set(getattr(expected, "__required_keys__", ())) | set(getattr(expected, "__optional_keys__", ()))
+        keys = set(getattr(expected, "__required_keys__", ())) | set(
+            getattr(expected, "__optional_keys__", ())
+        )
         field = unexpected.group(1)
         msg = f"unknown key; {allowed(keys | set(EXTENSION_RESOURCE_KEYS))}"
     key = ".".join(p for p in (path, field) if p)
