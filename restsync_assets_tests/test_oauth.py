@@ -200,7 +200,7 @@ def test_401_from_token_endpoint_is_one_line_without_secret(tokens: TokenServer)
 
 def test_invalid_grant_points_to_refresh_token(tokens: TokenServer) -> None:
     tokens.reply = lambda form: (400, {"error": "invalid_grant"})
-    with pytest.raises(OAuth2Error, match="HTTP 400 invalid_grant.*MY_API_REFRESH_TOKEN") as info:
+    with pytest.raises(OAuth2Error, match=r"HTTP 400 invalid_grant.*MY_API_REFRESH_TOKEN") as info:
         _bearer(_auth(tokens, refresh_token=REFRESH, source="my-api"))
     assert REFRESH not in str(info.value)
 
@@ -216,7 +216,7 @@ def test_connection_error_becomes_oauth2_error() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/token"
-    with pytest.raises(OAuth2Error, match="ConnectionError.*reachable") as info:
+    with pytest.raises(OAuth2Error, match=r"ConnectionError.*reachable") as info:
         _bearer(OAuth2Auth(url, "id", SECRET, source="acme"))
     assert url in str(info.value) and SECRET not in str(info.value)
 
@@ -286,3 +286,12 @@ def test_passes_dlt_rest_api_validation(tokens: TokenServer) -> None:
     )
     assert create_auth(auth) is auth
     assert tokens.forms == []  # nothing fetched at validation time
+
+
+def test_raise_for_status_session_still_gives_oauth2_error(tokens: TokenServer) -> None:
+    from dlt.sources.helpers.requests import Client
+
+    tokens.reply = lambda form: (401, {"error": "invalid_client"})
+    session = Client(raise_for_status=True, request_max_attempts=1).session
+    with pytest.raises(OAuth2Error, match="HTTP 401 invalid_client"):
+        _bearer(_auth(tokens, session=session))

@@ -203,13 +203,13 @@ def test_loop_state_resets_between_paginations(api: Api) -> None:
 def test_plain_cursor_without_cursor_param_names_resource(api: Api) -> None:
     api.app = lambda path, query: ({"data": [{"id": 1}], "next": "abc"}, {})
     paginator = TemplatedCursorPaginator("{{ response.next }}", resource="ad_accounts")
-    with pytest.raises(ValueError, match="ad_accounts.*cursor_param"):
+    with pytest.raises(ValueError, match=r"ad_accounts.*cursor_param"):
         api.paginate(paginator)
 
 
 def test_cursor_template_error_propagates(api: Api) -> None:
     api.app = lambda path, query: ({"data": [{"id": 1}]}, {})
-    with pytest.raises(TemplateError, match="response.paging.next"):
+    with pytest.raises(TemplateError, match=r"response\.paging\.next"):
         api.paginate(TemplatedCursorPaginator("{{ response.paging.next }}"))
 
 

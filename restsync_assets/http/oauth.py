@@ -189,6 +189,8 @@ class OAuth2Auth(AuthConfigBase):
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
+            if isinstance(exc, requests.HTTPError) and exc.response is not None:
+                return exc.response  # a raise_for_status session was passed in
             raise OAuth2Error(
                 f"{self.source}: token request to {self._url()} failed:"
                 f" {type(exc).__name__}; check that the token URL is correct and reachable"

@@ -16,7 +16,8 @@ import operator
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError as JinjaTemplateError, nodes
+from jinja2 import StrictUndefined, nodes
+from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -50,15 +51,15 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":
-            if isinstance(left, int) and isinstance(right, int):
-                if left.bit_length() * abs(right) > _MAX_POWER_BITS:
-                    raise SecurityError("power result is too large")
+            ints = isinstance(left, int) and isinstance(right, int)
+            if ints and left.bit_length() * abs(right) > _MAX_POWER_BITS:
+                raise SecurityError("power result is too large")
             return operator.pow(left, right)
         if operator_ == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                    if len(seq) * count > _MAX_SEQUENCE_LENGTH:
-                        raise SecurityError("sequence repetition result is too long")
+                repeat = isinstance(seq, (str, list, tuple)) and isinstance(count, int)
+                if repeat and len(seq) * count > _MAX_SEQUENCE_LENGTH:
+                    raise SecurityError("sequence repetition result is too long")
             return operator.mul(left, right)
         return super().call_binop(context, operator_, left, right)
 
