@@ -186,7 +186,7 @@ INVALID = [
     (
         "unknown dlt resource hint",
         spec_with(resources__0__primary_keys="id"),
-        "resource 'organizations': primary_keys: unknown key; allowed: columns, endpoint, error_handler,",
+        "resource 'organizations': primary_keys: unknown key; allowed: automation_condition, checks, columns, endpoint, error_handler,",
     ),
     (
         "invalid yaml",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from copy import deepcopy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,20 @@ from restsync_assets.specs.model import (
     Binding,
     Column,
     ErrorHandler,
+    AutomationSpec,
+    ChecksSpec,
+    FreshnessSpec,
     OAuth2AuthSpec,
     OffsetPaginatorSpec,
+    PartitionsSpec,
+    ScheduleSpec,
     ResourceSpec,
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-TOP_LEVEL_KEYS = ("name", "description", "client", "resource_defaults", "resources")
+TOP_LEVEL_KEYS = ("name", "description", "client", "resource_defaults", "resources", "schedule")
 CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler")
 #: Endpoint keys of dlt's `rest_api` `Endpoint` TypedDict.
 ENDPOINT_KEYS = (
@@ -50,7 +56,16 @@ ENDPOINT_KEYS = (
     "headers",
 )
 #: Resource keys that restsync reads itself and removes before handing the rest to dlt.
-EXTENSION_RESOURCE_KEYS = ("error_handler", "schema")
+EXTENSION_RESOURCE_KEYS = (
+    "error_handler",
+    "schema",
+    "partitions",
+    "freshness",
+    "checks",
+    "automation_condition",
+)
+LAG_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+LAG_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
@@ -175,7 +190,7 @@ class _SpecParser:
         bindings = {r["name"]: self._bindings(r, names) for r in merged}
         parents = _Lineage(bindings, self)
         carried = parents.carried_fields()
-        resources = tuple(
+        resources = self._inherit_partitions(
             self._resource(
                 r,
                 handler_layers=(client_handler, default_handler),
@@ -195,6 +210,7 @@ class _SpecParser:
             client_paginator=self._client_paginator(client.get("paginator")),
             resources=resources,
             description=raw.get("description"),
+            schedule=self._schedule(raw.get("schedule")),
         )
 
     def _mapping(
@@ -427,7 +443,9 @@ class _SpecParser:
                 *EXTENSION_RESOURCE_KEYS,
             )
         }
+        operations = self._operations(raw, name)
         spec = ResourceSpec(
+            **operations,
             name=name,
             endpoint=endpoint,
             paginator=paginator,
@@ -556,6 +574,103 @@ class _SpecParser:
                 raise self.fail("must be true or false", resource=resource, key=f"{key}.nullable")
             columns.append(Column(str(field_name), COLUMN_TYPES[kind], nullable))
         return tuple(columns)
+
+    # -- operations: partitions, freshness, checks, schedules --------------------------------
+
+    def _inherit_partitions(self, resources: Iterable[ResourceSpec]) -> tuple[ResourceSpec, ...]:
+        """A child is fetched per parent row, so it shares its parent's partitioning."""
+        by_name: dict[str, ResourceSpec] = {}
+        for resource in resources:  # parents come first
+            if resource.parent is not None:
+                inherited = by_name[resource.parent].partitions
+                if resource.partitions is not None and resource.partitions != inherited:
+                    raise self.fail(
+                        f"a child shares its parent's partitions; remove it or partition '{resource.parent}' the same way",
+                        resource=resource.name,
+                        key="partitions",
+                    )
+                resource = replace(resource, partitions=inherited)
+            by_name[resource.name] = resource
+        return tuple(by_name.values())
+
+    def _operations(self, raw: dict, name: str) -> dict[str, Any]:
+        partitions = raw.get("partitions")
+        if partitions is not None:
+            partitions = self._model(PartitionsSpec, self._mapping(partitions, "partitions", resource=name), "partitions", name)
+            self._check_partition_start(partitions, name)
+        freshness = raw.get("freshness")
+        max_lag = warn_lag = None
+        if freshness is not None:
+            if isinstance(freshness, (str, int)):
+                freshness = {"max_lag": freshness}
+            freshness = self._model(FreshnessSpec, self._mapping(freshness, "freshness", resource=name), "freshness", name)
+            max_lag = self._lag(freshness.max_lag, name, "freshness.max_lag")
+            if freshness.warn_lag is not None:
+                warn_lag = self._lag(freshness.warn_lag, name, "freshness.warn_lag")
+        checks = self._model(ChecksSpec, self._mapping(raw.get("checks"), "checks", resource=name), "checks", name)
+        return {
+            "partitions": partitions,
+            "freshness": freshness,
+            "max_lag_seconds": max_lag,
+            "warn_lag_seconds": warn_lag,
+            "checks": checks,
+            "automation": self._automation(raw.get("automation_condition"), name),
+        }
+
+    def _check_partition_start(self, partitions: PartitionsSpec, resource: str) -> None:
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(partitions.start)
+        except ValueError:
+            raise self.fail(
+                f"{partitions.start!r} is not an ISO date such as 2026-01-01", resource=resource, key="partitions.start"
+            ) from None
+
+    def _lag(self, value: str | int, resource: str, key: str) -> float:
+        if isinstance(value, int):
+            return float(value * 60)
+        match = LAG_RE.match(value)
+        if not match:
+            raise self.fail(
+                f"{value!r} is not a duration such as 90s, 30m, 6h, 2d, 1w (a bare number means minutes)",
+                resource=resource,
+                key=key,
+            )
+        return float(match.group(1)) * LAG_UNITS[match.group(2)]
+
+    def _automation(self, value: Any, resource: str) -> AutomationSpec | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if value not in ("eager", "on_missing"):
+                raise self.fail(
+                    f"unknown automation condition {value!r}; allowed: eager, on_missing, {{on_cron: <cron>}}",
+                    resource=resource,
+                    key="automation_condition",
+                )
+            return AutomationSpec(kind=value)
+        if isinstance(value, dict) and set(value) == {"on_cron"}:
+            self._cron(value["on_cron"], resource, "automation_condition.on_cron")
+            return AutomationSpec(kind="on_cron", cron=value["on_cron"])
+        raise self.fail(
+            "must be eager, on_missing or {on_cron: <cron>}", resource=resource, key="automation_condition"
+        )
+
+    def _schedule(self, value: Any) -> ScheduleSpec | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = {"cron": value}
+        schedule = self._model(ScheduleSpec, self._mapping(value, "schedule"), "schedule", None)
+        self._cron(schedule.cron, None, "schedule.cron")
+        return schedule
+
+    def _cron(self, cron: Any, resource: str | None, key: str) -> None:
+        from croniter import croniter
+
+        if not isinstance(cron, str) or not croniter.is_valid(cron):
+            raise self.fail(f"{cron!r} is not a cron expression such as '0 6 * * *'", resource=resource, key=key)
 
     # -- bindings into dlt's syntax --------------------------------------------------------
 

@@ -108,6 +108,59 @@ class TemplatedCursorPaginatorSpec(_Strict):
     cursor_param: str | None = None
 
 
+PARTITION_TYPES = ("hourly", "daily", "weekly", "monthly")
+AUTOMATION_CONDITIONS = ("eager", "on_cron", "on_missing")
+
+
+class PartitionsSpec(_Strict):
+    """`partitions:` time windows for a resource; each run loads exactly its window."""
+
+    type: Literal["hourly", "daily", "weekly", "monthly"]
+    start: str
+    end_offset: int = 0
+    timezone: str = "UTC"
+    start_param: str | None = None
+    end_param: str | None = None
+    cursor_path: str | None = None
+    param_format: str | None = None
+    backfill: Literal["single_run", "per_partition"] = "single_run"
+
+    @property
+    def strftime(self) -> str:
+        """How the window's bounds are written into the request params."""
+        if self.param_format:
+            return self.param_format
+        return "%Y-%m-%dT%H:%M:%SZ" if self.type == "hourly" else "%Y-%m-%d"
+
+
+class FreshnessSpec(_Strict):
+    """`freshness: {max_lag: 6h}`: stale when the last materialization is older than that."""
+
+    max_lag: str | int
+    warn_lag: str | int | None = None
+
+
+class ChecksSpec(_Strict):
+    """`checks:` options of the generated asset checks."""
+
+    min_rows: int | None = Field(None, ge=0)
+
+
+class ScheduleSpec(_Strict):
+    """`schedule: "0 6 * * *"` or `{cron, timezone, enabled}` at the top of a spec."""
+
+    cron: str
+    timezone: str = "UTC"
+    enabled: bool = False
+
+
+class AutomationSpec(_Strict):
+    """`automation_condition: eager`, `on_missing` or `{on_cron: "0 * * * *"}`."""
+
+    kind: Literal["eager", "on_cron", "on_missing"]
+    cron: str | None = None
+
+
 @dataclass(frozen=True)
 class Column:
     """A declared field of a resource (`schema:`), applied as a dlt column hint."""
@@ -142,6 +195,19 @@ class ResourceSpec:
     bindings: tuple[Binding, ...] = ()
     include_from_parent: tuple[str, ...] = ()
     hints: dict[str, Any] = field(default_factory=dict)
+    partitions: PartitionsSpec | None = None
+    freshness: FreshnessSpec | None = None
+    max_lag_seconds: float | None = None
+    warn_lag_seconds: float | None = None
+    checks: ChecksSpec = field(default_factory=ChecksSpec)
+    automation: AutomationSpec | None = None
+
+    @property
+    def min_rows(self) -> int:
+        """Rows the table must hold: the spec's `checks.min_rows`, else 1 (0 if partitioned)."""
+        if self.checks.min_rows is not None:
+            return self.checks.min_rows
+        return 0 if self.partitions else 1
 
     @property
     def primary_key_columns(self) -> tuple[str, ...]:
@@ -164,6 +230,7 @@ class SourceSpec:
     client_paginator: Any
     resources: tuple[ResourceSpec, ...]
     description: str | None = None
+    schedule: ScheduleSpec | None = None
 
     @property
     def env_prefix(self) -> str:
@@ -178,3 +245,10 @@ class SourceSpec:
 
     def children(self, name: str) -> list[ResourceSpec]:
         return [r for r in self.resources if r.parent == name]
+
+    def load_groups(self) -> list[tuple[PartitionsSpec | None, tuple[ResourceSpec, ...]]]:
+        """Resources split by partitioning: one Dagster multi-asset (one op) per group."""
+        groups: dict[PartitionsSpec | None, list[ResourceSpec]] = {}
+        for resource in self.resources:
+            groups.setdefault(resource.partitions, []).append(resource)
+        return [(p, tuple(rs)) for p, rs in groups.items()]
