@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         return validate_command(args.directory)
     if args.command == "demo":
-        return demo_command(args.duckdb, args.specs)
+        return demo_command(args.duckdb, args.specs, args.faults)
+    if args.command == "check":
+        return check_command(args.duckdb)
     from restsync_assets.sandbox import serve
 
     serve(args.port)
@@ -65,7 +67,7 @@ def validate_command(directory: Path | None) -> int:
     return 0
 
 
-def demo_command(duckdb: Path | None, specs_folder: Path | None) -> int:
+def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = False) -> int:
     """Start the sandbox, point every spec at it, materialize everything, print a summary."""
     from restsync_assets.demo import run_demo
 
@@ -79,7 +81,12 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None) -> int:
         os.environ["RESTSYNC_SPECS_DIR"] = str(specs_folder.resolve())
     started = time.perf_counter()
     try:
-        report = run_demo(out=sys.stdout)
+        plan = None
+        if faults:
+            from restsync_assets.sandbox.faults import demo_plan
+
+            plan = demo_plan()
+        report = run_demo(out=sys.stdout, faults=plan)
     except SpecValidationError as error:
         print(error, file=sys.stderr)
         return 1
@@ -87,6 +94,19 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None) -> int:
         f"\n{report.summary()} in {time.perf_counter() - started:.1f}s; warehouse: {settings.duckdb_path()}"
     )
     return 0 if report.ok else 1
+
+
+def check_command(duckdb: Path | None) -> int:
+    """Run every generated asset check against the current warehouse; non-zero if any fails."""
+    from restsync_assets.check_runner import run_checks
+
+    if duckdb is not None:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
+    try:
+        return 0 if run_checks(out=sys.stdout) else 1
+    except SpecValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
