@@ -8,8 +8,12 @@ definitions builds no dlt source and touches no network; the dlt source is built
 from collections.abc import Iterator
 from typing import Any
 
+from datetime import timedelta
+
 from dagster import (
     AssetExecutionContext,
+    AutomationCondition,
+    FreshnessPolicy,
     AssetKey,
     AssetsDefinition,
     AssetSpec,
@@ -22,7 +26,8 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from restsync_assets import settings
 from restsync_assets.locks import exclusive
-from restsync_assets.specs.model import ResourceSpec, SourceSpec
+from restsync_assets.partitions import backfill_policy, partitions_definition, run_window
+from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
 
 DLT_RESOURCE_KEY = "dlt"
 
@@ -62,6 +67,8 @@ class RestsyncTranslator(DagsterDltTranslator):
             metadata["restsync/primary_key"] = ", ".join(resource.primary_key_columns)
         if resource.parent:
             metadata["restsync/parent"] = resource.parent
+        if resource.max_lag_seconds:
+            metadata["restsync/max_lag_seconds"] = resource.max_lag_seconds
         return AssetSpec(
             key=asset_key(spec, resource),
             deps=deps,
@@ -69,6 +76,8 @@ class RestsyncTranslator(DagsterDltTranslator):
             kinds={"dlt", settings_destination_kind()},
             description=_description(spec, resource),
             metadata=metadata,
+            freshness_policy=_freshness_policy(resource),
+            automation_condition=automation_condition(resource.automation),
         )
 
 
@@ -76,21 +85,40 @@ def settings_destination_kind() -> str:
     return settings.destination_name()
 
 
-def build_spec_assets(spec: SourceSpec) -> AssetsDefinition:
-    """The multi-asset that loads every resource of `spec` (any subset of them) with dlt."""
+def build_spec_assets(spec: SourceSpec) -> list[AssetsDefinition]:
+    """One multi-asset per partitioning of `spec` (usually one): loads any subset of its assets."""
     translator = RestsyncTranslator(spec)
+    return [
+        _build_group_assets(spec, translator, partitions, resources, index)
+        for index, (partitions, resources) in enumerate(spec.load_groups())
+    ]
+
+
+def _build_group_assets(
+    spec: SourceSpec,
+    translator: "RestsyncTranslator",
+    partitions: PartitionsSpec | None,
+    resources: tuple[ResourceSpec, ...],
+    index: int,
+) -> AssetsDefinition:
     creds_key = credentials_key(spec)
+    names = [r.name for r in resources]
+    suffix = "" if partitions is None else f"_{partitions.type}"
+    if partitions is not None and [p.type for p, _ in spec.load_groups()[:index] if p].count(partitions.type):
+        suffix += f"_{index}"
 
     @multi_asset(
-        name=f"{spec.name}_load",
-        specs=[translator.spec_for(r) for r in spec.resources],
+        name=f"{spec.name}{suffix}_load",
+        specs=[translator.spec_for(r) for r in resources],
         can_subset=True,
         required_resource_keys={DLT_RESOURCE_KEY, creds_key},
+        partitions_def=partitions_definition(partitions) if partitions else None,
+        backfill_policy=backfill_policy(partitions) if partitions else None,
         pool="restsync_warehouse",
         op_tags={"restsync/spec": spec.name},
     )
     def _load(context: AssetExecutionContext) -> Iterator[Any]:
-        yield from run_spec(context, spec, translator, getattr(context.resources, creds_key))
+        yield from run_spec(context, spec, translator, getattr(context.resources, creds_key), names)
 
     return _load
 
@@ -98,8 +126,9 @@ def build_spec_assets(spec: SourceSpec) -> AssetsDefinition:
 def run_spec(
     context: AssetExecutionContext,
     spec: SourceSpec,
-    translator: RestsyncTranslator,
+    translator: "RestsyncTranslator",
     credentials_resource: Any,
+    resources: list[str],
 ) -> Iterator[Any]:
     """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
     from restsync_assets.sources import build_pipeline, build_source
@@ -108,11 +137,14 @@ def run_spec(
     credentials = None
     try:
         credentials = credentials_resource.resolve()
-        source = build_source(spec, credentials)
+        window = run_window(context)
+        source = build_source(spec, credentials, resources=resources, window=window)
         pipeline = build_pipeline(spec)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)
+        where = f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
         context.log.info(
-            f"{spec.name}: loading {', '.join(selected)} into {pipeline.destination.destination_name}:{spec.name}"
+            f"{spec.name}: loading {', '.join(selected)}{where} into "
+            f"{pipeline.destination.destination_name}:{spec.name}"
         )
         with exclusive(_lock_path(pipeline), on_wait=context.log.info):
             yield from dlt_resource.run(
@@ -129,9 +161,7 @@ def run_spec(
 
         secrets = credentials.secrets() if credentials else []
         message = explain(error, spec.name, secrets)
-        raise Failure(
-            description=message, metadata={"error": MetadataValue.text(message)}
-        ) from None
+        raise Failure(description=message, metadata={"error": MetadataValue.text(message)}) from None
 
 
 def _lock_path(pipeline: Any) -> Any:
@@ -139,6 +169,27 @@ def _lock_path(pipeline: Any) -> Any:
         db = settings.duckdb_path()
         return db.with_name(db.name + ".lock")
     return settings.pipelines_dir() / f"{pipeline.pipeline_name}.lock"
+
+
+def _freshness_policy(resource: ResourceSpec) -> FreshnessPolicy | None:
+    if not resource.max_lag_seconds:
+        return None
+    warn = resource.warn_lag_seconds
+    return FreshnessPolicy.time_window(
+        fail_window=timedelta(seconds=resource.max_lag_seconds),
+        warn_window=timedelta(seconds=warn) if warn and warn < resource.max_lag_seconds else None,
+    )
+
+
+def automation_condition(automation: AutomationSpec | None) -> AutomationCondition | None:
+    """`automation_condition:` of a resource as Dagster's declarative automation."""
+    if automation is None:
+        return None
+    if automation.kind == "eager":
+        return AutomationCondition.eager()
+    if automation.kind == "on_missing":
+        return AutomationCondition.on_missing()
+    return AutomationCondition.on_cron(automation.cron)
 
 
 def _description(spec: SourceSpec, resource: ResourceSpec) -> str:

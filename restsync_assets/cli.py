@@ -36,6 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--specs", type=Path, help="folder of specs (default: RESTSYNC_SPECS_DIR or source_specs/)"
     )
+    demo.add_argument(
+        "--faults",
+        action="store_true",
+        help="make the sandbox throw the faults real APIs throw (rate limits, 5xx, resets, expired tokens...)",
+    )
+
+    check = commands.add_parser("check", help="run every asset check against the warehouse")
+    check.add_argument("--duckdb", type=Path, help="DuckDB file (default: RESTSYNC_DUCKDB_PATH)")
 
     sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -98,7 +106,7 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = 
 
 def check_command(duckdb: Path | None) -> int:
     """Run every generated asset check against the current warehouse; non-zero if any fails."""
-    from restsync_assets.check_runner import run_checks
+    from restsync_assets.runner import run_checks
 
     if duckdb is not None:
         os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())

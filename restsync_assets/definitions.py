@@ -8,18 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster import Definitions, in_process_executor
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from restsync_assets.assets import DLT_RESOURCE_KEY, build_spec_assets, credentials_key
+from restsync_assets.checks import build_spec_checks
 from restsync_assets.resources import ApiCredentials
+from restsync_assets.schedules import build_spec_schedules
 from restsync_assets.settings import specs_dir
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import SourceSpec
 
 
+#: The job that runs every asset check alone (`restsync check`, or from the UI).
+CHECKS_JOB = "restsync_checks"
+
+
 def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
-    """Assets and resources for every spec.
+    """Assets, asset checks, schedules and resources for every spec.
 
     Runs use the in-process executor: one DuckDB file takes one writer at a time, so steps
     run one after another inside a run (and `restsync_assets.locks` serialises runs).
@@ -27,7 +33,16 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
     resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
     resources.update({credentials_key(s): ApiCredentials(source=s.name) for s in specs})
     return Definitions(
-        assets=[build_spec_assets(s) for s in specs],
+        assets=[a for s in specs for a in build_spec_assets(s)],
+        asset_checks=[build_spec_checks(s) for s in specs],
+        schedules=[sch for s in specs for sch in build_spec_schedules(s)],
+        jobs=[
+            define_asset_job(
+                CHECKS_JOB,
+                selection=AssetSelection.all_asset_checks(),
+                description="Every restsync asset check, against the warehouse as it is (no load).",
+            )
+        ],
         resources=resources,
         executor=in_process_executor,
     )

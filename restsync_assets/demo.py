@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from dagster import AssetsDefinition, DagsterInstance, materialize
+from dagster import DagsterInstance
 
 from restsync_assets import settings, warehouse
 from restsync_assets.definitions import build_definitions
+from restsync_assets.runner import materialize_spec
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import SourceSpec
 
@@ -23,6 +24,7 @@ class AssetRow:
     rows_loaded: int | None
     table_rows: int | None
     status: str
+    checks: str
     seconds: float
 
 
@@ -40,9 +42,9 @@ class DemoReport:
         return f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
 
     def table(self) -> str:
-        header = ("asset", "rows loaded", "rows in table", "check", "seconds")
+        header = ("asset", "rows loaded", "rows in table", "vs sandbox", "checks passed", "seconds")
         lines = [header] + [
-            (r.asset, _num(r.rows_loaded), _num(r.table_rows), r.status, f"{r.seconds:.2f}")
+            (r.asset, _num(r.rows_loaded), _num(r.table_rows), r.status, r.checks, f"{r.seconds:.2f}")
             for r in self.rows
         ]
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -87,26 +89,28 @@ def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
 
 
 def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -> list[AssetRow]:
-    assets_def = _assets_of(defs, spec)
     print(f"-> {spec.name}: materializing {len(spec.resources)} assets ...", file=out, flush=True)
     started = time.perf_counter()
-    result = materialize(
-        [assets_def],
-        resources=defs.resources,
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
+    results = materialize_spec(defs, spec, instance)
     seconds = time.perf_counter() - started
-    if not result.success:
+    loaded, checks = {}, {}
+    for result in results:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                report.errors.append(event.step_failure_data.error.message.strip().splitlines()[-1])
-    loaded = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        value = mat.metadata.get("rows_loaded")
-        loaded[mat.asset_key.path[-1]] = int(value.value) if value is not None else 0
+                data = event.step_failure_data
+                message = data.user_failure_data.description if data.user_failure_data else data.error.message
+                report.errors.append(message.strip().splitlines()[-1])
+        for event in result.get_asset_materialization_events():
+            mat = event.event_specific_data.materialization
+            value = mat.metadata.get("rows_loaded")
+            loaded[mat.asset_key.path[-1]] = int(value.value) if value is not None else 0
+        for evaluation in result.get_asset_check_evaluations():
+            passed, total = checks.get(evaluation.asset_key.path[-1], (0, 0))
+            checks[evaluation.asset_key.path[-1]] = (passed + evaluation.passed, total + 1)
+            if not evaluation.passed:
+                report.errors.append(
+                    f"{spec.name}/{evaluation.asset_key.path[-1]} check {evaluation.check_name}: {evaluation.description}"
+                )
     rows = []
     for resource in spec.resources:
         table_ids = warehouse.table_ids(spec.name, resource.name)
@@ -117,27 +121,20 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
             status = "MISMATCH"
         else:
             status = "ok"
+        passed, total = checks.get(resource.name, (0, 0))
         rows.append(
             AssetRow(
                 asset=f"{spec.name}/{resource.name}",
                 rows_loaded=loaded.get(resource.name),
                 table_rows=None if table_ids is None else len(table_ids),
                 status=status,
+                checks=f"{passed}/{total}",
                 seconds=seconds,
             )
         )
-    state = "done" if result.success else "FAILED"
+    state = "done" if all(r.success for r in results) else "FAILED"
     print(f"   {spec.name}: {state} in {seconds:.1f}s", file=out, flush=True)
     return rows
-
-
-def _assets_of(defs, spec: SourceSpec) -> AssetsDefinition:
-    for assets_def in defs.assets:
-        if isinstance(assets_def, AssetsDefinition) and any(
-            k.path[0] == spec.name for k in assets_def.keys
-        ):
-            return assets_def
-    raise KeyError(spec.name)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ the source's schema while running, dagster issue 34052) and a fresh pipeline obj
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import dlt
@@ -17,19 +18,30 @@ from restsync_assets import settings
 from restsync_assets.http.oauth import OAuth2Auth
 from restsync_assets.http.paginators import OffsetPaginatorWithoutTotal, TemplatedCursorPaginator
 from restsync_assets.http.session import RestsyncSession, RetryPolicy, Route
+from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
 from restsync_assets.specs.model import (
     ErrorHandler,
     OAuth2AuthSpec,
     OffsetPaginatorSpec,
+    PartitionsSpec,
     ResourceSpec,
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
 
 
-def build_source(spec: SourceSpec, credentials: Credentials) -> DltSource:
-    """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session."""
+def build_source(
+    spec: SourceSpec,
+    credentials: Credentials,
+    resources: Sequence[str] | None = None,
+    window: Window | None = None,
+) -> DltSource:
+    """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session.
+
+    `resources` limits the source to those resources (a partition group); `window` is the time
+    window of a partitioned run, written into each partitioned resource's request.
+    """
     base_url = (credentials.base_url or spec.base_url).rstrip("/")
     auth = build_auth(spec, credentials)
     session = RestsyncSession(
@@ -52,8 +64,9 @@ def build_source(spec: SourceSpec, credentials: Credentials) -> DltSource:
         client["headers"] = dict(spec.client_headers)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
-    config = {"client": client, "resources": [resource_config(r) for r in spec.resources]}
-    return rest_api_source(config, name=spec.name)
+    config = {"client": client, "resources": [resource_config(r, window) for r in spec.resources]}
+    source = rest_api_source(config, name=spec.name)
+    return source.with_resources(*resources) if resources is not None else source
 
 
 def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:
@@ -102,9 +115,11 @@ def build_paginator(paginator: Any, resource: str) -> Any:
     return paginator
 
 
-def resource_config(resource: ResourceSpec) -> dict[str, Any]:
+def resource_config(resource: ResourceSpec, window: Window | None = None) -> dict[str, Any]:
     """The dlt `EndpointResource` dict of one resource."""
     endpoint = dict(resource.endpoint)
+    if window is not None and resource.partitions is not None and resource.parent is None:
+        endpoint.update(windowed_endpoint(endpoint, resource.partitions, window))
     if resource.paginator is not None:
         endpoint["paginator"] = build_paginator(resource.paginator, resource.name)
     config: dict[str, Any] = {**resource.hints, "name": resource.name, "endpoint": endpoint}
@@ -127,6 +142,36 @@ def resource_config(resource: ResourceSpec) -> dict[str, Any]:
             }
         config["columns"] = columns
     return config
+
+
+def windowed_endpoint(endpoint: dict[str, Any], partitions: PartitionsSpec, window: Window) -> dict[str, Any]:
+    """Request params (and dlt's incremental range) for exactly one partition window.
+
+    With a `cursor_path`, dlt's incremental gets the window as `initial_value`/`end_value`:
+    dlt then filters rows to `[start, end)` and, because the range is closed, keeps no
+    incremental state, so partitions (and concurrent partition runs) never move a shared
+    cursor. Without one, the window only fills `start_param`/`end_param`.
+    """
+    start, end = window.bounds(partitions)
+    if partitions.cursor_path:
+        incremental = {
+            "cursor_path": partitions.cursor_path,
+            "initial_value": start,
+            "end_value": end,
+            "range_start": "closed",
+            "range_end": "open",
+        }
+        if partitions.start_param:
+            incremental["start_param"] = partitions.start_param
+        if partitions.end_param:
+            incremental["end_param"] = partitions.end_param
+        return {"incremental": incremental}
+    params = dict(endpoint.get("params") or {})
+    if partitions.start_param:
+        params[partitions.start_param] = start
+    if partitions.end_param:
+        params[partitions.end_param] = end
+    return {"params": params}
 
 
 def build_pipeline(spec: SourceSpec) -> Pipeline:

@@ -15,16 +15,32 @@ SNAPSHOT = REPO / "restsync_assets_tests" / "snapshots" / "asset_graph.json"
 
 
 def graph_of(defs) -> dict:
+    checks = {}
+    for checks_def in defs.asset_checks:
+        for key in checks_def.check_keys:
+            checks.setdefault("/".join(key.asset_key.path), []).append(key.name)
     graph = {}
     for assets_def in defs.assets:
+        partitions = assets_def.partitions_def
         for spec in assets_def.specs:
-            graph["/".join(spec.key.path)] = {
+            key = "/".join(spec.key.path)
+            graph[key] = {
                 "group": spec.group_name,
                 "deps": sorted("/".join(d.asset_key.path) for d in spec.deps),
                 "kinds": sorted(spec.kinds),
                 "op": assets_def.node_def.name,
+                "partitions": str(partitions) if partitions else None,
+                "freshness_fail_window_s": (
+                    spec.freshness_policy.fail_window.to_timedelta().total_seconds()
+                    if spec.freshness_policy
+                    else None
+                ),
+                "checks": sorted(checks.get(key, [])),
             }
-    return dict(sorted(graph.items()))
+    schedules = {}
+    for schedule in defs.schedules:
+        schedules[schedule.name] = getattr(schedule, "cron_schedule", "from partitions")
+    return {"assets": dict(sorted(graph.items())), "schedules": dict(sorted(schedules.items()))}
 
 
 def test_asset_graph_matches_snapshot():
@@ -35,7 +51,7 @@ def test_asset_graph_matches_snapshot():
 
 
 def test_nineteen_assets_grouped_by_spec_with_parent_edges():
-    graph = graph_of(build_definitions(load_specs(SEED_SPECS)))
+    graph = graph_of(build_definitions(load_specs(SEED_SPECS)))["assets"]
     assert len(graph) == 19
     assert all(key.split("/")[0] == node["group"] for key, node in graph.items())
     edges = {(dep, key) for key, node in graph.items() for dep in node["deps"]}

@@ -7,6 +7,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from restsync_assets import warehouse
 from restsync_assets.definitions import build_definitions
+from restsync_assets.runner import materialize_spec
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import SEED_SPECS
@@ -40,17 +41,26 @@ def _assert_tables_equal_sandbox(sandbox, keys):
         )
 
 
+def _materialize_all(defs):
+    """Every spec, its partitioned assets as one single-run backfill of all partitions."""
+    instance = DagsterInstance.ephemeral()
+    return [r for spec in load_specs(SEED_SPECS) for r in materialize_spec(defs, spec, instance)]
+
+
 def test_every_seed_asset_loads_exactly_the_sandbox_rows(defs, sandbox_env):
-    result = _materialize(defs)
-    assert result.success
+    results = _materialize_all(defs)
+    assert all(r.success for r in results)
     keys = [tuple(k.path) for a in defs.assets for k in a.keys]
     assert len(keys) == 19
-    materialized = {tuple(e.asset_key.path) for e in result.get_asset_materialization_events()}
+    materialized = {tuple(e.asset_key.path) for r in results for e in r.get_asset_materialization_events()}
     assert materialized == set(keys)
     _assert_tables_equal_sandbox(sandbox_env, keys)
+    evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
+    assert len(evaluations) == 63
+    assert [e for e in evaluations if not e.passed] == []
     # merge on the primary key: a second materialization in the same process adds no duplicate
     # (and does not trip dagster-dlt's schema mutation, dagster issue 34052)
-    assert _materialize(defs).success
+    assert all(r.success for r in _materialize_all(defs))
     _assert_tables_equal_sandbox(sandbox_env, keys)
 
 

@@ -1,0 +1,231 @@
+"""The benchmark's local API: deterministic data, offset pages, a slow fan-out, an incremental feed.
+
+Routes (all `GET`, JSON envelopes):
+
+* `/records/<n>?offset=&limit=`: `{"data": [...], "total": n, "offset", "limit"}`, the `n`
+  records of `benchmarks.data.record` (pages are cached once built, up to a memory budget);
+* `/fanout/<parents>/parents`: `{"data": [{"id", "name"}, ...]}` in one page;
+* `/fanout/<parents>/parents/<id>/children?per=50`: `{"data": [...]}` after a fixed delay
+  (default 20 ms), a non-blocking wait in the handler thread simulating a slow API;
+* `/inc/<n>/events?updated_since=&offset=&limit=`: events with `updated_at > updated_since`,
+  with `total`; `/inc/<n>/events_nototal` is the same without `total`;
+* `/stats`: requests served per path; `/stats/reset` clears them.
+
+Run it in its own process (`python -m benchmarks.server --seed 7`, prints `PORT <n>`) so the
+client being measured never shares a GIL with it; `BenchServer` also runs in a thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import subprocess
+import sys
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+try:
+    import orjson
+
+    def dumps(value: object) -> bytes:
+        return orjson.dumps(value)
+
+except ImportError:  # pragma: no cover - orjson is a dependency of dlt
+    import json
+
+    def dumps(value: object) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+from benchmarks import data
+
+DEFAULT_DELAY = 0.02
+CACHE_BUDGET = 160 * 1024 * 1024
+_RECORDS = re.compile(r"^/records/(\d+)$")
+_PARENTS = re.compile(r"^/fanout/(\d+)/parents$")
+_CHILDREN = re.compile(r"^/fanout/(\d+)/parents/(\d+)/children$")
+_EVENTS = re.compile(r"^/inc/(\d+)/(events|events_nototal)$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "restsync-bench/1.0"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query))
+        status, body = self.server.route(parts.path, query)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], seed: int, delay: float):
+        super().__init__(address, _Handler)
+        self.seed = seed
+        self.delay = delay
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._cache: dict[tuple, bytes] = {}
+        self._cached_bytes = 0
+
+    def route(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
+        if path == "/stats":
+            with self._lock:
+                return 200, dumps(dict(self.counts))
+        if path == "/stats/reset":
+            with self._lock:
+                self.counts.clear()
+            return 200, b"{}"
+        with self._lock:
+            self.counts[path] += 1
+        try:
+            offset = int(query.get("offset", 0))
+            limit = int(query.get("limit", 1000))
+        except ValueError:
+            return 400, b'{"error":"offset and limit must be integers"}'
+        if m := _RECORDS.match(path):
+            return 200, self._records_page(int(m.group(1)), offset, limit)
+        if m := _PARENTS.match(path):
+            parents = [{"id": i, "name": f"parent-{i}"} for i in range(1, int(m.group(1)) + 1)]
+            return 200, dumps({"data": parents})
+        if m := _CHILDREN.match(path):
+            parent = int(m.group(2))
+            if not 1 <= parent <= int(m.group(1)):
+                return 404, b'{"error":"no such parent"}'
+            threading.Event().wait(self.delay)  # the simulated API latency of a child call
+            per = int(query.get("per", 50))
+            return 200, dumps({"data": [data.child(self.seed, parent, j) for j in range(per)]})
+        if m := _EVENTS.match(path):
+            return 200, self._events_page(
+                int(m.group(1)), m.group(2) == "events", query.get("updated_since"), offset, limit
+            )
+        return 404, b'{"error":"not found"}'
+
+    def _records_page(self, n: int, offset: int, limit: int) -> bytes:
+        key = ("records", n, offset, limit)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        rows = data.records(self.seed, offset, min(offset + limit, n)) if offset < n else []
+        body = dumps({"data": rows, "total": n, "offset": offset, "limit": limit})
+        with self._lock:
+            if self._cached_bytes + len(body) <= CACHE_BUDGET:
+                self._cache[key] = body
+                self._cached_bytes += len(body)
+        return body
+
+    def _events_page(
+        self, n: int, with_total: bool, since: str | None, offset: int, limit: int
+    ) -> bytes:
+        # events are sorted by updated_at, which is strictly increasing with the index
+        first = 0
+        if since:
+            since_s = data.parse_iso(since)
+            # event i has updated_at = EPOCH + 60 * (i + 1): the first one after `since`
+            first = max(0, min(n, (since_s - data.EPOCH_SECONDS) // 60))
+        total = n - first
+        start = first + offset
+        rows = [data.event(self.seed, i) for i in range(start, min(start + limit, n))]
+        envelope: dict = {"data": rows}
+        if with_total:
+            envelope["total"] = total
+        return dumps(envelope)
+
+
+class BenchServer:
+    """The benchmark API in a background thread of this process (tests); see `ServerProcess`."""
+
+    def __init__(self, seed: int = 7, delay: float = DEFAULT_DELAY, port: int = 0):
+        self._server = _Server(("127.0.0.1", port), seed, delay)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> BenchServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> BenchServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """`python -m benchmarks.server` in a child process; `url` once started."""
+
+    def __init__(self, seed: int = 7, delay: float = DEFAULT_DELAY):
+        self.seed = seed
+        self.delay = delay
+        self.url = ""
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> ServerProcess:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.server", "--seed", str(self.seed), "--delay", str(self.delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("PORT "):
+            self._proc.kill()
+            raise RuntimeError(f"benchmark server did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()  # the server exits when its stdin closes
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.terminate()
+            self._proc.wait(timeout=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="restsync benchmark API")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = BenchServer(args.seed, args.delay, args.port).start()
+    print(f"PORT {server.url.rsplit(':', 1)[1]}", flush=True)
+    try:
+        sys.stdin.read()  # serve until the parent closes our stdin (or dies)
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
