@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import subprocess
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -43,6 +45,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency of dlt
 from benchmarks import data
 
 DEFAULT_DELAY = 0.02
+REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_BUDGET = 160 * 1024 * 1024
 _RECORDS = re.compile(r"^/records/(\d+)$")
 _PARENTS = re.compile(r"^/fanout/(\d+)/parents$")
@@ -175,6 +178,13 @@ class BenchServer:
         self.stop()
 
 
+def child_env() -> dict[str, str]:
+    """This environment with the repo root on `PYTHONPATH`, so `-m benchmarks.*` resolves."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
 class ServerProcess:
     """`python -m benchmarks.server` in a child process; `url` once started."""
 
@@ -190,6 +200,8 @@ class ServerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=REPO_ROOT,
+            env=child_env(),
         )
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().strip()

@@ -225,11 +225,13 @@ def generated_spec(index: int, resources: int = 10) -> tuple[dict[str, Any], dic
     return spec, {"client": {"base_url": base_url}, "resources": dlt_resources}
 
 
-def write_generated_specs(directory: Path, specs: int, resources: int) -> list[dict[str, Any]]:
-    """Write `specs` generated specs; return their plain dlt configs (name -> config)."""
-    configs = []
+def write_generated_specs(spec_dir: Path, config_dir: Path, specs: int, resources: int) -> None:
+    """Write `specs` generated restsync specs, and their plain dlt configs as YAML beside."""
+    config_dir.mkdir(parents=True, exist_ok=True)
     for i in range(specs):
         spec, config = generated_spec(i, resources)
-        write_spec(directory, spec)
-        configs.append({"name": spec["name"], "config": config})
-    return configs
+        write_spec(spec_dir, spec)
+        doc = {"name": spec["name"], "config": config}
+        (config_dir / f"{spec['name']}.yaml").write_text(
+            yaml.safe_dump(doc, sort_keys=False), encoding="utf-8"
+        )

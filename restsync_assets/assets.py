@@ -6,18 +6,17 @@ definitions builds no dlt source and touches no network; the dlt source is built
 """
 
 from collections.abc import Iterator
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AutomationCondition,
-    FreshnessPolicy,
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    AutomationCondition,
     Failure,
+    FreshnessPolicy,
     MetadataValue,
     multi_asset,
 )
@@ -104,7 +103,9 @@ def _build_group_assets(
     creds_key = credentials_key(spec)
     names = [r.name for r in resources]
     suffix = "" if partitions is None else f"_{partitions.type}"
-    if partitions is not None and [p.type for p, _ in spec.load_groups()[:index] if p].count(partitions.type):
+    if partitions is not None and [p.type for p, _ in spec.load_groups()[:index] if p].count(
+        partitions.type
+    ):
         suffix += f"_{index}"
 
     @multi_asset(
@@ -141,7 +142,9 @@ def run_spec(
         source = build_source(spec, credentials, resources=resources, window=window)
         pipeline = build_pipeline(spec)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)
-        where = f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
+        where = (
+            f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
+        )
         context.log.info(
             f"{spec.name}: loading {', '.join(selected)}{where} into "
             f"{pipeline.destination.destination_name}:{spec.name}"
@@ -161,7 +164,9 @@ def run_spec(
 
         secrets = credentials.secrets() if credentials else []
         message = explain(error, spec.name, secrets)
-        raise Failure(description=message, metadata={"error": MetadataValue.text(message)}) from None
+        raise Failure(
+            description=message, metadata={"error": MetadataValue.text(message)}
+        ) from None
 
 
 def _lock_path(pipeline: Any) -> Any:

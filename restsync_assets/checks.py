@@ -8,7 +8,6 @@ else the table's last dlt load, no older than `max_lag`). A failing check names 
 the offending keys.
 """
 
-
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -17,9 +16,9 @@ from typing import Any
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetChecksDefinition,
     AssetKey,
     MetadataValue,
     multi_asset_check,
@@ -60,7 +59,9 @@ def check_names(resource: ResourceSpec) -> list[str]:
     return names
 
 
-def build_spec_checks(spec: SourceSpec, clock: Callable[[], float] = time.time) -> AssetChecksDefinition:
+def build_spec_checks(
+    spec: SourceSpec, clock: Callable[[], float] = time.time
+) -> AssetChecksDefinition:
     """One multi-check per spec (one warehouse connection for all its checks)."""
     check_specs = [
         AssetCheckSpec(name, asset=AssetKey([spec.name, r.name]), description=_DESCRIPTIONS[name])
@@ -75,8 +76,14 @@ def build_spec_checks(spec: SourceSpec, clock: Callable[[], float] = time.time) 
             for resource in spec.resources:
                 for name in check_names(resource):
                     if (resource.name, name) in selected:
-                        last = _last_materialization(context, spec, resource) if name == "freshness" else None
-                        yield evaluate(warehouse, spec, resource, name, now=clock(), last_materialized=last)
+                        last = (
+                            _last_materialization(context, spec, resource)
+                            if name == "freshness"
+                            else None
+                        )
+                        yield evaluate(
+                            warehouse, spec, resource, name, now=clock(), last_materialized=last
+                        )
 
     return _checks
 
@@ -132,7 +139,9 @@ def evaluate(
             description=f"table {spec.name}.{resource.name} does not exist: materialize {spec.name}/{resource.name} first",
         )
     table = f'"{spec.name}"."{resource.name}"'
-    passed, description, metadata = _EVALUATORS[name](warehouse, table, spec, resource, now, last_materialized)
+    passed, description, metadata = _EVALUATORS[name](
+        warehouse, table, spec, resource, now, last_materialized
+    )
     return AssetCheckResult(
         asset_key=key,
         check_name=name,
@@ -159,11 +168,17 @@ def _primary_key(warehouse, table, spec, resource, now, last):
     passed = nulls == 0 and duplicates == 0
     parts = []
     if duplicates:
-        parts.append(f"{duplicates} duplicate {_plural('key', duplicates)} in ({', '.join(cols)}), e.g. {', '.join(sample)}")
+        parts.append(
+            f"{duplicates} duplicate {_plural('key', duplicates)} in ({', '.join(cols)}), e.g. {', '.join(sample)}"
+        )
     if nulls:
         parts.append(f"{nulls} {_plural('row', nulls)} with a null key")
     description = "; ".join(parts) if parts else f"({', '.join(cols)}) is unique and never null"
-    metadata = {"duplicate_keys": duplicates, "null_keys": nulls, "sample": MetadataValue.json(sample)}
+    metadata = {
+        "duplicate_keys": duplicates,
+        "null_keys": nulls,
+        "sample": MetadataValue.json(sample),
+    }
     return passed, description, metadata
 
 
@@ -250,7 +265,10 @@ def _columns(warehouse: Warehouse, spec: SourceSpec, resource: ResourceSpec) -> 
 def _sample_keys(warehouse: Warehouse, table: str, resource: ResourceSpec, where: str) -> list[str]:
     cols = resource.primary_key_columns or ("_dlt_id",)
     key_sql = ", ".join(f'"{c}"' for c in cols)
-    return [_key(row) for row in warehouse.rows(f"select {key_sql} from {table} where {where} limit {SAMPLE}")]
+    return [
+        _key(row)
+        for row in warehouse.rows(f"select {key_sql} from {table} where {where} limit {SAMPLE}")
+    ]
 
 
 def _last_load(warehouse: Warehouse, spec: SourceSpec, table: str) -> float | None:
@@ -262,7 +280,9 @@ def _last_load(warehouse: Warehouse, spec: SourceSpec, table: str) -> float | No
     return value.timestamp() if value is not None else None
 
 
-def _last_materialization(context: AssetCheckExecutionContext, spec: SourceSpec, resource: ResourceSpec) -> float | None:
+def _last_materialization(
+    context: AssetCheckExecutionContext, spec: SourceSpec, resource: ResourceSpec
+) -> float | None:
     event = context.instance.get_latest_materialization_event(AssetKey([spec.name, resource.name]))
     return event.timestamp if event is not None else None
 

@@ -19,7 +19,6 @@ from restsync_assets.settings import specs_dir
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import SourceSpec
 
-
 #: The job that runs every asset check alone (`restsync check`, or from the UI).
 CHECKS_JOB = "restsync_checks"
 

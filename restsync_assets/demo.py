@@ -15,7 +15,6 @@ from restsync_assets import settings, warehouse
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.specs.loader import load_specs
-from restsync_assets.specs.model import SourceSpec
 
 
 @dataclass
@@ -44,7 +43,14 @@ class DemoReport:
     def table(self) -> str:
         header = ("asset", "rows loaded", "rows in table", "vs sandbox", "checks passed", "seconds")
         lines = [header] + [
-            (r.asset, _num(r.rows_loaded), _num(r.table_rows), r.status, r.checks, f"{r.seconds:.2f}")
+            (
+                r.asset,
+                _num(r.rows_loaded),
+                _num(r.table_rows),
+                r.status,
+                r.checks,
+                f"{r.seconds:.2f}",
+            )
             for r in self.rows
         ]
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -98,7 +104,11 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
                 data = event.step_failure_data
-                message = data.user_failure_data.description if data.user_failure_data else data.error.message
+                message = (
+                    data.user_failure_data.description
+                    if data.user_failure_data
+                    else data.error.message
+                )
                 report.errors.append(message.strip().splitlines()[-1])
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization

@@ -43,7 +43,9 @@ class Window:
 
 def partitions_definition(spec: PartitionsSpec) -> TimeWindowPartitionsDefinition:
     start = datetime.fromisoformat(spec.start)
-    return _DEFINITIONS[spec.type](start_date=start, timezone=spec.timezone, end_offset=spec.end_offset)
+    return _DEFINITIONS[spec.type](
+        start_date=start, timezone=spec.timezone, end_offset=spec.end_offset
+    )
 
 
 def backfill_policy(spec: PartitionsSpec) -> BackfillPolicy:

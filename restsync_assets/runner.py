@@ -25,9 +25,12 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def load_definitions(defs: Definitions, spec: SourceSpec) -> Iterator[AssetsDefinition]:
     """The multi-assets of `spec` (one per partitioning)."""
     for assets_def in defs.assets or []:
-        if isinstance(assets_def, AssetsDefinition) and not isinstance(assets_def, AssetChecksDefinition):
-            if any(k.path[0] == spec.name for k in assets_def.keys):
-                yield assets_def
+        if (
+            isinstance(assets_def, AssetsDefinition)
+            and not isinstance(assets_def, AssetChecksDefinition)
+            and any(k.path[0] == spec.name for k in assets_def.keys)
+        ):
+            yield assets_def
 
 
 def checks_definition(defs: Definitions, spec: SourceSpec) -> AssetChecksDefinition:
@@ -90,10 +93,12 @@ def run_checks(out: TextIO) -> bool:
 
     defs = build_definitions(load_specs(specs_dir()))
     print(f"checks against {duckdb_path()}", file=out)
-    result = defs.get_job_def(CHECKS_JOB).execute_in_process(
+    result = defs.resolve_job_def(CHECKS_JOB).execute_in_process(
         instance=DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
     )
-    evaluations = sorted(result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name))
+    evaluations = sorted(
+        result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name)
+    )
     for evaluation in evaluations:
         mark = "ok  " if evaluation.passed else "FAIL"
         key = "/".join(evaluation.asset_key.path)

@@ -40,7 +40,9 @@ def build_spec_schedules(spec: SourceSpec) -> list[ScheduleDefinition]:
                 )
             )
             continue
-        job = define_asset_job(f"{spec.name}_{partitions.type}_job", selection=AssetSelection.assets(*keys))
+        job = define_asset_job(
+            f"{spec.name}_{partitions.type}_job", selection=AssetSelection.assets(*keys)
+        )
         schedules.append(
             build_schedule_from_partitioned_job(
                 job,

@@ -144,7 +144,9 @@ def resource_config(resource: ResourceSpec, window: Window | None = None) -> dic
     return config
 
 
-def windowed_endpoint(endpoint: dict[str, Any], partitions: PartitionsSpec, window: Window) -> dict[str, Any]:
+def windowed_endpoint(
+    endpoint: dict[str, Any], partitions: PartitionsSpec, window: Window
+) -> dict[str, Any]:
     """Request params (and dlt's incremental range) for exactly one partition window.
 
     With a `cursor_path`, dlt's incremental gets the window as `initial_value`/`end_value`:

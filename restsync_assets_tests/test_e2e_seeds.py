@@ -52,7 +52,9 @@ def test_every_seed_asset_loads_exactly_the_sandbox_rows(defs, sandbox_env):
     assert all(r.success for r in results)
     keys = [tuple(k.path) for a in defs.assets for k in a.keys]
     assert len(keys) == 19
-    materialized = {tuple(e.asset_key.path) for r in results for e in r.get_asset_materialization_events()}
+    materialized = {
+        tuple(e.asset_key.path) for r in results for e in r.get_asset_materialization_events()
+    }
     assert materialized == set(keys)
     _assert_tables_equal_sandbox(sandbox_env, keys)
     evaluations = [e for r in results for e in r.get_asset_check_evaluations()]

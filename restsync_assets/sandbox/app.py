@@ -83,9 +83,22 @@ class SandboxApp:
             elif found := routes.match(first, subpath):
                 route, params = found
                 request.resource = route.resource
+
+        def serve() -> Response:
+            try:
+                return self._serve(request, route, params)
+            except ApiError as error:
+                return error.response
+
+        handle = getattr(self.faults, "handle", None)
+        if handle is not None:
+            return handle(request, self, serve)
         override = self.faults.intercept(request)
-        if override is not None:
-            return override
+        return override if override is not None else serve()
+
+    def _serve(
+        self, request: IncomingRequest, route: routes.Route | None, params: dict | None
+    ) -> Response:
         if request.resource == "oauth":
             return token_endpoint(request.spec, request, self.tokens)
         if route is None:
@@ -97,6 +110,25 @@ class SandboxApp:
             rows = self._select(route, params)
         host = request.headers.get("host") or self.default_host
         return routes.render(route, rows, request, host, self.page_size)
+
+    # ------------------------------------------------------------------ dataset changes (faults)
+
+    def insert_rows(self, spec: str, resource: str, rows: list[dict], at: int = 0) -> None:
+        """Insert ``rows`` at position ``at`` (unsorted tables; sorted ones are re-sorted)."""
+        keys = SORT_KEYS.get((spec, resource), ())
+        with self._lock:
+            table = self._table(spec, resource)
+            table[at:at] = copy.deepcopy(rows)
+            if keys:
+                table.sort(key=lambda r: tuple(str(r[k]) for k in keys))
+
+    def delete_rows(self, spec: str, resource: str, start: int, count: int) -> list[dict]:
+        """Remove ``count`` rows from position ``start``; returns them."""
+        with self._lock:
+            table = self._table(spec, resource)
+            removed = table[start : start + count]
+            del table[start : start + count]
+        return copy.deepcopy(removed)
 
     def _select(self, route: routes.Route, params: dict[str, str]) -> list[dict]:
         if route.parent is not None:

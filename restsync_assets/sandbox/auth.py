@@ -8,7 +8,8 @@ Credentials per spec (deterministic, derived from the spec name)::
 
 The token endpoint accepts a form (or JSON) POST with ``grant_type``,
 ``client_id``/``client_secret`` (or HTTP Basic) and, for refresh-token specs,
-``refresh_token``.
+``refresh_token``. A rotation fault makes a refresh-token grant answer with a new
+``refresh_token``; the one just used then fails with ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -62,18 +63,22 @@ def credentials_for(spec: str) -> dict[str, str]:
 
 
 class TokenStore:
-    """Issued access tokens with expiry measured by an injectable clock."""
+    """Issued access tokens with expiry measured by an injectable clock, and the live refresh
+    token of each refresh-token spec (fixed unless a fault rotates it)."""
 
     def __init__(self, ttl: int = 3600, clock: Callable[[], float] | None = None):
         self.ttl = ttl
         self.clock = clock or time.time
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._refresh: dict[str, str] = {}
+        self._issued: list[str] = []
         self._lock = threading.Lock()
 
     def issue(self, spec: str) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = (spec, self.clock() + self.ttl)
+            self._issued.append(token)
         return token
 
     def is_valid(self, token: str, spec: str) -> bool:
@@ -84,6 +89,32 @@ class TokenStore:
     def expire_all(self) -> None:
         with self._lock:
             self._tokens.clear()
+
+    def revoke(self, spec: str) -> int:
+        """Invalidate the live access tokens of ``spec`` before their stated expiry."""
+        with self._lock:
+            revoked = [t for t, (owner, _) in self._tokens.items() if owner == spec]
+            for token in revoked:
+                del self._tokens[token]
+        return len(revoked)
+
+    def refresh_token(self, spec: str) -> str:
+        """The refresh token ``spec``'s token endpoint accepts now."""
+        with self._lock:
+            return self._refresh.get(spec) or credentials_for(spec)["refresh_token"]
+
+    def rotate_refresh_token(self, spec: str) -> str:
+        """Issue a new refresh token for ``spec``; the previous one stops working."""
+        new = f"sandbox-{spec}-refresh-{secrets.token_hex(12)}"
+        with self._lock:
+            self._refresh[spec] = new
+            self._issued.append(new)
+        return new
+
+    def issued(self) -> list[str]:
+        """Every access and rotated refresh token issued so far (for secret scans)."""
+        with self._lock:
+            return list(self._issued)
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -126,9 +157,11 @@ def token_endpoint(spec: str, request: IncomingRequest, store: TokenStore) -> Re
     grant = GRANT_TYPES[spec]
     if form.get("grant_type") != grant:
         raise ApiError(401, "invalid_grant", f"this client must use grant_type={grant}")
-    if grant == "refresh_token" and not _same(form.get("refresh_token"), creds["refresh_token"]):
-        raise ApiError(401, "invalid_grant", "unknown refresh_token")
+    if grant == "refresh_token" and not _same(form.get("refresh_token"), store.refresh_token(spec)):
+        raise ApiError(401, "invalid_grant", "unknown, revoked or already rotated refresh_token")
     body = {"access_token": store.issue(spec), "token_type": "Bearer", "expires_in": store.ttl}
+    if grant == "refresh_token" and request.rotate_refresh_token:
+        body["refresh_token"] = store.rotate_refresh_token(spec)
     return Response(200, body, {"Cache-Control": "no-store"})
 
 

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass
 class Response:
-    """A JSON response: ``body`` is serialised with ``json.dumps``."""
+    """A response: ``body`` is serialised with ``json.dumps`` unless ``raw`` bytes are given.
+
+    Transport faults: ``delay`` seconds are waited before anything is sent; with
+    ``reset_after`` the status line, headers (with the full ``Content-Length``) and only that
+    many bytes of the body are sent before the connection is reset (TCP RST).
+    A 204 is sent without a body.
+    """
 
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    delay: float = 0.0
+    reset_after: int | None = None
+
+    def payload(self) -> bytes:
+        """The body as sent on the wire."""
+        if self.status == 204:
+            return b""
+        if self.raw is not None:
+            return self.raw
+        return json.dumps(self.body).encode()
 
 
 @dataclass
@@ -31,6 +50,10 @@ class IncomingRequest:
     body: bytes = b""
     spec: str | None = None
     resource: str | None = None
+    faults: list[str] = field(default_factory=list)
+    """Kinds of the faults injected into this request (see ``sandbox.faults``)."""
+    rotate_refresh_token: bool = False
+    """Set by a fault: a refresh-token grant answers with a new refresh token, the old dies."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,7 @@ class RequestRecord:
     status: int
     spec: str | None
     resource: str | None = None
+    faults: tuple[str, ...] = ()
 
 
 class ApiError(Exception):

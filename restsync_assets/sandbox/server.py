@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -68,14 +69,32 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             response = Response(500, {"error": "internal_error"})
         sandbox._record(request, response.status)
-        payload = json.dumps(response.body).encode()
+        if response.delay > 0 and sandbox._stopping.wait(response.delay):
+            self.close_connection = True  # stopping: drop the slow request
+            return
+        payload = response.payload()
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+        if response.status != 204:
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if response.reset_after is None:
+            self.wfile.write(payload)
+            return
+        self.wfile.write(payload[: response.reset_after])
+        self.wfile.flush()
+        self._reset()
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing proxy would."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            self.rfile.close()  # drop makefile()'s reference so close() really closes
+            self.connection.close()
 
     def log_message(self, format: str, *args) -> None:
         if _logging_enabled():
@@ -139,7 +158,8 @@ class Sandbox:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._log: list[RequestRecord] = []
-        self._log_lock = threading.Lock()
+        self._log_lock = threading.Condition()
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,6 +167,7 @@ class Sandbox:
         """Bind and serve in a background daemon thread; returns ``self``."""
         if self._server is not None:
             raise RuntimeError("sandbox already started")
+        self._stopping.clear()
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._app.default_host = f"{self.host}:{self.port}"
@@ -164,6 +185,7 @@ class Sandbox:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()  # release handlers waiting in a slow-response fault
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -240,6 +262,17 @@ class Sandbox:
         """Invalidate every access token issued so far."""
         self._app.tokens.expire_all()
 
+    def refresh_token(self, spec: str) -> str:
+        """The refresh token the token endpoint of ``spec`` accepts now (after rotations)."""
+        _check_spec(spec)
+        return self._app.tokens.refresh_token(spec)
+
+    def secrets(self) -> list[str]:
+        """Every secret the sandbox knows: client secrets, refresh tokens (configured and
+        rotated) and every access token issued so far. For secret scans in tests."""
+        values = [v for spec in SANDBOX_SPECS for k, v in credentials_for(spec).items() if k != "client_id"]
+        return list(dict.fromkeys(values + self._app.tokens.issued()))
+
     # ------------------------------------------------------------------ request log
 
     @property
@@ -252,12 +285,24 @@ class Sandbox:
         with self._log_lock:
             self._log.clear()
 
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` requests were served (True) or ``timeout`` passed."""
+        with self._log_lock:
+            return self._log_lock.wait_for(lambda: len(self._log) >= count, timeout)
+
     def _record(self, request: IncomingRequest, status: int) -> None:
         record = RequestRecord(
-            request.method, request.path, request.query, status, request.spec, request.resource
+            request.method,
+            request.path,
+            request.query,
+            status,
+            request.spec,
+            request.resource,
+            tuple(request.faults),
         )
         with self._log_lock:
             self._log.append(record)
+            self._log_lock.notify_all()
 
 
 def _check_spec(spec: str) -> None:

@@ -23,17 +23,17 @@ from restsync_assets.specs.model import (
     DLT_AUTH_TYPES,
     PAGINATOR_TYPES,
     SECRET_AUTH_KEYS,
+    AutomationSpec,
     Binding,
+    ChecksSpec,
     Column,
     ErrorHandler,
-    AutomationSpec,
-    ChecksSpec,
     FreshnessSpec,
     OAuth2AuthSpec,
     OffsetPaginatorSpec,
     PartitionsSpec,
-    ScheduleSpec,
     ResourceSpec,
+    ScheduleSpec,
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
@@ -596,18 +596,30 @@ class _SpecParser:
     def _operations(self, raw: dict, name: str) -> dict[str, Any]:
         partitions = raw.get("partitions")
         if partitions is not None:
-            partitions = self._model(PartitionsSpec, self._mapping(partitions, "partitions", resource=name), "partitions", name)
+            partitions = self._model(
+                PartitionsSpec,
+                self._mapping(partitions, "partitions", resource=name),
+                "partitions",
+                name,
+            )
             self._check_partition_start(partitions, name)
         freshness = raw.get("freshness")
         max_lag = warn_lag = None
         if freshness is not None:
             if isinstance(freshness, (str, int)):
                 freshness = {"max_lag": freshness}
-            freshness = self._model(FreshnessSpec, self._mapping(freshness, "freshness", resource=name), "freshness", name)
+            freshness = self._model(
+                FreshnessSpec,
+                self._mapping(freshness, "freshness", resource=name),
+                "freshness",
+                name,
+            )
             max_lag = self._lag(freshness.max_lag, name, "freshness.max_lag")
             if freshness.warn_lag is not None:
                 warn_lag = self._lag(freshness.warn_lag, name, "freshness.warn_lag")
-        checks = self._model(ChecksSpec, self._mapping(raw.get("checks"), "checks", resource=name), "checks", name)
+        checks = self._model(
+            ChecksSpec, self._mapping(raw.get("checks"), "checks", resource=name), "checks", name
+        )
         return {
             "partitions": partitions,
             "freshness": freshness,
@@ -624,7 +636,9 @@ class _SpecParser:
             datetime.fromisoformat(partitions.start)
         except ValueError:
             raise self.fail(
-                f"{partitions.start!r} is not an ISO date such as 2026-01-01", resource=resource, key="partitions.start"
+                f"{partitions.start!r} is not an ISO date such as 2026-01-01",
+                resource=resource,
+                key="partitions.start",
             ) from None
 
     def _lag(self, value: str | int, resource: str, key: str) -> float:
@@ -654,7 +668,9 @@ class _SpecParser:
             self._cron(value["on_cron"], resource, "automation_condition.on_cron")
             return AutomationSpec(kind="on_cron", cron=value["on_cron"])
         raise self.fail(
-            "must be eager, on_missing or {on_cron: <cron>}", resource=resource, key="automation_condition"
+            "must be eager, on_missing or {on_cron: <cron>}",
+            resource=resource,
+            key="automation_condition",
         )
 
     def _schedule(self, value: Any) -> ScheduleSpec | None:
@@ -670,7 +686,9 @@ class _SpecParser:
         from croniter import croniter
 
         if not isinstance(cron, str) or not croniter.is_valid(cron):
-            raise self.fail(f"{cron!r} is not a cron expression such as '0 6 * * *'", resource=resource, key=key)
+            raise self.fail(
+                f"{cron!r} is not a cron expression such as '0 6 * * *'", resource=resource, key=key
+            )
 
     # -- bindings into dlt's syntax --------------------------------------------------------
 

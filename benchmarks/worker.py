@@ -1,0 +1,210 @@
+"""Measurements that need a fresh process: definitions load time (P3) and peak RSS (P4).
+
+`python -m benchmarks.worker p3|p4 ...` prints one JSON object on its last stdout line;
+`run_worker` starts it and parses that line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+#: Modules restsync's loader and dlt import lazily (inside functions): imported up front so the
+#: timed call measures building definitions, not importing. Any module that still gets imported
+#: during the timed call is reported as `lazy_imports`.
+LAZY_MODULES = (
+    "dlt.sources.rest_api",
+    "dlt.sources.rest_api.config_setup",
+    "dlt.sources.rest_api.typing",
+    "dlt.common.validation",
+    "croniter",
+)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _import_lazy_modules() -> None:
+    import importlib
+
+    for name in LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _new_modules(before: set[str]) -> dict[str, int]:
+    """Modules imported since `before`, counted per top-level package."""
+    counts: dict[str, int] = {}
+    for name in set(sys.modules) - before:
+        top = name.split(".")[0]
+        counts[top] = counts.get(top, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# --------------------------------------------------------------------------- P3
+
+
+def p3_restsync(spec_dir: Path) -> dict[str, Any]:
+    """Imports first, then `build_definitions(load_specs(dir))` timed (cold, then warm)."""
+    start = time.perf_counter()
+    empty = Path(tempfile.mkdtemp(prefix="restsync-bench-empty-"))
+    os.environ["RESTSYNC_SPECS_DIR"] = str(empty)  # importing `definitions` loads that dir
+    import restsync_assets.definitions as definitions
+    from restsync_assets.specs.loader import load_specs
+
+    _import_lazy_modules()
+    imports = time.perf_counter() - start
+    before = set(sys.modules)
+    start = time.perf_counter()
+    defs = definitions.build_definitions(load_specs(spec_dir))
+    seconds = time.perf_counter() - start
+    lazy = _new_modules(before)
+    start = time.perf_counter()
+    repo = defs.get_repository_def()
+    resolve = time.perf_counter() - start
+    assets = len(list(repo.asset_graph.get_all_asset_keys()))
+    start = time.perf_counter()
+    definitions.build_definitions(load_specs(spec_dir))
+    warm = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "warm_seconds": warm,
+        "resolve_seconds": resolve,
+        "import_seconds": imports,
+        "assets": assets,
+        "lazy_imports": lazy,
+    }
+
+
+def p3_eager(config_dir: Path | None, spec_dir: Path | None) -> dict[str, Any]:
+    """Baseline: plain dagster-dlt, which needs each dlt source built when definitions load.
+
+    With `config_dir`: YAML files of plain dlt `rest_api` configs -> `rest_api_source` ->
+    `@dlt_assets`. With `spec_dir` (seed specs, which have no plain config): restsync's own
+    run-time `build_source` per spec -> `@dlt_assets`.
+    """
+    start = time.perf_counter()
+    import yaml
+    from dagster import Definitions
+    from dagster_dlt import DagsterDltResource
+    from dlt.sources.rest_api import rest_api_source
+
+    from benchmarks.eager import dlt_assets_for
+    from restsync_assets.resources import ApiCredentials
+    from restsync_assets.sources import build_source
+    from restsync_assets.specs.loader import load_specs
+
+    _import_lazy_modules()
+    imports = time.perf_counter() - start
+    pipelines = tempfile.mkdtemp(prefix="restsync-bench-eager-")
+    before = set(sys.modules)
+    start = time.perf_counter()
+    assets = []
+    if config_dir is not None:
+        for path in sorted(config_dir.glob("*.yaml")):
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            source = rest_api_source(doc["config"], name=doc["name"])
+            assets.append(dlt_assets_for(source, doc["name"], pipelines))
+    else:
+        assert spec_dir is not None
+        for spec in load_specs(spec_dir):
+            credentials = ApiCredentials(
+                source=spec.name, client_id="bench", client_secret="bench"
+            ).resolve()
+            assets.append(
+                dlt_assets_for(build_source(spec, credentials), spec.name, pipelines)
+            )
+    defs = Definitions(assets=assets, resources={"dlt": DagsterDltResource()})
+    seconds = time.perf_counter() - start
+    lazy = _new_modules(before)
+    start = time.perf_counter()
+    repo = defs.get_repository_def()
+    resolve = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "resolve_seconds": resolve,
+        "import_seconds": imports,
+        "assets": len(list(repo.asset_graph.get_all_asset_keys())),
+        "lazy_imports": lazy,
+    }
+
+
+# --------------------------------------------------------------------------- P4
+
+
+def p4_restsync(base_url: str, n: int, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of this process while restsync streams `n` records through `materialize`."""
+    rss_start = _maxrss_mb()
+    from benchmarks import measure, specs
+
+    import restsync_assets.definitions  # noqa: F401  (imports, before the measured run)
+
+    rss_imports = _maxrss_mb()
+    spec_dir = workdir / "specs"
+    specs.write_spec(spec_dir, specs.records_spec("bench_p4", base_url, n))
+    out = measure.restsync_run(spec_dir, workdir)
+    out["rss_start_mb"] = rss_start
+    out["rss_after_imports_mb"] = rss_imports
+    out["peak_rss_mb"] = _maxrss_mb()
+    out["children_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out["rows_in_table"] = measure.table_count(out["db"], "bench_p4.items")
+    return out
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def run_worker(args: list[str], timeout: float = 900) -> dict[str, Any]:
+    """Run `python -m benchmarks.worker ARGS` and return its JSON answer."""
+    from benchmarks.server import REPO_ROOT, child_env
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=child_env(),
+        timeout=timeout,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": f"worker {' '.join(args[:1])} exited {proc.returncode}: {' | '.join(tail)}"}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="restsync benchmark worker (one fresh process)")
+    sub = parser.add_subparsers(dest="case", required=True)
+    p3 = sub.add_parser("p3")
+    p3.add_argument("--variant", choices=("restsync", "eager"), required=True)
+    p3.add_argument("--specs", type=Path)
+    p3.add_argument("--configs", type=Path)
+    p4 = sub.add_parser("p4")
+    p4.add_argument("--url", required=True)
+    p4.add_argument("--n", type=int, required=True)
+    p4.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args()
+    if args.case == "p3":
+        if args.variant == "restsync":
+            result = p3_restsync(args.specs)
+        else:
+            result = p3_eager(args.configs, None if args.configs else args.specs)
+    else:
+        result = p4_restsync(args.url, args.n, args.workdir)
+    print(json.dumps(result, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Incremental merges, partitions, freshness, asset checks and schedules (issue 4)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import duckdb
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+from restsync_assets import settings, warehouse
+from restsync_assets.checks import build_spec_checks
+from restsync_assets.cli import main as cli_main
+from restsync_assets.definitions import CHECKS_JOB, build_definitions
+from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from restsync_assets.runner import QUIET, load_definitions, materialize_spec
+from restsync_assets.specs.loader import load_specs
+
+from .conftest import SEED_SPECS
+
+ANALYTICS = AssetKey(["ad_analytics", "ad_campaign_analytics"])
+LEDGER = AssetKey(["ledger", "resource_name"])
+
+
+@pytest.fixture
+def specs():
+    return {s.name: s for s in load_specs(SEED_SPECS)}
+
+
+@pytest.fixture
+def defs(specs):
+    return build_definitions(list(specs.values()))
+
+
+def _requests(sandbox, spec, resource):
+    return [r for r in sandbox.requests if r.spec == spec and r.resource == resource]
+
+
+def _ledger_table():
+    return {
+        row[0]: row[1:]
+        for row in warehouse.query('select id, name, updated_at from "ledger"."resource_name"')
+    }
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+def test_incremental_second_run_fetches_only_changed_rows_and_merges(defs, specs, sandbox_env):
+    instance = DagsterInstance.ephemeral()
+    (first,) = materialize_spec(defs, specs["ledger"], instance)
+    assert first.success
+    truth = sandbox_env.rows("ledger", "resource_name")
+    assert set(_ledger_table()) == {r["id"] for r in truth}
+    high_water = max(r["updated_at"] for r in truth)
+    assert len(_requests(sandbox_env, "ledger", "resource_name")) >= 5  # 23 rows in pages of 5
+
+    changed = dict(truth[3], name="renamed", updated_at="2026-11-01T00:00:00Z")
+    added = dict(truth[0], id="ledger-new-1", name="brand new", updated_at="2026-11-02T00:00:00Z")
+    sandbox_env.upsert_row("ledger", "resource_name", changed)
+    sandbox_env.upsert_row("ledger", "resource_name", added)
+    sandbox_env.clear_requests()
+
+    (second,) = materialize_spec(defs, specs["ledger"], instance)
+    assert second.success
+    requests = _requests(sandbox_env, "ledger", "resource_name")
+    assert len(requests) == 1  # one short page: only rows updated since the last run
+    assert requests[0].query["updated_since"] == high_water
+    table = _ledger_table()
+    assert len(table) == len(truth) + 1  # merged: no duplicate of the changed row
+    assert table[changed["id"]][0] == "renamed"
+    assert table["ledger-new-1"][0] == "brand new"
+    assert set(table) == sandbox_env.ids("ledger", "resource_name")
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def _analytics_ids(sandbox, days):
+    return {
+        r["id"] for r in sandbox.rows("ad_analytics", "ad_campaign_analytics") if r["date"] in days
+    }
+
+
+def _analytics_job(defs, specs):
+    (partitioned,) = [a for a in load_definitions(defs, specs["ad_analytics"]) if a.partitions_def]
+    return partitioned
+
+
+def test_a_partition_loads_exactly_its_window_and_reruns_idempotently(defs, specs, sandbox_env):
+    assets_def = _analytics_job(defs, specs)
+    instance = DagsterInstance.ephemeral()
+    for _ in range(2):
+        result = materialize(
+            [assets_def],
+            resources=defs.resources,
+            partition_key="2026-01-07",
+            instance=instance,
+            run_config=QUIET,
+        )
+        assert result.success
+        ids = warehouse.table_ids("ad_analytics", "ad_campaign_analytics")
+        assert len(ids) == len(set(ids))
+        assert set(ids) == _analytics_ids(sandbox_env, {"2026-01-07"})
+    queries = [r.query for r in _requests(sandbox_env, "ad_analytics", "ad_campaign_analytics")]
+    assert {(q["start_date"], q["end_date"]) for q in queries} == {("2026-01-07", "2026-01-08")}
+
+
+def test_backfill_of_three_days_is_one_run_with_one_range(defs, specs, sandbox_env):
+    assets_def = _analytics_job(defs, specs)
+    result = materialize(
+        [assets_def],
+        resources=defs.resources,
+        instance=DagsterInstance.ephemeral(),
+        tags={RANGE_START_TAG: "2026-01-10", RANGE_END_TAG: "2026-01-12"},
+        run_config=QUIET,
+    )
+    assert result.success
+    days = {"2026-01-10", "2026-01-11", "2026-01-12"}
+    assert set(warehouse.table_ids("ad_analytics", "ad_campaign_analytics")) == _analytics_ids(
+        sandbox_env, days
+    )
+    queries = [r.query for r in _requests(sandbox_env, "ad_analytics", "ad_campaign_analytics")]
+    assert {(q["start_date"], q["end_date"]) for q in queries} == {("2026-01-10", "2026-01-13")}
+
+
+def test_two_partitions_in_parallel_do_not_race(defs, specs, sandbox_env):
+    assets_def = _analytics_job(defs, specs)
+    results, errors = {}, []
+
+    def run(day):
+        try:
+            results[day] = materialize(
+                [assets_def],
+                resources=defs.resources,
+                partition_key=day,
+                instance=DagsterInstance.ephemeral(),
+                run_config=QUIET,
+            )
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=run, args=(day,))
+        for day in ("2026-01-15", "2026-01-16", "2026-01-17")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert all(r.success for r in results.values()) and len(results) == 3
+    ids = warehouse.table_ids("ad_analytics", "ad_campaign_analytics")
+    assert len(ids) == len(set(ids))
+    assert set(ids) == _analytics_ids(sandbox_env, {"2026-01-15", "2026-01-16", "2026-01-17"})
+    # partition runs keep no incremental cursor, so the unpartitioned part of the spec is unaffected
+    (unpartitioned,) = [
+        a for a in load_definitions(defs, specs["ad_analytics"]) if not a.partitions_def
+    ]
+    assert materialize([unpartitioned], resources=defs.resources, run_config=QUIET).success
+
+
+def test_child_of_a_partitioned_parent_shares_its_partitions(tmp_path):
+    from restsync_assets.specs.loader import parse_spec
+
+    raw = {
+        "name": "shop",
+        "client": {"base_url": "https://api.example.com"},
+        "resources": [
+            {
+                "name": "orders",
+                "endpoint": "/orders",
+                "partitions": {"type": "daily", "start": "2026-01-01"},
+            },
+            {"name": "order_lines", "endpoint": "/orders/{order_id}/lines"},
+            {"name": "customers", "endpoint": "/customers"},
+        ],
+    }
+    spec = parse_spec(raw, tmp_path / "shop.yaml")
+    assert spec.resource("order_lines").partitions == spec.resource("orders").partitions
+    groups = {p.type if p else None: [r.name for r in rs] for p, rs in spec.load_groups()}
+    assert groups == {"daily": ["orders", "order_lines"], None: ["customers"]}
+    names = sorted(a.node_def.name for a in build_definitions([spec]).assets)
+    assert names == ["shop_daily_load", "shop_load"]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _tamper(sql: str) -> None:
+    with duckdb.connect(str(settings.duckdb_path())) as con:
+        con.execute(sql)
+
+
+def _run_checks(defs):
+    result = defs.resolve_job_def(CHECKS_JOB).execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+    )
+    return {
+        (tuple(e.asset_key.path), e.check_name): e for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_checks_pass_after_a_load_and_fail_on_purpose_naming_rows(defs, specs, sandbox_env):
+    assert all(
+        r.success for r in materialize_spec(defs, specs["ledger"], DagsterInstance.ephemeral())
+    )
+    key = ("ledger", "resource_name")
+    checks = _run_checks(defs)
+    assert {n for (k, n) in checks if k == key} == {
+        "primary_key",
+        "not_null",
+        "column_types",
+        "row_count",
+        "freshness",
+    }
+    assert all(
+        checks[(key, n)].passed
+        for n in ("primary_key", "not_null", "column_types", "row_count", "freshness")
+    )
+
+    table = '"ledger"."resource_name"'
+    victim = sorted(sandbox_env.ids("ledger", "resource_name"))[0]
+    _tamper(f"insert into {table} select * from {table} where id = '{victim}'")
+    _tamper(f'alter table {table} alter column "name" set data type varchar')
+    _tamper(f"alter table {table} alter column id drop not null")
+    _tamper(f"update {table} set id = null where id = (select max(id) from {table})")
+    _tamper(f'alter table {table} alter column "active" set data type varchar')
+    checks = _run_checks(defs)
+    pk = checks[(key, "primary_key")]
+    assert not pk.passed
+    assert pk.description == f"1 duplicate key in (id), e.g. {victim}; 1 row with a null key"
+    not_null = checks[(key, "not_null")]
+    assert not not_null.passed and not_null.description.startswith("1 null id")
+    types = checks[(key, "column_types")]
+    assert not types.passed and types.description == "active is VARCHAR, declared bool"
+
+    _tamper(f"delete from {table}")
+    rows = _run_checks(defs)[(key, "row_count")]
+    assert not rows.passed and rows.description == "0 rows (minimum 1)"
+
+
+def test_checks_of_a_missing_table_say_what_to_do(defs, warehouse):
+    checks = _run_checks(defs)
+    evaluation = checks[(("workspace_docs", "users"), "row_count")]
+    assert not evaluation.passed
+    assert evaluation.description == (
+        "table workspace_docs.users does not exist: materialize workspace_docs/users first"
+    )
+
+
+def test_freshness_check_fails_when_stale_with_an_injected_clock(defs, specs, sandbox_env):
+    instance = DagsterInstance.ephemeral()
+    assert all(
+        r.success for r in materialize_spec(defs, specs["ledger"], instance, with_checks=False)
+    )
+    ledger = specs["ledger"]
+    selection = AssetSelection.checks_for_assets(LEDGER)
+
+    def freshness(clock):
+        result = materialize(
+            [build_spec_checks(ledger, clock=clock)],
+            resources=defs.resources,
+            instance=instance,
+            selection=selection,
+            run_config=QUIET,
+        )
+        (evaluation,) = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "freshness"
+        ]
+        return evaluation
+
+    fresh = freshness(time.time)
+    assert fresh.passed and fresh.description.startswith("fresh: last materialization")
+    stale = freshness(lambda: time.time() + 3 * 3600)  # max_lag is 2h
+    assert not stale.passed
+    assert stale.description.startswith("stale: last materialization")
+    assert stale.description.endswith("(max lag 2.0h)")
+
+
+def test_restsync_check_command_exits_by_the_checks(defs, specs, sandbox_env, capsys):
+    instance = DagsterInstance.ephemeral()
+    for spec in specs.values():
+        assert all(r.success for r in materialize_spec(defs, spec, instance))
+    assert cli_main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("63/63 checks passed")
+    _tamper('delete from "workspace_docs"."users"')
+    assert cli_main(["check"]) == 1
+    assert "FAIL workspace_docs/users row_count: 0 rows (minimum 1)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def test_schedules_have_the_spec_cron_and_selection(defs):
+    ledger = defs.resolve_schedule_def("ledger_schedule")
+    assert ledger.cron_schedule == "*/30 * * * *"
+    assert ledger.default_status.value == "STOPPED"
+    job = defs.resolve_job_def(ledger.job_name)
+    assert job.asset_layer.selected_asset_keys == {LEDGER}
+
+    daily = defs.resolve_schedule_def("ad_analytics_daily_schedule")
+    assert daily.cron_schedule == "0 0 * * *"
+    assert defs.resolve_job_def(daily.job_name).asset_layer.selected_asset_keys == {ANALYTICS}
+
+    analytics = defs.resolve_schedule_def("ad_analytics_schedule")
+    assert analytics.cron_schedule == "0 6 * * *"
+    assert defs.resolve_job_def(analytics.job_name).asset_layer.selected_asset_keys == {
+        AssetKey(["ad_analytics", "accounts"]),
+        AssetKey(["ad_analytics", "account_users"]),
+    }
+
+
+def test_enabled_schedule_and_automation_condition(tmp_path):
+    from restsync_assets.specs.loader import parse_spec
+
+    raw = {
+        "name": "shop",
+        "schedule": {"cron": "15 * * * *", "enabled": True},
+        "client": {"base_url": "https://api.example.com"},
+        "resources": [
+            {
+                "name": "orders",
+                "endpoint": "/orders",
+                "automation_condition": {"on_cron": "0 * * * *"},
+            }
+        ],
+    }
+    defs = build_definitions([parse_spec(raw, tmp_path / "shop.yaml")])
+    assert defs.resolve_schedule_def("shop_schedule").default_status.value == "RUNNING"
+    (assets_def,) = defs.assets
+    assert assets_def.specs_by_key[AssetKey(["shop", "orders"])].automation_condition is not None
+
+
+def test_demo_prints_checks_and_matches_the_sandbox(warehouse):
+    from restsync_assets.demo import run_demo
+
+    out = io.StringIO()
+    report = run_demo(out=out)
+    assert report.ok, out.getvalue()
+    assert report.summary() == "19/19 assets loaded and equal to the sandbox"
+    assert "checks passed" in out.getvalue()
