@@ -59,7 +59,6 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import urlencode
@@ -94,21 +93,13 @@ HTML_PAGE = (
 )
 
 
-@dataclass
 class Fault:
-    """One deterministic fault rule; see the module docstring for kinds and options."""
+    """One deterministic fault rule; see the module docstring for kinds and options.
 
-    kind: str
-    spec: str | None = None
-    resource: str | None = None
-    nth: int | Collection[int] | None = None
-    every: int | None = None
-    limit: int | None = None
-    method: str | None = None
-    when: Callable[[IncomingRequest], bool] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    matched: int = field(default=0, init=False)
-    fired: int = field(default=0, init=False)
+    ``nth``: the 1-based ordinals (among the requests this rule matches) that get the fault;
+    ``every``: every ``every``-th matching request (the default when ``nth`` is not given is
+    every request); ``limit``: inject at most that many times; ``when``: an extra predicate.
+    """
 
     def __init__(
         self,
@@ -124,7 +115,8 @@ class Fault:
         **options: Any,
     ) -> None:
         if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+            known = ", ".join(sorted(FAULT_KINDS))
+            raise ValueError(f"unknown fault kind {kind!r}; known: {known}")
         if nth is None and every is None:
             every = 1
         if every is not None and every < 1:
@@ -134,7 +126,14 @@ class Fault:
         self.every, self.limit, self.method, self.when = every, limit, method, when
         self.options = options
         self.matched = 0
+        """Requests this rule matched so far."""
         self.fired = 0
+        """Times this fault was injected so far."""
+
+    def __repr__(self) -> str:
+        where = "/".join(p for p in (self.spec, self.resource) if p) or "*"
+        when = f"nth={sorted(self.nth)}" if self.nth else f"every={self.every}"
+        return f"Fault({self.kind!r}, {where}, {when}, {self.options})"
 
     def matches(self, request: IncomingRequest) -> bool:
         if self.spec is not None and request.spec != self.spec:
@@ -172,7 +171,9 @@ class FaultPlan:
         self.clock = clock
         self._lock = threading.Lock()
 
-    def add(self, kind: str, spec: str | None = None, resource: str | None = None, **kw: Any) -> FaultPlan:
+    def add(
+        self, kind: str, spec: str | None = None, resource: str | None = None, **kw: Any
+    ) -> FaultPlan:
         """Append ``Fault(kind, spec, resource, **kw)``; returns the plan (chainable)."""
         self.faults.append(Fault(kind, spec, resource, **kw))
         return self
@@ -368,7 +369,7 @@ def demo_plan() -> FaultPlan:
             retry_after=1,
             retry_after_format="http-date",
         ),
-        Fault("type_change", "native_ads", "audiences", field="size", to="string"),
+        Fault("type_change", "native_ads", "audiences", nth=4, field="size", to="string"),
         # ledger: token endpoint down twice, rotation, a 504 and a 429 without Retry-After
         Fault("token_down", "ledger", "oauth", nth=(1, 2), retry_after=0),
         Fault("rotate_refresh_token", "ledger", "oauth"),

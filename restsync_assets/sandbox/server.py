@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -270,7 +269,12 @@ class Sandbox:
     def secrets(self) -> list[str]:
         """Every secret the sandbox knows: client secrets, refresh tokens (configured and
         rotated) and every access token issued so far. For secret scans in tests."""
-        values = [v for spec in SANDBOX_SPECS for k, v in credentials_for(spec).items() if k != "client_id"]
+        values = [
+            v
+            for spec in SANDBOX_SPECS
+            for k, v in credentials_for(spec).items()
+            if k != "client_id"
+        ]
         return list(dict.fromkeys(values + self._app.tokens.issued()))
 
     # ------------------------------------------------------------------ request log
