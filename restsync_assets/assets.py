@@ -22,6 +22,7 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.common.runtime.collector import LogCollector
 
 from restsync_assets import settings
 from restsync_assets.locks import exclusive
@@ -29,6 +30,8 @@ from restsync_assets.partitions import backfill_policy, partitions_definition, r
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
 
 DLT_RESOURCE_KEY = "dlt"
+#: How often a long load logs its progress (items extracted, rows normalized) to the run log.
+PROGRESS_SECONDS = 10.0
 
 
 def credentials_key(spec: SourceSpec) -> str:
@@ -140,7 +143,10 @@ def run_spec(
         credentials = credentials_resource.resolve()
         window = run_window(context)
         source = build_source(spec, credentials, resources=resources, window=window)
-        pipeline = build_pipeline(spec)
+        progress = LogCollector(
+            log_period=PROGRESS_SECONDS, logger=context.log, dump_system_stats=False
+        )
+        pipeline = build_pipeline(spec, progress=progress)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""

@@ -176,8 +176,11 @@ def windowed_endpoint(
     return {"params": params}
 
 
-def build_pipeline(spec: SourceSpec) -> Pipeline:
-    """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination."""
+def build_pipeline(spec: SourceSpec, progress: Any = None) -> Pipeline:
+    """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination.
+
+    `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log).
+    """
     name = settings.destination_name()
     if name == "duckdb":
         path = settings.duckdb_path()
@@ -190,4 +193,5 @@ def build_pipeline(spec: SourceSpec) -> Pipeline:
         destination=destination,
         dataset_name=spec.name,
         pipelines_dir=str(settings.pipelines_dir()),
+        progress=progress,
     )

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
-__all__ = ["MASK", "looks_secret", "mask", "mask_text", "mask_url"]
+__all__ = [
+    "MASK",
+    "forget_secrets",
+    "looks_secret",
+    "mask",
+    "mask_text",
+    "mask_url",
+    "register_secret",
+    "registered_secrets",
+]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -17,15 +27,51 @@ _URL = re.compile(r"https?://[^\s'\"<>()]+")
 _QUERY_PARAM = re.compile(r"(?<=[?&;])([^=&;\s'\"<>()]+)=([^&;\s'\"<>()]*)")
 
 
+_REGISTRY: dict[str, None] = {}
+_REGISTRY_LOCK = threading.Lock()
+_REGISTRY_SIZE = 1024
+
+
+def register_secret(*values: str | None) -> None:
+    """Remember secret values (client secrets, tokens) so every :func:`mask` call hides them.
+
+    Tokens are known only deep inside the auth object, while messages are built far away
+    (failure messages, logs); the registry lets every masking call see them. Values shorter
+    than ``MIN_SECRET_LENGTH`` are ignored. Process-wide and bounded (oldest dropped first).
+    """
+    with _REGISTRY_LOCK:
+        for value in values:
+            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+                _REGISTRY.pop(value, None)
+                _REGISTRY[value] = None
+        while len(_REGISTRY) > _REGISTRY_SIZE:
+            del _REGISTRY[next(iter(_REGISTRY))]
+
+
+def registered_secrets() -> list[str]:
+    with _REGISTRY_LOCK:
+        return list(_REGISTRY)
+
+
+def forget_secrets() -> None:
+    """Empty the registry (tests)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()
+
+
 def looks_secret(name: str) -> bool:
     """True for parameter names like ``api_key``, ``access_token``, ``X-Amz-Signature``."""
     return bool(_SECRET_NAME.search(name))
 
 
 def mask(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (also in its URL-encoded forms) in ``text`` with ``***``."""
+    """Replace every secret (also in its URL-encoded forms) in ``text`` with ``***``.
+
+    ``secrets`` plus every value given to :func:`register_secret`.
+    """
     text = str(text)
-    values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+    candidates = [*secrets, *registered_secrets()]
+    values = {s for s in candidates if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
     for secret in sorted(values, key=len, reverse=True):
         for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
             text = text.replace(form, MASK)

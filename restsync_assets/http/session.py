@@ -10,9 +10,9 @@ dlt's ``response_actions`` and error handling still see them.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +33,14 @@ from tenacity import (
     wait_exponential,
 )
 
+from . import retry
 from .masking import mask, mask_text, mask_url
 from .oauth import OAuth2Auth
 
 __all__ = [
     "RETRYABLE_EXCEPTIONS",
+    "HttpStatusError",
+    "NotJsonError",
     "RequestFailedError",
     "RestsyncSession",
     "RetryPolicy",
@@ -106,6 +109,59 @@ class RequestFailedError(RuntimeError):
         self.response = response
 
 
+class NotJsonError(RequestFailedError):
+    """A 2xx answer whose body is not JSON (an HTML maintenance page, an empty 204, ...)."""
+
+
+class HttpStatusError(requests.HTTPError):
+    """A non-retryable HTTP error (or a 401 after one token refresh), in one line.
+
+    A :class:`requests.HTTPError` (as dlt's ``raise_for_status`` would raise) carrying the
+    same fields as :class:`RequestFailedError`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        resource: str,
+        method: str,
+        url: str,
+        attempts: int,
+        status: int | None,
+        response: requests.Response | None = None,
+    ) -> None:
+        super().__init__(message, response=response)
+        self.source = source
+        self.resource = resource
+        self.method = method
+        self.url = url
+        self.attempts = attempts
+        self.status = status
+
+
+@dataclass
+class _SendState:
+    attempts: int = 0
+    refreshed: bool = False
+
+
+_SNIPPET_BYTES = 80
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class _CompiledRoute:
     route: Route
@@ -137,7 +193,9 @@ class RestsyncSession(requests.Session):
             401. Also pass the same instance as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
-        sleep: sleep function used between retries (inject a fake one in tests).
+        sleep: sleep function used between retries (default: :data:`retry.CLOCK`'s, looked
+            up at each wait so tests can swap the clock).
+        now: time source for ``Retry-After`` dates (default: :data:`retry.CLOCK`'s).
     """
 
     def __init__(
@@ -148,7 +206,8 @@ class RestsyncSession(requests.Session):
         default_policy: RetryPolicy,
         auth: OAuth2Auth | None = None,
         secrets: Callable[[], list[str]] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        now: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -159,7 +218,8 @@ class RestsyncSession(requests.Session):
         self._prefix = urlsplit(base_url).path.rstrip("/")
         self._oauth = auth
         self._secrets = secrets
-        self._sleep = sleep
+        self._sleep = sleep or (lambda seconds: retry.clock().sleep(seconds))
+        self._now = now or (lambda: retry.clock().time())
         adapter = HTTPAdapter(pool_maxsize=50)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -200,7 +260,12 @@ class RestsyncSession(requests.Session):
     # --- sending ------------------------------------------------------------------------
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send with the route's timeout and retries; response hooks run once, at the end."""
+        """Send with the route's timeout and retries; response hooks run once, at the end.
+
+        After the hooks (dlt's ``raise_for_status`` and ``response_actions``): an HTTP error
+        is raised as :class:`HttpStatusError` and a 2xx whose body is not JSON as
+        :class:`NotJsonError`, both one line naming source, resource, URL and attempts.
+        """
         route = self.route_for(request.url)
         policy = route.policy if route else self.default_policy
         if kwargs.get("timeout") is None:
@@ -208,12 +273,25 @@ class RestsyncSession(requests.Session):
         # hooks (dlt's raise_for_status, response_actions) must see the final response only,
         # not each attempt: a 503 would otherwise raise before it can be retried
         hooks, request.hooks = request.hooks, default_hooks()
+        state = _SendState()
         try:
-            response = self._send_with_retries(request, route, policy, kwargs)
+            response = self._send_with_retries(request, route, policy, kwargs, state)
         finally:
             request.hooks = hooks
         hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
-        return dispatch_hook("response", hooks, response, **hook_kwargs)
+        try:
+            response = dispatch_hook("response", hooks, response, **hook_kwargs)
+        except requests.HTTPError as error:
+            failed = error.response if error.response is not None else response
+            raise self._status_error(request, route, failed, state, policy) from None
+        except ValueError:
+            if _is_json(response):
+                raise
+            raise self._not_json_error(request, route, response, state) from None
+        if 200 <= response.status_code < 300 and request.method != "HEAD":
+            if not _is_json(response):
+                raise self._not_json_error(request, route, response, state)
+        return response
 
     def _send_with_retries(
         self,
@@ -221,33 +299,50 @@ class RestsyncSession(requests.Session):
         route: Route | None,
         policy: RetryPolicy,
         kwargs: dict[str, Any],
+        state: _SendState,
     ) -> requests.Response:
         codes = frozenset(policy.retry_on_status_codes)
-        wait_cls = wait_exponential_retry_after if policy.respect_retry_after else wait_exponential
         retrying = Retrying(
             stop=stop_after_attempt(policy.max_retries + 1),
-            wait=wait_cls(multiplier=policy.backoff_factor, max=policy.max_retry_delay),
+            wait=lambda retry_state: self._wait(retry_state, policy),
             retry=retry_any(
                 retry_if_exception_type(RETRYABLE_EXCEPTIONS),
                 retry_if_result(lambda r: r.status_code in codes),
             ),
             sleep=self._sleep,
-            before_sleep=lambda state: self._before_sleep(state, request, route),
-            retry_error_callback=lambda state: self._give_up(state, request, route),
+            before_sleep=lambda retry_state: self._before_sleep(retry_state, request, route),
+            retry_error_callback=lambda retry_state: self._give_up(retry_state, request, route),
         )
-        refreshed = [False]
-        return retrying(self._attempt, request, kwargs, refreshed)
+        return retrying(self._attempt, request, kwargs, state)
+
+    def _wait(self, state: RetryCallState, policy: RetryPolicy) -> float:
+        retry_after = None
+        if policy.respect_retry_after and not state.outcome.failed:
+            retry_after = state.outcome.result().headers.get("Retry-After")
+        return retry.retry_delay(
+            state.attempt_number,
+            policy.backoff_factor,
+            policy.max_retry_delay,
+            retry_after,
+            now=self._now(),
+        )
 
     def _attempt(
-        self, request: requests.PreparedRequest, kwargs: dict[str, Any], refreshed: list[bool]
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
     ) -> requests.Response:
+        state.attempts += 1
         response = super().send(request, **kwargs)
-        if response.status_code != 401 or refreshed[0] or not self._owns_auth(request):
+        if response.status_code != 401 or state.refreshed or not self._owns_auth(request):
             return response
-        # the token was rejected: refresh once and resend (not counted as a retry)
-        refreshed[0] = True
+        # the token was rejected before its stated expiry: refresh once and resend (the
+        # resend is part of this attempt, not a retry)
+        state.refreshed = True
         failed = request.headers["Authorization"][len("Bearer ") :]
         response.close()
+        logger.info(
+            "%s: access token rejected with HTTP 401; fetching a new one and resending once",
+            self.source,
+        )
         self._oauth.invalidate(failed)
         self._oauth(request)
         return super().send(request, **kwargs)
@@ -304,6 +399,82 @@ class RestsyncSession(requests.Session):
             attempts=attempts,
             status=status,
             response=None if state.outcome.failed else state.outcome.result(),
+        )
+
+    def _snippet(self, response: requests.Response) -> str:
+        text = response.content[:_SNIPPET_BYTES].decode("utf-8", "replace")
+        return re.sub(r"\s+", " ", mask_text(text, self.secret_values())).strip()
+
+    def _status_error(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+        policy: RetryPolicy,
+    ) -> HttpStatusError:
+        resource = route.resource if route else "?"
+        url = self.mask_url(request.url)
+        status = response.status_code
+        if status in (404, 410):
+            hint = (
+                "if it means 'no data' (e.g. a parent without children), add"
+                f" response_actions: [{{status_code: {status}, action: ignore}}] to the resource"
+            )
+        elif status == 401 and state.refreshed:
+            hint = "a freshly fetched access token was rejected too; check the client's access"
+        elif status in (401, 403):
+            hint = "check the client's credentials, scopes and access to this resource"
+        else:
+            hint = f"not retried: {status} is not in error_handler.retry_on_status_codes"
+        body = self._snippet(response)
+        what = f"HTTP {status} {response.reason or ''}".strip() + (f" {body}" if body else "")
+        return HttpStatusError(
+            f"{self.source}: resource {resource}: {request.method} {url} failed after"
+            f" {_plural(state.attempts, 'attempt')}: {what}; {hint}",
+            source=self.source,
+            resource=resource,
+            method=str(request.method),
+            url=url,
+            attempts=state.attempts,
+            status=status,
+            response=response,
+        )
+
+    def _not_json_error(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+    ) -> NotJsonError:
+        resource = route.resource if route else "?"
+        url = self.mask_url(request.url)
+        status = response.status_code
+        content_type = response.headers.get("Content-Type") or "none"
+        where = f"{self.source}: resource {resource}: {request.method} {url}"
+        if not response.content:
+            message = (
+                f"{where} answered HTTP {status} with an empty body, not JSON (after"
+                f" {_plural(state.attempts, 'attempt')}); if it means 'no data', add"
+                f" response_actions: [{{status_code: {status}, action: ignore}}] to the resource"
+            )
+        else:
+            message = (
+                f"{where} answered HTTP {status} with Content-Type {content_type!r}, not JSON"
+                f" (after {_plural(state.attempts, 'attempt')}); the body starts with"
+                f" {self._snippet(response)!r}; the API may be down for maintenance or behind"
+                " a proxy or login page"
+            )
+        return NotJsonError(
+            message,
+            source=self.source,
+            resource=resource,
+            method=str(request.method),
+            url=url,
+            attempts=state.attempts,
+            status=status,
+            response=response,
         )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RestsyncSession:
