@@ -6,6 +6,7 @@ the source's schema while running, dagster issue 34052) and a fresh pipeline obj
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,12 @@ def build_source(
     `resources` limits the source to those resources (a partition group); `window` is the time
     window of a partitioned run, written into each partitioned resource's request.
     """
+    source = rest_api_source(source_config(spec, credentials, window), name=spec.name)
+    return source.with_resources(*resources) if resources is not None else source
+
+
+def source_config(spec: SourceSpec, credentials: Credentials, window: Window | None = None) -> dict:
+    """The `RESTAPIConfig` dict handed to dlt: restsync's objects in dlt's config shape."""
     base_url = (credentials.base_url or spec.base_url).rstrip("/")
     auth = build_auth(spec, credentials)
     session = RestsyncSession(
@@ -64,9 +71,11 @@ def build_source(
         client["headers"] = dict(spec.client_headers)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
-    config = {"client": client, "resources": [resource_config(r, window) for r in spec.resources]}
-    source = rest_api_source(config, name=spec.name)
-    return source.with_resources(*resources) if resources is not None else source
+    resources = [resource_config(r, window) for r in spec.resources]
+    if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
+        for resource in resources:
+            resource.setdefault("parallelized", True)
+    return {"client": client, "resources": resources}
 
 
 def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:
@@ -176,20 +185,28 @@ def windowed_endpoint(
     return {"params": params}
 
 
+def pipeline_name(spec: SourceSpec) -> str:
+    return f"restsync_{spec.name}"
+
+
 def build_pipeline(spec: SourceSpec, progress: Any = None) -> Pipeline:
     """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination.
 
     `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log).
     """
-    name = settings.destination_name()
-    if name == "duckdb":
+    if settings.destination_name() == "duckdb":
         path = settings.duckdb_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         destination: Any = dlt.destinations.duckdb(str(path))
     else:
-        destination = name
+        destination = settings.destination_name()
+    name = pipeline_name(spec)
+    if spec.concurrency > 1:
+        # dlt reads extract workers from config; this key applies to this pipeline only
+        os.environ[f"{name.upper()}__EXTRACT__WORKERS"] = str(spec.concurrency)
+        os.environ[f"{name.upper()}__EXTRACT__MAX_PARALLEL_ITEMS"] = str(max(20, spec.concurrency))
     return dlt.pipeline(
-        pipeline_name=f"restsync_{spec.name}",
+        pipeline_name=name,
         destination=destination,
         dataset_name=spec.name,
         pipelines_dir=str(settings.pipelines_dir()),

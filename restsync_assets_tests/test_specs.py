@@ -172,6 +172,49 @@ INVALID = [
         "resource 'organizations': error_handler.retry_on_status_codes: [42] are not HTTP status codes (100-599)",
     ),
     (
+        "concurrency out of range",
+        spec_with(client__concurrency=0),
+        "client.concurrency: must be a whole number of parallel requests from 1 to 64, got 0",
+    ),
+    (
+        "bad partitions type",
+        spec_with(resources__0__partitions={"type": "daily-ish", "start": "2026-01-01"}),
+        "resource 'organizations': partitions.type: Input should be 'hourly', 'daily', 'weekly' or 'monthly'",
+    ),
+    (
+        "bad partitions start",
+        spec_with(resources__0__partitions={"type": "daily", "start": "yesterday"}),
+        "resource 'organizations': partitions.start: 'yesterday' is not an ISO date such as 2026-01-01",
+    ),
+    (
+        "child with other partitions",
+        spec_with(
+            resources__0__partitions={"type": "daily", "start": "2026-01-01"},
+            resources__1__partitions={"type": "hourly", "start": "2026-01-01"},
+        ),
+        "resource 'adaccounts': partitions: a child shares its parent's partitions; remove it or partition 'organizations' the same way",
+    ),
+    (
+        "bad freshness",
+        spec_with(resources__0__freshness={"max_lag": "soon"}),
+        "resource 'organizations': freshness.max_lag: 'soon' is not a duration such as 90s, 30m, 6h, 2d, 1w (a bare number means minutes)",
+    ),
+    (
+        "bad schedule cron",
+        spec_with(schedule="every day"),
+        "schedule.cron: 'every day' is not a cron expression such as '0 6 * * *'",
+    ),
+    (
+        "bad automation condition",
+        spec_with(resources__0__automation_condition="sometimes"),
+        "resource 'organizations': automation_condition: unknown automation condition 'sometimes'; allowed: eager, on_missing, {on_cron: <cron>}",
+    ),
+    (
+        "negative min_rows",
+        spec_with(resources__0__checks={"min_rows": -1}),
+        "resource 'organizations': checks.min_rows: Input should be greater than or equal to 0",
+    ),
+    (
         "unknown schema type",
         spec_with(resources__0__schema={"id": {"type": "uuid"}}),
         "resource 'organizations': schema.id.type: unknown type 'uuid'; allowed:",
@@ -264,6 +307,12 @@ VALID = [
         spec_with(resources__0__write_disposition={"disposition": "merge", "strategy": "upsert"}),
     ),
     ("no auth", spec_with(client__auth=DELETE)),
+    ("concurrency", spec_with(client__concurrency=8)),
+    ("freshness shorthand", spec_with(resource_defaults__freshness="6h")),
+    (
+        "schedule mapping",
+        spec_with(schedule={"cron": "0 * * * *", "timezone": "Europe/Paris", "enabled": True}),
+    ),
 ]
 
 
@@ -359,3 +408,20 @@ def test_star_selects_array_elements_and_object_members(selector, document, expe
     from dlt.common import jsonpath
 
     assert jsonpath.find_values(normalize_selector(selector), document) == expected
+
+
+def test_concurrency_parallelizes_every_resource_of_the_source(tmp_path):
+    from restsync_assets.resources import Credentials
+    from restsync_assets.sources import build_source, source_config
+
+    creds = Credentials("shop", "id", "secret", None, None, "http://127.0.0.1:9/token")
+    parallel = load_spec_file(write(tmp_path, spec_with(client__concurrency=8)))
+    assert parallel.concurrency == 8
+    config = source_config(parallel, creds)
+    assert [r.get("parallelized") for r in config["resources"]] == [True, True]
+    assert set(build_source(parallel, creds).resources) == {"organizations", "adaccounts"}
+    sequential = load_spec_file(write(tmp_path, BASE))
+    assert [r.get("parallelized") for r in source_config(sequential, creds)["resources"]] == [
+        None,
+        None,
+    ]

@@ -42,7 +42,8 @@ from restsync_assets.specs.model import (
 SPEC_SUFFIXES = (".yaml", ".yml")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TOP_LEVEL_KEYS = ("name", "description", "client", "resource_defaults", "resources", "schedule")
-CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler")
+CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler", "concurrency")
+MAX_CONCURRENCY = 64
 #: Endpoint keys of dlt's `rest_api` `Endpoint` TypedDict.
 ENDPOINT_KEYS = (
     "path",
@@ -213,6 +214,7 @@ class _SpecParser:
             resources=resources,
             description=raw.get("description"),
             schedule=self._schedule(raw.get("schedule")),
+            concurrency=self._concurrency(client.get("concurrency", 1)),
         )
 
     def _mapping(
@@ -253,6 +255,18 @@ class _SpecParser:
             return self._model(OAuth2AuthSpec, auth, key, resource)
         assert kind in DLT_AUTH_TYPES
         return dict(auth)
+
+    def _concurrency(self, value: Any) -> int:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= MAX_CONCURRENCY
+        ):
+            raise self.fail(
+                f"must be a whole number of parallel requests from 1 to {MAX_CONCURRENCY}, got {value!r}",
+                key="client.concurrency",
+            )
+        return value
 
     def _client_paginator(self, paginator: Any) -> Any:
         if paginator is None:

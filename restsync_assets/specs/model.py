@@ -231,6 +231,7 @@ class SourceSpec:
     resources: tuple[ResourceSpec, ...]
     description: str | None = None
     schedule: ScheduleSpec | None = None
+    concurrency: int = 1
 
     @property
     def env_prefix(self) -> str:
