@@ -161,7 +161,7 @@ def run_spec(
                 dlt_source=source,
                 dlt_pipeline=pipeline,
                 dagster_dlt_translator=translator,
-                loader_file_format="jsonl",
+                loader_file_format="parquet",
             )
     except Failure:
         raise

@@ -42,3 +42,8 @@ def pipelines_dir() -> Path:
         return Path(configured).expanduser().resolve()
     db = duckdb_path()
     return db.parent / f".{db.stem}_pipelines"
+
+
+def arrow_pages() -> bool:
+    """`RESTSYNC_ARROW_PAGES=0` turns off the Arrow fast path (every page goes through dlt's rows)."""
+    return os.environ.get("RESTSYNC_ARROW_PAGES", "1").lower() not in ("0", "false", "no")

@@ -528,8 +528,8 @@ class _SpecParser:
             )
         try:
             normalized = normalize_selector(selector)
-            _compile_jsonpath(selector)
-            _compile_jsonpath(normalized)
+            compile_jsonpath(selector)
+            compile_jsonpath(normalized)
         except Exception as error:  # jsonpath-ng raises several exception types
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise self.fail(
@@ -846,7 +846,8 @@ def _jsonpath_parser() -> Any:
 
 
 @lru_cache(maxsize=4096)
-def _compile_jsonpath(path: str) -> Any:
+def compile_jsonpath(path: str) -> Any:
+    """A JSONPath in dlt's dialect, parsed once per distinct path."""
     return _jsonpath_parser().parse(path)
 
 

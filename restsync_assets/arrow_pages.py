@@ -1,0 +1,138 @@
+"""The fast path: whole pages become Arrow tables, so dlt skips per-row normalization.
+
+dlt normalizes every yielded dict (flattening, type inference, variant columns); for flat
+pages that work is the bottleneck. `ArrowPages` is a dlt pipe step placed at the end of a
+resource (after incremental filtering and `include_from_parent`): each flat page becomes one
+`pyarrow.Table`, which dlt writes straight to parquet. The tables land exactly as dlt's
+own row path would land them:
+
+- column types: dlt's inference (ints -> bigint, floats -> double, ISO 8601 timestamp
+  strings -> timestamp with time zone, bools, text), or the spec's declared `schema`;
+- all-null columns are left out, as dlt leaves out columns that received no data;
+- `_dlt_load_id` and `_dlt_id` are added by dlt's parquet normalizer (restsync turns them on).
+
+A page that holds a nested object or list, or whose values do not fit one Arrow type per
+column (a field changing type), is passed on unchanged: dlt's row path then flattens objects
+into `parent__child` columns, nested lists into child tables and conflicting types into
+variant columns, as users of dlt expect. Resources with children (dlt transformers read the
+parent's rows) always use the row path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.common.schema.detections import is_iso_timestamp
+from dlt.extract.items_transform import ItemTransform
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_DECLARED: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": _TIMESTAMP,
+    "date": pa.date32(),
+}
+
+
+class ArrowPages(ItemTransform[Any, dict[str, Any]]):
+    """dlt pipe step: a flat page (list of dicts) -> one `pyarrow.Table`; other items unchanged."""
+
+    #: after dlt's incremental (1) and limit (1.1) steps, before nothing else
+    placement_affinity: ClassVar[float] = 1.5
+
+    def __init__(
+        self, declared: Mapping[str, str] | None = None, required: Iterable[str] = ()
+    ) -> None:
+        super().__init__(lambda item: item)
+        self.declared = {k: _DECLARED[v] for k, v in (declared or {}).items() if v in _DECLARED}
+        #: primary key and non-nullable columns: a page with a null there goes the row way, so
+        #: dlt rejects it with its own error before anything is written
+        self.required = tuple(required)
+        self.pages_as_arrow = 0
+        self.pages_as_rows = 0
+        #: the type each column got on its first page: later pages must agree with it
+        self.column_types: dict[str, pa.DataType] = {}
+
+    def __call__(self, item: Any, meta: Any = None) -> Any:
+        if not isinstance(item, list) or not item:
+            return item
+        table = page_to_arrow(item, {**self.column_types, **self.declared})
+        if table is None or not self._complete(table) or not self._agrees(table):
+            self.pages_as_rows += 1
+            return item
+        self.pages_as_arrow += 1
+        return table
+
+    def _complete(self, table: pa.Table) -> bool:
+        names = set(table.column_names)
+        return all(c in names and table.column(c).null_count == 0 for c in self.required)
+
+    def _agrees(self, table: pa.Table) -> bool:
+        """Whether `table` keeps every column's first type (else dlt's row path must decide)."""
+        for field in table.schema:
+            known = self.column_types.get(field.name)
+            if known is not None and known != field.type:
+                return False
+        for field in table.schema:
+            self.column_types.setdefault(field.name, field.type)
+        return True
+
+
+def page_to_arrow(page: list, declared: Mapping[str, pa.DataType] | None = None) -> pa.Table | None:
+    """`page` as an Arrow table typed like dlt would type it, or None when it is not flat."""
+    for record in page:
+        if not isinstance(record, dict):
+            return None
+        for value in record.values():
+            if isinstance(value, (dict, list)):
+                return None
+    try:
+        table = pa.Table.from_pylist(page)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None  # a field with two types in one page: dlt's variant columns handle it
+    columns, names = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        typed = _typed(column, (declared or {}).get(name))
+        if typed is None:
+            return None
+        if typed is _ALL_NULL:
+            continue
+        columns.append(typed)
+        names.append(name)
+    return pa.Table.from_arrays(columns, names=names)
+
+
+_ALL_NULL = object()
+
+
+def _typed(column: pa.ChunkedArray, declared: pa.DataType | None) -> Any:
+    if column.null_count == len(column):
+        return _ALL_NULL if declared is None else pa.nulls(len(column), declared)
+    if declared is not None:
+        return _cast(column, declared)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        first = next(v for v in column.to_pylist() if v is not None)
+        if is_iso_timestamp(str, first):
+            return _cast(column, _TIMESTAMP)
+        return column
+    if pa.types.is_integer(column.type):
+        return column.cast(pa.int64())
+    if pa.types.is_floating(column.type):
+        return column.cast(pa.float64())
+    if pa.types.is_boolean(column.type):
+        return column
+    return None
+
+
+def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None:
+    if column.type == target:
+        return column
+    try:
+        return pc.cast(column, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
