@@ -1,8 +1,17 @@
-"""Turn an exception raised deep inside dlt or requests into one actionable line."""
+"""Turn an exception raised deep inside dlt or requests into one actionable line.
+
+The line names the source and, when known, the resource; restsync's own errors (retries
+exhausted, non-JSON answers, pagination loops, token failures) already say the URL, status
+and attempts. Every secret given, and every secret the HTTP layer registered (client
+secrets, access and refresh tokens), is masked.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+_NULL_KEY = re.compile(r"Cannot coerce NULL in table `([^`]+)` column `([^`]+)`")
 
 
 def root_causes(error: BaseException) -> list[BaseException]:
@@ -18,16 +27,36 @@ def root_causes(error: BaseException) -> list[BaseException]:
     return chain
 
 
+def _known_dlt_error(error: BaseException) -> str | None:
+    """A clearer line for dlt errors that stand for a bad API answer."""
+    text = str(error)
+    match = _NULL_KEY.search(text)
+    if match:
+        table, column = match.groups()
+        return (
+            f"resource {table}: the API returned a row whose `{column}` is null, but"
+            f" `{column}` is a primary key (or non-nullable) column, so the row cannot be"
+            " merged; nothing from this run was written"
+        )
+    return None
+
+
 def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> str:
-    """One line: the most specific error in the chain, with secrets masked."""
-    from restsync_assets.http.masking import mask
+    """One line: the most specific error in the chain, with secrets masked (known values,
+    secret-looking query parameters such as `?api_key=`, URL passwords)."""
+    from restsync_assets.http.masking import mask_text
 
     chain = root_causes(error)
     ours = [e for e in chain if type(e).__module__.startswith("restsync_assets")]
     chosen = ours[-1] if ours else chain[-1]
-    text = str(chosen).strip().splitlines()[0] if str(chosen).strip() else type(chosen).__name__
-    if not ours:
-        text = f"{type(chosen).__name__}: {text}"
+    known = None if ours else next((k for e in chain if (k := _known_dlt_error(e))), None)
+    if known is not None:
+        text = known
+    else:
+        text = str(chosen).strip().splitlines()[0] if str(chosen).strip() else ""
+        text = text or type(chosen).__name__
+        if not ours:
+            text = f"{type(chosen).__name__}: {text}"
     if not text.startswith(source):
         text = f"{source}: {text}"
-    return mask(text, list(secrets))
+    return mask_text(text, list(secrets))

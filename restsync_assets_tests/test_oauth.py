@@ -216,9 +216,11 @@ def test_connection_error_becomes_oauth2_error() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/token"
-    with pytest.raises(OAuth2Error, match=r"ConnectionError.*reachable") as info:
-        _bearer(OAuth2Auth(url, "id", SECRET, source="acme"))
+    sleeps: list[float] = []
+    with pytest.raises(OAuth2Error, match=r"after 4 attempts: ConnectionError.*reachable") as info:
+        _bearer(OAuth2Auth(url, "id", SECRET, source="acme", sleep=sleeps.append))
     assert url in str(info.value) and SECRET not in str(info.value)
+    assert sleeps == [1.0, 2.0, 4.0]
 
 
 @pytest.mark.parametrize(
@@ -295,3 +297,71 @@ def test_raise_for_status_session_still_gives_oauth2_error(tokens: TokenServer) 
     session = Client(raise_for_status=True, request_max_attempts=1).session
     with pytest.raises(OAuth2Error, match="HTTP 401 invalid_client"):
         _bearer(_auth(tokens, session=session))
+
+
+# --- token endpoint down, rotation across runs -------------------------------------------
+
+
+def test_token_endpoint_down_for_a_few_calls_is_retried(tokens: TokenServer) -> None:
+    replies = [(503, {"error": "temporarily_unavailable"}), (502, {}), None]
+
+    def reply(form: dict[str, str]) -> tuple[int, Any]:
+        answer = replies.pop(0)
+        return answer if answer is not None else tokens.issue(form)
+
+    tokens.reply = reply
+    sleeps: list[float] = []
+    auth = _auth(tokens, sleep=sleeps.append, backoff_factor=0.5)
+    assert _bearer(auth) == "Bearer access-3"
+    assert sleeps == [0.5, 1.0]
+
+
+def test_token_endpoint_down_too_long_names_status_and_attempts(tokens: TokenServer) -> None:
+    tokens.reply = lambda form: (503, {"error": "temporarily_unavailable"})
+    sleeps: list[float] = []
+    with pytest.raises(OAuth2Error) as info:
+        _bearer(_auth(tokens, sleep=sleeps.append, max_retries=2, max_retry_delay=1.5))
+    assert str(info.value) == (
+        f"acme: token request to {tokens.url} failed after 3 attempts: HTTP 503"
+        " temporarily_unavailable (the authorization server failed; retry later)"
+    )
+    assert sleeps == [1.0, 1.5] and len(tokens.forms) == 3
+
+
+def test_invalid_client_is_not_retried(tokens: TokenServer) -> None:
+    tokens.reply = lambda form: (401, {"error": "invalid_client"})
+    sleeps: list[float] = []
+    with pytest.raises(OAuth2Error, match="failed: HTTP 401 invalid_client"):
+        _bearer(_auth(tokens, sleep=sleeps.append))
+    assert sleeps == [] and len(tokens.forms) == 1
+
+
+def test_refresh_token_candidates_are_tried_in_order(tokens: TokenServer) -> None:
+    valid = {"stored-but-dead": False, "configured-1": True}
+    tokens.reply = lambda form: (
+        tokens.issue(form, refresh_token="rotated-2")
+        if valid.get(form["refresh_token"])
+        else (400, {"error": "invalid_grant"})
+    )
+    rotated: list[str] = []
+    auth = _auth(
+        tokens,
+        refresh_token="configured-1",
+        refresh_token_candidates=lambda: ["stored-but-dead", "configured-1"],
+        on_refresh_token_rotated=rotated.append,
+    )
+    assert _bearer(auth) == "Bearer access-2"
+    assert [f["refresh_token"] for f in tokens.forms] == ["stored-but-dead", "configured-1"]
+    assert rotated == ["rotated-2"]
+    assert {"stored-but-dead", "configured-1", "rotated-2"} <= set(auth.secrets())
+
+
+def test_last_invalid_grant_is_reported(tokens: TokenServer) -> None:
+    tokens.reply = lambda form: (400, {"error": "invalid_grant"})
+    auth = _auth(
+        tokens, refresh_token="configured-1", refresh_token_candidates=lambda: ["stored-1"]
+    )
+    with pytest.raises(OAuth2Error, match=r"invalid_grant.*ACME_REFRESH_TOKEN") as info:
+        _bearer(auth)
+    assert len(tokens.forms) == 2
+    assert "stored-1" not in str(info.value) and "configured-1" not in str(info.value)

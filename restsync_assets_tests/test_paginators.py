@@ -315,3 +315,46 @@ def test_dlt_offset_paginator_raises_where_ours_does_not(api: Api) -> None:
 def test_offset_rejects_bad_limit() -> None:
     with pytest.raises(ValueError, match="limit"):
         OffsetPaginatorWithoutTotal(limit=0)
+
+
+@pytest.mark.parametrize("has_more", ["absent", None, "maybe", 3])
+def test_offset_unusable_has_more_falls_back_to_the_short_page_rule(
+    api: Api, has_more: Any, caplog
+) -> None:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        start = int(query["offset"])
+        body: dict[str, Any] = {"data": [{"id": i} for i in range(start, min(start + 2, 5))]}
+        if has_more != "absent":
+            body["more"] = has_more
+        return body, {}
+
+    api.app = app
+    paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
+    assert [r["id"] for r in api.paginate(paginator)] == [0, 1, 2, 3, 4]
+    assert "ignoring it, a short or empty page ends the pagination" in caplog.text
+
+
+def test_offset_has_more_false_stops_a_full_page(api: Api) -> None:
+    api.app = lambda path, query: ({"data": [{"id": 1}, {"id": 2}], "more": "false"}, {})
+    paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
+    assert len(api.paginate(paginator)) == 2 and _offsets(api) == [0]
+
+
+def test_offset_total_changing_while_paging_is_logged(api: Api, caplog) -> None:
+    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        start = int(query["offset"])
+        return {
+            "data": [{"id": i} for i in range(start, min(start + 2, 5))],
+            "total": 5 + start,
+        }, {}
+
+    api.app = app
+    assert len(api.paginate(OffsetPaginatorWithoutTotal(limit=2))) == 5
+    assert "total changed from 5 to 7 while paging /items; rows shifted" in caplog.text
+
+
+def test_offset_identical_pages_raise_instead_of_looping(api: Api) -> None:
+    api.app = lambda path, query: ({"data": [{"id": 1}, {"id": 2}]}, {})  # ignores offset
+    with pytest.raises(PaginationLoopError, match="identical to the previous one"):
+        api.paginate(OffsetPaginatorWithoutTotal(limit=2, total_path=None))
+    assert _offsets(api) == [0, 2]

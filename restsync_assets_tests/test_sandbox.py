@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import socket
+import threading
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +14,7 @@ import requests
 
 from restsync_assets.sandbox import SANDBOX_SPECS, FaultPlan, Response, Sandbox
 from restsync_assets.sandbox.data import RESOURCES
+from restsync_assets.sandbox.faults import Fault
 
 REFRESH_SPECS = {"marketing_api", "ledger"}
 OFFSET_RESOURCES = [
@@ -483,3 +485,168 @@ def test_stop_closes_socket(clock):
     with pytest.raises(requests.ConnectionError):
         session.get(f"http://127.0.0.1:{port}/nope", timeout=2)
     sb.stop()  # idempotent
+
+
+# --------------------------------------------------------------------------- fault injection
+
+
+def test_fault_counts_per_rule_nth_every_and_limit(sandbox):
+    client = Client(sandbox, "ad_analytics")
+    sandbox.faults = FaultPlan(
+        Fault("status", "ad_analytics", "accounts", nth=(2, 3), status=502),
+        Fault("status", "ad_analytics", "account_users", every=2, limit=2, status=500),
+    )
+    accounts = [client.get("/v1/accounts").status_code for _ in range(4)]
+    users = [client.get("/v1/account_users").status_code for _ in range(7)]
+    assert accounts == [200, 502, 502, 200]
+    assert users == [200, 500, 200, 500, 200, 200, 200]
+    assert sandbox.faults.fired() == 4 and sandbox.faults.fired("status") == 4
+    assert [r.faults for r in sandbox.requests[-7:]][:2] == [(), ("status",)]
+
+
+def test_unknown_fault_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown fault kind 'teapot'"):
+        Fault("teapot")
+
+
+@pytest.mark.parametrize(
+    ("options", "header"),
+    [
+        ({"retry_after": 7}, "7"),
+        ({"retry_after": 0}, "0"),
+        ({"retry_after": None}, None),
+        ({"retry_after": 30, "retry_after_format": "http-date"}, "Thu, 01 Jan 2026 00:00:30 GMT"),
+    ],
+)
+def test_rate_limit_retry_after_forms(sandbox, options, header):
+    client = Client(sandbox, "ledger")
+    sandbox.faults = FaultPlan(
+        Fault("rate_limit", "ledger", nth=1, **options), clock=lambda: 1_767_225_600.0
+    )
+    response = client.get("/v1/resource")
+    assert response.status_code == 429
+    assert response.headers.get("Retry-After") == header
+
+
+def test_html_and_204_answers(sandbox):
+    client = Client(sandbox, "native_ads")
+    sandbox.faults = FaultPlan(
+        Fault("html", "native_ads", "accounts", nth=1),
+        Fault("status", "native_ads", "campaigns", nth=1, status=204),
+    )
+    html = client.get("/v1/users/current/allowed-accounts")
+    assert html.status_code == 200 and html.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert html.text.startswith("<!DOCTYPE html>")
+    empty = client.get("/v1/acct-001/campaigns/")
+    assert empty.status_code == 204 and empty.content == b""
+    assert "Content-Type" not in empty.headers
+
+
+def test_connection_reset_mid_body(sandbox):
+    client = Client(sandbox, "ledger")
+    sandbox.faults = FaultPlan(Fault("reset", "ledger", "resource_name", nth=1))
+    with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        client.get("/v1/resource")
+    assert client.get("/v1/resource").status_code == 200
+
+
+def test_slow_answer_is_released_by_event_or_times_out_the_client(sandbox):
+    client = Client(sandbox, "ledger")
+    release = threading.Event()
+    sandbox.faults = FaultPlan(
+        Fault("slow", "ledger", "resource_name", nth=1, seconds=60),
+        Fault("slow", "ledger", "resource_name", nth=2, seconds=60, until=release),
+    )
+    with pytest.raises(requests.Timeout):
+        client.session.get(client.base + "/v1/resource", timeout=0.2)
+    release.set()
+    assert client.get("/v1/resource").status_code == 200
+
+
+def test_revoked_token_gets_401_before_its_expiry(sandbox):
+    client = Client(sandbox, "ledger")
+    sandbox.faults = FaultPlan(Fault("revoke_token", "ledger", "resource_name", nth=2))
+    assert client.get("/v1/resource").status_code == 200
+    revoked = client.get("/v1/resource")
+    assert revoked.status_code == 401 and revoked.json()["error"] == "invalid_token"
+
+
+def test_rotating_refresh_token(sandbox):
+    sandbox.faults = FaultPlan(Fault("rotate_refresh_token", "ledger", "oauth"))
+    first = token_response(sandbox, "ledger")
+    rotated = first.json()["refresh_token"]
+    assert (
+        rotated == sandbox.refresh_token("ledger") != sandbox.credentials("ledger")["refresh_token"]
+    )
+    dead = token_response(sandbox, "ledger")  # the configured token was used once already
+    assert dead.status_code == 401 and dead.json()["error"] == "invalid_grant"
+    assert token_response(sandbox, "ledger", refresh_token=rotated).status_code == 200
+    assert rotated in sandbox.secrets() and first.json()["access_token"] in sandbox.secrets()
+
+
+def test_token_endpoint_down(sandbox):
+    sandbox.faults = FaultPlan(Fault("token_down", "ledger", "oauth", nth=(1, 2)))
+    assert [token_response(sandbox, "ledger").status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_body_faults_on_offset_and_cursor_pages(sandbox):
+    client = Client(sandbox, "ad_analytics")
+    sandbox.faults = FaultPlan(
+        Fault("total", "ad_analytics", "accounts", nth=1, mode="missing"),
+        Fault("total", "ad_analytics", "accounts", nth=2, mode="null"),
+        Fault("total", "ad_analytics", "accounts", nth=3, mode="string"),
+        Fault("duplicate_pk", "ad_analytics", "accounts", nth=4),
+        Fault("null_pk", "ad_analytics", "accounts", nth=5, index=1),
+        Fault("type_change", "ad_analytics", "accounts", nth=6, field="id"),
+        Fault(
+            "new_field", "ad_analytics", "accounts", nth=7, name="tier", value=lambda r: r["id"] % 2
+        ),
+        Fault("empty_page", "ad_analytics", "accounts", nth=8),
+        Fault("null_page", "ad_analytics", "accounts", nth=9),
+    )
+    pages = [client.ok("/v1/accounts", limit=3) for _ in range(9)]
+    assert "total" not in pages[0] and pages[1]["total"] is None and pages[2]["total"] == "233"
+    assert pages[3]["data"][0] == pages[3]["data"][1] and len(pages[3]["data"]) == 4
+    assert pages[4]["data"][1]["id"] is None and pages[4]["data"][0]["id"] == 507000
+    assert [r["id"] for r in pages[5]["data"]] == ["507000", "507001", "507002"]
+    assert [r["tier"] for r in pages[6]["data"]] == [0, 1, 0]
+    assert pages[7]["data"] == [] and pages[8]["data"] is None
+    assert sandbox.rows("ad_analytics", "accounts")[0]["id"] == 507000  # truth untouched
+
+    marketing = Client(sandbox, "marketing_api")
+    sandbox.faults = FaultPlan(
+        Fault("repeat_cursor", "marketing_api", "organizations", nth=2),
+        Fault("null_pk", "marketing_api", "organizations", nth=1),
+    )
+    first = marketing.ok("/v1/me/organizations")
+    assert first["organizations"][0]["organization"]["id"] is None
+    second = marketing.get_url(first["paging"]["next_link"]).json()
+    assert second["paging"]["next_link"] == first["paging"]["next_link"]
+
+
+def test_shift_rows_changes_the_truth(sandbox):
+    client = Client(sandbox, "ad_analytics")
+    before = sandbox.ids("ad_analytics", "accounts")
+    sandbox.faults = FaultPlan(
+        Fault("shift_rows", "ad_analytics", "accounts", nth=1, count=2),
+        Fault("shift_rows", "ad_analytics", "accounts", nth=2, count=1, mode="delete"),
+    )
+    first = client.ok("/v1/accounts", limit=5)
+    assert [r["id"] for r in first["data"][:2]] == [990000, 990001] and first["total"] == 235
+    second = client.ok("/v1/accounts", limit=5)
+    assert second["data"][0]["id"] == 990001 and second["total"] == 234
+    assert sandbox.ids("ad_analytics", "accounts") == before | {990001}
+
+
+def test_wait_for_requests(sandbox):
+    assert not sandbox.wait_for_requests(1, 0)
+    requests.get(sandbox.url + "/nope")
+    assert sandbox.wait_for_requests(1, 5)
+
+
+def test_demo_plan_faults_are_survivable_kinds():
+    from restsync_assets.sandbox.faults import demo_plan
+
+    kinds = {f.kind for f in demo_plan().faults}
+    assert not kinds & {"html", "repeat_cursor", "null_pk", "null_page", "empty_page"}
+    assert {"rate_limit", "status", "reset", "revoke_token", "token_down"} <= kinds

@@ -22,6 +22,8 @@ from requests.adapters import BaseAdapter
 from restsync_assets.http.oauth import OAuth2Auth
 from restsync_assets.http.paginators import TemplatedCursorPaginator
 from restsync_assets.http.session import (
+    HttpStatusError,
+    NotJsonError,
     RequestFailedError,
     RestsyncSession,
     RetryPolicy,
@@ -73,9 +75,11 @@ class Api:
                 if resp == DROP:
                     self.close_connection = True
                     return
-                payload = json.dumps(resp.body).encode()
+                raw = isinstance(resp.body, bytes)
+                payload = resp.body if raw else json.dumps(resp.body).encode()
                 self.send_response(resp.status)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in resp.headers:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in resp.headers.items():
                     self.send_header(name, value)
@@ -244,11 +248,11 @@ def _http_date(offset_seconds: float) -> str:
         ("7", True, 7.0),
         ("120", True, 30.0),  # capped by max_retry_delay
         (None, True, 1.0),  # missing: exponential backoff
-        ("0", True, 1.0),  # dlt treats <= 0 as absent: exponential backoff
+        ("0", True, 0.0),  # "retry now" (RFC 9110), unlike dlt which backs off
         ("soon", True, 1.0),  # unparsable
         ("7", False, 1.0),  # not respected
         ("far-future-date", True, 30.0),
-        ("past-date", True, 1.0),
+        ("past-date", True, 0.0),  # a date already passed: retry now
     ],
 )
 def test_retry_after(api: Api, retry_after: str | None, respect: bool, expected: float) -> None:
@@ -462,3 +466,83 @@ def test_mask_helper() -> None:
     assert mask("token abcd1234 and abcd1234", ["abcd1234"]) == "token *** and ***"
     assert mask("a%2Fb%3Dc and a/b=c", ["a/b=c"]) == "*** and ***"
     assert mask("nothing", [None, ""]) == "nothing"
+
+
+# --- answers that are not what dlt expects --------------------------------------------------
+
+
+def test_html_with_status_200_fails_with_status_type_and_first_bytes(api: Api) -> None:
+    page = b"<!DOCTYPE html>\n<html><body>Maintenance until 10:00</body></html>"
+    api.app = lambda req: Resp(200, page, {"Content-Type": "text/html"})
+    session = make_session(api, Sleeps(), Route("items", "/items", POLICY))
+    with pytest.raises(NotJsonError) as info:
+        session.get(api.url + "/api/items?api_key=k-123456")
+    assert str(info.value) == (
+        f"acme: resource items: GET {api.url}/api/items?api_key=*** answered HTTP 200 with"
+        " Content-Type 'text/html', not JSON (after 1 attempt); the body starts with"
+        " '<!DOCTYPE html> <html><body>Maintenance until 10:00</body></html>'; the API may be"
+        " down for maintenance or behind a proxy or login page"
+    )
+    assert info.value.status == 200 and info.value.attempts == 1
+
+
+def test_empty_2xx_fails_unless_response_actions_ignore_it(api: Api) -> None:
+    api.app = lambda req: Resp(204, b"")
+    sleeps = Sleeps()
+    client = RESTClient(base_url=api.url + "/api", session=make_session(api, sleeps))
+    with pytest.raises(NotJsonError, match=r"answered HTTP 204 with an empty body, not JSON"):
+        list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
+    from dlt.sources.rest_api.config_setup import create_response_hooks
+
+    hooks = create_response_hooks([{"status_code": 204, "action": "ignore"}])
+    pages = client.paginate(
+        "/items", data_selector="data", paginator=SinglePagePaginator(), hooks=hooks
+    )
+    assert list(pages) == []
+
+
+def test_http_error_is_one_line_with_hint_and_still_an_http_error(api: Api) -> None:
+    api.app = lambda req: Resp(404, {"error": "not_found"})
+    client = RESTClient(
+        base_url=api.url + "/api",
+        session=make_session(api, Sleeps(), Route("kids", "/parents/{id}/kids", POLICY)),
+    )
+    with pytest.raises(HttpStatusError) as info:
+        list(client.paginate("/parents/7/kids", paginator=SinglePagePaginator()))
+    assert isinstance(info.value, requests.HTTPError)
+    assert str(info.value) == (
+        f"acme: resource kids: GET {api.url}/api/parents/7/kids failed after 1 attempt:"
+        ' HTTP 404 Not Found {"error": "not_found"}; if it means \'no data\' (e.g. a parent'
+        " without children), add response_actions: [{status_code: 404, action: ignore}] to"
+        " the resource"
+    )
+
+
+def test_socket_errors_are_named_in_the_message(api: Api) -> None:
+    api.app = lambda req: DROP
+    session = make_session(api, Sleeps(), default_policy=RetryPolicy(max_retries=0))
+    with pytest.raises(RequestFailedError) as info:
+        session.get(api.url + "/api/x")
+    assert "after 1 attempt: ConnectionError (" in str(info.value)
+
+
+def test_default_sleep_and_clock_come_from_the_swappable_retry_clock(api, monkeypatch) -> None:
+    from restsync_assets.http import retry
+
+    class Fake(retry.Clock):
+        def __init__(self) -> None:
+            self.sleeps: list[float] = []
+
+        def time(self) -> float:
+            return 1_800_000_000.0
+
+        def sleep(self, seconds: float) -> None:
+            self.sleeps.append(seconds)
+
+    fake = Fake()
+    monkeypatch.setattr(retry, "CLOCK", fake)
+    date = formatdate(1_800_000_000.0 + 12, usegmt=True)
+    api.app = sequence(Resp(429, headers={"Retry-After": date}), Resp(200))
+    session = RestsyncSession("acme", api.url, [], RetryPolicy())
+    assert session.get(api.url + "/x").status_code == 200
+    assert fake.sleeps == [12.0]

@@ -19,17 +19,25 @@ from urllib.parse import urlsplit
 import requests
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
-from .masking import MASK, mask, mask_url
+from . import retry
+from .masking import MASK, mask, mask_url, register_secret
 
-__all__ = ["OAuth2Auth", "OAuth2Error"]
+__all__ = ["InsecureTokenUrlError", "OAuth2Auth", "OAuth2Error"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_DETAIL = 200
 
+#: Token endpoint answers retried whatever the spec's error_handler says about its API.
+TOKEN_RETRY_STATUS_CODES = (429, 500, 502, 503, 504)
+
 
 class OAuth2Error(RuntimeError):
     """Obtaining an access token failed. The message is one line and never contains a secret."""
+
+
+class InsecureTokenUrlError(ValueError):
+    """The token URL is not https (and not a loopback address)."""
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -49,11 +57,16 @@ def _validate_token_url(token_url: str, source: str) -> None:
         return
     if parts.scheme == "http" and _is_loopback(parts.hostname):
         return
-    raise ValueError(
+    raise InsecureTokenUrlError(
         f"{source}: OAuth2 token_url {token_url!r} must be an https:// URL"
         " (plain http is only allowed for loopback hosts such as 127.0.0.1 or localhost),"
         " because client secrets and tokens are sent to it"
     )
+
+
+def _is_invalid_grant(response: requests.Response, body: Any) -> bool:
+    error = body.get("error") if isinstance(body, dict) else None
+    return response.status_code in (400, 401) and error == "invalid_grant"
 
 
 def _env_prefix(source: str) -> str:
@@ -82,6 +95,14 @@ class OAuth2Auth(AuthConfigBase):
         clock: time source in seconds (inject in tests).
         timeout: token request timeout in seconds.
         source: source name used in messages and in the suggested env variable names.
+        refresh_token_candidates: returns refresh tokens to try, best first (e.g. one a
+            previous run stored after a rotation, then the configured one). Called before
+            each refresh-token grant; a token the server rejects with ``invalid_grant`` is
+            skipped for the next. The in-memory token is tried last.
+        max_retries, backoff_factor, max_retry_delay, retry_on_status_codes: retries of the
+            token request itself (connection errors, timeouts and these statuses), with
+            exponential backoff honouring ``Retry-After``, capped at ``max_retry_delay``.
+        sleep: sleep between token request attempts (default: :data:`retry.CLOCK`'s).
     """
 
     def __init__(
@@ -97,6 +118,12 @@ class OAuth2Auth(AuthConfigBase):
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
         source: str = "?",
+        refresh_token_candidates: Callable[[], list[str]] | None = None,
+        max_retries: int = 3,
+        backoff_factor: float = 1.0,
+        max_retry_delay: float = 60.0,
+        retry_on_status_codes: tuple[int, ...] = TOKEN_RETRY_STATUS_CODES,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         _validate_token_url(token_url, source)
         self.token_url = token_url
@@ -115,6 +142,13 @@ class OAuth2Auth(AuthConfigBase):
         self._access_token: str | None = None
         self._expires_at: float | None = None
         self._old_secrets: list[str] = []
+        self._candidates = refresh_token_candidates
+        self.max_retries = max_retries
+        self.backoff_factor = backoff_factor
+        self.max_retry_delay = max_retry_delay
+        self.retry_on_status_codes = tuple(retry_on_status_codes)
+        self._sleep = sleep
+        register_secret(client_secret, refresh_token)
         # an explicit instance: tell dlt's create_auth() there is nothing to resolve from config
         self.__is_resolved__ = True
 
@@ -166,53 +200,113 @@ class OAuth2Auth(AuthConfigBase):
             return False
         return self._clock() >= self._expires_at - self.expiry_skew_seconds
 
-    def _form(self) -> dict[str, str]:
+    def _form(self, refresh_token: str | None = None) -> dict[str, str]:
         form = {
             "grant_type": self.grant_type,
             "client_id": self.client_id,
             "client_secret": self.client_secret,
         }
         if self.grant_type == "refresh_token":
-            form["refresh_token"] = self._refresh_token
+            form["refresh_token"] = refresh_token or self._refresh_token
         if self.scopes:
             form["scope"] = " ".join(self.scopes)
         return form
 
-    def _post(self) -> requests.Response:
+    def _post_once(self, refresh_token: str | None) -> requests.Response:
         if self._session is None:
             self._session = requests.Session()
         try:
             return self._session.post(
                 self.token_url,
-                data=self._form(),
+                data=self._form(refresh_token),
                 headers={"Accept": "application/json"},
                 timeout=self.timeout,
             )
-        except requests.RequestException as exc:
-            if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        except requests.HTTPError as exc:
+            if exc.response is not None:
                 return exc.response  # a raise_for_status session was passed in
-            raise OAuth2Error(
-                f"{self.source}: token request to {self._url()} failed:"
-                f" {type(exc).__name__}; check that the token URL is correct and reachable"
-                " from this machine (network, proxy, DNS)"
-            ) from None
+            raise
+
+    def _post(self, refresh_token: str | None = None) -> tuple[requests.Response, int]:
+        """POST to the token endpoint with retries; the last response and the attempt count."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._post_once(refresh_token)
+            except requests.RequestException as exc:
+                if attempt > self.max_retries:
+                    raise OAuth2Error(
+                        f"{self.source}: token request to {self._url()} failed after"
+                        f" {attempt} attempt{'s' if attempt != 1 else ''}:"
+                        f" {type(exc).__name__}; check that the token URL is correct and"
+                        " reachable from this machine (network, proxy, DNS)"
+                    ) from None
+                what, retry_after = type(exc).__name__, None
+            else:
+                if response.status_code not in self.retry_on_status_codes:
+                    return response, attempt
+                if attempt > self.max_retries:
+                    return response, attempt
+                what = f"HTTP {response.status_code}"
+                retry_after = response.headers.get("Retry-After")
+                response.close()
+            delay = retry.retry_delay(
+                attempt, self.backoff_factor, self.max_retry_delay, retry_after
+            )
+            logger.warning(
+                "%s: token request to %s got %s, retrying in %.1fs (attempt %d)",
+                self.source,
+                self._url(),
+                what,
+                delay,
+                attempt,
+            )
+            (self._sleep or retry.clock().sleep)(delay)
+
+    def _refresh_tokens_to_try(self) -> list[str | None]:
+        if self.grant_type != "refresh_token":
+            return [None]
+        candidates = list(self._candidates()) if self._candidates is not None else []
+        register_secret(*candidates)
+        for candidate in candidates:
+            if candidate != self._refresh_token:
+                self._remember(candidate)
+        return list(dict.fromkeys(t for t in [*candidates, self._refresh_token] if t))
 
     def _fetch_token(self) -> None:
         started = self._clock()
-        response = self._post()
-        body = self._json(response)
-        if not response.ok:
-            raise self._http_error(response, body)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise OAuth2Error(
-                f"{self.source}: token request to {self._url()} failed: HTTP"
-                f" {response.status_code} response has no access_token; check the token URL"
-            )
-        self._remember(self._access_token)
-        self._access_token = token
-        self._expires_at = self._expiry(body, started)
-        self._adopt_refresh_token(body.get("refresh_token"))
+        candidates = self._refresh_tokens_to_try()
+        for index, candidate in enumerate(candidates):
+            response, attempts = self._post(candidate)
+            body = self._json(response)
+            if not response.ok:
+                last = index == len(candidates) - 1
+                if not last and _is_invalid_grant(response, body):
+                    logger.info(
+                        "%s: refresh token #%d of %d was rejected (invalid_grant);"
+                        " trying the next one",
+                        self.source,
+                        index + 1,
+                        len(candidates),
+                    )
+                    continue
+                raise self._http_error(response, body, attempts)
+            token = body.get("access_token") if isinstance(body, dict) else None
+            if not isinstance(token, str) or not token:
+                raise OAuth2Error(
+                    f"{self.source}: token request to {self._url()} failed: HTTP"
+                    f" {response.status_code} response has no access_token; check the token URL"
+                )
+            register_secret(token)
+            self._remember(self._access_token)
+            self._access_token = token
+            self._expires_at = self._expiry(body, started)
+            if candidate is not None and candidate != self._refresh_token:
+                self._remember(self._refresh_token)
+                self._refresh_token = candidate
+            self._adopt_refresh_token(body.get("refresh_token"))
+            return
 
     @staticmethod
     def _json(response: requests.Response) -> Any:
@@ -229,7 +323,7 @@ class OAuth2Auth(AuthConfigBase):
             return None
         return started + expires_in if expires_in > 0 else None
 
-    def _http_error(self, response: requests.Response, body: Any) -> OAuth2Error:
+    def _http_error(self, response: requests.Response, body: Any, attempts: int = 1) -> OAuth2Error:
         if isinstance(body, dict) and body.get("error"):
             detail = str(body["error"])
             if body.get("error_description"):
@@ -238,8 +332,9 @@ class OAuth2Auth(AuthConfigBase):
             detail = response.text or response.reason or ""
         detail = _one_line(mask(detail, self.secrets()))
         status = f"HTTP {response.status_code} {detail}".strip()
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
         return OAuth2Error(
-            f"{self.source}: token request to {self._url()} failed: {status}"
+            f"{self.source}: token request to {self._url()} failed{tries}: {status}"
             f" ({self._hint(response, body)})"
         )
 
@@ -263,6 +358,7 @@ class OAuth2Auth(AuthConfigBase):
     def _adopt_refresh_token(self, new: Any) -> None:
         if not isinstance(new, str) or not new or new == self._refresh_token:
             return
+        register_secret(new)
         if self.grant_type != "refresh_token":
             self._remember(new)  # not used for client_credentials, but still masked
             return

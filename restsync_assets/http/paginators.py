@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -172,9 +173,17 @@ class TemplatedCursorPaginator(BasePaginator):
 class OffsetPaginatorWithoutTotal(OffsetPaginator):
     """dlt's ``OffsetPaginator`` that does not require a ``total`` in the response.
 
-    Uses the integer at ``total_path`` when the response has one. When it is missing, null or
-    not an integer, pagination continues until a short page (fewer than ``limit`` records) or
-    an empty page. A short page always stops pagination, even when ``total`` says otherwise.
+    Uses the integer at ``total_path`` when the response has one (a numeric string counts).
+    When it is missing, null or not an integer, pagination continues until a short page
+    (fewer than ``limit`` records) or an empty (or ``null``) page. A short page always stops
+    pagination, even when ``total`` says otherwise. ``has_more`` (at ``has_more_path``)
+    stops pagination when it is ``false`` (or ``"false"``); a missing, null or unparseable
+    ``has_more`` is ignored with a warning and the short-page rule decides.
+
+    Offset pages are no snapshot: when ``total`` changes between pages, rows have shifted
+    and some may have been seen twice or skipped; that is logged as a warning. A page
+    identical to the previous one (an API ignoring ``offset``) raises
+    :class:`PaginationLoopError` instead of looping forever.
     """
 
     def __init__(
@@ -199,10 +208,19 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
             stop_after_empty_page=True,
             has_more_path=has_more_path,
         )
+        self._totals: set[int] = set()
+        self._previous_page: str | None = None
+
+    def init_request(self, request: Request) -> None:
+        self._totals = set()
+        self._previous_page = None
+        super().init_request(request)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         count = len(data) if data else 0
         total = self._read_total(response)
+        self._check_shift(response, total)
+        self._check_repeat(response, data)
         if count < self.limit:
             if total is not None and self.current_value + count < total + self.base_index:
                 logger.warning(
@@ -221,8 +239,39 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
             self._has_next_page = False
         if self.maximum_value is not None and self.current_value >= self.maximum_value:
             self._has_next_page = False
-        if self.has_more_path is not None and not self._read_has_more(response):
+        if self.has_more_path is not None and self._read_has_more(response) is False:
             self._has_next_page = False
+
+    def _check_shift(self, response: Response, total: int | None) -> None:
+        if total is None:
+            return
+        if self._totals and total not in self._totals:
+            logger.warning(
+                "%s: total changed from %s to %d while paging %s; rows shifted between"
+                " offset pages, so this run may see some rows twice (merged by primary key)"
+                " or miss some (picked up by the next run)",
+                type(self).__name__,
+                "/".join(str(t) for t in sorted(self._totals)),
+                total,
+                _short(mask_url(urlsplit(response.url or "").path)),
+            )
+        self._totals.add(total)
+
+    def _check_repeat(self, response: Response, data: list[Any] | None) -> None:
+        if not data or len(data) < self.limit:
+            self._previous_page = None
+            return
+        try:
+            page = json.dumps(data, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return
+        if page == self._previous_page:
+            raise PaginationLoopError(
+                f"offset pagination of {_short(mask_url(response.url or ''))}: the page at"
+                f" offset {self.current_value} is identical to the previous one; the API"
+                f" seems to ignore `{self.param_name}`; check offset_param / limit_param"
+            )
+        self._previous_page = page
 
     def _read_total(self, response: Response) -> int | None:
         """The integer total, or None when missing, null or not an integer."""
@@ -237,18 +286,24 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
         except (TypeError, ValueError):
             return None
 
-    def _read_has_more(self, response: Response) -> bool:
-        """Same rules as dlt: a bool or a bool-like string; anything else raises."""
+    def _read_has_more(self, response: Response) -> bool | None:
+        """``has_more`` as a bool (bool-like strings too); None when missing or unusable."""
         body = _response_json(response)
         values = jsonpath.find_values(self.has_more_path, body)
         has_more = values[0] if values else None
-        if has_more is None:
-            self._handle_missing_has_more(body)
         if isinstance(has_more, str):
             try:
                 return str2bool(has_more)
             except ValueError:
-                self._handle_invalid_has_more(has_more)
-        if not isinstance(has_more, bool):
-            self._handle_invalid_has_more(has_more)
-        return bool(has_more)
+                pass
+        elif isinstance(has_more, bool):
+            return has_more
+        logger.warning(
+            "%s: `%s` is %s in the response of %s; ignoring it, a short or empty page ends"
+            " the pagination",
+            type(self).__name__,
+            self.has_more_path,
+            "missing" if not values else f"not a boolean ({_short(repr(has_more), 40)})",
+            _short(mask_url(urlsplit(response.url or "").path)),
+        )
+        return None

@@ -2,10 +2,14 @@
 
 dlt's ``rest_api`` takes one session per source (``client.session``). :class:`RestsyncSession`
 picks the retry policy of the resource a request belongs to by matching the URL path against
-each resource's path template, retries with tenacity (using dlt's Retry-After aware wait),
-refreshes an OAuth token once on 401, and raises :class:`RequestFailedError` (with secrets
-masked) when retries run out. Non-retryable responses (404, 400, ...) are returned unchanged so
-dlt's ``response_actions`` and error handling still see them.
+each resource's path template and retries with tenacity: statuses of the policy, connection
+errors (resets included) and timeouts, waiting ``Retry-After`` (seconds, 0 or an HTTP date)
+or exponential backoff, capped (see :mod:`restsync_assets.http.retry`). It refreshes an OAuth
+token once on 401 and raises :class:`RequestFailedError` (with secrets masked) when retries
+run out. Non-retryable responses (404, 400, ...) go to dlt's hooks (``response_actions``,
+``raise_for_status``) unchanged; an HTTP error they raise becomes :class:`HttpStatusError`
+and a 2xx that is not JSON (an HTML page, an empty body) :class:`NotJsonError`, both one line
+naming source, resource, masked URL, status and attempts.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from dlt.sources.helpers.requests.retry import wait_exponential_retry_after
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
@@ -30,7 +33,6 @@ from tenacity import (
     retry_if_exception_type,
     retry_if_result,
     stop_after_attempt,
-    wait_exponential,
 )
 
 from . import retry
@@ -147,15 +149,41 @@ class _SendState:
     refreshed: bool = False
 
 
-_SNIPPET_BYTES = 80
+_SNIPPET_BYTES = 120
 
 
 def _is_json(response: requests.Response) -> bool:
+    """True when the body is JSON. A JSON content type with a body starting like a JSON
+    object or array is trusted without parsing (dlt parses it right after); anything else
+    is parsed to be sure."""
+    content = response.content
+    head = content[:64].lstrip()[:1]
+    if head in (b"{", b"[") and "json" in response.headers.get("Content-Type", "").lower():
+        return True
     try:
-        json.loads(response.content)
+        json.loads(content)
     except (ValueError, UnicodeDecodeError):
         return False
     return True
+
+
+def _socket_error(error: BaseException) -> OSError | None:
+    """The operating system's error under a requests/urllib3 exception (reset, refused...)."""
+    stack, seen = [error], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if (
+            isinstance(current, OSError)
+            and current.strerror
+            and not isinstance(current, requests.RequestException)
+        ):
+            return current
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
 
 
 def _plural(count: int, word: str) -> str:
@@ -218,8 +246,8 @@ class RestsyncSession(requests.Session):
         self._prefix = urlsplit(base_url).path.rstrip("/")
         self._oauth = auth
         self._secrets = secrets
-        self._sleep = sleep or (lambda seconds: retry.clock().sleep(seconds))
-        self._now = now or (lambda: retry.clock().time())
+        self._sleep = sleep if sleep is not None else (lambda sec: retry.clock().sleep(sec))
+        self._now = now if now is not None else (lambda: retry.clock().time())
         adapter = HTTPAdapter(pool_maxsize=50)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -288,9 +316,9 @@ class RestsyncSession(requests.Session):
             if _is_json(response):
                 raise
             raise self._not_json_error(request, route, response, state) from None
-        if 200 <= response.status_code < 300 and request.method != "HEAD":
-            if not _is_json(response):
-                raise self._not_json_error(request, route, response, state)
+        ok = 200 <= response.status_code < 300 and request.method != "HEAD"
+        if ok and not _is_json(response):
+            raise self._not_json_error(request, route, response, state)
         return response
 
     def _send_with_retries(
@@ -355,6 +383,9 @@ class RestsyncSession(requests.Session):
     def _describe(self, state: RetryCallState) -> tuple[str, int | None]:
         if state.outcome.failed:
             exc = state.outcome.exception()
+            inner = _socket_error(exc)
+            if inner is not None:
+                return f"{type(exc).__name__} ({type(inner).__name__}: {inner.strerror})", None
             detail = re.sub(r"\s+", " ", mask_text(str(exc), self.secret_values()))[:200]
             return f"{type(exc).__name__} ({detail})", None
         response = state.outcome.result()
@@ -402,8 +433,13 @@ class RestsyncSession(requests.Session):
         )
 
     def _snippet(self, response: requests.Response) -> str:
-        text = response.content[:_SNIPPET_BYTES].decode("utf-8", "replace")
-        return re.sub(r"\s+", " ", mask_text(text, self.secret_values())).strip()
+        """The first bytes of the body, one line, masked (``…`` when cut).
+
+        Masked before it is cut, so a secret straddling the cut cannot leak its prefix.
+        """
+        text = response.content[: _SNIPPET_BYTES * 32].decode("utf-8", "replace")
+        text = re.sub(r"\s+", " ", mask_text(text, self.secret_values())).strip()
+        return text[:_SNIPPET_BYTES] + "…" if len(text) > _SNIPPET_BYTES else text
 
     def _status_error(
         self,

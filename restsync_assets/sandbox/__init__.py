@@ -16,7 +16,7 @@ Set ``RESTSYNC_SANDBOX_LOG=1`` to log each request to stderr.
 
 from .auth import GRANT_TYPES, TOKEN_PATHS, credentials_for
 from .data import RESOURCES, SANDBOX_SPECS, build_dataset
-from .faults import FaultPlan
+from .faults import Fault, FaultPlan, demo_plan
 from .models import IncomingRequest, RequestRecord, Response
 from .server import Sandbox, serve, serve_forever
 
@@ -25,6 +25,7 @@ __all__ = [
     "RESOURCES",
     "SANDBOX_SPECS",
     "TOKEN_PATHS",
+    "Fault",
     "FaultPlan",
     "IncomingRequest",
     "RequestRecord",
@@ -32,6 +33,7 @@ __all__ = [
     "Sandbox",
     "build_dataset",
     "credentials_for",
+    "demo_plan",
     "serve",
     "serve_forever",
 ]

@@ -25,9 +25,11 @@ kind                  effect
 rate_limit            429; ``retry_after``: seconds (int), ``None`` = no header;
                       ``retry_after_format``: ``"seconds"`` or ``"http-date"``
 status                ``status`` (500, 502, 503, 504, 404, 204, ...); optional ``retry_after``
+                      and ``body`` (a JSON value or a function of the request)
 token_down            the token endpoint answers ``status`` (default 503)
 reset                 headers and ``after_bytes`` (default: half) of the body, then a TCP RST
-slow                  the answer is sent after ``seconds`` (default 5)
+slow                  the answer is sent after ``seconds`` (default 5), or as soon as the
+                      ``until`` event (a ``threading.Event``) is set
 revoke_token          the spec's access tokens are revoked before their stated expiry, so the
                       request gets 401 ``invalid_token``
 rotate_refresh_token  a refresh-token grant answers with a new refresh token; the one used
@@ -44,7 +46,7 @@ shift_rows            before serving, ``count`` new rows are inserted at the fro
 duplicate_pk          the page's first record appears twice (identical)
 null_pk               the primary key ``field`` (default ``id``) of record ``index`` is null
 type_change           ``field`` of every record of the page is turned into a string
-                      (``to="string"``) or a number (``to="number"``)
+                      (``to="string"``), a number (``to="number"``) or ``to(value)``
 new_field             every record of the page gets ``name`` = ``value`` (a constant or a
                       function of the row)
 ===================== ====================================================================
@@ -200,7 +202,7 @@ class FaultPlan:
             if fault.kind in _BEFORE:
                 self._before(fault, request, app)
         replacing = next((f for f in firing if f.kind in _REPLACING), None)
-        response = self._replacement(replacing) if replacing else serve()
+        response = self._replacement(replacing, request) if replacing else serve()
         if response.status == 200 and response.raw is None:
             body_faults = [f for f in firing if f.kind in _BODY]
             if body_faults:
@@ -210,6 +212,7 @@ class FaultPlan:
         for fault in firing:
             if fault.kind == "slow":
                 response.delay = float(fault.options.get("seconds", 5.0))
+                response.hold = fault.options.get("until")
             elif fault.kind == "reset":
                 after = fault.options.get("after_bytes")
                 response.reset_after = len(response.payload()) // 2 if after is None else after
@@ -226,11 +229,11 @@ class FaultPlan:
                 app.delete_rows(request.spec, request.resource, 0, count)
             else:
                 template = app.rows(request.spec, request.resource)[0]
-                start = int(fault.options.get("first_id", 990_000)) + fault.fired * count
+                start = int(fault.options.get("first_id", 990_000)) + (fault.fired - 1) * count
                 rows = [{**template, "id": start + i} for i in range(count)]
                 app.insert_rows(request.spec, request.resource, rows, at=0)
 
-    def _replacement(self, fault: Fault) -> Response:
+    def _replacement(self, fault: Fault, request: IncomingRequest) -> Response:
         opts = fault.options
         if fault.kind == "html":
             return Response(200, None, raw=HTML_PAGE, content_type="text/html; charset=utf-8")
@@ -244,6 +247,8 @@ class FaultPlan:
             body = {"error": "injected_fault", "error_description": f"HTTP {status}"}
         if status == 404:
             body = {"error": "not_found", "error_description": "no such resource for this parent"}
+        if "body" in opts:
+            body = opts["body"](request) if callable(opts["body"]) else opts["body"]
         headers = {}
         retry_after = opts.get("retry_after")
         if retry_after is not None:
@@ -298,9 +303,10 @@ class FaultPlan:
                 rows[index][opts.get("field", "id")] = None
         elif kind == "type_change":
             name, to = opts["field"], opts.get("to", "string")
+            convert = to if callable(to) else (str if to == "string" else _number)
             for row in rows:
                 if name in row and row[name] is not None:
-                    row[name] = str(row[name]) if to == "string" else _number(row[name])
+                    row[name] = convert(row[name])
         elif kind == "new_field":
             value = opts.get("value", "new")
             for row in rows:

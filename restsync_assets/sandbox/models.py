@@ -23,6 +23,8 @@ class Response:
     raw: bytes | None = None
     content_type: str = "application/json"
     delay: float = 0.0
+    hold: Any = None
+    """A ``threading.Event``: with ``delay``, the answer is sent as soon as it is set."""
     reset_after: int | None = None
 
     def payload(self) -> bytes:

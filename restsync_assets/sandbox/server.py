@@ -68,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             response = Response(500, {"error": "internal_error"})
         sandbox._record(request, response.status)
-        if response.delay > 0 and sandbox._stopping.wait(response.delay):
+        if response.delay > 0 and sandbox._hold(response.delay, response.hold):
             self.close_connection = True  # stopping: drop the slow request
             return
         payload = response.payload()
@@ -289,6 +289,16 @@ class Sandbox:
         with self._log_lock:
             self._log.clear()
 
+    def _hold(self, seconds: float, release: threading.Event | None) -> bool:
+        """Wait `seconds` (or until `release` is set); True when the sandbox is stopping."""
+        if release is None:
+            return self._stopping.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while not release.wait(0.02):
+            if self._stopping.is_set() or time.monotonic() >= deadline:
+                break
+        return self._stopping.is_set()
+
     def wait_for_requests(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` requests were served (True) or ``timeout`` passed."""
         with self._log_lock:
@@ -318,7 +328,7 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
+def serve(port: int, host: str = "127.0.0.1", faults: FaultPlan | None = None) -> None:
     """Run the sandbox in the foreground until Ctrl-C (or SIGTERM).
 
     Prints each spec's base/token URL and its credentials as ``NAME=value`` lines
@@ -327,8 +337,12 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
-        with Sandbox(host=host, port=port) as sandbox:
+        with Sandbox(host=host, port=port, faults=faults) as sandbox:
             print(f"restsync sandbox listening on {sandbox.url}")
+            if faults is not None and getattr(faults, "faults", None):
+                print(
+                    f"injecting {len(faults.faults)} fault rules (restsync_assets.sandbox.faults)"
+                )
             for spec in SANDBOX_SPECS:
                 print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
                 for key, value in sandbox.env([spec]).items():

@@ -1,0 +1,84 @@
+"""The benchmark code on tiny sizes, for correctness only: no timing is asserted here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from benchmarks import data
+from benchmarks.cases import Config
+from benchmarks.runner import run
+from benchmarks.server import BenchServer
+
+
+@pytest.fixture(scope="module")
+def server():
+    with BenchServer(seed=3, delay=0.0) as running:
+        yield running
+
+
+def test_server_serves_deterministic_pages_counts_and_filters(server):
+    url = server.url
+    requests.get(f"{url}/stats/reset", timeout=10)
+    pages = [
+        requests.get(f"{url}/records/2500", params={"offset": o, "limit": 1000}, timeout=10).json()
+        for o in (0, 1000, 2000, 3000)
+    ]
+    assert [len(p["data"]) for p in pages] == [1000, 1000, 500, 0]
+    assert {p["total"] for p in pages} == {2500}
+    rows = [r for p in pages for r in p["data"]]
+    assert [r["id"] for r in rows] == list(range(1, 2501))
+    assert rows[1234] == data.record(3, 1234)
+    assert set(rows[0]) == set(data.FIELDS) and len(data.FIELDS) == 11
+    assert any(r["note"] is None for r in rows) and any(r["note"] for r in rows)
+
+    parents = requests.get(f"{url}/fanout/4/parents", timeout=10).json()["data"]
+    assert [p["id"] for p in parents] == [1, 2, 3, 4]
+    children = requests.get(
+        f"{url}/fanout/4/parents/2/children", params={"per": 5}, timeout=10
+    ).json()["data"]
+    assert [c["parent_id"] for c in children] == [2] * 5
+
+    events = requests.get(f"{url}/inc/50/events", timeout=10).json()
+    assert events["total"] == 50 and len(events["data"]) == 50
+    since = events["data"][9]["updated_at"]
+    newer = requests.get(f"{url}/inc/50/events", params={"updated_since": since}, timeout=10)
+    assert [e["id"] for e in newer.json()["data"]] == list(range(11, 51))
+    latest = events["data"][-1]["updated_at"]
+    none_new = requests.get(
+        f"{url}/inc/50/events_nototal", params={"updated_since": latest}, timeout=10
+    ).json()
+    assert none_new == {"data": []}
+
+    stats = requests.get(f"{url}/stats", timeout=10).json()
+    assert stats["/records/2500"] == 4
+    assert stats["/inc/50/events"] == 2
+    assert stats["/fanout/4/parents/2/children"] == 1
+
+
+def test_tiny_benchmark_run_writes_every_case_and_restsync_matches_plain_dlt(server, tmp_path):
+    config = Config.smoke()
+    rows, _ = run(
+        config, tmp_path / "out", tmp_path / "RESULTS.md", log=lambda _m: None, base_url=server.url
+    )
+
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["cases"] == ["P1", "P2", "P3", "P4", "P5"]
+    crashed = [r for r in doc["rows"] if r["name"] == "crashed"]
+    assert crashed == []
+    for row in doc["rows"]:
+        assert set(row) >= {"case", "name", "baseline", "restsync", "ratio", "target", "passed"}
+
+    (same,) = [r for r in rows if r.case == "P1" and r.name.startswith("same rows")]
+    comparison = same.samples["comparisons"]["jsonl"]
+    assert comparison["rows"] == [config.p1_records, config.p1_records], comparison
+    assert comparison["type_diffs"] == {}, comparison
+    assert comparison["rows_only_in_restsync"] == comparison["rows_only_in_plain_dlt"] == 0
+    assert same.passed
+
+    fanout = next(r for r in rows if r.case == "P2")
+    assert set(fanout.samples["rows"].values()) == {config.p2_parents * config.p2_children}
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "| case | baseline | restsync | ratio | target | result |" in markdown

@@ -1,0 +1,236 @@
+"""Security: no secret anywhere a run leaves traces; https token URLs; sandboxed templates.
+
+The secret scan runs a real subprocess (CHILD) that materializes two specs with every
+logger at DEBUG (dlt, dagster, requests, urllib3, restsync) while the sandbox rotates
+refresh tokens, revokes an access token mid-run, drops the token endpoint once, answers
+503 once and finally fails one spec with an error body that echoes the bearer token. Then
+everything the run produced is searched for every secret value the sandbox knows (client
+secrets, configured and rotated refresh tokens, every access token it issued): the
+process's stdout and stderr, every Dagster event of the run (serialized, metadata
+included), every row of every table of the DuckDB file (dlt's `_dlt_*` tables included,
+the compressed pipeline state decoded), the raw DuckDB file and every file of the
+pipelines dir except the refresh-token store, which must be mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import stat
+import zlib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from restsync_assets.sandbox import Sandbox
+from restsync_assets.sandbox.faults import Fault, FaultPlan
+
+from .test_faults import LEDGER, MARKETING_ORGS, failure_message, run, spec_text, write_spec
+from .test_recovery import Child
+
+CHILD = """
+import logging
+import sys
+
+from dagster import DagsterInstance, materialize
+from dagster._serdes import serialize_value
+
+from restsync_assets import settings
+from restsync_assets.definitions import build_definitions
+from restsync_assets.specs.loader import load_specs
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+for name in ("dlt", "dagster", "requests", "urllib3", "restsync_assets"):
+    logging.getLogger(name).setLevel(logging.DEBUG)
+
+defs = build_definitions(load_specs(settings.specs_dir()))
+instance = DagsterInstance.ephemeral()
+result = materialize(
+    list(defs.assets),
+    resources=defs.resources,
+    instance=instance,
+    raise_on_error=False,
+    run_config={"loggers": {"console": {"config": {"log_level": "DEBUG"}}}},
+)
+with open(sys.argv[1], "w") as out:
+    for entry in instance.all_logs(result.run_id):
+        out.write(serialize_value(entry) + "\\n")
+    out.write(serialize_value(instance.get_run_by_id(result.run_id)) + "\\n")
+print("RESULT", "success" if result.success else "failure", flush=True)
+"""
+
+
+def _echo_bearer(request) -> dict:
+    """An error body that repeats the caller's credentials, as careless APIs do."""
+    return {"error": "bad_request", "you_sent": request.headers.get("authorization", "")}
+
+
+def _texts_of_warehouse(path: Path) -> list[str]:
+    """Every value of every table, state decoded."""
+    texts = []
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+        assert any(name == "_dlt_pipeline_state" for _, name in tables)
+        for schema, name in tables:
+            for row in con.execute(f'select * from "{schema}"."{name}"').fetchall():
+                texts.append(repr(row))
+                if name == "_dlt_pipeline_state":
+                    for value in row:
+                        if isinstance(value, str) and len(value) > 40:
+                            with contextlib.suppress(ValueError, zlib.error):
+                                texts.append(zlib.decompress(base64.b64decode(value)).decode())
+    return texts
+
+
+def _find(secrets: list[str], where: str, text: str) -> list[str]:
+    return [f"{where}: {s[:12]}…" for s in secrets if s in text]
+
+
+def test_no_secret_in_output_events_warehouse_or_state(
+    tmp_path, sandbox_env: Sandbox, monkeypatch
+) -> None:
+    specs = tmp_path / "specs"
+    write_spec(specs, spec_text("ledger", [LEDGER]))
+    write_spec(specs, spec_text("marketing_api", [MARKETING_ORGS], {"max_retries": 1}))
+    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs))
+    monkeypatch.setenv("RUNTIME__LOG_LEVEL", "DEBUG")  # dlt's own logger
+    sandbox_env.faults = FaultPlan(
+        Fault("rotate_refresh_token", None, "oauth"),
+        Fault("token_down", "ledger", "oauth", nth=1, retry_after=0),
+        Fault("revoke_token", "ledger", "resource_name", nth=3),
+        Fault("status", "ledger", "resource_name", nth=5, status=503, retry_after=0),
+        Fault("status", "marketing_api", "organizations", nth=2, status=400, body=_echo_bearer),
+    )
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    events = tmp_path / "events.jsonl"
+    child = Child(script, events)
+    assert child.finish() == 0
+    output = "".join(child.output)
+    assert "RESULT failure" in output  # marketing_api failed, ledger loaded
+    assert "Bearer ***" in output  # the echoed token was there, and masked
+
+    secrets = sandbox_env.secrets()
+    issued_access = [s for s in secrets if not s.startswith("sandbox-")]
+    assert len(issued_access) >= 3  # ledger twice (401 refresh), marketing_api
+    assert sum("-refresh-" in s for s in secrets) >= 5  # 2 configured, 3+ rotated
+
+    assert "DEBUG" in output and "urllib3" in output  # the loggers really were at DEBUG
+    assert events.stat().st_size > 10_000
+
+    found = _find(secrets, "stdout/stderr", output)
+    found += _find(secrets, "dagster events", events.read_text())
+    db = Path(os.environ["RESTSYNC_DUCKDB_PATH"])
+    found += _find(secrets, "warehouse tables", "\n".join(_texts_of_warehouse(db)))
+    for path in [*db.parent.rglob("*"), *Path(os.environ["RESTSYNC_PIPELINES_DIR"]).rglob("*")]:
+        if not path.is_file():
+            continue
+        if path.name.endswith(".refresh_token"):  # the store: the one place a token may be
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            assert json.loads(path.read_text())["refresh_token"] in secrets
+            continue
+        found += _find(secrets, str(path), path.read_bytes().decode("latin-1"))
+    assert found == []
+
+
+def test_plain_http_token_url_is_refused(tmp_path, sandbox_env, monkeypatch) -> None:
+    specs = write_spec(tmp_path / "specs", spec_text("ledger", [LEDGER]))
+    monkeypatch.setenv("LEDGER_TOKEN_URL", "http://auth.example.com/oauth2/token")
+    result = run(specs)
+    assert failure_message(result) == (
+        "ledger: OAuth2 token_url 'http://auth.example.com/oauth2/token' must be an https://"
+        " URL (plain http is only allowed for loopback hosts such as 127.0.0.1 or localhost),"
+        " because client secrets and tokens are sent to it"
+    )
+    assert not [r for r in sandbox_env.requests if r.resource == "oauth"]
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        (
+            "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+            "SecurityError: access to attribute '__class__' of 'str' object is unsafe.",
+        ),
+        (
+            "{{ cycler.__init__.__globals__.os.system('touch CANARY') }}",
+            "SecurityError: access to attribute '__init__' of 'StrictUndefined' object is unsafe.",
+        ),
+        (
+            "{{ response['paging'].__class__ }}",
+            "SecurityError: access to attribute '__class__' of 'dict' object is unsafe.",
+        ),
+        (
+            "{{ response.update({'paging': 1}) }}",
+            "SecurityError: access to attribute 'update' of 'dict' object is unsafe.",
+        ),
+        (
+            "{% include 'CANARY' %}{{ 1 }}",
+            "TypeError: no loader for this environment specified",
+        ),
+    ],
+    ids=["mro", "globals", "response-class", "mutate", "include-file"],
+)
+def test_hostile_cursor_template_fails_the_run_without_escaping(
+    template, reason, tmp_path, sandbox_env, monkeypatch
+) -> None:
+    canary = tmp_path / "CANARY"
+    canary.write_text("secret file contents")
+    monkeypatch.chdir(tmp_path)
+    paginator = {**MARKETING_ORGS["endpoint"]["paginator"], "cursor_value": template}
+    resource = {
+        **MARKETING_ORGS,
+        "endpoint": {**MARKETING_ORGS["endpoint"], "paginator": paginator},
+    }
+    specs = write_spec(tmp_path / "specs", spec_text("marketing_api", [resource]))
+    result = run(specs)
+    assert failure_message(result) == (
+        f"marketing_api: template {template!r}: evaluation failed: {reason}"
+    )
+    assert canary.read_text() == "secret file contents"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("CANARY")) == ["CANARY"]
+
+
+# --- the refresh-token store -----------------------------------------------------------------
+
+
+def test_token_store_prefers_a_rotation_of_the_configured_token(tmp_path) -> None:
+    from restsync_assets.token_store import RefreshTokenStore
+
+    store = RefreshTokenStore("ledger", "configured-1", tmp_path)
+    assert store.load() is None and store.candidates() == ["configured-1"]
+    store.save("rotated-2")
+    store.save("rotated-3")
+    assert store.path == tmp_path / "ledger.refresh_token"
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.refresh_token"]  # no temp files
+    assert store.load() == "rotated-3"
+    assert store.candidates() == ["rotated-3", "configured-1"]
+    assert "configured-1" not in store.path.read_text()
+    # the operator configured a new token: it is newer than anything stored
+    reauthorized = RefreshTokenStore("ledger", "configured-9", tmp_path)
+    assert reauthorized.load() is None and reauthorized.candidates() == ["configured-9"]
+
+
+def test_unreadable_token_store_is_ignored(tmp_path) -> None:
+    from restsync_assets.token_store import RefreshTokenStore
+
+    store = RefreshTokenStore("ledger", "configured-1", tmp_path)
+    store.path.write_text("{not json")
+    assert store.candidates() == ["configured-1"]
+
+
+def test_failure_messages_mask_every_registered_token() -> None:
+    from restsync_assets.failures import explain
+    from restsync_assets.http.masking import register_secret
+
+    register_secret("access-token-abcdef123456")
+    error = RuntimeError("GET https://x.example.com/a?token=1 with access-token-abcdef123456")
+    assert explain(error, "acme") == (
+        "acme: RuntimeError: GET https://x.example.com/a?token=*** with ***"
+    )
