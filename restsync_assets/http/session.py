@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
@@ -153,17 +154,22 @@ _SNIPPET_BYTES = 120
 
 
 def _is_json(response: requests.Response) -> bool:
-    """True when the body is JSON. A JSON content type with a body starting like a JSON
-    object or array is trusted without parsing (dlt parses it right after); anything else
-    is parsed to be sure."""
-    content = response.content
-    head = content[:64].lstrip()[:1]
-    if head in (b"{", b"[") and "json" in response.headers.get("Content-Type", "").lower():
+    """True when the body is JSON; the parse is kept as ``response.json()``.
+
+    dlt reads ``response.json()`` two or three times per page (data selector, paginator), so
+    the body is parsed once here, with orjson (stdlib ``json`` for what orjson refuses, such
+    as integers beyond 64 bits), and every later call returns that parse.
+    """
+    if "json" in vars(response):
         return True
     try:
-        json.loads(content)
+        parsed = orjson.loads(response.content)
     except (ValueError, UnicodeDecodeError):
-        return False
+        try:
+            parsed = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            return False
+    response.json = lambda **_kwargs: parsed  # type: ignore[method-assign]
     return True
 
 
