@@ -21,6 +21,7 @@ parent's rows) always use the row path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -85,26 +86,22 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
 
 def page_to_arrow(page: list, declared: Mapping[str, pa.DataType] | None = None) -> pa.Table | None:
     """`page` as an Arrow table typed like dlt would type it, or None when it is not flat."""
-    for record in page:
-        if not isinstance(record, dict):
-            return None
-        for value in record.values():
-            if isinstance(value, (dict, list)):
-                return None
-    try:
-        table = pa.Table.from_pylist(page)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return None  # a field with two types in one page: dlt's variant columns handle it
-    columns, names = [], []
-    for name, column in zip(table.column_names, table.columns, strict=True):
+    if not all(type(record) is dict for record in page):
+        return None
+    names = list(dict.fromkeys(chain.from_iterable(page)))  # every field, in order of appearance
+    columns, kept = [], []
+    for name in names:
+        try:
+            column = pa.chunked_array([pa.array([record.get(name) for record in page])])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return None  # a field with two types in one page: dlt's variant columns handle it
         typed = _typed(column, (declared or {}).get(name))
         if typed is None:
             return None
-        if typed is _ALL_NULL:
-            continue
-        columns.append(typed)
-        names.append(name)
-    return pa.Table.from_arrays(columns, names=names)
+        if typed is not _ALL_NULL:
+            columns.append(typed)
+            kept.append(name)
+    return pa.Table.from_arrays(columns, names=kept)
 
 
 _ALL_NULL = object()
@@ -116,7 +113,7 @@ def _typed(column: pa.ChunkedArray, declared: pa.DataType | None) -> Any:
     if declared is not None:
         return _cast(column, declared)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        first = next(v for v in column.to_pylist() if v is not None)
+        first = pc.drop_null(column)[0].as_py()
         if is_iso_timestamp(str, first):
             return _cast(column, _TIMESTAMP)
         return column

@@ -49,6 +49,16 @@ def test_flat_page_becomes_a_table_typed_like_dlt():
     assert table.column("at").to_pylist()[1].hour == 8
 
 
+def test_fields_missing_from_the_first_rows_are_kept():
+    table = page_to_arrow([{"id": 1}, {"id": 2, "late": "x"}, {"id": 3, "later": 4.5}])
+    assert table.column_names == ["id", "late", "later"]
+    assert table.to_pylist() == [
+        {"id": 1, "late": None, "later": None},
+        {"id": 2, "late": "x", "later": None},
+        {"id": 3, "late": None, "later": 4.5},
+    ]
+
+
 @pytest.mark.parametrize(
     "page",
     [
@@ -57,6 +67,7 @@ def test_flat_page_becomes_a_table_typed_like_dlt():
         [{"id": 1, "v": 1}, {"id": 2, "v": "two"}],  # a field with two types: variant columns
         [{"id": 1, "at": "2026-01-01T10:00:00Z"}, {"id": 2, "at": "not a time"}],
         ["not a record"],
+        [{"id": 1}, "not a record"],
     ],
 )
 def test_pages_dlt_must_normalize_stay_rows(page):
