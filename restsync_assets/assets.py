@@ -7,6 +7,7 @@ definitions builds no dlt source and touches no network; the dlt source is built
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -143,19 +144,20 @@ def run_spec(
         credentials = credentials_resource.resolve()
         window = run_window(context)
         source = build_source(spec, credentials, resources=resources, window=window)
-        progress = LogCollector(
-            log_period=PROGRESS_SECONDS, logger=context.log, dump_system_stats=False
-        )
-        pipeline = build_pipeline(spec, progress=progress)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
         )
-        context.log.info(
-            f"{spec.name}: loading {', '.join(selected)}{where} into "
-            f"{pipeline.destination.destination_name}:{spec.name}"
-        )
-        with exclusive(_lock_path(pipeline), on_wait=context.log.info):
+        # the lock covers creating the pipeline too: dlt's working folder is not safe to share
+        with exclusive(_lock_path(spec), on_wait=context.log.info):
+            progress = LogCollector(
+                log_period=PROGRESS_SECONDS, logger=context.log, dump_system_stats=False
+            )
+            pipeline = build_pipeline(spec, progress=progress)
+            context.log.info(
+                f"{spec.name}: loading {', '.join(selected)}{where} into "
+                f"{pipeline.destination.destination_name}:{spec.name}"
+            )
             yield from dlt_resource.run(
                 context=context,
                 dlt_source=source,
@@ -175,11 +177,14 @@ def run_spec(
         ) from None
 
 
-def _lock_path(pipeline: Any) -> Any:
+def _lock_path(spec: SourceSpec) -> Path:
+    """One lock per DuckDB file (one writer at a time), else one per spec's dlt pipeline."""
     if settings.destination_name() == "duckdb":
         db = settings.duckdb_path()
         return db.with_name(db.name + ".lock")
-    return settings.pipelines_dir() / f"{pipeline.pipeline_name}.lock"
+    from restsync_assets.sources import pipeline_name
+
+    return settings.pipelines_dir() / f"{pipeline_name(spec)}.lock"
 
 
 def _freshness_policy(resource: ResourceSpec) -> FreshnessPolicy | None:
