@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument(
+        "--faults", action="store_true", help="throw the demo's mix of survivable faults"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "validate":
@@ -56,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return check_command(args.duckdb)
     from restsync_assets.sandbox import serve
+    from restsync_assets.sandbox.faults import demo_plan
 
-    serve(args.port)
+    serve(args.port, faults=demo_plan() if args.faults else None)
     return 0
 
 

@@ -102,8 +102,8 @@ def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:
     `<pipelines dir>/<spec>.refresh_token` (0600) and preferred over the configured one on
     the next run while it descends from it (see `restsync_assets.token_store`). Token
     requests are retried on 429/5xx, connection errors and timeouts with the spec's
-    `max_retries`, `backoff_factor`, `max_retry_delay` and `timeout` (of its first resource:
-    the client-level `error_handler` unless that resource overrides it).
+    `max_retries`, `backoff_factor`, `max_retry_delay` and `timeout` of the client-level
+    `error_handler`.
     """
     if isinstance(spec.auth, OAuth2AuthSpec):
         from restsync_assets.token_store import RefreshTokenStore
@@ -112,7 +112,7 @@ def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:
         client_secret = credentials.require("client_secret")
         configured = credentials.refresh_token
         store = RefreshTokenStore(spec.name, configured) if configured else None
-        handler = spec.resources[0].error_handler if spec.resources else ErrorHandler()
+        handler = spec.error_handler
         return OAuth2Auth(
             token_url=credentials.token_url or spec.auth.token_url,
             client_id=client_id,

@@ -215,6 +215,7 @@ class _SpecParser:
             description=raw.get("description"),
             schedule=self._schedule(raw.get("schedule")),
             concurrency=self._concurrency(client.get("concurrency", 1)),
+            error_handler=self._error_handler([client_handler], "client"),
         )
 
     def _mapping(

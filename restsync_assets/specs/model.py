@@ -232,6 +232,8 @@ class SourceSpec:
     description: str | None = None
     schedule: ScheduleSpec | None = None
     concurrency: int = 1
+    #: the client-level `error_handler` (defaults filled in): token requests use it
+    error_handler: ErrorHandler = field(default_factory=ErrorHandler)
 
     @property
     def env_prefix(self) -> str:
