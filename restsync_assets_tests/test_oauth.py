@@ -16,6 +16,8 @@ import requests
 
 from restsync_assets.http.oauth import OAuth2Auth, OAuth2Error
 
+from .conftest import serving
+
 SECRET = "client-secret-XYZ"
 REFRESH = "refresh-token-1"
 
@@ -59,13 +61,8 @@ class TokenServer:
 @pytest.fixture(scope="module")
 def _server() -> Iterator[TokenServer]:
     server = TokenServer()
-    thread = threading.Thread(
-        target=server.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with serving(server.server):
+        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +20,8 @@ from restsync_assets.http.paginators import (
     TemplatedCursorPaginator,
 )
 from restsync_assets.http.templates import TemplateError
+
+from .conftest import serving
 
 # app(path, query) -> (json body, extra headers)
 App = Callable[[str, dict[str, str]], tuple[Any, dict[str, str]]]
@@ -64,13 +65,8 @@ class Api:
 @pytest.fixture(scope="module")
 def _server() -> Iterator[Api]:
     server = Api()
-    thread = threading.Thread(
-        target=server.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with serving(server.server):
+        yield server
 
 
 @pytest.fixture

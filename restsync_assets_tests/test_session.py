@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from restsync_assets.http.session import (
     Route,
     mask,
 )
+
+from .conftest import serving
 
 
 @dataclass
@@ -101,13 +102,8 @@ class Api:
 @pytest.fixture(scope="module")
 def _server() -> Iterator[Api]:
     server = Api()
-    thread = threading.Thread(
-        target=server.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with serving(server.server):
+        yield server
 
 
 @pytest.fixture

@@ -87,8 +87,8 @@ class Route:
     policy: RetryPolicy
 
 
-class RequestFailedError(RuntimeError):
-    """Retries ran out. One-line message with source, resource, method, masked URL, attempts."""
+class _RequestFailure:
+    """The fields restsync's one-line HTTP errors carry: where and how a request failed."""
 
     def __init__(
         self,
@@ -102,46 +102,33 @@ class RequestFailedError(RuntimeError):
         status: int | None = None,
         response: requests.Response | None = None,
     ) -> None:
-        super().__init__(message)
+        if isinstance(self, requests.RequestException):
+            super().__init__(message, response=response)  # type: ignore[call-arg]
+        else:
+            super().__init__(message)  # type: ignore[call-arg]
+            self.response = response
         self.source = source
         self.resource = resource
         self.method = method
         self.url = url
         self.attempts = attempts
         self.status = status
-        self.response = response
+
+
+class RequestFailedError(_RequestFailure, RuntimeError):
+    """Retries ran out. One-line message with source, resource, method, masked URL, attempts."""
 
 
 class NotJsonError(RequestFailedError):
     """A 2xx answer whose body is not JSON (an HTML maintenance page, an empty 204, ...)."""
 
 
-class HttpStatusError(requests.HTTPError):
+class HttpStatusError(_RequestFailure, requests.HTTPError):
     """A non-retryable HTTP error (or a 401 after one token refresh), in one line.
 
     A :class:`requests.HTTPError` (as dlt's ``raise_for_status`` would raise) carrying the
     same fields as :class:`RequestFailedError`.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str,
-        resource: str,
-        method: str,
-        url: str,
-        attempts: int,
-        status: int | None,
-        response: requests.Response | None = None,
-    ) -> None:
-        super().__init__(message, response=response)
-        self.source = source
-        self.resource = resource
-        self.method = method
-        self.url = url
-        self.attempts = attempts
-        self.status = status
 
 
 @dataclass
