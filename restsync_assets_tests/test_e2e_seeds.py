@@ -127,3 +127,15 @@ def test_wrong_credentials_fail_with_one_line_and_keep_loaded_data(defs, sandbox
     assert "\n" not in message and message.startswith("workspace_docs: ")
     assert "401" in message and secret not in message
     assert warehouse.table_ids("workspace_docs", "pages") == before
+
+
+def test_another_dlt_destination_by_configuration(defs, sandbox_env, tmp_path, monkeypatch):
+    bucket = tmp_path / "bucket"
+    monkeypatch.setenv("RESTSYNC_DESTINATION", "filesystem")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", bucket.as_uri())
+    spec = next(s for s in load_specs(SEED_SPECS) if s.name == "workspace_docs")
+    results = materialize_spec(defs, spec, DagsterInstance.ephemeral(), with_checks=False)
+    assert all(r.success for r in results)
+    for resource in ("blocks", "databases", "pages", "users"):
+        assert list((bucket / "workspace_docs" / resource).glob("*.parquet")), resource
+    assert not warehouse.table_ids("workspace_docs", "users")  # nothing went to DuckDB
