@@ -83,26 +83,70 @@ def restsync_materialize(defs: Any, keys: Sequence[Sequence[str]] | None = None)
 def restsync_run(
     spec_dir: Path, workdir: Path, keys: Sequence[Sequence[str]] | None = None
 ) -> dict[str, Any]:
-    """Definitions (untimed) then one timed `materialize`, in a warehouse under `workdir`."""
+    """Definitions (untimed) then one timed `materialize`, in a warehouse under `workdir`.
+
+    `phases` are dlt's own step timings of the run (extract, normalize, load), read back from
+    the trace dlt keeps in the pipeline folder: the rest of `seconds` is Dagster and restsync.
+    """
     with restsync_env(spec_dir, workdir) as db:
         defs = restsync_definitions(spec_dir)
         out = restsync_materialize(defs, keys)
+        out["phases"] = {}
+        names = {("restsync_" + k[0]) for k in keys} if keys else None
+        for folder in sorted((workdir / "pipelines").glob("restsync_*")):
+            if names is None or folder.name in names:
+                out["phases"][folder.name] = dlt_phases(folder.name, workdir / "pipelines")
     out["db"] = str(db)
     return out
 
 
-def restsync_extract(spec_dir: Path, spec_name: str, resource: str) -> dict[str, Any]:
-    """Iterate one resource of restsync's dlt source (as built at run time): extraction only."""
+def dlt_phases(pipeline_name: str, pipelines_dir: Path) -> dict[str, float]:
+    """Seconds per step (extract, normalize, load) of a pipeline's last run, from its trace."""
+    import dlt
+
+    try:
+        pipeline = dlt.attach(pipeline_name=pipeline_name, pipelines_dir=str(pipelines_dir))
+        trace = pipeline.last_trace
+    except Exception:  # no trace: report no phases rather than fail the benchmark
+        return {}
+    if trace is None:
+        return {}
+    return {
+        step.step: (step.finished_at - step.started_at).total_seconds()
+        for step in trace.steps
+        if step.step in ("extract", "normalize", "load") and step.finished_at
+    }
+
+
+def _extracted_rows(info: Any, table: str) -> int:
+    rows = 0
+    for metrics in info.metrics.values():
+        for step in metrics:
+            table_metrics = step["table_metrics"].get(table)
+            rows += table_metrics.items_count if table_metrics else 0
+    return rows
+
+
+def restsync_extract(
+    spec_dir: Path, workdir: Path, spec_name: str, resource: str
+) -> dict[str, Any]:
+    """Extraction only: restsync's run-time source and pipeline, `pipeline.extract` of one
+    resource (a child's parent is fetched to drive it but not written). Timed from building
+    the source, like a run; restsync's pipeline settings (e.g. `client.concurrency`) apply.
+    """
     from restsync_assets.resources import ApiCredentials
-    from restsync_assets.sources import build_source
+    from restsync_assets.sources import build_pipeline, build_source
     from restsync_assets.specs.loader import load_specs
 
-    (spec,) = [s for s in load_specs(spec_dir) if s.name == spec_name]
-    credentials = ApiCredentials(source=spec.name).resolve()
-    start = time.perf_counter()
-    source = build_source(spec, credentials).with_resources(resource)
-    rows = sum(1 for _ in source)
-    return {"seconds": time.perf_counter() - start, "rows": rows}
+    with restsync_env(spec_dir, workdir):
+        (spec,) = [s for s in load_specs(spec_dir) if s.name == spec_name]
+        credentials = ApiCredentials(source=spec.name).resolve()
+        start = time.perf_counter()
+        source = build_source(spec, credentials).with_resources(resource)
+        pipeline = build_pipeline(spec)
+        info = pipeline.extract(source)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": _extracted_rows(info, resource)}
 
 
 def plain_dlt_pipeline(workdir: Path, name: str, dataset: str) -> Any:
@@ -129,24 +173,31 @@ def plain_dlt_run(
 
     pipeline = plain_dlt_pipeline(workdir, name, dataset)
     start = time.perf_counter()
-    info = pipeline.run(rest_api_source(config, name=dataset), loader_file_format=loader_file_format)
+    info = pipeline.run(
+        rest_api_source(config, name=dataset), loader_file_format=loader_file_format
+    )
     seconds = time.perf_counter() - start
     rows = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
     return {
         "seconds": seconds,
+        "phases": dlt_phases(name, workdir / "pipelines"),
         "db": str(workdir / f"{name}.duckdb"),
         "rows": {k: v for k, v in rows.items() if not k.startswith("_dlt")},
         "failed_jobs": info.has_failed_jobs,
     }
 
 
-def plain_dlt_extract(config: dict[str, Any], dataset: str, resource: str) -> dict[str, Any]:
+def plain_dlt_extract(
+    config: dict[str, Any], workdir: Path, dataset: str, resource: str
+) -> dict[str, Any]:
+    """Plain dlt extraction only (`pipeline.extract`) of one resource, dlt's default settings."""
     from dlt.sources.rest_api import rest_api_source
 
+    pipeline = plain_dlt_pipeline(workdir, "plain_extract", dataset)
     start = time.perf_counter()
     source = rest_api_source(config, name=dataset).with_resources(resource)
-    rows = sum(1 for _ in source)
-    return {"seconds": time.perf_counter() - start, "rows": rows}
+    info = pipeline.extract(source)
+    return {"seconds": time.perf_counter() - start, "rows": _extracted_rows(info, resource)}
 
 
 # --------------------------------------------------------------------------- raw requests

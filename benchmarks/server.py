@@ -9,7 +9,8 @@ Routes (all `GET`, JSON envelopes):
   (default 20 ms), a non-blocking wait in the handler thread simulating a slow API;
 * `/inc/<n>/events?updated_since=&offset=&limit=`: events with `updated_at > updated_since`,
   with `total`; `/inc/<n>/events_nototal` is the same without `total`;
-* `/stats`: requests served per path; `/stats/reset` clears them.
+* `/stats`: requests served per path, and `max_inflight_children` (the most child calls
+  served at once); `/stats/reset` clears them.
 
 Run it in its own process (`python -m benchmarks.server --seed 7`, prints `PORT <n>`) so the
 client being measured never shares a GIL with it; `BenchServer` also runs in a thread.
@@ -25,8 +26,8 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 try:
@@ -83,6 +84,8 @@ class _Server(ThreadingHTTPServer):
         self.seed = seed
         self.delay = delay
         self.counts: Counter[str] = Counter()
+        self.inflight = 0  # child calls being served right now, and the most seen at once
+        self.max_inflight = 0
         self._lock = threading.Lock()
         self._cache: dict[tuple, bytes] = {}
         self._cached_bytes = 0
@@ -90,10 +93,11 @@ class _Server(ThreadingHTTPServer):
     def route(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
         if path == "/stats":
             with self._lock:
-                return 200, dumps(dict(self.counts))
+                return 200, dumps({**self.counts, "max_inflight_children": self.max_inflight})
         if path == "/stats/reset":
             with self._lock:
                 self.counts.clear()
+                self.max_inflight = 0
             return 200, b"{}"
         with self._lock:
             self.counts[path] += 1
@@ -111,9 +115,17 @@ class _Server(ThreadingHTTPServer):
             parent = int(m.group(2))
             if not 1 <= parent <= int(m.group(1)):
                 return 404, b'{"error":"no such parent"}'
-            threading.Event().wait(self.delay)  # the simulated API latency of a child call
-            per = int(query.get("per", 50))
-            return 200, dumps({"data": [data.child(self.seed, parent, j) for j in range(per)]})
+            with self._lock:
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                threading.Event().wait(self.delay)  # the simulated latency of a child call
+                per = int(query.get("per", 50))
+                rows = [data.child(self.seed, parent, j) for j in range(per)]
+            finally:
+                with self._lock:
+                    self.inflight -= 1
+            return 200, dumps({"data": rows})
         if m := _EVENTS.match(path):
             return 200, self._events_page(
                 int(m.group(1)), m.group(2) == "events", query.get("updated_since"), offset, limit
@@ -196,7 +208,15 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.server", "--seed", str(self.seed), "--delay", str(self.delay)],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.server",
+                "--seed",
+                str(self.seed),
+                "--delay",
+                str(self.delay),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -232,10 +252,8 @@ def main() -> None:
     args = parser.parse_args()
     server = BenchServer(args.seed, args.delay, args.port).start()
     print(f"PORT {server.url.rsplit(':', 1)[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sys.stdin.read()  # serve until the parent closes our stdin (or dies)
-    except KeyboardInterrupt:
-        pass
     server.stop()
 
 

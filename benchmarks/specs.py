@@ -64,7 +64,7 @@ def records_dlt_config(base_url: str, n: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- P2
 
 
-def _fanout_resources(parents: int, per: int, parallelized: bool) -> list[dict[str, Any]]:
+def _fanout_resources(parents: int, per: int, parallelized: bool = False) -> list[dict[str, Any]]:
     child: dict[str, Any] = {
         "name": "children",
         "primary_key": "id",
@@ -92,19 +92,23 @@ def _fanout_resources(parents: int, per: int, parallelized: bool) -> list[dict[s
 
 
 def fanout_spec(
-    name: str, base_url: str, parents: int, per: int, parallelized: bool = False
+    name: str, base_url: str, parents: int, per: int, concurrency: int | None = None
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "client": {"base_url": base_url},
-        "resources": _fanout_resources(parents, per, parallelized),
-    }
+    """Parents in one page, one child call per parent; `concurrency` sets `client.concurrency`."""
+    client: dict[str, Any] = {"base_url": base_url}
+    if concurrency is not None:
+        client["concurrency"] = concurrency
+    return {"name": name, "client": client, "resources": _fanout_resources(parents, per)}
 
 
 def fanout_dlt_config(
     base_url: str, parents: int, per: int, parallelized: bool = False
 ) -> dict[str, Any]:
-    return {"client": {"base_url": base_url}, "resources": _fanout_resources(parents, per, parallelized)}
+    """Plain dlt; `parallelized` is dlt's own resource flag (dlt's default extract workers)."""
+    return {
+        "client": {"base_url": base_url},
+        "resources": _fanout_resources(parents, per, parallelized),
+    }
 
 
 # --------------------------------------------------------------------------- P5
@@ -151,7 +155,10 @@ def incremental_spec(name: str, base_url: str, n: int) -> dict[str, Any]:
 
 
 def incremental_dlt_config(base_url: str, n: int) -> dict[str, Any]:
-    return {"client": {"base_url": base_url}, "resources": _incremental_resources(n, spec_form=False)}
+    return {
+        "client": {"base_url": base_url},
+        "resources": _incremental_resources(n, spec_form=False),
+    }
 
 
 # --------------------------------------------------------------------------- P3

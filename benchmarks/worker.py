@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,24 @@ LAZY_MODULES = (
     "dlt.sources.rest_api.typing",
     "dlt.common.validation",
     "croniter",
+    "jinja2",
+    "jinja2.sandbox",
+    "restsync_assets.http.templates",
 )
 
 
 def _maxrss_mb() -> float:
+    """Peak RSS of this process in MB: `VmHWM` of /proc/self/status.
+
+    Not `getrusage().ru_maxrss`: Linux carries the forked parent's RSS over `exec` into it,
+    so a worker started from a 1.5 GB benchmark process would report at least 1.5 GB.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -37,10 +54,8 @@ def _import_lazy_modules() -> None:
     import importlib
 
     for name in LAZY_MODULES:
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
 
 
 def _new_modules(before: set[str]) -> dict[str, int]:
@@ -77,6 +92,7 @@ def p3_restsync(spec_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     definitions.build_definitions(load_specs(spec_dir))
     warm = time.perf_counter() - start
+    shutil.rmtree(empty, ignore_errors=True)
     return {
         "seconds": seconds,
         "warm_seconds": warm,
@@ -122,15 +138,14 @@ def p3_eager(config_dir: Path | None, spec_dir: Path | None) -> dict[str, Any]:
             credentials = ApiCredentials(
                 source=spec.name, client_id="bench", client_secret="bench"
             ).resolve()
-            assets.append(
-                dlt_assets_for(build_source(spec, credentials), spec.name, pipelines)
-            )
+            assets.append(dlt_assets_for(build_source(spec, credentials), spec.name, pipelines))
     defs = Definitions(assets=assets, resources={"dlt": DagsterDltResource()})
     seconds = time.perf_counter() - start
     lazy = _new_modules(before)
     start = time.perf_counter()
     repo = defs.get_repository_def()
     resolve = time.perf_counter() - start
+    shutil.rmtree(pipelines, ignore_errors=True)
     return {
         "seconds": seconds,
         "resolve_seconds": resolve,
@@ -143,21 +158,91 @@ def p3_eager(config_dir: Path | None, spec_dir: Path | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- P4
 
 
-def p4_restsync(base_url: str, n: int, workdir: Path) -> dict[str, Any]:
-    """Peak RSS of this process while restsync streams `n` records through `materialize`."""
-    rss_start = _maxrss_mb()
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _RssSampler:
+    """Samples this process's RSS every `interval` seconds on a daemon thread."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), _rss_mb()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> float | None:
+        values = [rss for t, rss in self.samples if start <= t <= end]
+        return max(values) if values else None
+
+
+def _phase_peaks(sampler: _RssSampler, pipeline_name: str, pipelines_dir: Path) -> dict[str, float]:
+    """Peak sampled RSS during each dlt step of the run (boundaries from dlt's trace)."""
+    import dlt
+
+    try:
+        trace = dlt.attach(pipeline_name=pipeline_name, pipelines_dir=str(pipelines_dir)).last_trace
+    except Exception:
+        return {}
+    peaks: dict[str, float] = {}
+    if trace is None:
+        return peaks
+    for step in trace.steps:
+        if step.step in ("extract", "normalize", "load") and step.finished_at:
+            peak = sampler.peak_between(step.started_at.timestamp(), step.finished_at.timestamp())
+            if peak is not None:
+                peaks[step.step] = peak
+    return peaks
+
+
+def p1_run(variant: str, spec_dir: Path, base_url: str, n: int, workdir: Path) -> dict[str, Any]:
+    """One P1 sample in this fresh process: imports first, then the timed run only."""
+    from dlt.sources.rest_api import rest_api_source  # noqa: F401
+
+    import restsync_assets.definitions  # noqa: F401
     from benchmarks import measure, specs
 
+    if variant == "restsync":
+        return measure.restsync_run(spec_dir, workdir)
+    config = specs.records_dlt_config(base_url, n)
+    return measure.plain_dlt_run(config, workdir, "plain", "bench_p1", variant)
+
+
+def p4_restsync(base_url: str, n: int, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of this process while restsync streams `n` records through `materialize`.
+
+    Also samples RSS every 50 ms to give the peak within each dlt step (extract, normalize,
+    load), so a failing memory target says which step holds the memory.
+    """
+    rss_start = _maxrss_mb()
     import restsync_assets.definitions  # noqa: F401  (imports, before the measured run)
+    from benchmarks import measure, specs
 
     rss_imports = _maxrss_mb()
     spec_dir = workdir / "specs"
     specs.write_spec(spec_dir, specs.records_spec("bench_p4", base_url, n))
-    out = measure.restsync_run(spec_dir, workdir)
+    with _RssSampler() as sampler:
+        out = measure.restsync_run(spec_dir, workdir)
     out["rss_start_mb"] = rss_start
     out["rss_after_imports_mb"] = rss_imports
     out["peak_rss_mb"] = _maxrss_mb()
-    out["children_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out["phase_peak_rss_mb"] = _phase_peaks(sampler, "restsync_bench_p4", workdir / "pipelines")
     out["rows_in_table"] = measure.table_count(out["db"], "bench_p4.items")
     return out
 
@@ -180,7 +265,9 @@ def run_worker(args: list[str], timeout: float = 900) -> dict[str, Any]:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"error": f"worker {' '.join(args[:1])} exited {proc.returncode}: {' | '.join(tail)}"}
+        return {
+            "error": f"worker {' '.join(args[:1])} exited {proc.returncode}: {' | '.join(tail)}"
+        }
     return json.loads(lines[-1])
 
 
@@ -191,12 +278,20 @@ def main() -> None:
     p3.add_argument("--variant", choices=("restsync", "eager"), required=True)
     p3.add_argument("--specs", type=Path)
     p3.add_argument("--configs", type=Path)
+    p1 = sub.add_parser("p1")
+    p1.add_argument("--variant", choices=("restsync", "jsonl", "insert_values"), required=True)
+    p1.add_argument("--specs", type=Path, required=True)
+    p1.add_argument("--url", required=True)
+    p1.add_argument("--n", type=int, required=True)
+    p1.add_argument("--workdir", type=Path, required=True)
     p4 = sub.add_parser("p4")
     p4.add_argument("--url", required=True)
     p4.add_argument("--n", type=int, required=True)
     p4.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args()
-    if args.case == "p3":
+    if args.case == "p1":
+        result = p1_run(args.variant, args.specs, args.url, args.n, args.workdir)
+    elif args.case == "p3":
         if args.variant == "restsync":
             result = p3_restsync(args.specs)
         else:
