@@ -88,13 +88,15 @@ def page_to_arrow(page: list, declared: Mapping[str, pa.DataType] | None = None)
     """`page` as an Arrow table typed like dlt would type it, or None when it is not flat."""
     if not all(type(record) is dict for record in page):
         return None
-    names = list(dict.fromkeys(chain.from_iterable(page)))  # every field, in order of appearance
+    names = dict.fromkeys(chain.from_iterable(page))  # every field, in order of appearance
+    # Arrow takes the columns from the first record: give it every field of the page
+    first = page[0] if len(names) == len(page[0]) else {**names, **page[0]}
+    try:
+        table = pa.Table.from_pylist([first, *page[1:]])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None  # a field with two types in one page: dlt's variant columns handle it
     columns, kept = [], []
-    for name in names:
-        try:
-            column = pa.chunked_array([pa.array([record.get(name) for record in page])])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return None  # a field with two types in one page: dlt's variant columns handle it
+    for name, column in zip(table.column_names, table.columns, strict=True):
         typed = _typed(column, (declared or {}).get(name))
         if typed is None:
             return None

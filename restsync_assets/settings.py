@@ -47,3 +47,14 @@ def pipelines_dir() -> Path:
 def arrow_pages() -> bool:
     """`RESTSYNC_ARROW_PAGES=0` turns off the Arrow fast path (every page goes through dlt's rows)."""
     return os.environ.get("RESTSYNC_ARROW_PAGES", "1").lower() not in ("0", "false", "no")
+
+
+def duckdb_config() -> dict[str, object]:
+    """DuckDB settings for loads: insertion order is not kept (less memory while loading), and
+    `RESTSYNC_DUCKDB_MEMORY_LIMIT` (e.g. `512MB`) caps DuckDB's buffer pool; unset, DuckDB's
+    default (80% of RAM) applies."""
+    config: dict[str, object] = {"preserve_insertion_order": False}
+    limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT")
+    if limit:
+        config["memory_limit"] = limit
+    return config

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 from dlt.sources.rest_api import rest_api_source
@@ -238,7 +239,9 @@ def build_pipeline(spec: SourceSpec, progress: Any = None) -> Pipeline:
     if settings.destination_name() == "duckdb":
         path = settings.duckdb_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        destination: Any = dlt.destinations.duckdb(str(path))
+        credentials = DuckDbCredentials(str(path))
+        credentials.global_config = settings.duckdb_config()
+        destination: Any = dlt.destinations.duckdb(credentials=credentials)
     else:
         destination = settings.destination_name()
     name = pipeline_name(spec)

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -58,6 +57,10 @@ def _is_true(value: Any) -> bool:
 
 def _is_absolute_url(value: str) -> bool:
     return urlsplit(value).scheme in ("http", "https")
+
+
+def _copy(record: Any) -> Any:
+    return dict(record) if isinstance(record, dict) else record
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -261,10 +264,9 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
         if not data or len(data) < self.limit:
             self._previous_page = None
             return
-        try:
-            page = json.dumps(data, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            return
+        # the page's size and first and last records (copied: later steps may add fields):
+        # pages of distinct rows never repeat them, an API that ignores the offset always does
+        page = (len(data), _copy(data[0]), _copy(data[-1]))
         if page == self._previous_page:
             raise PaginationLoopError(
                 f"offset pagination of {_short(mask_url(response.url or ''))}: the page at"
