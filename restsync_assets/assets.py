@@ -26,6 +26,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.runtime.collector import LogCollector
 
 from restsync_assets import settings
+from restsync_assets.http.masking import install_log_masking, register_secret
 from restsync_assets.locks import exclusive
 from restsync_assets.partitions import backfill_policy, partitions_definition, run_window
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
@@ -141,7 +142,9 @@ def run_spec(
     dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
     credentials = None
     try:
-        credentials = credentials_resource.resolve()
+        credentials = credentials_resource.resolve(spec.secret_keys)
+        register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
+        install_log_masking()
         window = run_window(context)
         source = build_source(spec, credentials, resources=resources, window=window)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from dagster import ConfigurableResource
 
@@ -25,17 +26,23 @@ class Credentials:
     base_url: str | None
     token_url: str | None
 
+    #: the spec's `{secret: <name>}` values, by name (None when not configured)
+    extra: Mapping[str, str | None] = field(default_factory=dict)
+
     def secrets(self) -> list[str]:
-        return [s for s in (self.client_secret, self.refresh_token) if s]
+        return [s for s in (self.client_secret, self.refresh_token, *self.extra.values()) if s]
+
+    def secret(self, key: str) -> str:
+        """The value of a spec's `{secret: key}`, or a one-line error naming the env var."""
+        value = self.extra.get(key)
+        if not value:
+            raise MissingCredentialError(_missing(self.source, key))
+        return value
 
     def require(self, key: str) -> str:
         value = getattr(self, key)
         if not value:
-            env = f"{self.source.upper()}_{key.upper()}"
-            raise MissingCredentialError(
-                f"{self.source}: missing {key.replace('_', ' ')}: set the env var {env} "
-                f"(or sources.{self.source}.{key} in .dlt/secrets.toml)"
-            )
+            raise MissingCredentialError(_missing(self.source, key))
         return value
 
     def __repr__(self) -> str:
@@ -68,19 +75,30 @@ class ApiCredentials(ConfigurableResource):
     base_url: str | None = None
     token_url: str | None = None
 
-    def resolve(self) -> Credentials:
+    def resolve(self, secret_keys: Sequence[str] = ()) -> Credentials:
+        """Read every credential now (at run time); `secret_keys` are the spec's `{secret: ...}`."""
         return Credentials(
-            source=self.source, **{key: self._lookup(key) for key in CREDENTIAL_KEYS}
+            source=self.source,
+            **{key: self._lookup(key) for key in CREDENTIAL_KEYS},
+            extra={key: self._external(key) for key in secret_keys},
         )
 
     def _lookup(self, key: str) -> str | None:
-        explicit = getattr(self, key)
-        if explicit:
-            return explicit
+        return getattr(self, key) or self._external(key)
+
+    def _external(self, key: str) -> str | None:
+        """`<NAME>_<KEY>` from the environment, else `sources.<name>.<key>` from dlt's secrets."""
         env = os.environ.get(f"{self.source.upper()}_{key.upper()}")
         if env:
             return env
         return _dlt_secret(f"sources.{self.source}.{key}")
+
+
+def _missing(source: str, key: str) -> str:
+    return (
+        f"{source}: missing {key.replace('_', ' ')}: set the env var {source.upper()}_{key.upper()} "
+        f"(or sources.{source}.{key} in .dlt/secrets.toml)"
+    )
 
 
 def _dlt_secret(key: str) -> str | None:

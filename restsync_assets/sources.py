@@ -86,14 +86,27 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
     if auth is not None:
         client["auth"] = auth
     if spec.client_headers:
-        client["headers"] = dict(spec.client_headers)
+        client["headers"] = with_secrets(spec.client_headers, credentials)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
     resources = [resource_config(r, window) for r in spec.resources]
+    for resource in resources:
+        endpoint = resource["endpoint"]
+        for where in ("headers", "params"):
+            if endpoint.get(where):
+                endpoint[where] = with_secrets(endpoint[where], credentials)
     if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
         for resource in resources:
             resource.setdefault("parallelized", True)
     return {"client": client, "resources": resources}
+
+
+def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, Any]:
+    """`values` with each `{secret: <name>}` replaced by that secret's value."""
+    return {
+        k: credentials.secret(v["secret"]) if isinstance(v, dict) and set(v) == {"secret"} else v
+        for k, v in values.items()
+    }
 
 
 def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:

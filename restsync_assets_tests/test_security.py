@@ -234,3 +234,61 @@ def test_failure_messages_mask_every_registered_token() -> None:
     assert explain(error, "acme") == (
         "acme: RuntimeError: GET https://x.example.com/a?token=*** with ***"
     )
+
+
+def test_secret_params_and_headers_stay_out_of_logs_errors_events_and_warehouse(
+    tmp_path, sandbox_env: Sandbox, monkeypatch
+) -> None:
+    import io
+    import logging
+
+    from .test_faults import offset
+
+    secret = "spec-marked-secret-0123456789"
+    users = offset("/v1/users", "users", 100)
+    users["endpoint"]["params"] = {"api_key": {"secret": "api_key"}}
+    users["endpoint"]["headers"] = {"X-Api-Key": {"secret": "api_key"}}
+    specs = write_spec(tmp_path / "specs", spec_text("workspace_docs", [users], {"max_retries": 1}))
+    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs))
+
+    monkeypatch.delenv("WORKSPACE_DOCS_API_KEY", raising=False)
+    missing = run(specs)
+    assert failure_message(missing) == (
+        "workspace_docs: missing api key: set the env var WORKSPACE_DOCS_API_KEY "
+        "(or sources.workspace_docs.api_key in .dlt/secrets.toml)"
+    )
+
+    monkeypatch.setenv("WORKSPACE_DOCS_API_KEY", secret)
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    loggers = [logging.getLogger(n) for n in ("dlt", "urllib3.connectionpool")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(handler)
+    try:
+        loaded = run(specs)
+        sandbox_env.faults = FaultPlan(
+            Fault("status", "workspace_docs", "users", status=503, retry_after=0)
+        )
+        failed = run(specs)
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+    assert loaded.success and not failed.success
+    sent = [r for r in sandbox_env.requests if r.resource == "users" and r.status == 200]
+    assert sent and all(r.query.get("api_key") == secret for r in sent)  # it reached the API
+    message = failure_message(failed)
+    assert "api_key=***" in message
+    logs = captured.getvalue()
+    assert "Making GET request" in logs and "api_key=***" in logs  # DEBUG really ran, masked
+    events = "\n".join(repr(e) for r in (loaded, failed) for e in r.all_events)
+    warehouse = "\n".join(_texts_of_warehouse(Path(os.environ["RESTSYNC_DUCKDB_PATH"])))
+    for where, text in {
+        "logs": logs,
+        "error": message,
+        "events": events,
+        "warehouse": warehouse,
+    }.items():
+        assert secret not in text, where

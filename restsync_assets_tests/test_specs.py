@@ -172,6 +172,11 @@ INVALID = [
         "resource 'organizations': error_handler.retry_on_status_codes: [42] are not HTTP status codes (100-599)",
     ),
     (
+        "malformed secret value",
+        spec_with(resources__0__endpoint__params={"api_key": {"secret": "Api-Key"}}),
+        "resource 'organizations': endpoint.params.api_key: a secret value is {secret: <snake_case name>}, read from the env var <SPEC NAME>_<NAME> or .dlt/secrets.toml",
+    ),
+    (
         "concurrency out of range",
         spec_with(client__concurrency=0),
         "client.concurrency: must be a whole number of parallel requests from 1 to 64, got 0",
@@ -308,6 +313,7 @@ VALID = [
     ),
     ("no auth", spec_with(client__auth=DELETE)),
     ("concurrency", spec_with(client__concurrency=8)),
+    ("secret header", spec_with(client__headers={"X-Api-Key": {"secret": "api_key"}})),
     ("freshness shorthand", spec_with(resource_defaults__freshness="6h")),
     (
         "schedule mapping",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterable
@@ -9,7 +10,9 @@ from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "MASK",
+    "MaskingFilter",
     "forget_secrets",
+    "install_log_masking",
     "looks_secret",
     "mask",
     "mask_text",
@@ -109,3 +112,33 @@ def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
         text,
     )
     return mask(text, secrets)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks registered secrets and secret-looking URL parameters in log records.
+
+    dlt logs each request's params and headers at DEBUG, and urllib3 each URL: with a spec's
+    `{secret: ...}` param or header those would carry the secret.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+#: the loggers that write request URLs, params or headers
+LOGGERS_WITH_REQUESTS = ("dlt", "urllib3.connectionpool", "requests")
+
+
+def install_log_masking(loggers: Iterable[str] = LOGGERS_WITH_REQUESTS) -> None:
+    """Add a :class:`MaskingFilter` to each logger, once per process."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MaskingFilter) for f in logger.filters):
+            logger.addFilter(MaskingFilter())

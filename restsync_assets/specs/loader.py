@@ -216,6 +216,7 @@ class _SpecParser:
             schedule=self._schedule(raw.get("schedule")),
             concurrency=self._concurrency(client.get("concurrency", 1)),
             error_handler=self._error_handler([client_handler], "client"),
+            secret_keys=self._secret_keys(client, merged),
         )
 
     def _mapping(
@@ -256,6 +257,34 @@ class _SpecParser:
             return self._model(OAuth2AuthSpec, auth, key, resource)
         assert kind in DLT_AUTH_TYPES
         return dict(auth)
+
+    def _secret_keys(self, client: dict, resources: list[dict]) -> tuple[str, ...]:
+        """Every `{secret: <name>}` value of the client's headers and each endpoint's
+        headers and params: the secret is read at run time from `<NAME>_<NAME OF SECRET>`."""
+        keys: list[str] = []
+        places = [(None, "client.headers", client.get("headers"))]
+        for r in resources:
+            for where in ("headers", "params"):
+                places.append((r["name"], f"endpoint.{where}", r["endpoint"].get(where)))
+        for resource, where, values in places:
+            if not isinstance(values, dict):
+                continue
+            for name, value in values.items():
+                if isinstance(value, dict) and "secret" in value:
+                    key = value["secret"]
+                    if (
+                        set(value) != {"secret"}
+                        or not isinstance(key, str)
+                        or not NAME_RE.match(key)
+                    ):
+                        raise self.fail(
+                            "a secret value is {secret: <snake_case name>}, read from the env var "
+                            "<SPEC NAME>_<NAME> or .dlt/secrets.toml",
+                            resource=resource,
+                            key=f"{where}.{name}",
+                        )
+                    keys.append(key)
+        return tuple(dict.fromkeys(keys))
 
     def _concurrency(self, value: Any) -> int:
         if (

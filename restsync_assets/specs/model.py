@@ -234,6 +234,8 @@ class SourceSpec:
     concurrency: int = 1
     #: the client-level `error_handler` (defaults filled in): token requests use it
     error_handler: ErrorHandler = field(default_factory=ErrorHandler)
+    #: names of the `{secret: <name>}` values in headers and params, read at run time
+    secret_keys: tuple[str, ...] = ()
 
     @property
     def env_prefix(self) -> str:
