@@ -67,11 +67,20 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
             self.pages_as_rows += 1
             return item
         self.pages_as_arrow += 1
-        return table
+        return self._with_required(table)
 
     def _complete(self, table: pa.Table) -> bool:
         names = set(table.column_names)
         return all(c in names and table.column(c).null_count == 0 for c in self.required)
+
+    def _with_required(self, table: pa.Table) -> pa.Table:
+        """Required columns (no nulls, checked) marked non-nullable, as dlt's hints say."""
+        if not self.required:
+            return table
+        schema = pa.schema(
+            [f.with_nullable(False) if f.name in self.required else f for f in table.schema]
+        )
+        return table.cast(schema)
 
     def _agrees(self, table: pa.Table) -> bool:
         """Whether `table` keeps every column's first type (else dlt's row path must decide)."""
