@@ -1,7 +1,7 @@
 """SourceSpec -> Dagster assets through dagster-dlt.
 
-One multi-asset per spec, one asset per resource (key `[spec, resource]`, group = spec name,
-kinds `dlt` + destination). Asset specs come straight from the spec model, so loading
+One multi-asset per spec (one per partitioning when some resources are partitioned), one
+asset per resource (key `[spec, resource]`, group = spec name, kinds `dlt` + destination). Asset specs come straight from the spec model, so loading
 definitions builds no dlt source and touches no network; the dlt source is built per run.
 """
 
@@ -77,16 +77,12 @@ class RestsyncTranslator(DagsterDltTranslator):
             key=asset_key(spec, resource),
             deps=deps,
             group_name=spec.name,
-            kinds={"dlt", settings_destination_kind()},
+            kinds={"dlt", settings.destination_name()},
             description=_description(spec, resource),
             metadata=metadata,
             freshness_policy=_freshness_policy(resource),
             automation_condition=automation_condition(resource.automation),
         )
-
-
-def settings_destination_kind() -> str:
-    return settings.destination_name()
 
 
 def build_spec_assets(spec: SourceSpec) -> list[AssetsDefinition]:
@@ -100,7 +96,7 @@ def build_spec_assets(spec: SourceSpec) -> list[AssetsDefinition]:
 
 def _build_group_assets(
     spec: SourceSpec,
-    translator: "RestsyncTranslator",
+    translator: RestsyncTranslator,
     partitions: PartitionsSpec | None,
     resources: tuple[ResourceSpec, ...],
     index: int,
@@ -132,7 +128,7 @@ def _build_group_assets(
 def run_spec(
     context: AssetExecutionContext,
     spec: SourceSpec,
-    translator: "RestsyncTranslator",
+    translator: RestsyncTranslator,
     credentials_resource: Any,
     resources: list[str],
 ) -> Iterator[Any]:
