@@ -884,13 +884,20 @@ def compile_jsonpath(path: str) -> Any:
 def normalize_selector(selector: str) -> str:
     """Give `*` its RFC 9535 meaning (array elements and object members) under jsonpath-ng.
 
-    jsonpath-ng's `a.*.b` only walks object members, so `organizations.*.organization`
-    finds nothing in `{"organizations": [{"organization": {...}}]}`. We select both ways.
+    Before jsonpath-ng 1.16, `a.*.b` only walked object members, so
+    `organizations.*.organization` found nothing in `{"organizations": [{"organization":
+    {...}}]}`; there we select both ways. Newer jsonpath-ng already walks both.
     """
-    if ".*" not in selector:
+    if ".*" not in selector or _star_walks_arrays():
         return selector
     as_array = re.sub(r"\.\*(?=\.|$)", "[*]", selector)
     return f"({as_array}) | ({selector})"
+
+
+@lru_cache(maxsize=1)
+def _star_walks_arrays() -> bool:
+    """Whether the installed jsonpath-ng's `.*` selects array elements (probed once)."""
+    return [m.value for m in compile_jsonpath("a.*").find({"a": [1]})] == [1]
 
 
 def _infer_parent(placeholder: str, names: list[str], resource: str) -> str | None:
