@@ -49,6 +49,14 @@ def test_flat_page_becomes_a_table_typed_like_dlt():
     assert table.column("at").to_pylist()[1].hour == 8
 
 
+def test_small_pages_stay_rows():
+    step = ArrowPages()
+    small = PAGE * 10
+    assert step(small) is small
+    assert isinstance(step(PAGE * 50), pa.Table)
+    assert (step.pages_as_arrow, step.pages_as_rows) == (1, 1)
+
+
 def test_fields_missing_from_the_first_rows_are_kept():
     table = page_to_arrow([{"id": 1}, {"id": 2, "late": "x"}, {"id": 3, "later": 4.5}])
     assert table.column_names == ["id", "late", "later"]
@@ -72,12 +80,12 @@ def test_fields_missing_from_the_first_rows_are_kept():
 )
 def test_pages_dlt_must_normalize_stay_rows(page):
     assert page_to_arrow(page) is None
-    step = ArrowPages()
+    step = ArrowPages(min_rows=1)
     assert step(page) is page and step.pages_as_rows == 1
 
 
 def test_declared_types_win_and_later_pages_keep_the_first_type():
-    step = ArrowPages({"name": "text", "day": "date"}, required=["id"])
+    step = ArrowPages({"name": "text", "day": "date"}, required=["id"], min_rows=1)
     first = step([{"id": 1, "name": 10, "day": "2026-01-07", "x": 1.5}])
     assert first.schema.field("name").type == pa.string()
     assert first.schema.field("day").type == pa.date32()
