@@ -11,11 +11,12 @@ own row path would land them:
 - all-null columns are left out, as dlt leaves out columns that received no data;
 - `_dlt_load_id` and `_dlt_id` are added by dlt's parquet normalizer (restsync turns them on).
 
-A page of fewer than `MIN_ROWS` records, or one that holds a nested object or list, or whose values do not fit one Arrow type per
-column (a field changing type), is passed on unchanged: dlt's row path then flattens objects
-into `parent__child` columns, nested lists into child tables and conflicting types into
-variant columns, as users of dlt expect. Resources with children (dlt transformers read the
-parent's rows) always use the row path.
+A page that holds a nested object or list, a null key, or values that do not fit one Arrow
+type per column (a field changing type) is passed on unchanged: dlt's row path then flattens
+objects into `parent__child` columns, nested lists into child tables and conflicting types
+into variant columns, as users of dlt expect. So are pages of fewer than `MIN_ROWS` records
+(too small to win back dlt's fixed cost per Arrow item) and every page of a resource with
+children (dlt transformers read the parent's rows as dicts).
 """
 
 from __future__ import annotations
