@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -113,6 +113,9 @@ class _RequestFailure:
         self.url = url
         self.attempts = attempts
         self.status = status
+
+
+_Failure = TypeVar("_Failure", bound=_RequestFailure)
 
 
 class RequestFailedError(_RequestFailure, RuntimeError):
@@ -413,16 +416,37 @@ class RestsyncSession(requests.Session):
             if status is not None
             else "check the network / the API status or raise error_handler.max_retries"
         )
-        raise RequestFailedError(
+        raise self._failure(
+            RequestFailedError,
             f"{self.source}: resource {resource}: {request.method} {url} failed after"
-            f" {attempts} attempt{'s' if attempts != 1 else ''}: {what}; {advice}",
+            f" {_plural(attempts, 'attempt')}: {what}; {advice}",
+            request,
+            route,
+            attempts,
+            status,
+            None if state.outcome.failed else state.outcome.result(),
+        )
+
+    def _failure(
+        self,
+        kind: type[_Failure],
+        message: str,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        attempts: int,
+        status: int | None,
+        response: requests.Response | None,
+    ) -> _Failure:
+        """One of restsync's one-line HTTP errors, with where and how the request failed."""
+        return kind(
+            message,
             source=self.source,
-            resource=resource,
+            resource=route.resource if route else "?",
             method=str(request.method),
-            url=url,
+            url=self.mask_url(request.url),
             attempts=attempts,
             status=status,
-            response=None if state.outcome.failed else state.outcome.result(),
+            response=response,
         )
 
     def _snippet(self, response: requests.Response) -> str:
@@ -458,16 +482,15 @@ class RestsyncSession(requests.Session):
             hint = f"not retried: {status} is not in error_handler.retry_on_status_codes"
         body = self._snippet(response)
         what = f"HTTP {status} {response.reason or ''}".strip() + (f" {body}" if body else "")
-        return HttpStatusError(
+        return self._failure(
+            HttpStatusError,
             f"{self.source}: resource {resource}: {request.method} {url} failed after"
             f" {_plural(state.attempts, 'attempt')}: {what}; {hint}",
-            source=self.source,
-            resource=resource,
-            method=str(request.method),
-            url=url,
-            attempts=state.attempts,
-            status=status,
-            response=response,
+            request,
+            route,
+            state.attempts,
+            status,
+            response,
         )
 
     def _not_json_error(
@@ -495,15 +518,8 @@ class RestsyncSession(requests.Session):
                 f" {self._snippet(response)!r}; the API may be down for maintenance or behind"
                 " a proxy or login page"
             )
-        return NotJsonError(
-            message,
-            source=self.source,
-            resource=resource,
-            method=str(request.method),
-            url=url,
-            attempts=state.attempts,
-            status=status,
-            response=response,
+        return self._failure(
+            NotJsonError, message, request, route, state.attempts, status, response
         )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RestsyncSession:
