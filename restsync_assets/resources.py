@@ -34,7 +34,7 @@ class Credentials:
 
     def secret(self, key: str) -> str:
         """The value of a spec's `{secret: key}`, or a one-line error naming the env var."""
-        value = self.extra.get(key)
+        value = self.extra.get(key) or (getattr(self, key) if key in CREDENTIAL_KEYS else None)
         if not value:
             raise MissingCredentialError(_missing(self.source, key))
         return value

@@ -18,18 +18,22 @@ from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets import settings
 from restsync_assets.arrow_pages import ArrowPages
-from restsync_assets.http.oauth import OAuth2Auth
+from restsync_assets.http.dlt_auth import build_dlt_auth
+from restsync_assets.http.oauth import OAuth2Auth, _validate_token_url
 from restsync_assets.http.paginators import OffsetPaginatorWithoutTotal, TemplatedCursorPaginator
 from restsync_assets.http.session import RestsyncSession, RetryPolicy, Route
 from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
 from restsync_assets.specs.loader import compile_jsonpath
 from restsync_assets.specs.model import (
+    AuthSpec,
     ErrorHandler,
     OAuth2AuthSpec,
+    OAuth2ClientCredentialsSpec,
     OffsetPaginatorSpec,
     PartitionsSpec,
     ResourceSpec,
+    SecretRef,
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
@@ -95,6 +99,8 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
         for where in ("headers", "params"):
             if endpoint.get(where):
                 endpoint[where] = with_secrets(endpoint[where], credentials)
+        if endpoint.get("auth") is not None:
+            endpoint["auth"] = build_auth(spec, credentials, endpoint["auth"])
     if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
         for resource in resources:
             resource.setdefault("parallelized", True)
@@ -109,39 +115,61 @@ def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, 
     }
 
 
-def build_auth(spec: SourceSpec, credentials: Credentials) -> Any:
-    """The source's auth: one OAuth2 token shared by every resource, or a dlt auth config.
+def build_auth(spec: SourceSpec, credentials: Credentials, auth: AuthSpec | None = None) -> Any:
+    """The source's auth (or an endpoint's `auth`), with its secrets resolved now.
 
-    With a refresh token, a token the server rotates is stored at once in
-    `<pipelines dir>/<spec>.refresh_token` (0600) and preferred over the configured one on
-    the next run while it descends from it (see `restsync_assets.token_store`). Token
-    requests are retried on 429/5xx, connection errors and timeouts with the spec's
-    `max_retries`, `backoff_factor`, `max_retry_delay` and `timeout` of the client-level
-    `error_handler`.
+    restsync's `oauth2`: one token shared by every resource. With a refresh token, a token
+    the server rotates is stored at once in `<pipelines dir>/<spec>.refresh_token` (0600)
+    and preferred over the configured one on the next run while it descends from it (see
+    `restsync_assets.token_store`). Token requests are retried on 429/5xx, connection
+    errors and timeouts with the `max_retries`, `backoff_factor`, `max_retry_delay` and
+    `timeout` of the client-level `error_handler`.
+
+    dlt's types (`bearer`, `api_key`, `http_basic`, `oauth2_client_credentials`) become
+    dlt's auth objects built with the secrets read from `<NAME>_<SECRET>` (or
+    `.dlt/secrets.toml`), so dlt never resolves them from its own config. A missing secret
+    raises `MissingCredentialError` naming the env var. Every secret is registered with
+    `restsync_assets.http.masking`.
     """
-    if isinstance(spec.auth, OAuth2AuthSpec):
-        from restsync_assets.token_store import RefreshTokenStore
+    auth = spec.auth if auth is None else auth
+    if auth is None:
+        return None
+    if isinstance(auth, OAuth2AuthSpec):
+        return _oauth2(spec, credentials, auth)
+    if isinstance(auth, OAuth2ClientCredentialsSpec):
+        _validate_token_url(credentials.token_url or auth.access_token_url, spec.name)
+    return build_dlt_auth(auth, credentials.secret, spec.name, token_url=credentials.token_url)
 
-        client_id = credentials.require("client_id")
-        client_secret = credentials.require("client_secret")
-        configured = credentials.refresh_token
-        store = RefreshTokenStore(spec.name, configured) if configured else None
-        handler = spec.error_handler
-        return OAuth2Auth(
-            token_url=credentials.token_url or spec.auth.token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=(store.load() or configured) if store else None,
-            refresh_token_candidates=store.candidates if store else None,
-            on_refresh_token_rotated=store.save if store else None,
-            scopes=list(spec.auth.scopes) or None,
-            source=spec.name,
-            timeout=handler.timeout,
-            max_retries=handler.max_retries,
-            backoff_factor=handler.backoff_factor,
-            max_retry_delay=handler.max_retry_delay,
-        )
-    return spec.auth
+
+def _oauth2(spec: SourceSpec, credentials: Credentials, auth: OAuth2AuthSpec) -> OAuth2Auth:
+    from restsync_assets.token_store import RefreshTokenStore
+
+    def named(ref: SecretRef | None, default: str) -> str:
+        return credentials.secret(ref.secret) if ref else credentials.require(default)
+
+    client_id = named(auth.client_id, "client_id")
+    client_secret = named(auth.client_secret, "client_secret")
+    configured = (
+        credentials.secret(auth.refresh_token.secret)
+        if auth.refresh_token
+        else credentials.refresh_token
+    )
+    store = RefreshTokenStore(spec.name, configured) if configured else None
+    handler = spec.error_handler
+    return OAuth2Auth(
+        token_url=credentials.token_url or auth.token_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=(store.load() or configured) if store else None,
+        refresh_token_candidates=store.candidates if store else None,
+        on_refresh_token_rotated=store.save if store else None,
+        scopes=list(auth.scopes) or None,
+        source=spec.name,
+        timeout=handler.timeout,
+        max_retries=handler.max_retries,
+        backoff_factor=handler.backoff_factor,
+        max_retry_delay=handler.max_retry_delay,
+    )
 
 
 def retry_policy(handler: ErrorHandler) -> RetryPolicy:

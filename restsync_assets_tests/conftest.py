@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,3 +55,25 @@ def serving(server: HTTPServer) -> Iterator[HTTPServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: the loggers that write request URLs, params or headers at DEBUG
+REQUEST_LOGGERS = ("dlt", "urllib3.connectionpool", "requests")
+
+
+@contextmanager
+def debug_logs(names: tuple[str, ...] = REQUEST_LOGGERS) -> Iterator[io.StringIO]:
+    """Capture what `names` log at DEBUG during the block (levels restored afterwards)."""
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(handler)
+    try:
+        yield captured
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)

@@ -79,7 +79,7 @@ INVALID = [
         spec_with(
             client__auth={"type": "oauth2", "token_url": "https://x/t", "client_secret": "s3cr3t"}
         ),
-        "client.auth.client_secret: secrets never live in YAML: remove it and set the env var or .dlt/secrets.toml",
+        "client.auth.client_secret: secrets never live in YAML: write {secret: client_secret} and set SHOP_CLIENT_SECRET (or sources.shop.client_secret in .dlt/secrets.toml)",
     ),
     (
         "missing name",
@@ -244,6 +244,161 @@ INVALID = [
 ]
 
 
+def _literal(key: str, secret: str) -> str:
+    return (
+        f"{key}: secrets never live in YAML: write {{secret: {secret}}} and set "
+        f"SHOP_{secret.upper()} (or sources.shop.{secret} in .dlt/secrets.toml)"
+    )
+
+
+OAUTH_URL = "https://api.example.com/oauth/token"
+#: a secret written in the YAML, in an auth field or a header that carries credentials
+LITERAL_SECRETS = [
+    (
+        "bearer token",
+        spec_with(client__auth={"type": "bearer", "token": "ghp_x"}),
+        _literal("client.auth.token", "token"),
+    ),
+    (
+        "bearer shorthand token",
+        spec_with(client__auth={"token": "ghp_x"}),
+        _literal("client.auth.token", "token"),
+    ),
+    (
+        "api_key",
+        spec_with(client__auth={"type": "api_key", "api_key": "k"}),
+        _literal("client.auth.api_key", "api_key"),
+    ),
+    (
+        "basic password",
+        spec_with(client__auth={"type": "http_basic", "username": "u", "password": "p"}),
+        _literal("client.auth.password", "password"),
+    ),
+    (
+        "client credentials secret",
+        spec_with(
+            client__auth={
+                "type": "oauth2_client_credentials",
+                "access_token_url": OAUTH_URL,
+                "client_secret": "s",
+            }
+        ),
+        _literal("client.auth.client_secret", "client_secret"),
+    ),
+    (
+        "client credentials id",
+        spec_with(
+            client__auth={
+                "type": "oauth2_client_credentials",
+                "access_token_url": OAUTH_URL,
+                "client_id": "i",
+            }
+        ),
+        _literal("client.auth.client_id", "client_id"),
+    ),
+    (
+        "client credentials access token",
+        spec_with(
+            client__auth={
+                "type": "oauth2_client_credentials",
+                "access_token_url": OAUTH_URL,
+                "access_token": "t",
+            }
+        ),
+        _literal("client.auth.access_token", "access_token"),
+    ),
+    (
+        "oauth2 refresh token",
+        spec_with(client__auth={"type": "oauth2", "token_url": OAUTH_URL, "refresh_token": "r"}),
+        _literal("client.auth.refresh_token", "refresh_token"),
+    ),
+    (
+        "empty token",
+        spec_with(client__auth={"type": "bearer", "token": None}),
+        _literal("client.auth.token", "token"),
+    ),
+    (
+        "endpoint auth token",
+        spec_with(resources__0__endpoint__auth={"type": "bearer", "token": "t"}),
+        "resource 'organizations': " + _literal("endpoint.auth.token", "token"),
+    ),
+    (
+        "Authorization header",
+        spec_with(client__headers={"Authorization": "Bearer ghp_x"}),
+        _literal("client.headers.Authorization", "authorization"),
+    ),
+    (
+        "Proxy-Authorization header",
+        spec_with(client__headers={"Proxy-Authorization": "Basic dTpw"}),
+        _literal("client.headers.Proxy-Authorization", "proxy_authorization"),
+    ),
+    (
+        "Cookie header",
+        spec_with(client__headers={"Cookie": "sid=abc"}),
+        _literal("client.headers.Cookie", "cookie"),
+    ),
+    (
+        "key in header name",
+        spec_with(client__headers={"X-Api-Key": "k"}),
+        _literal("client.headers.X-Api-Key", "x_api_key"),
+    ),
+    (
+        "token in header name",
+        spec_with(client__headers={"x-auth-TOKEN": "t"}),
+        _literal("client.headers.x-auth-TOKEN", "x_auth_token"),
+    ),
+    (
+        "secret in header name",
+        spec_with(client__headers={"Client-Secret": "s"}),
+        _literal("client.headers.Client-Secret", "client_secret"),
+    ),
+    (
+        "resource_defaults header",
+        spec_with(resource_defaults__endpoint={"headers": {"Authorization": "Bearer x"}}),
+        _literal("resource_defaults.endpoint.headers.Authorization", "authorization"),
+    ),
+    (
+        "endpoint header",
+        spec_with(resources__1__endpoint__headers={"X-Shop-Key": "k"}),
+        "resource 'adaccounts': " + _literal("endpoint.headers.X-Shop-Key", "x_shop_key"),
+    ),
+]
+#: auth configs that are wrong for another reason than a literal secret
+BAD_AUTH = [
+    (
+        "malformed auth secret",
+        spec_with(client__auth={"type": "bearer", "token": {"secret": "Bad-Name"}}),
+        "client.auth.token: a secret value is {secret: <snake_case name>}, read from the env var <SPEC NAME>_<NAME> or .dlt/secrets.toml",
+    ),
+    (
+        "secret with extra keys",
+        spec_with(client__headers={"Authorization": {"secret": "a", "prefix": "Bearer"}}),
+        "client.headers.Authorization: a secret value is {secret: <snake_case name>}",
+    ),
+    (
+        "unknown bearer key",
+        spec_with(client__auth={"type": "bearer", "name": "X-Token"}),
+        "client.auth.name: unknown key; allowed: token, type",
+    ),
+    (
+        "unknown api_key location",
+        spec_with(client__auth={"type": "api_key", "location": "body"}),
+        "client.auth.location: Input should be 'header', 'query', 'param' or 'cookie'",
+    ),
+    (
+        "client credentials without url",
+        spec_with(client__auth={"type": "oauth2_client_credentials"}),
+        "client.auth.access_token_url: is required",
+    ),
+    (
+        "oauth2 on an endpoint",
+        spec_with(resources__0__endpoint__auth={"type": "oauth2", "token_url": OAUTH_URL}),
+        "resource 'organizations': endpoint.auth.type: restsync's oauth2 token is shared by every resource of the source: set it on client.auth",
+    ),
+]
+INVALID += LITERAL_SECRETS + BAD_AUTH
+
+
 @pytest.mark.parametrize(("case", "spec", "expected"), INVALID, ids=[c[0] for c in INVALID])
 def test_invalid_spec_gives_one_line_naming_file_resource_and_key(tmp_path, case, spec, expected):
     path = write(tmp_path, spec)
@@ -314,6 +469,39 @@ VALID = [
     ("no auth", spec_with(client__auth=DELETE)),
     ("concurrency", spec_with(client__concurrency=8)),
     ("secret header", spec_with(client__headers={"X-Api-Key": {"secret": "api_key"}})),
+    (
+        "headers without credentials",
+        spec_with(
+            client__headers={
+                "Accept": "application/json",
+                "User-Agent": "restsync",
+                "X-Empty-Token": "",
+            },
+            resources__0__endpoint__headers={"X-Request-Source": "restsync"},
+        ),
+    ),
+    ("bearer shorthand", spec_with(client__auth="bearer")),
+    (
+        "api_key in the query",
+        spec_with(client__auth={"type": "api_key", "name": "appid", "location": "query"}),
+    ),
+    (
+        "api_key in a cookie",
+        spec_with(client__auth={"type": "api_key", "name": "sid", "location": "cookie"}),
+    ),
+    ("basic with a user name", spec_with(client__auth={"type": "http_basic", "username": "bob"})),
+    (
+        "client credentials",
+        spec_with(
+            client__auth={"type": "oauth2_client_credentials", "access_token_url": OAUTH_URL}
+        ),
+    ),
+    (
+        "endpoint bearer auth",
+        spec_with(
+            resources__0__endpoint__auth={"type": "bearer", "token": {"secret": "org_token"}}
+        ),
+    ),
     ("freshness shorthand", spec_with(resource_defaults__freshness="6h")),
     (
         "schedule mapping",
@@ -431,3 +619,87 @@ def test_concurrency_parallelizes_every_resource_of_the_source(tmp_path):
         None,
         None,
     ]
+
+
+SECRET_KEYS = [
+    ("bearer", {"type": "bearer"}, ("token",)),
+    ("bearer named", {"type": "bearer", "token": {"secret": "gh_pat"}}, ("gh_pat",)),
+    ("api_key", {"type": "api_key", "name": "X-Api-Key"}, ("api_key",)),
+    ("basic", {"type": "http_basic"}, ("username", "password")),
+    ("basic with user name", {"type": "http_basic", "username": "bob"}, ("password",)),
+    (
+        "basic named",
+        {"type": "http_basic", "username": {"secret": "login"}, "password": {"secret": "pw"}},
+        ("login", "pw"),
+    ),
+    (
+        "client credentials",
+        {"type": "oauth2_client_credentials", "access_token_url": OAUTH_URL},
+        ("client_id", "client_secret"),
+    ),
+    (
+        "oauth2 defaults (the credentials resource's)",
+        {"type": "oauth2", "token_url": OAUTH_URL},
+        (),
+    ),
+    (
+        "oauth2 named",
+        {"type": "oauth2", "token_url": OAUTH_URL, "refresh_token": {"secret": "rt_2"}},
+        ("rt_2",),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "auth", "expected"), SECRET_KEYS, ids=[c[0] for c in SECRET_KEYS])
+def test_auth_secrets_are_read_from_their_env_vars(tmp_path, case, auth, expected):
+    """Each auth type's secrets (defaults or `{secret: <name>}`) are the spec's secret keys,
+    read at run time from `SHOP_<NAME>`; header secrets come after them."""
+    spec = spec_with(
+        client__auth=auth, client__headers={"Authorization": {"secret": "authorization"}}
+    )
+    loaded = load_spec_file(write(tmp_path, spec))
+    assert loaded.secret_keys == (*expected, "authorization")
+
+
+def test_restsync_validate_names_file_key_secret_form_and_env_var(tmp_path, monkeypatch, capsys):
+    """The issue's example: a literal token in an Authorization header fails validation."""
+    from restsync_assets.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "source_specs").mkdir()
+    spec = spec_with(name="gh", client__headers={"Authorization": "Bearer ghp_0123456789"})
+    write(tmp_path / "source_specs", spec, "gh.yaml")
+    assert main(["validate", "source_specs"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "source_specs/gh.yaml: client.headers.Authorization: secrets never live in YAML: write"
+        " {secret: authorization} and set GH_AUTHORIZATION (or sources.gh.authorization in"
+        " .dlt/secrets.toml)"
+    ]
+
+
+def test_dlt_auth_is_built_with_the_resolved_secrets_and_never_resolved_by_dlt(tmp_path):
+    """dlt's own auth objects, filled with restsync's secrets and marked resolved, so
+    `create_auth` hands them to requests as they are (no ConfigFieldMissingException)."""
+    from dlt.sources.rest_api.config_setup import create_auth
+
+    from restsync_assets.http.masking import registered_secrets
+    from restsync_assets.resources import Credentials
+    from restsync_assets.sources import build_auth
+
+    extra = {"username": "alice", "password": "pa55-word", "token": "tok-123456"}
+    creds = Credentials("shop", "id-1", "secret-1", None, None, None, extra=extra)
+    cases = {
+        "bearer": ({"type": "bearer"}, {"token": "tok-123456"}),
+        "http_basic": ({"type": "http_basic"}, {"username": "alice", "password": "pa55-word"}),
+        "oauth2_client_credentials": (
+            {"type": "oauth2_client_credentials", "access_token_url": OAUTH_URL},
+            {"client_id": "id-1", "client_secret": "secret-1", "access_token_url": OAUTH_URL},
+        ),
+    }
+    for kind, (auth, fields) in cases.items():
+        spec = load_spec_file(write(tmp_path, spec_with(client__auth=auth)))
+        built = build_auth(spec, creds)
+        assert create_auth(built) is built, kind
+        assert {k: built[k] for k in fields} == fields, kind
+    basic = "YWxpY2U6cGE1NS13b3Jk"  # base64 of alice:pa55-word, as sent on the wire
+    assert {"pa55-word", "tok-123456", "secret-1", basic} <= set(registered_secrets())

@@ -303,15 +303,20 @@ class RestsyncSession(requests.Session):
         finally:
             request.hooks = hooks
         hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
+        failure: Exception | None = None
         try:
             response = dispatch_hook("response", hooks, response, **hook_kwargs)
         except requests.HTTPError as error:
             failed = error.response if error.response is not None else response
-            raise self._status_error(request, route, failed, state, policy) from None
+            failure = self._status_error(request, route, failed, state, policy)
         except ValueError:
             if _is_json(response):
                 raise
-            raise self._not_json_error(request, route, response, state) from None
+            failure = self._not_json_error(request, route, response, state)
+        if failure is not None:
+            # raised outside the `except`: requests' own error names the unmasked URL, and
+            # dlt's trace (trace.pickle) records every `__context__`, even one `from None` hides
+            raise failure
         ok = 200 <= response.status_code < 300 and request.method != "HEAD"
         if ok and not _is_json(response):
             raise self._not_json_error(request, route, response, state)

@@ -1,4 +1,6 @@
-"""Deterministic local sandbox serving the five seed APIs.
+"""Deterministic local sandbox serving the five seed APIs (OAuth2) and four vendors with
+static credentials (bearer token, API key in a header or the query, HTTP basic; see
+:mod:`restsync_assets.sandbox.vendors`).
 
 Example::
 
@@ -19,12 +21,14 @@ from .data import RESOURCES, SANDBOX_SPECS, build_dataset
 from .faults import Fault, FaultPlan, demo_plan
 from .models import IncomingRequest, RequestRecord, Response
 from .server import Sandbox, serve, serve_forever
+from .vendors import VENDORS
 
 __all__ = [
     "GRANT_TYPES",
     "RESOURCES",
     "SANDBOX_SPECS",
     "TOKEN_PATHS",
+    "VENDORS",
     "Fault",
     "FaultPlan",
     "IncomingRequest",

@@ -6,7 +6,7 @@ import copy
 import threading
 from collections.abc import Callable
 
-from . import routes
+from . import routes, vendors
 from .auth import TOKEN_PATHS, TokenStore, require_bearer, token_endpoint
 from .data import RESOURCES, SANDBOX_SPECS, SORT_KEYS, build_dataset
 from .faults import FaultPlan
@@ -17,8 +17,12 @@ def _same_key(a, b) -> bool:
     return str(a) == str(b)
 
 
+_RESOURCES = {**RESOURCES, **vendors.RESOURCES}
+
+
 class SandboxApp:
-    """The five fake APIs over one in-memory dataset (thread-safe)."""
+    """The five fake APIs and the static-credential vendors over one in-memory dataset
+    (thread-safe)."""
 
     def __init__(
         self,
@@ -31,13 +35,13 @@ class SandboxApp:
         self.page_size = page_size
         self.faults = faults or FaultPlan()
         self.default_host = "127.0.0.1"
-        self._data = build_dataset()
+        self._data = {**build_dataset(), **vendors.build_dataset()}
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ dataset access
 
     def _table(self, spec: str, resource: str) -> list[dict]:
-        if resource not in RESOURCES.get(spec, ()):
+        if resource not in _RESOURCES.get(spec, ()):
             raise KeyError(f"unknown sandbox resource {spec}.{resource}")
         return self._data[spec][resource]
 
@@ -76,9 +80,9 @@ class SandboxApp:
         first, _, rest = request.path.lstrip("/").partition("/")
         subpath = "/" + rest
         route = params = None
-        if first in SANDBOX_SPECS:
+        if first in SANDBOX_SPECS or first in vendors.VENDORS:
             request.spec = first
-            if subpath == TOKEN_PATHS[first]:
+            if subpath == TOKEN_PATHS.get(first):
                 request.resource = "oauth"
             elif found := routes.match(first, subpath):
                 route, params = found
@@ -105,7 +109,10 @@ class SandboxApp:
             raise ApiError(404, "not_found", f"no route for {request.path}")
         if request.method != "GET":
             raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
-        require_bearer(route.spec, request, self.tokens)
+        if route.spec in vendors.VENDORS:
+            vendors.require_credential(route.spec, request)
+        else:
+            require_bearer(route.spec, request, self.tokens)
         with self._lock:
             rows = self._select(route, params)
         host = request.headers.get("host") or self.default_host

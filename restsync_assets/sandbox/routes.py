@@ -19,6 +19,7 @@ from datetime import date, datetime, timezone
 from urllib.parse import unquote, urlencode
 
 from .models import ApiError, IncomingRequest, Response
+from .vendors import VENDORS
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -110,6 +111,7 @@ ROUTES: tuple[Route, ...] = (
         Route("workspace_docs", name, f"/v1/{name}", "offset")
         for name in ("blocks", "databases", "pages", "users")
     ),
+    *(Route(v.name, v.resource, v.path, "offset") for v in VENDORS.values()),
 )
 
 _COMPILED = tuple((route, route.regex) for route in ROUTES)

@@ -20,6 +20,8 @@ from .auth import GRANT_TYPES, TOKEN_PATHS, credentials_for
 from .data import SANDBOX_SPECS
 from .faults import FaultPlan
 from .models import IncomingRequest, RequestRecord, Response
+from .vendors import VENDORS, secrets_of
+from .vendors import credentials_for as vendor_credentials
 
 LOG_ENV_VAR = "RESTSYNC_SANDBOX_LOG"
 
@@ -229,19 +231,23 @@ class Sandbox:
         return GRANT_TYPES[spec]
 
     def credentials(self, spec: str) -> dict[str, str]:
-        """``client_id``, ``client_secret`` and, for refresh-token specs, ``refresh_token``."""
+        """``client_id``, ``client_secret`` and, for refresh-token specs, ``refresh_token``;
+        for a static-credential vendor its token, key or user and password
+        (see :mod:`restsync_assets.sandbox.vendors`)."""
         _check_spec(spec)
-        return credentials_for(spec)
+        return vendor_credentials(spec) if spec in VENDORS else credentials_for(spec)
 
     def env(self, specs: Iterable[str] | None = None) -> dict[str, str]:
-        """Environment variables ``<SPEC>_CLIENT_ID`` ... ``<SPEC>_TOKEN_URL`` for ``specs``."""
+        """Environment variables ``<SPEC>_CLIENT_ID`` ... ``<SPEC>_TOKEN_URL`` for ``specs``
+        (default: the five seed APIs); a vendor's are its credentials and ``_BASE_URL``."""
         out: dict[str, str] = {}
         for spec in SANDBOX_SPECS if specs is None else specs:
             name = spec.upper()
             for key, value in self.credentials(spec).items():
                 out[f"{name}_{key.upper()}"] = value
             out[f"{name}_BASE_URL"] = self.base_url(spec)
-            out[f"{name}_TOKEN_URL"] = self.token_url(spec)
+            if spec not in VENDORS:
+                out[f"{name}_TOKEN_URL"] = self.token_url(spec)
         return out
 
     # ------------------------------------------------------------------ data
@@ -268,13 +274,15 @@ class Sandbox:
 
     def secrets(self) -> list[str]:
         """Every secret the sandbox knows: client secrets, refresh tokens (configured and
-        rotated) and every access token issued so far. For secret scans in tests."""
+        rotated), every access token issued so far and the vendors' tokens, keys and
+        passwords (with the basic-auth base64 form). For secret scans in tests."""
         values = [
             v
             for spec in SANDBOX_SPECS
             for k, v in credentials_for(spec).items()
             if k != "client_id"
         ]
+        values += [s for vendor in VENDORS for s in secrets_of(vendor)]
         return list(dict.fromkeys(values + self._app.tokens.issued()))
 
     # ------------------------------------------------------------------ request log
@@ -320,8 +328,10 @@ class Sandbox:
 
 
 def _check_spec(spec: str) -> None:
-    if spec not in SANDBOX_SPECS:
-        raise KeyError(f"unknown sandbox spec {spec!r}; expected one of {SANDBOX_SPECS}")
+    if spec not in SANDBOX_SPECS and spec not in VENDORS:
+        raise KeyError(
+            f"unknown sandbox spec {spec!r}; expected one of {(*SANDBOX_SPECS, *VENDORS)}"
+        )
 
 
 def _interrupt(signum, frame) -> None:
@@ -346,6 +356,10 @@ def serve(port: int, host: str = "127.0.0.1", faults: FaultPlan | None = None) -
             for spec in SANDBOX_SPECS:
                 print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
                 for key, value in sandbox.env([spec]).items():
+                    print(f"{key}={value}")
+            for vendor in VENDORS.values():
+                print(f"\n# {vendor.name} ({vendor.auth}): base {sandbox.base_url(vendor.name)}")
+                for key, value in sandbox.env([vendor.name]).items():
                     print(f"{key}={value}")
             print("\nPress Ctrl-C to stop.", flush=True)
             try:

@@ -19,18 +19,18 @@ from pydantic import BaseModel, ValidationError
 
 from restsync_assets.specs.errors import SpecError, SpecValidationError, allowed
 from restsync_assets.specs.model import (
+    AUTH_MODELS,
     AUTH_TYPES,
     COLUMN_TYPES,
-    DLT_AUTH_TYPES,
     PAGINATOR_TYPES,
     SECRET_AUTH_KEYS,
+    AuthSpec,
     AutomationSpec,
     Binding,
     ChecksSpec,
     Column,
     ErrorHandler,
     FreshnessSpec,
-    OAuth2AuthSpec,
     OffsetPaginatorSpec,
     PartitionsSpec,
     ResourceSpec,
@@ -72,6 +72,9 @@ LAG_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
+#: headers whose literal value is a secret: these names, or a name containing a word below
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+SECRET_HEADER_WORDS = ("key", "token", "secret")
 
 
 # --------------------------------------------------------------------------- public API
@@ -147,6 +150,7 @@ class _SpecParser:
     def __init__(self, raw: Any, path: Path):
         self.raw = raw
         self.path = path
+        self.name = "<name>"  # the spec's name once known (the env-var prefix of its secrets)
 
     def fail(self, message: str, *, resource: str | None = None, key: str = "") -> SpecError:
         return SpecError(self.path, message, resource=resource, key=key)
@@ -166,6 +170,7 @@ class _SpecParser:
             raise self.fail(
                 f"must be snake_case (lowercase letters, digits, _), got {name!r}", key="name"
             )
+        self.name = name
         client = self._mapping(raw.get("client"), "client", required=True)
         unknown = set(client) - set(CLIENT_KEYS)
         if unknown:
@@ -216,7 +221,7 @@ class _SpecParser:
             schedule=self._schedule(raw.get("schedule")),
             concurrency=self._concurrency(client.get("concurrency", 1)),
             error_handler=self._error_handler([client_handler], "client"),
-            secret_keys=self._secret_keys(client, merged),
+            secret_keys=self._secret_keys(client, defaults, merged, auth, resources),
         )
 
     def _mapping(
@@ -230,9 +235,8 @@ class _SpecParser:
 
     # -- client ----------------------------------------------------------------------------
 
-    def _auth(
-        self, auth: Any, key: str, resource: str | None = None
-    ) -> OAuth2AuthSpec | dict | None:
+    def _auth(self, auth: Any, key: str, resource: str | None = None) -> AuthSpec | None:
+        """`client.auth` (or `endpoint.auth`): an auth type whose secrets are `{secret: <name>}`."""
         if auth is None:
             return None
         if isinstance(auth, str):
@@ -246,23 +250,50 @@ class _SpecParser:
                 resource=resource,
                 key=f"{key}.type",
             )
-        for secret in (*SECRET_AUTH_KEYS, "token", "api_key", "password"):
-            if secret in auth:
-                raise self.fail(
-                    "secrets never live in YAML: remove it and set the env var or .dlt/secrets.toml",
-                    resource=resource,
-                    key=f"{key}.{secret}",
-                )
-        if kind == "oauth2":
-            return self._model(OAuth2AuthSpec, auth, key, resource)
-        assert kind in DLT_AUTH_TYPES
-        return dict(auth)
+        if kind == "oauth2" and resource is not None:
+            raise self.fail(
+                "restsync's oauth2 token is shared by every resource of the source: set it on client.auth",
+                resource=resource,
+                key=f"{key}.type",
+            )
+        for field_name in (*SECRET_AUTH_KEYS, "username"):
+            value = auth.get(field_name)
+            if field_name not in auth or (field_name == "username" and not isinstance(value, dict)):
+                continue  # a user name may be written in the YAML
+            if not _is_secret_ref(value):
+                raise self._literal_secret(f"{key}.{field_name}", field_name, resource)
+            self._secret_name(value, f"{key}.{field_name}", resource)
+        return self._model(AUTH_MODELS[kind], {**auth, "type": kind}, key, resource)
 
-    def _secret_keys(self, client: dict, resources: list[dict]) -> tuple[str, ...]:
-        """Every `{secret: <name>}` value of the client's headers and each endpoint's
-        headers and params: the secret is read at run time from `<NAME>_<NAME OF SECRET>`."""
-        keys: list[str] = []
-        places = [(None, "client.headers", client.get("headers"))]
+    def _secret_keys(
+        self,
+        client: dict,
+        defaults: dict,
+        resources: list[dict],
+        auth: AuthSpec | None,
+        specs: Iterable[ResourceSpec],
+    ) -> tuple[str, ...]:
+        """Every secret read at run time from `<NAME>_<NAME OF SECRET>`: the auth's secrets and
+        each `{secret: <name>}` of the client's headers and each endpoint's headers and params.
+
+        A literal value of a header that carries credentials (`Authorization`, `Cookie`, a
+        name with `key`, `token` or `secret` in it) fails: it would be a secret in the YAML.
+        """
+        keys = [
+            ref.secret
+            for a in (auth, *(s.endpoint.get("auth") for s in specs))
+            if a is not None
+            for ref in a.secret_refs().values()
+        ]
+        endpoint_defaults = defaults.get("endpoint")
+        places = [
+            (None, "client.headers", client.get("headers")),
+            (
+                None,
+                "resource_defaults.endpoint.headers",
+                endpoint_defaults.get("headers") if isinstance(endpoint_defaults, dict) else None,
+            ),
+        ]
         for r in resources:
             for where in ("headers", "params"):
                 places.append((r["name"], f"endpoint.{where}", r["endpoint"].get(where)))
@@ -270,21 +301,34 @@ class _SpecParser:
             if not isinstance(values, dict):
                 continue
             for name, value in values.items():
-                if isinstance(value, dict) and "secret" in value:
-                    key = value["secret"]
-                    if (
-                        set(value) != {"secret"}
-                        or not isinstance(key, str)
-                        or not NAME_RE.match(key)
-                    ):
-                        raise self.fail(
-                            "a secret value is {secret: <snake_case name>}, read from the env var "
-                            "<SPEC NAME>_<NAME> or .dlt/secrets.toml",
-                            resource=resource,
-                            key=f"{where}.{name}",
-                        )
-                    keys.append(key)
+                key = f"{where}.{name}"
+                if _is_secret_ref(value):
+                    keys.append(self._secret_name(value, key, resource))
+                elif where.endswith("headers") and _secret_header(name) and value not in (None, ""):
+                    raise self._literal_secret(key, _snake(str(name)), resource)
         return tuple(dict.fromkeys(keys))
+
+    def _secret_name(self, value: dict, key: str, resource: str | None) -> str:
+        """The name of a `{secret: <name>}` value (checked)."""
+        name = value.get("secret")
+        if set(value) != {"secret"} or not isinstance(name, str) or not NAME_RE.match(name):
+            raise self.fail(
+                "a secret value is {secret: <snake_case name>}, read from the env var "
+                "<SPEC NAME>_<NAME> or .dlt/secrets.toml",
+                resource=resource,
+                key=key,
+            )
+        return name
+
+    def _literal_secret(self, key: str, secret: str, resource: str | None) -> SpecError:
+        """A secret written in the YAML: say how to write it instead."""
+        return self.fail(
+            f"secrets never live in YAML: write {{secret: {secret}}} and set "
+            f"{self.name.upper()}_{secret.upper()} (or sources.{self.name}.{secret} in "
+            ".dlt/secrets.toml)",
+            resource=resource,
+            key=key,
+        )
 
     def _concurrency(self, value: Any) -> int:
         if (
@@ -775,8 +819,8 @@ class _SpecParser:
             )
         if isinstance(spec.paginator, (dict, str)):
             candidate["endpoint"]["paginator"] = spec.paginator
-        if isinstance(candidate["endpoint"].get("auth"), OAuth2AuthSpec):
-            candidate["endpoint"].pop("auth")
+        if isinstance(candidate["endpoint"].get("auth"), AuthSpec):
+            candidate["endpoint"].pop("auth")  # restsync's model, validated by `_auth`
         try:
             validate_dict(EndpointResource, candidate, path=".")
         except DictValidationException as error:
@@ -914,6 +958,22 @@ def _infer_parent(placeholder: str, names: list[str], resource: str) -> str | No
     return None
 
 
+def _is_secret_ref(value: Any) -> bool:
+    return isinstance(value, dict) and "secret" in value
+
+
+def _secret_header(name: Any) -> bool:
+    """Whether a header of that name carries credentials (its value must be a secret)."""
+    lowered = str(name).lower()
+    return lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
+def _snake(name: str) -> str:
+    """`X-Api-Key` -> `x_api_key`: the secret name suggested for a header."""
+    snake = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return snake if NAME_RE.match(snake) else f"header_{snake}".rstrip("_")
+
+
 def _strings(value: Any) -> str:
     if isinstance(value, str):
         return value + " "
@@ -939,7 +999,13 @@ def _pydantic_message(error: ValidationError, base_key: str) -> tuple[str, str]:
 
 def _allowed_fields(error: ValidationError) -> Iterable[str]:
     title = error.title
-    for model in (OAuth2AuthSpec, OffsetPaginatorSpec, TemplatedCursorPaginatorSpec, ErrorHandler):
+    models = (
+        *AUTH_MODELS.values(),
+        OffsetPaginatorSpec,
+        TemplatedCursorPaginatorSpec,
+        ErrorHandler,
+    )
+    for model in models:
         if model.__name__ == title:
             return model.model_fields
     return ()

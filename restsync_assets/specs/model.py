@@ -28,7 +28,16 @@ PAGINATOR_TYPES = (
 DLT_AUTH_TYPES = ("api_key", "bearer", "http_basic", "oauth2_client_credentials")
 AUTH_TYPES = ("oauth2", *DLT_AUTH_TYPES)
 WRITE_DISPOSITIONS = ("append", "merge", "replace")
-SECRET_AUTH_KEYS = ("client_id", "client_secret", "refresh_token", "access_token")
+#: auth fields that only ever hold `{secret: <name>}` (a literal value fails validation)
+SECRET_AUTH_KEYS = (
+    "token",
+    "api_key",
+    "password",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "access_token",
+)
 
 #: Friendly type names accepted in `schema`, mapped to dlt data types.
 COLUMN_TYPES: dict[str, str] = {
@@ -77,12 +86,88 @@ class ErrorHandler(_Strict):
         return codes
 
 
-class OAuth2AuthSpec(_Strict):
-    """`client.auth: {type: oauth2, token_url: ...}`; secrets come from the credentials resource."""
+class SecretRef(_Strict):
+    """`{secret: <name>}`: read at run time from `<SPEC NAME>_<NAME>` or `sources.<spec>.<name>`."""
+
+    secret: str
+
+    def env_var(self, spec: str) -> str:
+        return f"{spec.upper()}_{self.secret.upper()}"
+
+
+def _ref(name: str) -> Any:
+    return Field(default_factory=lambda: SecretRef(secret=name))
+
+
+class _AuthSpec(_Strict):
+    """An auth type of `client.auth` (or `endpoint.auth`); secrets are `SecretRef`s."""
+
+    def secret_refs(self) -> dict[str, SecretRef]:
+        """The auth's secrets by field (defaults included); all must be set at run time."""
+        return {name: value for name, value in self if isinstance(value, SecretRef)}
+
+
+class OAuth2AuthSpec(_AuthSpec):
+    """`client.auth: {type: oauth2, token_url: ...}`; restsync's own OAuth2 (refresh tokens).
+
+    `client_id`, `client_secret` and `refresh_token` default to the credentials resource's
+    `<NAME>_CLIENT_ID`, `<NAME>_CLIENT_SECRET` and (optional) `<NAME>_REFRESH_TOKEN`;
+    `{secret: <name>}` reads another one.
+    """
 
     type: Literal["oauth2"]
     token_url: str
     scopes: tuple[str, ...] = ()
+    client_id: SecretRef | None = None
+    client_secret: SecretRef | None = None
+    refresh_token: SecretRef | None = None
+
+
+class BearerAuthSpec(_AuthSpec):
+    """dlt's `bearer`: `Authorization: Bearer <token>`, token from `<NAME>_TOKEN` by default."""
+
+    type: Literal["bearer"] = "bearer"
+    token: SecretRef = _ref("token")
+
+
+class ApiKeyAuthSpec(_AuthSpec):
+    """dlt's `api_key`: the key (`<NAME>_API_KEY`) in a header, query param or cookie `name`."""
+
+    type: Literal["api_key"]
+    name: str = "Authorization"
+    location: Literal["header", "query", "param", "cookie"] = "header"
+    api_key: SecretRef = _ref("api_key")
+
+
+class HttpBasicAuthSpec(_AuthSpec):
+    """dlt's `http_basic`: `username` (YAML or `<NAME>_USERNAME`), password `<NAME>_PASSWORD`."""
+
+    type: Literal["http_basic"]
+    username: str | SecretRef = _ref("username")
+    password: SecretRef = _ref("password")
+
+
+class OAuth2ClientCredentialsSpec(_AuthSpec):
+    """dlt's `oauth2_client_credentials`: `<NAME>_CLIENT_ID`/`_CLIENT_SECRET` at `access_token_url`."""
+
+    type: Literal["oauth2_client_credentials"]
+    access_token_url: str
+    client_id: SecretRef = _ref("client_id")
+    client_secret: SecretRef = _ref("client_secret")
+    access_token_request_data: dict[str, Any] | None = None
+    default_token_expiration: int = Field(3600, gt=0)
+
+
+DltAuthSpec = BearerAuthSpec | ApiKeyAuthSpec | HttpBasicAuthSpec | OAuth2ClientCredentialsSpec
+AuthSpec = OAuth2AuthSpec | DltAuthSpec
+#: the model of each `auth.type`
+AUTH_MODELS: dict[str, type[_AuthSpec]] = {
+    "oauth2": OAuth2AuthSpec,
+    "bearer": BearerAuthSpec,
+    "api_key": ApiKeyAuthSpec,
+    "http_basic": HttpBasicAuthSpec,
+    "oauth2_client_credentials": OAuth2ClientCredentialsSpec,
+}
 
 
 class OffsetPaginatorSpec(_Strict):
@@ -225,7 +310,7 @@ class SourceSpec:
     name: str
     path: Path
     base_url: str
-    auth: OAuth2AuthSpec | dict | None
+    auth: AuthSpec | None
     client_headers: dict[str, Any]
     client_paginator: Any
     resources: tuple[ResourceSpec, ...]
