@@ -18,6 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 SEED_SPECS = REPO / "source_specs"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_masking_registry() -> Iterator[None]:
+    """Each test starts with no registered secrets: the registry is process-wide, and a
+    test's short fake secret ("secret") would otherwise mask words in later tests' messages."""
+    from restsync_assets.http.masking import forget_secrets
+
+    forget_secrets()
+    yield
+    forget_secrets()
+
+
 @pytest.fixture
 def sandbox():
     """The sandbox serving all five seed APIs on a free loopback port."""

@@ -703,3 +703,41 @@ def test_dlt_auth_is_built_with_the_resolved_secrets_and_never_resolved_by_dlt(t
         assert {k: built[k] for k in fields} == fields, kind
     basic = "YWxpY2U6cGE1NS13b3Jk"  # base64 of alice:pa55-word, as sent on the wire
     assert {"pa55-word", "tok-123456", "secret-1", basic} <= set(registered_secrets())
+
+
+def test_endpoint_auth_and_named_oauth2_secrets_are_built_from_their_secrets(tmp_path, warehouse):
+    """An endpoint's own auth is built like the client's; restsync's oauth2 reads the
+    secrets a spec names instead of `<NAME>_CLIENT_SECRET` and `<NAME>_REFRESH_TOKEN`."""
+    from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+
+    from restsync_assets.resources import Credentials
+    from restsync_assets.sources import source_config
+
+    named = {
+        "type": "oauth2",
+        "token_url": OAUTH_URL,
+        "client_secret": {"secret": "app_secret"},
+        "refresh_token": {"secret": "offline_token"},
+    }
+    spec = load_spec_file(
+        write(
+            tmp_path,
+            spec_with(
+                client__auth=named,
+                resources__0__endpoint__auth={"type": "bearer", "token": {"secret": "org_token"}},
+            ),
+        )
+    )
+    assert spec.secret_keys == ("app_secret", "offline_token", "org_token")
+    extra = {"app_secret": "named-secret", "offline_token": "named-refresh", "org_token": "org-tok"}
+    creds = Credentials("shop", "id-1", "default-secret", None, None, None, extra=extra)
+    config = source_config(spec, creds)
+    oauth = config["client"]["auth"]
+    assert (oauth.client_id, oauth.client_secret, oauth.grant_type) == (
+        "id-1",
+        "named-secret",
+        "refresh_token",
+    )
+    endpoint_auth = config["resources"][0]["endpoint"]["auth"]
+    assert isinstance(endpoint_auth, BearerTokenAuth) and endpoint_auth.token == "org-tok"
+    assert "auth" not in config["resources"][1]["endpoint"]

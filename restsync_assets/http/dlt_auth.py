@@ -23,6 +23,8 @@ from dlt.sources.helpers.rest_client.auth import (
     OAuth2ClientCredentials,
 )
 
+from restsync_assets.specs.model import DltAuthSpec, OAuth2ClientCredentialsSpec, SecretRef
+
 from .masking import mask_url, register_secret
 
 __all__ = ["TokenRequestError", "basic_credentials", "build_dlt_auth"]
@@ -82,7 +84,7 @@ def basic_credentials(username: str, password: str) -> str:
 
 
 def build_dlt_auth(
-    auth: Any, secret: SecretLookup, source: str, token_url: str | None = None
+    auth: DltAuthSpec, secret: SecretLookup, source: str, token_url: str | None = None
 ) -> AuthConfigBase:
     """The dlt auth object for a spec's `auth` model (`restsync_assets.specs.model`).
 
@@ -91,7 +93,7 @@ def build_dlt_auth(
     it is.
     """
 
-    def value(ref: Any) -> str:
+    def value(ref: SecretRef) -> str:
         resolved = secret(ref.secret)
         register_secret(resolved)
         return resolved
@@ -114,7 +116,10 @@ def build_dlt_auth(
 
 
 def _client_credentials(
-    auth: Any, value: Callable[[Any], str], source: str, token_url: str | None
+    auth: OAuth2ClientCredentialsSpec,
+    value: Callable[[SecretRef], str],
+    source: str,
+    token_url: str | None,
 ) -> _OAuth2ClientCredentials:
     oauth = _OAuth2ClientCredentials(
         access_token_url=token_url or auth.access_token_url,
