@@ -4,14 +4,15 @@ Served beside the five seed APIs under ``/<vendor>/...``, each with one offset-p
 resource (``{"data": [...]}``, ``offset``/``limit`` params, no total) and fixed credentials
 derived from the vendor's name:
 
-========  ==================================  ========  ====================================
-vendor    auth                                resource  credentials (env vars of its spec)
-========  ==================================  ========  ====================================
-helpdesk  bearer token                        tickets   ``HELPDESK_TOKEN``
-crm       API key in the ``X-Api-Key`` header contacts  ``CRM_API_KEY``
-weather   API key in the ``appid`` query param stations  ``WEATHER_APP_KEY``
-billing   HTTP basic                          invoices  ``BILLING_USERNAME``, ``BILLING_PASSWORD``
-========  ==================================  ========  ====================================
+========  =====================================  ========  ================================
+vendor    auth                                   resource  credentials (env vars of its spec)
+========  =====================================  ========  ================================
+helpdesk  bearer token                           tickets   ``HELPDESK_TOKEN``
+crm       API key in the ``X-Api-Key`` header    contacts  ``CRM_API_KEY``
+weather   API key in the ``appid`` query param   stations  ``WEATHER_APP_KEY``
+billing   HTTP basic                             invoices  ``BILLING_USERNAME``,
+                                                           ``BILLING_PASSWORD``
+========  =====================================  ========  ================================
 
 A request without the right credential gets a 401 whose body repeats the credential it
 received, as careless APIs do, so tests can prove restsync masks it.
