@@ -114,7 +114,40 @@ INVALID = [
     (
         "unbound placeholder",
         spec_with(resources__1__endpoint__path="/v1/campaigns/{parent_id}/items"),
-        "resource 'adaccounts': endpoint.path: placeholder {parent_id} is not bound: bind it with {resources.<parent>.<field>} in the path or params.parent_id: {type: resolve, resource: <parent>, field: <field>}; resources: organizations",
+        "resource 'adaccounts': endpoint.path: placeholder {parent_id} is not bound: give it a value with params.parent_id: <value>, or bind it to a parent's field with {resources.<parent>.<field>} in the path or params.parent_id: {type: resolve, resource: <parent>, field: <field>}; possible parents: organizations",
+    ),
+    (
+        "resolve param missing from the path",
+        spec_with(
+            resources__1__endpoint={
+                "path": "/v1/adaccounts",
+                "params": {"org": {"type": "resolve", "resource": "organizations", "field": "id"}},
+            }
+        ),
+        "resource 'adaccounts': endpoint.params.org: resolve param org is not in the path (dlt binds resolve params in the path only); for a query param use org: \"{resources.organizations.id}\"",
+    ),
+    (
+        "path placeholder bound to an incremental param",
+        spec_with(
+            resources__0__endpoint__path="/v1/orgs/{since}",
+            resources__0__endpoint__params={"since": {"type": "incremental", "cursor_path": "u"}},
+        ),
+        "resource 'organizations': endpoint.params.since: {since} in the path takes a plain value or a resolve param, not {'type': 'incremental', 'cursor_path': 'u'}",
+    ),
+    (
+        "unbalanced brace in the path",
+        spec_with(resources__0__endpoint__path="/v1/orgs/{id"),
+        "resource 'organizations': endpoint.path: '/v1/orgs/{id': expected '}' before end of string; write a literal { or } as {{ or }}",
+    ),
+    (
+        "placeholder dlt does not fill in params",
+        spec_with(resources__0__endpoint__params={"q": "name:{name}"}),
+        "resource 'organizations': endpoint.params: {name} is not a placeholder dlt fills here: use {resources.<parent>.<field>} or {incremental.start_value} (with an incremental); write a literal { or } as {{ or }}",
+    ),
+    (
+        "resource_defaults endpoint not a mapping",
+        spec_with(resource_defaults__endpoint="/v1/x"),
+        "resource_defaults.endpoint: must be a mapping",
     ),
     (
         "resolve to unknown resource",
@@ -408,6 +441,23 @@ def test_invalid_spec_gives_one_line_naming_file_resource_and_key(tmp_path, case
     assert "\n" not in line
     assert line.startswith(str(path)) or line.startswith("shop.yaml")
     assert expected in line, line
+
+
+def test_unbound_placeholder_never_suggests_the_resources_own_descendants(tmp_path):
+    """The issue-8 config without its param: the hint lists other resources, not children."""
+    spec = spec_with(resources__0__endpoint__path="/v1/orgs/{org}")
+    spec["resources"] += [
+        {"name": "creatives", "endpoint": "/v1/adaccounts/{adaccount_id}/creatives"},
+        {"name": "users", "endpoint": "/v1/users"},
+    ]
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(write(tmp_path, spec))
+    assert str(caught.value).endswith(
+        "resource 'organizations': endpoint.path: placeholder {org} is not bound: give it a "
+        "value with params.org: <value>, or bind it to a parent's field with "
+        "{resources.<parent>.<field>} in the path or params.org: {type: resolve, resource: "
+        "<parent>, field: <field>}; possible parents: users"
+    )
 
 
 def test_error_lines_name_the_file_relative_to_cwd(tmp_path, monkeypatch):
@@ -741,3 +791,113 @@ def test_endpoint_auth_and_named_oauth2_secrets_are_built_from_their_secrets(tmp
     endpoint_auth = config["resources"][0]["endpoint"]["auth"]
     assert isinstance(endpoint_auth, BearerTokenAuth) and endpoint_auth.token == "org-tok"
     assert "auth" not in config["resources"][1]["endpoint"]
+
+
+def _dlt_expanded(spec: dict) -> dict:
+    """Each resource as dlt's `rest_api` expands it: defaults merged, path params bound.
+
+    One resource at a time: dlt merges `columns` into the shared defaults in place, so a
+    resource's hint on a column the defaults declare leaks into the resources expanded with
+    it (dlt 1.31); restsync merges every resource into its own copy of the defaults.
+    """
+    from dlt.sources.rest_api.config_setup import expand_and_index_resources
+
+    defaults = spec.get("resource_defaults") or {}
+    return {
+        name: resource
+        for raw in spec["resources"]
+        for name, resource in expand_and_index_resources(
+            [copy.deepcopy(raw)], copy.deepcopy(defaults)
+        ).items()
+    }
+
+
+def test_plain_params_fill_the_path_and_leave_the_query_as_in_dlt(tmp_path):
+    """Issue 8: `orgs/{org}/repos` with `params: {org: acme}` requests `orgs/acme/repos`
+    without an `org` query param, exactly as dlt binds it; a plain param wins over the
+    `{<name>_id}` inference."""
+    spec = spec_with(
+        resources__0__endpoint={
+            "path": "/v1/orgs/{org}/repos/{kind}",
+            "params": {"org": "acme", "kind": 5, "per_page": 10},
+        },
+        resources__1__endpoint={
+            "path": "/v1/organizations/{organization_id}/adaccounts",
+            "params": {"organization_id": "o-7"},
+        },
+    )
+    loaded = load_spec_file(write(tmp_path, spec))
+    expanded = _dlt_expanded(spec)
+    for resource in loaded.resources:
+        theirs = expanded[resource.name]["endpoint"]
+        assert resource.endpoint["path"] == theirs["path"]
+        assert resource.endpoint["params"] == theirs["params"]
+        assert resource.parent is None
+    assert loaded.resource("organizations").endpoint["path"] == "/v1/orgs/acme/repos/5"
+    assert loaded.resource("adaccounts").endpoint["params"] == {}
+
+
+def test_plain_and_resolve_params_together_in_a_child_path(tmp_path):
+    spec = spec_with(
+        resources__1__endpoint={
+            "path": "/v1/orgs/{org}/repos/{repo_id}/issues",
+            "params": {
+                "org": "acme",
+                "repo_id": {"type": "resolve", "resource": "organizations", "field": "id"},
+            },
+        }
+    )
+    child = load_spec_file(write(tmp_path, spec)).resource("adaccounts")
+    assert child.parent == "organizations"
+    assert child.endpoint["path"] == "/v1/orgs/acme/repos/{repo_id}/issues"
+    assert child.endpoint["params"] == {
+        "repo_id": {"type": "resolve", "resource": "organizations", "field": "id"}
+    }
+
+
+def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
+    """Endpoint keys, params and json one level deep, columns column by column, every other
+    key the resource's over the defaults', and a default path never used: as dlt's merge."""
+    spec = spec_with(
+        resource_defaults={
+            "primary_key": "id",
+            "write_disposition": "merge",
+            "max_table_nesting": 1,
+            "columns": {"id": {"data_type": "text"}, "name": {"nullable": False}},
+            "endpoint": {
+                "path": "/v1/not_used",
+                "data_selector": "data",
+                "params": {"per_page": 4, "sort": "asc"},
+                "json": {"a": 1, "b": {"c": 2}},
+            },
+        },
+        resources=[
+            "orgs",
+            {
+                "name": "users",
+                "endpoint": {"params": {"per_page": 5}, "json": {"b": {"d": 3}}},
+                "columns": {"name": {"data_type": "text"}},
+                "write_disposition": "append",
+            },
+            {"name": "teams", "endpoint": {"path": "/v1/teams", "data_selector": "teams"}},
+        ],
+    )
+    loaded = load_spec_file(write(tmp_path, spec))
+    expanded = _dlt_expanded(spec)
+    for resource in loaded.resources:
+        theirs = expanded[resource.name]
+        for key in ("path", "params", "json"):
+            assert resource.endpoint.get(key) == theirs["endpoint"].get(key), (resource.name, key)
+        assert resource.data_selector == theirs["endpoint"]["data_selector"]
+        assert resource.hints["columns"] == theirs["columns"]
+        assert resource.hints["max_table_nesting"] == theirs["max_table_nesting"]
+        assert resource.write_disposition == theirs["write_disposition"]
+        assert resource.primary_key == theirs["primary_key"]
+    users = loaded.resource("users")
+    assert users.endpoint["path"] == "users"
+    assert users.endpoint["params"] == {"per_page": 5, "sort": "asc"}
+    assert users.endpoint["json"] == {"a": 1, "b": {"d": 3}}
+    assert users.hints["columns"] == {
+        "id": {"name": "id", "data_type": "text"},
+        "name": {"name": "name", "nullable": False, "data_type": "text"},
+    }

@@ -7,6 +7,7 @@ This is the only module that reads YAML. It turns each file into a `SourceSpec` 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Mapping
 from copy import deepcopy
 from dataclasses import replace
@@ -71,10 +72,13 @@ LAG_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 LAG_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
 #: headers whose literal value is a secret: these names, or a name containing a word below
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 SECRET_HEADER_WORDS = ("key", "token", "secret")
+
+
+#: placeholder prefixes dlt fills itself (`{resources.<parent>.<field>}`, `{incremental.start_value}`)
+CONTEXTS = ("resources.", "incremental.")
 
 
 # --------------------------------------------------------------------------- public API
@@ -183,7 +187,7 @@ class _SpecParser:
         client_handler = self._error_handler_fields(
             client.get("error_handler"), "client.error_handler"
         )
-        defaults = self._mapping(raw.get("resource_defaults"), "resource_defaults")
+        defaults = self._defaults(raw.get("resource_defaults"))
         default_handler = self._error_handler_fields(
             defaults.get("error_handler"), "resource_defaults.error_handler"
         )
@@ -195,7 +199,11 @@ class _SpecParser:
         for i, n in enumerate(names):
             if n in names[:i]:
                 raise self.fail("duplicate resource name", resource=n, key="name")
-        bindings = {r["name"]: self._bindings(r, names) for r in merged}
+        found = {r["name"]: self._bindings(r, names) for r in merged}
+        bindings = {n: b for n, (b, _) in found.items()}
+        for n, (_, unbound) in found.items():
+            if unbound:
+                raise self._unbound_error(n, unbound[0], bindings)
         parents = _Lineage(bindings, self)
         carried = parents.carried_fields()
         resources = self._inherit_partitions(
@@ -357,7 +365,17 @@ class _SpecParser:
     # -- resources -------------------------------------------------------------------------
 
     def _merge_defaults(self, defaults: dict, resource: Any, index: int) -> dict:
-        """Merge `resource_defaults` into a resource the way dlt does (params and json deep)."""
+        """`resource_defaults` merged into a resource exactly as dlt's `rest_api` merges them.
+
+        The resource is normalized as dlt normalizes it (a string is a name and path, a string
+        endpoint is a path, a missing path is the resource's name: never the defaults'), then
+        merged by dlt's own function: the resource's keys win, `endpoint.params` and
+        `endpoint.json` merge one level deep, `columns` merge column by column.
+        """
+        # dlt's own function (private, but the one `rest_api_source` runs), so restsync merges
+        # exactly as the installed dlt does; the parity tests break if it ever changes
+        from dlt.sources.rest_api.config_setup import _merge_resource_endpoints
+
         if isinstance(resource, str):
             resource = {"name": resource, "endpoint": {"path": resource}}
         if not isinstance(resource, dict):
@@ -368,28 +386,40 @@ class _SpecParser:
                 f"must be a name of letters, digits and _ (it becomes the table and asset name), got {name!r}",
                 key=f"resources[{index}].name",
             )
-        endpoint = resource.get("endpoint", {"path": name})
+        resource = deepcopy(resource)
+        endpoint = resource.get("endpoint", {})
         if isinstance(endpoint, str):
             endpoint = {"path": endpoint}
         endpoint = self._mapping(endpoint, "endpoint", resource=name)
-        default_endpoint = defaults.get("endpoint") or {}
-        if isinstance(default_endpoint, str):
-            default_endpoint = {"path": default_endpoint}
-        merged_endpoint = {**deepcopy(default_endpoint), **deepcopy(endpoint)}
-        for deep in ("params", "json"):
-            if deep in endpoint and deep in default_endpoint:
-                merged_endpoint[deep] = {**default_endpoint[deep], **endpoint[deep]}
-        merged_endpoint.setdefault("path", name)
-        merged = {
-            **deepcopy({k: v for k, v in defaults.items() if k != "endpoint"}),
-            **deepcopy(resource),
-        }
-        merged["endpoint"] = merged_endpoint
-        if "error_handler" in resource:
-            merged["error_handler"] = resource["error_handler"]
-        return merged
+        endpoint.setdefault("path", name)
+        resource["endpoint"] = self._deep_merged_keys(endpoint, "endpoint", name)
+        return _merge_resource_endpoints(deepcopy(defaults), resource)
 
-    def _bindings(self, resource: dict, names: list[str]) -> tuple[Binding, ...]:
+    def _deep_merged_keys(self, endpoint: dict, key: str, resource: str | None = None) -> dict:
+        """`endpoint` with its `params` and `json` (the keys dlt merges one level deep) checked
+        to be mappings; an empty one (`params:` with no value) counts as absent."""
+        for deep in ("params", "json"):
+            if deep in endpoint and endpoint[deep] is None:
+                endpoint.pop(deep)
+            elif deep in endpoint:
+                self._mapping(endpoint[deep], f"{key}.{deep}", resource=resource)
+        return endpoint
+
+    def _defaults(self, raw: Any) -> dict:
+        """`resource_defaults`, checked where dlt's merge needs mappings."""
+        defaults = deepcopy(self._mapping(raw, "resource_defaults"))
+        if defaults.get("endpoint") is not None:
+            key = "resource_defaults.endpoint"
+            defaults["endpoint"] = self._deep_merged_keys(
+                self._mapping(defaults["endpoint"], key), key
+            )
+        return defaults
+
+    def _bindings(self, resource: dict, names: list[str]) -> tuple[tuple[Binding, ...], list[str]]:
+        """The resource's bindings to parent fields, and its path placeholders nothing binds.
+
+        Plain params named in the path are filled in first, as dlt does (`_bind_plain_params`).
+        """
         name = resource["name"]
         endpoint = resource["endpoint"]
         unknown = set(endpoint) - set(ENDPOINT_KEYS)
@@ -422,40 +452,131 @@ class _SpecParser:
                     resource=name,
                     key=f"endpoint.params.{param}.type",
                 )
+        path = self._bind_plain_params(name, endpoint)
+        in_path = self._template_fields(path, name, "endpoint.path")
+        for b in bindings:
+            if b.placeholder not in in_path:
+                raise self.fail(
+                    f"resolve param {b.placeholder} is not in the path (dlt binds resolve params "
+                    f"in the path only); for a query param use {b.placeholder}: "
+                    f'"{{resources.{b.resource}.{b.field}}}"',
+                    resource=name,
+                    key=f"endpoint.params.{b.placeholder}",
+                )
         bound = {b.placeholder for b in bindings}
-        for placeholder in PLACEHOLDER_RE.findall(path):
+        unbound: list[str] = []
+        for placeholder in in_path:
             if placeholder in bound or placeholder.startswith("incremental."):
                 continue
             if placeholder.startswith("resources."):
-                parts = placeholder.split(".", 2)
-                if len(parts) != 3:
-                    raise self.fail(
-                        f"{{{placeholder}}} must look like {{resources.<resource>.<field>}}",
-                        resource=name,
-                        key="endpoint.path",
-                    )
-                self._check_target(parts[1], names, name, "endpoint.path")
-                bindings.append(Binding(placeholder, parts[1], parts[2]))
+                bindings.append(self._resources_binding(placeholder, names, name, "endpoint.path"))
                 continue
             target = _infer_parent(placeholder, names, name)
             if target is None:
-                raise self.fail(
-                    f"placeholder {{{placeholder}}} is not bound: bind it with "
-                    f"{{resources.<parent>.<field>}} in the path or "
-                    f"params.{placeholder}: {{type: resolve, resource: <parent>, field: <field>}}; "
-                    f"resources: {', '.join(n for n in names if n != name)}",
-                    resource=name,
-                    key="endpoint.path",
-                )
-            bindings.append(Binding(placeholder, target, "id"))
+                unbound.append(placeholder)
+            else:
+                bindings.append(Binding(placeholder, target, "id"))
         for where in ("params", "json", "data", "headers"):
-            for expr in PLACEHOLDER_RE.findall(_strings(endpoint.get(where))):
+            key = f"endpoint.{where}"
+            for expr in self._template_fields(endpoint.get(where), name, key):
                 if expr.startswith("resources."):
-                    parts = expr.split(".", 2)
-                    if len(parts) == 3:
-                        self._check_target(parts[1], names, name, f"endpoint.{where}")
-                        bindings.append(Binding(expr, parts[1], parts[2]))
-        return tuple(bindings)
+                    bindings.append(self._resources_binding(expr, names, name, key))
+                elif not expr.startswith("incremental."):
+                    raise self.fail(
+                        f"{{{expr}}} is not a placeholder dlt fills here: use "
+                        "{resources.<parent>.<field>} or {incremental.start_value} (with an "
+                        "incremental); write a literal { or } as {{ or }}",
+                        resource=name,
+                        key=key,
+                    )
+        return tuple(bindings), unbound
+
+    def _resources_binding(self, expr: str, names: list[str], resource: str, key: str) -> Binding:
+        parts = expr.split(".", 2)
+        if len(parts) != 3 or not all(parts):
+            raise self.fail(
+                f"{{{expr}}} must look like {{resources.<resource>.<field>}}",
+                resource=resource,
+                key=key,
+            )
+        self._check_target(parts[1], names, resource, key)
+        return Binding(expr, parts[1], parts[2])
+
+    def _bind_plain_params(self, resource: str, endpoint: dict) -> str:
+        """Fill path placeholders from plain params and take those params out of the query,
+        as dlt's `_bind_path_params` does: `orgs/{org}/repos` with `params: {org: acme}`
+        requests `orgs/acme/repos`, without an `org` query param. Returns the path."""
+        path, params = endpoint["path"], endpoint.get("params") or {}
+        segments, used = [], set()
+        for literal, field_name, _, _ in self._format_parse(path, resource, "endpoint.path"):
+            segments.append(_escape(literal))
+            if not field_name:
+                continue
+            value = params.get(field_name)
+            if (
+                field_name.startswith(CONTEXTS)
+                or field_name not in params
+                or (isinstance(value, dict) and value.get("type") == "resolve")
+            ):
+                segments.append("{" + field_name + "}")
+                continue
+            if isinstance(value, dict):
+                raise self.fail(
+                    f"{{{field_name}}} in the path takes a plain value or a resolve param, "
+                    f"not {value!r}",
+                    resource=resource,
+                    key=f"endpoint.params.{field_name}",
+                )
+            segments.append(_escape(str(value)))
+            used.add(field_name)
+        if used:
+            endpoint["path"] = "".join(segments)
+            endpoint["params"] = {k: v for k, v in params.items() if k not in used}
+        return endpoint["path"]
+
+    def _format_parse(self, text: str, resource: str, key: str) -> list[tuple]:
+        """`string.Formatter().parse(text)`: how dlt reads placeholders (`{{` is a literal `{`)."""
+        try:
+            return list(string.Formatter().parse(text))
+        except ValueError as error:
+            raise self.fail(
+                f"{text!r}: {error}; write a literal {{ or }} as {{{{ or }}}}",
+                resource=resource,
+                key=key,
+            ) from None
+
+    def _template_fields(self, value: Any, resource: str, key: str) -> list[str]:
+        """The `{placeholders}` of every string (and mapping key) in `value`, as dlt finds them."""
+        if isinstance(value, Mapping):
+            return [
+                f
+                for k, v in value.items()
+                for f in (
+                    *self._template_fields(k, resource, key),
+                    *self._template_fields(v, resource, key),
+                )
+            ]
+        if isinstance(value, (list, tuple)):
+            return [f for item in value for f in self._template_fields(item, resource, key)]
+        if isinstance(value, str):
+            return [f for _, f, _, _ in self._format_parse(value, resource, key) if f]
+        return []
+
+    def _unbound_error(
+        self, resource: str, placeholder: str, bindings: dict[str, tuple[Binding, ...]]
+    ) -> SpecError:
+        """Unbound path placeholder: how to bind it, and which resources could be its parent."""
+        below = _descendants(resource, bindings)
+        parents = [n for n in bindings if n != resource and n not in below]
+        return self.fail(
+            f"placeholder {{{placeholder}}} is not bound: give it a value with "
+            f"params.{placeholder}: <value>, or bind it to a parent's field with "
+            f"{{resources.<parent>.<field>}} in the path or "
+            f"params.{placeholder}: {{type: resolve, resource: <parent>, field: <field>}}"
+            + (f"; possible parents: {', '.join(parents)}" if parents else ""),
+            resource=resource,
+            key="endpoint.path",
+        )
 
     def _check_target(self, target: Any, names: list[str], resource: str, key: str) -> None:
         if target == resource:
@@ -974,14 +1095,21 @@ def _snake(name: str) -> str:
     return snake if NAME_RE.match(snake) else f"header_{snake}".rstrip("_")
 
 
-def _strings(value: Any) -> str:
-    if isinstance(value, str):
-        return value + " "
-    if isinstance(value, Mapping):
-        return "".join(_strings(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return "".join(_strings(v) for v in value)
-    return ""
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _descendants(resource: str, bindings: dict[str, tuple[Binding, ...]]) -> set[str]:
+    """Resources bound to `resource`, directly or through others."""
+    found: set[str] = set()
+    frontier = [resource]
+    while frontier:
+        current = frontier.pop()
+        for name, bs in bindings.items():
+            if name not in found and any(b.resource == current for b in bs):
+                found.add(name)
+                frontier.append(name)
+    return found
 
 
 def _pydantic_message(error: ValidationError, base_key: str) -> tuple[str, str]:
