@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -65,6 +66,14 @@ def serving(server: HTTPServer) -> Iterator[HTTPServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+CHECK_LINE = re.compile(r"Asset check '(\w+)' on '([\w/]+)' (passed|failed)")
+
+
+def check_results(output: str) -> dict[tuple[str, str], str]:
+    """`{(asset, check): "passed" | "failed"}` from the event log lines a Dagster CLI run prints."""
+    return {(m[2], m[1]): m[3] for m in CHECK_LINE.finditer(output)}
 
 
 def free_port() -> int:

@@ -11,7 +11,6 @@ limit of 1, blocked by the pool); nothing is timed.
 from __future__ import annotations
 
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -21,13 +20,19 @@ from restsync_assets.sandbox.faults import Fault, FaultPlan
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
-from .conftest import BIN, PROCESS_TIMEOUT, SEED_SPECS, Command, write_dagster_yaml
+from .conftest import (
+    BIN,
+    PROCESS_TIMEOUT,
+    SEED_SPECS,
+    Command,
+    check_results,
+    write_dagster_yaml,
+)
 from .test_faults import assert_table_equals_truth
 
 MATERIALIZE = (BIN / "dagster", "asset", "materialize", "-m", "restsync_assets.definitions")
 LOCK_WAIT = "waiting for another restsync run to release"
 POOL_WAIT = "Step blocked by limit for pool restsync_warehouse"
-CHECK_LINE = re.compile(r"Asset check '(\w+)' on '([\w/]+)' (passed|failed)")
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,6 @@ def selection(spec: SourceSpec) -> str:
 
 def unpartitioned(spec: SourceSpec) -> list[ResourceSpec]:
     return [r for r in spec.resources if r.partitions is None]
-
-
-def check_results(output: str) -> dict[tuple[str, str], str]:
-    """`{(asset, check): "passed" | "failed"}` from a run's event log lines."""
-    return {(m[2], m[1]): m[3] for m in CHECK_LINE.finditer(output)}
 
 
 def wait_until_seen_waiting(runs: dict[str, Command], line: str, count: int) -> set[str]:

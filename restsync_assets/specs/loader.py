@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from restsync_assets.http.token_urls import TOKEN_URL_RULE, is_secure_token_url
 from restsync_assets.specs.errors import SpecError, SpecValidationError, allowed
 from restsync_assets.specs.model import (
     AUTH_TYPES,
@@ -72,6 +73,8 @@ LAG_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
+#: The key of each auth type's token endpoint (client secrets are sent there).
+TOKEN_URL_KEYS = {"oauth2": "token_url", "oauth2_client_credentials": "access_token_url"}
 
 
 # --------------------------------------------------------------------------- public API
@@ -253,10 +256,18 @@ class _SpecParser:
                     resource=resource,
                     key=f"{key}.{secret}",
                 )
+        self._token_url(auth, kind, key, resource)
         if kind == "oauth2":
             return self._model(OAuth2AuthSpec, auth, key, resource)
         assert kind in DLT_AUTH_TYPES
         return dict(auth)
+
+    def _token_url(self, auth: dict, kind: str, key: str, resource: str | None) -> None:
+        """Client secrets are sent to the token URL: https, or plain http on a loopback host."""
+        name = TOKEN_URL_KEYS.get(kind)
+        url = auth.get(name) if name else None
+        if url is not None and not (isinstance(url, str) and is_secure_token_url(url)):
+            raise self.fail(f"{url!r} {TOKEN_URL_RULE}", resource=resource, key=f"{key}.{name}")
 
     def _secret_keys(self, client: dict, resources: list[dict]) -> tuple[str, ...]:
         """Every `{secret: <name>}` value of the client's headers and each endpoint's
