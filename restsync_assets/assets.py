@@ -27,7 +27,7 @@ from dlt.common.runtime.collector import LogCollector
 
 from restsync_assets import settings
 from restsync_assets.http.masking import install_log_masking, register_secret
-from restsync_assets.locks import exclusive
+from restsync_assets.locks import duckdb_lock_path, exclusive
 from restsync_assets.partitions import backfill_policy, partitions_definition, run_window
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
 
@@ -179,8 +179,7 @@ def run_spec(
 def _lock_path(spec: SourceSpec) -> Path:
     """One lock per DuckDB file (one writer at a time), else one per spec's dlt pipeline."""
     if settings.destination_name() == "duckdb":
-        db = settings.duckdb_path()
-        return db.with_name(db.name + ".lock")
+        return duckdb_lock_path(settings.duckdb_path())
     from restsync_assets.sources import pipeline_name
 
     return settings.pipelines_dir() / f"{pipeline_name(spec)}.lock"

@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from restsync_assets import settings
+from restsync_assets.locks import duckdb_lock_path, exclusive
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
 SAMPLE = 5
@@ -72,7 +73,8 @@ def build_spec_checks(
     @multi_asset_check(specs=check_specs, name=f"{spec.name}_checks", can_subset=True)
     def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         selected = {(k.asset_key.path[-1], k.name) for k in context.selected_asset_check_keys}
-        with Warehouse.open() as warehouse:
+        lock = duckdb_lock_path(settings.duckdb_path())  # no load writes while checks read
+        with exclusive(lock, on_wait=context.log.info), Warehouse.open() as warehouse:
             for resource in spec.resources:
                 for name in check_names(resource):
                     if (resource.name, name) in selected:

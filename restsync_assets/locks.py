@@ -1,9 +1,11 @@
 """Cross-process locks so two runs never write the same DuckDB file or dlt state at once.
 
-DuckDB allows one writer process per file, and dlt's pipeline working folder is not safe to
-share. Every restsync load holds an exclusive `fcntl` lock on `<warehouse>.lock` (or on the
-pipeline folder for other destinations) for its whole dlt run; a second run waits, logging
-that it does, instead of failing with "Could not set lock on file" or corrupting state.
+DuckDB allows one writer process per file, and no reader while another process writes; dlt's
+pipeline working folder is not safe to share. Every restsync load holds an exclusive `fcntl`
+lock on `<warehouse>.lock` (or on the pipeline folder for other destinations) for its whole
+dlt run, and every reader of the DuckDB file (the asset checks) holds the same lock while its
+connection is open; a second run waits, logging that it does, instead of failing with
+"Could not set lock on file" or corrupting state.
 The OS drops the lock when a process dies, even on `kill -9`.
 """
 
@@ -14,6 +16,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def duckdb_lock_path(db: Path) -> Path:
+    """The lock every reader and writer of the DuckDB file `db` holds: `<db>.lock`."""
+    return db.with_name(db.name + ".lock")
 
 
 @contextmanager

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from http.server import HTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from restsync_assets.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_SPECS = REPO / "source_specs"
+#: The venv's console scripts (`dagster`, `restsync`), as a user runs them.
+BIN = Path(sys.executable).parent
+#: Bound on one wait for a subprocess: its next awaited line, or its exit.
+PROCESS_TIMEOUT = 300.0
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +101,130 @@ def debug_logs(names: tuple[str, ...] = REQUEST_LOGGERS) -> Iterator[io.StringIO
         for lg, level in zip(loggers, levels, strict=True):
             lg.removeHandler(handler)
             lg.setLevel(level)
+
+
+CHECK_LINE = re.compile(r"Asset check '(\w+)' on '([\w/]+)' (passed|failed)")
+
+
+def check_results(output: str) -> dict[tuple[str, str], str]:
+    """`{(asset, check): "passed" | "failed"}` from the event log lines a Dagster CLI run prints."""
+    return {(m[2], m[1]): m[3] for m in CHECK_LINE.finditer(output)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Command:
+    """A real subprocess with this test's env, in its own process group; its merged output is
+    read line by line (waits are bounded by the next line or the exit, never by the clock)."""
+
+    def __init__(self, argv: Sequence[str], cwd: Path | None = None) -> None:
+        self.argv = [str(a) for a in argv]
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
+        env = dict(os.environ)  # this checkout's code first, in the subprocess too
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # signals reach its children too (`dagster dev`)
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def next_line(self, timeout: float) -> str | None:
+        """The next output line, None once output ended; `queue.Empty` after `timeout` s."""
+        line = self.lines.get(timeout=timeout)
+        if line is not None:
+            self.output.append(line)
+        return line
+
+    def wait_for_line(self, needle: str, timeout: float = PROCESS_TIMEOUT) -> bool:
+        """Read output until a line contains `needle` (True); False if it ended or timed out."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.next_line(left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if needle in line:
+                return True
+        return False
+
+    def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
+        """Wait for the exit (bounded) and the rest of the output; the exit code."""
+        code = self.process.wait(timeout=timeout)
+        while self.next_line(timeout) is not None:
+            pass
+        return code
+
+    def signal_group(self, signum: int) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Ctrl-C (SIGINT to its group), then the exit code; SIGKILL if it does not stop."""
+        self.signal_group(signal.SIGINT)
+        try:
+            return self.finish(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            return self.finish(timeout)
+
+
+@pytest.fixture
+def commands() -> Iterator[Callable[..., Command]]:
+    """`start(argv, cwd=None)` runs a `Command`; any still running at teardown is killed."""
+    started: list[Command] = []
+
+    def start(argv: Sequence[object], cwd: Path | None = None) -> Command:
+        started.append(Command([str(a) for a in argv], cwd))
+        return started[-1]
+
+    yield start
+    for command in started:
+        if command.process.poll() is None:
+            command.signal_group(signal.SIGKILL)
+            command.process.wait(timeout=PROCESS_TIMEOUT)
+
+
+def write_dagster_yaml(home: Path, **settings: object) -> None:
+    """`$DAGSTER_HOME/dagster.yaml`: telemetry off (tests stay on loopback) plus `settings`."""
+    config = {"telemetry": {"enabled": False}, **settings}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch) -> Path:
+    """A fresh `DAGSTER_HOME`, initialised once as the README says before runs start at once
+    (`dagster instance migrate`; two first runs creating its SQLite storage together race)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    write_dagster_yaml(home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    init = subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    return home

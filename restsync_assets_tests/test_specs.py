@@ -58,6 +58,36 @@ def write(tmp_path: Path, spec, name: str = "shop.yaml") -> Path:
     return path
 
 
+TOKEN_URL_RULE = (
+    "must be an https:// URL (plain http only on a loopback host: 127.0.0.1, ::1, localhost)"
+)
+OAUTH2 = ("oauth2", "token_url")
+DLT_CLIENT_CREDENTIALS = ("oauth2_client_credentials", "access_token_url")
+#: where an auth lives: (spec_with path, how the error line names it)
+AUTH_AT = {
+    "client": ("client", "client.auth"),
+    "endpoint": ("resources__0__endpoint", "resource 'organizations': endpoint.auth"),
+}
+#: (case, where the auth is, (auth type, token URL key), URL): each is refused
+INSECURE_TOKEN_URLS = [
+    ("oauth2 http", "client", OAUTH2, "http://auth.example.com/token"),
+    ("oauth2 http to a private ip", "client", OAUTH2, "http://10.0.0.5/token"),
+    ("oauth2 http to a localhost lookalike", "client", OAUTH2, "http://localhost.example.com/t"),
+    ("oauth2 ftp", "client", OAUTH2, "ftp://auth.example.com/token"),
+    ("oauth2 https without a host", "client", OAUTH2, "https:///token"),
+    ("oauth2 relative", "client", OAUTH2, "/oauth/token"),
+    ("dlt client credentials http", "client", DLT_CLIENT_CREDENTIALS, "http://a.example.com/t"),
+    ("endpoint dlt client credentials http", "endpoint", DLT_CLIENT_CREDENTIALS, "http://a.b/t"),
+]
+#: (case, (auth type, token URL key), URL): each is accepted
+SECURE_TOKEN_URLS = [
+    ("oauth2 http to 127.0.0.1", OAUTH2, "http://127.0.0.1:8080/token"),
+    ("oauth2 http to localhost", OAUTH2, "http://localhost/token"),
+    ("oauth2 http to ::1", OAUTH2, "http://[::1]:9000/token"),
+    ("oauth2 https", OAUTH2, "https://auth.example.com/token"),
+    ("dlt client credentials https", DLT_CLIENT_CREDENTIALS, "https://auth.example.com/token"),
+]
+
 INVALID = [
     (
         "unknown paginator type",
@@ -273,6 +303,14 @@ INVALID = [
         "invalid yaml",
         "name: shop\nclient: [unclosed\n",
         "invalid YAML at line",
+    ),
+    *(
+        (
+            f"insecure token url: {case}",
+            spec_with(**{f"{AUTH_AT[at][0]}__auth": {"type": kind, key: url}}),
+            f"{AUTH_AT[at][1]}.{key}: {url!r} {TOKEN_URL_RULE}",
+        )
+        for case, at, (kind, key), url in INSECURE_TOKEN_URLS
     ),
 ]
 
@@ -556,6 +594,10 @@ VALID = [
     (
         "schedule mapping",
         spec_with(schedule={"cron": "0 * * * *", "timezone": "Europe/Paris", "enabled": True}),
+    ),
+    *(
+        (f"token url: {case}", spec_with(client__auth={"type": kind, key: url}))
+        for case, (kind, key), url in SECURE_TOKEN_URLS
     ),
 ]
 

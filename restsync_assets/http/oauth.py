@@ -7,20 +7,19 @@ and as a plain ``requests`` auth hook.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
 from . import retry
 from .masking import MASK, mask, mask_url, register_secret
+from .token_urls import is_secure_token_url
 
 __all__ = ["InsecureTokenUrlError", "OAuth2Auth", "OAuth2Error"]
 
@@ -40,22 +39,8 @@ class InsecureTokenUrlError(ValueError):
     """The token URL is not https (and not a loopback address)."""
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _validate_token_url(token_url: str, source: str) -> None:
-    parts = urlsplit(token_url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if is_secure_token_url(token_url):
         return
     raise InsecureTokenUrlError(
         f"{source}: OAuth2 token_url {token_url!r} must be an https:// URL"

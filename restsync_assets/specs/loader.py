@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from restsync_assets.http.token_urls import TOKEN_URL_RULE, is_secure_token_url
 from restsync_assets.specs.errors import SpecError, SpecValidationError, allowed
 from restsync_assets.specs.model import (
     AUTH_MODELS,
@@ -77,6 +78,8 @@ SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 SECRET_HEADER_WORDS = ("key", "token", "secret")
 
 
+#: The key of each auth type's token endpoint (client secrets are sent there).
+TOKEN_URL_KEYS = {"oauth2": "token_url", "oauth2_client_credentials": "access_token_url"}
 #: placeholder prefixes dlt fills itself (`{resources.<parent>.<field>}`, `{incremental.start_value}`)
 CONTEXTS = ("resources.", "incremental.")
 
@@ -271,7 +274,15 @@ class _SpecParser:
             if not _is_secret_ref(value):
                 raise self._literal_secret(f"{key}.{field_name}", field_name, resource)
             self._secret_name(value, f"{key}.{field_name}", resource)
+        self._token_url(auth, kind, key, resource)
         return self._model(AUTH_MODELS[kind], {**auth, "type": kind}, key, resource)
+
+    def _token_url(self, auth: dict, kind: str, key: str, resource: str | None) -> None:
+        """Client secrets are sent to the token URL: https, or plain http on a loopback host."""
+        name = TOKEN_URL_KEYS.get(kind)
+        url = auth.get(name) if name else None
+        if url is not None and not (isinstance(url, str) and is_secure_token_url(url)):
+            raise self.fail(f"{url!r} {TOKEN_URL_RULE}", resource=resource, key=f"{key}.{name}")
 
     def _secret_keys(
         self,

@@ -1,0 +1,125 @@
+"""Runs at once on one DuckDB file: every `dagster asset materialize` succeeds, no table loses a row.
+
+Each run is a real `dagster asset materialize` process (the README's CLI) against the sandbox
+of this test process, one DuckDB file and one fresh `DAGSTER_HOME` (initialised once, as the
+README says). Loads and asset checks take turns on `<warehouse>.lock`. So that the runs of a
+round really overlap, the sandbox holds every token request of the round's specs until the
+two runs that did not get the lock first are seen waiting for it (or, with a Dagster pool
+limit of 1, blocked by the pool); nothing is timed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from restsync_assets.checks import check_names
+from restsync_assets.sandbox.faults import Fault, FaultPlan
+from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs.model import ResourceSpec, SourceSpec
+
+from .conftest import (
+    BIN,
+    PROCESS_TIMEOUT,
+    SEED_SPECS,
+    Command,
+    check_results,
+    write_dagster_yaml,
+)
+from .test_faults import assert_table_equals_truth
+
+MATERIALIZE = (BIN / "dagster", "asset", "materialize", "-m", "restsync_assets.definitions")
+LOCK_WAIT = "waiting for another restsync run to release"
+POOL_WAIT = "Step blocked by limit for pool restsync_warehouse"
+
+
+@dataclass(frozen=True)
+class Round:
+    specs: tuple[str, str, str]  # one `dagster asset materialize` per spec, started at once
+    pool_limit: int | None = None  # `concurrency: pools: default_limit` in dagster.yaml
+    #: the line the two runs that do not go first print while they wait
+    wait_line: str = LOCK_WAIT
+
+
+ROUNDS = [
+    Round(("ledger", "workspace_docs", "marketing_api")),
+    Round(("native_ads", "ad_analytics", "ledger")),
+    Round(("workspace_docs", "marketing_api", "native_ads"), pool_limit=1, wait_line=POOL_WAIT),
+]
+
+
+def selection(spec: SourceSpec) -> str:
+    """A spec's unpartitioned assets (Dagster's CLI takes one partitions definition per run)."""
+    return f"group:{spec.name} and partitions:none"
+
+
+def unpartitioned(spec: SourceSpec) -> list[ResourceSpec]:
+    return [r for r in spec.resources if r.partitions is None]
+
+
+def wait_until_seen_waiting(runs: dict[str, Command], line: str, count: int) -> set[str]:
+    """Read every run's output until `count` of them printed `line` (or one ended, or the
+    bound passed); the specs whose run printed it."""
+    seen: set[str] = set()
+    ended: set[str] = set()
+    deadline = time.monotonic() + PROCESS_TIMEOUT
+    while len(seen) < count and not ended and time.monotonic() < deadline:
+        for name, run in runs.items():
+            try:
+                text = run.next_line(timeout=0.05)
+            except queue.Empty:
+                continue
+            if text is None:
+                ended.add(name)
+            elif line in text:
+                seen.add(name)
+    return seen
+
+
+def test_three_rounds_of_three_runs_at_once_on_one_duckdb_file(
+    sandbox_env, dagster_home, commands, tmp_path
+) -> None:
+    """3 rounds x 3 `dagster asset materialize` of different specs, started together on one
+    DuckDB file: every run succeeds, every check passes, every table equals the sandbox."""
+    specs = {s.name: s for s in load_specs(SEED_SPECS)}
+    loaded: set[str] = set()
+    for number, round_ in enumerate(ROUNDS, 1):
+        pools = {"concurrency": {"pools": {"default_limit": round_.pool_limit}}}
+        write_dagster_yaml(dagster_home, **(pools if round_.pool_limit else {}))
+        release = threading.Event()
+        sandbox_env.faults = FaultPlan(
+            *(
+                Fault("slow", name, "oauth", seconds=PROCESS_TIMEOUT, until=release)
+                for name in round_.specs
+            )
+        )
+        runs = {
+            name: commands(
+                [*MATERIALIZE, "--select", selection(specs[name])],
+                cwd=tmp_path,
+            )
+            for name in round_.specs
+        }
+        try:
+            waiting = wait_until_seen_waiting(runs, round_.wait_line, count=2)
+        finally:
+            release.set()
+        outputs = {name: run.text for name, run in runs.items()}
+        assert len(waiting) == 2, f"round {number}: runs seen waiting: {waiting}\n{outputs}"
+
+        for name, run in runs.items():
+            code = run.finish()
+            assert code == 0, f"round {number}: {name} exited {code}:\n{run.text}"
+            expected = {
+                (f"{name}/{r.name}", check): "passed"
+                for r in unpartitioned(specs[name])
+                for check in check_names(r)
+            }
+            assert check_results(run.text) == expected, f"round {number}: {name}"
+
+        loaded.update(round_.specs)
+        for name in sorted(loaded):  # this round's tables, and no row lost from earlier ones
+            for resource in unpartitioned(specs[name]):
+                assert_table_equals_truth(sandbox_env, name, resource.name)
