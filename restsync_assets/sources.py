@@ -18,6 +18,7 @@ from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets import settings
 from restsync_assets.arrow_pages import ArrowPages
+from restsync_assets.child_cursors import with_per_parent_cursors
 from restsync_assets.http.dlt_auth import build_dlt_auth
 from restsync_assets.http.oauth import OAuth2Auth, _validate_token_url
 from restsync_assets.http.paginators import OffsetPaginatorWithoutTotal, TemplatedCursorPaginator
@@ -50,7 +51,8 @@ def build_source(
     `resources` limits the source to those resources (a partition group); `window` is the time
     window of a partitioned run, written into each partitioned resource's request.
     """
-    source = rest_api_source(source_config(spec, credentials, window), name=spec.name)
+    config = with_per_parent_cursors(spec, source_config(spec, credentials, window))
+    source = rest_api_source(config, name=spec.name)
     if settings.arrow_pages():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source

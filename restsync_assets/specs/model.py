@@ -265,6 +265,32 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class ChildCursorSpec:
+    """`incremental` of a child resource: restsync keeps one cursor per parent row.
+
+    dlt's incremental options with dlt's meaning, applied to each parent's rows separately
+    (see `restsync_assets.child_cursors`). `start_param`/`end_param` and `{incremental.*}`
+    placeholders are filled by dlt's own request code, so they are not repeated here.
+    """
+
+    cursor_path: str
+    initial_value: Any = None
+    end_value: Any = None
+    lag: float | None = None
+    range_start: str = "closed"
+    range_end: str = "open"
+    on_cursor_value_missing: str = "raise"
+    row_order: str | None = None
+    #: the key that deduplicates rows at a parent's cursor; None: the resource's primary key
+    primary_key: tuple[str, ...] | None = None
+
+    @property
+    def stateless(self) -> bool:
+        """With an `end_value` the range is closed: every run loads it again, no state is kept."""
+        return self.end_value is not None
+
+
+@dataclass(frozen=True)
 class ResourceSpec:
     """One REST resource: one dlt resource, one table, one Dagster asset."""
 
@@ -286,6 +312,8 @@ class ResourceSpec:
     warn_lag_seconds: float | None = None
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     automation: AutomationSpec | None = None
+    #: a child's `incremental`, kept per parent row (None for top-level resources: dlt's own)
+    cursor: ChildCursorSpec | None = None
 
     @property
     def min_rows(self) -> int:

@@ -1,0 +1,339 @@
+"""Per-parent cursors for incremental children: one cursor per parent row, not one per resource.
+
+dlt's `rest_api` gives a child resource (a transformer: one request per parent row) ONE
+`Incremental`. It fills `start_param` from the running last value and filters rows against
+it across all parents (dlt issue 2429; Airbyte issue 28278 asks for the same), so a parent
+whose children are older than another parent's newest child is asked from the wrong point
+and its rows are lost. Shared between threads (`client.concurrency`), the result also
+depends on timing.
+
+restsync therefore keeps an incremental child's cursor itself. dlt still builds the child
+from the spec (path, params, paginator, hooks, `include_from_parent`); restsync reads that
+request template from the dlt resource's `explicit_args` and puts its own transformer in the
+child's place, which for each parent row:
+
+1. looks up that parent's cursor (keyed by the parent values the request binds, e.g. the
+   repo's `id`) in the child's resource state; a parent never seen starts at `initial_value`;
+2. has dlt's `paginate_dependent_resource` fetch that parent's pages with a request window
+   that starts at the parent's own cursor (dlt's code fills `start_param`, `end_param` and
+   `{incremental.*}` placeholders from it);
+3. keeps the rows at or past that start, by dlt's rules (`range_start`, `range_end`,
+   `end_value`, `lag`, `on_cursor_value_missing`, rows at the start deduplicated by key);
+4. records the parent's new maximum (and the keys of the rows at it) once all its pages
+   were read.
+
+The cursors live in dlt's resource state of the child, which dlt commits into
+`_dlt_pipeline_state` with the same load as the rows: they survive lost local state and
+never run ahead of the data. With `client.concurrency` above 1 each parent's fetch is one
+job in dlt's extract pool (as many workers as the concurrency): a job reads and writes only
+its own parent's cursor, so the rows loaded do not depend on which job runs first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import dlt
+from dlt.common import jsonpath
+from dlt.extract import DltResource
+from dlt.extract.incremental.lag import apply_lag
+from dlt.sources.rest_api import (
+    paginate_dependent_resource,
+    record_endpoint_input,
+    rest_api_resources,
+)
+from dlt.sources.rest_api.config_setup import collect_resolved_values
+
+from restsync_assets.specs.model import ChildCursorSpec, SourceSpec
+
+#: Where the cursors live in the child's dlt resource state: `{cursor_path: {parent: ...}}`.
+STATE_KEY = "per_parent_cursors"
+#: Keys of a rest_api resource config that are not dlt resource hints.
+_NOT_HINTS = ("endpoint", "include_from_parent", "parallelized", "processing_steps")
+
+
+class CursorError(ValueError):
+    """A child row whose cursor cannot be used (missing, or not comparable): one line."""
+
+
+def with_per_parent_cursors(spec: SourceSpec, config: dict) -> dict:
+    """`config` (dlt's `RESTAPIConfig`) with each incremental child keeping per-parent cursors.
+
+    Unchanged when no child is incremental; otherwise dlt builds every resource and each
+    incremental child is replaced (its children re-attached to the replacement).
+    """
+    if not any(r.cursor for r in spec.resources):
+        return config
+    built = {r.name: r for r in rest_api_resources(config)}
+    configs = {r["name"]: r for r in config["resources"]}
+    replaced: set[str] = set()
+    for resource in spec.resources:  # parents before children
+        if resource.parent is None:
+            continue
+        parent = built[resource.parent]
+        if resource.cursor is not None:
+            built[resource.name] = per_parent_transformer(
+                built[resource.name],
+                parent,
+                configs[resource.name],
+                resource.cursor,
+                concurrent=spec.concurrency > 1,
+            )
+            replaced.add(resource.name)
+        elif resource.parent in replaced:
+            built[resource.name].pipe_data_from(parent)
+    return {"client": config["client"], "resources": list(built.values())}
+
+
+def per_parent_transformer(
+    child: DltResource,
+    parent: DltResource,
+    config: dict[str, Any],
+    cursor: ChildCursorSpec,
+    *,
+    concurrent: bool,
+) -> DltResource:
+    """A transformer of `parent` that loads `child`'s rows with one cursor per parent row."""
+    args = dict(child.explicit_args)  # the arguments dlt bound to its paginate_dependent_resource
+    missing = {"path", "client", "resolved_params", "incremental_param"} - set(args)
+    if missing:
+        raise RuntimeError(
+            f"resource {child.name}: this dlt version builds children differently (no"
+            f" {', '.join(sorted(missing))}); restsync's per-parent cursors were built on dlt"
+            " 1.31's rest_api"
+        )
+    fetcher = ParentFetcher(child.name, args, cursor, _dedup_key(cursor, config))
+
+    def per_parent(items: Any) -> Iterator[Any]:
+        yield from fetcher.run(items, concurrent=concurrent)
+
+    hints = {k: v for k, v in config.items() if k not in _NOT_HINTS}
+    resource = dlt.resource(per_parent, data_from=parent, **hints)
+    record_endpoint_input(resource, fetcher.args["client"], fetcher.args["path"])
+    return resource
+
+
+def _dedup_key(cursor: ChildCursorSpec, config: dict[str, Any]) -> tuple[str, ...] | None:
+    """The columns that identify a row at the cursor (empty: no deduplication), as in dlt."""
+    if cursor.primary_key is not None:
+        return cursor.primary_key
+    key = config.get("primary_key")
+    if key is None:
+        return None  # the whole row
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+@dataclass(frozen=True)
+class RequestWindow:
+    """What dlt's request code reads from an incremental: one parent's window for this run."""
+
+    initial_value: Any
+    start_value: Any
+    last_value: Any
+    end_value: Any
+
+
+class ParentFetcher:
+    """Fetches a child's rows parent by parent, each from that parent's own cursor."""
+
+    def __init__(
+        self,
+        resource: str,
+        args: dict[str, Any],
+        cursor: ChildCursorSpec,
+        dedup_key: tuple[str, ...] | None,
+    ):
+        self.resource = resource
+        self.args = args
+        self.cursor = cursor
+        self.dedup_key = dedup_key
+        self.lock = threading.Lock()  # parents' jobs record their cursors from worker threads
+        self._field = jsonpath.extract_simple_field_name(cursor.cursor_path)
+        self._path = None if self._field else jsonpath.compile_path(cursor.cursor_path)
+
+    def run(self, items: Any, *, concurrent: bool) -> Iterator[Any]:
+        """Pages of kept rows; with `concurrent`, one job per parent for dlt's extract pool."""
+        cursors = self._cursors()
+        for item in items if isinstance(items, list) else [items]:
+            key = self._parent_key(item)
+            with self.lock:
+                stored = dict(cursors.get(key) or {})
+            parent = ParentCursor(self, key, cursors, stored)
+            if concurrent:
+                yield partial(self._all_rows, item, parent)
+            else:
+                yield from self._pages(item, parent)
+
+    def _cursors(self) -> dict[str, Any]:
+        """The child's per-parent cursors in dlt's resource state (a closed range keeps none)."""
+        if self.cursor.stateless:
+            return {}
+        state = dlt.current.resource_state(self.resource)
+        return state.setdefault(STATE_KEY, {}).setdefault(self.cursor.cursor_path, {})
+
+    def _parent_key(self, item: dict[str, Any]) -> str:
+        """The parent values the child's request binds (one value: itself, else JSON)."""
+        values = collect_resolved_values(item, self.args["resolved_params"], None, None)
+        if len(values) == 1:
+            return str(next(iter(values.values())))
+        return json.dumps(values, sort_keys=True, default=str)
+
+    def _pages(self, item: dict[str, Any], parent: ParentCursor) -> Iterator[list[Any]]:
+        """The parent's pages (kept rows only); its cursor moves after the last page.
+
+        dlt's own request code fills the parent's window into `start_param`, `end_param` and
+        `{incremental.*}` placeholders: it reads only the four values of `RequestWindow`.
+        """
+        args = {
+            **self.args,
+            "params": dict(self.args.get("params") or {}),
+            "incremental_object": parent.window(),
+            "parallelized": False,
+        }
+        pages = paginate_dependent_resource([item], **args)
+        try:
+            for page in pages:
+                rows = [row for row in page if parent.keep(row)]
+                if rows:
+                    yield rows
+                if parent.exhausted:
+                    break
+        finally:
+            pages.close()
+        parent.commit()
+
+    def _all_rows(self, item: dict[str, Any], parent: ParentCursor) -> list[Any]:
+        return [row for rows in self._pages(item, parent) for row in rows]
+
+    def value(self, row: Any) -> Any:
+        """The cursor value of `row` (None when it has none)."""
+        if not isinstance(row, dict):
+            return None
+        if self._field is not None:
+            return row.get(self._field)
+        values = jsonpath.find_values(self._path, row)
+        return values[0] if values else None
+
+
+class ParentCursor:
+    """One parent's cursor during one run: where it starts, which rows it keeps, where it ends."""
+
+    def __init__(
+        self, fetcher: ParentFetcher, key: str, cursors: dict[str, Any], stored: dict[str, Any]
+    ):
+        self.fetcher = fetcher
+        self.spec = fetcher.cursor
+        self.key = key
+        self.cursors = cursors
+        self.last = stored.get("last_value")
+        self.start_hashes = set(stored.get("unique_hashes") or ())
+        self.start = self._start()
+        self.newest: Any = None
+        self.newest_hashes: set[str] = set()
+        self.exhausted = False
+        self.dedup = (
+            self.spec.range_start == "closed"
+            and not self.spec.stateless
+            and not self.spec.lag
+            and fetcher.dedup_key != ()
+        )
+
+    def _start(self) -> Any:
+        if self.last is None or self.spec.stateless:
+            return self.spec.initial_value
+        if self.spec.lag:
+            return apply_lag(self.spec.lag, self.spec.initial_value, self.last, max)
+        return self.last
+
+    def window(self) -> RequestWindow:
+        return RequestWindow(self.spec.initial_value, self.start, self.start, self.spec.end_value)
+
+    def keep(self, row: Any) -> bool:
+        """Whether `row` is new for this parent; tracks the parent's newest value."""
+        value = self._value(row)
+        if value is None:
+            return self.spec.on_cursor_value_missing == "include"
+        spec = self.spec
+        if spec.end_value is not None and self._past_end(value):
+            self.exhausted = spec.row_order == "asc"
+            return False
+        if self.start is not None and not self._from_start(value, row):
+            self.exhausted = spec.row_order == "desc"
+            return False
+        self._track(value, row)
+        return True
+
+    def _past_end(self, value: Any) -> bool:
+        end = self.spec.end_value
+        over = self._compare(value, end, "end_value")
+        return over > 0 or (over == 0 and self.spec.range_end == "open")
+
+    def _from_start(self, value: Any, row: Any) -> bool:
+        order = self._compare(value, self.start, "the parent's cursor")
+        if order != 0:
+            return order > 0
+        if self.spec.range_start == "open":
+            return False
+        return not (self.dedup and self._hash(row) in self.start_hashes)
+
+    def _track(self, value: Any, row: Any) -> None:
+        order = 1 if self.newest is None else self._compare(value, self.newest, "other rows")
+        if order > 0:
+            self.newest, self.newest_hashes = value, set()
+        if order >= 0 and self.dedup:
+            self.newest_hashes.add(self._hash(row))
+
+    def commit(self) -> None:
+        """Record this parent's newest value, never moving it back (a parent seen twice in one
+        run keeps the newer); no-op for a closed range or when no row had a cursor."""
+        if self.spec.stateless or self.newest is None:
+            return
+        with self.fetcher.lock:
+            stored = self.cursors.get(self.key) or {}
+            last = stored.get("last_value")
+            order = 1 if last is None else self._compare(self.newest, last, "the stored cursor")
+            if order < 0:
+                return
+            hashes = set(self.newest_hashes)
+            if order == 0:
+                hashes |= set(stored.get("unique_hashes") or ())
+            self.cursors[self.key] = {"last_value": self.newest, "unique_hashes": sorted(hashes)}
+
+    def _value(self, row: Any) -> Any:
+        value = self.fetcher.value(row)
+        if value is None and self.spec.on_cursor_value_missing == "raise":
+            raise CursorError(
+                f"resource {self.fetcher.resource}: a row of parent {self.key} has no"
+                f" `{self.spec.cursor_path}` (the incremental cursor_path); set"
+                " on_cursor_value_missing: include or exclude to load or skip such rows"
+            )
+        return value
+
+    def _compare(self, value: Any, other: Any, what: str) -> int:
+        try:
+            return (value > other) - (value < other)
+        except TypeError:
+            raise CursorError(
+                f"resource {self.fetcher.resource}: cursor `{self.spec.cursor_path}` value"
+                f" {value!r} ({type(value).__name__}) cannot be compared with {what}"
+                f" {other!r} ({type(other).__name__}); quote initial_value / end_value in the"
+                " spec so they have the type of the API's values"
+            ) from None
+
+    def _hash(self, row: Any) -> str:
+        key = self.fetcher.dedup_key
+        try:
+            identity = [row[column] for column in key] if key else row
+        except KeyError as missing:
+            raise CursorError(
+                f"resource {self.fetcher.resource}: a row of parent {self.key} has no"
+                f" {missing} (the key that deduplicates rows at the cursor)"
+            ) from None
+        text = json.dumps(identity, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
