@@ -64,7 +64,7 @@ def build_spec_checks(
         selected = {(k.asset_key.path[-1], k.name) for k in context.selected_asset_check_keys}
         try:
             with reading(spec, on_wait=context.log.info) as warehouse:
-                loaded = warehouse.loaded_tables(spec.name)
+                rowless = warehouse.tables_without_rows(spec.name)
                 for resource in spec.resources:
                     for name in check_names(resource):
                         if (resource.name, name) not in selected:
@@ -74,7 +74,7 @@ def build_spec_checks(
                             if name == "freshness"
                             else None
                         )
-                        yield evaluate(warehouse, spec, resource, name, clock(), last, loaded)
+                        yield evaluate(warehouse, spec, resource, name, clock(), last, rowless)
         except WarehouseError as error:
             raise Failure(description=str(error)) from None
 
@@ -88,15 +88,15 @@ def evaluate(
     name: str,
     now: float,
     last_materialized: float | None = None,
-    loaded: Collection[str] = (),
+    rowless: Collection[str] = (),
 ) -> AssetCheckResult:
-    """Evaluate one check of one asset; `loaded` are the tables dlt loaded, with rows or not."""
+    """Evaluate one check of one asset; `rowless` are the tables dlt loaded without a row."""
     key = AssetKey([spec.name, resource.name])
     if warehouse.has_table(resource.name):
         passed, description, metadata = _EVALUATORS[name](
             warehouse, warehouse.table(resource.name), spec, resource, now, last_materialized
         )
-    elif resource.name in loaded:  # loaded without a single row, so dlt created no table
+    elif resource.name in rowless:  # loaded without a single row, so dlt created no table
         passed, description, metadata = _no_rows(resource, name, now, last_materialized)
     else:
         return AssetCheckResult(

@@ -132,10 +132,10 @@ class Warehouse:
             return None
         return data_type
 
-    def loaded_tables(self, schema_name: str) -> set[str]:
-        """Tables dlt has loaded into this dataset, with rows or without: the tables of the
-        newest schema dlt stored here. A resource that yielded no rows has no table, but is
-        listed."""
+    def tables_without_rows(self, schema_name: str) -> set[str]:
+        """Tables dlt loaded into this dataset without ever seeing a row (e.g. a resource whose
+        only partitions so far were empty): dlt creates no table for them, but lists them in
+        the newest schema it stored here, not marked `seen-data`."""
         from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
         if self.client is None:
@@ -144,7 +144,12 @@ class Warehouse:
             stored = self.client.get_stored_schema(schema_name)
         except DestinationUndefinedEntity:  # nothing loaded into this dataset yet
             return set()
-        return set(json.loads(stored.schema)["tables"]) if stored is not None else set()
+        tables = json.loads(stored.schema)["tables"] if stored is not None else {}
+        return {
+            name
+            for name, table in tables.items()
+            if not (table.get("x-normalizer") or {}).get("seen-data")
+        }
 
     def ids(self, table: str) -> list | None:
         """Every `id` of `table`, or None when the table does not exist."""

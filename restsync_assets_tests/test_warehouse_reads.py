@@ -245,7 +245,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
 ):
     """A daily partition with no rows in the API (March; the sandbox's analytics are January's)
     loads nothing, so dlt creates no table: its checks pass, saying so; `accounts`, never
-    loaded, still fails with the materialize-first line."""
+    loaded, still fails with the materialize-first line, and so does the analytics table once
+    it had rows and is gone."""
     spec = specs["ad_analytics"]
     (partitioned,) = [a for a in load_definitions(defs, spec) if a.partitions_def]
     result = materialize(
@@ -276,6 +277,24 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     assert not accounts.passed
     assert accounts.description == (
         "table ad_analytics.accounts does not exist: materialize ad_analytics/accounts first"
+    )
+
+    # once a partition brought rows, a missing table is no empty partition: it is gone
+    assert materialize(
+        [partitioned],
+        resources=defs.resources,
+        partition_key="2026-01-07",
+        instance=DagsterInstance.ephemeral(),
+        run_config=QUIET,
+    ).success
+    assert _run_checks(defs)[(analytics, "row_count")].description == "10 rows (minimum 0)"
+    with duckdb.connect(str(settings.duckdb_path())) as con:
+        con.execute("drop table ad_analytics.ad_campaign_analytics")
+    gone = _run_checks(defs)[(analytics, "row_count")]
+    assert not gone.passed
+    assert gone.description == (
+        "table ad_analytics.ad_campaign_analytics does not exist:"
+        " materialize ad_analytics/ad_campaign_analytics first"
     )
 
 
