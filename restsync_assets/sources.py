@@ -46,7 +46,7 @@ def build_source(
     window of a partitioned run, written into each partitioned resource's request.
     """
     source = rest_api_source(source_config(spec, credentials, window), name=spec.name)
-    if settings.arrow_pages():
+    if settings.arrow_pages() and warehouse.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
 

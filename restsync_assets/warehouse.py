@@ -55,11 +55,14 @@ def destination(*, read_only: bool = False) -> Destination:
 
 
 def loader_file_format(target: Destination) -> str:
-    """Parquet wherever the destination takes it as it is (DuckDB, filesystem, PostgreSQL with
-    an ADBC driver), else csv (PostgreSQL's COPY), else the destination's preferred format.
+    """Parquet wherever dlt loads it into the destination as it is (DuckDB, filesystem,
+    PostgreSQL with an ADBC driver), else the destination's preferred format (PostgreSQL:
+    `insert_values`).
 
-    Decided from dlt's own capabilities and file format selector, so dlt never falls back
-    table by table (with a warning each) from a format it was asked for but cannot load.
+    Decided from dlt's capabilities and its file format selector, so dlt never falls back,
+    table by table and with a warning each, from a format it cannot load. Not csv for
+    PostgreSQL: dlt's csv writer counts cells as rows (dlt-hub/dlt#4461), so `rows_loaded`
+    would be several times the rows loaded.
     """
     caps = target.capabilities()
     preferred = caps.preferred_loader_file_format
@@ -68,7 +71,13 @@ def loader_file_format(target: Destination) -> str:
         preferred, supported = caps.loader_file_format_selector(
             preferred, supported, table_schema={}
         )
-    return next((f for f in ("parquet", "csv") if f in supported), preferred)
+    return "parquet" if "parquet" in supported else preferred
+
+
+def takes_parquet() -> bool:
+    """Whether loads hand the configured destination parquet (then Arrow pages pay off; into
+    any other format dlt would convert each Arrow page back, warning per table)."""
+    return loader_file_format(destination(read_only=True)) == "parquet"
 
 
 def duckdb_file(target: Destination) -> Path | None:

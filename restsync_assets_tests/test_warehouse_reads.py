@@ -6,6 +6,7 @@ empty partitions, and readers taking the loads' lock.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import threading
@@ -19,6 +20,7 @@ from restsync_assets import settings
 from restsync_assets.assets import _lock_path
 from restsync_assets.cli import main as cli_main
 from restsync_assets.definitions import CHECKS_JOB, build_definitions
+from restsync_assets.demo import run_demo
 from restsync_assets.locks import exclusive
 from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
 from restsync_assets.specs.loader import load_specs
@@ -81,7 +83,8 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     defs, specs, sandbox_env, postgres_warehouse
 ):
     """A ledger load into PostgreSQL equals the sandbox row for row, uses a file format
-    PostgreSQL loads without dlt's per-table fallback warning, and its checks read PostgreSQL,
+    PostgreSQL loads without dlt's per-table fallback warning (and whose `rows_loaded` counts
+    rows), and its checks read PostgreSQL,
     not the stale DuckDB file at the configured path: duplicates, a wrong column type and a
     delete made in PostgreSQL fail them."""
     _stale_duckdb_ledger()
@@ -96,8 +99,11 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == LEDGER_CHECKS
     assert all(e.passed for e in evaluations.values()), evaluations
-
     truth = sandbox_env.rows(*LEDGER)
+    (materialization,) = result.get_asset_materialization_events()
+    metadata = materialization.event_specific_data.materialization.metadata
+    assert metadata["rows_loaded"].value == len(truth)
+
     fields = sorted(truth[0])
     loaded = postgres_sql(
         postgres_warehouse, f"select {', '.join(fields)} from ledger.resource_name"
@@ -141,13 +147,24 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
 
 
 def test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes(postgres_warehouse, capsys):
-    """`restsync demo` with RESTSYNC_DESTINATION=postgres compares all 19 tables in PostgreSQL
-    with the sandbox; `restsync check` then names the PostgreSQL warehouse and passes."""
-    assert cli_main(["demo"]) == 0
-    out = capsys.readouterr().out
+    """The demo with RESTSYNC_DESTINATION=postgres compares all 19 tables in PostgreSQL with
+    the sandbox (rows loaded = rows in the table, no file format warning from dlt);
+    `restsync check` then names the PostgreSQL warehouse and passes."""
+    out = io.StringIO()
+    warnings = _Warnings()
+    logging.getLogger("dlt").addHandler(warnings)
+    try:
+        report = run_demo(out=out)
+    finally:
+        logging.getLogger("dlt").removeHandler(warnings)
+    assert report.summary() == "19/19 assets loaded and equal to the sandbox", out.getvalue()
+    assert report.ok, out.getvalue()
+    assert [(r.asset, r.rows_loaded) for r in report.rows] == [
+        (r.asset, r.table_rows) for r in report.rows
+    ]
+    assert not [m for m in warnings.messages if "format" in m], warnings.messages
     where = f"postgres postgresql://postgres:***@127.0.0.1:5432/{postgres_warehouse}"
-    assert "19/19 assets loaded and equal to the sandbox in " in out
-    assert out.rstrip().endswith(f"warehouse: {where}")
+    assert report.warehouse == where
     assert cli_main(["check"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == f"checks against {where}"
