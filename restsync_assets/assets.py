@@ -134,6 +134,7 @@ def run_spec(
 ) -> Iterator[Any]:
     """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
     from restsync_assets.sources import build_pipeline, build_source
+    from restsync_assets.warehouse import loader_file_format
 
     dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
     credentials = None
@@ -162,7 +163,7 @@ def run_spec(
                 dlt_source=source,
                 dlt_pipeline=pipeline,
                 dagster_dlt_translator=translator,
-                loader_file_format="parquet",
+                loader_file_format=loader_file_format(pipeline.destination),
             )
     except Failure:
         raise

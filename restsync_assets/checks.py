@@ -6,10 +6,13 @@ For every asset: `primary_key` (unique, not null), `row_count` (at least the spe
 warehouse columns); where it declares `freshness`: `freshness` (last materialization, or
 else the table's last dlt load, no older than `max_lag`). A failing check names a sample of
 the offending keys.
+
+Checks read the warehouse the spec's loads write, through the spec's dlt pipeline, under the
+loads' lock (`restsync_assets.warehouse.reading`); the SQL runs on DuckDB and PostgreSQL.
 """
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,29 +23,15 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    Failure,
     MetadataValue,
     multi_asset_check,
 )
 
-from restsync_assets import settings
-from restsync_assets.locks import duckdb_lock_path, exclusive
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
+from restsync_assets.warehouse import Warehouse, WarehouseError, reading
 
 SAMPLE = 5
-
-#: DuckDB column types expected for each dlt data type (prefix match).
-DUCKDB_TYPES = {
-    "text": ("VARCHAR",),
-    "bigint": ("BIGINT",),
-    "double": ("DOUBLE",),
-    "bool": ("BOOLEAN",),
-    "timestamp": ("TIMESTAMP",),
-    "date": ("DATE",),
-    "time": ("TIME",),
-    "decimal": ("DECIMAL",),
-    "json": ("JSON",),
-    "binary": ("BLOB",),
-}
 
 
 def check_names(resource: ResourceSpec) -> list[str]:
@@ -73,54 +62,23 @@ def build_spec_checks(
     @multi_asset_check(specs=check_specs, name=f"{spec.name}_checks", can_subset=True)
     def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         selected = {(k.asset_key.path[-1], k.name) for k in context.selected_asset_check_keys}
-        lock = duckdb_lock_path(settings.duckdb_path())  # no load writes while checks read
-        with exclusive(lock, on_wait=context.log.info), Warehouse.open() as warehouse:
-            for resource in spec.resources:
-                for name in check_names(resource):
-                    if (resource.name, name) in selected:
+        try:
+            with reading(spec, on_wait=context.log.info) as warehouse:
+                rowless = warehouse.tables_without_rows(spec.name)
+                for resource in spec.resources:
+                    for name in check_names(resource):
+                        if (resource.name, name) not in selected:
+                            continue
                         last = (
                             _last_materialization(context, spec, resource)
                             if name == "freshness"
                             else None
                         )
-                        yield evaluate(
-                            warehouse, spec, resource, name, now=clock(), last_materialized=last
-                        )
+                        yield evaluate(warehouse, spec, resource, name, clock(), last, rowless)
+        except WarehouseError as error:
+            raise Failure(description=str(error)) from None
 
     return _checks
-
-
-class Warehouse:
-    """A read-only DuckDB connection, or none when the warehouse file does not exist yet."""
-
-    def __init__(self, connection: Any):
-        self.connection = connection
-
-    @classmethod
-    def open(cls) -> "Warehouse":
-        import duckdb
-
-        path = settings.duckdb_path()
-        return cls(duckdb.connect(str(path), read_only=True) if path.exists() else None)
-
-    def __enter__(self) -> "Warehouse":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.connection is not None:
-            self.connection.close()
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self.connection.execute(sql, list(params)).fetchall()
-
-    def has_table(self, dataset: str, table: str) -> bool:
-        if self.connection is None:
-            return False
-        found = self.rows(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            (dataset, table),
-        )
-        return found[0][0] > 0
 
 
 def evaluate(
@@ -130,20 +88,23 @@ def evaluate(
     name: str,
     now: float,
     last_materialized: float | None = None,
+    rowless: Collection[str] = (),
 ) -> AssetCheckResult:
-    """Evaluate one check of one asset."""
+    """Evaluate one check of one asset; `rowless` are the tables dlt loaded without a row."""
     key = AssetKey([spec.name, resource.name])
-    if not warehouse.has_table(spec.name, resource.name):
+    if warehouse.has_table(resource.name):
+        passed, description, metadata = _EVALUATORS[name](
+            warehouse, warehouse.table(resource.name), spec, resource, now, last_materialized
+        )
+    elif resource.name in rowless:  # loaded without a single row, so dlt created no table
+        passed, description, metadata = _no_rows(resource, name, now, last_materialized)
+    else:
         return AssetCheckResult(
             asset_key=key,
             check_name=name,
             passed=False,
             description=f"table {spec.name}.{resource.name} does not exist: materialize {spec.name}/{resource.name} first",
         )
-    table = f'"{spec.name}"."{resource.name}"'
-    passed, description, metadata = _EVALUATORS[name](
-        warehouse, table, spec, resource, now, last_materialized
-    )
     return AssetCheckResult(
         asset_key=key,
         check_name=name,
@@ -154,17 +115,34 @@ def evaluate(
     )
 
 
+def _no_rows(resource: ResourceSpec, name: str, now: float, last: float | None):
+    """A check of a resource that dlt loaded without a single row (e.g. an empty partition)."""
+    note = "no rows in this partition" if resource.partitions else "no rows loaded"
+    if name == "row_count":
+        minimum = resource.min_rows
+        return (
+            minimum <= 0,
+            f"0 rows (minimum {minimum}): {note}",
+            {"row_count": 0, "min_rows": minimum},
+        )
+    if name == "freshness" and last is not None:
+        passed, description, metadata = _lag(last, "last materialization", now, resource)
+        return passed, f"{note}; {description}", metadata
+    return True, note, {}
+
+
 def _primary_key(warehouse, table, spec, resource, now, last):
     cols = resource.primary_key_columns
-    key_sql = ", ".join(f'"{c}"' for c in cols)
-    null_sql = " or ".join(f'"{c}" is null' for c in cols)
+    key_sql = ", ".join(warehouse.column(c) for c in cols)
+    null_sql = " or ".join(f"{warehouse.column(c)} is null" for c in cols)
     nulls = warehouse.rows(f"select count(*) from {table} where {null_sql}")[0][0]
     dup_rows = warehouse.rows(
-        f"select {key_sql}, count(*) from {table} where not ({null_sql}) group by all having count(*) > 1 "
-        f"order by count(*) desc, {key_sql} limit {SAMPLE}"
+        f"select {key_sql}, count(*) from {table} where not ({null_sql}) group by {key_sql}"
+        f" having count(*) > 1 order by count(*) desc, {key_sql} limit {SAMPLE}"
     )
     duplicates = warehouse.rows(
-        f"select count(*) from (select 1 from {table} where not ({null_sql}) group by {key_sql} having count(*) > 1)"
+        f"select count(*) from (select 1 as one from {table} where not ({null_sql})"
+        f" group by {key_sql} having count(*) > 1) as duplicated"
     )[0][0]
     sample = [_key(row[:-1]) for row in dup_rows]
     passed = nulls == 0 and duplicates == 0
@@ -186,33 +164,37 @@ def _primary_key(warehouse, table, spec, resource, now, last):
 
 def _not_null(warehouse, table, spec, resource, now, last):
     required = [c.name for c in resource.columns if not c.nullable]
-    existing = _columns(warehouse, spec, resource)
+    existing = warehouse.columns(resource.name)
     failures, metadata = [], {}
     for column in required:
         if column not in existing:
             failures.append(f"{column} is missing")
             continue
-        count = warehouse.rows(f'select count(*) from {table} where "{column}" is null')[0][0]
+        is_null = f"{warehouse.column(column)} is null"
+        count = warehouse.rows(f"select count(*) from {table} where {is_null}")[0][0]
         metadata[f"nulls.{column}"] = count
         if count:
-            sample = _sample_keys(warehouse, table, resource, f'"{column}" is null')
+            sample = _sample_keys(warehouse, table, resource, is_null)
             failures.append(f"{count} null {column} (e.g. {', '.join(sample)})")
     description = "; ".join(failures) if failures else f"{', '.join(required)} never null"
     return not failures, description, metadata
 
 
 def _column_types(warehouse, table, spec, resource, now, last):
-    existing = _columns(warehouse, spec, resource)
+    """Compared in dlt's data types: dlt's type mapper of the destination reads each column's
+    type name (DuckDB `VARCHAR`, PostgreSQL `character varying`: `text`)."""
+    existing = warehouse.columns(resource.name)
     wrong = []
     for column in resource.columns:
-        actual = existing.get(column.name)
-        expected = DUCKDB_TYPES.get(column.data_type, (column.data_type.upper(),))
-        if actual is None:
+        if column.name not in existing:
             wrong.append(f"{column.name} is missing (declared {column.data_type})")
-        elif not actual.upper().startswith(expected):
-            wrong.append(f"{column.name} is {actual}, declared {column.data_type}")
+            continue
+        db_type, data_type = existing[column.name]
+        if data_type != column.data_type:
+            wrong.append(f"{column.name} is {db_type}, declared {column.data_type}")
     description = "; ".join(wrong) if wrong else "every declared column has its declared type"
-    return not wrong, description, {"columns": MetadataValue.json(existing)}
+    types = {name: db_type for name, (db_type, _) in existing.items()}
+    return not wrong, description, {"columns": MetadataValue.json(types)}
 
 
 def _row_count(warehouse, table, spec, resource, now, last):
@@ -226,11 +208,15 @@ def _row_count(warehouse, table, spec, resource, now, last):
 def _freshness(warehouse, table, spec, resource, now, last):
     source = "last materialization"
     if last is None:
-        last = _last_load(warehouse, spec, table)
+        last = _last_load(warehouse, table)
         source = "last dlt load into the table"
-    max_lag = resource.max_lag_seconds
     if last is None:
-        return False, f"never loaded (max lag {_duration(max_lag)})", {}
+        return False, f"never loaded (max lag {_duration(resource.max_lag_seconds)})", {}
+    return _lag(last, source, now, resource)
+
+
+def _lag(last: float, source: str, now: float, resource: ResourceSpec):
+    max_lag = resource.max_lag_seconds
     lag = max(0.0, now - last)
     stamp = datetime.fromtimestamp(last, tz=timezone.utc).isoformat(timespec="seconds")
     passed = lag <= max_lag
@@ -256,27 +242,20 @@ _DESCRIPTIONS = {
 }
 
 
-def _columns(warehouse: Warehouse, spec: SourceSpec, resource: ResourceSpec) -> dict[str, str]:
-    rows = warehouse.rows(
-        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?",
-        (spec.name, resource.name),
-    )
-    return dict(rows)
-
-
 def _sample_keys(warehouse: Warehouse, table: str, resource: ResourceSpec, where: str) -> list[str]:
     cols = resource.primary_key_columns or ("_dlt_id",)
-    key_sql = ", ".join(f'"{c}"' for c in cols)
+    key_sql = ", ".join(warehouse.column(c) for c in cols)
     return [
         _key(row)
         for row in warehouse.rows(f"select {key_sql} from {table} where {where} limit {SAMPLE}")
     ]
 
 
-def _last_load(warehouse: Warehouse, spec: SourceSpec, table: str) -> float | None:
+def _last_load(warehouse: Warehouse, table: str) -> float | None:
+    load_id = warehouse.column("_dlt_load_id")
     found = warehouse.rows(
-        f'select max(l.inserted_at) from "{spec.name}"."_dlt_loads" l '
-        f"where l.status = 0 and l.load_id = (select max(_dlt_load_id) from {table})"
+        f"select max(l.inserted_at) from {warehouse.table('_dlt_loads')} l"
+        f" where l.status = 0 and l.load_id = (select max({load_id}) from {table})"
     )
     value = found[0][0] if found else None
     return value.timestamp() if value is not None else None

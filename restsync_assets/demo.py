@@ -1,4 +1,9 @@
-"""`restsync demo`: every spec against the bundled sandbox, through Dagster, into DuckDB."""
+"""`restsync demo`: every spec against the bundled sandbox, through Dagster, into the warehouse.
+
+The warehouse is the configured one (`RESTSYNC_DESTINATION`); for DuckDB the demo's own file
+`data/demo/restsync_demo.duckdb` unless `--duckdb`/`RESTSYNC_DUCKDB_PATH` say otherwise. Each
+table is compared with the sandbox through the same dlt pipeline the load used.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from dagster import DagsterInstance
@@ -15,6 +21,11 @@ from restsync_assets import settings, warehouse
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.specs.loader import load_specs
+
+
+def default_duckdb() -> Path:
+    """The demo's DuckDB file when none is configured (apart from the dev warehouse)."""
+    return settings.PACKAGE_ROOT / "data" / "demo" / "restsync_demo.duckdb"
 
 
 @dataclass
@@ -31,6 +42,7 @@ class AssetRow:
 class DemoReport:
     rows: list[AssetRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warehouse: str = ""
 
     @property
     def ok(self) -> bool:
@@ -82,7 +94,10 @@ def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
             if spec not in known:
                 report.errors.append(f"{spec.name}: the sandbox does not serve this spec; skipped")
                 print(f"-- {spec.name}: not served by the sandbox, skipped", file=out)
-        print(f"sandbox on {sandbox.url}; warehouse {settings.duckdb_path()}", file=out)
+        if known:
+            with warehouse.reading(known[0]) as place:  # fails early on a bad configuration
+                report.warehouse = place.location
+        print(f"sandbox on {sandbox.url}; warehouse {report.warehouse}", file=out)
         with _env(sandbox.env([s.name for s in known])):
             defs = build_definitions(known)
             for spec in known:
@@ -121,9 +136,11 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
                 report.errors.append(
                     f"{spec.name}/{evaluation.asset_key.path[-1]} check {evaluation.check_name}: {evaluation.description}"
                 )
+    with warehouse.reading(spec) as loaded_into:
+        tables = {r.name: loaded_into.ids(r.name) for r in spec.resources}
     rows = []
     for resource in spec.resources:
-        table_ids = warehouse.table_ids(spec.name, resource.name)
+        table_ids = tables[resource.name]
         truth = sandbox.ids(spec.name, resource.name)
         if resource.name not in loaded:
             status = "FAILED"

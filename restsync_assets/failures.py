@@ -50,6 +50,10 @@ def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> s
     ours = [e for e in chain if type(e).__module__.startswith("restsync_assets")]
     chosen = ours[-1] if ours else chain[-1]
     known = None if ours else next((k for e in chain if (k := _known_dlt_error(e))), None)
+    if known is None and not ours:
+        from restsync_assets.warehouse import explain as warehouse_problem
+
+        known = warehouse_problem(error)
     if known is not None:
         text = known
     else:

@@ -85,14 +85,26 @@ def materialize_spec(
     return results
 
 
-def run_checks(out: TextIO) -> bool:
-    """Run every asset check of every spec against the current warehouse; print one line each."""
+def run_checks(out: TextIO, note: str = "") -> bool:
+    """Run every asset check of every spec against the warehouse the specs load into; print
+    first which warehouse that is (`note` says why, when it is not the configured one), then
+    one line per check. An empty warehouse is one line, and false."""
+    from restsync_assets import warehouse
     from restsync_assets.definitions import CHECKS_JOB, build_definitions
-    from restsync_assets.settings import duckdb_path, specs_dir
+    from restsync_assets.settings import specs_dir
     from restsync_assets.specs.loader import load_specs
 
-    defs = build_definitions(load_specs(specs_dir()))
-    print(f"checks against {duckdb_path()}", file=out)
+    specs = load_specs(specs_dir())
+    place, empty = warehouse.describe(specs)
+    if empty:
+        print(
+            f"checks against {place}{note}: it is empty, nothing restsync loaded to check"
+            " (materialize assets first, or run `restsync demo`)",
+            file=out,
+        )
+        return False
+    print(f"checks against {place}{note}", file=out)
+    defs = build_definitions(specs)
     result = defs.resolve_job_def(CHECKS_JOB).execute_in_process(
         instance=DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
     )
@@ -103,6 +115,11 @@ def run_checks(out: TextIO) -> bool:
         mark = "ok  " if evaluation.passed else "FAIL"
         key = "/".join(evaluation.asset_key.path)
         print(f"{mark} {key} {evaluation.check_name}: {evaluation.description or ''}", file=out)
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data:
+            data = event.step_failure_data
+            message = data.user_failure_data.description if data.user_failure_data else None
+            print(f"FAIL {event.step_key}: {message or data.error.message.strip()}", file=out)
     failed = sum(not e.passed for e in evaluations)
     print(f"{len(evaluations) - failed}/{len(evaluations)} checks passed", file=out)
     return result.success and failed == 0 and bool(evaluations)

@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import dlt
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 from dlt.sources.rest_api import rest_api_source
 
-from restsync_assets import settings
+from restsync_assets import settings, warehouse
 from restsync_assets.arrow_pages import ArrowPages
 from restsync_assets.child_cursors import with_per_parent_cursors
 from restsync_assets.http.dlt_auth import build_dlt_auth
@@ -53,7 +52,7 @@ def build_source(
     """
     config = with_per_parent_cursors(spec, source_config(spec, credentials, window))
     source = rest_api_source(config, name=spec.name)
-    if settings.arrow_pages():
+    if settings.arrow_pages() and warehouse.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
 
@@ -274,19 +273,14 @@ def pipeline_name(spec: SourceSpec) -> str:
     return f"restsync_{spec.name}"
 
 
-def build_pipeline(spec: SourceSpec, progress: Any = None) -> Pipeline:
+def build_pipeline(spec: SourceSpec, progress: Any = None, destination: Any = None) -> Pipeline:
     """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination.
 
-    `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log).
+    `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log);
+    `destination` defaults to `warehouse.destination()` (readers pass a read-only one).
     """
-    if settings.destination_name() == "duckdb":
-        path = settings.duckdb_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        credentials = DuckDbCredentials(str(path))
-        credentials.global_config = settings.duckdb_config()
-        destination: Any = dlt.destinations.duckdb(credentials=credentials)
-    else:
-        destination = settings.destination_name()
+    if destination is None:
+        destination = warehouse.destination()
     name = pipeline_name(spec)
     # Arrow pages get dlt's `_dlt_load_id`/`_dlt_id` columns like rows do (pipeline-scoped keys)
     os.environ[f"{name.upper()}__NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"] = "true"

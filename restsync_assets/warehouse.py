@@ -1,27 +1,292 @@
-"""Read-only queries against the DuckDB warehouse (demo summary, checks, tests)."""
+"""The warehouse restsync loads into, and reading it back through dlt (checks, demo, tests).
+
+Loads and readers get their destination from `destination()`; a reader opens the same dlt
+pipeline, destination and dataset a spec's loads use (`sources.build_pipeline`) and queries
+through that pipeline's own client, so it reads exactly the warehouse the run wrote, whatever
+the destination. A reader holds the same lock as loads (`assets._lock_path`: `<file>.lock`
+for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from restsync_assets import settings
 
+if TYPE_CHECKING:
+    from dlt.common.destination import Destination
+
+    from restsync_assets.specs.model import SourceSpec
+
+#: An example of each destination's credentials, shown when they are missing.
+CREDENTIAL_EXAMPLES = {
+    "postgres": "postgresql://USER:PASSWORD@HOST:5432/DATABASE (an empty password still needs"
+    " the ':', as in postgresql://postgres:@127.0.0.1:5432/restsync)",
+}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse is not configured or cannot be reached. The message is one line."""
+
+
+def destination(*, read_only: bool = False) -> Destination:
+    """The dlt destination of the configured warehouse (`RESTSYNC_DESTINATION`).
+
+    DuckDB (the default) is the file `settings.duckdb_path()`; any other destination is dlt's,
+    configured the dlt way (`DESTINATION__<NAME>__CREDENTIALS` or `.dlt/secrets.toml`).
+    """
+    import dlt
+    from dlt.common.destination import Destination
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    name = settings.destination_name()
+    if name != "duckdb":
+        return Destination.from_reference(name)
+    path = settings.duckdb_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    credentials = DuckDbCredentials(str(path), read_only=read_only)
+    credentials.global_config = settings.duckdb_config()
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
+def loader_file_format(target: Destination) -> str:
+    """Parquet wherever dlt loads it into the destination as it is (DuckDB, filesystem,
+    PostgreSQL with an ADBC driver), else the destination's preferred format (PostgreSQL:
+    `insert_values`).
+
+    Decided from dlt's capabilities and its file format selector, so dlt never falls back,
+    table by table and with a warning each, from a format it cannot load. Not csv for
+    PostgreSQL: dlt's csv writer counts cells as rows (dlt-hub/dlt#4461), so `rows_loaded`
+    would be several times the rows loaded.
+    """
+    caps = target.capabilities()
+    preferred = caps.preferred_loader_file_format
+    supported = list(caps.supported_loader_file_formats)
+    if caps.loader_file_format_selector is not None:
+        preferred, supported = caps.loader_file_format_selector(
+            preferred, supported, table_schema={}
+        )
+    return "parquet" if "parquet" in supported else preferred
+
+
+def takes_parquet() -> bool:
+    """Whether loads hand the configured destination parquet (then Arrow pages pay off; into
+    any other format dlt would convert each Arrow page back, warning per table)."""
+    return loader_file_format(destination(read_only=True)) == "parquet"
+
+
+def duckdb_file(target: Destination) -> Path | None:
+    """The DuckDB file of `target`, or None for another destination."""
+    if target.destination_name != "duckdb":
+        return None
+    return Path(target.config_params["credentials"].database)
+
+
+class Warehouse:
+    """One spec's dataset, read through the client of the spec's dlt pipeline.
+
+    `client` is None when there is nothing to read (the DuckDB file does not exist yet).
+    """
+
+    def __init__(self, location: str, client: Any = None):
+        self.location = location
+        self.client = client
+
+    @property
+    def sql(self) -> Any:
+        return self.client.sql_client
+
+    def rows(self, sql: str, *params: Any) -> list[tuple]:
+        """Rows of `sql`; parameters are `%s` on every destination."""
+        return [tuple(row) for row in self.sql.execute_sql(sql, *params) or []]
+
+    def table(self, name: str) -> str:
+        """`name` qualified with the dataset and quoted for this destination."""
+        return self.sql.make_qualified_table_name(name)
+
+    def column(self, name: str) -> str:
+        return self.sql.escape_column_name(name)
+
+    def has_table(self, name: str) -> bool:
+        if self.client is None:
+            return False
+        found = self.rows(
+            "select count(*) from information_schema.tables"
+            " where table_schema = %s and table_name = %s",
+            *self._where(name),
+        )
+        return found[0][0] > 0
+
+    def columns(self, table: str) -> dict[str, tuple[str, str | None]]:
+        """Each column of `table`: (the destination's type name, its dlt data type or None)."""
+        rows = self.rows(
+            "select column_name, data_type, numeric_precision, numeric_scale"
+            " from information_schema.columns where table_schema = %s and table_name = %s",
+            *self._where(table),
+        )
+        return {name: (db_type, self.data_type(db_type, p, s)) for name, db_type, p, s in rows}
+
+    def data_type(self, db_type: str, precision: int | None, scale: int | None) -> str | None:
+        """The dlt data type dlt reads `db_type` as; None for a type dlt does not map (dlt
+        would call it text)."""
+        mapper = self.sql.capabilities.get_type_mapper()
+        data_type = mapper.from_destination_type(db_type, precision, scale).get("data_type")
+        known = {t.lower() for t in getattr(mapper, "dbt_to_sct", {})} | {"text"}
+        if data_type == "text" and db_type.split("(")[0].strip().lower() not in known:
+            return None
+        return data_type
+
+    def tables_without_rows(self, schema_name: str) -> set[str]:
+        """Tables dlt loaded into this dataset without ever seeing a row (e.g. a resource whose
+        only partitions so far were empty): dlt creates no table for them, but lists them in
+        the newest schema it stored here, not marked `seen-data`."""
+        from dlt.common.destination.exceptions import DestinationUndefinedEntity
+
+        if self.client is None:
+            return set()
+        try:
+            stored = self.client.get_stored_schema(schema_name)
+        except DestinationUndefinedEntity:  # nothing loaded into this dataset yet
+            return set()
+        tables = json.loads(stored.schema)["tables"] if stored is not None else {}
+        return {
+            name
+            for name, table in tables.items()
+            if not (table.get("x-normalizer") or {}).get("seen-data")
+        }
+
+    def ids(self, table: str) -> list | None:
+        """Every `id` of `table`, or None when the table does not exist."""
+        if not self.has_table(table):
+            return None
+        return [row[0] for row in self.rows(f"select {self.column('id')} from {self.table(table)}")]
+
+    def _where(self, table: str) -> tuple[str, str]:
+        fold = self.sql.capabilities.casefold_identifier
+        return self.sql.dataset_name, fold(table)
+
+
+@contextmanager
+def reading(
+    spec: SourceSpec, on_wait: Callable[[str], None] = lambda _msg: None
+) -> Iterator[Warehouse]:
+    """The warehouse `spec`'s loads write, open for reading under the loads' lock."""
+    from restsync_assets.assets import _lock_path
+    from restsync_assets.locks import exclusive
+    from restsync_assets.sources import build_pipeline
+
+    with exclusive(_lock_path(spec), on_wait=on_wait):
+        target = destination(read_only=True)
+        path = duckdb_file(target)
+        if path is not None and not path.exists():
+            yield Warehouse(f"duckdb {path}")
+            return
+        try:
+            client = build_pipeline(spec, destination=target).destination_client()
+            sql = client.sql_client
+            sql.__enter__()
+        except Exception as error:
+            problem = explain(error) or f"{target.destination_name} warehouse: {error}"
+            raise WarehouseError(problem.strip().splitlines()[0]) from None
+        try:
+            if hasattr(sql, "create_views_for_all_tables"):  # files (filesystem): views on them
+                sql.create_views_for_all_tables()
+            yield Warehouse(location(target, client), client)
+        finally:
+            sql.__exit__(None, None, None)
+
+
+def location(target: Destination, client: Any = None) -> str:
+    """`duckdb <file>`, `<destination> <URL without its password>` or `<destination> <bucket>`."""
+    from dlt.common.configuration.specs import ConnectionStringCredentials
+
+    from restsync_assets.http.masking import mask_text
+
+    path = duckdb_file(target)
+    if path is not None:
+        return f"duckdb {path}"
+    config = getattr(client, "config", None)
+    credentials = getattr(config, "credentials", None)
+    if isinstance(credentials, ConnectionStringCredentials):  # renders without the password
+        return mask_text(f"{target.destination_name} {credentials}", [])
+    bucket = getattr(config, "bucket_url", None)
+    return f"{target.destination_name} {bucket}" if bucket else target.destination_name
+
+
+def describe(specs: Sequence[SourceSpec]) -> tuple[str, bool]:
+    """Where the specs' warehouse is, and whether it holds nothing restsync loaded."""
+    place, empty = location(destination(read_only=True)), True
+    for spec in specs:
+        with reading(spec) as warehouse:
+            place = warehouse.location
+            empty = empty and not warehouse.has_table("_dlt_loads")
+    return place, empty
+
+
+#: How drivers say that they could not reach or log into the database (psycopg2's and
+#: libpq's wording), besides dlt's own `DestinationConnectionError`.
+_CANNOT_CONNECT = ("connection to server", "could not connect", "could not translate host")
+
+
+def explain(error: BaseException) -> str | None:
+    """One line for a warehouse that is not configured or cannot be reached, else None."""
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.destinations.exceptions import DestinationConnectionError
+
+    from restsync_assets.failures import root_causes
+    from restsync_assets.http.masking import mask_text
+
+    name = settings.destination_name()
+    key = f"DESTINATION__{name.upper()}__CREDENTIALS"
+    example = CREDENTIAL_EXAMPLES.get(name)
+    fix = f"set {key}" + (f" to {example}" if example else "")
+    for cause in reversed(root_causes(error)):  # the deepest cause says it best
+        text = str(cause).strip()
+        first = text.splitlines()[0] if text else type(cause).__name__
+        if isinstance(cause, ConfigFieldMissingException):
+            return (
+                f"{name} warehouse: credentials missing or incomplete ({', '.join(cause.fields)}):"
+                f" {fix} (or [destination.{name}] credentials in .dlt/secrets.toml)"
+            )
+        if type(cause).__name__ == "ArgumentError" and "URL" in text:
+            return f"{name} warehouse: the credentials are not a URL ({first}): {fix}"
+        if isinstance(cause, DestinationConnectionError) or any(
+            marker in text for marker in _CANNOT_CONNECT
+        ):
+            if isinstance(cause, DestinationConnectionError):
+                inner = str(cause.inner_exc).strip()
+                first = inner.splitlines()[0] if inner else first
+            return mask_text(f"{name} warehouse: cannot connect ({first}): check {key}", [])
+    return None
+
+
+# --------------------------------------------------------------------------- DuckDB helpers
+
 
 def table_ids(dataset: str, table: str, path: Path | None = None) -> list | None:
-    """Every `id` of `dataset.table`, or None when the file or table does not exist."""
+    """Every `id` of `dataset.table` of a DuckDB file, or None when the file or table is missing."""
     return query(f'select id from "{dataset}"."{table}"', path, scalar_rows=True)
 
 
 def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> list | None:
-    """Run `sql` read-only; None when the warehouse or a table in the query is missing."""
+    """Run `sql` on a DuckDB file (default: the configured one), read-only and under the
+    loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
     import duckdb
 
+    from restsync_assets.locks import exclusive
+
     path = path or settings.duckdb_path()
-    if not path.exists():
-        return None
-    with duckdb.connect(str(path), read_only=True) as con:
-        try:
-            rows = con.execute(sql).fetchall()
-        except duckdb.CatalogException:
+    with exclusive(path.with_name(path.name + ".lock")):
+        if not path.exists():
             return None
+        with duckdb.connect(str(path), read_only=True) as con:
+            try:
+                rows = con.execute(sql).fetchall()
+            except duckdb.CatalogException:
+                return None
     return [r[0] for r in rows] if scalar_rows else rows
