@@ -19,12 +19,12 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetKey,
     MetadataValue,
     multi_asset_check,
 )
 
 from restsync_assets import settings
+from restsync_assets.assets import asset_key
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
 SAMPLE = 5
@@ -64,18 +64,18 @@ def build_spec_checks(
 ) -> AssetChecksDefinition:
     """One multi-check per spec (one warehouse connection for all its checks)."""
     check_specs = [
-        AssetCheckSpec(name, asset=AssetKey([spec.name, r.name]), description=_DESCRIPTIONS[name])
+        AssetCheckSpec(name, asset=asset_key(spec, r), description=_DESCRIPTIONS[name])
         for r in spec.resources
         for name in check_names(r)
     ]
 
     @multi_asset_check(specs=check_specs, name=f"{spec.name}_checks", can_subset=True)
     def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        selected = {(k.asset_key.path[-1], k.name) for k in context.selected_asset_check_keys}
+        selected = {(k.asset_key, k.name) for k in context.selected_asset_check_keys}
         with Warehouse.open() as warehouse:
             for resource in spec.resources:
                 for name in check_names(resource):
-                    if (resource.name, name) in selected:
+                    if (asset_key(spec, resource), name) in selected:
                         last = (
                             _last_materialization(context, spec, resource)
                             if name == "freshness"
@@ -130,7 +130,7 @@ def evaluate(
     last_materialized: float | None = None,
 ) -> AssetCheckResult:
     """Evaluate one check of one asset."""
-    key = AssetKey([spec.name, resource.name])
+    key = asset_key(spec, resource)
     if not warehouse.has_table(spec.name, resource.name):
         return AssetCheckResult(
             asset_key=key,
@@ -283,7 +283,7 @@ def _last_load(warehouse: Warehouse, spec: SourceSpec, table: str) -> float | No
 def _last_materialization(
     context: AssetCheckExecutionContext, spec: SourceSpec, resource: ResourceSpec
 ) -> float | None:
-    event = context.instance.get_latest_materialization_event(AssetKey([spec.name, resource.name]))
+    event = context.instance.get_latest_materialization_event(asset_key(spec, resource))
     return event.timestamp if event is not None else None
 
 
