@@ -28,8 +28,9 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from dagster import (
     AssetKey,
@@ -112,9 +113,48 @@ def build_component_definitions(
     from restsync_assets.definitions import build_definitions
 
     if translation is None:
-        return build_definitions(specs)
+        return _mergeable(build_definitions(specs))
     renamed, translated = translate(specs, translation)
-    return build_definitions(renamed).map_asset_specs(func=lambda s: translated.get(s.key, s))
+    defs = build_definitions(renamed).map_asset_specs(func=lambda s: translated.get(s.key, s))
+    return _mergeable(defs)
+
+
+def _mergeable(defs: Definitions) -> Definitions:
+    """`defs` as several components can merge them: one dlt resource object for all (Dagster
+    merges resources of the same key only when they are the same object), and no
+    `restsync_checks` job (one job per code location; `checks_job()` adds it where wanted)."""
+    from restsync_assets.assets import DLT_RESOURCE_KEY
+    from restsync_assets.definitions import CHECKS_JOB
+
+    return Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
+        jobs=[j for j in defs.jobs or [] if j.name != CHECKS_JOB],
+        resources={**(defs.resources or {}), DLT_RESOURCE_KEY: _dlt_resource()},
+        executor=defs.executor,
+    )
+
+
+@lru_cache(maxsize=1)
+def _dlt_resource() -> Any:
+    from dagster_dlt import DagsterDltResource
+
+    return DagsterDltResource()
+
+
+def checks_job() -> Any:
+    """The `restsync_checks` job (every asset check of the code location, no load)."""
+    from dagster import AssetSelection, define_asset_job
+
+    from restsync_assets.definitions import CHECKS_JOB
+
+    return define_asset_job(
+        CHECKS_JOB,
+        selection=AssetSelection.all_asset_checks(),
+        description="Every restsync asset check, against the warehouse as it is (no load).",
+    )
 
 
 def translate(
