@@ -158,11 +158,16 @@ def add_run_and_preview(commands: Any) -> None:
     )
     run.add_argument("selection", nargs="*", metavar="SELECTION", help="SPEC or SPEC/RESOURCE")
     run.add_argument("--partition", metavar="KEY", help="partition of the partitioned assets")
-    run.add_argument(
+    checks = run.add_mutually_exclusive_group()
+    checks.add_argument(
         "--with-checks",
-        action=argparse.BooleanOptionalAction,
+        dest="with_checks",
+        action="store_true",
         default=True,
-        help="run the selected assets' checks after them (default: yes)",
+        help="run the selected assets' checks after them (the default)",
+    )
+    checks.add_argument(
+        "--no-checks", dest="with_checks", action="store_false", help="load only, no checks"
     )
     preview = commands.add_parser(
         "preview",

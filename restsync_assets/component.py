@@ -26,7 +26,8 @@ starter spec `<path>/specs/<name>.yaml`.
 
 import re
 import textwrap
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,7 @@ from dagster import (
     Component,
     ComponentLoadContext,
     Definitions,
+    PreviewWarning,
     Resolvable,
     Scaffolder,
     ScaffoldRequest,
@@ -115,8 +117,9 @@ def build_component_definitions(
     if translation is None:
         return _mergeable(build_definitions(specs))
     renamed, translated = translate(specs, translation)
-    defs = build_definitions(renamed).map_asset_specs(func=lambda s: translated.get(s.key, s))
-    return _mergeable(defs)
+    with warnings.catch_warnings():  # Dagster marks map_asset_specs "preview"
+        warnings.simplefilter("ignore", PreviewWarning)
+        return _mergeable(build_definitions(renamed).map_asset_specs(func=translated))
 
 
 def _mergeable(defs: Definitions) -> Definitions:
@@ -159,29 +162,29 @@ def checks_job() -> Any:
 
 def translate(
     specs: Sequence[SourceSpec], translation: TranslationFn[RestSyncTranslatorData]
-) -> tuple[list[SourceSpec], dict[AssetKey, AssetSpec]]:
-    """Specs that carry their translated asset keys, and each asset's translated spec.
-
-    Keys first (a child's dependency names its parent's translated key), then the rest.
-    """
+) -> tuple[list[SourceSpec], Callable[[AssetSpec], AssetSpec]]:
+    """Specs that carry their translated asset keys, and a function translating the rest of
+    each asset's spec (applied to the spec Dagster built: partitions and deps kept)."""
     from restsync_assets.assets import RestsyncTranslator
 
-    renamed, translated = [], {}
+    renamed, owner = [], {}
     for spec in specs:
         base = RestsyncTranslator(spec)
-        keys = {
-            r.name: tuple(translation(base.spec_for(r), RestSyncTranslatorData(spec, r)).key.path)
-            for r in spec.resources
-        }
-        spec = replace(spec, asset_keys=keys)
-        translator = RestsyncTranslator(spec)
+        keys = {}
         for resource in spec.resources:
-            untranslated = translator.spec_for(resource).replace_attributes(
-                key=AssetKey([spec.name, resource.name])
-            )
-            asset = translation(untranslated, RestSyncTranslatorData(spec, resource))
-            translated[asset.key] = asset
+            data = RestSyncTranslatorData(spec, resource)
+            keys[resource.name] = tuple(translation(base.spec_for(resource), data).key.path)
+        spec = replace(spec, asset_keys=keys)
         renamed.append(spec)
+        owner.update({AssetKey(list(keys[r.name])): (spec, r) for r in spec.resources})
+
+    def translated(asset: AssetSpec) -> AssetSpec:
+        if asset.key not in owner:
+            return asset
+        spec, resource = owner[asset.key]
+        untranslated = asset.replace_attributes(key=AssetKey([spec.name, resource.name]))
+        return translation(untranslated, RestSyncTranslatorData(spec, resource))
+
     return renamed, translated
 
 

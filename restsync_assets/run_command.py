@@ -203,10 +203,8 @@ def _first_use_notices(home: str) -> Iterator[None]:
             yield
     finally:
         text = captured.getvalue()
-        if "Telemetry:" in text:
-            start, end = text.index("Telemetry:"), text.find("(https://bit.ly", 0)
-            end = text.find("\n", end) if end >= 0 else len(text)
-            text = text[: text.rfind("\n", 0, start) + 1] + text[end + 1 :]
+        if "Telemetry:" in text and "https://bit.ly" in text:
+            text = _without_banner(text)
             print(
                 "note: Dagster collects usage statistics for this DAGSTER_HOME; to opt out, put"
                 f" `telemetry: {{enabled: false}}` in {home}/dagster.yaml",
@@ -214,6 +212,18 @@ def _first_use_notices(home: str) -> Iterator[None]:
             )
         if text.strip():
             stderr.write(text)
+
+
+def _without_banner(text: str) -> str:
+    """`text` without Dagster's telemetry and welcome paragraphs (and their blank lines)."""
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if "Telemetry:" in line)
+    end = next(i for i, line in enumerate(lines) if "https://bit.ly" in line and i > start)
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1
+    while end + 1 < len(lines) and not lines[end + 1].strip():
+        end += 1
+    return "".join(lines[:start] + lines[end + 1 :])
 
 
 def _warehouse() -> str:

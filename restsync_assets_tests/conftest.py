@@ -53,3 +53,11 @@ def serving(server: HTTPServer) -> Iterator[HTTPServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def step_failure_line(result) -> str | None:
+    """The one-line failure description of a Dagster run's first failed step (None if none)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.user_failure_data:
+            return event.step_failure_data.user_failure_data.description
+    return None
