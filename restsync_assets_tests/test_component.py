@@ -93,7 +93,9 @@ def test_translation_renames_keys_everywhere(tmp_path):
             assert len(keys) == 19 and all(k.path[0] == "raw" for k in keys)
             graph = defs.resolve_asset_graph()
             child = AssetKey(["raw", "marketing_api", "adaccounts"])
-            assert graph.get(child).parent_keys == {AssetKey(["raw", "marketing_api", "organizations"])}
+            assert graph.get(child).parent_keys == {
+                AssetKey(["raw", "marketing_api", "organizations"])
+            }
             node = graph.get(child)
             assert node.group_name == "marketing_api_api"
             assert node.owners == ["team:data-eng"]

@@ -54,7 +54,9 @@ def test_run_loads_the_selection_on_dagster_home_with_a_quiet_console(
     )
     assert f"   ledger/resource_name: materialized, {ledger} rows in the table" in out
     assert re.search(rf"^ledger/resource_name\s+{ledger}\s+[\d.]+\s+5/5 passed\s+ok$", out, re.M)
-    assert re.search(rf"^marketing_api/organizations\s+{orgs}\s+[\d.]+\s+3/3 passed\s+ok$", out, re.M)
+    assert re.search(
+        rf"^marketing_api/organizations\s+{orgs}\s+[\d.]+\s+3/3 passed\s+ok$", out, re.M
+    )
     assert re.search(r"^2/2 assets materialized, 8/8 checks passed in [\d.]+s$", out, re.M)
     for noise in (" - dagster - ", "DEBUG", "Warning", "Traceback"):
         assert noise not in captured.out + captured.err
@@ -89,7 +91,9 @@ def test_one_partition_records_the_table_and_the_partition_row_counts(
         assert materialization.metadata["dagster/row_count"].value == len(loaded)
     out = capsys.readouterr().out
     assert "-> ad_analytics: ad_campaign_analytics [partition 2026-01-06]" in out
-    assert re.search(rf"^ad_analytics/ad_campaign_analytics\s+{len(loaded)}\s+[\d.]+\s+-\s+ok$", out, re.M)
+    assert re.search(
+        rf"^ad_analytics/ad_campaign_analytics\s+{len(loaded)}\s+[\d.]+\s+-\s+ok$", out, re.M
+    )
 
 
 def test_a_failed_run_ends_with_one_line_and_exit_1(sandbox_env, warehouse, capsys, monkeypatch):
@@ -116,7 +120,9 @@ def test_a_failed_check_fails_the_command(sandbox_env, warehouse, capsys, monkey
     assert main(["run"]) == 1
     out = capsys.readouterr().out
     rows = len(sandbox_env.rows("ledger", "resource_name"))
-    assert re.search(r"^ledger/resource_name\s+\d+\s+[\d.]+\s+4/5 passed, 1 FAILED\s+ok$", out, re.M)
+    assert re.search(
+        r"^ledger/resource_name\s+\d+\s+[\d.]+\s+4/5 passed, 1 FAILED\s+ok$", out, re.M
+    )
     assert out.strip().splitlines()[-1] == (
         f"error: 1 check failed, the first: ledger/resource_name row_count: {rows} rows"
         " (minimum 100)"
@@ -129,8 +135,14 @@ USAGE_ERRORS = [
         "nope: unknown spec 'nope'; specs: ad_analytics, ledger, marketing_api, native_ads,"
         " workspace_docs",
     ),
-    (["ledger/records"], "ledger/records: ledger has no resource 'records'; resources: resource_name"),
-    (["ledger", "--partition", "2026-01-05"], "--partition: none of the selected assets is partitioned"),
+    (
+        ["ledger/records"],
+        "ledger/records: ledger has no resource 'records'; resources: resource_name",
+    ),
+    (
+        ["ledger", "--partition", "2026-01-05"],
+        "--partition: none of the selected assets is partitioned",
+    ),
     (
         ["ad_analytics", "--partition", "2025-12-31"],
         "--partition 2025-12-31: not a partition of ad_analytics_daily_load"
