@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -89,6 +94,60 @@ def test_the_repo_is_a_dg_project(dg_env):
         "workspace_docs_schedule",
     }
     assert "restsync_checks" in {j["name"] for j in listed["jobs"]}
+
+
+def test_dg_dev_serves_the_seed_assets(dg_env):
+    """`dg dev` starts Dagster's UI on the repo's dg project; its GraphQL API lists the 19
+    seed assets. (Waits on the server's own output lines, bounded, then stops its processes.)"""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(DG), "dev", "--use-active-venv", "--port", str(port)],
+        cwd=REPO,
+        env=dg_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped as one below
+    )
+    try:
+        keys: list | None = None
+        deadline = time.monotonic() + 600
+        while keys is None or len(keys) < 19:
+            assert server.poll() is None, "dg dev exited"
+            assert time.monotonic() < deadline, "dg dev did not serve the assets in time"
+            # wait for the server's next output (at most 5 s), drain it, then ask the server
+            if select.select([server.stdout], [], [], 5)[0]:
+                os.read(server.stdout.fileno(), 1 << 16)
+            keys = _asset_keys(port) if _serving(port) else None
+        assert len(keys) == 19 and ["ledger", "resource_name"] in keys
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serving(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _asset_keys(port: int) -> list | None:
+    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=query,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            nodes = json.load(response)["data"]["assetNodes"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return [n["assetKey"]["path"] for n in nodes]
 
 
 ITEMS = [{"id": 1, "name": "first", "price": 9.5}, {"id": 2, "name": "second", "price": 12.0}]
