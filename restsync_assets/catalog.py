@@ -1,8 +1,8 @@
 """Dagster's standard catalog metadata for restsync assets.
 
 On each asset (definition): `dagster/table_name` (when the warehouse is knowable at load
-time: DuckDB) and `dagster/code_references` to the spec file and the line that declares the
-resource. On each materialization, added to what dagster-dlt already records
+time: DuckDB), `dagster/code_references` to the spec file and the line that declares the
+resource, and `dagster/column_schema` of the columns the spec's `schema` declares. On each materialization, added to what dagster-dlt already records
 (`dagster/column_schema`, `rows_loaded`, dlt's load info):
 
 - `dagster/row_count`: rows in the table after the load;
@@ -28,6 +28,9 @@ from dagster import (
     LocalFileCodeReference,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
 )
 from dlt.pipeline.pipeline import Pipeline
 
@@ -39,6 +42,7 @@ ROW_COUNT = "dagster/row_count"
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
 TABLE_NAME = "dagster/table_name"
 CODE_REFERENCES = "dagster/code_references"
+COLUMN_SCHEMA = "dagster/column_schema"
 
 
 def definition_metadata(spec: SourceSpec, resource: ResourceSpec) -> dict[str, Any]:
@@ -52,6 +56,14 @@ def definition_metadata(spec: SourceSpec, resource: ResourceSpec) -> dict[str, A
         )
         references = CodeReferencesMetadataValue(code_references=[reference])
     metadata: dict[str, Any] = {CODE_REFERENCES: references}
+    if resource.columns:  # what the spec declares; a materialization records every column
+        columns = [
+            TableColumn(
+                c.name, c.data_type, constraints=TableColumnConstraints(nullable=c.nullable)
+            )
+            for c in resource.columns
+        ]
+        metadata[COLUMN_SCHEMA] = MetadataValue.table_schema(TableSchema(columns=columns))
     if settings.destination_name() == "duckdb":
         # DuckDB names a database file's catalog after the file
         table = f"{settings.duckdb_path().stem}.{spec.name}.{resource.name}"

@@ -102,7 +102,8 @@ def plan(
             order = [asset_key(spec, r) for r in spec.resources]
             keys = [k for k in order if k in wanted and k in assets_def.keys]
             if keys:
-                targets.append(Target(spec, assets_def, keys, _partition(assets_def, partition)))
+                chosen = _partition(assets_def, keys, partition)
+                targets.append(Target(spec, assets_def, keys, chosen))
     if partition is not None and not any(t.partition for t in targets):
         raise RunUsageError("--partition: none of the selected assets is partitioned")
     return targets
@@ -128,20 +129,24 @@ def _selected_keys(specs: Sequence[SourceSpec], selection: Sequence[str]) -> set
     return keys
 
 
-def _partition(assets_def: AssetsDefinition, partition: str | None) -> str | None:
+def _partition(
+    assets_def: AssetsDefinition, keys: Sequence[AssetKey], partition: str | None
+) -> str | None:
+    """`partition` if it is one of the assets' partitions, the latest one when not given."""
     partitions = assets_def.partitions_def
     if partitions is None:
         return None
+    assets = ", ".join("/".join(k.path) for k in keys)
     latest = partitions.get_last_partition_key()
     if partition is None:
         if latest is None:
-            raise RunUsageError(f"{assets_def.node_def.name}: no partition has ended yet")
+            raise RunUsageError(f"{assets}: no partition has ended yet")
         return latest
     if not partitions.has_partition_key(partition):
         first = partitions.get_first_partition_key()
         raise RunUsageError(
-            f"--partition {partition}: not a partition of {assets_def.node_def.name}"
-            f" ({partitions}); from {first} to {latest}"
+            f"--partition {partition}: not a partition of {assets}"
+            f" ({str(partitions).rstrip('.')}); the first is {first}, the latest {latest}"
         )
     return partition
 

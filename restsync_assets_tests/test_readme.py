@@ -110,10 +110,11 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
         env=env,
     )
     try:
-        assert (
-            server.stdout.readline().strip()
-            == f"restsync sandbox listening on http://127.0.0.1:{port}"
-        )
+        served = []
+        while not served or served[-1] != "Press Ctrl-C to stop.":
+            served.append(server.stdout.readline().strip())
+        assert served[0] == f"restsync sandbox listening on http://127.0.0.1:{port}"
+        served_exports = [line for line in served if line.startswith("export ")]
         exported = subprocess.run(
             [
                 "bash",
@@ -132,6 +133,14 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
             ):
                 monkeypatch.setenv(name, value)
         assert os.environ["LEDGER_BASE_URL"] == f"http://127.0.0.1:{port}/ledger"
+        printed_exports = subprocess.run(
+            [*restsync, "sandbox", "--print-env", "--port", port],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout.splitlines()
+        assert served_exports == printed_exports and len(printed_exports) == 22
         printed = {}
         for command in commands():
             if not command.startswith("restsync ") or command.startswith("restsync sandbox"):

@@ -145,8 +145,8 @@ USAGE_ERRORS = [
     ),
     (
         ["ad_analytics", "--partition", "2025-12-31"],
-        "--partition 2025-12-31: not a partition of ad_analytics_daily_load"
-        " (Daily, starting 2026-01-01 UTC.); from 2026-01-01 to ",
+        "--partition 2025-12-31: not a partition of ad_analytics/ad_campaign_analytics"
+        " (Daily, starting 2026-01-01 UTC); the first is 2026-01-01, the latest ",
     ),
 ]
 
