@@ -99,22 +99,20 @@ def table_metadata(
     context: AssetExecutionContext, pipeline: Pipeline, table: str
 ) -> dict[str, Any]:
     """Row counts and qualified name of `table` in the pipeline's dataset, as it is now."""
+    one_partition = context.has_partition_key
     try:
         with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(table)
             path = client.make_qualified_table_name_path(table, quote=False)
             if len(path) == 2:  # connection-scoped database: name it
                 path = [*_database(client), *path]
-            rows = _count(client, client.make_qualified_table_name(table))
-            partition_rows = None
-            if context.has_partition_key:
-                loads = _load_ids(pipeline)
-                partition_rows = (
-                    _count(client, client.make_qualified_table_name(table), loads) if loads else 0
-                )
+            rows = _count(client, qualified)
+            partition_rows = _partition_rows(client, qualified, pipeline) if one_partition else None
     except Exception as error:  # no sql_client (e.g. filesystem): the load itself succeeded
-        context.log.warning(
-            f"{table}: row counts not recorded ({type(error).__name__}: {str(error)[:200]})"
-        )
+        from restsync_assets.http.masking import mask_text
+
+        reason = mask_text(str(error).strip().splitlines()[0][:200] if str(error).strip() else "")
+        context.log.warning(f"{table}: row counts not recorded ({type(error).__name__}: {reason})")
         return {}
     metadata = {ROW_COUNT: MetadataValue.int(rows), TABLE_NAME: MetadataValue.text(".".join(path))}
     if partition_rows is not None:
@@ -154,6 +152,17 @@ def _count(client: Any, qualified: str, load_ids: list[str] | None = None) -> in
             return int(cursor.fetchone()[0])
     except DatabaseUndefinedRelation:
         return 0
+
+
+def _partition_rows(client: Any, qualified: str, pipeline: Pipeline) -> int | None:
+    """Rows the run wrote (dlt's `_dlt_load_id` of its loads); None when not countable."""
+    loads = _load_ids(pipeline)
+    if not loads:
+        return 0
+    try:
+        return _count(client, qualified, loads)
+    except Exception:  # a table without `_dlt_load_id`: no partition count rather than a wrong one
+        return None
 
 
 def _load_ids(pipeline: Pipeline) -> list[str]:

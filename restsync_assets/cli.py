@@ -80,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run_command(args.selection, args.partition, args.with_checks)
     if args.command == "preview":
-        return preview_command(args.spec, args.resource, args.limit, args.pages, args.json)
+        return preview_command(
+            args.spec, args.resource, args.limit, args.pages, args.json, args.partition
+        )
     if args.print_env:
         from restsync_assets.sandbox.server import export_lines
 
@@ -180,6 +182,9 @@ def add_run_and_preview(commands: Any) -> None:
     preview.add_argument(
         "--pages", type=int, default=1, help="pages of the top-level resource to read (default 1)"
     )
+    preview.add_argument(
+        "--partition", metavar="KEY", help="a partitioned resource's partition (default: latest)"
+    )
     preview.add_argument("--json", action="store_true", help="print everything as JSON")
 
 
@@ -195,9 +200,22 @@ def run_command(selection: Sequence[str], partition: str | None, with_checks: bo
     return 0 if report.ok else 1
 
 
-def preview_command(spec_name: str, resource: str, limit: int, pages: int, as_json: bool) -> int:
+def preview_command(
+    spec_name: str,
+    resource: str,
+    limit: int,
+    pages: int,
+    as_json: bool,
+    partition: str | None = None,
+) -> int:
     """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
-    from restsync_assets.preview import PreviewError, preview, render
+    from restsync_assets.preview import (
+        PreviewError,
+        UnknownPartitionError,
+        partition_window,
+        preview,
+        render,
+    )
     from restsync_assets.specs.loader import load_specs
 
     try:
@@ -214,7 +232,12 @@ def preview_command(spec_name: str, resource: str, limit: int, pages: int, as_js
         print(f"{spec_name} has no resource {resource!r}; resources: {names}", file=sys.stderr)
         return 2
     try:
-        result = preview(spec, resource, limit=limit, pages=max(1, pages))
+        partition_window(spec.resource(resource), partition)
+    except UnknownPartitionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        result = preview(spec, resource, limit=limit, pages=max(1, pages), partition=partition)
     except PreviewError as error:
         print(error.result.to_json(limit) if as_json else render(error.result, limit))
         print(f"error: {error}", file=sys.stderr)

@@ -80,9 +80,13 @@ def preview(
     *,
     limit: int = 10,
     pages: int = 1,
+    partition: str | None = None,
     credentials_resource: Any = None,
 ) -> PreviewResult:
-    """Read the first records of `resource` of `spec` from its API; raise `PreviewError`."""
+    """Read the first records of `resource` of `spec` from its API; raise `PreviewError`.
+
+    A partitioned resource reads `partition`'s window (default: the latest partition).
+    """
     from restsync_assets.failures import explain
     from restsync_assets.http.masking import install_log_masking, register_secret
     from restsync_assets.resources import ApiCredentials
@@ -96,7 +100,8 @@ def preview(
         register_secret(*credentials.secrets())
         install_log_masking()
         recorder = _Recorder(result)
-        for record in _read(spec, target, credentials, recorder, pages):
+        window = partition_window(target, partition)
+        for record in _read(spec, target, credentials, recorder, pages, window):
             result.records_read += 1
             if len(result.records) < limit:
                 result.records.append(record)
@@ -111,7 +116,12 @@ def preview(
 
 
 def _read(
-    spec: SourceSpec, target: ResourceSpec, credentials: Any, recorder: _Recorder, pages: int
+    spec: SourceSpec,
+    target: ResourceSpec,
+    credentials: Any,
+    recorder: _Recorder,
+    pages: int,
+    window: Any,
 ) -> Iterator[dict]:
     """The records of `target`, as dlt's resource yields them, from a one-request-at-a-time
     source whose top-level ancestor stops after `pages` pages."""
@@ -120,7 +130,7 @@ def _read(
     from restsync_assets.sources import source_config
 
     sequential = replace(spec, concurrency=1)
-    config = source_config(sequential, credentials, _latest_window(target))
+    config = source_config(sequential, credentials, window)
     recorder.watch(config)
     source = rest_api_source(config, name=spec.name)
     chain = [target.name]
@@ -132,14 +142,28 @@ def _read(
     yield from source.resources[target.name]
 
 
-def _latest_window(resource: ResourceSpec) -> Any:
-    """The latest partition's window, for a partitioned resource (what `restsync run` loads)."""
+class UnknownPartitionError(ValueError):
+    """`--partition` is not a partition of the resource: one line with the allowed range."""
+
+
+def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:
+    """The window of partition `key` of a partitioned resource (default: the latest, what
+    `restsync run` loads); None for an unpartitioned one."""
     if resource.partitions is None:
+        if key is not None:
+            raise UnknownPartitionError(f"--partition: {resource.name} is not partitioned")
         return None
     from restsync_assets.partitions import Window, partitions_definition
 
     partitions = partitions_definition(resource.partitions)
-    key = partitions.get_last_partition_key()
+    latest = partitions.get_last_partition_key()
+    if key is not None and not partitions.has_partition_key(key):
+        raise UnknownPartitionError(
+            f"--partition {key}: not a partition of {resource.name}"
+            f" ({str(partitions).rstrip('.')}); the first is"
+            f" {partitions.get_first_partition_key()}, the latest {latest}"
+        )
+    key = key or latest
     if key is None:
         return None
     window = partitions.time_window_for_partition_key(key)

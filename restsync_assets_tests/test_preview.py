@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance
 
 from restsync_assets.cli import main
@@ -107,13 +108,47 @@ def test_rotated_refresh_token_is_stored_like_a_run_stores_it(sandbox_env, wareh
     assert not warehouse.exists()
 
 
-def test_unknown_spec_or_resource_is_one_line_with_the_choices(sandbox_env, capsys):
-    assert main(["preview", "ledgr", "resource_name"]) == 2
-    assert capsys.readouterr().err == (
+def test_a_partition_reads_its_window(sandbox_env, warehouse, capsys):
+    """`--partition`: the request carries the day's window; the records are that day's rows."""
+    data = preview_json(
+        capsys,
+        "ad_analytics",
+        "ad_campaign_analytics",
+        "--partition",
+        "2026-01-05",
+        "--limit",
+        "50",
+    )
+    (request,) = [r for r in data["requests"] if r["resource"] == "ad_campaign_analytics"]
+    assert "start_date=2026-01-05&end_date=2026-01-06" in request["url"]
+    truth = sandbox_env.rows("ad_analytics", "ad_campaign_analytics")
+    assert data["records"] == [r for r in truth if r["date"] == "2026-01-05"]
+    assert_wrote_nothing(warehouse)
+
+
+WRONG = [
+    (
+        ["ledgr", "resource_name"],
         "unknown spec 'ledgr'; specs: ad_analytics, ledger, marketing_api, native_ads,"
-        " workspace_docs\n"
-    )
-    assert main(["preview", "ledger", "records"]) == 2
-    assert capsys.readouterr().err == (
-        "ledger has no resource 'records'; resources: resource_name\n"
-    )
+        " workspace_docs",
+    ),
+    (["ledger", "records"], "ledger has no resource 'records'; resources: resource_name"),
+    (
+        ["ledger", "resource_name", "--partition", "2026-01-05"],
+        "--partition: resource_name is not partitioned",
+    ),
+    (
+        ["ad_analytics", "ad_campaign_analytics", "--partition", "2025-12-31"],
+        "--partition 2025-12-31: not a partition of ad_campaign_analytics (Daily, starting"
+        " 2026-01-01 UTC); the first is 2026-01-01, the latest ",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), WRONG, ids=[" ".join(a) for a, _ in WRONG])
+def test_a_wrong_argument_is_one_line_with_the_choices(warehouse, capsys, args, line):
+    """Before any request: exit 2 and one line naming what exists."""
+    assert main(["preview", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(line) and captured.err.count("\n") == 1
+    assert captured.out == ""
