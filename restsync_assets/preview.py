@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -139,7 +140,27 @@ def _read(
     source.resources[chain[0]].add_limit(pages)
     for name in chain:
         source.resources[name].add_step(recorder.page_counter(name), insert_at=1)
-    yield from source.resources[target.name]
+    with _no_active_pipeline():  # else dlt would hand the resource that pipeline's state
+        yield from source.resources[target.name]
+
+
+@contextmanager
+def _no_active_pipeline() -> Iterator[None]:
+    """No dlt pipeline active meanwhile (a run earlier in this process leaves its own active,
+    and dlt initializes an iterated resource's state from it); afterwards, the one active
+    before again (not a pipeline created meanwhile)."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import PipelineContext
+
+    context = Container()[PipelineContext]
+    active = context.pipeline() if context.is_active() else None
+    context.deactivate()
+    try:
+        yield
+    finally:
+        context.deactivate()
+        if active is not None:
+            active.activate()
 
 
 class UnknownPartitionError(ValueError):
@@ -259,7 +280,7 @@ def dlt_column_types(spec: SourceSpec, resource: ResourceSpec, records: list[dic
     hints: dict[str, Any] = {"name": resource.name, "columns": columns or None}
     if resource.primary_key_columns:
         hints["primary_key"] = list(resource.primary_key_columns)
-    with tempfile.TemporaryDirectory(prefix="restsync_preview_") as folder:
+    with _no_active_pipeline(), tempfile.TemporaryDirectory(prefix="restsync_preview_") as folder:
         pipeline = dlt.pipeline(
             pipeline_name=f"preview_{spec.name}",
             pipelines_dir=folder,

@@ -329,12 +329,15 @@ class _Console:
         self.started = started
         self.tty = bool(getattr(out, "isatty", lambda: False)())
         self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
         self._last_line = 0.0
         self._open = False
 
     def extracted(self, spec: str, resource: str, rows: int) -> None:
         now = time.perf_counter()
-        text = f"   {spec}/{resource}: {plural(rows, 'row')} so far"
+        self.rows[resource] = rows
+        counts = ", ".join(f"{name} {count}" for name, count in self.rows.items())
+        text = f"   {spec}: {counts} rows so far"
         if self.tty:
             self.out.write(f"\r\033[K{text}")
             self.out.flush()

@@ -95,6 +95,23 @@ def test_error_is_the_line_a_run_gives(sandbox_env, warehouse, capsys, monkeypat
     assert "not-the-secret" not in captured.out + captured.err
 
 
+def test_a_run_earlier_in_the_process_does_not_move_the_preview_cursor(
+    sandbox_env, warehouse, capsys
+):
+    """After a run (its dlt pipeline stays active in this process, holding the incremental
+    cursor), a preview still asks from `initial_value`, and the run's pipeline stays active."""
+    import dlt
+
+    spec = next(s for s in load_specs(SEED_SPECS) if s.name == "ledger")
+    results = materialize_spec(build_definitions([spec]), spec, DagsterInstance.ephemeral())
+    assert all(r.success for r in results)
+    active = dlt.current.pipeline()
+    data = preview_json(capsys, "ledger", "resource_name", "--limit", "1")
+    (first,) = [r["url"] for r in data["requests"] if r["resource"] == "resource_name"]
+    assert "updated_since=2000-01-01T00%3A00%3A00Z" in first
+    assert dlt.current.pipeline() is active
+
+
 def test_rotated_refresh_token_is_stored_like_a_run_stores_it(sandbox_env, warehouse, capsys):
     """A token endpoint that rotates the refresh token: the preview keeps the new one (the
     configured one is dead), and the next preview authenticates with it."""
