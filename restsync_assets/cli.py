@@ -178,14 +178,24 @@ def add_run_and_preview(commands: Any) -> None:
     )
     preview.add_argument("spec")
     preview.add_argument("resource")
-    preview.add_argument("--limit", type=int, default=10, help="records to show (default 10)")
+    preview.add_argument("--limit", type=_positive, default=10, help="records to show (default 10)")
     preview.add_argument(
-        "--pages", type=int, default=1, help="pages of the top-level resource to read (default 1)"
+        "--pages",
+        type=_positive,
+        default=1,
+        help="pages of the top-level resource to read (default 1)",
     )
     preview.add_argument(
         "--partition", metavar="KEY", help="a partitioned resource's partition (default: latest)"
     )
     preview.add_argument("--json", action="store_true", help="print everything as JSON")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def run_command(selection: Sequence[str], partition: str | None, with_checks: bool) -> int:
@@ -237,7 +247,7 @@ def preview_command(
         print(error, file=sys.stderr)
         return 2
     try:
-        result = preview(spec, resource, limit=limit, pages=max(1, pages), partition=partition)
+        result = preview(spec, resource, limit=limit, pages=pages, partition=partition)
     except PreviewError as error:
         print(error.result.to_json(limit) if as_json else render(error.result, limit))
         print(f"error: {error}", file=sys.stderr)
