@@ -23,12 +23,13 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
-from dlt.common.runtime.collector import LogCollector
 
 from restsync_assets import settings
+from restsync_assets.catalog import definition_metadata, with_table_metadata
 from restsync_assets.http.masking import install_log_masking, register_secret
 from restsync_assets.locks import duckdb_lock_path, exclusive
 from restsync_assets.partitions import backfill_policy, partitions_definition, run_window
+from restsync_assets.progress import run_collector
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
 
 DLT_RESOURCE_KEY = "dlt"
@@ -42,8 +43,9 @@ def credentials_key(spec: SourceSpec) -> str:
 
 
 def asset_key(spec: SourceSpec, resource: ResourceSpec | str) -> AssetKey:
+    """`[<spec>, <resource>]`, or the key a `dg` component's translation gave the resource."""
     name = resource if isinstance(resource, str) else resource.name
-    return AssetKey([spec.name, name])
+    return AssetKey(list(spec.asset_keys.get(name, (spec.name, name))))
 
 
 class RestsyncTranslator(DagsterDltTranslator):
@@ -63,9 +65,8 @@ class RestsyncTranslator(DagsterDltTranslator):
         spec = self.spec
         deps = [asset_key(spec, resource.parent)] if resource.parent else []
         metadata: dict[str, Any] = {
-            "restsync/spec_file": spec.path.name,
+            **definition_metadata(spec, resource),
             "restsync/path": resource.endpoint["path"],
-            "restsync/table": f"{spec.name}.{resource.name}",
         }
         if resource.primary_key_columns:
             metadata["restsync/primary_key"] = ", ".join(resource.primary_key_columns)
@@ -82,6 +83,8 @@ class RestsyncTranslator(DagsterDltTranslator):
             metadata=metadata,
             freshness_policy=_freshness_policy(resource),
             automation_condition=automation_condition(resource.automation),
+            owners=list(resource.owners),
+            tags=resource.tags,
         )
 
 
@@ -150,21 +153,20 @@ def run_spec(
         )
         # the lock covers creating the pipeline too: dlt's working folder is not safe to share
         with exclusive(_lock_path(spec), on_wait=context.log.info):
-            progress = LogCollector(
-                log_period=PROGRESS_SECONDS, logger=context.log, dump_system_stats=False
-            )
+            progress = run_collector(spec, context.log, PROGRESS_SECONDS)
             pipeline = build_pipeline(spec, progress=progress)
             context.log.info(
                 f"{spec.name}: loading {', '.join(selected)}{where} into "
                 f"{pipeline.destination.destination_name}:{spec.name}"
             )
-            yield from dlt_resource.run(
+            events = dlt_resource.run(
                 context=context,
                 dlt_source=source,
                 dlt_pipeline=pipeline,
                 dagster_dlt_translator=translator,
                 loader_file_format=loader_file_format(pipeline.destination),
             )
+            yield from with_table_metadata(context, spec, pipeline, events)
     except Failure:
         raise
     except Exception as error:  # turn deep library tracebacks into one actionable line

@@ -22,12 +22,12 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetKey,
     Failure,
     MetadataValue,
     multi_asset_check,
 )
 
+from restsync_assets.assets import asset_key
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 from restsync_assets.warehouse import Warehouse, WarehouseError, reading
 
@@ -54,20 +54,20 @@ def build_spec_checks(
 ) -> AssetChecksDefinition:
     """One multi-check per spec (one warehouse connection for all its checks)."""
     check_specs = [
-        AssetCheckSpec(name, asset=AssetKey([spec.name, r.name]), description=_DESCRIPTIONS[name])
+        AssetCheckSpec(name, asset=asset_key(spec, r), description=_DESCRIPTIONS[name])
         for r in spec.resources
         for name in check_names(r)
     ]
 
     @multi_asset_check(specs=check_specs, name=f"{spec.name}_checks", can_subset=True)
     def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        selected = {(k.asset_key.path[-1], k.name) for k in context.selected_asset_check_keys}
+        selected = {(k.asset_key, k.name) for k in context.selected_asset_check_keys}
         try:
             with reading(spec, on_wait=context.log.info) as warehouse:
                 rowless = warehouse.tables_without_rows(spec.name)
                 for resource in spec.resources:
                     for name in check_names(resource):
-                        if (resource.name, name) not in selected:
+                        if (asset_key(spec, resource), name) not in selected:
                             continue
                         last = (
                             _last_materialization(context, spec, resource)
@@ -91,7 +91,7 @@ def evaluate(
     rowless: Collection[str] = (),
 ) -> AssetCheckResult:
     """Evaluate one check of one asset; `rowless` are the tables dlt loaded without a row."""
-    key = AssetKey([spec.name, resource.name])
+    key = asset_key(spec, resource)
     if warehouse.has_table(resource.name):
         passed, description, metadata = _EVALUATORS[name](
             warehouse, warehouse.table(resource.name), spec, resource, now, last_materialized
@@ -264,7 +264,7 @@ def _last_load(warehouse: Warehouse, table: str) -> float | None:
 def _last_materialization(
     context: AssetCheckExecutionContext, spec: SourceSpec, resource: ResourceSpec
 ) -> float | None:
-    event = context.instance.get_latest_materialization_event(AssetKey([spec.name, resource.name]))
+    event = context.instance.get_latest_materialization_event(asset_key(spec, resource))
     return event.timestamp if event is not None else None
 
 

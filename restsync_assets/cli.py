@@ -1,4 +1,12 @@
-"""`restsync validate | demo | sandbox`: the operator's command line."""
+"""restsync's command line.
+
+restsync run [SELECTION ...]        materialize specs through Dagster (progress, summary)
+restsync preview SPEC RESOURCE      test-read one resource from its API; writes nothing
+restsync validate [DIR]             check spec files; one line per problem
+restsync check                      run every asset check against the warehouse
+restsync demo                       the bundled sandbox API -> every asset -> DuckDB
+restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
+"""
 
 from __future__ import annotations
 
@@ -8,13 +16,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from restsync_assets import settings
+from restsync_assets.report import plural
 from restsync_assets.specs.errors import SpecValidationError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="restsync", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="restsync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser("validate", help="check spec files; one line per problem")
@@ -56,6 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument(
         "--faults", action="store_true", help="throw the demo's mix of survivable faults"
     )
+    sandbox.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print `export NAME=value` lines for a sandbox on --port and exit "
+        '(eval "$(restsync sandbox --print-env)")',
+    )
+    add_run_and_preview(commands)
 
     args = parser.parse_args(argv)
     if args.command == "validate":
@@ -64,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo_command(args.duckdb, args.specs, args.faults)
     if args.command == "check":
         return check_command(args.duckdb)
+    if args.command == "run":
+        return run_command(args.selection, args.partition, args.with_checks)
+    if args.command == "preview":
+        return preview_command(
+            args.spec, args.resource, args.limit, args.pages, args.json, args.partition
+        )
+    if args.print_env:
+        from restsync_assets.sandbox.server import export_lines
+
+        print("\n".join(export_lines(port=args.port)))
+        return 0
     from restsync_assets.sandbox import serve
     from restsync_assets.sandbox.faults import demo_plan
 
@@ -81,7 +111,7 @@ def validate_command(directory: Path | None) -> int:
         print(error, file=sys.stderr)
         return 1
     for spec in specs:
-        print(f"ok  {spec.path.name}: {spec.name} ({len(spec.resources)} resources)")
+        print(f"ok  {spec.path.name}: {spec.name} ({plural(len(spec.resources), 'resource')})")
     return 0
 
 
@@ -148,6 +178,111 @@ def _demo_fallback() -> str:
     default = settings.duckdb_path()
     os.environ["RESTSYNC_DUCKDB_PATH"] = str(demo)
     return f" (the `restsync demo` warehouse: {default} holds nothing restsync loaded)"
+
+
+def add_run_and_preview(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="materialize specs through Dagster: progress, then a table of rows and checks",
+        description="Materialize through Dagster (on DAGSTER_HOME's instance when set). "
+        "No SELECTION: every unpartitioned asset and the latest partition of each partitioned one.",
+    )
+    run.add_argument("selection", nargs="*", metavar="SELECTION", help="SPEC or SPEC/RESOURCE")
+    run.add_argument("--partition", metavar="KEY", help="partition of the partitioned assets")
+    checks = run.add_mutually_exclusive_group()
+    checks.add_argument(
+        "--with-checks",
+        dest="with_checks",
+        action="store_true",
+        default=True,
+        help="run the selected assets' checks after them (the default)",
+    )
+    checks.add_argument(
+        "--no-checks", dest="with_checks", action="store_false", help="load only, no checks"
+    )
+    preview = commands.add_parser(
+        "preview",
+        help="test-read one resource from its real API (writes nothing)",
+        description="Requests (secrets masked), the first records and their dlt column types.",
+    )
+    preview.add_argument("spec")
+    preview.add_argument("resource")
+    preview.add_argument("--limit", type=_positive, default=10, help="records to show (default 10)")
+    preview.add_argument(
+        "--pages",
+        type=_positive,
+        default=1,
+        help="pages of the top-level resource to read (default 1)",
+    )
+    preview.add_argument(
+        "--partition", metavar="KEY", help="a partitioned resource's partition (default: latest)"
+    )
+    preview.add_argument("--json", action="store_true", help="print everything as JSON")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def run_command(selection: Sequence[str], partition: str | None, with_checks: bool) -> int:
+    """Materialize the selection; non-zero when a run or a check failed."""
+    from restsync_assets.run_command import RunUsageError, run
+
+    try:
+        report = run(selection, partition, with_checks, out=sys.stdout)
+    except (SpecValidationError, RunUsageError) as error:
+        print(error, file=sys.stderr)
+        return 2 if isinstance(error, RunUsageError) else 1
+    return 0 if report.ok else 1
+
+
+def preview_command(
+    spec_name: str,
+    resource: str,
+    limit: int,
+    pages: int,
+    as_json: bool,
+    partition: str | None = None,
+) -> int:
+    """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
+    from restsync_assets.preview import (
+        PreviewError,
+        UnknownPartitionError,
+        partition_window,
+        preview,
+        render,
+    )
+    from restsync_assets.specs.loader import load_specs
+
+    try:
+        specs = {s.name: s for s in load_specs(settings.specs_dir())}
+    except SpecValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    spec = specs.get(spec_name)
+    if spec is None:
+        print(f"unknown spec {spec_name!r}; specs: {', '.join(specs)}", file=sys.stderr)
+        return 2
+    if resource not in {r.name for r in spec.resources}:
+        names = ", ".join(r.name for r in spec.resources)
+        print(f"{spec_name} has no resource {resource!r}; resources: {names}", file=sys.stderr)
+        return 2
+    try:
+        partition_window(spec.resource(resource), partition)
+    except UnknownPartitionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        result = preview(spec, resource, limit=limit, pages=pages, partition=partition)
+    except PreviewError as error:
+        print(error.result.to_json(limit) if as_json else render(error.result, limit))
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(result.to_json(limit) if as_json else render(result, limit))
+    return 0
 
 
 if __name__ == "__main__":

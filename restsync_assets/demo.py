@@ -53,30 +53,14 @@ class DemoReport:
         return f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
 
     def table(self) -> str:
+        from restsync_assets.report import render_table
+
         header = ("asset", "rows loaded", "rows in table", "vs sandbox", "checks passed", "seconds")
-        lines = [header] + [
-            (
-                r.asset,
-                _num(r.rows_loaded),
-                _num(r.table_rows),
-                r.status,
-                r.checks,
-                f"{r.seconds:.2f}",
-            )
+        rows = [
+            (r.asset, r.rows_loaded, r.table_rows, r.status, r.checks, f"{r.seconds:.2f}")
             for r in self.rows
         ]
-        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        out = []
-        for n, line in enumerate(lines):
-            out.append(
-                "  ".join(
-                    c.ljust(w) if i in (0, 3) else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(line, widths, strict=False))
-                )
-            )
-            if n == 0:
-                out.append("  ".join("-" * w for w in widths))
-        return "\n".join(out)
+        return render_table(header, rows, right=(1, 2, 4, 5))
 
 
 def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
@@ -176,7 +160,3 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
-
-
-def _num(value: int | None) -> str:
-    return "-" if value is None else str(value)

@@ -295,3 +295,11 @@ def postgres_warehouse(postgres_database, warehouse, monkeypatch) -> str:
         f"postgresql://postgres:@127.0.0.1:5432/{postgres_database}",
     )
     return postgres_database
+
+
+def step_failure_line(result) -> str | None:
+    """The one-line failure description of a Dagster run's first failed step (None if none)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.user_failure_data:
+            return event.step_failure_data.user_failure_data.description
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 from restsync_assets.definitions import build_definitions
 from restsync_assets.specs.loader import load_specs
@@ -36,6 +37,12 @@ def graph_of(defs) -> dict:
                     else None
                 ),
                 "checks": sorted(checks.get(key, [])),
+                "owners": list(spec.owners),
+                "tags": {k: v for k, v in spec.tags.items() if not k.startswith("dagster/kind/")},
+                "code_references": [
+                    f"{Path(r.file_path).name}:{r.line_number}"
+                    for r in spec.metadata["dagster/code_references"].code_references
+                ],
             }
     schedules = {}
     for schedule in defs.schedules:

@@ -129,7 +129,7 @@ INVALID = [
     (
         "unknown top-level key",
         spec_with(resourcez=[]),
-        "resourcez: unknown key; allowed: client, description, name, resource_defaults, resources",
+        "resourcez: unknown key; allowed: client, description, name, owners, resource_defaults, resources, schedule, tags",
     ),
     (
         "no resources",
@@ -311,6 +311,46 @@ INVALID = [
             f"{AUTH_AT[at][1]}.{key}: {url!r} {TOKEN_URL_RULE}",
         )
         for case, at, (kind, key), url in INSECURE_TOKEN_URLS
+    ),
+    (
+        "owner that is neither an email nor a team",
+        spec_with(owners=["jane@example.com", "data-eng"]),
+        "owners[1]: 'data-eng' is not an owner; allowed: an email address (jane@example.com) or a team name prefixed with team: (team:data-eng)",
+    ),
+    (
+        "empty team owner on a resource",
+        spec_with(resources__0__owners=["team:"]),
+        "resource 'organizations': owners[0]: 'team:' is not an owner; allowed:",
+    ),
+    (
+        "owners not a list",
+        spec_with(owners="team:data-eng"),
+        "owners: must be a list of owners (emails or team:<name>)",
+    ),
+    (
+        "tag value that is a number",
+        spec_with(tags={"tier": 1}),
+        "tags.tier: 1 is not a tag value; allowed: a string of up to 63 letters, digits, _ - . (quote numbers and booleans)",
+    ),
+    (
+        "tag value with a space",
+        spec_with(resources__1__tags={"domain": "ad spend"}),
+        "resource 'adaccounts': tags.domain: 'ad spend' is not a tag value; allowed:",
+    ),
+    (
+        "tag name with a space",
+        spec_with(tags={"cost center": "x"}),
+        "tags: 'cost center' is not a tag name; allowed: 1-63 letters, digits, _ - . with an optional prefix/ of the same (not dagster/)",
+    ),
+    (
+        "tag in dagster's namespace",
+        spec_with(tags={"dagster/kind/api": ""}),
+        "tags: 'dagster/kind/api' is not a tag name; allowed:",
+    ),
+    (
+        "tags not a mapping",
+        spec_with(resources__0__tags=["pii"]),
+        "resource 'organizations': tags: must map tag names to string values",
     ),
 ]
 
@@ -507,6 +547,15 @@ def test_error_lines_name_the_file_relative_to_cwd(tmp_path, monkeypatch):
 
 
 VALID = [
+    (
+        "owners and tags on the spec, the defaults and a resource",
+        spec_with(
+            owners=["jane@example.com", "team:data-eng"],
+            tags={"domain": "sales", "team/tier": "gold"},
+            resource_defaults__owners=["team:ads"],
+            resources__1__tags={"pii": ""},
+        ),
+    ),
     ("base", BASE),
     ("string resource shorthand", spec_with(resources__1="users")),
     ("string endpoint shorthand", spec_with(resources__0__endpoint="/v1/orgs")),
@@ -943,3 +992,40 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
         "id": {"name": "id", "data_type": "text"},
         "name": {"name": "name", "nullable": False, "data_type": "text"},
     }
+
+
+def test_owners_and_tags_merge_spec_then_resource(tmp_path):
+    """A resource's owners add to its spec's (defaults included); its tags override the spec's."""
+    spec = load_spec_file(
+        write(
+            tmp_path,
+            spec_with(
+                owners=["jane@example.com"],
+                tags={"domain": "sales", "tier": "silver"},
+                resources__1__owners=["team:ads", "jane@example.com"],
+                resources__1__tags={"tier": "gold"},
+            ),
+        )
+    )
+    orgs, accounts = spec.resource("organizations"), spec.resource("adaccounts")
+    assert orgs.owners == ("jane@example.com",)
+    assert accounts.owners == ("jane@example.com", "team:ads")
+    assert orgs.tags == {"domain": "sales", "tier": "silver"}
+    assert accounts.tags == {"domain": "sales", "tier": "gold"}
+    assert "owners" not in accounts.hints and "tags" not in accounts.hints  # not handed to dlt
+
+
+def test_each_resource_knows_the_line_that_declares_it(tmp_path):
+    """`ResourceSpec.line` is the 1-based line of the resource's list item, shorthand included."""
+    text = (
+        "# a comment\n"
+        "name: shop\n"
+        "client: {base_url: 'https://api.example.com'}\n"
+        "resources:\n"
+        "  - users\n"
+        "\n"
+        "  - name: orders\n"
+        "    endpoint: /v1/orders\n"
+    )
+    spec = load_spec_file(write(tmp_path, text))
+    assert {r.name: r.line for r in spec.resources} == {"users": 5, "orders": 7}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import struct
@@ -240,15 +241,7 @@ class Sandbox:
     def env(self, specs: Iterable[str] | None = None) -> dict[str, str]:
         """Environment variables ``<SPEC>_CLIENT_ID`` ... ``<SPEC>_TOKEN_URL`` for ``specs``
         (default: the five seed APIs); a vendor's are its credentials and ``_BASE_URL``."""
-        out: dict[str, str] = {}
-        for spec in SANDBOX_SPECS if specs is None else specs:
-            name = spec.upper()
-            for key, value in self.credentials(spec).items():
-                out[f"{name}_{key.upper()}"] = value
-            out[f"{name}_BASE_URL"] = self.base_url(spec)
-            if spec not in VENDORS:
-                out[f"{name}_TOKEN_URL"] = self.token_url(spec)
-        return out
+        return env_for(self.url, specs)
 
     # ------------------------------------------------------------------ data
 
@@ -327,6 +320,30 @@ class Sandbox:
             self._log_lock.notify_all()
 
 
+def env_for(url: str, specs: Iterable[str] | None = None) -> dict[str, str]:
+    """The env vars pointing ``specs`` (default: all) at a sandbox served at ``url``."""
+    out: dict[str, str] = {}
+    for spec in SANDBOX_SPECS if specs is None else specs:
+        _check_spec(spec)
+        name = spec.upper()
+        credentials = vendor_credentials(spec) if spec in VENDORS else credentials_for(spec)
+        for key, value in credentials.items():
+            out[f"{name}_{key.upper()}"] = value
+        out[f"{name}_BASE_URL"] = f"{url}/{spec}"
+        if spec not in VENDORS:
+            out[f"{name}_TOKEN_URL"] = f"{url}/{spec}{TOKEN_PATHS[spec]}"
+    return out
+
+
+def export_lines(
+    port: int, host: str = "127.0.0.1", specs: Iterable[str] | None = None
+) -> list[str]:
+    """``export NAME=value`` lines (shell-quoted) for a sandbox on ``host:port``: paste them
+    into a shell, or ``eval "$(restsync sandbox --print-env --port P)"``."""
+    env = env_for(f"http://{host}:{port}", specs)
+    return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
+
 def _check_spec(spec: str) -> None:
     if spec not in SANDBOX_SPECS and spec not in VENDORS:
         raise KeyError(
@@ -341,8 +358,8 @@ def _interrupt(signum, frame) -> None:
 def serve(port: int, host: str = "127.0.0.1", faults: FaultPlan | None = None) -> None:
     """Run the sandbox in the foreground until Ctrl-C (or SIGTERM).
 
-    Prints each spec's base/token URL and its credentials as ``NAME=value`` lines
-    (fake, fixed sandbox credentials). ``port=0`` picks a free port.
+    Prints each spec's base/token URL and its credentials as ``export NAME=value`` lines
+    (fake, fixed sandbox credentials) to paste into a shell. ``port=0`` picks a free port.
     """
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
@@ -355,12 +372,12 @@ def serve(port: int, host: str = "127.0.0.1", faults: FaultPlan | None = None) -
                 )
             for spec in SANDBOX_SPECS:
                 print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
-                for key, value in sandbox.env([spec]).items():
-                    print(f"{key}={value}")
+                for line in export_lines(sandbox.port, host, [spec]):
+                    print(line)
             for vendor in VENDORS.values():
                 print(f"\n# {vendor.name} ({vendor.auth}): base {sandbox.base_url(vendor.name)}")
-                for key, value in sandbox.env([vendor.name]).items():
-                    print(f"{key}={value}")
+                for line in export_lines(sandbox.port, host, [vendor.name]):
+                    print(line)
             print("\nPress Ctrl-C to stop.", flush=True)
             try:
                 threading.Event().wait()

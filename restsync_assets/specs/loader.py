@@ -44,7 +44,16 @@ from restsync_assets.specs.model import (
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-TOP_LEVEL_KEYS = ("name", "description", "client", "resource_defaults", "resources", "schedule")
+TOP_LEVEL_KEYS = (
+    "name",
+    "description",
+    "client",
+    "resource_defaults",
+    "resources",
+    "schedule",
+    "owners",
+    "tags",
+)
 CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler", "concurrency")
 MAX_CONCURRENCY = 64
 #: Endpoint keys of dlt's `rest_api` `Endpoint` TypedDict.
@@ -69,6 +78,8 @@ EXTENSION_RESOURCE_KEYS = (
     "freshness",
     "checks",
     "automation_condition",
+    "owners",
+    "tags",
 )
 LAG_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 LAG_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -83,6 +94,8 @@ SECRET_HEADER_WORDS = ("key", "token", "secret")
 TOKEN_URL_KEYS = {"oauth2": "token_url", "oauth2_client_credentials": "access_token_url"}
 #: placeholder prefixes dlt fills itself (`{resources.<parent>.<field>}`, `{incremental.start_value}`)
 CONTEXTS = ("resources.", "incremental.")
+#: Dagster's tag keys: a name of 1-63 of [A-Za-z0-9_.-], optionally after one `prefix/`
+TAG_KEY_RE = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
 
 
 # --------------------------------------------------------------------------- public API
@@ -135,7 +148,7 @@ def load_spec_file(path: Path | str) -> SourceSpec:
     """Read one YAML spec file into a validated `SourceSpec`."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        raw, lines = _read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -143,22 +156,45 @@ def load_spec_file(path: Path | str) -> SourceSpec:
         raise SpecError(path, f"invalid YAML{where}: {problem}") from None
     except OSError as error:
         raise SpecError(path, f"cannot read file: {error.strerror}") from None
-    return parse_spec(raw, path)
+    return parse_spec(raw, path, lines)
 
 
-def parse_spec(raw: Any, path: Path) -> SourceSpec:
-    """Validate an already parsed spec mapping (the YAML document) into a `SourceSpec`."""
-    return _SpecParser(raw, Path(path)).parse()
+def parse_spec(raw: Any, path: Path, lines: list[int | None] | None = None) -> SourceSpec:
+    """Validate an already parsed spec mapping (the YAML document) into a `SourceSpec`.
+
+    `lines[i]` is the line of the file where `resources[i]` is declared (see `_read_yaml`).
+    """
+    return _SpecParser(raw, Path(path), lines or []).parse()
+
+
+def _read_yaml(text: str) -> tuple[Any, list[int | None]]:
+    """The YAML document, and the 1-based line of each item of its `resources` list.
+
+    One parse: the node tree is composed (it keeps the marks), then constructed.
+    """
+    loader = _YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        raw = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    lines: list[int | None] = []
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "resources" and isinstance(value, yaml.SequenceNode):
+                lines = [item.start_mark.line + 1 for item in value.value]
+    return raw, lines
 
 
 # --------------------------------------------------------------------------- the parser
 
 
 class _SpecParser:
-    def __init__(self, raw: Any, path: Path):
+    def __init__(self, raw: Any, path: Path, lines: list[int | None]):
         self.raw = raw
         self.path = path
         self.name = "<name>"  # the spec's name once known (the env-var prefix of its secrets)
+        self.lines = lines
 
     def fail(self, message: str, *, resource: str | None = None, key: str = "") -> SpecError:
         return SpecError(self.path, message, resource=resource, key=key)
@@ -200,6 +236,9 @@ class _SpecParser:
             raise self.fail("must be a non-empty list of resources", key="resources")
         merged = [self._merge_defaults(defaults, r, i) for i, r in enumerate(resources_raw)]
         names = [r["name"] for r in merged]
+        self.resource_lines = dict(zip(names, self.lines, strict=False))
+        self.owners = self._owners(raw.get("owners"), None)
+        self.tags = self._tags(raw.get("tags"), None)
         for i, n in enumerate(names):
             if n in names[:i]:
                 raise self.fail("duplicate resource name", resource=n, key="name")
@@ -669,6 +708,9 @@ class _SpecParser:
         operations = self._operations(raw, name)
         spec = ResourceSpec(
             **operations,
+            owners=tuple(dict.fromkeys([*self.owners, *self._owners(raw.get("owners"), name)])),
+            tags={**self.tags, **self._tags(raw.get("tags"), name)},
+            line=self.resource_lines.get(name),
             name=name,
             endpoint=endpoint,
             paginator=paginator,
@@ -847,6 +889,49 @@ class _SpecParser:
                 raise self.fail("must be true or false", resource=resource, key=f"{key}.nullable")
             columns.append(Column(str(field_name), COLUMN_TYPES[kind], nullable))
         return tuple(columns)
+
+    # -- catalog: owners and tags -------------------------------------------------------------
+
+    def _owners(self, value: Any, resource: str | None) -> list[str]:
+        """`owners: [...]`: email addresses or `team:` names, as Dagster requires."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(
+                "must be a list of owners (emails or team:<name>)", resource=resource, key="owners"
+            )
+        for index, owner in enumerate(value):
+            if not isinstance(owner, str) or not _dagster_accepts(owners=[owner]):
+                raise self.fail(
+                    f"{owner!r} is not an owner; allowed: an email address (jane@example.com)"
+                    " or a team name prefixed with team: (team:data-eng)",
+                    resource=resource,
+                    key=f"owners[{index}]",
+                )
+        return value
+
+    def _tags(self, value: Any, resource: str | None) -> dict[str, str]:
+        """`tags: {key: value}`: Dagster's strict tags (short names, string values)."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail("must map tag names to string values", resource=resource, key="tags")
+        for tag, tag_value in value.items():
+            if not isinstance(tag, str) or not TAG_KEY_RE.match(tag) or tag.startswith("dagster/"):
+                raise self.fail(
+                    f"{tag!r} is not a tag name; allowed: 1-63 letters, digits, _ - . with an"
+                    " optional prefix/ of the same (not dagster/)",
+                    resource=resource,
+                    key="tags",
+                )
+            if not isinstance(tag_value, str) or not _dagster_accepts(tags={tag: tag_value}):
+                raise self.fail(
+                    f"{tag_value!r} is not a tag value; allowed: a string of up to 63 letters,"
+                    " digits, _ - . (quote numbers and booleans)",
+                    resource=resource,
+                    key=f"tags.{tag}",
+                )
+        return dict(value)
 
     # -- operations: partitions, freshness, checks, schedules --------------------------------
 
@@ -1094,6 +1179,17 @@ class _Lineage:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _dagster_accepts(**attributes: Any) -> bool:
+    """Whether Dagster accepts these asset attributes (`owners`, `tags`): its own rules decide."""
+    from dagster import AssetSpec, DagsterInvalidDefinitionError
+
+    try:
+        AssetSpec("restsync_validation", **attributes)
+    except DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)

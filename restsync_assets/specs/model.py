@@ -314,6 +314,11 @@ class ResourceSpec:
     automation: AutomationSpec | None = None
     #: a child's `incremental`, kept per parent row (None for top-level resources: dlt's own)
     cursor: ChildCursorSpec | None = None
+    #: the spec's and the resource's `owners` (emails or `team:` names) and `tags`
+    owners: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    #: line of the spec file where the resource is declared (1-based), for code references
+    line: int | None = None
 
     @property
     def min_rows(self) -> int:
@@ -349,6 +354,9 @@ class SourceSpec:
     error_handler: ErrorHandler = field(default_factory=ErrorHandler)
     #: names of the `{secret: <name>}` values in headers and params, read at run time
     secret_keys: tuple[str, ...] = ()
+    #: asset key path of a resource renamed by a `dg` component's `translation` (resource
+    #: name -> path); a resource not listed has the key `[<spec name>, <resource name>]`
+    asset_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def env_prefix(self) -> str:

@@ -1,0 +1,172 @@
+"""Dagster's standard catalog metadata for restsync assets.
+
+On each asset (definition): `dagster/table_name` (when the warehouse is knowable at load
+time: DuckDB), `dagster/code_references` to the spec file and the line that declares the
+resource, and `dagster/column_schema` of the columns the spec's `schema` declares. On each materialization, added to what dagster-dlt already records
+(`dagster/column_schema`, `rows_loaded`, dlt's load info):
+
+- `dagster/row_count`: rows in the table after the load;
+- `dagster/partition_row_count` (a run of one partition): rows this run wrote, merged;
+- `dagster/table_name`: `<database>.<dataset>.<table>` (dagster-dlt writes the destination
+  type, e.g. `duckdb.<dataset>.<table>`, and nothing when the run loaded no rows).
+
+Counts are read through the sql_client of the dlt pipeline the run used, inside the run's
+warehouse lock. dagster-dlt's own `fetch_row_count()` is not used: it fails the run when a
+table got no new rows and records only `rows_loaded` for partitions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    BetaWarning,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+)
+from dlt.pipeline.pipeline import Pipeline
+
+from restsync_assets import settings
+from restsync_assets.specs.model import ResourceSpec, SourceSpec
+
+#: Dagster's standard metadata keys (`TableMetadataSet`'s, which dagster does not export)
+ROW_COUNT = "dagster/row_count"
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+TABLE_NAME = "dagster/table_name"
+CODE_REFERENCES = "dagster/code_references"
+COLUMN_SCHEMA = "dagster/column_schema"
+
+
+def definition_metadata(spec: SourceSpec, resource: ResourceSpec) -> dict[str, Any]:
+    """Table name (DuckDB) and code reference of one resource's asset."""
+    with warnings.catch_warnings():  # code references are a beta API: do not warn per asset
+        warnings.simplefilter("ignore", BetaWarning)
+        reference = LocalFileCodeReference(
+            file_path=str(spec.path.resolve()),
+            line_number=resource.line,
+            label=f"{spec.path.name}: {resource.name}",
+        )
+        references = CodeReferencesMetadataValue(code_references=[reference])
+    metadata: dict[str, Any] = {CODE_REFERENCES: references}
+    if resource.columns:  # what the spec declares; a materialization records every column
+        columns = [
+            TableColumn(
+                c.name, c.data_type, constraints=TableColumnConstraints(nullable=c.nullable)
+            )
+            for c in resource.columns
+        ]
+        metadata[COLUMN_SCHEMA] = MetadataValue.table_schema(TableSchema(columns=columns))
+    if settings.destination_name() == "duckdb":
+        # DuckDB names a database file's catalog after the file
+        table = f"{settings.duckdb_path().stem}.{spec.name}.{resource.name}"
+        metadata[TABLE_NAME] = MetadataValue.text(table)
+    return metadata
+
+
+def with_table_metadata(
+    context: AssetExecutionContext,
+    spec: SourceSpec,
+    pipeline: Pipeline,
+    events: Iterable[Any],
+) -> Iterator[Any]:
+    """`events` (dagster-dlt's materializations), each with the table's standard metadata."""
+    from restsync_assets.progress import notify_materialized
+
+    for event in events:
+        if isinstance(event, MaterializeResult) and event.asset_key is not None:
+            table = _table_of(spec, event.asset_key)
+            extra = table_metadata(context, pipeline, table) if table else {}
+            event = MaterializeResult(
+                asset_key=event.asset_key,
+                metadata={**(event.metadata or {}), **extra},
+                check_results=event.check_results,
+                data_version=event.data_version,
+                tags=event.tags,
+            )
+            notify_materialized(spec, table, extra)
+        yield event
+
+
+def table_metadata(
+    context: AssetExecutionContext, pipeline: Pipeline, table: str
+) -> dict[str, Any]:
+    """Row counts and qualified name of `table` in the pipeline's dataset, as it is now."""
+    one_partition = context.has_partition_key
+    try:
+        with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(table)
+            path = client.make_qualified_table_name_path(table, quote=False)
+            if len(path) == 2:  # connection-scoped database: name it
+                path = [*_database(client), *path]
+            rows = _count(client, qualified)
+            partition_rows = _partition_rows(client, qualified, pipeline) if one_partition else None
+    except Exception as error:  # no sql_client (e.g. filesystem): the load itself succeeded
+        from restsync_assets.http.masking import mask_text
+
+        reason = mask_text(str(error).strip().splitlines()[0][:200] if str(error).strip() else "")
+        context.log.warning(f"{table}: row counts not recorded ({type(error).__name__}: {reason})")
+        return {}
+    metadata = {ROW_COUNT: MetadataValue.int(rows), TABLE_NAME: MetadataValue.text(".".join(path))}
+    if partition_rows is not None:
+        metadata[PARTITION_ROW_COUNT] = MetadataValue.int(partition_rows)
+    return metadata
+
+
+def _table_of(spec: SourceSpec, key: Any) -> str | None:
+    from restsync_assets.assets import asset_key
+
+    for resource in spec.resources:
+        if asset_key(spec, resource) == key:
+            return resource.name
+    return None
+
+
+def _database(client: Any) -> list[str]:
+    """The current database (catalog) of the connection, when the destination says."""
+    try:
+        with client.execute_query("select current_database()") as cursor:
+            row = cursor.fetchone()
+    except Exception:
+        return []
+    return [str(row[0])] if row and row[0] else []
+
+
+def _count(client: Any, qualified: str, load_ids: list[str] | None = None) -> int:
+    """Rows of a table (0 when it does not exist), or only those of the given dlt loads."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    where = ""
+    if load_ids is not None:
+        literal = client.capabilities.escape_literal
+        where = f" where _dlt_load_id in ({', '.join(literal(i) for i in load_ids)})"
+    try:
+        with client.execute_query(f"select count(*) from {qualified}{where}") as cursor:
+            return int(cursor.fetchone()[0])
+    except DatabaseUndefinedRelation:
+        return 0
+
+
+def _partition_rows(client: Any, qualified: str, pipeline: Pipeline) -> int | None:
+    """Rows the run wrote (dlt's `_dlt_load_id` of its loads); None when not countable."""
+    loads = _load_ids(pipeline)
+    if not loads:
+        return 0
+    try:
+        return _count(client, qualified, loads)
+    except Exception:  # a table without `_dlt_load_id`: no partition count rather than a wrong one
+        return None
+
+
+def _load_ids(pipeline: Pipeline) -> list[str]:
+    """The dlt load ids of the pipeline's last run."""
+    trace = pipeline.last_trace
+    info = trace.last_load_info if trace is not None else None
+    return list(info.loads_ids) if info is not None else []

@@ -1,0 +1,350 @@
+"""`restsync preview SPEC RESOURCE`: a test read of one resource against its real API.
+
+The same source a run builds (`sources.source_config`, credentials from
+`ApiCredentials.resolve`, restsync's auth, paginators and retries), iterated without a dlt
+pipeline: every request is recorded (method, URL with secrets masked, status, milliseconds,
+records on the page), the first records are kept, and dlt's normalizer types them as a load
+would (in a throwaway pipeline in a temporary folder). Nothing is written: no warehouse, no
+dlt state (dlt gives an iterated resource a read-only state, so incremental cursors start
+from `initial_value`). A refresh token the server rotates is stored as a run stores it
+(`token_store`), so a preview never loses one.
+
+A child resource is read through its parents: the top-level ancestor's first `pages` pages,
+then children for those rows until `limit` records of the child were read. Requests are
+sent one at a time (`client.concurrency` is ignored). A partitioned resource reads its
+latest partition's window.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+import requests
+
+from restsync_assets.specs.model import ResourceSpec, SourceSpec
+
+
+@dataclass
+class RequestLine:
+    """One HTTP request of the preview."""
+
+    resource: str | None
+    method: str
+    url: str
+    status: int | None
+    ms: float
+    records: int | None = None
+
+
+@dataclass
+class ColumnType:
+    table: str
+    name: str
+    data_type: str
+    nullable: bool
+
+
+@dataclass
+class PreviewResult:
+    spec: str
+    resource: str
+    requests: list[RequestLine] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    records_read: int = 0
+    columns: list[ColumnType] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self, limit: int) -> str:
+        data = asdict(self)
+        data["records"] = self.records[:limit]
+        return json.dumps(data, default=_json_default, indent=2)
+
+
+class PreviewError(Exception):
+    """The preview failed; `result` holds the requests made until then, `str()` the one line."""
+
+    def __init__(self, message: str, result: PreviewResult):
+        super().__init__(message)
+        self.result = result
+
+
+def preview(
+    spec: SourceSpec,
+    resource: str,
+    *,
+    limit: int = 10,
+    pages: int = 1,
+    partition: str | None = None,
+    credentials_resource: Any = None,
+) -> PreviewResult:
+    """Read the first records of `resource` of `spec` from its API; raise `PreviewError`.
+
+    A partitioned resource reads `partition`'s window (default: the latest partition).
+    """
+    from restsync_assets.failures import explain
+    from restsync_assets.http.masking import install_log_masking, register_secret
+    from restsync_assets.resources import ApiCredentials
+
+    target = spec.resource(resource)
+    result = PreviewResult(spec.name, resource)
+    credentials = None
+    try:
+        creds_resource = credentials_resource or ApiCredentials(source=spec.name)
+        credentials = creds_resource.resolve(spec.secret_keys)
+        register_secret(*credentials.secrets())
+        install_log_masking()
+        recorder = _Recorder(result)
+        window = partition_window(target, partition)
+        for record in _read(spec, target, credentials, recorder, pages, window):
+            result.records_read += 1
+            if len(result.records) < limit:
+                result.records.append(record)
+            if target.parent and result.records_read >= limit:
+                break
+        result.columns = dlt_column_types(spec, target, result.records)
+    except Exception as error:
+        secrets = credentials.secrets() if credentials else []
+        result.error = explain(error, spec.name, secrets)
+        raise PreviewError(result.error, result) from None
+    return result
+
+
+def _read(
+    spec: SourceSpec,
+    target: ResourceSpec,
+    credentials: Any,
+    recorder: _Recorder,
+    pages: int,
+    window: Any,
+) -> Iterator[dict]:
+    """The records of `target`, as dlt's resource yields them, from a one-request-at-a-time
+    source whose top-level ancestor stops after `pages` pages."""
+    from dlt.sources.rest_api import rest_api_source
+
+    from restsync_assets.sources import source_config
+
+    sequential = replace(spec, concurrency=1)
+    config = source_config(sequential, credentials, window)
+    recorder.watch(config)
+    source = rest_api_source(config, name=spec.name)
+    chain = [target.name]
+    while (parent := spec.resource(chain[0]).parent) is not None:
+        chain.insert(0, parent)
+    source.resources[chain[0]].add_limit(pages)
+    for name in chain:
+        source.resources[name].add_step(recorder.page_counter(name), insert_at=1)
+    with _no_active_pipeline():  # else dlt would hand the resource that pipeline's state
+        yield from source.resources[target.name]
+
+
+@contextmanager
+def _no_active_pipeline() -> Iterator[None]:
+    """No dlt pipeline active meanwhile (a run earlier in this process leaves its own active,
+    and dlt initializes an iterated resource's state from it); afterwards, the one active
+    before again (not a pipeline created meanwhile)."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import PipelineContext
+
+    context = Container()[PipelineContext]
+    active = context.pipeline() if context.is_active() else None
+    context.deactivate()
+    try:
+        yield
+    finally:
+        context.deactivate()
+        if active is not None:
+            active.activate()
+
+
+class UnknownPartitionError(ValueError):
+    """`--partition` is not a partition of the resource: one line with the allowed range."""
+
+
+def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:
+    """The window of partition `key` of a partitioned resource (default: the latest, what
+    `restsync run` loads); None for an unpartitioned one."""
+    if resource.partitions is None:
+        if key is not None:
+            raise UnknownPartitionError(f"--partition: {resource.name} is not partitioned")
+        return None
+    from restsync_assets.partitions import Window, partitions_definition
+
+    partitions = partitions_definition(resource.partitions)
+    latest = partitions.get_last_partition_key()
+    if key is not None and not partitions.has_partition_key(key):
+        raise UnknownPartitionError(
+            f"--partition {key}: not a partition of {resource.name}"
+            f" ({str(partitions).rstrip('.')}); the first is"
+            f" {partitions.get_first_partition_key()}, the latest {latest}"
+        )
+    key = key or latest
+    if key is None:
+        return None
+    window = partitions.time_window_for_partition_key(key)
+    return Window(window.start, window.end)
+
+
+class _Recorder:
+    """Records each request the source's session (and the OAuth token client) sends."""
+
+    def __init__(self, result: PreviewResult):
+        self.result = result
+        self._by_response: dict[int, tuple[requests.Response, RequestLine]] = {}
+
+    def watch(self, config: Mapping[str, Any]) -> None:
+        from restsync_assets.http.oauth import OAuth2Auth
+
+        session = config["client"]["session"]
+        send = session.send
+
+        def recorded_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            started = time.perf_counter()
+            route = session.route_for(request.url)
+            line = RequestLine(
+                resource=route.resource if route else None,
+                method=request.method or "GET",
+                url=session.mask_url(request.url),
+                status=None,
+                ms=0.0,
+            )
+            self.result.requests.append(line)
+            try:
+                response = send(request, **kwargs)
+            except Exception as error:
+                line.status = getattr(getattr(error, "response", None), "status_code", None)
+                raise
+            finally:
+                line.ms = (time.perf_counter() - started) * 1000
+            line.status = response.status_code
+            self._by_response[id(response)] = (response, line)
+            return response
+
+        session.send = recorded_send  # this source's own session object only
+        auth = config["client"].get("auth")
+        if isinstance(auth, OAuth2Auth) and getattr(auth, "_session", None) is None:
+            auth._session = self._token_session(session)
+
+    def _token_session(self, api_session: Any) -> requests.Session:
+        """A plain session for token requests that records them (secrets masked)."""
+        token_session = requests.Session()
+
+        def hook(response: requests.Response, **_kwargs: Any) -> requests.Response:
+            request = response.request
+            self.result.requests.append(
+                RequestLine(
+                    resource="(token)",
+                    method=request.method or "POST",
+                    url=api_session.mask_url(request.url),
+                    status=response.status_code,
+                    ms=response.elapsed.total_seconds() * 1000,
+                )
+            )
+            return response
+
+        token_session.hooks["response"].append(hook)
+        return token_session
+
+    def page_counter(self, resource: str) -> Callable[[Any], Any]:
+        def count(page: Any) -> Any:
+            size = len(page) if isinstance(page, list) else 1
+            found = self._by_response.get(id(getattr(page, "response", None)))
+            line = found[1] if found else self._last_line(resource)
+            if line is not None:
+                line.records = (line.records or 0) + size
+            return page
+
+        return count
+
+    def _last_line(self, resource: str) -> RequestLine | None:
+        for line in reversed(self.result.requests):
+            if line.resource == resource:
+                return line
+        return None
+
+
+def dlt_column_types(spec: SourceSpec, resource: ResourceSpec, records: list[dict]) -> list:
+    """The columns dlt's normalizer gives `records` (the spec's `schema` hints applied), in a
+    throwaway pipeline under a temporary folder: the table and its nested child tables."""
+    import dlt
+
+    if not records:
+        return []
+    columns = {c.name: {"data_type": c.data_type, "nullable": c.nullable} for c in resource.columns}
+    hints: dict[str, Any] = {"name": resource.name, "columns": columns or None}
+    if resource.primary_key_columns:
+        hints["primary_key"] = list(resource.primary_key_columns)
+    with _no_active_pipeline(), tempfile.TemporaryDirectory(prefix="restsync_preview_") as folder:
+        pipeline = dlt.pipeline(
+            pipeline_name=f"preview_{spec.name}",
+            pipelines_dir=folder,
+            destination="duckdb",  # normalize needs a destination's capabilities; none is opened
+        )
+        pipeline.extract(dlt.resource(records, **hints))
+        pipeline.normalize()
+        schema = pipeline.default_schema
+        return [
+            ColumnType(table, name, column.get("data_type", "?"), column.get("nullable", True))
+            for table in schema.data_table_names()
+            if table == resource.name or table.startswith(f"{resource.name}__")
+            for name, column in schema.get_table_columns(table).items()
+            if not name.startswith("_dlt_")
+        ]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+# --------------------------------------------------------------------------- text output
+
+
+def render(result: PreviewResult, limit: int) -> str:
+    """Requests, then the first records as a table, then the columns and their dlt types."""
+    from restsync_assets.report import cell, plural, render_table
+
+    parts = [
+        render_table(
+            ("", "request", "status", "ms", "records"),
+            [(r.method, r.url, r.status, f"{r.ms:.0f}", r.records) for r in result.requests],
+            right=(2, 3, 4),
+        )
+    ]
+    if result.error is not None:
+        return "\n".join(parts)
+    shown = result.records[:limit]
+    first = f"; the first {len(shown)}:" if shown else ""
+    parts.append(
+        f"\n{result.spec}/{result.resource}: {plural(result.records_read, 'record')} read in "
+        f"{plural(len(result.requests), 'request')}{first}"
+    )
+    names = list(dict.fromkeys(k for record in shown for k in record))
+    if shown:
+        wide = names[:MAX_COLUMNS]
+        parts.append(render_table(wide, [[cell(r.get(k)) for k in wide] for r in shown]))
+        if len(names) > len(wide):
+            parts.append(f"(+{plural(len(names) - len(wide), 'more column')}; --json shows all)")
+    if result.columns:
+        parts.append("\ncolumns as dlt types them:")
+        parts.append(
+            render_table(
+                ("table", "column", "type", "nullable"),
+                [
+                    (c.table, c.name, c.data_type, "yes" if c.nullable else "no")
+                    for c in result.columns
+                ],
+            )
+        )
+    return "\n".join(parts)
+
+
+#: record columns shown in the text table (the rest with --json)
+MAX_COLUMNS = 8

@@ -1,0 +1,67 @@
+"""Progress of a load: in the run's log (dlt's `LogCollector`), and for an in-process observer.
+
+A run always logs dlt's counters to the Dagster run log every few seconds. A process that
+materializes in-process (`restsync run`) can also watch the load live: it installs a
+`ProgressObserver` with `observing(...)` around `materialize`, and each load of that process
+(same thread or context) reports the rows extracted so far and each asset it materialized.
+Without an observer nothing but the log happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+from dlt.common.runtime.collector import LogCollector
+
+from restsync_assets.specs.model import SourceSpec
+
+
+class ProgressObserver(Protocol):
+    def extracted(self, spec: str, resource: str, rows: int) -> None:
+        """`rows` of `resource` extracted so far in the current load."""
+
+    def materialized(self, spec: str, resource: str, metadata: Mapping[str, Any]) -> None:
+        """`resource` was materialized; `metadata` holds its `dagster/row_count`."""
+
+
+_OBSERVER: ContextVar[ProgressObserver | None] = ContextVar("restsync_progress", default=None)
+
+
+@contextmanager
+def observing(observer: ProgressObserver) -> Iterator[None]:
+    """Report the loads run inside this block (in this thread or context) to `observer`."""
+    token = _OBSERVER.set(observer)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
+def run_collector(spec: SourceSpec, logger: Any, log_period: float) -> LogCollector:
+    """dlt's collector for a load of `spec`: logs to the run log, and tells the observer."""
+    observer = _OBSERVER.get()
+    if observer is None:
+        return LogCollector(log_period=log_period, logger=logger, dump_system_stats=False)
+    return _ObservedCollector(spec.name, observer, log_period=log_period, logger=logger)
+
+
+def notify_materialized(spec: SourceSpec, resource: str | None, metadata: Mapping) -> None:
+    observer = _OBSERVER.get()
+    if observer is not None and resource is not None:
+        observer.materialized(spec.name, resource, metadata)
+
+
+class _ObservedCollector(LogCollector):
+    def __init__(self, spec: str, observer: ProgressObserver, **kwargs: Any) -> None:
+        super().__init__(dump_system_stats=False, **kwargs)
+        self.spec = spec
+        self.observer = observer
+
+    def update(self, name: str, inc: int = 1, *args: Any, **kwargs: Any) -> None:
+        super().update(name, inc, *args, **kwargs)
+        step = getattr(self, "step", "") or ""
+        if step.startswith("Extract") and not name.startswith(("Resources", "_dlt")):
+            self.observer.extracted(self.spec, name, self.counters[name])

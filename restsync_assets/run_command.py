@@ -1,0 +1,360 @@
+"""`restsync run [SELECTION ...] [--partition KEY] [--with-checks/--no-checks]`.
+
+Materializes specs through Dagster, in this process: one run per spec and partitioning (what
+the UI launches for a spec's group), on the instance of `DAGSTER_HOME` when it is set (the
+runs then appear in `dagster dev`), else on an ephemeral one. The console shows one line per
+run, the rows extracted so far while it loads, one line per materialized asset, and a table
+at the end; Dagster's own log lines stay in the run's log. A failure ends the output with one
+line and a non-zero exit.
+
+SELECTION is a spec name or `spec/resource`; none means every unpartitioned asset and the
+latest partition of every partitioned one. A selected child loads alone (its parent is
+fetched to drive it, not written).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    materialize,
+)
+
+from restsync_assets import settings
+from restsync_assets.assets import asset_key
+from restsync_assets.report import AssetOutcome, outcome_table, plural
+from restsync_assets.specs.model import SourceSpec
+
+#: Dagster's console logger prints nothing; every event stays in the run's log
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: how often a non-terminal console gets a "rows so far" line
+PROGRESS_LINE_SECONDS = 10.0
+
+
+class RunUsageError(ValueError):
+    """A selection or partition that does not exist: one line, with the allowed values."""
+
+
+@dataclass
+class Target:
+    """One Dagster run: some assets of one multi-asset of a spec, maybe one partition."""
+
+    spec: SourceSpec
+    assets_def: AssetsDefinition
+    keys: list[AssetKey]
+    partition: str | None = None
+
+    @property
+    def label(self) -> str:
+        names = ", ".join(k.path[-1] for k in self.keys)
+        where = f" [partition {self.partition}]" if self.partition else ""
+        return f"{self.spec.name}: {names}{where}"
+
+
+@dataclass
+class RunReport:
+    outcomes: list[AssetOutcome] = field(default_factory=list)
+    #: one line per failed run
+    failures: list[str] = field(default_factory=list)
+    #: one line per failed check
+    failed_checks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.failed_checks
+
+    def error_line(self) -> str | None:
+        """The one line that ends a failed `restsync run`."""
+        if self.failures:
+            more = len(self.failures) - 1
+            return self.failures[0] + (f" (and {plural(more, 'more failed run')})" if more else "")
+        if self.failed_checks:
+            count = len(self.failed_checks)
+            return f"{plural(count, 'check')} failed, the first: {self.failed_checks[0]}"
+        return None
+
+
+def plan(
+    defs: Definitions,
+    specs: Sequence[SourceSpec],
+    selection: Sequence[str] = (),
+    partition: str | None = None,
+) -> list[Target]:
+    """The runs that materialize `selection` (see the module doc); `RunUsageError` if unknown."""
+    from restsync_assets.runner import load_definitions
+
+    wanted = _selected_keys(specs, selection)
+    targets = []
+    for spec in specs:
+        for assets_def in load_definitions(defs, spec):
+            order = [asset_key(spec, r) for r in spec.resources]
+            keys = [k for k in order if k in wanted and k in assets_def.keys]
+            if keys:
+                chosen = _partition(assets_def, keys, partition)
+                targets.append(Target(spec, assets_def, keys, chosen))
+    if partition is not None and not any(t.partition for t in targets):
+        raise RunUsageError("--partition: none of the selected assets is partitioned")
+    return targets
+
+
+def _selected_keys(specs: Sequence[SourceSpec], selection: Sequence[str]) -> set[AssetKey]:
+    by_name = {s.name: s for s in specs}
+    if not selection:
+        return {asset_key(s, r) for s in specs for r in s.resources}
+    keys: set[AssetKey] = set()
+    for item in selection:
+        name, _, resource = item.partition("/")
+        spec = by_name.get(name)
+        if spec is None:
+            raise RunUsageError(f"{item}: unknown spec {name!r}; specs: {', '.join(by_name)}")
+        if not resource:
+            keys.update(asset_key(spec, r) for r in spec.resources)
+        elif resource in {r.name for r in spec.resources}:
+            keys.add(asset_key(spec, resource))
+        else:
+            names = ", ".join(r.name for r in spec.resources)
+            raise RunUsageError(f"{item}: {name} has no resource {resource!r}; resources: {names}")
+    return keys
+
+
+def _partition(
+    assets_def: AssetsDefinition, keys: Sequence[AssetKey], partition: str | None
+) -> str | None:
+    """`partition` if it is one of the assets' partitions, the latest one when not given."""
+    partitions = assets_def.partitions_def
+    if partitions is None:
+        return None
+    assets = ", ".join("/".join(k.path) for k in keys)
+    latest = partitions.get_last_partition_key()
+    if partition is None:
+        if latest is None:
+            raise RunUsageError(f"{assets}: no partition has ended yet")
+        return latest
+    if not partitions.has_partition_key(partition):
+        first = partitions.get_first_partition_key()
+        raise RunUsageError(
+            f"--partition {partition}: not a partition of {assets}"
+            f" ({str(partitions).rstrip('.')}); the first is {first}, the latest {latest}"
+        )
+    return partition
+
+
+def run(
+    selection: Sequence[str] = (),
+    partition: str | None = None,
+    with_checks: bool = True,
+    out: TextIO = sys.stdout,
+) -> RunReport:
+    """Materialize the selection, print progress and the summary table; see the module doc."""
+    from restsync_assets.definitions import build_definitions
+    from restsync_assets.specs.loader import load_specs
+
+    specs = load_specs(settings.specs_dir())
+    defs = build_definitions(specs)
+    targets = plan(defs, specs, selection, partition)
+    report = RunReport()
+    assets = sum(len(t.keys) for t in targets)
+    with _instance() as (instance, where):
+        print(
+            f"restsync run: {plural(assets, 'asset')} in {plural(len(targets), 'run')};"
+            f" Dagster instance: {where}; warehouse: {_warehouse()}",
+            file=out,
+        )
+        started = time.perf_counter()
+        for target in targets:
+            _run_target(target, defs, instance, with_checks, out, report)
+        print("", file=out)
+        print(outcome_table(report.outcomes), file=out)
+        print(f"\n{_summary(report)} in {time.perf_counter() - started:.1f}s", file=out)
+    if not report.ok:
+        print(f"error: {report.error_line()}", file=out)
+    return report
+
+
+@contextmanager
+def _instance() -> Iterator[tuple[DagsterInstance, str]]:
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        with DagsterInstance.ephemeral() as instance:
+            yield instance, "ephemeral (set DAGSTER_HOME to keep the runs for the UI)"
+        return
+    with _first_use_notices(home), DagsterInstance.get() as instance:
+        yield instance, f"DAGSTER_HOME={home}"
+
+
+@contextmanager
+def _first_use_notices(home: str) -> Iterator[None]:
+    """Dagster's telemetry banner (printed once per DAGSTER_HOME) as one line; anything else
+    Dagster writes to stderr meanwhile is passed on unchanged."""
+    import io
+    from contextlib import redirect_stderr
+
+    stderr = sys.stderr
+    captured = io.StringIO()
+    try:
+        with redirect_stderr(captured):
+            yield
+    finally:
+        text = captured.getvalue()
+        if "Telemetry:" in text and "https://bit.ly" in text:
+            text = _without_banner(text)
+            print(
+                "note: Dagster collects usage statistics for this DAGSTER_HOME; to opt out, put"
+                f" `telemetry: {{enabled: false}}` in {home}/dagster.yaml",
+                file=stderr,
+            )
+        if text.strip():
+            stderr.write(text)
+
+
+def _without_banner(text: str) -> str:
+    """`text` without Dagster's telemetry and welcome paragraphs (and their blank lines)."""
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if "Telemetry:" in line)
+    end = next(i for i, line in enumerate(lines) if "https://bit.ly" in line and i > start)
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1
+    while end + 1 < len(lines) and not lines[end + 1].strip():
+        end += 1
+    return "".join(lines[:start] + lines[end + 1 :])
+
+
+def _warehouse() -> str:
+    if settings.destination_name() == "duckdb":
+        return str(settings.duckdb_path())
+    return settings.destination_name()
+
+
+def _run_target(
+    target: Target,
+    defs: Definitions,
+    instance: DagsterInstance,
+    with_checks: bool,
+    out: TextIO,
+    report: RunReport,
+) -> None:
+    from restsync_assets.progress import observing
+    from restsync_assets.runner import checks_definition
+
+    print(f"-> {target.label}", file=out, flush=True)
+    selection = AssetSelection.assets(*target.keys)
+    checks = [checks_definition(defs, target.spec)] if with_checks else []
+    console = _Console(out, time.perf_counter())
+    with observing(console):
+        result = materialize(
+            [target.assets_def, *checks],
+            resources=defs.resources,
+            instance=instance,
+            selection=selection if with_checks else selection.without_checks(),
+            partition_key=target.partition,
+            run_config=QUIET_CONSOLE,
+            raise_on_error=False,
+            tags={"restsync/command": "run"},
+        )
+    console.finish()
+    _collect(target, result, console, report)
+
+
+def _collect(
+    target: Target, result: ExecuteInProcessResult, console: _Console, report: RunReport
+) -> None:
+    rows: dict[AssetKey, int | None] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        value = materialization.metadata.get("dagster/row_count")
+        rows[materialization.asset_key] = None if value is None else int(value.value)
+    outcomes = {
+        key: AssetOutcome(
+            asset="/".join(key.path),
+            rows=rows.get(key),
+            seconds=console.seconds.get(key.path[-1]),
+            status="ok" if key in rows else "FAILED",
+        )
+        for key in target.keys
+    }
+    for evaluation in result.get_asset_check_evaluations():
+        outcome = outcomes.get(evaluation.asset_key)
+        if outcome is None:
+            continue
+        if evaluation.passed:
+            outcome.checks_passed += 1
+        else:
+            outcome.checks_failed += 1
+            report.failed_checks.append(
+                f"{outcome.asset} {evaluation.check_name}: {evaluation.description}"
+            )
+    if not result.success:
+        report.failures.append(_failure(result) or f"{target.label}: the run failed")
+    report.outcomes.extend(outcomes.values())
+
+
+def _failure(result: ExecuteInProcessResult) -> str | None:
+    """The run's failure as one line (restsync's own message, without Dagster's wrapping)."""
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is None or data.error is None:
+            continue
+        if data.user_failure_data and data.user_failure_data.description:
+            return data.user_failure_data.description.strip().splitlines()[-1]
+        return data.error.message.strip().splitlines()[-1]
+    return None
+
+
+def _summary(report: RunReport) -> str:
+    done = sum(o.status == "ok" for o in report.outcomes)
+    passed = sum(o.checks_passed for o in report.outcomes)
+    total = passed + sum(o.checks_failed for o in report.outcomes)
+    checks = f", {passed}/{plural(total, 'check')} passed" if total else ""
+    return f"{done}/{plural(len(report.outcomes), 'asset')} materialized{checks}"
+
+
+class _Console:
+    """Live progress: rows extracted so far (one rewritten line on a terminal, a line every
+    few seconds otherwise), then one line per materialized asset."""
+
+    def __init__(self, out: TextIO, started: float):
+        self.out = out
+        self.started = started
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
+        self._last_line = 0.0
+        self._open = False
+
+    def extracted(self, spec: str, resource: str, rows: int) -> None:
+        now = time.perf_counter()
+        self.rows[resource] = rows
+        counts = ", ".join(f"{name} {count}" for name, count in self.rows.items())
+        text = f"   {spec}: {counts} rows so far"
+        if self.tty:
+            self.out.write(f"\r\033[K{text}")
+            self.out.flush()
+            self._open = True
+        elif now - self._last_line >= PROGRESS_LINE_SECONDS:
+            print(text, file=self.out, flush=True)
+            self._last_line = now
+
+    def materialized(self, spec: str, resource: str, metadata: Any) -> None:
+        self.finish()
+        self.seconds[resource] = time.perf_counter() - self.started
+        value = metadata.get("dagster/row_count")
+        rows = plural(int(value.value), "row") if value is not None else "rows not counted"
+        print(f"   {spec}/{resource}: materialized, {rows} in the table", file=self.out, flush=True)
+
+    def finish(self) -> None:
+        if self._open:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self._open = False

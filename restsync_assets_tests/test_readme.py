@@ -1,0 +1,292 @@
+"""Every example of README.md is run by a test.
+
+Commands (```bash blocks): the walkthrough of "Three ways to drive it" runs here, in order,
+against a sandbox started as the README starts it; each other command names the test that
+runs it (`ELSEWHERE`), and a command that is neither fails `test_every_command_is_run`.
+Sample outputs (```text) are compared with what the commands print now. Spec snippets
+(```yaml) load as specs, merged into the seed spec they come from; the defs.yaml snippet
+loads as a component; the ```toml snippet names real credential keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import io
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from contextlib import redirect_stdout
+
+import pytest
+import tomlkit
+import yaml
+
+from restsync_assets.cli import main
+from restsync_assets.resources import CREDENTIAL_KEYS
+from restsync_assets.specs.loader import ENDPOINT_KEYS, TOP_LEVEL_KEYS, parse_spec
+
+from .conftest import REPO, SEED_SPECS
+
+README = (REPO / "README.md").read_text()
+BLOCKS = [
+    (m.group(1), m.group(2))
+    for m in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
+]
+#: the README's sandbox port; the tests use a free one instead
+README_PORT = "8765"
+
+
+def commands() -> list[str]:
+    """Every command line of the ```bash blocks, comments removed."""
+    lines = []
+    for language, body in BLOCKS:
+        if language == "bash":
+            for line in body.splitlines():
+                command = re.sub(r"\s+#.*$", "", line).strip()
+                if command:
+                    lines.append(command)
+    return lines
+
+
+#: commands run by other tests (command pattern -> the test that runs it)
+ELSEWHERE = {
+    r"python -m venv \.venv && \. \.venv/bin/activate": "the suite itself runs in such a venv",
+    r'pip install -e "\.\[dev\]"': "the suite itself runs in such an install",
+    r"restsync demo": "test_operations.py::test_demo_prints_checks_and_matches_the_sandbox",
+    r"dagster dev": (
+        "test_asset_graph.py::test_definitions_module_loads_without_secrets_or_network"
+        " (the module workspace.yaml names)"
+    ),
+    r"dg dev": "test_dg_project.py::test_dg_dev_serves_the_seed_assets",
+    r"dg list defs": "test_dg_project.py::test_the_repo_is_a_dg_project",
+    r"dg check defs": "test_dg_project.py::test_the_repo_is_a_dg_project",
+    r"dg scaffold defs restsync_assets\.RestSyncComponent \w+": (
+        "test_dg_project.py::test_a_fresh_dg_project_scaffolds_lists_and_materializes_the_component"
+    ),
+}
+#: commands the walkthrough below runs
+WALKTHROUGH = [
+    r"restsync sandbox --port 8765",
+    r'eval "\$\(restsync sandbox --print-env --port 8765\)"',
+    r"restsync (preview|run|validate)\b.*",
+]
+
+
+def test_every_command_is_run():
+    """A README command that no test runs fails here; so does a pointer to a missing test."""
+    for command in commands():
+        known = [p for p in [*ELSEWHERE, *WALKTHROUGH] if re.fullmatch(p, command)]
+        assert known, f"README command not run by any test: {command}"
+    for where in ELSEWHERE.values():
+        if "::" in where:
+            module, test = where.split(" ")[0].split("::")
+            tests = importlib.import_module(f"restsync_assets_tests.{module[:-3]}")
+            assert callable(getattr(tests, test, None)), f"no such test: {where}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_walkthrough_runs(monkeypatch, warehouse):
+    """`restsync sandbox --port P` serves; `eval "$(restsync sandbox --print-env --port P)"`
+    exports what points the specs at it; then every `restsync` command of the README runs, in
+    order, and exits 0; their sample outputs are what they print."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the samples show an ephemeral instance
+    port = str(free_port())
+    restsync = [sys.executable, "-m", "restsync_assets.cli"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        [*restsync, "sandbox", "--port", port],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        served = []
+        while not served or served[-1] != "Press Ctrl-C to stop.":
+            served.append(server.stdout.readline().strip())
+        assert served[0] == f"restsync sandbox listening on http://127.0.0.1:{port}"
+        served_exports = [line for line in served if line.startswith("export ")]
+        exported = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f'eval "$({shlex.join(restsync)} sandbox --print-env --port {port})" && env',
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+        for line in exported.splitlines():
+            name, _, value = line.partition("=")
+            if re.fullmatch(
+                r"(AD_ANALYTICS|LEDGER|MARKETING_API|NATIVE_ADS|WORKSPACE_DOCS)_\w+", name
+            ):
+                monkeypatch.setenv(name, value)
+        assert os.environ["LEDGER_BASE_URL"] == f"http://127.0.0.1:{port}/ledger"
+        printed_exports = subprocess.run(
+            [*restsync, "sandbox", "--print-env", "--port", port],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout.splitlines()
+        assert served_exports == printed_exports and len(printed_exports) == 22
+        printed = {}
+        for command in commands():
+            if not command.startswith("restsync ") or command.startswith("restsync sandbox"):
+                continue
+            if command == "restsync demo":
+                continue  # ELSEWHERE
+            out = io.StringIO()
+            with redirect_stdout(out):
+                assert main(shlex.split(command)[1:]) == 0, command
+            printed[command] = out.getvalue()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    samples = [b.splitlines() for lang, b in BLOCKS if lang == "text"]
+    compared = [s for s in samples if s[0][2:] in printed and s[0] != "$ restsync validate"]
+    assert len(compared) == 2  # the preview and the run samples
+    for sample in compared:
+        assert_sample(sample[1:], printed[sample[0][2:]].splitlines(), port)
+
+
+def normal(line: str, port: str) -> str:
+    """A line with what changes between runs blanked: ports, timings, the warehouse path."""
+    line = line.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT").replace(
+        f"127.0.0.1:{README_PORT}", "127.0.0.1:PORT"
+    )
+    line = re.sub(r"warehouse: \S+", "warehouse: W", line)
+    line = re.sub(r"\b\d+\.\d+s?\b", "T", line)
+    line = re.sub(r"(\b200|\b401)\s+\d+\s+", r"\1 MS ", line)  # request milliseconds
+    return " ".join(line.split()).replace("-", "")
+
+
+def assert_sample(sample: list[str], printed: list[str], port: str) -> None:
+    """The README's sample output is what the command prints (a `...` line ends the sample)."""
+    printed = [p for p in printed if "so far" not in p]
+    for index, line in enumerate(sample):
+        if line.strip() == "...":
+            return
+        assert normal(line, port) == normal(printed[index], port), (line, printed[index])
+    assert len(printed) == len(sample)
+
+
+def test_the_validate_sample_is_what_validate_prints(tmp_path, capsys, monkeypatch):
+    """The `$ restsync validate` sample: a spec with `paginator.type: cursr` gives that line."""
+    (block,) = [b for lang, b in BLOCKS if lang == "text" and b.startswith("$ restsync validate")]
+    expected = block.splitlines()[1]
+    specs = tmp_path / "source_specs"
+    specs.mkdir()
+    raw = yaml.safe_load((SEED_SPECS / "ledger.yaml").read_text())
+    raw["name"] = "shop"
+    raw["resources"][0]["name"] = "orders"
+    raw["resources"][0]["endpoint"]["paginator"] = {"type": "cursr"}
+    (specs / "shop.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().err.strip() == expected
+
+
+# --------------------------------------------------------------------------- yaml and toml
+
+GENERIC = {
+    "name": "shop",
+    "client": {"base_url": "https://api.example.com"},
+    "resources": [{"name": "orders", "endpoint": {"path": "/v1/orders"}}],
+}
+SEEDS = {p.stem: p for p in SEED_SPECS.glob("*.yaml")}
+
+
+def spec_snippets() -> list[str]:
+    return [body for lang, body in BLOCKS if lang == "yaml" and not body.startswith("# defs/")]
+
+
+def as_spec(snippet: str) -> dict:
+    """The snippet merged into the seed spec it names (`# ledger.yaml`, or `name: ledger`),
+    else into a minimal spec: top-level keys at the top, resources by name, resource keys on
+    the first resource (endpoint keys in its endpoint)."""
+    fragment = yaml.safe_load(snippet)
+    named = re.search(r"#\s*(\w+)\.yaml", snippet)
+    seed = (
+        named.group(1) if named else (fragment.get("name") if isinstance(fragment, dict) else None)
+    )
+    spec = yaml.safe_load(SEEDS[seed].read_text()) if seed in SEEDS else copy.deepcopy(GENERIC)
+    if isinstance(fragment, list):
+        fragment = {"resources": fragment}
+    first = spec["resources"][0]
+    for key, value in fragment.items():
+        if key == "resources":
+            by_name = {r["name"]: i for i, r in enumerate(spec["resources"])}
+            for resource in value:
+                if resource["name"] in by_name:
+                    spec["resources"][by_name[resource["name"]]] = resource
+                else:
+                    spec["resources"].append(resource)
+        elif key in TOP_LEVEL_KEYS:
+            spec[key] = {**spec[key], **value} if isinstance(value, dict) and key in spec else value
+        elif key in ENDPOINT_KEYS:
+            first.setdefault("endpoint", {})[key] = value
+        else:
+            first[key] = value
+    return spec
+
+
+@pytest.mark.parametrize("snippet", spec_snippets(), ids=lambda s: s.splitlines()[0][:40])
+def test_spec_snippet_is_a_valid_spec(snippet, tmp_path):
+    spec = parse_spec(as_spec(snippet), tmp_path / "snippet.yaml")
+    assert spec.resources
+
+
+def test_the_defs_yaml_snippet_loads_as_a_component(tmp_path):
+    """The README's defs.yaml, verbatim, next to a scaffolded specs/ folder: keys prefixed."""
+    from dagster.components.testing import create_defs_folder_sandbox
+
+    from restsync_assets import RestSyncComponent
+
+    (snippet,) = [b for lang, b in BLOCKS if lang == "yaml" and b.startswith("# defs/")]
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(RestSyncComponent, defs_path="shop_api")
+        (path / "defs.yaml").write_text(snippet)
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            (key,) = defs.resolve_all_asset_keys()
+            assert key.path == ["raw", "shop_api", "items"]
+            node = defs.resolve_asset_graph().get(key)
+            assert (node.group_name, node.owners, node.tags["layer"]) == (
+                "shop_api",
+                ["team:data-eng"],
+                "raw",
+            )
+
+
+def test_the_secrets_toml_snippet_names_credential_keys():
+    (snippet,) = [b for lang, b in BLOCKS if lang == "toml"]
+    sources = tomlkit.parse(snippet).unwrap()["sources"]
+    assert set(sources) <= set(SEEDS)
+    assert all(set(keys) <= set(CREDENTIAL_KEYS) for keys in sources.values())
+
+
+def test_every_example_block_is_checked():
+    """Each fenced block is a command block, a sample output, a spec, a defs.yaml or the toml
+    above (the layout tree, with no language, is not an example)."""
+    checked = {"bash", "yaml", "toml"}
+    for language, body in BLOCKS:
+        if language == "text":
+            first = body.splitlines()[0]
+            assert first in {
+                "$ restsync preview ledger resource_name --limit 3",
+                "$ restsync run ledger marketing_api/organizations",
+                "$ restsync validate",
+            }, first
+        else:
+            assert language in checked or (language == "" and "restsync_assets/" in body), body[:60]
