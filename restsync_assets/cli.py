@@ -90,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.spec, args.resource, args.limit, args.pages, args.json, args.partition
         )
     if args.print_env:
-        from restsync_assets.sandbox.server import export_lines
+        from restsync_assets.sandbox.server import SANDBOX_SPECS, VENDORS, export_lines
 
-        print("\n".join(export_lines(port=args.port)))
+        print("\n".join(export_lines(port=args.port, specs=[*SANDBOX_SPECS, *VENDORS])))
         return 0
     from restsync_assets.sandbox import serve
     from restsync_assets.sandbox.faults import demo_plan

@@ -57,6 +57,13 @@ ELSEWHERE = {
     r"python -m venv \.venv && \. \.venv/bin/activate": "the suite itself runs in such a venv",
     r'pip install -e "\.\[dev\]"': "the suite itself runs in such an install",
     r"restsync demo": "test_operations.py::test_demo_prints_checks_and_matches_the_sandbox",
+    r"restsync check": (
+        "test_warehouse_reads.py::test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes"
+    ),
+    r'pip install -e "\.\[postgres\]"': "the suite itself runs in the dev install, which includes it",
+    r"export (RESTSYNC_DESTINATION=postgres|DESTINATION__POSTGRES__CREDENTIALS=postgresql://.*)": (
+        "test_warehouse_reads.py::test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes"
+    ),
     r"dagster dev": (
         "test_asset_graph.py::test_definitions_module_loads_without_secrets_or_network"
         " (the module workspace.yaml names)"
@@ -140,13 +147,15 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
             env=env,
             check=True,
         ).stdout.splitlines()
-        assert served_exports == printed_exports and len(printed_exports) == 22
+        assert (
+            served_exports == printed_exports and len(printed_exports) == 22 + 9
+        )  # seeds, vendors
         printed = {}
         for command in commands():
             if not command.startswith("restsync ") or command.startswith("restsync sandbox"):
                 continue
-            if command == "restsync demo":
-                continue  # ELSEWHERE
+            if command in ("restsync demo", "restsync check"):
+                continue  # ELSEWHERE (they follow each other: check reads the demo's warehouse)
             out = io.StringIO()
             with redirect_stdout(out):
                 assert main(shlex.split(command)[1:]) == 0, command
@@ -270,10 +279,15 @@ def test_the_defs_yaml_snippet_loads_as_a_component(tmp_path):
 
 
 def test_the_secrets_toml_snippet_names_credential_keys():
+    """The `.dlt/secrets.toml` example names seed specs or sandbox vendors, and only keys
+    restsync reads: the OAuth credentials, or a static auth type's default secret."""
+    from restsync_assets.sandbox.vendors import VENDORS
+
     (snippet,) = [b for lang, b in BLOCKS if lang == "toml"]
     sources = tomlkit.parse(snippet).unwrap()["sources"]
-    assert set(sources) <= set(SEEDS)
-    assert all(set(keys) <= set(CREDENTIAL_KEYS) for keys in sources.values())
+    assert set(sources) <= {*SEEDS, *VENDORS}
+    static_auth = ("token", "api_key", "username", "password")
+    assert all(set(keys) <= {*CREDENTIAL_KEYS, *static_auth} for keys in sources.values())
 
 
 def test_every_example_block_is_checked():
@@ -287,6 +301,10 @@ def test_every_example_block_is_checked():
                 "$ restsync preview ledger resource_name --limit 3",
                 "$ restsync run ledger marketing_api/organizations",
                 "$ restsync validate",
+                # test_specs.py::test_restsync_validate_names_file_key_secret_form_and_env_var
+                "source_specs/gh.yaml: client.headers.Authorization: secrets never live in YAML:"
+                " write {secret: authorization} and set GH_AUTHORIZATION (or"
+                " sources.gh.authorization in .dlt/secrets.toml)",
             }, first
         else:
             assert language in checked or (language == "" and "restsync_assets/" in body), body[:60]
