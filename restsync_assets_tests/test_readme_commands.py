@@ -28,7 +28,7 @@ from .test_faults import assert_table_equals_truth, table_rows
 TESTS = "pytest"
 UI = "dagster dev"
 VALIDATE = "restsync validate [DIR]"
-CHECK = "restsync check"
+CHECK = "restsync check [--duckdb PATH]"
 SANDBOX = "restsync sandbox --port 8765"
 MATERIALIZE = "dagster asset materialize -m restsync_assets.definitions --select 'partitions:none'"
 MATERIALIZE_PARTITIONS = (
@@ -49,8 +49,9 @@ def use_table() -> list[str]:
 
 
 def argv(command: str, *args: object, port: int | None = None) -> list[str]:
-    """The README command as a process's argv: `[DIR]` -> `args`, `--port N` -> `port`."""
-    words = [w for w in shlex.split(command) if w != "[DIR]"]
+    """The README command as a process's argv: `[DIR]` -> `args`, `--port N` -> `port`;
+    an optional `[--duckdb PATH]` is left out (the configured warehouse)."""
+    words = [w for w in shlex.split(command) if w not in ("[DIR]", "[--duckdb", "PATH]")]
     if port is not None and "--port" in words:
         words[words.index("--port") + 1] = str(port)
     return [str(BIN / words[0]), *words[1:], *map(str, args)]
@@ -129,10 +130,10 @@ def test_dagster_dev_from_the_repo_root_serves_every_seed_asset(commands, dagste
 
 @pytest.fixture
 def sandbox_process(commands, monkeypatch):
-    """`restsync sandbox` running; this test's env set to the `NAME=value` lines it prints."""
+    """`restsync sandbox` running; this test's env set to the `export NAME=value` lines it prints."""
     server = commands(argv(SANDBOX, port=free_port()))
     assert server.wait_for_line("Press Ctrl-C to stop."), server.text
-    printed = re.findall(r"^([A-Z][A-Z0-9_]*)=(\S+)$", server.text, re.MULTILINE)
+    printed = re.findall(r"^export ([A-Z][A-Z0-9_]*)=(\S+)$", server.text, re.MULTILINE)
     assert len(printed) >= 5 * 4, server.text  # id, secret, base and token URL of each seed
     for key, value in printed:
         monkeypatch.setenv(key, value)
