@@ -13,6 +13,8 @@ import pytest
 from restsync_assets.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
+#: PostgreSQL / Dagster instance / RabbitMQ fixtures of the production path
+pytest_plugins = ("restsync_assets_tests.servers",)
 SEED_SPECS = REPO / "source_specs"
 
 
