@@ -48,15 +48,22 @@ def executor_modes(destination: str) -> dict[str, ExecutorDefinition]:
     return modes
 
 
+#: What a multiprocess step needs imported: restsync's run-time modules, dlt's REST source and
+#: dagster-dlt (imported once by the forkserver, not by every step). No side effects: the
+#: job's own module (which loads the specs) is still imported by each step.
+FORKSERVER_PRELOAD = ["restsync_assets.assets", "restsync_assets.checks", "restsync_assets.sources"]
+
+
 def default_config(destination: str) -> dict[str, dict]:
     """`in_process` for DuckDB (one writer per file), `multiprocess` for server destinations.
 
-    Multiprocess steps start from a forkserver that has the code location imported already
-    (Dagster preloads the module the job came from), not from a fresh interpreter each.
+    Multiprocess steps start from a forkserver that has restsync and dlt imported already,
+    not from a fresh interpreter each.
     """
     if destination == "duckdb":
         return {IN_PROCESS: {}}
-    return {MULTIPROCESS: {"start_method": {"forkserver": {}}}}
+    forkserver = {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}
+    return {MULTIPROCESS: {"start_method": forkserver}}
 
 
 def restsync_executor(destination: str) -> ExecutorDefinition:

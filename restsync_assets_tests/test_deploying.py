@@ -52,10 +52,11 @@ def with_values(lines: list[str], values: dict[str, str]) -> list[str]:
     for line in lines:
         if line.startswith("export "):
             name = line.split()[1].split("=", 1)[0]
+            assert name in values, f"the README exports {name}, which the test does not know"
             exported.add(name)
             line = f"export {name}={shlex.quote(values[name])}"
         out.append(line)
-    assert exported == set(values), "the README exports other env vars than a deployment needs"
+    assert exported == set(values), f"the README does not export {set(values) - exported}"
     return out
 
 
