@@ -2,9 +2,8 @@
 
 Every test gets what it needs fresh and drops it after: a PostgreSQL database for the
 warehouse, one for the Dagster instance (a copy of a template migrated once per session),
-a RabbitMQ vhost for Celery. When a server does not answer the test
-is skipped with one line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1` (CI), which makes it
-fail instead.
+a RabbitMQ vhost for Celery. When a server does not answer, the test is skipped with one
+line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1` (CI), which makes it fail instead.
 
 (The shared PostgreSQL fixture of conftest.py is being written in parallel; this module's
 will be folded into it.)
@@ -34,7 +33,8 @@ TIMEOUT = 180.0
 
 def unavailable(what: str, why: object) -> None:
     """Skip (one line) when a server is missing; fail when CI requires the servers."""
-    message = f"{what} not available: {str(why).strip().splitlines()[0] if str(why) else why!r}"
+    first_line = str(why).strip().splitlines()[:1] or [type(why).__name__]
+    message = f"{what} not available: {first_line[0]}"
     if os.environ.get("RESTSYNC_REQUIRE_SERVERS") == "1":
         pytest.fail(f"{message} (RESTSYNC_REQUIRE_SERVERS=1)", pytrace=False)
     pytest.skip(message)
