@@ -6,6 +6,7 @@ definitions builds no dlt source and touches no network; the dlt source is built
 """
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from restsync_assets import settings
 from restsync_assets.catalog import definition_metadata, with_table_metadata
+from restsync_assets.dataset_lock import load_turn
 from restsync_assets.http.masking import install_log_masking, register_secret
 from restsync_assets.locks import duckdb_lock_path, exclusive
 from restsync_assets.partitions import backfill_policy, partitions_definition, run_window
@@ -33,6 +35,9 @@ from restsync_assets.progress import run_collector
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
 
 DLT_RESOURCE_KEY = "dlt"
+#: Tag naming the spec: on each load step, and on the runs of a spec's schedules (the run
+#: queue's limit per spec, `deploy/dagster.yaml`).
+SPEC_TAG = "restsync/spec"
 #: How often a long load logs its progress (items extracted, rows normalized) to the run log.
 PROGRESS_SECONDS = 10.0
 
@@ -120,7 +125,7 @@ def _build_group_assets(
         partitions_def=partitions_definition(partitions) if partitions else None,
         backfill_policy=backfill_policy(partitions) if partitions else None,
         pool="restsync_warehouse",
-        op_tags={"restsync/spec": spec.name},
+        op_tags={SPEC_TAG: spec.name},
     )
     def _load(context: AssetExecutionContext) -> Iterator[Any]:
         yield from run_spec(context, spec, translator, getattr(context.resources, creds_key), names)
@@ -152,13 +157,14 @@ def run_spec(
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
         )
         # the lock covers creating the pipeline too: dlt's working folder is not safe to share
-        with exclusive(_lock_path(spec), on_wait=context.log.info):
+        with exclusive(_lock_path(spec), on_wait=context.log.info), ExitStack() as turn:
             progress = run_collector(spec, context.log, PROGRESS_SECONDS)
             pipeline = build_pipeline(spec, progress=progress)
             context.log.info(
                 f"{spec.name}: loading {', '.join(selected)}{where} into "
                 f"{pipeline.destination.destination_name}:{spec.name}"
             )
+            turn.enter_context(load_turn(pipeline, on_wait=context.log.info))  # other machines
             events = dlt_resource.run(
                 context=context,
                 dlt_source=source,

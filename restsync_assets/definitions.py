@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import AssetSelection, Definitions, define_asset_job
 from dagster_dlt import DagsterDltResource
 
 from restsync_assets.assets import DLT_RESOURCE_KEY, build_spec_assets, credentials_key
 from restsync_assets.checks import build_spec_checks
+from restsync_assets.executors import restsync_executor
 from restsync_assets.resources import ApiCredentials
 from restsync_assets.schedules import build_spec_schedules
-from restsync_assets.settings import specs_dir
+from restsync_assets.settings import destination_name, specs_dir
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import SourceSpec
 
@@ -26,8 +27,9 @@ CHECKS_JOB = "restsync_checks"
 def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
     """Assets, asset checks, schedules and resources for every spec.
 
-    Runs use the in-process executor: one DuckDB file takes one writer at a time, so steps
-    run one after another inside a run (and `restsync_assets.locks` serialises runs).
+    The executor is chosen per run (`restsync_assets.executors`): in process by default with
+    DuckDB (one writer per file; `restsync_assets.locks` serialises runs), multiprocess by
+    default with a server destination, Celery when the run config says so.
     """
     resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
     resources.update({credentials_key(s): ApiCredentials(source=s.name) for s in specs})
@@ -43,7 +45,7 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
             )
         ],
         resources=resources,
-        executor=in_process_executor,
+        executor=restsync_executor(destination_name()),
     )
 
 

@@ -10,7 +10,7 @@ from dagster import (
     define_asset_job,
 )
 
-from restsync_assets.assets import asset_key
+from restsync_assets.assets import SPEC_TAG, asset_key
 from restsync_assets.specs.model import SourceSpec
 
 
@@ -19,7 +19,8 @@ def build_spec_schedules(spec: SourceSpec) -> list[ScheduleDefinition]:
     `<spec>_<type>_schedule` filling the latest partition of each partitioned group.
 
     Schedules start stopped unless the spec says `schedule: {cron: ..., enabled: true}`; the
-    partition schedules follow the same switch.
+    partition schedules follow the same switch. Their runs carry the tag `restsync/spec`, which
+    the run queue limits per spec (`deploy/dagster.yaml`).
     """
     enabled = bool(spec.schedule and spec.schedule.enabled)
     status = DefaultScheduleStatus.RUNNING if enabled else DefaultScheduleStatus.STOPPED
@@ -36,12 +37,15 @@ def build_spec_schedules(spec: SourceSpec) -> list[ScheduleDefinition]:
                     execution_timezone=spec.schedule.timezone,
                     target=AssetSelection.assets(*keys),
                     default_status=status,
+                    tags={SPEC_TAG: spec.name},
                     description=f"Materializes {spec.name}'s unpartitioned assets on '{spec.schedule.cron}'.",
                 )
             )
             continue
         job = define_asset_job(
-            f"{spec.name}_{partitions.type}_job", selection=AssetSelection.assets(*keys)
+            f"{spec.name}_{partitions.type}_job",
+            selection=AssetSelection.assets(*keys),
+            tags={SPEC_TAG: spec.name},
         )
         schedules.append(
             build_schedule_from_partitioned_job(

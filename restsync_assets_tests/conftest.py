@@ -26,6 +26,8 @@ import yaml
 from restsync_assets.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
+#: PostgreSQL / Dagster instance / RabbitMQ fixtures of the production path
+pytest_plugins = ("restsync_assets_tests.servers",)
 SEED_SPECS = REPO / "source_specs"
 #: The venv's console scripts (`dagster`, `restsync`), as a user runs them.
 BIN = Path(sys.executable).parent
