@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from dagster import ConfigurableResource
 
+#: The Dagster resource key of dagster-dlt's `DagsterDltResource`.
+DLT_RESOURCE_KEY = "dlt"
+
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token", "base_url", "token_url")
 
 
@@ -109,3 +112,8 @@ def _dlt_secret(key: str) -> str | None:
     except Exception:  # a malformed secrets.toml must not hide the env-var route
         return None
     return str(value) if value else None
+
+
+def credentials_key(spec_name: str) -> str:
+    """Resource key of a spec's `ApiCredentials`: `<spec>_credentials`."""
+    return f"{spec_name}_credentials"

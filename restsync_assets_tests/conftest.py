@@ -37,7 +37,7 @@ PROCESS_TIMEOUT = 300.0
 def _fresh_masking_registry() -> Iterator[None]:
     """Each test starts with no registered secrets: the registry is process-wide, and a
     test's short fake secret ("secret") would otherwise mask words in later tests' messages."""
-    from restsync_assets.http.masking import forget_secrets
+    from restsync_assets.runtime.http.masking import forget_secrets
 
     forget_secrets()
     yield

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from restsync_assets import warehouse
+from restsync_assets.runtime import warehouse
 
 from .conftest import serving
 

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from restsync_assets.arrow_pages import ArrowPages, page_to_arrow
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
+from restsync_assets.runtime.arrow_pages import ArrowPages, page_to_arrow
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import SEED_SPECS

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from restsync_assets import warehouse
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
+from restsync_assets.runtime import warehouse
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import SEED_SPECS

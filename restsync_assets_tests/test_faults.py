@@ -25,7 +25,7 @@ import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
 from restsync_assets.definitions import build_definitions
-from restsync_assets.http import retry
+from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.sandbox.faults import Fault, FaultPlan, demo_plan
 from restsync_assets.specs.loader import load_specs

@@ -1,4 +1,4 @@
-"""Tests for restsync_assets.http.oauth against a local token endpoint."""
+"""Tests for restsync_assets.runtime.http.oauth against a local token endpoint."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-from restsync_assets.http.oauth import OAuth2Auth, OAuth2Error
+from restsync_assets.runtime.http.oauth import OAuth2Auth, OAuth2Error
 
 from .conftest import serving
 

@@ -10,12 +10,13 @@ import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
-from restsync_assets import settings, warehouse
+from restsync_assets import settings
 from restsync_assets.checks import build_spec_checks
 from restsync_assets.cli import main as cli_main
 from restsync_assets.definitions import CHECKS_JOB, build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from restsync_assets.runner import QUIET, load_definitions, materialize_spec
+from restsync_assets.runtime import warehouse
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import SEED_SPECS

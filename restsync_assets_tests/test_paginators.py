@@ -14,12 +14,12 @@ import requests
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
-from restsync_assets.http.paginators import (
+from restsync_assets.runtime.http.paginators import (
     OffsetPaginatorWithoutTotal,
     PaginationLoopError,
     TemplatedCursorPaginator,
 )
-from restsync_assets.http.templates import TemplateError
+from restsync_assets.runtime.http.templates import TemplateError
 
 from .conftest import serving
 

@@ -200,7 +200,7 @@ def test_hostile_cursor_template_fails_the_run_without_escaping(
 
 
 def test_token_store_prefers_a_rotation_of_the_configured_token(tmp_path) -> None:
-    from restsync_assets.token_store import RefreshTokenStore
+    from restsync_assets.runtime.token_store import RefreshTokenStore
 
     store = RefreshTokenStore("ledger", "configured-1", tmp_path)
     assert store.load() is None and store.candidates() == ["configured-1"]
@@ -218,7 +218,7 @@ def test_token_store_prefers_a_rotation_of_the_configured_token(tmp_path) -> Non
 
 
 def test_unreadable_token_store_is_ignored(tmp_path) -> None:
-    from restsync_assets.token_store import RefreshTokenStore
+    from restsync_assets.runtime.token_store import RefreshTokenStore
 
     store = RefreshTokenStore("ledger", "configured-1", tmp_path)
     store.path.write_text("{not json")
@@ -226,8 +226,8 @@ def test_unreadable_token_store_is_ignored(tmp_path) -> None:
 
 
 def test_failure_messages_mask_every_registered_token() -> None:
-    from restsync_assets.failures import explain
-    from restsync_assets.http.masking import register_secret
+    from restsync_assets.runtime.failures import explain
+    from restsync_assets.runtime.http.masking import register_secret
 
     register_secret("access-token-abcdef123456")
     error = RuntimeError("GET https://x.example.com/a?token=1 with access-token-abcdef123456")

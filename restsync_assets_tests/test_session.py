@@ -1,4 +1,4 @@
-"""Tests for restsync_assets.http.session (per-route retries, 401 refresh, masking)."""
+"""Tests for restsync_assets.runtime.http.session (per-route retries, 401 refresh, masking)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 from requests.adapters import BaseAdapter
 
-from restsync_assets.http.oauth import OAuth2Auth
-from restsync_assets.http.paginators import TemplatedCursorPaginator
-from restsync_assets.http.session import (
+from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.paginators import TemplatedCursorPaginator
+from restsync_assets.runtime.http.session import (
     HttpStatusError,
     NotJsonError,
     RequestFailedError,
@@ -523,7 +523,7 @@ def test_socket_errors_are_named_in_the_message(api: Api) -> None:
 
 
 def test_default_sleep_and_clock_come_from_the_swappable_retry_clock(api, monkeypatch) -> None:
-    from restsync_assets.http import retry
+    from restsync_assets.runtime.http import retry
 
     class Fake(retry.Clock):
         def __init__(self) -> None:

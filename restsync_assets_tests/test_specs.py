@@ -698,7 +698,7 @@ def test_star_selects_array_elements_and_object_members(selector, document, expe
 
 def test_concurrency_parallelizes_every_resource_of_the_source(tmp_path):
     from restsync_assets.resources import Credentials
-    from restsync_assets.sources import build_source, source_config
+    from restsync_assets.runtime.source import build_source, source_config
 
     creds = Credentials("shop", "id", "secret", None, None, "http://127.0.0.1:9/token")
     parallel = load_spec_file(write(tmp_path, spec_with(client__concurrency=8)))
@@ -774,9 +774,9 @@ def test_dlt_auth_is_built_with_the_resolved_secrets_and_never_resolved_by_dlt(t
     `create_auth` hands them to requests as they are (no ConfigFieldMissingException)."""
     from dlt.sources.rest_api.config_setup import create_auth
 
-    from restsync_assets.http.masking import registered_secrets
     from restsync_assets.resources import Credentials
-    from restsync_assets.sources import build_auth
+    from restsync_assets.runtime.http.masking import registered_secrets
+    from restsync_assets.runtime.source import build_auth
 
     extra = {"username": "alice", "password": "pa55-word", "token": "tok-123456"}
     creds = Credentials("shop", "id-1", "secret-1", None, None, None, extra=extra)
@@ -803,7 +803,7 @@ def test_endpoint_auth_and_named_oauth2_secrets_are_built_from_their_secrets(tmp
     from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
     from restsync_assets.resources import Credentials
-    from restsync_assets.sources import source_config
+    from restsync_assets.runtime.source import source_config
 
     named = {
         "type": "oauth2",

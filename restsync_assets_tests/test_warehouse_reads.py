@@ -17,14 +17,13 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
-from restsync_assets.assets import _lock_path
 from restsync_assets.cli import main as cli_main
 from restsync_assets.definitions import CHECKS_JOB, build_definitions
 from restsync_assets.demo import run_demo
-from restsync_assets.locks import exclusive
 from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
+from restsync_assets.runtime.locks import exclusive, lock_path
+from restsync_assets.runtime.warehouse import reading
 from restsync_assets.specs.loader import load_specs
-from restsync_assets.warehouse import reading
 
 from .conftest import SEED_SPECS, postgres_sql
 
@@ -322,7 +321,7 @@ def test_a_warehouse_reader_waits_for_the_lock_loads_hold(specs, warehouse):
     """Checks and the demo read DuckDB only under `<file>.lock`, the lock every load holds, so
     a reader never opens the file while a load writes it (DuckDB's "Could not set lock")."""
     spec = specs["ledger"]
-    lock = _lock_path(spec)
+    lock = lock_path(spec)
     assert lock == warehouse.with_name(warehouse.name + ".lock")
     waited, entered = threading.Event(), threading.Event()
 

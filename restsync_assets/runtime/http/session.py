@@ -4,7 +4,7 @@ dlt's ``rest_api`` takes one session per source (``client.session``). :class:`Re
 picks the retry policy of the resource a request belongs to by matching the URL path against
 each resource's path template and retries with tenacity: statuses of the policy, connection
 errors (resets included) and timeouts, waiting ``Retry-After`` (seconds, 0 or an HTTP date)
-or exponential backoff, capped (see :mod:`restsync_assets.http.retry`). It refreshes an OAuth
+or exponential backoff, capped (see :mod:`restsync_assets.runtime.http.retry`). It refreshes an OAuth
 token once on 401 and raises :class:`RequestFailedError` (with secrets masked) when retries
 run out. Non-retryable responses (404, 400, ...) go to dlt's hooks (``response_actions``,
 ``raise_for_status``) unchanged; an HTTP error they raise becomes :class:`HttpStatusError`

@@ -15,15 +15,19 @@ from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 from dlt.sources.rest_api import rest_api_source
 
-from restsync_assets import settings, warehouse
-from restsync_assets.arrow_pages import ArrowPages
-from restsync_assets.child_cursors import with_per_parent_cursors
-from restsync_assets.http.dlt_auth import build_dlt_auth
-from restsync_assets.http.oauth import OAuth2Auth, _validate_token_url
-from restsync_assets.http.paginators import OffsetPaginatorWithoutTotal, TemplatedCursorPaginator
-from restsync_assets.http.session import RestsyncSession, RetryPolicy, Route
+from restsync_assets import settings
 from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
+from restsync_assets.runtime import warehouse
+from restsync_assets.runtime.arrow_pages import ArrowPages
+from restsync_assets.runtime.child_cursors import with_per_parent_cursors
+from restsync_assets.runtime.http.dlt_auth import build_dlt_auth
+from restsync_assets.runtime.http.oauth import OAuth2Auth, _validate_token_url
+from restsync_assets.runtime.http.paginators import (
+    OffsetPaginatorWithoutTotal,
+    TemplatedCursorPaginator,
+)
+from restsync_assets.runtime.http.session import RestsyncSession, RetryPolicy, Route
 from restsync_assets.specs.loader import compile_jsonpath
 from restsync_assets.specs.model import (
     AuthSpec,
@@ -122,7 +126,7 @@ def build_auth(spec: SourceSpec, credentials: Credentials, auth: AuthSpec | None
     restsync's `oauth2`: one token shared by every resource. With a refresh token, a token
     the server rotates is stored at once in `<pipelines dir>/<spec>.refresh_token` (0600)
     and preferred over the configured one on the next run while it descends from it (see
-    `restsync_assets.token_store`). Token requests are retried on 429/5xx, connection
+    `restsync_assets.runtime.token_store`). Token requests are retried on 429/5xx, connection
     errors and timeouts with the `max_retries`, `backoff_factor`, `max_retry_delay` and
     `timeout` of the client-level `error_handler`.
 
@@ -130,7 +134,7 @@ def build_auth(spec: SourceSpec, credentials: Credentials, auth: AuthSpec | None
     dlt's auth objects built with the secrets read from `<NAME>_<SECRET>` (or
     `.dlt/secrets.toml`), so dlt never resolves them from its own config. A missing secret
     raises `MissingCredentialError` naming the env var. Every secret is registered with
-    `restsync_assets.http.masking`.
+    `restsync_assets.runtime.http.masking`.
     """
     auth = spec.auth if auth is None else auth
     if auth is None:
@@ -143,7 +147,7 @@ def build_auth(spec: SourceSpec, credentials: Credentials, auth: AuthSpec | None
 
 
 def _oauth2(spec: SourceSpec, credentials: Credentials, auth: OAuth2AuthSpec) -> OAuth2Auth:
-    from restsync_assets.token_store import RefreshTokenStore
+    from restsync_assets.runtime.token_store import RefreshTokenStore
 
     def named(ref: SecretRef | None, default: str) -> str:
         return credentials.secret(ref.secret) if ref else credentials.require(default)

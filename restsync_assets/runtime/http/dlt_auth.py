@@ -4,7 +4,7 @@ A spec's `auth: {type: bearer | api_key | http_basic | oauth2_client_credentials
 the dlt auth object of that type, filled in with values read from `<NAME>_<SECRET>` (or
 `.dlt/secrets.toml`) and marked resolved, so dlt never tries to resolve it from its own
 config (where restsync's env vars are not). Every value is registered with
-`restsync_assets.http.masking` first, with the forms it takes on the wire (the base64
+`restsync_assets.runtime.http.masking` first, with the forms it takes on the wire (the base64
 `user:password` of HTTP basic auth, every access token obtained).
 """
 

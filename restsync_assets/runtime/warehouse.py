@@ -3,7 +3,7 @@
 Loads and readers get their destination from `destination()`; a reader opens the same dlt
 pipeline, destination and dataset a spec's loads use (`sources.build_pipeline`) and queries
 through that pipeline's own client, so it reads exactly the warehouse the run wrote, whatever
-the destination. A reader holds the same lock as loads (`assets._lock_path`: `<file>.lock`
+the destination. A reader holds the same lock as loads (`locks.lock_path`: `<file>.lock`
 for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
 """
 
@@ -176,11 +176,10 @@ def reading(
     spec: SourceSpec, on_wait: Callable[[str], None] = lambda _msg: None
 ) -> Iterator[Warehouse]:
     """The warehouse `spec`'s loads write, open for reading under the loads' lock."""
-    from restsync_assets.assets import _lock_path
-    from restsync_assets.locks import exclusive
-    from restsync_assets.sources import build_pipeline
+    from restsync_assets.runtime.locks import exclusive, lock_path
+    from restsync_assets.runtime.source import build_pipeline
 
-    with exclusive(_lock_path(spec), on_wait=on_wait):
+    with exclusive(lock_path(spec), on_wait=on_wait):
         target = destination(read_only=True)
         path = duckdb_file(target)
         if path is not None and not path.exists():
@@ -205,7 +204,7 @@ def location(target: Destination, client: Any = None) -> str:
     """`duckdb <file>`, `<destination> <URL without its password>` or `<destination> <bucket>`."""
     from dlt.common.configuration.specs import ConnectionStringCredentials
 
-    from restsync_assets.http.masking import mask_text
+    from restsync_assets.runtime.http.masking import mask_text
 
     path = duckdb_file(target)
     if path is not None:
@@ -238,8 +237,8 @@ def explain(error: BaseException) -> str | None:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
     from dlt.destinations.exceptions import DestinationConnectionError
 
-    from restsync_assets.failures import root_causes
-    from restsync_assets.http.masking import mask_text
+    from restsync_assets.runtime.failures import root_causes
+    from restsync_assets.runtime.http.masking import mask_text
 
     name = settings.destination_name()
     key = f"DESTINATION__{name.upper()}__CREDENTIALS"
@@ -278,7 +277,7 @@ def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> l
     loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
     import duckdb
 
-    from restsync_assets.locks import exclusive
+    from restsync_assets.runtime.locks import exclusive
 
     path = path or settings.duckdb_path()
     with exclusive(path.with_name(path.name + ".lock")):

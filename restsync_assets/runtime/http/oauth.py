@@ -17,9 +17,10 @@ from typing import Any
 import requests
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
+from restsync_assets.specs.token_urls import is_secure_token_url
+
 from . import retry
 from .masking import MASK, mask, mask_url, register_secret
-from .token_urls import is_secure_token_url
 
 __all__ = ["InsecureTokenUrlError", "OAuth2Auth", "OAuth2Error"]
 

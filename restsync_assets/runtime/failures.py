@@ -44,14 +44,14 @@ def _known_dlt_error(error: BaseException) -> str | None:
 def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> str:
     """One line: the most specific error in the chain, with secrets masked (known values,
     secret-looking query parameters such as `?api_key=`, URL passwords)."""
-    from restsync_assets.http.masking import mask_text
+    from restsync_assets.runtime.http.masking import mask_text
 
     chain = root_causes(error)
     ours = [e for e in chain if type(e).__module__.startswith("restsync_assets")]
     chosen = ours[-1] if ours else chain[-1]
     known = None if ours else next((k for e in chain if (k := _known_dlt_error(e))), None)
     if known is None and not ours:
-        from restsync_assets.warehouse import explain as warehouse_problem
+        from restsync_assets.runtime.warehouse import explain as warehouse_problem
 
         known = warehouse_problem(error)
     if known is not None:
