@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
+from restsync_assets.text import plural
 
 if TYPE_CHECKING:  # run time only: the checks read through it when they run
     from restsync_assets.runtime.warehouse import Warehouse
@@ -153,10 +154,10 @@ def _primary_key(warehouse, table, spec, resource, now, last):
     parts = []
     if duplicates:
         parts.append(
-            f"{duplicates} duplicate {_plural('key', duplicates)} in ({', '.join(cols)}), e.g. {', '.join(sample)}"
+            f"{plural(duplicates, 'duplicate key')} in ({', '.join(cols)}), e.g. {', '.join(sample)}"
         )
     if nulls:
-        parts.append(f"{nulls} {_plural('row', nulls)} with a null key")
+        parts.append(f"{plural(nulls, 'row')} with a null key")
     description = "; ".join(parts) if parts else f"({', '.join(cols)}) is unique and never null"
     metadata = {
         "duplicate_keys": duplicates,
@@ -205,7 +206,7 @@ def _row_count(warehouse, table, spec, resource, now, last):
     count = warehouse.rows(f"select count(*) from {table}")[0][0]
     minimum = resource.min_rows
     passed = count >= minimum
-    description = f"{count} {_plural('row', count)} (minimum {minimum})"
+    description = f"{plural(count, 'row')} (minimum {minimum})"
     return passed, description, {"row_count": count, "min_rows": minimum}
 
 
@@ -276,10 +277,6 @@ def _last_materialization(
 
 def _key(values: Sequence[Any]) -> str:
     return str(values[0]) if len(values) == 1 else "(" + ", ".join(str(v) for v in values) + ")"
-
-
-def _plural(word: str, count: int) -> str:
-    return word if count == 1 else f"{word}s"
 
 
 def _duration(seconds: float) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from dagster import ConfigurableResource
 
+from restsync_assets.settings import env_var
+
 #: The Dagster resource key of dagster-dlt's `DagsterDltResource`.
 DLT_RESOURCE_KEY = "dlt"
 
@@ -91,7 +93,7 @@ class ApiCredentials(ConfigurableResource):
 
     def _external(self, key: str) -> str | None:
         """`<NAME>_<KEY>` from the environment, else `sources.<name>.<key>` from dlt's secrets."""
-        env = os.environ.get(f"{self.source.upper()}_{key.upper()}")
+        env = os.environ.get(env_var(self.source, key))
         if env:
             return env
         return _dlt_secret(f"sources.{self.source}.{key}")
@@ -99,7 +101,7 @@ class ApiCredentials(ConfigurableResource):
 
 def _missing(source: str, key: str) -> str:
     return (
-        f"{source}: missing {key.replace('_', ' ')}: set the env var {source.upper()}_{key.upper()} "
+        f"{source}: missing {key.replace('_', ' ')}: set the env var {env_var(source, key)} "
         f"(or sources.{source}.{key} in .dlt/secrets.toml)"
     )
 
