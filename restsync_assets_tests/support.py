@@ -2,7 +2,8 @@
 
 `JsonApi` is a route table of JSON handlers, nothing more: each test module brings its own
 data and handlers. Every request is recorded (method, path, query) so tests can assert on
-what restsync asked for.
+what restsync asked for. `RawApi` answers with any status, headers and bytes (or drops the
+connection), for tests of the HTTP layer itself; `FakeClock` runs retries without waiting.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import yaml
 
 from restsync_assets.runtime import warehouse
+from restsync_assets.runtime.http import retry
 
 from .conftest import serving
 
@@ -115,6 +117,143 @@ def page(rows: list[dict], query: dict[str, str], size: int) -> dict:
     number = int(query.get("page", "1"))
     total = max(1, -(-len(rows) // size))
     return {"data": rows[(number - 1) * size : number * size], "page": number, "total_pages": total}
+
+
+# --------------------------------------------------------------------------- raw HTTP
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request a `RawApi` received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes = b""
+
+    @property
+    def form(self) -> dict[str, str]:
+        """The body as a url-encoded form (the last value of each field)."""
+        return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a `RawApi` answers: `body` bytes are sent as they are, anything else as JSON
+    (`Content-Type: application/json` unless `headers` say otherwise)."""
+
+    status: int = 200
+    body: Any = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: An `app`'s answer that closes the connection without a response.
+DROP = "drop"
+#: `app(request)` -> a `Reply`, or `DROP`.
+App = Callable[[Request], "Reply | str"]
+
+
+class RawApi:
+    """An HTTP server on 127.0.0.1 whose `app` answers every method with any status, headers
+    and body, or drops the connection; `requests` records what it received, in order."""
+
+    def __init__(self, app: App | None = None) -> None:
+        self.app: App = app or (lambda request: Reply())
+        self.requests: list[Request] = []
+        self.url = ""
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self) -> Iterator[RawApi]:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _raw_handler_class(self))
+        server.daemon_threads = True
+        with serving(server):
+            self.url = f"http://127.0.0.1:{server.server_address[1]}"
+            yield self
+
+    def reset(self, app: App | None = None) -> RawApi:
+        """Forget the requests and answer with `app` (default: `200 {}`) from now on."""
+        with self._lock:
+            self.requests.clear()
+        self.app = app or (lambda request: Reply())
+        return self
+
+    def calls(self, path: str) -> int:
+        """How many requests went to `path`."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.path == path)
+
+    def record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+
+def sequence(*replies: Reply | str) -> App:
+    """An `app` answering with `replies` in order, then the last one again and again."""
+    queue = list(replies)
+    return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def _raw_handler_class(api: RawApi) -> type[BaseHTTPRequestHandler]:
+    class _Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Request(
+                self.command,
+                parts.path,
+                {k: v[-1] for k, v in parse_qs(parts.query).items()},
+                dict(self.headers),
+                self.rfile.read(length) if length else b"",
+            )
+            api.record(request)
+            reply = api.app(request)
+            if reply == DROP:
+                self.close_connection = True
+                return
+            raw = isinstance(reply.body, bytes)
+            payload = reply.body if raw else json.dumps(reply.body).encode()
+            self.send_response(reply.status)
+            if "Content-Type" not in reply.headers:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return _Handler
+
+
+# --------------------------------------------------------------------------- clock
+
+#: `FakeClock`'s start: whole seconds, so HTTP dates in `Retry-After` are exact.
+NOW = 1_800_000_000.0
+
+
+class FakeClock(retry.Clock):
+    """Retry clock that records the waits instead of sleeping (and advances its time by them).
+
+    Inject it (`RestsyncSession(clock=...)`, `OAuth2Auth(clock=...)`) or install it for a
+    whole run with `monkeypatch.setattr(retry, "CLOCK", FakeClock())`.
+    """
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
 
 
 # --------------------------------------------------------------------------- specs

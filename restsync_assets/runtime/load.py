@@ -16,11 +16,11 @@ from dlt.common.runtime.collector import LogCollector
 
 from restsync_assets.partitions import run_window
 from restsync_assets.resources import DLT_RESOURCE_KEY
+from restsync_assets.runtime.destination import build_pipeline, loader_file_format
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
 from restsync_assets.runtime.locks import exclusive, lock_path
-from restsync_assets.runtime.source import build_pipeline, build_source
-from restsync_assets.runtime.warehouse import loader_file_format
+from restsync_assets.runtime.source import build_source
 from restsync_assets.specs.model import SourceSpec
 
 #: How often a long load logs its progress (items extracted, rows normalized) to the run log.

@@ -25,7 +25,7 @@ def lock_path(spec: SourceSpec) -> Path:
     """One lock per DuckDB file (one writer at a time), else one per spec's dlt pipeline."""
     if settings.destination_name() == "duckdb":
         return duckdb_lock_path(settings.duckdb_path())
-    from restsync_assets.runtime.source import pipeline_name
+    from restsync_assets.runtime.destination import pipeline_name
 
     return settings.pipelines_dir() / f"{pipeline_name(spec)}.lock"
 

@@ -2,14 +2,14 @@
 
 dlt's ``rest_api`` takes one session per source (``client.session``). :class:`RestsyncSession`
 picks the retry policy of the resource a request belongs to by matching the URL path against
-each resource's path template and retries with tenacity: statuses of the policy, connection
-errors (resets included) and timeouts, waiting ``Retry-After`` (seconds, 0 or an HTTP date)
-or exponential backoff, capped (see :mod:`restsync_assets.runtime.http.retry`). It refreshes an OAuth
-token once on 401 and raises :class:`RequestFailedError` (with secrets masked) when retries
-run out. Non-retryable responses (404, 400, ...) go to dlt's hooks (``response_actions``,
-``raise_for_status``) unchanged; an HTTP error they raise becomes :class:`HttpStatusError`
-and a 2xx that is not JSON (an HTML page, an empty body) :class:`NotJsonError`, both one line
-naming source, resource, masked URL, status and attempts.
+each resource's path template and retries with :func:`restsync_assets.runtime.http.retry.retrying`
+(statuses of the policy, connection errors, timeouts; ``Retry-After`` or backoff, capped). It
+refreshes an OAuth token once on 401 and raises :class:`RequestFailedError` (with secrets
+masked) when retries run out. Non-retryable responses (404, 400, ...) go to dlt's hooks
+(``response_actions``, ``raise_for_status``) unchanged; an HTTP error they raise becomes
+:class:`HttpStatusError` and a 2xx that is not JSON (an HTML page, an empty body)
+:class:`NotJsonError`, both one line naming source, resource, masked URL, status and attempts
+(texts in :mod:`restsync_assets.runtime.http.errors`).
 """
 
 from __future__ import annotations
@@ -25,57 +25,21 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
-from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_any,
-    retry_if_exception_type,
-    retry_if_result,
-    stop_after_attempt,
-)
+from tenacity import RetryCallState
 
-from . import retry
-from .masking import mask, mask_text, mask_url
+from . import errors
+from .errors import HttpStatusError, NotJsonError, RequestFailedError, RequestFailure
+from .masking import mask_url
 from .oauth import OAuth2Auth
+from .retry import Clock, RetryPolicy, retrying
 
-__all__ = [
-    "RETRYABLE_EXCEPTIONS",
-    "HttpStatusError",
-    "NotJsonError",
-    "RequestFailedError",
-    "RestsyncSession",
-    "RetryPolicy",
-    "Route",
-    "mask",
-    "mask_url",
-]
+__all__ = ["RestsyncSession", "Route"]
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    ChunkedEncodingError,
-)
 _PLACEHOLDER = re.compile(r"\{[^{}/]*\}")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retry rules of one resource (or the source default)."""
-
-    retry_on_status_codes: tuple[int, ...] = (429, 500, 502, 503, 504)
-    max_retries: int = 3
-    """Retries after the first attempt."""
-    backoff_factor: float = 1.0
-    """Exponential backoff: ``backoff_factor * 2**n`` seconds, capped at ``max_retry_delay``."""
-    max_retry_delay: float = 60.0
-    """Cap of the backoff, also caps ``Retry-After``."""
-    timeout: float = 60.0
-    """Per request, seconds (used when the caller gives none)."""
-    respect_retry_after: bool = True
+_Failure = TypeVar("_Failure", bound=RequestFailure)
 
 
 @dataclass(frozen=True)
@@ -87,60 +51,10 @@ class Route:
     policy: RetryPolicy
 
 
-class _RequestFailure:
-    """The fields restsync's one-line HTTP errors carry: where and how a request failed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str,
-        resource: str,
-        method: str,
-        url: str,
-        attempts: int,
-        status: int | None = None,
-        response: requests.Response | None = None,
-    ) -> None:
-        if isinstance(self, requests.RequestException):
-            super().__init__(message, response=response)  # type: ignore[call-arg]
-        else:
-            super().__init__(message)  # type: ignore[call-arg]
-            self.response = response
-        self.source = source
-        self.resource = resource
-        self.method = method
-        self.url = url
-        self.attempts = attempts
-        self.status = status
-
-
-_Failure = TypeVar("_Failure", bound=_RequestFailure)
-
-
-class RequestFailedError(_RequestFailure, RuntimeError):
-    """Retries ran out. One-line message with source, resource, method, masked URL, attempts."""
-
-
-class NotJsonError(RequestFailedError):
-    """A 2xx answer whose body is not JSON (an HTML maintenance page, an empty 204, ...)."""
-
-
-class HttpStatusError(_RequestFailure, requests.HTTPError):
-    """A non-retryable HTTP error (or a 401 after one token refresh), in one line.
-
-    A :class:`requests.HTTPError` (as dlt's ``raise_for_status`` would raise) carrying the
-    same fields as :class:`RequestFailedError`.
-    """
-
-
 @dataclass
 class _SendState:
     attempts: int = 0
     refreshed: bool = False
-
-
-_SNIPPET_BYTES = 120
 
 
 def _is_json(response: requests.Response) -> bool:
@@ -163,29 +77,6 @@ def _is_json(response: requests.Response) -> bool:
     return True
 
 
-def _socket_error(error: BaseException) -> OSError | None:
-    """The operating system's error under a requests/urllib3 exception (reset, refused...)."""
-    stack, seen = [error], set()
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if (
-            isinstance(current, OSError)
-            and current.strerror
-            and not isinstance(current, requests.RequestException)
-        ):
-            return current
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return None
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'s' if count != 1 else ''}"
-
-
 @dataclass(frozen=True)
 class _CompiledRoute:
     route: Route
@@ -193,13 +84,9 @@ class _CompiledRoute:
     specificity: tuple[int, int]
 
 
-def _normalize_template(template: str) -> str:
-    path = template.split("?", 1)[0]
-    return path if path.startswith("/") else "/" + path
-
-
 def _compile_route(route: Route, index: int) -> _CompiledRoute:
-    template = _normalize_template(route.path_template)
+    template = route.path_template.split("?", 1)[0]
+    template = template if template.startswith("/") else "/" + template
     literals = _PLACEHOLDER.split(template)
     pattern = "[^/]+".join(re.escape(part) for part in literals)
     return _CompiledRoute(route, re.compile(pattern), (sum(map(len, literals)), -index))
@@ -217,9 +104,8 @@ class RestsyncSession(requests.Session):
             401. Also pass the same instance as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
-        sleep: sleep function used between retries (default: :data:`retry.CLOCK`'s, looked
-            up at each wait so tests can swap the clock).
-        now: time source for ``Retry-After`` dates (default: :data:`retry.CLOCK`'s).
+        clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
+            looked up at each wait so tests can swap it).
     """
 
     def __init__(
@@ -230,8 +116,7 @@ class RestsyncSession(requests.Session):
         default_policy: RetryPolicy,
         auth: OAuth2Auth | None = None,
         secrets: Callable[[], list[str]] | None = None,
-        sleep: Callable[[float], None] | None = None,
-        now: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -242,8 +127,7 @@ class RestsyncSession(requests.Session):
         self._prefix = urlsplit(base_url).path.rstrip("/")
         self._oauth = auth
         self._secrets = secrets
-        self._sleep = sleep if sleep is not None else (lambda sec: retry.clock().sleep(sec))
-        self._now = now if now is not None else (lambda: retry.clock().time())
+        self._clock = clock
         adapter = HTTPAdapter(pool_maxsize=50)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -308,7 +192,7 @@ class RestsyncSession(requests.Session):
             response = dispatch_hook("response", hooks, response, **hook_kwargs)
         except requests.HTTPError as error:
             failed = error.response if error.response is not None else response
-            failure = self._status_error(request, route, failed, state, policy)
+            failure = self._status_error(request, route, failed, state)
         except ValueError:
             if _is_json(response):
                 raise
@@ -330,31 +214,17 @@ class RestsyncSession(requests.Session):
         kwargs: dict[str, Any],
         state: _SendState,
     ) -> requests.Response:
-        codes = frozenset(policy.retry_on_status_codes)
-        retrying = Retrying(
-            stop=stop_after_attempt(policy.max_retries + 1),
-            wait=lambda retry_state: self._wait(retry_state, policy),
-            retry=retry_any(
-                retry_if_exception_type(RETRYABLE_EXCEPTIONS),
-                retry_if_result(lambda r: r.status_code in codes),
+        resource = route.resource if route else "?"
+        attempts = retrying(
+            policy,
+            label=lambda: (
+                f"{self.source}/{resource}: {request.method} {self.mask_url(request.url)}"
             ),
-            sleep=self._sleep,
-            before_sleep=lambda retry_state: self._before_sleep(retry_state, request, route),
-            retry_error_callback=lambda retry_state: self._give_up(retry_state, request, route),
+            on_give_up=lambda retry_state: self._give_up(retry_state, request, route),
+            secrets=self.secret_values,
+            clock=self._clock,
         )
-        return retrying(self._attempt, request, kwargs, state)
-
-    def _wait(self, state: RetryCallState, policy: RetryPolicy) -> float:
-        retry_after = None
-        if policy.respect_retry_after and not state.outcome.failed:
-            retry_after = state.outcome.result().headers.get("Retry-After")
-        return retry.retry_delay(
-            state.attempt_number,
-            policy.backoff_factor,
-            policy.max_retry_delay,
-            retry_after,
-            now=self._now(),
-        )
+        return attempts(self._attempt, request, kwargs, state)
 
     def _attempt(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
@@ -381,55 +251,62 @@ class RestsyncSession(requests.Session):
             request.headers.get("Authorization")
         )
 
-    def _describe(self, state: RetryCallState) -> tuple[str, int | None]:
-        if state.outcome.failed:
-            exc = state.outcome.exception()
-            inner = _socket_error(exc)
-            if inner is not None:
-                return f"{type(exc).__name__} ({type(inner).__name__}: {inner.strerror})", None
-            detail = re.sub(r"\s+", " ", mask_text(str(exc), self.secret_values()))[:200]
-            return f"{type(exc).__name__} ({detail})", None
-        response = state.outcome.result()
-        return f"HTTP {response.status_code} {response.reason or ''}".strip(), response.status_code
+    # --- failures -----------------------------------------------------------------------
 
-    def _before_sleep(
-        self, state: RetryCallState, request: requests.PreparedRequest, route: Route | None
-    ) -> None:
-        what, _ = self._describe(state)
-        if not state.outcome.failed:
-            state.outcome.result().close()
-        logger.warning(
-            "%s/%s: %s %s got %s, retrying in %.1fs (attempt %d)",
-            self.source,
-            route.resource if route else "?",
-            request.method,
-            self.mask_url(request.url),
-            what,
-            state.upcoming_sleep,
-            state.attempt_number,
-        )
+    def _where(self, request: requests.PreparedRequest, route: Route | None) -> str:
+        resource = route.resource if route else "?"
+        return f"{self.source}: resource {resource}: {request.method} {self.mask_url(request.url)}"
 
     def _give_up(
         self, state: RetryCallState, request: requests.PreparedRequest, route: Route | None
     ) -> requests.Response:
-        what, status = self._describe(state)
-        resource = route.resource if route else "?"
-        url = self.mask_url(request.url)
+        what, status = errors.describe(state, self.secret_values())
         attempts = state.attempt_number
-        advice = (
-            "raise error_handler.max_retries or check the API status"
-            if status is not None
-            else "check the network / the API status or raise error_handler.max_retries"
-        )
         raise self._failure(
             RequestFailedError,
-            f"{self.source}: resource {resource}: {request.method} {url} failed after"
-            f" {_plural(attempts, 'attempt')}: {what}; {advice}",
+            errors.gave_up(self._where(request, route), attempts, what, status),
             request,
             route,
             attempts,
             status,
             None if state.outcome.failed else state.outcome.result(),
+        )
+
+    def _status_error(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+    ) -> HttpStatusError:
+        message = errors.status_failed(
+            self._where(request, route),
+            state.attempts,
+            response,
+            state.refreshed,
+            self.secret_values(),
+        )
+        return self._failure(
+            HttpStatusError,
+            message,
+            request,
+            route,
+            state.attempts,
+            response.status_code,
+            response,
+        )
+
+    def _not_json_error(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+    ) -> NotJsonError:
+        where = self._where(request, route)
+        message = errors.not_json(where, state.attempts, response, self.secret_values())
+        return self._failure(
+            NotJsonError, message, request, route, state.attempts, response.status_code, response
         )
 
     def _failure(
@@ -452,79 +329,6 @@ class RestsyncSession(requests.Session):
             attempts=attempts,
             status=status,
             response=response,
-        )
-
-    def _snippet(self, response: requests.Response) -> str:
-        """The first bytes of the body, one line, masked (``…`` when cut).
-
-        Masked before it is cut, so a secret straddling the cut cannot leak its prefix.
-        """
-        text = response.content[: _SNIPPET_BYTES * 32].decode("utf-8", "replace")
-        text = re.sub(r"\s+", " ", mask_text(text, self.secret_values())).strip()
-        return text[:_SNIPPET_BYTES] + "…" if len(text) > _SNIPPET_BYTES else text
-
-    def _status_error(
-        self,
-        request: requests.PreparedRequest,
-        route: Route | None,
-        response: requests.Response,
-        state: _SendState,
-        policy: RetryPolicy,
-    ) -> HttpStatusError:
-        resource = route.resource if route else "?"
-        url = self.mask_url(request.url)
-        status = response.status_code
-        if status in (404, 410):
-            hint = (
-                "if it means 'no data' (e.g. a parent without children), add"
-                f" response_actions: [{{status_code: {status}, action: ignore}}] to the resource"
-            )
-        elif status == 401 and state.refreshed:
-            hint = "a freshly fetched access token was rejected too; check the client's access"
-        elif status in (401, 403):
-            hint = "check the client's credentials, scopes and access to this resource"
-        else:
-            hint = f"not retried: {status} is not in error_handler.retry_on_status_codes"
-        body = self._snippet(response)
-        what = f"HTTP {status} {response.reason or ''}".strip() + (f" {body}" if body else "")
-        return self._failure(
-            HttpStatusError,
-            f"{self.source}: resource {resource}: {request.method} {url} failed after"
-            f" {_plural(state.attempts, 'attempt')}: {what}; {hint}",
-            request,
-            route,
-            state.attempts,
-            status,
-            response,
-        )
-
-    def _not_json_error(
-        self,
-        request: requests.PreparedRequest,
-        route: Route | None,
-        response: requests.Response,
-        state: _SendState,
-    ) -> NotJsonError:
-        resource = route.resource if route else "?"
-        url = self.mask_url(request.url)
-        status = response.status_code
-        content_type = response.headers.get("Content-Type") or "none"
-        where = f"{self.source}: resource {resource}: {request.method} {url}"
-        if not response.content:
-            message = (
-                f"{where} answered HTTP {status} with an empty body, not JSON (after"
-                f" {_plural(state.attempts, 'attempt')}); if it means 'no data', add"
-                f" response_actions: [{{status_code: {status}, action: ignore}}] to the resource"
-            )
-        else:
-            message = (
-                f"{where} answered HTTP {status} with Content-Type {content_type!r}, not JSON"
-                f" (after {_plural(state.attempts, 'attempt')}); the body starts with"
-                f" {self._snippet(response)!r}; the API may be down for maintenance or behind"
-                " a proxy or login page"
-            )
-        return self._failure(
-            NotJsonError, message, request, route, state.attempts, status, response
         )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RestsyncSession:
