@@ -14,7 +14,7 @@ from restsync_assets.runtime.http.oauth import OAuth2Auth, OAuth2Error
 from restsync_assets.runtime.http.retry import RetryPolicy
 
 from .conftest import free_port
-from .support import FakeClock, RawApi, Reply, Request
+from .support import FakeClock, RawApi, RawReply, RawRequest
 
 SECRET = "client-secret-XYZ"
 REFRESH = "refresh-token-1"
@@ -40,10 +40,10 @@ class TokenServer:
     def issue(self, form: dict[str, str], **extra: Any) -> tuple[int, Any]:
         return 200, {"access_token": f"access-{len(self.forms)}", "expires_in": 3600, **extra}
 
-    def _answer(self, request: Request) -> Reply:
+    def _answer(self, request: RawRequest) -> RawReply:
         with self._lock:  # one answer at a time: `issue` numbers tokens by the forms received
             status, body = self.reply(request.form)
-        return Reply(status, body)
+        return RawReply(status, body)
 
 
 @pytest.fixture(scope="module")

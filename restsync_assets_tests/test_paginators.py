@@ -18,7 +18,7 @@ from restsync_assets.runtime.http.paginators import (
 )
 from restsync_assets.runtime.http.templates import TemplateError
 
-from .support import App, RawApi, Reply, Request
+from .support import App, RawApi, RawReply, RawRequest
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,11 @@ NO_NEXT_LINK = "{{ not response.get('paging', {}).get('next_link', {}) }}"
 def _pages(api: RawApi, links: dict[str | None, str | None]) -> App:
     """Three pages keyed by the `cursor` query param; `links` maps cursor -> next link."""
 
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         cursor = req.query.get("cursor")
         nxt = links.get(cursor)
         paging = {"next_link": nxt.format(url=api.url)} if nxt else {}
-        return Reply(body={"data": [{"id": f"{cursor}"}], "paging": paging})
+        return RawReply(body={"data": [{"id": f"{cursor}"}], "paging": paging})
 
     return app
 
@@ -93,9 +93,9 @@ def test_cursor_relative_path_is_resolved_against_request_url(api: RawApi) -> No
 def test_plain_cursor_goes_to_cursor_param(api: RawApi) -> None:
     cursors = {None: "c2", "c2": "c3", "c3": None}
 
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         after = req.query.get("after")
-        return Reply(body={"data": [{"id": after}], "meta": {"next_cursor": cursors[after]}})
+        return RawReply(body={"data": [{"id": after}], "meta": {"next_cursor": cursors[after]}})
 
     api.app = app
     paginator = TemplatedCursorPaginator(
@@ -107,10 +107,10 @@ def test_plain_cursor_goes_to_cursor_param(api: RawApi) -> None:
 
 
 def test_cursor_from_headers_and_last_page(api: RawApi) -> None:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         start = int(req.query.get("after", 0))
         ids = [i for i in range(start + 1, start + 3) if i <= 5]
-        return Reply(
+        return RawReply(
             body={"data": [{"id": i} for i in ids]}, headers={"X-Has-More": "yes" if ids else "no"}
         )
 
@@ -125,9 +125,9 @@ def test_cursor_from_headers_and_last_page(api: RawApi) -> None:
 
 
 def test_stop_condition_wins_over_present_cursor(api: RawApi) -> None:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         page = int(req.query.get("page_token", 1))
-        return Reply(body={"data": [{"id": page}], "next": str(page + 1), "has_more": page < 3})
+        return RawReply(body={"data": [{"id": page}], "next": str(page + 1), "has_more": page < 3})
 
     api.app = app
     paginator = TemplatedCursorPaginator(
@@ -140,13 +140,13 @@ def test_stop_condition_wins_over_present_cursor(api: RawApi) -> None:
 
 @pytest.mark.parametrize("empty", [None, "", "None", {}, []])
 def test_empty_cursor_values_stop(api: RawApi, empty: Any) -> None:
-    api.app = lambda req: Reply(body={"data": [{"id": 1}], "next": empty})
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}], "next": empty})
     paginator = TemplatedCursorPaginator("{{ response.next }}", cursor_param="c")
     assert len(paginate(api, paginator)) == 1
 
 
 def test_repeated_cursor_raises_loop_error(api: RawApi) -> None:
-    api.app = lambda req: Reply(
+    api.app = lambda req: RawReply(
         body={
             "data": [{"id": 1}],
             "paging": {"next_link": f"{api.url}/items?cursor=same&token=s3cr3t"},
@@ -169,14 +169,14 @@ def test_loop_state_resets_between_paginations(api: RawApi) -> None:
 
 
 def test_plain_cursor_without_cursor_param_names_resource(api: RawApi) -> None:
-    api.app = lambda req: Reply(body={"data": [{"id": 1}], "next": "abc"})
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}], "next": "abc"})
     paginator = TemplatedCursorPaginator("{{ response.next }}", resource="ad_accounts")
     with pytest.raises(ValueError, match=r"ad_accounts.*cursor_param"):
         paginate(api, paginator)
 
 
 def test_cursor_template_error_propagates(api: RawApi) -> None:
-    api.app = lambda req: Reply(body={"data": [{"id": 1}]})
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}]})
     with pytest.raises(TemplateError, match=r"response\.paging\.next"):
         paginate(api, TemplatedCursorPaginator("{{ response.paging.next }}"))
 
@@ -198,14 +198,14 @@ def test_bad_template_fails_at_construction() -> None:
 
 
 def _offset_app(count: int, total: Any = "absent", limit: int = 2) -> App:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         offset, size = int(req.query["offset"]), int(req.query.get("limit", limit))
         body: dict[str, Any] = {
             "data": [{"id": i} for i in range(offset, min(count, offset + size))]
         }
         if total != "absent":
             body["total"] = total
-        return Reply(body=body)
+        return RawReply(body=body)
 
     return app
 
@@ -250,9 +250,9 @@ def test_offset_numeric_string_total_is_used(api: RawApi) -> None:
 
 
 def test_offset_custom_params_and_maximum_offset(api: RawApi) -> None:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         start = int(req.query["skip"])
-        return Reply(
+        return RawReply(
             body={"data": [{"id": i} for i in range(start, start + int(req.query["top"]))]}
         )
 
@@ -264,10 +264,10 @@ def test_offset_custom_params_and_maximum_offset(api: RawApi) -> None:
 
 
 def test_offset_has_more_path(api: RawApi) -> None:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         start = int(req.query["offset"])
         more = "true" if start < 2 else "false"
-        return Reply(body={"data": [{"id": start}, {"id": start + 1}], "more": more})
+        return RawReply(body={"data": [{"id": start}, {"id": start + 1}], "more": more})
 
     api.app = app
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
@@ -289,12 +289,12 @@ def test_offset_rejects_bad_limit() -> None:
 def test_offset_unusable_has_more_falls_back_to_the_short_page_rule(
     api: RawApi, has_more: Any, caplog
 ) -> None:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         start = int(req.query["offset"])
         body: dict[str, Any] = {"data": [{"id": i} for i in range(start, min(start + 2, 5))]}
         if has_more != "absent":
             body["more"] = has_more
-        return Reply(body=body)
+        return RawReply(body=body)
 
     api.app = app
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
@@ -303,16 +303,16 @@ def test_offset_unusable_has_more_falls_back_to_the_short_page_rule(
 
 
 def test_offset_has_more_false_stops_a_full_page(api: RawApi) -> None:
-    api.app = lambda req: Reply(body={"data": [{"id": 1}, {"id": 2}], "more": "false"})
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}, {"id": 2}], "more": "false"})
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
     assert len(paginate(api, paginator)) == 2 and _offsets(api) == [0]
 
 
 def test_offset_total_changing_while_paging_is_logged(api: RawApi, caplog) -> None:
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         start = int(req.query["offset"])
         rows = [{"id": i} for i in range(start, min(start + 2, 5))]
-        return Reply(body={"data": rows, "total": 5 + start})
+        return RawReply(body={"data": rows, "total": 5 + start})
 
     api.app = app
     assert len(paginate(api, OffsetPaginatorWithoutTotal(limit=2))) == 5
@@ -320,7 +320,7 @@ def test_offset_total_changing_while_paging_is_logged(api: RawApi, caplog) -> No
 
 
 def test_offset_identical_pages_raise_instead_of_looping(api: RawApi) -> None:
-    api.app = lambda req: Reply(body={"data": [{"id": 1}, {"id": 2}]})  # ignores offset
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}, {"id": 2}]})  # ignores offset
     with pytest.raises(PaginationLoopError, match="identical to the previous one"):
         paginate(api, OffsetPaginatorWithoutTotal(limit=2, total_path=None))
     assert _offsets(api) == [0, 2]

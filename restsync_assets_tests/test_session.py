@@ -21,7 +21,7 @@ from restsync_assets.runtime.http.paginators import TemplatedCursorPaginator
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 
-from .support import DROP, App, FakeClock, RawApi, Reply, Request, sequence
+from .support import DROP, App, FakeClock, RawApi, RawReply, RawRequest, sequence
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_route_without_base_path_prefix() -> None:
 
 
 def test_retries_503_with_exponential_backoff(api: RawApi, clock: FakeClock) -> None:
-    api.app = sequence(Reply(503), Reply(503), Reply(200, {"ok": True}))
+    api.app = sequence(RawReply(503), RawReply(503), RawReply(200, {"ok": True}))
     response = make_session(api, clock).get(api.url + "/api/items")
     assert response.status_code == 200 and response.json() == {"ok": True}
     assert clock.sleeps == [1.0, 2.0]
@@ -100,14 +100,14 @@ def test_retries_503_with_exponential_backoff(api: RawApi, clock: FakeClock) -> 
 
 
 def test_backoff_is_capped(api: RawApi, clock: FakeClock) -> None:
-    api.app = sequence(Reply(500), Reply(502), Reply(504), Reply(200))
+    api.app = sequence(RawReply(500), RawReply(502), RawReply(504), RawReply(200))
     policy = RetryPolicy(max_retries=3, backoff_factor=10.0, max_retry_delay=15.0)
     make_session(api, clock, default_policy=policy).get(api.url + "/api/items")
     assert clock.sleeps == [10.0, 15.0, 15.0]
 
 
 def test_retries_exhausted_raise_with_masked_url(api: RawApi, clock: FakeClock) -> None:
-    api.app = lambda req: Reply(503)
+    api.app = lambda req: RawReply(503)
     session = make_session(
         api,
         clock,
@@ -130,7 +130,7 @@ def test_retries_exhausted_raise_with_masked_url(api: RawApi, clock: FakeClock) 
 
 
 def test_per_route_policy_is_used(api: RawApi, clock: FakeClock) -> None:
-    api.app = lambda req: Reply(503) if req.path.endswith("/fragile") else Reply(429)
+    api.app = lambda req: RawReply(503) if req.path.endswith("/fragile") else RawReply(429)
     session = make_session(
         api,
         clock,
@@ -169,27 +169,27 @@ def test_retry_after(
     elif retry_after == "past-date":
         retry_after = _http_date(clock, -3600)
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    api.app = sequence(Reply(429, headers=headers), Reply(200))
+    api.app = sequence(RawReply(429, headers=headers), RawReply(200))
     policy = RetryPolicy(max_retry_delay=30.0, respect_retry_after=respect)
     make_session(api, clock, default_policy=policy).get(api.url + "/api/x")
     assert clock.sleeps == [expected]
 
 
 def test_retry_after_http_date_in_near_future(api: RawApi, clock: FakeClock) -> None:
-    api.app = sequence(Reply(503, headers={"Retry-After": _http_date(clock, 20)}), Reply(200))
+    api.app = sequence(RawReply(503, headers={"Retry-After": _http_date(clock, 20)}), RawReply(200))
     make_session(api, clock).get(api.url + "/api/x")
     assert clock.sleeps == [20.0]
 
 
 def test_404_is_returned_unchanged(api: RawApi, clock: FakeClock) -> None:
-    api.app = lambda req: Reply(404, {"error": "not found"})
+    api.app = lambda req: RawReply(404, {"error": "not found"})
     response = make_session(api, clock).get(api.url + "/api/missing")
     assert response.status_code == 404 and response.json() == {"error": "not found"}
     assert clock.sleeps == [] and len(api.requests) == 1
 
 
 def test_connection_error_is_retried(api: RawApi, clock: FakeClock) -> None:
-    api.app = sequence(DROP, Reply(200, {"ok": 1}))
+    api.app = sequence(DROP, RawReply(200, {"ok": 1}))
     response = make_session(api, clock).get(api.url + "/api/x")
     assert response.json() == {"ok": 1}
     assert clock.sleeps == [1.0] and len(api.requests) == 2
@@ -210,7 +210,7 @@ def test_connection_errors_exhausted(api: RawApi, clock: FakeClock) -> None:
 def test_dlt_rest_client_retries_before_its_raise_for_status_hook(
     api: RawApi, clock: FakeClock
 ) -> None:
-    api.app = sequence(Reply(503), Reply(200, {"data": [{"id": 1}]}))
+    api.app = sequence(RawReply(503), RawReply(200, {"data": [{"id": 1}]}))
     client = RESTClient(base_url=api.url + "/api", session=make_session(api, clock))
     pages = list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
     assert pages == [[{"id": 1}]]
@@ -218,7 +218,7 @@ def test_dlt_rest_client_retries_before_its_raise_for_status_hook(
 
 
 def test_dlt_rest_client_still_sees_404(api: RawApi, clock: FakeClock) -> None:
-    api.app = lambda req: Reply(404)
+    api.app = lambda req: RawReply(404)
     client = RESTClient(base_url=api.url + "/api", session=make_session(api, clock))
     with pytest.raises(requests.HTTPError, match="404"):
         list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
@@ -231,12 +231,12 @@ def test_dlt_rest_client_still_sees_404(api: RawApi, clock: FakeClock) -> None:
 def _oauth_app(valid: Callable[[str], bool]) -> App:
     issued: list[str] = []
 
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         if req.path == "/oauth/token":
             issued.append(f"tok-{len(issued) + 1}")
-            return Reply(200, {"access_token": issued[-1], "expires_in": 3600})
+            return RawReply(200, {"access_token": issued[-1], "expires_in": 3600})
         token = req.headers.get("Authorization", "").removeprefix("Bearer ")
-        return Reply(200, {"data": [{"token": token}]}) if valid(token) else Reply(401)
+        return RawReply(200, {"data": [{"token": token}]}) if valid(token) else RawReply(401)
 
     return app
 
@@ -277,15 +277,15 @@ def test_rest_api_source_end_to_end(api: RawApi, clock: FakeClock) -> None:
     pages = {None: ("2", 503), "2": (None, 401)}  # first answer per page fails once
     failed: set[Any] = set()
 
-    def app(req: Request) -> Reply:
+    def app(req: RawRequest) -> RawReply:
         if req.path == "/oauth/token":
-            return Reply(200, {"access_token": f"tok-{api.calls('/oauth/token')}"})
+            return RawReply(200, {"access_token": f"tok-{api.calls('/oauth/token')}"})
         cursor = req.query.get("after")
         nxt, failure = pages[cursor]
         if cursor not in failed:
             failed.add(cursor)
-            return Reply(failure)
-        return Reply(200, {"data": [{"id": cursor or "1"}], "next": nxt})
+            return RawReply(failure)
+        return RawReply(200, {"data": [{"id": cursor or "1"}], "next": nxt})
 
     api.app = app
     auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1", source="acme")
@@ -376,7 +376,7 @@ def test_html_with_status_200_fails_with_status_type_and_first_bytes(
     api: RawApi, clock: FakeClock
 ) -> None:
     page = b"<!DOCTYPE html>\n<html><body>Maintenance until 10:00</body></html>"
-    api.app = lambda req: Reply(200, page, {"Content-Type": "text/html"})
+    api.app = lambda req: RawReply(200, page, {"Content-Type": "text/html"})
     session = make_session(api, clock, Route("items", "/items", POLICY))
     with pytest.raises(NotJsonError) as info:
         session.get(api.url + "/api/items?api_key=k-123456")
@@ -390,7 +390,7 @@ def test_html_with_status_200_fails_with_status_type_and_first_bytes(
 
 
 def test_empty_2xx_fails_unless_response_actions_ignore_it(api: RawApi, clock: FakeClock) -> None:
-    api.app = lambda req: Reply(204, b"")
+    api.app = lambda req: RawReply(204, b"")
     client = RESTClient(base_url=api.url + "/api", session=make_session(api, clock))
     with pytest.raises(NotJsonError, match=r"answered HTTP 204 with an empty body, not JSON"):
         list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
@@ -406,7 +406,7 @@ def test_empty_2xx_fails_unless_response_actions_ignore_it(api: RawApi, clock: F
 def test_http_error_is_one_line_with_hint_and_still_an_http_error(
     api: RawApi, clock: FakeClock
 ) -> None:
-    api.app = lambda req: Reply(404, {"error": "not_found"})
+    api.app = lambda req: RawReply(404, {"error": "not_found"})
     client = RESTClient(
         base_url=api.url + "/api",
         session=make_session(api, clock, Route("kids", "/parents/{id}/kids", POLICY)),
@@ -436,7 +436,7 @@ def test_default_sleep_and_clock_come_from_the_swappable_retry_clock(api, monkey
     fake = FakeClock()
     monkeypatch.setattr(retry, "CLOCK", fake)
     date = formatdate(fake.now + 12, usegmt=True)
-    api.app = sequence(Reply(429, headers={"Retry-After": date}), Reply(200))
+    api.app = sequence(RawReply(429, headers={"Retry-After": date}), RawReply(200))
     session = RestsyncSession("acme", api.url, [], RetryPolicy())
     assert session.get(api.url + "/x").status_code == 200
     assert fake.sleeps == [12.0]

@@ -6,14 +6,12 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
 from restsync_assets.specs.errors import SpecError, SpecValidationError
 from restsync_assets.specs.loader import load_spec_file, load_specs, normalize_selector
 from restsync_assets.specs.model import OffsetPaginatorSpec, TemplatedCursorPaginatorSpec
 
-REPO = Path(__file__).resolve().parent.parent
-SEED_SPECS = REPO / "source_specs"
+from .support import DELETE, SEED_SPECS, edited, write_spec
 
 BASE = {
     "name": "shop",
@@ -33,29 +31,13 @@ BASE = {
 
 
 def spec_with(**changes):
-    """BASE with dotted-path changes applied, e.g. {"resources.0.endpoint.path": "/x"}."""
-    spec = copy.deepcopy(BASE)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = spec
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-        if isinstance(node, list):
-            node[int(last)] = value
-        elif value is DELETE:
-            node.pop(last)
-        else:
-            node[last] = value
-    return spec
-
-
-DELETE = object()
+    """BASE with changes at `__`-separated paths, e.g. {"resources__0__endpoint__path": "/x"}."""
+    return edited(BASE, **changes)
 
 
 def write(tmp_path: Path, spec, name: str = "shop.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False))
-    return path
+    """`spec` (a dict or YAML text) as `tmp_path/name`."""
+    return write_spec(tmp_path, spec, name)
 
 
 TOKEN_URL_RULE = (
