@@ -135,7 +135,8 @@ def restsync_extract(
     the source, like a run; restsync's pipeline settings (e.g. `client.concurrency`) apply.
     """
     from restsync_assets.resources import ApiCredentials
-    from restsync_assets.sources import build_pipeline, build_source
+    from restsync_assets.runtime.destination import build_pipeline
+    from restsync_assets.runtime.source import build_source
     from restsync_assets.specs.loader import load_specs
 
     with restsync_env(spec_dir, workdir):

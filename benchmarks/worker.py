@@ -31,7 +31,7 @@ LAZY_MODULES = (
     "croniter",
     "jinja2",
     "jinja2.sandbox",
-    "restsync_assets.http.templates",
+    "restsync_assets.runtime.http.templates",
 )
 
 
@@ -118,7 +118,7 @@ def p3_eager(config_dir: Path | None, spec_dir: Path | None) -> dict[str, Any]:
 
     from benchmarks.eager import dlt_assets_for
     from restsync_assets.resources import ApiCredentials
-    from restsync_assets.sources import build_source
+    from restsync_assets.runtime.source import build_source
     from restsync_assets.specs.loader import load_specs
 
     _import_lazy_modules()

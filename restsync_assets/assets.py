@@ -6,9 +6,7 @@ definitions builds no dlt source and touches no network; the dlt source is built
 """
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -17,34 +15,21 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     AutomationCondition,
-    Failure,
     FreshnessPolicy,
-    MetadataValue,
     multi_asset,
 )
-from dagster_dlt import DagsterDltResource, DagsterDltTranslator
+from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from restsync_assets import settings
-from restsync_assets.catalog import definition_metadata, with_table_metadata
-from restsync_assets.dataset_lock import load_turn
-from restsync_assets.http.masking import install_log_masking, register_secret
-from restsync_assets.locks import duckdb_lock_path, exclusive
-from restsync_assets.partitions import backfill_policy, partitions_definition, run_window
-from restsync_assets.progress import run_collector
+from restsync_assets.catalog import definition_metadata
+from restsync_assets.partitions import backfill_policy, partitions_definition
+from restsync_assets.resources import DLT_RESOURCE_KEY, credentials_key
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec
 
-DLT_RESOURCE_KEY = "dlt"
 #: Tag naming the spec: on each load step, and on the runs of a spec's schedules (the run
 #: queue's limit per spec, `deploy/dagster.yaml`).
 SPEC_TAG = "restsync/spec"
-#: How often a long load logs its progress (items extracted, rows normalized) to the run log.
-PROGRESS_SECONDS = 10.0
-
-
-def credentials_key(spec: SourceSpec) -> str:
-    """Resource key of a spec's `ApiCredentials`."""
-    return f"{spec.name}_credentials"
 
 
 def asset_key(spec: SourceSpec, resource: ResourceSpec | str) -> AssetKey:
@@ -109,7 +94,7 @@ def _build_group_assets(
     resources: tuple[ResourceSpec, ...],
     index: int,
 ) -> AssetsDefinition:
-    creds_key = credentials_key(spec)
+    creds_key = credentials_key(spec.name)
     names = [r.name for r in resources]
     suffix = "" if partitions is None else f"_{partitions.type}"
     if partitions is not None and [p.type for p, _ in spec.load_groups()[:index] if p].count(
@@ -128,70 +113,11 @@ def _build_group_assets(
         op_tags={SPEC_TAG: spec.name},
     )
     def _load(context: AssetExecutionContext) -> Iterator[Any]:
-        yield from run_spec(context, spec, translator, getattr(context.resources, creds_key), names)
+        from restsync_assets.runtime.load import load
+
+        yield from load(context, spec, translator, getattr(context.resources, creds_key), names)
 
     return _load
-
-
-def run_spec(
-    context: AssetExecutionContext,
-    spec: SourceSpec,
-    translator: RestsyncTranslator,
-    credentials_resource: Any,
-    resources: list[str],
-) -> Iterator[Any]:
-    """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
-    from restsync_assets.sources import build_pipeline, build_source
-    from restsync_assets.warehouse import loader_file_format
-
-    dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
-    credentials = None
-    try:
-        credentials = credentials_resource.resolve(spec.secret_keys)
-        register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
-        install_log_masking()
-        window = run_window(context)
-        source = build_source(spec, credentials, resources=resources, window=window)
-        selected = sorted(k.path[-1] for k in context.selected_asset_keys)
-        where = (
-            f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
-        )
-        # the lock covers creating the pipeline too: dlt's working folder is not safe to share
-        with exclusive(_lock_path(spec), on_wait=context.log.info), ExitStack() as turn:
-            progress = run_collector(spec, context.log, PROGRESS_SECONDS)
-            pipeline = build_pipeline(spec, progress=progress)
-            context.log.info(
-                f"{spec.name}: loading {', '.join(selected)}{where} into "
-                f"{pipeline.destination.destination_name}:{spec.name}"
-            )
-            turn.enter_context(load_turn(pipeline, on_wait=context.log.info))  # other machines
-            events = dlt_resource.run(
-                context=context,
-                dlt_source=source,
-                dlt_pipeline=pipeline,
-                dagster_dlt_translator=translator,
-                loader_file_format=loader_file_format(pipeline.destination),
-            )
-            yield from with_table_metadata(context, spec, pipeline, events)
-    except Failure:
-        raise
-    except Exception as error:  # turn deep library tracebacks into one actionable line
-        from restsync_assets.failures import explain
-
-        secrets = credentials.secrets() if credentials else []
-        message = explain(error, spec.name, secrets)
-        raise Failure(
-            description=message, metadata={"error": MetadataValue.text(message)}
-        ) from None
-
-
-def _lock_path(spec: SourceSpec) -> Path:
-    """One lock per DuckDB file (one writer at a time), else one per spec's dlt pipeline."""
-    if settings.destination_name() == "duckdb":
-        return duckdb_lock_path(settings.duckdb_path())
-    from restsync_assets.sources import pipeline_name
-
-    return settings.pipelines_dir() / f"{pipeline_name(spec)}.lock"
 
 
 def _freshness_policy(resource: ResourceSpec) -> FreshnessPolicy | None:

@@ -109,7 +109,7 @@ def table_metadata(
             rows = _count(client, qualified)
             partition_rows = _partition_rows(client, qualified, pipeline) if one_partition else None
     except Exception as error:  # no sql_client (e.g. filesystem): the load itself succeeded
-        from restsync_assets.http.masking import mask_text
+        from restsync_assets.runtime.http.masking import mask_text
 
         reason = mask_text(str(error).strip().splitlines()[0][:200] if str(error).strip() else "")
         context.log.warning(f"{table}: row counts not recorded ({type(error).__name__}: {reason})")

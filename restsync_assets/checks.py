@@ -8,13 +8,13 @@ else the table's last dlt load, no older than `max_lag`). A failing check names 
 the offending keys.
 
 Checks read the warehouse the spec's loads write, through the spec's dlt pipeline, under the
-loads' lock (`restsync_assets.warehouse.reading`); the SQL runs on DuckDB and PostgreSQL.
+loads' lock (`restsync_assets.runtime.warehouse.reading`); the SQL runs on DuckDB and PostgreSQL.
 """
 
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -29,7 +29,10 @@ from dagster import (
 
 from restsync_assets.assets import asset_key
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
-from restsync_assets.warehouse import Warehouse, WarehouseError, reading
+from restsync_assets.text import plural
+
+if TYPE_CHECKING:  # run time only: the checks read through it when they run
+    from restsync_assets.runtime.warehouse import Warehouse
 
 SAMPLE = 5
 
@@ -61,6 +64,8 @@ def build_spec_checks(
 
     @multi_asset_check(specs=check_specs, name=f"{spec.name}_checks", can_subset=True)
     def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        from restsync_assets.runtime.warehouse import WarehouseError, reading
+
         selected = {(k.asset_key, k.name) for k in context.selected_asset_check_keys}
         try:
             with reading(spec, on_wait=context.log.info) as warehouse:
@@ -82,7 +87,7 @@ def build_spec_checks(
 
 
 def evaluate(
-    warehouse: Warehouse,
+    warehouse: "Warehouse",
     spec: SourceSpec,
     resource: ResourceSpec,
     name: str,
@@ -149,10 +154,10 @@ def _primary_key(warehouse, table, spec, resource, now, last):
     parts = []
     if duplicates:
         parts.append(
-            f"{duplicates} duplicate {_plural('key', duplicates)} in ({', '.join(cols)}), e.g. {', '.join(sample)}"
+            f"{plural(duplicates, 'duplicate key')} in ({', '.join(cols)}), e.g. {', '.join(sample)}"
         )
     if nulls:
-        parts.append(f"{nulls} {_plural('row', nulls)} with a null key")
+        parts.append(f"{plural(nulls, 'row')} with a null key")
     description = "; ".join(parts) if parts else f"({', '.join(cols)}) is unique and never null"
     metadata = {
         "duplicate_keys": duplicates,
@@ -201,7 +206,7 @@ def _row_count(warehouse, table, spec, resource, now, last):
     count = warehouse.rows(f"select count(*) from {table}")[0][0]
     minimum = resource.min_rows
     passed = count >= minimum
-    description = f"{count} {_plural('row', count)} (minimum {minimum})"
+    description = f"{plural(count, 'row')} (minimum {minimum})"
     return passed, description, {"row_count": count, "min_rows": minimum}
 
 
@@ -242,7 +247,9 @@ _DESCRIPTIONS = {
 }
 
 
-def _sample_keys(warehouse: Warehouse, table: str, resource: ResourceSpec, where: str) -> list[str]:
+def _sample_keys(
+    warehouse: "Warehouse", table: str, resource: ResourceSpec, where: str
+) -> list[str]:
     cols = resource.primary_key_columns or ("_dlt_id",)
     key_sql = ", ".join(warehouse.column(c) for c in cols)
     return [
@@ -251,7 +258,7 @@ def _sample_keys(warehouse: Warehouse, table: str, resource: ResourceSpec, where
     ]
 
 
-def _last_load(warehouse: Warehouse, table: str) -> float | None:
+def _last_load(warehouse: "Warehouse", table: str) -> float | None:
     load_id = warehouse.column("_dlt_load_id")
     found = warehouse.rows(
         f"select max(l.inserted_at) from {warehouse.table('_dlt_loads')} l"
@@ -270,10 +277,6 @@ def _last_materialization(
 
 def _key(values: Sequence[Any]) -> str:
     return str(values[0]) if len(values) == 1 else "(" + ", ".join(str(v) for v in values) + ")"
-
-
-def _plural(word: str, count: int) -> str:
-    return word if count == 1 else f"{word}s"
 
 
 def _duration(seconds: float) -> str:

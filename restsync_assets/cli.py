@@ -118,7 +118,7 @@ def validate_command(directory: Path | None) -> int:
 def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = False) -> int:
     """Start the sandbox, point every spec at it, materialize everything, print a summary."""
     from restsync_assets.demo import default_duckdb, run_demo
-    from restsync_assets.warehouse import WarehouseError
+    from restsync_assets.runtime.warehouse import WarehouseError
 
     if duckdb is not None:
         os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
@@ -150,7 +150,7 @@ def check_command(duckdb: Path | None) -> int:
     read `restsync demo`'s warehouse when there is one, and say so.
     """
     from restsync_assets.runner import run_checks
-    from restsync_assets.warehouse import WarehouseError
+    from restsync_assets.runtime.warehouse import WarehouseError
 
     try:
         note = ""
@@ -166,8 +166,8 @@ def check_command(duckdb: Path | None) -> int:
 
 def _demo_fallback() -> str:
     """Point the checks at `restsync demo`'s DuckDB file when the default one holds nothing."""
-    from restsync_assets import warehouse
     from restsync_assets.demo import default_duckdb
+    from restsync_assets.runtime import warehouse
     from restsync_assets.specs.loader import load_specs
 
     if settings.destination_name() != "duckdb" or "RESTSYNC_DUCKDB_PATH" in os.environ:

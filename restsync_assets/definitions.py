@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dagster import AssetSelection, Definitions, define_asset_job
 from dagster_dlt import DagsterDltResource
 
-from restsync_assets.assets import DLT_RESOURCE_KEY, build_spec_assets, credentials_key
+from restsync_assets.assets import build_spec_assets
 from restsync_assets.checks import build_spec_checks
 from restsync_assets.executors import restsync_executor
-from restsync_assets.resources import ApiCredentials
+from restsync_assets.resources import DLT_RESOURCE_KEY, ApiCredentials, credentials_key
 from restsync_assets.schedules import build_spec_schedules
 from restsync_assets.settings import destination_name, specs_dir
 from restsync_assets.specs.loader import load_specs
@@ -28,11 +28,11 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
     """Assets, asset checks, schedules and resources for every spec.
 
     The executor is chosen per run (`restsync_assets.executors`): in process by default with
-    DuckDB (one writer per file; `restsync_assets.locks` serialises runs), multiprocess by
+    DuckDB (one writer per file; `restsync_assets.runtime.locks` serialises runs), multiprocess by
     default with a server destination, Celery when the run config says so.
     """
     resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
-    resources.update({credentials_key(s): ApiCredentials(source=s.name) for s in specs})
+    resources.update({credentials_key(s.name): ApiCredentials(source=s.name) for s in specs})
     return Definitions(
         assets=[a for s in specs for a in build_spec_assets(s)],
         asset_checks=[build_spec_checks(s) for s in specs],

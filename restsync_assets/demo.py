@@ -17,9 +17,10 @@ from typing import TextIO
 
 from dagster import DagsterInstance
 
-from restsync_assets import settings, warehouse
+from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
+from restsync_assets.runtime import warehouse
 from restsync_assets.specs.loader import load_specs
 
 

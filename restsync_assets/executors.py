@@ -51,7 +51,11 @@ def executor_modes(destination: str) -> dict[str, ExecutorDefinition]:
 #: What a multiprocess step needs imported: restsync's run-time modules, dlt's REST source and
 #: dagster-dlt (imported once by the forkserver, not by every step). No side effects: the
 #: job's own module (which loads the specs) is still imported by each step.
-FORKSERVER_PRELOAD = ["restsync_assets.assets", "restsync_assets.checks", "restsync_assets.sources"]
+FORKSERVER_PRELOAD = [
+    "restsync_assets.assets",
+    "restsync_assets.checks",
+    "restsync_assets.runtime.load",
+]
 
 
 def default_config(destination: str) -> dict[str, dict]:

@@ -88,9 +88,9 @@ def preview(
 
     A partitioned resource reads `partition`'s window (default: the latest partition).
     """
-    from restsync_assets.failures import explain
-    from restsync_assets.http.masking import install_log_masking, register_secret
     from restsync_assets.resources import ApiCredentials
+    from restsync_assets.runtime.failures import explain
+    from restsync_assets.runtime.http.masking import install_log_masking, register_secret
 
     target = spec.resource(resource)
     result = PreviewResult(spec.name, resource)
@@ -128,7 +128,7 @@ def _read(
     source whose top-level ancestor stops after `pages` pages."""
     from dlt.sources.rest_api import rest_api_source
 
-    from restsync_assets.sources import source_config
+    from restsync_assets.runtime.source import source_config
 
     sequential = replace(spec, concurrency=1)
     config = source_config(sequential, credentials, window)
@@ -199,7 +199,7 @@ class _Recorder:
         self._by_response: dict[int, tuple[requests.Response, RequestLine]] = {}
 
     def watch(self, config: Mapping[str, Any]) -> None:
-        from restsync_assets.http.oauth import OAuth2Auth
+        from restsync_assets.runtime.http.oauth import OAuth2Auth
 
         session = config["client"]["session"]
         send = session.send

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 
 from dagster import ConfigurableResource
 
+from restsync_assets.settings import env_var
+
+#: The Dagster resource key of dagster-dlt's `DagsterDltResource`.
+DLT_RESOURCE_KEY = "dlt"
+
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token", "base_url", "token_url")
 
 
@@ -88,7 +93,7 @@ class ApiCredentials(ConfigurableResource):
 
     def _external(self, key: str) -> str | None:
         """`<NAME>_<KEY>` from the environment, else `sources.<name>.<key>` from dlt's secrets."""
-        env = os.environ.get(f"{self.source.upper()}_{key.upper()}")
+        env = os.environ.get(env_var(self.source, key))
         if env:
             return env
         return _dlt_secret(f"sources.{self.source}.{key}")
@@ -96,7 +101,7 @@ class ApiCredentials(ConfigurableResource):
 
 def _missing(source: str, key: str) -> str:
     return (
-        f"{source}: missing {key.replace('_', ' ')}: set the env var {source.upper()}_{key.upper()} "
+        f"{source}: missing {key.replace('_', ' ')}: set the env var {env_var(source, key)} "
         f"(or sources.{source}.{key} in .dlt/secrets.toml)"
     )
 
@@ -109,3 +114,8 @@ def _dlt_secret(key: str) -> str | None:
     except Exception:  # a malformed secrets.toml must not hide the env-var route
         return None
     return str(value) if value else None
+
+
+def credentials_key(spec_name: str) -> str:
+    """Resource key of a spec's `ApiCredentials`: `<spec>_credentials`."""
+    return f"{spec_name}_credentials"

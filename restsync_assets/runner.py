@@ -89,8 +89,8 @@ def run_checks(out: TextIO, note: str = "") -> bool:
     """Run every asset check of every spec against the warehouse the specs load into; print
     first which warehouse that is (`note` says why, when it is not the configured one), then
     one line per check. An empty warehouse is one line, and false."""
-    from restsync_assets import warehouse
     from restsync_assets.definitions import CHECKS_JOB, build_definitions
+    from restsync_assets.runtime import warehouse
     from restsync_assets.settings import specs_dir
     from restsync_assets.specs.loader import load_specs
 

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 #: The repository root when installed with `pip install -e .` (the package's parent folder).
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def env_prefix(source: str) -> str:
+    """`<NAME>` of a spec's env vars: the spec name upper-cased (`ad_analytics` -> `AD_ANALYTICS`)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", source).strip("_").upper() or "SOURCE"
+
+
+def env_var(source: str, key: str) -> str:
+    """`<NAME>_<KEY>`: the env var holding `key` (a credential or `{secret: key}`) of `source`."""
+    return f"{env_prefix(source)}_{key.upper()}"
 
 
 def specs_dir() -> Path:

@@ -1,5 +1,6 @@
-"""Shared fixtures: a real sandbox API on 127.0.0.1, a private warehouse per test, and a
-fresh PostgreSQL database per session."""
+"""Shared fixtures: a real sandbox API on 127.0.0.1, a private warehouse and specs folder per
+test, the seed specs, a fake retry clock, real subprocesses, and a fresh PostgreSQL database
+per session. The helpers they build on are in `support.py`."""
 
 from __future__ import annotations
 
@@ -17,18 +18,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from http.server import HTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
+from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 
-REPO = Path(__file__).resolve().parent.parent
+from .support import REPO, SEED_SPECS, FakeClock, serving, use_specs, use_warehouse
+
+#: `serving` is imported from here by the session, OAuth and paginator tests too.
+__all__ = ["REPO", "SEED_SPECS", "serving"]
+
 #: PostgreSQL / Dagster instance / RabbitMQ fixtures of the production path
 pytest_plugins = ("restsync_assets_tests.servers",)
-SEED_SPECS = REPO / "source_specs"
+
 #: The venv's console scripts (`dagster`, `restsync`), as a user runs them.
 BIN = Path(sys.executable).parent
 #: Bound on one wait for a subprocess: its next awaited line, or its exit.
@@ -39,7 +44,7 @@ PROCESS_TIMEOUT = 300.0
 def _fresh_masking_registry() -> Iterator[None]:
     """Each test starts with no registered secrets: the registry is process-wide, and a
     test's short fake secret ("secret") would otherwise mask words in later tests' messages."""
-    from restsync_assets.http.masking import forget_secrets
+    from restsync_assets.runtime.http.masking import forget_secrets
 
     forget_secrets()
     yield
@@ -56,10 +61,10 @@ def sandbox():
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch) -> Path:
     """A DuckDB file and dlt pipelines folder of this test's own."""
-    path = tmp_path / "warehouse" / "restsync_test.duckdb"
-    monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(path))
-    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "pipelines"))
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(SEED_SPECS))
+    path = use_warehouse(
+        monkeypatch, tmp_path / "warehouse" / "restsync_test.duckdb", tmp_path / "pipelines"
+    )
+    use_specs(monkeypatch, SEED_SPECS)
     return path
 
 
@@ -71,18 +76,37 @@ def sandbox_env(sandbox, warehouse, monkeypatch):
     return sandbox
 
 
-@contextmanager
-def serving(server: HTTPServer) -> Iterator[HTTPServer]:
-    """Run a stdlib HTTP server on a daemon thread for the duration of the block."""
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+@pytest.fixture
+def specs_dir(tmp_path, warehouse, monkeypatch) -> Path:
+    """An empty specs folder restsync reads (`RESTSYNC_SPECS_DIR`), with this test's own
+    warehouse: write specs into it with `support.write_spec`."""
+    directory = tmp_path / "specs"
+    directory.mkdir()
+    return use_specs(monkeypatch, directory)
+
+
+@pytest.fixture
+def specs():
+    """The seed specs (`source_specs/`), loaded, by name."""
+    from restsync_assets.specs.loader import load_specs
+
+    return {s.name: s for s in load_specs(SEED_SPECS)}
+
+
+@pytest.fixture
+def defs(specs):
+    """The Dagster definitions of the seed specs."""
+    from restsync_assets.definitions import build_definitions
+
+    return build_definitions(list(specs.values()))
+
+
+@pytest.fixture
+def retry_clock(monkeypatch) -> FakeClock:
+    """A `FakeClock` as restsync's retry clock: every wait is recorded in `sleeps`, none slept."""
+    fake = FakeClock()
+    monkeypatch.setattr(retry, "CLOCK", fake)
+    return fake
 
 
 #: the loggers that write request URLs, params or headers at DEBUG
@@ -297,11 +321,3 @@ def postgres_warehouse(postgres_database, warehouse, monkeypatch) -> str:
         f"postgresql://postgres:@127.0.0.1:5432/{postgres_database}",
     )
     return postgres_database
-
-
-def step_failure_line(result) -> str | None:
-    """The one-line failure description of a Dagster run's first failed step (None if none)."""
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.user_failure_data:
-            return event.step_failure_data.user_failure_data.description
-    return None

@@ -195,3 +195,18 @@ def _stop_group(process: subprocess.Popen) -> None:
     # children that outlive the group leader (a celery pool) get the same signals
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def warehouse_ids(database: str, spec: str, resource: str) -> list:
+    """Every `id` of `spec.resource` in the PostgreSQL warehouse `database`."""
+    return [r[0] for r in pg_query(database, f'SELECT id FROM "{spec}"."{resource}"')]
+
+
+def assert_tables_equal_sandbox(database: str, sandbox, tables) -> None:
+    """Each `(spec, resource)` table holds exactly the sandbox's ids, none twice."""
+    for spec, resource in tables:
+        ids = warehouse_ids(database, spec, resource)
+        assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
+        assert set(ids) == sandbox.ids(spec, resource), (
+            f"{spec}.{resource} differs from the sandbox"
+        )

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import duckdb
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from restsync_assets.arrow_pages import ArrowPages, page_to_arrow
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
+from restsync_assets.runtime.arrow_pages import ArrowPages, page_to_arrow
 from restsync_assets.specs.loader import load_specs
 
-from .conftest import SEED_SPECS
+from .support import SEED_SPECS, typed_tables, use_warehouse
 
 PAGE = [
     {
@@ -99,49 +100,25 @@ def test_declared_types_win_and_later_pages_keep_the_first_type():
     assert (step.pages_as_arrow, step.pages_as_rows) == (3, 1)
 
 
-def _load(tmp_path, monkeypatch, sandbox, arrow: bool, spec_name: str) -> str:
-    db = tmp_path / ("arrow" if arrow else "rows") / "warehouse.duckdb"
-    monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(db))
-    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(db.parent / "pipelines"))
+def _load(tmp_path, monkeypatch, sandbox, arrow: bool, spec_name: str) -> Path:
+    db = use_warehouse(monkeypatch, tmp_path / ("arrow" if arrow else "rows") / "warehouse.duckdb")
     monkeypatch.setenv("RESTSYNC_ARROW_PAGES", "1" if arrow else "0")
     specs = {s.name: s for s in load_specs(SEED_SPECS)}
     defs = build_definitions(list(specs.values()))
     assert all(
         r.success for r in materialize_spec(defs, specs[spec_name], DagsterInstance.ephemeral())
     )
-    return str(db)
-
-
-def _tables(db: str, dataset: str) -> dict:
-    with duckdb.connect(db, read_only=True) as con:
-        names = [
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ? "
-                "and table_name not like '_dlt%' order by 1",
-                [dataset],
-            ).fetchall()
-        ]
-        out = {}
-        for name in names:
-            columns = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = ? and table_name = ? and column_name not in "
-                "('_dlt_load_id', '_dlt_id', '_dlt_parent_id', '_dlt_root_id') order by 1",
-                [dataset, name],
-            ).fetchall()
-            select = ", ".join(f'"{c}"' for c, _ in columns)
-            rows = con.execute(f'select {select} from "{dataset}"."{name}" order by all').fetchall()
-            out[name] = (columns, rows)
-        return out
+    return db
 
 
 @pytest.mark.parametrize("spec_name", ["ad_analytics", "ledger", "workspace_docs"])
 def test_arrow_and_row_paths_land_identical_tables(tmp_path, monkeypatch, sandbox_env, spec_name):
+    """A seed spec loaded with Arrow pages and without: the same tables, column types and
+    rows (dlt's row ids aside)."""
     rows_db = _load(tmp_path, monkeypatch, sandbox_env, arrow=False, spec_name=spec_name)
     arrow_db = _load(tmp_path, monkeypatch, sandbox_env, arrow=True, spec_name=spec_name)
-    by_rows, by_arrow = _tables(rows_db, spec_name), _tables(arrow_db, spec_name)
+    by_rows, by_arrow = typed_tables(rows_db, spec_name), typed_tables(arrow_db, spec_name)
     assert by_rows.keys() == by_arrow.keys()
     for name in by_rows:
-        assert by_arrow[name][0] == by_rows[name][0], f"{name}: column types differ"
-        assert by_arrow[name][1] == by_rows[name][1], f"{name}: values differ"
+        assert by_arrow[name].columns == by_rows[name].columns, f"{name}: column types differ"
+        assert by_arrow[name].rows == by_rows[name].rows, f"{name}: values differ"

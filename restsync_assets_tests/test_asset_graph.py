@@ -1,64 +1,26 @@
-"""The asset graph built from the seed specs: keys, deps, groups, kinds (snapshot)."""
+"""The asset graph built from the seed specs: keys, deps, groups, kinds (snapshot), and what
+loading the definitions does not do (no secrets needed, no network, no dlt source, no run
+time)."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from pathlib import Path
+import sys
 
-from restsync_assets.definitions import build_definitions
-from restsync_assets.specs.loader import load_specs
-
-from .conftest import REPO, SEED_SPECS
-
-SNAPSHOT = REPO / "restsync_assets_tests" / "snapshots" / "asset_graph.json"
-
-
-def graph_of(defs) -> dict:
-    checks = {}
-    for checks_def in defs.asset_checks:
-        for key in checks_def.check_keys:
-            checks.setdefault("/".join(key.asset_key.path), []).append(key.name)
-    graph = {}
-    for assets_def in defs.assets:
-        partitions = assets_def.partitions_def
-        for spec in assets_def.specs:
-            key = "/".join(spec.key.path)
-            graph[key] = {
-                "group": spec.group_name,
-                "deps": sorted("/".join(d.asset_key.path) for d in spec.deps),
-                "kinds": sorted(spec.kinds),
-                "op": assets_def.node_def.name,
-                "partitions": str(partitions) if partitions else None,
-                "freshness_fail_window_s": (
-                    spec.freshness_policy.fail_window.to_timedelta().total_seconds()
-                    if spec.freshness_policy
-                    else None
-                ),
-                "checks": sorted(checks.get(key, [])),
-                "owners": list(spec.owners),
-                "tags": {k: v for k, v in spec.tags.items() if not k.startswith("dagster/kind/")},
-                "code_references": [
-                    f"{Path(r.file_path).name}:{r.line_number}"
-                    for r in spec.metadata["dagster/code_references"].code_references
-                ],
-            }
-    schedules = {}
-    for schedule in defs.schedules:
-        schedules[schedule.name] = getattr(schedule, "cron_schedule", "from partitions")
-    return {"assets": dict(sorted(graph.items())), "schedules": dict(sorted(schedules.items()))}
+from .snapshots import ASSET_GRAPH, seed_asset_graph
+from .support import SEED_SPECS, use_specs
 
 
 def test_asset_graph_matches_snapshot():
-    graph = graph_of(build_definitions(load_specs(SEED_SPECS)))
-    if os.environ.get("RESTSYNC_UPDATE_SNAPSHOTS"):
-        SNAPSHOT.write_text(json.dumps(graph, indent=2) + "\n")
-    assert graph == json.loads(SNAPSHOT.read_text())
+    """The seed specs' asset graph equals `snapshots/asset_graph.json` (regenerated only by
+    hand: `python -m restsync_assets_tests.snapshots`)."""
+    assert seed_asset_graph() == json.loads(ASSET_GRAPH.read_text())
 
 
 def test_nineteen_assets_grouped_by_spec_with_parent_edges():
-    graph = graph_of(build_definitions(load_specs(SEED_SPECS)))["assets"]
+    """19 assets, each in its spec's group, and exactly the parent -> child edges of the seeds."""
+    graph = seed_asset_graph()["assets"]
     assert len(graph) == 19
     assert all(key.split("/")[0] == node["group"] for key, node in graph.items())
     edges = {(dep, key) for key, node in graph.items() for dep in node["deps"]}
@@ -75,16 +37,69 @@ def test_nineteen_assets_grouped_by_spec_with_parent_edges():
     }
 
 
-def test_definitions_module_loads_without_secrets_or_network(monkeypatch):
+#: Imports `restsync_assets.definitions` in a fresh process where every socket connect or
+#: name lookup is refused and recorded, and every dlt source or pipeline built is recorded;
+#: prints what happened as JSON.
+LOAD_DEFINITIONS = """
+import json, socket, sys
+
+attempts = []
+
+def refuse(*args, **kwargs):
+    attempts.append(repr(args))
+    raise OSError("no network while loading definitions")
+
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.getaddrinfo = refuse
+
+from dlt.extract.source import DltSource
+from dlt.pipeline.pipeline import Pipeline
+
+built = []
+
+def recording(cls):
+    original = cls.__init__
+
+    def init(self, *args, **kwargs):
+        built.append(cls.__name__)
+        original(self, *args, **kwargs)
+
+    cls.__init__ = init
+
+recording(DltSource)
+recording(Pipeline)
+
+import restsync_assets.definitions as definitions
+
+print(json.dumps({
+    "assets": len(list(definitions.defs.resolve_all_asset_keys())),
+    "network": attempts,
+    "built": built,
+    "runtime": sorted(m for m in sys.modules if m.startswith("restsync_assets.runtime")),
+}))
+"""
+#: The only run-time modules definition time may load: the template compiler, with which
+#: the spec loader validates the specs' templates (and the packages holding it).
+DEFINITION_TIME_RUNTIME = {
+    "restsync_assets.runtime",
+    "restsync_assets.runtime.http",
+    "restsync_assets.runtime.http.templates",
+}
+
+
+def test_definitions_module_loads_without_secrets_or_network(commands, monkeypatch):
+    """`restsync_assets.definitions` loads all 19 assets in a fresh process with no secret
+    set, without one socket connect or name lookup, without building a dlt source or
+    pipeline, and without importing the run time (`restsync_assets.runtime`, the template
+    compiler aside)."""
     for key in list(os.environ):
-        if key.endswith(("_CLIENT_ID", "_CLIENT_SECRET", "_REFRESH_TOKEN")):
+        if key.endswith(("_CLIENT_ID", "_CLIENT_SECRET", "_REFRESH_TOKEN", "_TOKEN", "_API_KEY")):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(SEED_SPECS))
-    import importlib
-
-    import restsync_assets.definitions as module
-
-    started = time.perf_counter()
-    module = importlib.reload(module)
-    assert len(list(module.defs.resolve_all_asset_keys())) == 19
-    assert time.perf_counter() - started >= 0  # load succeeded; speed is measured in benchmarks/
+    use_specs(monkeypatch, SEED_SPECS)
+    load = commands([sys.executable, "-c", LOAD_DEFINITIONS])
+    assert load.finish() == 0, load.text
+    loaded = json.loads(load.text.strip().splitlines()[-1])
+    assert loaded["assets"] == 19
+    assert loaded["network"] == []
+    assert loaded["built"] == []
+    assert set(loaded["runtime"]) <= DEFINITION_TIME_RUNTIME, loaded["runtime"]

@@ -26,8 +26,16 @@ import yaml
 from restsync_assets.sandbox import Sandbox
 
 from .conftest import debug_logs
-from .test_faults import assert_table_is, failure_message, run, table_rows
-from .test_security import _texts_of_warehouse
+from .support import (
+    assert_table_is,
+    failure_message,
+    materialize_specs,
+    secrets_found,
+    table_rows,
+    use_specs,
+    warehouse_texts,
+    write_spec,
+)
 
 AUTH_SPECS = Path(__file__).parent / "specs" / "auth"
 REJECTED = '{"error": "unauthorized", "error_description": "rejected credential \'***\'"}'
@@ -143,25 +151,18 @@ def case_env(sandbox: Sandbox, case: AuthCase) -> dict[str, str]:
 
 
 @pytest.fixture
-def auth_case(request, tmp_path, sandbox, warehouse, monkeypatch) -> AuthCase:
+def auth_case(request, specs_dir, sandbox, monkeypatch) -> AuthCase:
     """The case's spec alone in a specs folder, its env vars set to the sandbox's values."""
     case: AuthCase = request.param
     spec = yaml.safe_load((AUTH_SPECS / f"{case.spec}.yaml").read_text())
     if case.edit is not None:
         case.edit(spec)
-    specs = tmp_path / "specs"
-    specs.mkdir()
-    (specs / f"{case.spec}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs))
+    write_spec(specs_dir, spec, f"{case.spec}.yaml")
     monkeypatch.setenv("RUNTIME__LOG_LEVEL", "DEBUG")  # dlt sets its logger's level from it
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")  # no request beyond loopback
     for key, value in case_env(sandbox, case).items():
         monkeypatch.setenv(key, value)
     return case
-
-
-def _found(secrets: list[str], texts: dict[str, str]) -> list[str]:
-    return [f"{where}: {s[:16]}…" for where, text in texts.items() for s in secrets if s in text]
 
 
 def _run_texts(result) -> dict[str, str]:
@@ -170,7 +171,7 @@ def _run_texts(result) -> dict[str, str]:
     texts = {"events": "\n".join(repr(e) for e in result.all_events)}
     db = Path(os.environ["RESTSYNC_DUCKDB_PATH"])
     if result.success:
-        texts["warehouse tables"] = "\n".join(_texts_of_warehouse(db))
+        texts["warehouse tables"] = "\n".join(warehouse_texts(db))
     if db.exists():
         texts["warehouse file"] = db.read_bytes().decode("latin-1")
     for path in Path(os.environ["RESTSYNC_PIPELINES_DIR"]).rglob("*"):
@@ -181,10 +182,12 @@ def _run_texts(result) -> dict[str, str]:
 
 @pytest.mark.parametrize("auth_case", CASES, ids=[c.id for c in CASES], indirect=True)
 def test_auth_type_loads_the_truth_and_no_secret_reaches_logs_events_or_warehouse(
-    auth_case: AuthCase, sandbox: Sandbox
+    auth_case: AuthCase, sandbox: Sandbox, specs_dir
 ) -> None:
+    """The table equals the sandbox's rows, every page was authorized, and no secret is in
+    the DEBUG logs, the events, the warehouse or the pipelines dir."""
     with debug_logs() as logs:
-        result = run(Path(os.environ["RESTSYNC_SPECS_DIR"]))
+        result = materialize_specs(specs_dir)
     assert result.success
     assert_table_is(
         table_rows(auth_case.spec, auth_case.resource),
@@ -196,32 +199,35 @@ def test_auth_type_loads_the_truth_and_no_secret_reaches_logs_events_or_warehous
     assert "Making GET request" in logged  # dlt's DEBUG line (URL, params, headers) ran
     secrets = [*sandbox.secrets(), *case_env(sandbox, auth_case).values()]
     secrets = [s for s in secrets if not s.startswith(("http://", "sandbox-ad_analytics-id"))]
-    assert _found(secrets, {"logs": logged, **_run_texts(result)}) == []
+    assert secrets_found(secrets, {"logs": logged, **_run_texts(result)}) == []
 
 
 @pytest.mark.parametrize("auth_case", CASES, ids=[c.id for c in CASES], indirect=True)
 def test_wrong_secret_fails_with_the_apis_401_in_one_masked_line(
-    auth_case: AuthCase, sandbox: Sandbox, monkeypatch
+    auth_case: AuthCase, sandbox: Sandbox, specs_dir, monkeypatch
 ) -> None:
+    """One request, refused and not retried; the API's 401 in the case's exact line with the
+    secret masked; nothing loaded; neither secret in the line, logs, events or files."""
     right = os.environ[auth_case.secret_env]
     wrong = f"wrong-{right[::-1]}"
     monkeypatch.setenv(auth_case.secret_env, wrong)
     with debug_logs() as logs:
-        result = run(Path(os.environ["RESTSYNC_SPECS_DIR"]))
+        result = materialize_specs(specs_dir)
     message = failure_message(result)
     assert message == auth_case.wrong.replace("{url}", sandbox.url)
     assert [r.status for r in sandbox.requests] == [401]  # one request, refused, not retried
     assert table_rows(auth_case.spec, auth_case.resource) is None
     texts = {"message": message, "logs": logs.getvalue(), **_run_texts(result)}
-    assert _found([wrong, right], texts) == []
+    assert secrets_found([wrong, right], texts) == []
 
 
 @pytest.mark.parametrize("auth_case", CASES, ids=[c.id for c in CASES], indirect=True)
 def test_missing_secret_fails_naming_the_env_var_and_the_secrets_toml_key(
-    auth_case: AuthCase, sandbox: Sandbox, monkeypatch
+    auth_case: AuthCase, sandbox: Sandbox, specs_dir, monkeypatch
 ) -> None:
+    """The run fails in the case's one line, and nothing was sent to the API."""
     monkeypatch.delenv(auth_case.secret_env)
-    result = run(Path(os.environ["RESTSYNC_SPECS_DIR"]))
+    result = materialize_specs(specs_dir)
     assert failure_message(result) == auth_case.missing
     assert sandbox.requests == []  # nothing was sent without it
 
@@ -251,10 +257,9 @@ def test_bearer_token_from_dlt_secrets_toml(tmp_path, sandbox, warehouse, monkey
     (project / ".dlt").mkdir(parents=True)
     token = sandbox.credentials("helpdesk")["token"]
     (project / ".dlt" / "secrets.toml").write_text(f'[sources.helpdesk]\ntoken = "{token}"\n')
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "helpdesk.yaml").write_text((AUTH_SPECS / "helpdesk.yaml").read_text())
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(tmp_path / "specs"))
-    monkeypatch.setenv("HELPDESK_BASE_URL", sandbox.base_url("helpdesk"))
+    specs = tmp_path / "specs"
+    write_spec(specs, (AUTH_SPECS / "helpdesk.yaml").read_text())
+    use_specs(monkeypatch, specs, {"helpdesk": sandbox.base_url("helpdesk")})
     monkeypatch.delenv("HELPDESK_TOKEN", raising=False)
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     script = tmp_path / "child.py"
@@ -278,7 +283,7 @@ def test_bearer_token_from_dlt_secrets_toml(tmp_path, sandbox, warehouse, monkey
 )
 def test_api_key_in_a_cookie(existing, expected) -> None:
     """dlt declares `location: cookie` but raises NotImplementedError; restsync sends it."""
-    from restsync_assets.http.dlt_auth import build_dlt_auth
+    from restsync_assets.runtime.http.dlt_auth import build_dlt_auth
     from restsync_assets.specs.model import ApiKeyAuthSpec
 
     spec = ApiKeyAuthSpec(type="api_key", name="session", location="cookie")

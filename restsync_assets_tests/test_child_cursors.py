@@ -19,24 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
-from restsync_assets.child_cursors import CursorError, ParentCursor, ParentFetcher
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import QUIET, load_definitions, materialize_spec
+from restsync_assets.runtime.child_cursors import CursorError, ParentCursor, ParentFetcher
 from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.loader import load_specs
 from restsync_assets.specs.model import ChildCursorSpec
 
-from .conftest import SEED_SPECS
 from .support import (
     JsonApi,
+    Request,
     canonical,
+    copy_seed_specs,
     dataset_tables,
     page,
     table,
     use_specs,
+    use_warehouse,
     write_spec,
 )
 
@@ -78,20 +79,20 @@ class ParentChildApi:
             }
         )
 
-    def _parents(self, _: dict[str, str], query: dict[str, str]) -> Any:
+    def _parents(self, request: Request) -> Any:
         return (
             self.parents
             if self.parent_page is None
-            else page(self.parents, query, self.parent_page)
+            else page(self.parents, request.query, self.parent_page)
         )
 
-    def _children_of(self, path: dict[str, str], query: dict[str, str]) -> Any:
-        since = query.get("since", "")
+    def _children_of(self, request: Request) -> Any:
+        since = request.query.get("since", "")
         rows = sorted(
-            (r for r in self.of(int(path["id"])) if r[self.cursor] >= since),
+            (r for r in self.of(int(request.params["id"])) if r[self.cursor] >= since),
             key=lambda r: (r[self.cursor], r["id"]),
         )
-        return rows if self.child_page is None else page(rows, query, self.child_page)
+        return rows if self.child_page is None else page(rows, request.query, self.child_page)
 
     def of(self, parent_id: int) -> list[dict]:
         return [r for r in self.children if r["parent_id"] == parent_id]
@@ -202,7 +203,7 @@ APIS = {"tracker": tracker, "blog": blog}
 def served(request, warehouse) -> Iterator[ParentChildApi]:
     """A fake API, running: `tracker` unless a test asks for each of `APIS`."""
     fake = APIS[request.param]()
-    with fake.api.running():
+    with fake.api:
         yield fake
 
 
@@ -416,8 +417,7 @@ def _load_with_concurrency(
     """Two runs (with a change at the API between them) into a warehouse of their own."""
     fake.children = copy.deepcopy(fake.pristine)
     home = tmp_path / f"c{concurrency}"
-    monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(home / "w.duckdb"))
-    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(home / "pipelines"))
+    use_warehouse(monkeypatch, home / "w.duckdb")
     specs = home / "specs"
     write_spec(specs, fake.spec(concurrency=concurrency))
     use_specs(monkeypatch, specs, {fake.name: fake.api.url})
@@ -441,12 +441,9 @@ def test_concurrency_never_changes_what_an_incremental_child_loads(served, tmp_p
 
 
 def _seed_specs_with(concurrency: int, directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    for path in sorted(SEED_SPECS.glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
-        raw["client"]["concurrency"] = concurrency
-        (directory / path.name).write_text(yaml.safe_dump(raw, sort_keys=False))
-    return directory
+    return copy_seed_specs(
+        directory, edit=lambda raw: raw["client"].update(concurrency=concurrency)
+    )
 
 
 def test_concurrency_never_changes_what_the_seed_specs_load(sandbox_env, tmp_path, monkeypatch):
@@ -454,8 +451,7 @@ def test_concurrency_never_changes_what_the_seed_specs_load(sandbox_env, tmp_pat
     loaded = {}
     for concurrency in (1, 4):
         home = tmp_path / f"c{concurrency}"
-        monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(home / "w.duckdb"))
-        monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(home / "pipelines"))
+        use_warehouse(monkeypatch, home / "w.duckdb")
         specs = load_specs(_seed_specs_with(concurrency, home / "specs"))
         defs = build_definitions(specs)
         instance = DagsterInstance.ephemeral()

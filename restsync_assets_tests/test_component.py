@@ -19,8 +19,8 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import REPO, SEED_SPECS
-from .test_asset_graph import graph_of
-from .test_faults import assert_table_equals_truth
+from .snapshots import graph_of
+from .support import assert_table_equals_truth
 
 TYPE = "restsync_assets.RestSyncComponent"
 

@@ -16,9 +16,9 @@ import yaml
 from dagster import DagsterInvalidConfigError, validate_run_config
 
 from restsync_assets.assets import SPEC_TAG
-from restsync_assets.dataset_lock import lock_key
 from restsync_assets.definitions import build_definitions
 from restsync_assets.resources import CREDENTIAL_KEYS, ApiCredentials
+from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.sandbox import GRANT_TYPES
 from restsync_assets.specs.loader import load_specs
 
@@ -96,7 +96,7 @@ def test_the_k8s_secret_gives_each_seed_spec_its_credentials(spec, monkeypatch):
 
 def test_the_k8s_secret_gives_dlt_the_warehouse(monkeypatch, tmp_path):
     """dlt resolves the PostgreSQL destination from the secret's key (the name dlt reads)."""
-    from restsync_assets.sources import build_pipeline
+    from restsync_assets.runtime.destination import build_pipeline
 
     monkeypatch.setenv("RESTSYNC_DESTINATION", "postgres")
     monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path))

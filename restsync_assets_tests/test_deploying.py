@@ -21,7 +21,13 @@ from restsync_assets.sandbox import Fault, FaultPlan, Sandbox
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import REPO, SEED_SPECS
-from .servers import TIMEOUT, background, pg_query, pg_url
+from .servers import (
+    TIMEOUT,
+    assert_tables_equal_sandbox,
+    background,
+    pg_query,
+    pg_url,
+)
 
 #: Env the README's blocks must set themselves: removed from the test's env before running.
 DEPLOY_VARS = (
@@ -63,19 +69,6 @@ def with_values(lines: list[str], values: dict[str, str]) -> list[str]:
 def deploy_env() -> dict[str, str]:
     """The test's environment (sandbox credentials...) without what the README must set."""
     return {k: v for k, v in os.environ.items() if k not in DEPLOY_VARS}
-
-
-def warehouse_ids(database: str, spec: str, resource: str) -> list:
-    return [r[0] for r in pg_query(database, f'SELECT id FROM "{spec}"."{resource}"')]
-
-
-def assert_tables_equal_sandbox(database: str, sandbox: Sandbox, tables) -> None:
-    for spec, resource in tables:
-        ids = warehouse_ids(database, spec, resource)
-        assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
-        assert set(ids) == sandbox.ids(spec, resource), (
-            f"{spec}.{resource} differs from the sandbox"
-        )
 
 
 def seed_tables(specs=None) -> list[tuple[str, str]]:

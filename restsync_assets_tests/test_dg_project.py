@@ -27,7 +27,7 @@ import tomlkit
 import yaml
 
 from .conftest import REPO, serving
-from .test_faults import assert_table_is, table_rows
+from .support import assert_table_is, table_rows
 
 DG = Path(sys.executable).with_name("dg")
 GROUP = "dagster_dg_cli.registry_modules"

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from restsync_assets import warehouse
-from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
+from restsync_assets.runner import QUIET, materialize_spec
+from restsync_assets.runtime import warehouse
 from restsync_assets.specs.loader import load_specs
 
-from .conftest import SEED_SPECS
-
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-@pytest.fixture
-def defs():
-    return build_definitions(load_specs(SEED_SPECS))
+from .support import SEED_SPECS, failure_message
 
 
 def _materialize(defs, selection=None, instance=None, raise_on_error=True):
@@ -48,6 +39,8 @@ def _materialize_all(defs):
 
 
 def test_every_seed_asset_loads_exactly_the_sandbox_rows(defs, sandbox_env):
+    """All 19 seed assets load the sandbox's ids, all 63 checks pass, and a second run in
+    the same process merges without duplicates."""
     results = _materialize_all(defs)
     assert all(r.success for r in results)
     keys = [tuple(k.path) for a in defs.assets for k in a.keys]
@@ -75,6 +68,7 @@ def test_rows_loaded_metadata_matches_the_sandbox(defs, sandbox_env):
 
 
 def test_a_child_asset_materializes_alone(defs, sandbox_env):
+    """Selected alone, a child loads all its rows; its parents drive it but are not written."""
     key = AssetKey(["native_ads", "campaign_items"])
     result = _materialize(defs, selection=[key])
     assert result.success
@@ -105,9 +99,7 @@ def test_missing_credential_fails_the_run_naming_the_env_var(defs, sandbox_env, 
         defs, selection=[AssetKey(["workspace_docs", "users"])], raise_on_error=False
     )
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    message = failure.step_failure_data.user_failure_data.description
-    assert message == (
+    assert failure_message(result) == (
         "workspace_docs: missing client secret: set the env var WORKSPACE_DOCS_CLIENT_SECRET "
         "(or sources.workspace_docs.client_secret in .dlt/secrets.toml)"
     )
@@ -122,14 +114,14 @@ def test_wrong_credentials_fail_with_one_line_and_keep_loaded_data(defs, sandbox
     monkeypatch.setenv("WORKSPACE_DOCS_CLIENT_SECRET", secret)
     result = _materialize(defs, selection=[key], raise_on_error=False)
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    message = failure.step_failure_data.user_failure_data.description
+    message = failure_message(result)
     assert "\n" not in message and message.startswith("workspace_docs: ")
     assert "401" in message and secret not in message
     assert warehouse.table_ids("workspace_docs", "pages") == before
 
 
 def test_another_dlt_destination_by_configuration(defs, sandbox_env, tmp_path, monkeypatch):
+    """`RESTSYNC_DESTINATION=filesystem` writes parquet files to the bucket, nothing to DuckDB."""
     bucket = tmp_path / "bucket"
     monkeypatch.setenv("RESTSYNC_DESTINATION", "filesystem")
     monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", bucket.as_uri())

@@ -9,10 +9,11 @@ clock: nothing sleeps, and the waits restsync chose are asserted exactly.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
+import io
+import json
 import logging
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,193 +22,32 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
 
-from restsync_assets.definitions import build_definitions
-from restsync_assets.http import retry
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.sandbox.faults import Fault, FaultPlan, demo_plan
-from restsync_assets.specs.loader import load_specs
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-NOW = 1_800_000_000.0  # whole seconds: HTTP dates in Retry-After are exact
-
-# --- shared helpers (also used by test_recovery.py and test_security.py) --------------------
-
-
-class FakeClock(retry.Clock):
-    """Retry clock that records the waits instead of sleeping (and advances its time)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 3))
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(retry, "CLOCK", fake)
-    return fake
-
-
-ERROR_HANDLER = {"max_retries": 3, "backoff_factor": 0.5, "max_retry_delay": 30, "timeout": 5}
-
-
-def spec_text(
-    name: str, resources: list[dict], error_handler: dict | None = None, **client: Any
-) -> str:
-    """A spec for sandbox API `name` (URLs and credentials come from the env vars)."""
-    spec = {
-        "name": name,
-        "client": {
-            "base_url": "https://api.example.com",
-            "auth": {"type": "oauth2", "token_url": "https://auth.example.com/token"},
-            "error_handler": {**ERROR_HANDLER, **(error_handler or {})},
-            **client,
-        },
-        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
-        "resources": resources,
-    }
-    return yaml.safe_dump(spec, sort_keys=False)
-
-
-def offset(path: str, name: str, limit: int, **paginator: Any) -> dict:
-    return {
-        "name": name,
-        "endpoint": {
-            "path": path,
-            "data_selector": "data",
-            "paginator": {"type": "offset", "limit": limit, **paginator},
-        },
-    }
-
-
-LEDGER = offset("/v1/resource", "resource_name", 5)
-AD_ACCOUNTS = offset("/v1/accounts", "accounts", 100)
-MARKETING_ORGS = {
-    "name": "organizations",
-    "endpoint": {
-        "path": "/v1/me/organizations",
-        "data_selector": "organizations.*.organization",
-        "paginator": {
-            "type": "cursor",
-            "cursor_value": "{{ response.get('paging', {}).get('next_link', {}) }}",
-            "stop_condition": "{{ not response.get('paging', {}).get('next_link', {}) }}",
-        },
-    },
-}
-NATIVE_ACCOUNTS = {
-    "name": "accounts",
-    "endpoint": {
-        "path": "/v1/users/current/allowed-accounts",
-        "data_selector": "results",
-        "paginator": "single_page",
-    },
-}
-
-
-def native_child(name: str, path: str, response_actions: list | None = None) -> dict:
-    endpoint: dict[str, Any] = {
-        "path": path,
-        "data_selector": "results",
-        "paginator": "single_page",
-    }
-    if response_actions is not None:
-        endpoint["response_actions"] = response_actions
-    return {"name": name, "endpoint": endpoint}
-
-
-NATIVE_CAMPAIGNS = "/v1/{account_id}/campaigns/"
-
-
-def write_spec(directory: Path, text: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    name = yaml.safe_load(text)["name"]
-    path = directory / f"{name}.yaml"
-    path.write_text(text)
-    return directory
-
-
-def run(specs_dir: Path, select: list[tuple[str, str]] | None = None, instance=None) -> Any:
-    """Materialize the specs of `specs_dir` (all assets, or `select`) in this process."""
-    defs = build_definitions(load_specs(specs_dir))
-    return materialize(
-        list(defs.assets),
-        resources=defs.resources,
-        selection=[AssetKey(list(k)) for k in select] if select else None,
-        instance=instance or DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        run_config=QUIET,
-    )
-
-
-def failure_message(result: Any) -> str:
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    return failure.step_failure_data.user_failure_data.description
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return value
-
-
-def table_rows(spec: str, resource: str) -> dict[Any, dict] | None:
-    """`{id: row}` of a warehouse table (None when missing); asserts ids are unique."""
-    import duckdb
-
-    path = Path(os.environ["RESTSYNC_DUCKDB_PATH"])
-    if not path.exists():
-        return None
-    with duckdb.connect(str(path), read_only=True) as con:
-        try:
-            cursor = con.execute(f'select * from "{spec}"."{resource}"')
-        except duckdb.CatalogException:
-            return None
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, map(_normal, r), strict=True)) for r in cursor.fetchall()]
-    ids = [r["id"] for r in rows]
-    assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate primary keys"
-    return {r["id"]: r for r in rows}
-
-
-def assert_table_is(
-    rows: dict[Any, dict] | None, truth: list[dict], *, ignore: tuple[str, ...] = ()
-) -> None:
-    """The table holds exactly the `truth` rows, every scalar field equal."""
-    assert rows is not None, "table not loaded"
-    assert set(rows) == {t["id"] for t in truth}
-    for expected in truth:
-        got = rows[expected["id"]]
-        for key, value in expected.items():
-            if key in ignore or isinstance(value, (dict, list)):
-                continue
-            assert got.get(key) == value, (expected["id"], key, got.get(key), value)
-
-
-def assert_table_equals_truth(sandbox: Sandbox, spec: str, resource: str, **kw: Any) -> None:
-    assert_table_is(table_rows(spec, resource), sandbox.rows(spec, resource), **kw)
-
-
-@pytest.fixture
-def specs_dir(tmp_path, sandbox_env, monkeypatch) -> Path:
-    directory = tmp_path / "specs"
-    directory.mkdir()
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(directory))
-    return directory
-
+from .sandbox_specs import (
+    AD_ACCOUNTS,
+    LEDGER,
+    MARKETING_ORGS,
+    NATIVE_ACCOUNTS,
+    NATIVE_CAMPAIGNS,
+    native_child,
+    offset,
+    sandbox_spec,
+)
+from .support import (
+    SEED_SPECS,
+    FakeClock,
+    assert_table_equals_truth,
+    assert_table_is,
+    failure_message,
+    materialize_specs,
+    table_rows,
+    use_specs,
+    use_warehouse,
+    write_spec,
+)
 
 # --- survived faults ----------------------------------------------------------------------
 
@@ -339,18 +179,22 @@ SURVIVED = [
 
 
 @pytest.mark.parametrize("case", SURVIVED, ids=lambda c: c.id)
-def test_survived_fault_loads_the_truth(case: Survived, specs_dir, sandbox_env, clock) -> None:
-    write_spec(specs_dir, spec_text(case.spec, case.resources, case.error_handler))
-    plan = FaultPlan(*case.faults(), clock=clock.time)
+def test_survived_fault_loads_the_truth(
+    case: Survived, specs_dir, sandbox_env, retry_clock
+) -> None:
+    """The run succeeds, the fault fired, every table equals the sandbox's truth, and
+    restsync waited exactly the case's `sleeps` between attempts."""
+    write_spec(specs_dir, sandbox_spec(case.spec, case.resources, case.error_handler))
+    plan = FaultPlan(*case.faults(), clock=retry_clock)
     sandbox_env.faults = plan
-    result = run(specs_dir)
+    result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     assert plan.fired() >= 1
     for resource in case.resources:
         assert_table_equals_truth(sandbox_env, case.spec, resource["name"])
-    assert clock.sleeps == case.sleeps
+    assert retry_clock.sleeps == case.sleeps
     if case.check:
-        case.check(sandbox_env, clock)
+        case.check(sandbox_env, retry_clock)
 
 
 # --- faults that fail the run -------------------------------------------------------------
@@ -367,14 +211,6 @@ class Failed:
     message: Callable[[Sandbox], str]
     error_handler: dict = field(default_factory=dict)
     sleeps: list[float] = field(default_factory=list)
-
-
-def _url_of(sandbox: Sandbox, index: int = -1, **where: Any) -> str:
-    """The URL of a request in the sandbox log (the last one matching `where`)."""
-    records = [r for r in sandbox.requests if all(getattr(r, k) == v for k, v in where.items())]
-    record = records[index]
-    query = f"?{urlencode(record.query)}" if record.query else ""
-    return f"{sandbox.url}{record.path}{query}"
 
 
 def _faulted_url(sandbox: Sandbox, resource: str) -> str:
@@ -527,13 +363,10 @@ def clean_loads(tmp_path_factory) -> dict[str, Path]:
 
 def preload(cache: dict, specs_dir: Path, spec: str, resources: list[dict]) -> None:
     """Make this test's warehouse hold a clean load of `resources` (a real run, cached)."""
-    import json
-    import shutil
-
     key = json.dumps([spec, resources], sort_keys=True)
     db = Path(os.environ["RESTSYNC_DUCKDB_PATH"])
     if key not in cache:
-        assert run(specs_dir).success
+        assert materialize_specs(specs_dir).success
         cache[key] = cache["dir"] / f"{len(cache)}.duckdb"
         shutil.copy(db, cache[key])
         return
@@ -543,18 +376,20 @@ def preload(cache: dict, specs_dir: Path, spec: str, resources: list[dict]) -> N
 
 @pytest.mark.parametrize("case", FAILED, ids=lambda c: c.id)
 def test_fault_fails_with_one_line_and_keeps_the_warehouse(
-    case: Failed, specs_dir, sandbox_env, clock, clean_loads
+    case: Failed, specs_dir, sandbox_env, retry_clock, clean_loads
 ) -> None:
-    write_spec(specs_dir, spec_text(case.spec, case.resources, case.error_handler))
+    """After a clean load, the faulted run fails with the case's exact one-line message,
+    waits exactly its `sleeps`, and leaves every table as the clean load wrote it."""
+    write_spec(specs_dir, sandbox_spec(case.spec, case.resources, case.error_handler))
     preload(clean_loads, specs_dir, case.spec, case.resources)  # an earlier, clean load
     assert_table_equals_truth(sandbox_env, case.spec, case.resources[-1]["name"])
     before = {r["name"]: table_rows(case.spec, r["name"]) for r in case.resources}
     sandbox_env.clear_requests()
-    sandbox_env.faults = FaultPlan(*case.faults(), clock=clock.time)
-    result = run(specs_dir)
+    sandbox_env.faults = FaultPlan(*case.faults(), clock=retry_clock)
+    result = materialize_specs(specs_dir)
     assert not result.success
     assert failure_message(result) == case.message(sandbox_env)
-    assert clock.sleeps == case.sleeps
+    assert retry_clock.sleeps == case.sleeps
     for resource in case.resources:
         assert table_rows(case.spec, resource["name"]) == before[resource["name"]]
 
@@ -579,16 +414,16 @@ def _children_of(sandbox: Sandbox, parent_index: int) -> tuple[str, list[dict]]:
     ids=["404", "204", "null-page", "empty-page"],
 )
 def test_child_without_children_when_the_spec_says_so(
-    kind, options, specs_dir, sandbox_env, clock
+    kind, options, specs_dir, sandbox_env, retry_clock
 ) -> None:
     """404/204 for one parent is "no children" only with response_actions; null/[] always."""
     actions = [{"status_code": 404, "action": "ignore"}, {"status_code": 204, "action": "ignore"}]
     resources = [NATIVE_ACCOUNTS, native_child("campaigns", NATIVE_CAMPAIGNS, actions)]
-    write_spec(specs_dir, spec_text("native_ads", resources))
+    write_spec(specs_dir, sandbox_spec("native_ads", resources))
     parent, missing = _children_of(sandbox_env, 3)  # acct-004 has 4 campaigns
     assert missing
     sandbox_env.faults = FaultPlan(Fault(kind, "native_ads", "campaigns", nth=4, **options))
-    result = run(specs_dir)
+    result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     truth = [r for r in sandbox_env.rows("native_ads", "campaigns") if r["account_id"] != parent]
     assert_table_is(table_rows("native_ads", "campaigns"), truth)
@@ -596,18 +431,18 @@ def test_child_without_children_when_the_spec_says_so(
 
 
 def test_rotating_refresh_token_is_stored_and_used_by_the_next_run(
-    specs_dir, sandbox_env, clock
+    specs_dir, sandbox_env, retry_clock
 ) -> None:
-    import json
-
-    write_spec(specs_dir, spec_text("ledger", [LEDGER]))
+    """A rotated refresh token is kept in a 0600 store (never the configured one) and the
+    next run uses it; without the store, the dead configured token fails in one line."""
+    write_spec(specs_dir, sandbox_spec("ledger", [LEDGER]))
     configured = sandbox_env.credentials("ledger")["refresh_token"]
     plan = FaultPlan(
         Fault("rotate_refresh_token", "ledger", "oauth"),
         Fault("revoke_token", "ledger", "resource_name", nth=3),  # a refresh mid-run
     )
     sandbox_env.faults = plan
-    assert run(specs_dir).success
+    assert materialize_specs(specs_dir).success
     assert plan.fired("rotate_refresh_token") == 2
     store = Path(os.environ["RESTSYNC_PIPELINES_DIR"]) / "ledger.refresh_token"
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
@@ -617,12 +452,12 @@ def test_rotating_refresh_token_is_stored_and_used_by_the_next_run(
     assert configured not in store.read_text()
 
     sandbox_env.clear_requests()  # the configured token is dead now; the stored one works
-    assert run(specs_dir).success
+    assert materialize_specs(specs_dir).success
     assert _token_posts(sandbox_env, "ledger") == [200]
     assert_table_equals_truth(sandbox_env, "ledger", "resource_name")
 
     store.unlink()  # without the store only the dead configured token is left
-    result = run(specs_dir)
+    result = materialize_specs(specs_dir)
     message = failure_message(result)
     assert message == (
         f"ledger: token request to {sandbox_env.token_url('ledger')} failed: HTTP 401"
@@ -633,7 +468,9 @@ def test_rotating_refresh_token_is_stored_and_used_by_the_next_run(
 
 
 @pytest.mark.parametrize("mode", ["insert", "delete"])
-def test_rows_shifting_between_offset_pages(mode, specs_dir, sandbox_env, clock, caplog) -> None:
+def test_rows_shifting_between_offset_pages(
+    mode, specs_dir, sandbox_env, retry_clock, caplog
+) -> None:
     """What offset pages can and cannot promise when rows move while paging.
 
     Can: no duplicate keys (a row seen twice is merged), nothing loaded is lost, the next
@@ -641,13 +478,13 @@ def test_rows_shifting_between_offset_pages(mode, specs_dir, sandbox_env, clock,
     rows that slid back into an already read page, or learn about deleted rows (a list
     endpoint gives no delete signal; merge keeps them).
     """
-    write_spec(specs_dir, spec_text("ad_analytics", [AD_ACCOUNTS]))
+    write_spec(specs_dir, sandbox_spec("ad_analytics", [AD_ACCOUNTS]))
     before = sandbox_env.rows("ad_analytics", "accounts")
     sandbox_env.faults = FaultPlan(
         Fault("shift_rows", "ad_analytics", "accounts", nth=2, count=3, mode=mode)
     )
     with caplog.at_level(logging.WARNING, logger="restsync_assets"):
-        assert run(specs_dir).success
+        assert materialize_specs(specs_dir).success
     after = sandbox_env.rows("ad_analytics", "accounts")
     loaded = table_rows("ad_analytics", "accounts")
     old_ids = [r["id"] for r in before]
@@ -663,7 +500,7 @@ def test_rows_shifting_between_offset_pages(mode, specs_dir, sandbox_env, clock,
     assert any(shifted in r.getMessage() for r in caplog.records)
 
     sandbox_env.faults = None
-    assert run(specs_dir).success
+    assert materialize_specs(specs_dir).success
     truth = sandbox_env.rows("ad_analytics", "accounts")
     if mode == "insert":
         assert_table_is(table_rows("ad_analytics", "accounts"), truth)
@@ -673,16 +510,16 @@ def test_rows_shifting_between_offset_pages(mode, specs_dir, sandbox_env, clock,
         assert_table_is({k: v for k, v in final.items() if k not in deleted}, truth)
 
 
-def test_a_field_changing_type(specs_dir, sandbox_env, clock) -> None:
+def test_a_field_changing_type(specs_dir, sandbox_env, retry_clock) -> None:
     """A coercible change is loaded as the column's type; the rest lands in a variant column."""
-    write_spec(specs_dir, spec_text("ledger", [LEDGER]))
+    write_spec(specs_dir, sandbox_spec("ledger", [LEDGER]))
     sandbox_env.faults = FaultPlan(
         Fault("type_change", "ledger", "resource_name", nth=2, field="balance", to="string"),
         Fault(
             "type_change", "ledger", "resource_name", nth=3, field="balance", to=lambda v: f"~{v}"
         ),
     )
-    assert run(specs_dir).success
+    assert materialize_specs(specs_dir).success
     truth = sandbox_env.rows("ledger", "resource_name")
     rows = table_rows("ledger", "resource_name")
     assert_table_is(rows, truth, ignore=("balance",))
@@ -694,8 +531,9 @@ def test_a_field_changing_type(specs_dir, sandbox_env, clock) -> None:
             assert got["balance"] == expected["balance"] and got.get("balance__v_text") is None
 
 
-def test_new_fields_appearing(specs_dir, sandbox_env, clock) -> None:
-    write_spec(specs_dir, spec_text("ledger", [LEDGER]))
+def test_new_fields_appearing(specs_dir, sandbox_env, retry_clock) -> None:
+    """A field that appears on later pages becomes a column: filled there, null elsewhere."""
+    write_spec(specs_dir, sandbox_spec("ledger", [LEDGER]))
     sandbox_env.faults = FaultPlan(
         Fault(
             "new_field",
@@ -706,7 +544,7 @@ def test_new_fields_appearing(specs_dir, sandbox_env, clock) -> None:
             value=lambda r: f"eu-{r['id']}",
         )
     )
-    assert run(specs_dir).success
+    assert materialize_specs(specs_dir).success
     truth = sandbox_env.rows("ledger", "resource_name")
     rows = table_rows("ledger", "resource_name")
     assert_table_is(rows, truth)
@@ -714,17 +552,12 @@ def test_new_fields_appearing(specs_dir, sandbox_env, clock) -> None:
     assert regions == {r["id"]: f"eu-{r['id']}" for r in truth[10:20]}
 
 
-def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, clock) -> None:
+def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, retry_clock) -> None:
     """`restsync demo --faults`: every fault of the demo plan fires, all 19 tables are right."""
-    import io
-
     from restsync_assets.demo import run_demo
 
-    from .conftest import SEED_SPECS
-
-    monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(tmp_path / "demo.duckdb"))
-    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "pipelines"))
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(SEED_SPECS))
+    use_warehouse(monkeypatch, tmp_path / "demo.duckdb")
+    use_specs(monkeypatch, SEED_SPECS)
     plan = demo_plan()
     out = io.StringIO()
     report = run_demo(out=out, faults=plan)

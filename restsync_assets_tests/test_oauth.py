@@ -1,87 +1,65 @@
-"""Tests for restsync_assets.http.oauth against a local token endpoint."""
+"""Tests for restsync_assets.runtime.http.oauth against a local token endpoint."""
 
 from __future__ import annotations
 
 import copy
-import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 import requests
 
-from restsync_assets.http.oauth import OAuth2Auth, OAuth2Error
+from restsync_assets.runtime.http.oauth import OAuth2Auth, OAuth2Error
+from restsync_assets.runtime.http.retry import RetryPolicy
 
-from .conftest import serving
+from .conftest import free_port
+from .support import FakeClock, RawApi, RawReply, RawRequest
 
 SECRET = "client-secret-XYZ"
 REFRESH = "refresh-token-1"
+TOKEN_PATH = "/oauth/token"
 
 # reply(form) -> (status, json body)
-Reply = Callable[[dict[str, str]], tuple[int, Any]]
+TokenReply = Callable[[dict[str, str]], tuple[int, Any]]
 
 
 class TokenServer:
-    """Local OAuth token endpoint recording the posted forms."""
+    """A local OAuth token endpoint (a `RawApi`): `reply(form)` answers each posted form."""
 
-    def __init__(self) -> None:
-        self.forms: list[dict[str, str]] = []
-        self.reply: Reply = self.issue
+    def __init__(self, api: RawApi) -> None:
+        self.api = api.reset(self._answer)
+        self.reply: TokenReply = self.issue
+        self.url = api.url + TOKEN_PATH
         self._lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                with server._lock:
-                    server.forms.append(form)
-                    status, body = server.reply(form)
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth/token"
+    @property
+    def forms(self) -> list[dict[str, str]]:
+        return [r.form for r in self.api.requests]
 
     def issue(self, form: dict[str, str], **extra: Any) -> tuple[int, Any]:
         return 200, {"access_token": f"access-{len(self.forms)}", "expires_in": 3600, **extra}
 
+    def _answer(self, request: RawRequest) -> RawReply:
+        with self._lock:  # one answer at a time: `issue` numbers tokens by the forms received
+            status, body = self.reply(request.form)
+        return RawReply(status, body)
+
 
 @pytest.fixture(scope="module")
-def _server() -> Iterator[TokenServer]:
-    server = TokenServer()
-    with serving(server.server):
+def _server() -> Iterator[RawApi]:
+    with RawApi().running() as server:
         yield server
 
 
 @pytest.fixture
-def tokens(_server: TokenServer) -> TokenServer:
-    _server.forms.clear()
-    _server.reply = _server.issue
-    return _server
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def tokens(_server: RawApi) -> TokenServer:
+    return TokenServer(_server)
 
 
 def _auth(tokens: TokenServer, **kwargs: Any) -> OAuth2Auth:
     kwargs.setdefault("source", "acme")
+    kwargs.setdefault("clock", FakeClock())
     return OAuth2Auth(tokens.url, "client-id", SECRET, **kwargs)
 
 
@@ -115,7 +93,7 @@ def test_refresh_token_grant(tokens: TokenServer) -> None:
 
 
 def test_token_is_refreshed_by_clock_with_skew(tokens: TokenServer) -> None:
-    clock = Clock()
+    clock = FakeClock()
     auth = _auth(tokens, clock=clock, expiry_skew_seconds=60)
     assert _bearer(auth) == "Bearer access-1"
     clock.now += 3600 - 61
@@ -127,7 +105,7 @@ def test_token_is_refreshed_by_clock_with_skew(tokens: TokenServer) -> None:
 
 def test_token_without_expires_in_lives_until_invalidated(tokens: TokenServer) -> None:
     tokens.reply = lambda form: (200, {"access_token": f"t{len(tokens.forms)}"})
-    clock = Clock()
+    clock = FakeClock()
     auth = _auth(tokens, clock=clock)
     assert _bearer(auth) == "Bearer t1"
     clock.now += 10**9
@@ -209,15 +187,12 @@ def test_response_without_access_token(tokens: TokenServer) -> None:
 
 
 def test_connection_error_becomes_oauth2_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/token"
-    sleeps: list[float] = []
+    url = f"http://127.0.0.1:{free_port()}/token"  # nothing listens there
+    clock = FakeClock()
     with pytest.raises(OAuth2Error, match=r"after 4 attempts: ConnectionError.*reachable") as info:
-        _bearer(OAuth2Auth(url, "id", SECRET, source="acme", sleep=sleeps.append))
+        _bearer(OAuth2Auth(url, "id", SECRET, source="acme", clock=clock))
     assert url in str(info.value) and SECRET not in str(info.value)
-    assert sleeps == [1.0, 2.0, 4.0]
+    assert clock.sleeps == [1.0, 2.0, 4.0]
 
 
 @pytest.mark.parametrize(
@@ -238,7 +213,10 @@ def test_non_https_token_url_is_rejected(url: str) -> None:
     ],
 )
 def test_https_and_loopback_token_urls_are_accepted(url: str) -> None:
-    OAuth2Auth(url, "id", SECRET)
+    """Client secrets may go to https, or plain http on a loopback host: the auth is built
+    for that URL (nothing is requested until a token is needed)."""
+    auth = OAuth2Auth(url, "id", SECRET)
+    assert (auth.token_url, auth.grant_type) == (url, "client_credentials")
 
 
 def test_repr_and_str_mask_secrets(tokens: TokenServer) -> None:
@@ -307,30 +285,31 @@ def test_token_endpoint_down_for_a_few_calls_is_retried(tokens: TokenServer) -> 
         return answer if answer is not None else tokens.issue(form)
 
     tokens.reply = reply
-    sleeps: list[float] = []
-    auth = _auth(tokens, sleep=sleeps.append, backoff_factor=0.5)
+    clock = FakeClock()
+    auth = _auth(tokens, clock=clock, policy=RetryPolicy(backoff_factor=0.5))
     assert _bearer(auth) == "Bearer access-3"
-    assert sleeps == [0.5, 1.0]
+    assert clock.sleeps == [0.5, 1.0]
 
 
 def test_token_endpoint_down_too_long_names_status_and_attempts(tokens: TokenServer) -> None:
     tokens.reply = lambda form: (503, {"error": "temporarily_unavailable"})
-    sleeps: list[float] = []
+    clock = FakeClock()
+    policy = RetryPolicy(max_retries=2, max_retry_delay=1.5)
     with pytest.raises(OAuth2Error) as info:
-        _bearer(_auth(tokens, sleep=sleeps.append, max_retries=2, max_retry_delay=1.5))
+        _bearer(_auth(tokens, clock=clock, policy=policy))
     assert str(info.value) == (
         f"acme: token request to {tokens.url} failed after 3 attempts: HTTP 503"
         " temporarily_unavailable (the authorization server failed; retry later)"
     )
-    assert sleeps == [1.0, 1.5] and len(tokens.forms) == 3
+    assert clock.sleeps == [1.0, 1.5] and len(tokens.forms) == 3
 
 
 def test_invalid_client_is_not_retried(tokens: TokenServer) -> None:
     tokens.reply = lambda form: (401, {"error": "invalid_client"})
-    sleeps: list[float] = []
+    clock = FakeClock()
     with pytest.raises(OAuth2Error, match="failed: HTTP 401 invalid_client"):
-        _bearer(_auth(tokens, sleep=sleeps.append))
-    assert sleeps == [] and len(tokens.forms) == 1
+        _bearer(_auth(tokens, clock=clock))
+    assert clock.sleeps == [] and len(tokens.forms) == 1
 
 
 def test_refresh_token_candidates_are_tried_in_order(tokens: TokenServer) -> None:

@@ -7,31 +7,20 @@ import threading
 import time
 
 import duckdb
-import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
-from restsync_assets import settings, warehouse
+from restsync_assets import settings
 from restsync_assets.checks import build_spec_checks
 from restsync_assets.cli import main as cli_main
-from restsync_assets.definitions import CHECKS_JOB, build_definitions
+from restsync_assets.definitions import build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from restsync_assets.runner import QUIET, load_definitions, materialize_spec
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.runtime import warehouse
 
-from .conftest import SEED_SPECS
+from .support import LEDGER_CHECKS, FakeClock, check_evaluations
 
 ANALYTICS = AssetKey(["ad_analytics", "ad_campaign_analytics"])
 LEDGER = AssetKey(["ledger", "resource_name"])
-
-
-@pytest.fixture
-def specs():
-    return {s.name: s for s in load_specs(SEED_SPECS)}
-
-
-@pytest.fixture
-def defs(specs):
-    return build_definitions(list(specs.values()))
 
 
 def _requests(sandbox, spec, resource):
@@ -194,32 +183,14 @@ def _tamper(sql: str) -> None:
         con.execute(sql)
 
 
-def _run_checks(defs):
-    result = defs.resolve_job_def(CHECKS_JOB).execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
-    )
-    return {
-        (tuple(e.asset_key.path), e.check_name): e for e in result.get_asset_check_evaluations()
-    }
-
-
 def test_checks_pass_after_a_load_and_fail_on_purpose_naming_rows(defs, specs, sandbox_env):
     assert all(
         r.success for r in materialize_spec(defs, specs["ledger"], DagsterInstance.ephemeral())
     )
     key = ("ledger", "resource_name")
-    checks = _run_checks(defs)
-    assert {n for (k, n) in checks if k == key} == {
-        "primary_key",
-        "not_null",
-        "column_types",
-        "row_count",
-        "freshness",
-    }
-    assert all(
-        checks[(key, n)].passed
-        for n in ("primary_key", "not_null", "column_types", "row_count", "freshness")
-    )
+    checks = check_evaluations(defs)
+    assert {n for (k, n) in checks if k == key} == LEDGER_CHECKS
+    assert all(checks[(key, n)].passed for n in LEDGER_CHECKS)
 
     table = '"ledger"."resource_name"'
     victim = sorted(sandbox_env.ids("ledger", "resource_name"))[0]
@@ -228,7 +199,7 @@ def test_checks_pass_after_a_load_and_fail_on_purpose_naming_rows(defs, specs, s
     _tamper(f"alter table {table} alter column id drop not null")
     _tamper(f"update {table} set id = null where id = (select max(id) from {table})")
     _tamper(f'alter table {table} alter column "active" set data type varchar')
-    checks = _run_checks(defs)
+    checks = check_evaluations(defs)
     pk = checks[(key, "primary_key")]
     assert not pk.passed
     assert pk.description == f"1 duplicate key in (id), e.g. {victim}; 1 row with a null key"
@@ -238,12 +209,12 @@ def test_checks_pass_after_a_load_and_fail_on_purpose_naming_rows(defs, specs, s
     assert not types.passed and types.description == "active is VARCHAR, declared bool"
 
     _tamper(f"delete from {table}")
-    rows = _run_checks(defs)[(key, "row_count")]
+    rows = check_evaluations(defs)[(key, "row_count")]
     assert not rows.passed and rows.description == "0 rows (minimum 1)"
 
 
 def test_checks_of_a_missing_table_say_what_to_do(defs, warehouse):
-    checks = _run_checks(defs)
+    checks = check_evaluations(defs)
     evaluation = checks[(("workspace_docs", "users"), "row_count")]
     assert not evaluation.passed
     assert evaluation.description == (
@@ -272,9 +243,9 @@ def test_freshness_check_fails_when_stale_with_an_injected_clock(defs, specs, sa
         ]
         return evaluation
 
-    fresh = freshness(time.time)
+    fresh = freshness(FakeClock(time.time()))
     assert fresh.passed and fresh.description.startswith("fresh: last materialization")
-    stale = freshness(lambda: time.time() + 3 * 3600)  # max_lag is 2h
+    stale = freshness(FakeClock(time.time() + 3 * 3600))  # max_lag is 2h
     assert not stale.passed
     assert stale.description.startswith("stale: last materialization")
     assert stale.description.endswith("(max lag 2.0h)")

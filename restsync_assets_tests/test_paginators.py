@@ -3,91 +3,59 @@
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
-from restsync_assets.http.paginators import (
+from restsync_assets.runtime.http.errors import PaginationLoopError
+from restsync_assets.runtime.http.paginators import (
     OffsetPaginatorWithoutTotal,
-    PaginationLoopError,
     TemplatedCursorPaginator,
 )
-from restsync_assets.http.templates import TemplateError
+from restsync_assets.runtime.http.templates import TemplateError
 
-from .conftest import serving
-
-# app(path, query) -> (json body, extra headers)
-App = Callable[[str, dict[str, str]], tuple[Any, dict[str, str]]]
-
-
-class Api:
-    """A tiny JSON API on 127.0.0.1 that records every request."""
-
-    def __init__(self) -> None:
-        self.app: App = lambda path, query: ({}, {})
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                api.requests.append((parts.path, query))
-                body, headers = api.app(parts.path, query)
-                payload = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def paginate(self, paginator: Any, path: str = "/items", **kwargs: Any) -> list[Any]:
-        client = RESTClient(base_url=self.url, session=requests.Session())
-        pages = client.paginate(path, paginator=paginator, data_selector="data", **kwargs)
-        return [record for page in pages for record in page]
+from .support import App, RawApi, RawReply, RawRequest
 
 
 @pytest.fixture(scope="module")
-def _server() -> Iterator[Api]:
-    server = Api()
-    with serving(server.server):
+def _server() -> Iterator[RawApi]:
+    with RawApi().running() as server:
         yield server
 
 
 @pytest.fixture
-def api(_server: Api) -> Api:
-    _server.app = lambda path, query: ({}, {})
-    _server.requests.clear()
-    return _server
+def api(_server: RawApi) -> RawApi:
+    return _server.reset()
+
+
+def paginate(api: RawApi, paginator: Any, path: str = "/items", **kwargs: Any) -> list[Any]:
+    """Every record dlt's `RESTClient` pages through with `paginator` (data under `data`)."""
+    client = RESTClient(base_url=api.url, session=requests.Session())
+    pages = client.paginate(path, paginator=paginator, data_selector="data", **kwargs)
+    return [record for page in pages for record in page]
+
+
+def requested(api: RawApi) -> list[tuple[str, dict[str, str]]]:
+    """The path and query of each request, in order."""
+    return [(r.path, r.query) for r in api.requests]
 
 
 NEXT_LINK = "{{ response.get('paging', {}).get('next_link', {}) }}"
 NO_NEXT_LINK = "{{ not response.get('paging', {}).get('next_link', {}) }}"
 
 
-def _pages(api: Api, links: dict[str | None, str | None]) -> App:
+def _pages(api: RawApi, links: dict[str | None, str | None]) -> App:
     """Three pages keyed by the `cursor` query param; `links` maps cursor -> next link."""
 
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        cursor = query.get("cursor")
+    def app(req: RawRequest) -> RawReply:
+        cursor = req.query.get("cursor")
         nxt = links.get(cursor)
         paging = {"next_link": nxt.format(url=api.url)} if nxt else {}
-        return {"data": [{"id": f"{cursor}"}], "paging": paging}, {}
+        return RawReply(body={"data": [{"id": f"{cursor}"}], "paging": paging})
 
     return app
 
@@ -95,54 +63,56 @@ def _pages(api: Api, links: dict[str | None, str | None]) -> App:
 # --- TemplatedCursorPaginator -------------------------------------------------------------
 
 
-def test_cursor_follows_absolute_next_link_and_drops_duplicate_params(api: Api) -> None:
+def test_cursor_follows_absolute_next_link_and_drops_duplicate_params(api: RawApi) -> None:
     api.app = _pages(
         api, {None: "{url}/items?cursor=2&limit=1", "2": "{url}/items?cursor=3&limit=1"}
     )
     paginator = TemplatedCursorPaginator(NEXT_LINK, NO_NEXT_LINK, resource="items")
-    records = api.paginate(paginator, params={"limit": 1, "fields": "id"})
+    records = paginate(api, paginator, params={"limit": 1, "fields": "id"})
     assert [r["id"] for r in records] == ["None", "2", "3"]
-    assert api.requests == [
+    assert requested(api) == [
         ("/items", {"limit": "1", "fields": "id"}),
         ("/items", {"cursor": "2", "limit": "1", "fields": "id"}),
         ("/items", {"cursor": "3", "limit": "1", "fields": "id"}),
     ]
 
 
-def test_cursor_stops_on_empty_dict_without_stop_condition(api: Api) -> None:
+def test_cursor_stops_on_empty_dict_without_stop_condition(api: RawApi) -> None:
     api.app = _pages(api, {None: "{url}/items?cursor=2"})
-    records = api.paginate(TemplatedCursorPaginator(NEXT_LINK, resource="items"))
+    records = paginate(api, TemplatedCursorPaginator(NEXT_LINK, resource="items"))
     assert len(records) == 2
 
 
-def test_cursor_relative_path_is_resolved_against_request_url(api: Api) -> None:
+def test_cursor_relative_path_is_resolved_against_request_url(api: RawApi) -> None:
     api.app = _pages(api, {None: "/items?cursor=2", "2": "/items?cursor=3"})
-    records = api.paginate(TemplatedCursorPaginator(NEXT_LINK, resource="items"))
+    records = paginate(api, TemplatedCursorPaginator(NEXT_LINK, resource="items"))
     assert len(records) == 3
-    assert api.requests[-1] == ("/items", {"cursor": "3"})
+    assert requested(api)[-1] == ("/items", {"cursor": "3"})
 
 
-def test_plain_cursor_goes_to_cursor_param(api: Api) -> None:
+def test_plain_cursor_goes_to_cursor_param(api: RawApi) -> None:
     cursors = {None: "c2", "c2": "c3", "c3": None}
 
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        after = query.get("after")
-        return {"data": [{"id": after}], "meta": {"next_cursor": cursors[after]}}, {}
+    def app(req: RawRequest) -> RawReply:
+        after = req.query.get("after")
+        return RawReply(body={"data": [{"id": after}], "meta": {"next_cursor": cursors[after]}})
 
     api.app = app
     paginator = TemplatedCursorPaginator(
         "{{ response.meta.next_cursor }}", cursor_param="after", resource="items"
     )
-    records = api.paginate(paginator, params={"limit": 5})
+    records = paginate(api, paginator, params={"limit": 5})
     assert [r["id"] for r in records] == [None, "c2", "c3"]
-    assert api.requests[1] == ("/items", {"limit": "5", "after": "c2"})
+    assert requested(api)[1] == ("/items", {"limit": "5", "after": "c2"})
 
 
-def test_cursor_from_headers_and_last_page(api: Api) -> None:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        start = int(query.get("after", 0))
+def test_cursor_from_headers_and_last_page(api: RawApi) -> None:
+    def app(req: RawRequest) -> RawReply:
+        start = int(req.query.get("after", 0))
         ids = [i for i in range(start + 1, start + 3) if i <= 5]
-        return {"data": [{"id": i} for i in ids]}, {"X-Has-More": "yes" if ids else "no"}
+        return RawReply(
+            body={"data": [{"id": i} for i in ids]}, headers={"X-Has-More": "yes" if ids else "no"}
+        )
 
     api.app = app
     paginator = TemplatedCursorPaginator(
@@ -150,14 +120,14 @@ def test_cursor_from_headers_and_last_page(api: Api) -> None:
         stop_condition="{{ headers['x-has-more'] == 'no' }}",
         cursor_param="after",
     )
-    assert [r["id"] for r in api.paginate(paginator)] == [1, 2, 3, 4, 5]
+    assert [r["id"] for r in paginate(api, paginator)] == [1, 2, 3, 4, 5]
     assert len(api.requests) == 4
 
 
-def test_stop_condition_wins_over_present_cursor(api: Api) -> None:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        page = int(query.get("page_token", 1))
-        return {"data": [{"id": page}], "next": str(page + 1), "has_more": page < 3}, {}
+def test_stop_condition_wins_over_present_cursor(api: RawApi) -> None:
+    def app(req: RawRequest) -> RawReply:
+        page = int(req.query.get("page_token", 1))
+        return RawReply(body={"data": [{"id": page}], "next": str(page + 1), "has_more": page < 3})
 
     api.app = app
     paginator = TemplatedCursorPaginator(
@@ -165,48 +135,50 @@ def test_stop_condition_wins_over_present_cursor(api: Api) -> None:
         stop_condition="{{ not response.has_more }}",
         cursor_param="page_token",
     )
-    assert [r["id"] for r in api.paginate(paginator)] == [1, 2, 3]
+    assert [r["id"] for r in paginate(api, paginator)] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("empty", [None, "", "None", {}, []])
-def test_empty_cursor_values_stop(api: Api, empty: Any) -> None:
-    api.app = lambda path, query: ({"data": [{"id": 1}], "next": empty}, {})
+def test_empty_cursor_values_stop(api: RawApi, empty: Any) -> None:
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}], "next": empty})
     paginator = TemplatedCursorPaginator("{{ response.next }}", cursor_param="c")
-    assert len(api.paginate(paginator)) == 1
+    assert len(paginate(api, paginator)) == 1
 
 
-def test_repeated_cursor_raises_loop_error(api: Api) -> None:
-    api.app = lambda path, query: (
-        {"data": [{"id": 1}], "paging": {"next_link": f"{api.url}/items?cursor=same&token=s3cr3t"}},
-        {},
+def test_repeated_cursor_raises_loop_error(api: RawApi) -> None:
+    api.app = lambda req: RawReply(
+        body={
+            "data": [{"id": 1}],
+            "paging": {"next_link": f"{api.url}/items?cursor=same&token=s3cr3t"},
+        }
     )
     paginator = TemplatedCursorPaginator(NEXT_LINK, resource="campaigns")
     with pytest.raises(PaginationLoopError) as info:
-        api.paginate(paginator)
+        paginate(api, paginator)
     message = str(info.value)
     assert "campaigns" in message and "cursor=same" in message
     assert "s3cr3t" not in message and "\n" not in message
     assert len(api.requests) == 2
 
 
-def test_loop_state_resets_between_paginations(api: Api) -> None:
+def test_loop_state_resets_between_paginations(api: RawApi) -> None:
     api.app = _pages(api, {None: "{url}/items?cursor=2"})
     paginator = TemplatedCursorPaginator(NEXT_LINK, resource="items")
-    assert len(api.paginate(paginator)) == 2
-    assert len(api.paginate(paginator)) == 2  # same cursors again, new pagination
+    assert len(paginate(api, paginator)) == 2
+    assert len(paginate(api, paginator)) == 2  # same cursors again, new pagination
 
 
-def test_plain_cursor_without_cursor_param_names_resource(api: Api) -> None:
-    api.app = lambda path, query: ({"data": [{"id": 1}], "next": "abc"}, {})
+def test_plain_cursor_without_cursor_param_names_resource(api: RawApi) -> None:
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}], "next": "abc"})
     paginator = TemplatedCursorPaginator("{{ response.next }}", resource="ad_accounts")
     with pytest.raises(ValueError, match=r"ad_accounts.*cursor_param"):
-        api.paginate(paginator)
+        paginate(api, paginator)
 
 
-def test_cursor_template_error_propagates(api: Api) -> None:
-    api.app = lambda path, query: ({"data": [{"id": 1}]}, {})
+def test_cursor_template_error_propagates(api: RawApi) -> None:
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}]})
     with pytest.raises(TemplateError, match=r"response\.paging\.next"):
-        api.paginate(TemplatedCursorPaginator("{{ response.paging.next }}"))
+        paginate(api, TemplatedCursorPaginator("{{ response.paging.next }}"))
 
 
 def test_cursor_paginator_str_and_deepcopy() -> None:
@@ -226,86 +198,86 @@ def test_bad_template_fails_at_construction() -> None:
 
 
 def _offset_app(count: int, total: Any = "absent", limit: int = 2) -> App:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        offset, size = int(query["offset"]), int(query.get("limit", limit))
+    def app(req: RawRequest) -> RawReply:
+        offset, size = int(req.query["offset"]), int(req.query.get("limit", limit))
         body: dict[str, Any] = {
             "data": [{"id": i} for i in range(offset, min(count, offset + size))]
         }
         if total != "absent":
             body["total"] = total
-        return body, {}
+        return RawReply(body=body)
 
     return app
 
 
-def _offsets(api: Api) -> list[int]:
-    return [int(query["offset"]) for _, query in api.requests]
+def _offsets(api: RawApi) -> list[int]:
+    return [int(r.query["offset"]) for r in api.requests]
 
 
-def test_offset_uses_total(api: Api) -> None:
+def test_offset_uses_total(api: RawApi) -> None:
     api.app = _offset_app(count=4, total=4)
-    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2))
+    records = paginate(api, OffsetPaginatorWithoutTotal(limit=2))
     assert [r["id"] for r in records] == [0, 1, 2, 3]
     assert _offsets(api) == [0, 2]  # total reached: no empty trailing request
-    assert api.requests[0][1]["limit"] == "2"
+    assert api.requests[0].query["limit"] == "2"
 
 
 @pytest.mark.parametrize("total", ["absent", None, "many", [1]])
-def test_offset_without_valid_total_stops_on_short_page(api: Api, total: Any) -> None:
+def test_offset_without_valid_total_stops_on_short_page(api: RawApi, total: Any) -> None:
     api.app = _offset_app(count=5, total=total)
-    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2))
+    records = paginate(api, OffsetPaginatorWithoutTotal(limit=2))
     assert [r["id"] for r in records] == [0, 1, 2, 3, 4]
     assert _offsets(api) == [0, 2, 4]
 
 
-def test_offset_without_total_stops_on_empty_page(api: Api) -> None:
+def test_offset_without_total_stops_on_empty_page(api: RawApi) -> None:
     api.app = _offset_app(count=4)
-    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2, total_path=None))
+    records = paginate(api, OffsetPaginatorWithoutTotal(limit=2, total_path=None))
     assert len(records) == 4
     assert _offsets(api) == [0, 2, 4]
 
 
-def test_offset_short_page_stops_even_when_total_is_wrong(api: Api) -> None:
+def test_offset_short_page_stops_even_when_total_is_wrong(api: RawApi) -> None:
     api.app = _offset_app(count=3, total=100)
-    records = api.paginate(OffsetPaginatorWithoutTotal(limit=2))
+    records = paginate(api, OffsetPaginatorWithoutTotal(limit=2))
     assert len(records) == 3
     assert _offsets(api) == [0, 2]
 
 
-def test_offset_numeric_string_total_is_used(api: Api) -> None:
+def test_offset_numeric_string_total_is_used(api: RawApi) -> None:
     api.app = _offset_app(count=10, total="4")
-    assert len(api.paginate(OffsetPaginatorWithoutTotal(limit=2))) == 4
+    assert len(paginate(api, OffsetPaginatorWithoutTotal(limit=2))) == 4
 
 
-def test_offset_custom_params_and_maximum_offset(api: Api) -> None:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        start = int(query["skip"])
-        return {"data": [{"id": i} for i in range(start, start + int(query["top"]))]}, {}
+def test_offset_custom_params_and_maximum_offset(api: RawApi) -> None:
+    def app(req: RawRequest) -> RawReply:
+        start = int(req.query["skip"])
+        return RawReply(
+            body={"data": [{"id": i} for i in range(start, start + int(req.query["top"]))]}
+        )
 
     api.app = app
     paginator = OffsetPaginatorWithoutTotal(
         limit=3, offset_param="skip", limit_param="top", maximum_offset=6
     )
-    assert len(api.paginate(paginator)) == 6
+    assert len(paginate(api, paginator)) == 6
 
 
-def test_offset_has_more_path(api: Api) -> None:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        start = int(query["offset"])
-        return {
-            "data": [{"id": start}, {"id": start + 1}],
-            "more": "true" if start < 2 else "false",
-        }, {}
+def test_offset_has_more_path(api: RawApi) -> None:
+    def app(req: RawRequest) -> RawReply:
+        start = int(req.query["offset"])
+        more = "true" if start < 2 else "false"
+        return RawReply(body={"data": [{"id": start}, {"id": start + 1}], "more": more})
 
     api.app = app
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
-    assert len(api.paginate(paginator)) == 4
+    assert len(paginate(api, paginator)) == 4
 
 
-def test_dlt_offset_paginator_raises_where_ours_does_not(api: Api) -> None:
+def test_dlt_offset_paginator_raises_where_ours_does_not(api: RawApi) -> None:
     api.app = _offset_app(count=5)
     with pytest.raises(ValueError, match="Total"):
-        api.paginate(OffsetPaginator(limit=2))
+        paginate(api, OffsetPaginator(limit=2))
 
 
 def test_offset_rejects_bad_limit() -> None:
@@ -315,42 +287,40 @@ def test_offset_rejects_bad_limit() -> None:
 
 @pytest.mark.parametrize("has_more", ["absent", None, "maybe", 3])
 def test_offset_unusable_has_more_falls_back_to_the_short_page_rule(
-    api: Api, has_more: Any, caplog
+    api: RawApi, has_more: Any, caplog
 ) -> None:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        start = int(query["offset"])
+    def app(req: RawRequest) -> RawReply:
+        start = int(req.query["offset"])
         body: dict[str, Any] = {"data": [{"id": i} for i in range(start, min(start + 2, 5))]}
         if has_more != "absent":
             body["more"] = has_more
-        return body, {}
+        return RawReply(body=body)
 
     api.app = app
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
-    assert [r["id"] for r in api.paginate(paginator)] == [0, 1, 2, 3, 4]
+    assert [r["id"] for r in paginate(api, paginator)] == [0, 1, 2, 3, 4]
     assert "ignoring it, a short or empty page ends the pagination" in caplog.text
 
 
-def test_offset_has_more_false_stops_a_full_page(api: Api) -> None:
-    api.app = lambda path, query: ({"data": [{"id": 1}, {"id": 2}], "more": "false"}, {})
+def test_offset_has_more_false_stops_a_full_page(api: RawApi) -> None:
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}, {"id": 2}], "more": "false"})
     paginator = OffsetPaginatorWithoutTotal(limit=2, total_path=None, has_more_path="more")
-    assert len(api.paginate(paginator)) == 2 and _offsets(api) == [0]
+    assert len(paginate(api, paginator)) == 2 and _offsets(api) == [0]
 
 
-def test_offset_total_changing_while_paging_is_logged(api: Api, caplog) -> None:
-    def app(path: str, query: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        start = int(query["offset"])
-        return {
-            "data": [{"id": i} for i in range(start, min(start + 2, 5))],
-            "total": 5 + start,
-        }, {}
+def test_offset_total_changing_while_paging_is_logged(api: RawApi, caplog) -> None:
+    def app(req: RawRequest) -> RawReply:
+        start = int(req.query["offset"])
+        rows = [{"id": i} for i in range(start, min(start + 2, 5))]
+        return RawReply(body={"data": rows, "total": 5 + start})
 
     api.app = app
-    assert len(api.paginate(OffsetPaginatorWithoutTotal(limit=2))) == 5
+    assert len(paginate(api, OffsetPaginatorWithoutTotal(limit=2))) == 5
     assert "total changed from 5 to 7 while paging /items; rows shifted" in caplog.text
 
 
-def test_offset_identical_pages_raise_instead_of_looping(api: Api) -> None:
-    api.app = lambda path, query: ({"data": [{"id": 1}, {"id": 2}]}, {})  # ignores offset
+def test_offset_identical_pages_raise_instead_of_looping(api: RawApi) -> None:
+    api.app = lambda req: RawReply(body={"data": [{"id": 1}, {"id": 2}]})  # ignores offset
     with pytest.raises(PaginationLoopError, match="identical to the previous one"):
-        api.paginate(OffsetPaginatorWithoutTotal(limit=2, total_path=None))
+        paginate(api, OffsetPaginatorWithoutTotal(limit=2, total_path=None))
     assert _offsets(api) == [0, 2]

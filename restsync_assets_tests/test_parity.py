@@ -14,34 +14,33 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 import pytest
-import yaml
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterInstance
 from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.specs.loader import load_specs
 
-from .mock_api import STAMP_FORMAT, BlogApi
+from .mock_api import BlogApi
 from .parity_cases import CASES, MockTruth, ParityCase
+from .support import (
+    Table,
+    failure_message,
+    normal,
+    sorted_rows,
+    typed_tables,
+    use_specs,
+    use_warehouse,
+    write_spec,
+)
 
-ROW_IDS = ("_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id")
 #: what restsync's YAML says before `<NAME>_BASE_URL` points it at the mock (a closed port)
 UNUSED_ORIGIN = "http://127.0.0.1:9"
-
-
-@dataclass(frozen=True)
-class Table:
-    columns: tuple[tuple[str, str], ...]
-    rows: list[tuple]
 
 
 def absolute(config: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -50,47 +49,9 @@ def absolute(config: dict[str, Any], origin: str) -> dict[str, Any]:
     return config
 
 
-def snapshot(db: Path, dataset: str) -> dict[str, Table]:
-    """Every data table of `dataset`: its columns (but row ids) and its rows, sorted."""
-    with duckdb.connect(str(db), read_only=True) as con:
-        columns: dict[str, list[tuple[str, str]]] = {}
-        for table, column, kind in con.execute(
-            "select table_name, column_name, data_type from information_schema.columns "
-            "where table_schema = ? order by table_name, ordinal_position",
-            [dataset],
-        ).fetchall():
-            if not table.startswith("_dlt_") and column not in ROW_IDS:
-                columns.setdefault(table, []).append((column, kind))
-        return {
-            table: Table(
-                tuple(sorted(cols)),
-                _sorted(
-                    con.execute(
-                        f"select {_names(sorted(cols))} from {_quote(dataset)}.{_quote(table)}"
-                    ).fetchall()
-                ),
-            )
-            for table, cols in columns.items()
-        }
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _names(columns: list[tuple[str, str]]) -> str:
-    return ", ".join(_quote(c) for c, _ in columns)
-
-
 def _as_mock(value: Any) -> str:
     """A warehouse value as the mock wrote it (timestamps as `stamp` writes them)."""
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime(STAMP_FORMAT)
-    return str(value)
-
-
-def _sorted(rows: list[tuple]) -> list[tuple]:
-    return sorted(rows, key=lambda row: [(v is None, str(v)) for v in row])
+    return str(normal(value))
 
 
 def run_times(api: BlogApi, runs: int, load: Callable[[], None]) -> None:
@@ -116,47 +77,29 @@ def load_with_dlt(case: ParityCase, folder: Path) -> dict[str, Table]:
             case.runs,
             lambda: pipeline.run(rest_api_source(copy.deepcopy(config), name=case.name)),
         )
-    return snapshot(db, case.name)
+    return typed_tables(db, case.name)
 
 
 def load_with_restsync(
     case: ParityCase, folder: Path, concurrency: int, monkeypatch
 ) -> tuple[dict[str, Table], BlogApi]:
-    specs = folder / "specs"
-    specs.mkdir()
     spec = {"name": case.name, **absolute(case.config, UNUSED_ORIGIN)}
     if concurrency > 1:
         spec["client"]["concurrency"] = concurrency
-    (specs / f"{case.name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    db = folder / "restsync.duckdb"
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs))
-    monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(db))
-    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(folder / "pipelines"))
+    specs = write_spec(folder / "specs", spec).parent
+    db = use_warehouse(monkeypatch, folder / "restsync.duckdb", folder / "pipelines")
     (loaded,) = load_specs(specs)
     defs = build_definitions([loaded])
     instance = DagsterInstance.ephemeral()
 
     def materialize() -> None:
         for result in materialize_spec(defs, loaded, instance, with_checks=False):
-            assert result.success, failure_line(result)
+            assert result.success, failure_message(result)
 
     with BlogApi() as api:
-        monkeypatch.setenv(
-            f"{case.name.upper()}_BASE_URL", api.url + case.config["client"]["base_url"]
-        )
+        use_specs(monkeypatch, specs, {case.name: api.url + case.config["client"]["base_url"]})
         run_times(api, case.runs, materialize)
-    return snapshot(db, case.name), api
-
-
-def failure_line(result: ExecuteInProcessResult) -> str:
-    """restsync's one-line failure of a run (or Dagster's error message)."""
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            return (
-                data.user_failure_data.description if data.user_failure_data else data.error.message
-            )
-    return "the run failed without a step failure"
+    return typed_tables(db, case.name), api
 
 
 def differences(
@@ -197,7 +140,7 @@ def against_mock(table: Table, truth: MockTruth, api: BlogApi) -> tuple[list, li
     picks = [names.index(c) for c in truth.columns]
     expected = [tuple(str(r[c]) for c in truth.columns) for r in api.blog.rows(truth.collection)]
     actual = [tuple(_as_mock(row[i]) for i in picks) for row in table.rows]
-    return _sorted(expected), _sorted(actual)
+    return sorted_rows(expected), sorted_rows(actual)
 
 
 def resource_names(case: ParityCase) -> list[str]:

@@ -12,11 +12,11 @@ from dagster import DagsterInstance
 from restsync_assets.cli import main
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
+from restsync_assets.runtime.token_store import store_path
 from restsync_assets.sandbox import Fault, FaultPlan
 from restsync_assets.specs.loader import load_specs
-from restsync_assets.token_store import store_path
 
-from .conftest import SEED_SPECS, step_failure_line
+from .support import SEED_SPECS, failure_message
 
 
 def preview_json(capsys, *args: str) -> dict:
@@ -89,7 +89,7 @@ def test_error_is_the_line_a_run_gives(sandbox_env, warehouse, capsys, monkeypat
     assert f"{sandbox_env.token_url('ledger')}     401" in captured.out
     spec = next(s for s in load_specs(SEED_SPECS) if s.name == "ledger")
     results = materialize_spec(build_definitions([spec]), spec, DagsterInstance.ephemeral())
-    run_line = step_failure_line(results[0])
+    run_line = failure_message(results[0])
     assert run_line.startswith("ledger: token request to ")
     assert captured.err == f"error: {run_line}\n"
     assert "not-the-secret" not in captured.out + captured.err

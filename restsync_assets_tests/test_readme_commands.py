@@ -17,13 +17,12 @@ import urllib.request
 from contextlib import suppress
 
 import pytest
-import yaml
 
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.specs.loader import load_specs
 
-from .conftest import BIN, PROCESS_TIMEOUT, REPO, SEED_SPECS, check_results, free_port
-from .test_faults import assert_table_equals_truth, table_rows
+from .conftest import BIN, PROCESS_TIMEOUT, check_results, free_port
+from .support import REPO, SEED_SPECS, assert_table_equals_truth, copy_seed_specs, table_rows
 
 TESTS = "pytest"
 UI = "dagster dev"
@@ -58,6 +57,7 @@ def argv(command: str, *args: object, port: int | None = None) -> list[str]:
 
 
 def test_the_use_table_lists_exactly_the_commands_run_here() -> None:
+    """The README's `## Use` table lists exactly the commands this module runs, in order."""
     assert use_table() == [TESTS, UI, VALIDATE, CHECK, SANDBOX, MATERIALIZE, MATERIALIZE_PARTITIONS]
 
 
@@ -71,6 +71,8 @@ def test_pytest_from_the_repo_root_finds_this_suite(commands) -> None:
 def test_validate_passes_the_seeds_and_names_file_key_and_rule_of_a_bad_spec(
     commands, tmp_path, monkeypatch
 ) -> None:
+    """`restsync validate` with no DIR says `ok` for each seed spec; on a folder with a bad
+    spec it exits 1 printing one line: the file, the key and the rule."""
     monkeypatch.delenv("RESTSYNC_SPECS_DIR", raising=False)
     seeds = commands(argv(VALIDATE), cwd=REPO)  # no DIR: ./source_specs
     assert seeds.finish() == 0, seeds.text
@@ -78,11 +80,10 @@ def test_validate_passes_the_seeds_and_names_file_key_and_rule_of_a_bad_spec(
         f"ok  {name}.yaml" for name in sorted(s.name for s in load_specs(SEED_SPECS))
     ]
 
-    bad = tmp_path / "specs"
-    bad.mkdir()
-    spec = yaml.safe_load((SEED_SPECS / "ledger.yaml").read_text())
-    spec["client"]["auth"]["token_url"] = "http://auth.example.com/token"
-    (bad / "ledger.yaml").write_text(yaml.safe_dump(spec))
+    def plain_http_token_url(spec: dict) -> None:
+        spec["client"]["auth"]["token_url"] = "http://auth.example.com/token"
+
+    bad = copy_seed_specs(tmp_path / "specs", ["ledger"], edit=plain_http_token_url)
     run = commands(argv(VALIDATE, bad), cwd=tmp_path)
     assert run.finish() == 1
     assert run.text.strip() == (
@@ -113,6 +114,8 @@ def _locations(port: int) -> list[dict] | None:
 
 
 def test_dagster_dev_from_the_repo_root_serves_every_seed_asset(commands, dagster_home) -> None:
+    """`dagster dev` in the repo root serves the `restsync` code location, loaded, with all
+    19 seed assets."""
     port = free_port()
     dev = commands([*argv(UI), "--port", port], cwd=REPO)
     assert dev.wait_for_line(f"Serving dagster-webserver on http://127.0.0.1:{port}"), dev.text

@@ -17,7 +17,7 @@ from restsync_assets.run_command import _first_use_notices, plan
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import SEED_SPECS
-from .test_faults import assert_table_equals_truth, assert_table_is, table_rows
+from .support import assert_table_equals_truth, assert_table_is, table_rows
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_one_partition_records_the_table_and_the_partition_row_counts(
 
 def test_a_failed_run_ends_with_one_line_and_exit_1(sandbox_env, warehouse, capsys, monkeypatch):
     """A missing credential fails its run; the other run still loads; the last line says why."""
-    from restsync_assets.http.masking import forget_secrets
+    from restsync_assets.runtime.http.masking import forget_secrets
 
     forget_secrets()  # another test may have registered a "secret" that masks "secrets.toml"
     monkeypatch.delenv("LEDGER_CLIENT_ID")

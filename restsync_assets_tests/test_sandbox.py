@@ -16,6 +16,10 @@ from restsync_assets.sandbox import SANDBOX_SPECS, FaultPlan, Response, Sandbox
 from restsync_assets.sandbox.data import RESOURCES
 from restsync_assets.sandbox.faults import Fault
 
+from .support import FakeClock
+
+#: The sandbox clock's start: 2026-01-01T00:00:00Z.
+SANDBOX_NOW = 1_767_225_600.0
 REFRESH_SPECS = {"marketing_api", "ledger"}
 OFFSET_RESOURCES = [
     ("ad_analytics", "accounts", "/v1/accounts", 100),
@@ -43,17 +47,10 @@ SINGULAR = {"organizations": "organization", "adaccounts": "adaccount"}
 SINGULAR |= {"creatives": "creative", "ads": "ad"}
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_767_225_600.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    """The sandbox's clock (token expiry), moved by hand."""
+    return FakeClock(SANDBOX_NOW)
 
 
 @pytest.fixture
@@ -127,6 +124,8 @@ def flat(pages: list[list[dict]]) -> list[dict]:
 
 
 def test_credentials_and_env(sandbox):
+    """Each spec's deterministic credentials (refresh tokens only where the grant uses them) and the
+    env vars that point a spec at the sandbox."""
     for spec in SANDBOX_SPECS:
         creds = sandbox.credentials(spec)
         assert creds["client_id"] == f"sandbox-{spec}-id"
@@ -148,6 +147,8 @@ def test_credentials_and_env(sandbox):
 
 @pytest.mark.parametrize("spec", SANDBOX_SPECS)
 def test_token_grants(sandbox, spec):
+    """The right credentials (form or Basic) get a 600 s Bearer token; a wrong secret, client, grant
+    type or refresh token gets 401 with its OAuth error; GET is 405."""
     good = token_response(sandbox, spec)
     assert good.status_code == 200
     body = good.json()
@@ -185,6 +186,7 @@ def test_token_grants(sandbox, spec):
 
 
 def test_bearer_required(sandbox):
+    """Data routes answer 401 `invalid_token` without a valid Bearer token of their own spec."""
     url = sandbox.base_url("ad_analytics") + "/v1/accounts"
     for headers in ({}, {"Authorization": "Bearer bogus"}, {"Authorization": "Basic abc"}):
         response = requests.get(url, headers=headers)
@@ -198,6 +200,8 @@ def test_bearer_required(sandbox):
 
 
 def test_token_expiry_uses_injected_clock(sandbox, clock):
+    """A token works until its 600 s pass on the injected clock, then gets 401; `expire_tokens` ends
+    every token at once."""
     client = Client(sandbox, "ledger")
     assert client.get("/v1/resource").status_code == 200
     clock.now += 599
@@ -218,6 +222,8 @@ def test_token_expiry_uses_injected_clock(sandbox, clock):
 
 @pytest.mark.parametrize(("spec", "resource", "path", "limit"), OFFSET_RESOURCES)
 def test_offset_pagination(sandbox, spec, resource, path, limit):
+    """Offset pages walk every row exactly, full pages then a short one, with each API's envelope
+    (`total`, `has_more` or bare `data`)."""
     client = Client(sandbox, spec)
     pages = walk_offset(client, path, limit)
     truth = sandbox.rows(spec, resource)
@@ -239,6 +245,7 @@ def test_offset_pagination(sandbox, spec, resource, path, limit):
 
 
 def test_offset_rejects_bad_params(sandbox):
+    """A non-numeric or negative offset, or a limit out of range, gets 400 `invalid_request`."""
     client = Client(sandbox, "ad_analytics")
     for params in ({"offset": "x"}, {"offset": -1}, {"limit": 0}, {"limit": 100000}):
         response = client.get("/v1/accounts", **params)
@@ -249,6 +256,8 @@ def test_offset_rejects_bad_params(sandbox):
 
 
 def test_marketing_organizations_cursor(sandbox):
+    """Organizations page by `next_link` cursors to exactly the rows; `limit` is carried into the
+    next link; a garbage cursor gets 400."""
     client = Client(sandbox, "marketing_api")
     pages = walk_cursor(client, "/v1/me/organizations", "organizations")
     assert [len(p) for p in pages] == [5, 5, 3]
@@ -264,6 +273,8 @@ def test_marketing_organizations_cursor(sandbox):
 
 @pytest.mark.parametrize("resource", MARKETING_CHILDREN)
 def test_marketing_children_page_shapes(sandbox, resource):
+    """Each parent's children, walked by cursor, are exactly its rows; parents have none, one or
+    several pages; an unknown parent gets 404."""
     parent_resource, key, template = MARKETING_CHILDREN[resource]
     client = Client(sandbox, "marketing_api")
     children = sandbox.rows("marketing_api", resource)
@@ -285,6 +296,8 @@ def test_marketing_children_page_shapes(sandbox, resource):
 
 
 def test_native_ads_single_page_and_children(sandbox):
+    """Accounts and their children come in one page with `metadata`; children per parent number 0, 1
+    and 3 or more."""
     client = Client(sandbox, "native_ads")
     accounts = client.ok("/v1/users/current/allowed-accounts")
     assert set(accounts) == {"results", "metadata"}
@@ -318,6 +331,8 @@ def test_native_ads_single_page_and_children(sandbox):
 
 
 def test_native_ads_campaign_must_belong_to_account(sandbox):
+    """A campaign's children under another account, an unknown account, or without the trailing
+    slash get 404."""
     client = Client(sandbox, "native_ads")
     campaign = sandbox.rows("native_ads", "campaigns")[0]
     other = next(
@@ -338,6 +353,8 @@ def test_native_ads_campaign_must_belong_to_account(sandbox):
 
 
 def test_ledger_updated_since_and_upsert(sandbox):
+    """`updated_since`/`updated_until` filter the ledger (Z or +00:00), a bad date gets 400, and
+    `upsert_row` changes the truth."""
     client = Client(sandbox, "ledger")
     truth = sandbox.rows("ledger", "resource_name")
     assert truth == sorted(truth, key=lambda r: (r["updated_at"], r["id"]))
@@ -361,6 +378,8 @@ def test_ledger_updated_since_and_upsert(sandbox):
 
 
 def test_ad_campaign_analytics_date_filter(sandbox):
+    """`start_date`/`end_date` (end exclusive) select exactly those days of analytics; a bad date
+    gets 400."""
     client = Client(sandbox, "ad_analytics")
     truth = sandbox.rows("ad_analytics", "ad_campaign_analytics")
     assert len(truth) == 310 and len({r["campaign_id"] for r in truth}) == 10
@@ -412,6 +431,7 @@ def walk_everything(sb: Sandbox) -> dict[tuple[str, str], list[dict]]:
 
 
 def test_walking_every_endpoint_returns_exactly_rows(sandbox):
+    """Walking every endpoint of every API gives exactly `rows()`, ids unique and never null."""
     got = walk_everything(sandbox)
     assert set(got) == {(spec, r) for spec in SANDBOX_SPECS for r in RESOURCES[spec]}
     total = 0
@@ -425,6 +445,7 @@ def test_walking_every_endpoint_returns_exactly_rows(sandbox):
 
 
 def test_dataset_is_deterministic():
+    """Two sandboxes hold the same rows."""
     a, b = Sandbox(), Sandbox()
     for spec in SANDBOX_SPECS:
         for resource in RESOURCES[spec]:
@@ -435,6 +456,8 @@ def test_dataset_is_deterministic():
 
 
 def test_unknown_routes_and_request_log(sandbox):
+    """Unknown routes get a JSON 404; the request log records method, status, spec, path, query and
+    resource, and `clear_requests` empties it."""
     sandbox.clear_requests()
     for path in ("/nope", "/ledger/v1/nothing", "/ledger/v1/resource/"):
         response = requests.get(sandbox.url + path)
@@ -458,6 +481,9 @@ def test_unknown_routes_and_request_log(sandbox):
 
 
 def test_fault_hook_overrides_response(sandbox):
+    """A `FaultPlan.intercept` answer replaces the response for the requests it picks, and only
+    those."""
+
     class Unavailable(FaultPlan):
         def intercept(self, request):
             if request.resource == "accounts":
@@ -475,6 +501,7 @@ def test_fault_hook_overrides_response(sandbox):
 
 
 def test_stop_closes_socket(clock):
+    """After `stop()` new and kept-alive connections fail; `stop()` can be called twice."""
     sb = Sandbox(clock=clock).start()
     port = sb.port
     session = requests.Session()  # keep-alive connection open while stopping
@@ -491,6 +518,7 @@ def test_stop_closes_socket(clock):
 
 
 def test_fault_counts_per_rule_nth_every_and_limit(sandbox):
+    """`nth`, `every` and `limit` pick which requests a fault hits, and `fired()` counts them."""
     client = Client(sandbox, "ad_analytics")
     sandbox.faults = FaultPlan(
         Fault("status", "ad_analytics", "accounts", nth=(2, 3), status=502),
@@ -505,6 +533,7 @@ def test_fault_counts_per_rule_nth_every_and_limit(sandbox):
 
 
 def test_unknown_fault_kind_is_refused():
+    """A fault of an unknown kind is refused when it is created."""
     with pytest.raises(ValueError, match="unknown fault kind 'teapot'"):
         Fault("teapot")
 
@@ -519,9 +548,10 @@ def test_unknown_fault_kind_is_refused():
     ],
 )
 def test_rate_limit_retry_after_forms(sandbox, options, header):
+    """A 429's `Retry-After` is seconds, 0, absent or an HTTP date from the plan's clock."""
     client = Client(sandbox, "ledger")
     sandbox.faults = FaultPlan(
-        Fault("rate_limit", "ledger", nth=1, **options), clock=lambda: 1_767_225_600.0
+        Fault("rate_limit", "ledger", nth=1, **options), clock=FakeClock(SANDBOX_NOW)
     )
     response = client.get("/v1/resource")
     assert response.status_code == 429
@@ -529,6 +559,7 @@ def test_rate_limit_retry_after_forms(sandbox, options, header):
 
 
 def test_html_and_204_answers(sandbox):
+    """The `html` fault answers an HTML 200 page; a 204 fault answers no body and no Content-Type."""
     client = Client(sandbox, "native_ads")
     sandbox.faults = FaultPlan(
         Fault("html", "native_ads", "accounts", nth=1),
@@ -543,6 +574,7 @@ def test_html_and_204_answers(sandbox):
 
 
 def test_connection_reset_mid_body(sandbox):
+    """The `reset` fault breaks the connection mid-body once; the next request succeeds."""
     client = Client(sandbox, "ledger")
     sandbox.faults = FaultPlan(Fault("reset", "ledger", "resource_name", nth=1))
     with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
@@ -564,6 +596,7 @@ def test_slow_answer_is_released_by_event_or_times_out_the_client(sandbox):
 
 
 def test_revoked_token_gets_401_before_its_expiry(sandbox):
+    """A revoked token gets 401 `invalid_token` though it has not expired."""
     client = Client(sandbox, "ledger")
     sandbox.faults = FaultPlan(Fault("revoke_token", "ledger", "resource_name", nth=2))
     assert client.get("/v1/resource").status_code == 200
@@ -572,6 +605,8 @@ def test_revoked_token_gets_401_before_its_expiry(sandbox):
 
 
 def test_rotating_refresh_token(sandbox):
+    """With rotation, a token request returns a new refresh token and the used one dies; both tokens
+    count as secrets."""
     sandbox.faults = FaultPlan(Fault("rotate_refresh_token", "ledger", "oauth"))
     first = token_response(sandbox, "ledger")
     rotated = first.json()["refresh_token"]
@@ -585,11 +620,14 @@ def test_rotating_refresh_token(sandbox):
 
 
 def test_token_endpoint_down(sandbox):
+    """The token endpoint answers 503 for the faulted requests, then 200."""
     sandbox.faults = FaultPlan(Fault("token_down", "ledger", "oauth", nth=(1, 2)))
     assert [token_response(sandbox, "ledger").status_code for _ in range(3)] == [503, 503, 200]
 
 
 def test_body_faults_on_offset_and_cursor_pages(sandbox):
+    """Body faults change one page each (total, duplicate or null keys, types, new fields, empty or
+    null pages, a repeated cursor) and never the truth."""
     client = Client(sandbox, "ad_analytics")
     sandbox.faults = FaultPlan(
         Fault("total", "ad_analytics", "accounts", nth=1, mode="missing"),
@@ -625,6 +663,7 @@ def test_body_faults_on_offset_and_cursor_pages(sandbox):
 
 
 def test_shift_rows_changes_the_truth(sandbox):
+    """`shift_rows` inserts or deletes rows ahead of the pages, changing `total` and the truth."""
     client = Client(sandbox, "ad_analytics")
     before = sandbox.ids("ad_analytics", "accounts")
     sandbox.faults = FaultPlan(
@@ -639,12 +678,14 @@ def test_shift_rows_changes_the_truth(sandbox):
 
 
 def test_wait_for_requests(sandbox):
+    """`wait_for_requests` is false before a request was served and true after."""
     assert not sandbox.wait_for_requests(1, 0)
     requests.get(sandbox.url + "/nope")
     assert sandbox.wait_for_requests(1, 5)
 
 
 def test_demo_plan_faults_are_survivable_kinds():
+    """The demo's fault plan holds only faults restsync survives, and the main kinds of them."""
     from restsync_assets.sandbox.faults import demo_plan
 
     kinds = {f.kind for f in demo_plan().faults}

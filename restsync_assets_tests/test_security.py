@@ -14,22 +14,27 @@ pipelines dir except the refresh-token store, which must be mode 0600.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
 import os
 import stat
-import zlib
+import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.sandbox.faults import Fault, FaultPlan
 
-from .test_faults import LEDGER, MARKETING_ORGS, failure_message, run, spec_text, write_spec
-from .test_recovery import Child
+from .conftest import debug_logs
+from .sandbox_specs import LEDGER, MARKETING_ORGS, offset, sandbox_spec
+from .support import (
+    edited,
+    failure_message,
+    materialize_specs,
+    secrets_found,
+    warehouse_texts,
+    write_spec,
+)
 
 CHILD = """
 import logging
@@ -68,36 +73,14 @@ def _echo_bearer(request) -> dict:
     return {"error": "bad_request", "you_sent": request.headers.get("authorization", "")}
 
 
-def _texts_of_warehouse(path: Path) -> list[str]:
-    """Every value of every table, state decoded."""
-    texts = []
-    with duckdb.connect(str(path), read_only=True) as con:
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables"
-        ).fetchall()
-        assert any(name == "_dlt_pipeline_state" for _, name in tables)
-        for schema, name in tables:
-            for row in con.execute(f'select * from "{schema}"."{name}"').fetchall():
-                texts.append(repr(row))
-                if name == "_dlt_pipeline_state":
-                    for value in row:
-                        if isinstance(value, str) and len(value) > 40:
-                            with contextlib.suppress(ValueError, zlib.error):
-                                texts.append(zlib.decompress(base64.b64decode(value)).decode())
-    return texts
-
-
-def _find(secrets: list[str], where: str, text: str) -> list[str]:
-    return [f"{where}: {s[:12]}…" for s in secrets if s in text]
-
-
 def test_no_secret_in_output_events_warehouse_or_state(
-    tmp_path, sandbox_env: Sandbox, monkeypatch
+    tmp_path, specs_dir, sandbox_env: Sandbox, commands, monkeypatch
 ) -> None:
-    specs = tmp_path / "specs"
-    write_spec(specs, spec_text("ledger", [LEDGER]))
-    write_spec(specs, spec_text("marketing_api", [MARKETING_ORGS], {"max_retries": 1}))
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs))
+    """A run at DEBUG through token rotation, a revoked token, a token endpoint outage, a 503
+    and an error body echoing the bearer token leaves no secret in its output, its Dagster
+    events, the warehouse (state decoded) or any file; the token store is 0600."""
+    write_spec(specs_dir, sandbox_spec("ledger", [LEDGER]))
+    write_spec(specs_dir, sandbox_spec("marketing_api", [MARKETING_ORGS], {"max_retries": 1}))
     monkeypatch.setenv("RUNTIME__LOG_LEVEL", "DEBUG")  # dlt's own logger
     sandbox_env.faults = FaultPlan(
         Fault("rotate_refresh_token", None, "oauth"),
@@ -109,9 +92,9 @@ def test_no_secret_in_output_events_warehouse_or_state(
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     events = tmp_path / "events.jsonl"
-    child = Child(script, events)
+    child = commands([sys.executable, script, events])
     assert child.finish() == 0
-    output = "".join(child.output)
+    output = child.text
     assert "RESULT failure" in output  # marketing_api failed, ledger loaded
     assert "Bearer ***" in output  # the echoed token was there, and masked
 
@@ -123,10 +106,12 @@ def test_no_secret_in_output_events_warehouse_or_state(
     assert "DEBUG" in output and "urllib3" in output  # the loggers really were at DEBUG
     assert events.stat().st_size > 10_000
 
-    found = _find(secrets, "stdout/stderr", output)
-    found += _find(secrets, "dagster events", events.read_text())
     db = Path(os.environ["RESTSYNC_DUCKDB_PATH"])
-    found += _find(secrets, "warehouse tables", "\n".join(_texts_of_warehouse(db)))
+    texts = {
+        "stdout/stderr": output,
+        "dagster events": events.read_text(),
+        "warehouse tables": "\n".join(warehouse_texts(db)),
+    }
     for path in [*db.parent.rglob("*"), *Path(os.environ["RESTSYNC_PIPELINES_DIR"]).rglob("*")]:
         if not path.is_file():
             continue
@@ -134,14 +119,15 @@ def test_no_secret_in_output_events_warehouse_or_state(
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             assert json.loads(path.read_text())["refresh_token"] in secrets
             continue
-        found += _find(secrets, str(path), path.read_bytes().decode("latin-1"))
-    assert found == []
+        texts[str(path)] = path.read_bytes().decode("latin-1")
+    assert secrets_found(secrets, texts) == []
 
 
-def test_plain_http_token_url_is_refused(tmp_path, sandbox_env, monkeypatch) -> None:
-    specs = write_spec(tmp_path / "specs", spec_text("ledger", [LEDGER]))
+def test_plain_http_token_url_is_refused(specs_dir, sandbox_env, monkeypatch) -> None:
+    """A plain-http token URL fails the run in one line before any token request is sent."""
+    write_spec(specs_dir, sandbox_spec("ledger", [LEDGER]))
     monkeypatch.setenv("LEDGER_TOKEN_URL", "http://auth.example.com/oauth2/token")
-    result = run(specs)
+    result = materialize_specs(specs_dir)
     assert failure_message(result) == (
         "ledger: OAuth2 token_url 'http://auth.example.com/oauth2/token' must be an https://"
         " URL (plain http is only allowed for loopback hosts such as 127.0.0.1 or localhost),"
@@ -177,18 +163,16 @@ def test_plain_http_token_url_is_refused(tmp_path, sandbox_env, monkeypatch) -> 
     ids=["mro", "globals", "response-class", "mutate", "include-file"],
 )
 def test_hostile_cursor_template_fails_the_run_without_escaping(
-    template, reason, tmp_path, sandbox_env, monkeypatch
+    template, reason, tmp_path, specs_dir, sandbox_env, monkeypatch
 ) -> None:
+    """A cursor template reaching for Python internals, files or mutation fails the run in
+    one line naming the template, and touches no file."""
     canary = tmp_path / "CANARY"
     canary.write_text("secret file contents")
     monkeypatch.chdir(tmp_path)
-    paginator = {**MARKETING_ORGS["endpoint"]["paginator"], "cursor_value": template}
-    resource = {
-        **MARKETING_ORGS,
-        "endpoint": {**MARKETING_ORGS["endpoint"], "paginator": paginator},
-    }
-    specs = write_spec(tmp_path / "specs", spec_text("marketing_api", [resource]))
-    result = run(specs)
+    resource = edited(MARKETING_ORGS, endpoint__paginator__cursor_value=template)
+    write_spec(specs_dir, sandbox_spec("marketing_api", [resource]))
+    result = materialize_specs(specs_dir)
     assert failure_message(result) == (
         f"marketing_api: template {template!r}: evaluation failed: {reason}"
     )
@@ -200,7 +184,7 @@ def test_hostile_cursor_template_fails_the_run_without_escaping(
 
 
 def test_token_store_prefers_a_rotation_of_the_configured_token(tmp_path) -> None:
-    from restsync_assets.token_store import RefreshTokenStore
+    from restsync_assets.runtime.token_store import RefreshTokenStore
 
     store = RefreshTokenStore("ledger", "configured-1", tmp_path)
     assert store.load() is None and store.candidates() == ["configured-1"]
@@ -218,7 +202,7 @@ def test_token_store_prefers_a_rotation_of_the_configured_token(tmp_path) -> Non
 
 
 def test_unreadable_token_store_is_ignored(tmp_path) -> None:
-    from restsync_assets.token_store import RefreshTokenStore
+    from restsync_assets.runtime.token_store import RefreshTokenStore
 
     store = RefreshTokenStore("ledger", "configured-1", tmp_path)
     store.path.write_text("{not json")
@@ -226,8 +210,8 @@ def test_unreadable_token_store_is_ignored(tmp_path) -> None:
 
 
 def test_failure_messages_mask_every_registered_token() -> None:
-    from restsync_assets.failures import explain
-    from restsync_assets.http.masking import register_secret
+    from restsync_assets.runtime.failures import explain
+    from restsync_assets.runtime.http.masking import register_secret
 
     register_secret("access-token-abcdef123456")
     error = RuntimeError("GET https://x.example.com/a?token=1 with access-token-abcdef123456")
@@ -237,45 +221,30 @@ def test_failure_messages_mask_every_registered_token() -> None:
 
 
 def test_secret_params_and_headers_stay_out_of_logs_errors_events_and_warehouse(
-    tmp_path, sandbox_env: Sandbox, monkeypatch
+    specs_dir, sandbox_env: Sandbox, monkeypatch
 ) -> None:
-    import io
-    import logging
-
-    from .test_faults import offset
-
+    """A `{secret: ...}` query param and header: missing, the run names its env var; set, it
+    reaches the API and stays out of DEBUG logs, the error line, events and the warehouse."""
     secret = "spec-marked-secret-0123456789"
     users = offset("/v1/users", "users", 100)
     users["endpoint"]["params"] = {"api_key": {"secret": "api_key"}}
     users["endpoint"]["headers"] = {"X-Api-Key": {"secret": "api_key"}}
-    specs = write_spec(tmp_path / "specs", spec_text("workspace_docs", [users], {"max_retries": 1}))
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs))
+    write_spec(specs_dir, sandbox_spec("workspace_docs", [users], {"max_retries": 1}))
 
     monkeypatch.delenv("WORKSPACE_DOCS_API_KEY", raising=False)
-    missing = run(specs)
+    missing = materialize_specs(specs_dir)
     assert failure_message(missing) == (
         "workspace_docs: missing api key: set the env var WORKSPACE_DOCS_API_KEY "
         "(or sources.workspace_docs.api_key in .dlt/secrets.toml)"
     )
 
     monkeypatch.setenv("WORKSPACE_DOCS_API_KEY", secret)
-    captured = io.StringIO()
-    handler = logging.StreamHandler(captured)
-    loggers = [logging.getLogger(n) for n in ("dlt", "urllib3.connectionpool")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.DEBUG)
-        lg.addHandler(handler)
-    try:
-        loaded = run(specs)
+    with debug_logs(("dlt", "urllib3.connectionpool")) as captured:
+        loaded = materialize_specs(specs_dir)
         sandbox_env.faults = FaultPlan(
             Fault("status", "workspace_docs", "users", status=503, retry_after=0)
         )
-        failed = run(specs)
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
+        failed = materialize_specs(specs_dir)
     assert loaded.success and not failed.success
     sent = [r for r in sandbox_env.requests if r.resource == "users" and r.status == 200]
     assert sent and all(r.query.get("api_key") == secret for r in sent)  # it reached the API
@@ -284,7 +253,7 @@ def test_secret_params_and_headers_stay_out_of_logs_errors_events_and_warehouse(
     logs = captured.getvalue()
     assert "Making GET request" in logs and "api_key=***" in logs  # DEBUG really ran, masked
     events = "\n".join(repr(e) for r in (loaded, failed) for e in r.all_events)
-    warehouse = "\n".join(_texts_of_warehouse(Path(os.environ["RESTSYNC_DUCKDB_PATH"])))
+    warehouse = "\n".join(warehouse_texts(Path(os.environ["RESTSYNC_DUCKDB_PATH"])))
     for where, text in {
         "logs": logs,
         "error": message,

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 
@@ -19,15 +20,13 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from dlt.common.versioned_state import decompress_state
 
 from restsync_assets.assets import SPEC_TAG
-from restsync_assets.dataset_lock import lock_key
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
+from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.specs.loader import load_specs
 
 from .conftest import REPO, SEED_SPECS
-from .servers import TIMEOUT, background, pg_connect, pg_query
-from .test_deploying import assert_tables_equal_sandbox
-from .test_recovery import Child
+from .servers import TIMEOUT, assert_tables_equal_sandbox, background, pg_connect, pg_query
 
 LEDGER = [("ledger", "resource_name")]
 WAITING = "waiting for another restsync run to release the lock on dataset 'ledger'"
@@ -81,7 +80,7 @@ def cursors(database: str) -> list[str]:
 
 
 def test_two_machines_loading_one_spec_at_once_take_turns_and_never_move_its_cursor_back(
-    sandbox_env, warehouse_db, tmp_path, monkeypatch
+    commands, sandbox_env, warehouse_db, tmp_path, monkeypatch
 ):
     """Machine B loads ledger; a newer row appears at the source; then A (empty working
     folder) and B (its state now stale) load at once. Both wait for the dataset's advisory
@@ -108,7 +107,7 @@ def test_two_machines_loading_one_spec_at_once_take_turns_and_never_move_its_cur
         children = {}
         for name, folder in machines.items():
             monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(folder))
-            children[name] = Child(script)
+            children[name] = commands([sys.executable, script])
         for name, child in children.items():
             assert child.wait_for_line(WAITING), f"machine {name} did not wait: {child.output}"
         cursor.execute("SELECT pg_advisory_unlock(%s)", (lock_key("ledger"),))

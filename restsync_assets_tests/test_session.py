@@ -1,16 +1,11 @@
-"""Tests for restsync_assets.http.session (per-route retries, 401 refresh, masking)."""
+"""Tests for restsync_assets.runtime.http.session (per-route retries, 401 refresh, masking)."""
 
 from __future__ import annotations
 
 import copy
-import json
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -18,120 +13,39 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 from requests.adapters import BaseAdapter
 
-from restsync_assets.http.oauth import OAuth2Auth
-from restsync_assets.http.paginators import TemplatedCursorPaginator
-from restsync_assets.http.session import (
-    HttpStatusError,
-    NotJsonError,
-    RequestFailedError,
-    RestsyncSession,
-    RetryPolicy,
-    Route,
-    mask,
-)
+from restsync_assets.runtime.http import retry
+from restsync_assets.runtime.http.errors import HttpStatusError, NotJsonError, RequestFailedError
+from restsync_assets.runtime.http.masking import mask
+from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.paginators import TemplatedCursorPaginator
+from restsync_assets.runtime.http.retry import RetryPolicy
+from restsync_assets.runtime.http.session import RestsyncSession, Route
 
-from .conftest import serving
-
-
-@dataclass
-class Req:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-
-
-@dataclass
-class Resp:
-    status: int = 200
-    body: Any = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-DROP = "drop"  # close the connection without answering
-App = Callable[[Req], "Resp | str"]
-
-
-class Api:
-    """Local HTTP API on 127.0.0.1; ``app`` answers, ``requests`` records."""
-
-    def __init__(self) -> None:
-        self.app: App = lambda req: Resp()
-        self.requests: list[Req] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                parts = urlsplit(self.path)
-                if int(self.headers.get("Content-Length", 0)):
-                    self.rfile.read(int(self.headers["Content-Length"]))
-                req = Req(
-                    self.command,
-                    parts.path,
-                    {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                    dict(self.headers),
-                )
-                api.requests.append(req)
-                resp = api.app(req)
-                if resp == DROP:
-                    self.close_connection = True
-                    return
-                raw = isinstance(resp.body, bytes)
-                payload = resp.body if raw else json.dumps(resp.body).encode()
-                self.send_response(resp.status)
-                if "Content-Type" not in resp.headers:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in resp.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def calls(self, path: str) -> int:
-        return sum(1 for r in self.requests if r.path == path)
+from .support import DROP, App, FakeClock, RawApi, RawReply, RawRequest, sequence
 
 
 @pytest.fixture(scope="module")
-def _server() -> Iterator[Api]:
-    server = Api()
-    with serving(server.server):
+def _server() -> Iterator[RawApi]:
+    with RawApi().running() as server:
         yield server
 
 
 @pytest.fixture
-def api(_server: Api) -> Api:
-    _server.app = lambda req: Resp()
-    _server.requests.clear()
-    return _server
+def api(_server: RawApi) -> RawApi:
+    return _server.reset()
 
 
-def sequence(*responses: Resp | str) -> App:
-    """Answer with ``responses`` in order, repeating the last one."""
-    queue = list(responses)
-    return lambda req: queue.pop(0) if len(queue) > 1 else queue[0]
-
-
-class Sleeps(list):
-    """Fake sleep recording the delays."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 POLICY = RetryPolicy(max_retries=3, backoff_factor=1.0, max_retry_delay=30.0)
 
 
-def make_session(api: Api, sleeps: Sleeps, *routes: Route, **kwargs: Any) -> RestsyncSession:
+def make_session(api: RawApi, clock: FakeClock, *routes: Route, **kwargs: Any) -> RestsyncSession:
     kwargs.setdefault("default_policy", POLICY)
-    return RestsyncSession("acme", api.url + "/api", list(routes), sleep=sleeps, **kwargs)
+    return RestsyncSession("acme", api.url + "/api", list(routes), clock=clock, **kwargs)
 
 
 # --- routing ------------------------------------------------------------------------------
@@ -177,29 +91,26 @@ def test_route_without_base_path_prefix() -> None:
 # --- retries ------------------------------------------------------------------------------
 
 
-def test_retries_503_with_exponential_backoff(api: Api) -> None:
-    api.app = sequence(Resp(503), Resp(503), Resp(200, {"ok": True}))
-    sleeps = Sleeps()
-    response = make_session(api, sleeps).get(api.url + "/api/items")
+def test_retries_503_with_exponential_backoff(api: RawApi, clock: FakeClock) -> None:
+    api.app = sequence(RawReply(503), RawReply(503), RawReply(200, {"ok": True}))
+    response = make_session(api, clock).get(api.url + "/api/items")
     assert response.status_code == 200 and response.json() == {"ok": True}
-    assert sleeps == [1.0, 2.0]
+    assert clock.sleeps == [1.0, 2.0]
     assert len(api.requests) == 3
 
 
-def test_backoff_is_capped(api: Api) -> None:
-    api.app = sequence(Resp(500), Resp(502), Resp(504), Resp(200))
-    sleeps = Sleeps()
+def test_backoff_is_capped(api: RawApi, clock: FakeClock) -> None:
+    api.app = sequence(RawReply(500), RawReply(502), RawReply(504), RawReply(200))
     policy = RetryPolicy(max_retries=3, backoff_factor=10.0, max_retry_delay=15.0)
-    make_session(api, sleeps, default_policy=policy).get(api.url + "/api/items")
-    assert sleeps == [10.0, 15.0, 15.0]
+    make_session(api, clock, default_policy=policy).get(api.url + "/api/items")
+    assert clock.sleeps == [10.0, 15.0, 15.0]
 
 
-def test_retries_exhausted_raise_with_masked_url(api: Api) -> None:
-    api.app = lambda req: Resp(503)
-    sleeps = Sleeps()
+def test_retries_exhausted_raise_with_masked_url(api: RawApi, clock: FakeClock) -> None:
+    api.app = lambda req: RawReply(503)
     session = make_session(
         api,
-        sleeps,
+        clock,
         Route("stats", "/v1/stats", RetryPolicy(max_retries=2, backoff_factor=0.5)),
         secrets=lambda: ["sekrit-value-1"],
     )
@@ -215,27 +126,26 @@ def test_retries_exhausted_raise_with_masked_url(api: Api) -> None:
     assert "after 3 attempts" in message and "max_retries" in message
     assert (error.attempts, error.status, error.resource) == (3, 503, "stats")
     assert error.__cause__ is None and error.__context__ is None
-    assert sleeps == [0.5, 1.0]
+    assert clock.sleeps == [0.5, 1.0]
 
 
-def test_per_route_policy_is_used(api: Api) -> None:
-    api.app = lambda req: Resp(503) if req.path.endswith("/fragile") else Resp(429)
-    sleeps = Sleeps()
+def test_per_route_policy_is_used(api: RawApi, clock: FakeClock) -> None:
+    api.app = lambda req: RawReply(503) if req.path.endswith("/fragile") else RawReply(429)
     session = make_session(
         api,
-        sleeps,
+        clock,
         Route("fragile", "/fragile", RetryPolicy(max_retries=0)),
         Route("no_429", "/no429", RetryPolicy(retry_on_status_codes=(503,))),
     )
     with pytest.raises(RequestFailedError, match="after 1 attempt:"):
         session.get(api.url + "/api/fragile")
     assert session.get(api.url + "/api/no429").status_code == 429  # not retryable there
-    assert sleeps == []
+    assert clock.sleeps == []
     assert len(api.requests) == 2
 
 
-def _http_date(offset_seconds: float) -> str:
-    return formatdate(time.time() + offset_seconds, usegmt=True)
+def _http_date(clock: FakeClock, offset_seconds: float) -> str:
+    return formatdate(clock.now + offset_seconds, usegmt=True)
 
 
 @pytest.mark.parametrize(
@@ -251,46 +161,43 @@ def _http_date(offset_seconds: float) -> str:
         ("past-date", True, 0.0),  # a date already passed: retry now
     ],
 )
-def test_retry_after(api: Api, retry_after: str | None, respect: bool, expected: float) -> None:
+def test_retry_after(
+    api: RawApi, retry_after: str | None, respect: bool, expected: float, clock: FakeClock
+) -> None:
     if retry_after == "far-future-date":
-        retry_after = _http_date(3600)
+        retry_after = _http_date(clock, 3600)
     elif retry_after == "past-date":
-        retry_after = _http_date(-3600)
+        retry_after = _http_date(clock, -3600)
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    api.app = sequence(Resp(429, headers=headers), Resp(200))
-    sleeps = Sleeps()
+    api.app = sequence(RawReply(429, headers=headers), RawReply(200))
     policy = RetryPolicy(max_retry_delay=30.0, respect_retry_after=respect)
-    make_session(api, sleeps, default_policy=policy).get(api.url + "/api/x")
-    assert sleeps == [expected]
+    make_session(api, clock, default_policy=policy).get(api.url + "/api/x")
+    assert clock.sleeps == [expected]
 
 
-def test_retry_after_http_date_in_near_future(api: Api) -> None:
-    api.app = sequence(Resp(503, headers={"Retry-After": _http_date(20)}), Resp(200))
-    sleeps = Sleeps()
-    make_session(api, sleeps).get(api.url + "/api/x")
-    assert len(sleeps) == 1 and 17.0 <= sleeps[0] <= 20.0
+def test_retry_after_http_date_in_near_future(api: RawApi, clock: FakeClock) -> None:
+    api.app = sequence(RawReply(503, headers={"Retry-After": _http_date(clock, 20)}), RawReply(200))
+    make_session(api, clock).get(api.url + "/api/x")
+    assert clock.sleeps == [20.0]
 
 
-def test_404_is_returned_unchanged(api: Api) -> None:
-    api.app = lambda req: Resp(404, {"error": "not found"})
-    sleeps = Sleeps()
-    response = make_session(api, sleeps).get(api.url + "/api/missing")
+def test_404_is_returned_unchanged(api: RawApi, clock: FakeClock) -> None:
+    api.app = lambda req: RawReply(404, {"error": "not found"})
+    response = make_session(api, clock).get(api.url + "/api/missing")
     assert response.status_code == 404 and response.json() == {"error": "not found"}
-    assert sleeps == [] and len(api.requests) == 1
+    assert clock.sleeps == [] and len(api.requests) == 1
 
 
-def test_connection_error_is_retried(api: Api) -> None:
-    api.app = sequence(DROP, Resp(200, {"ok": 1}))
-    sleeps = Sleeps()
-    response = make_session(api, sleeps).get(api.url + "/api/x")
+def test_connection_error_is_retried(api: RawApi, clock: FakeClock) -> None:
+    api.app = sequence(DROP, RawReply(200, {"ok": 1}))
+    response = make_session(api, clock).get(api.url + "/api/x")
     assert response.json() == {"ok": 1}
-    assert sleeps == [1.0] and len(api.requests) == 2
+    assert clock.sleeps == [1.0] and len(api.requests) == 2
 
 
-def test_connection_errors_exhausted(api: Api) -> None:
+def test_connection_errors_exhausted(api: RawApi, clock: FakeClock) -> None:
     api.app = lambda req: DROP
-    sleeps = Sleeps()
-    session = make_session(api, sleeps, default_policy=RetryPolicy(max_retries=1))
+    session = make_session(api, clock, default_policy=RetryPolicy(max_retries=1))
     with pytest.raises(RequestFailedError, match="after 2 attempts: ConnectionError") as info:
         session.get(api.url + "/api/x?token=tok-123456")
     assert "tok-123456" not in str(info.value)
@@ -300,22 +207,22 @@ def test_connection_errors_exhausted(api: Api) -> None:
 # --- with dlt's RESTClient ------------------------------------------------------------------
 
 
-def test_dlt_rest_client_retries_before_its_raise_for_status_hook(api: Api) -> None:
-    api.app = sequence(Resp(503), Resp(200, {"data": [{"id": 1}]}))
-    sleeps = Sleeps()
-    client = RESTClient(base_url=api.url + "/api", session=make_session(api, sleeps))
+def test_dlt_rest_client_retries_before_its_raise_for_status_hook(
+    api: RawApi, clock: FakeClock
+) -> None:
+    api.app = sequence(RawReply(503), RawReply(200, {"data": [{"id": 1}]}))
+    client = RESTClient(base_url=api.url + "/api", session=make_session(api, clock))
     pages = list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
     assert pages == [[{"id": 1}]]
-    assert sleeps == [1.0]
+    assert clock.sleeps == [1.0]
 
 
-def test_dlt_rest_client_still_sees_404(api: Api) -> None:
-    api.app = lambda req: Resp(404)
-    sleeps = Sleeps()
-    client = RESTClient(base_url=api.url + "/api", session=make_session(api, sleeps))
+def test_dlt_rest_client_still_sees_404(api: RawApi, clock: FakeClock) -> None:
+    api.app = lambda req: RawReply(404)
+    client = RESTClient(base_url=api.url + "/api", session=make_session(api, clock))
     with pytest.raises(requests.HTTPError, match="404"):
         list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
-    assert len(api.requests) == 1 and sleeps == []
+    assert len(api.requests) == 1 and clock.sleeps == []
 
 
 # --- 401 and OAuth2 -----------------------------------------------------------------------
@@ -324,65 +231,65 @@ def test_dlt_rest_client_still_sees_404(api: Api) -> None:
 def _oauth_app(valid: Callable[[str], bool]) -> App:
     issued: list[str] = []
 
-    def app(req: Req) -> Resp:
+    def app(req: RawRequest) -> RawReply:
         if req.path == "/oauth/token":
             issued.append(f"tok-{len(issued) + 1}")
-            return Resp(200, {"access_token": issued[-1], "expires_in": 3600})
+            return RawReply(200, {"access_token": issued[-1], "expires_in": 3600})
         token = req.headers.get("Authorization", "").removeprefix("Bearer ")
-        return Resp(200, {"data": [{"token": token}]}) if valid(token) else Resp(401)
+        return RawReply(200, {"data": [{"token": token}]}) if valid(token) else RawReply(401)
 
     return app
 
 
-def test_401_refreshes_token_once_and_succeeds(api: Api) -> None:
+def test_401_refreshes_token_once_and_succeeds(api: RawApi, clock: FakeClock) -> None:
     api.app = _oauth_app(lambda token: token == "tok-2")
     auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1", source="acme")
-    sleeps = Sleeps()
-    session = make_session(api, sleeps, auth=auth)
+    session = make_session(api, clock, auth=auth)
     response = session.get(api.url + "/api/items", auth=auth)
     assert response.status_code == 200 and response.json()["data"][0]["token"] == "tok-2"
     assert api.calls("/oauth/token") == 2 and api.calls("/api/items") == 2
-    assert sleeps == []
+    assert clock.sleeps == []
 
 
-def test_second_401_is_returned_as_is(api: Api) -> None:
+def test_second_401_is_returned_as_is(api: RawApi, clock: FakeClock) -> None:
     api.app = _oauth_app(lambda token: False)
     auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1")
-    response = make_session(api, Sleeps(), auth=auth).get(api.url + "/api/items", auth=auth)
+    response = make_session(api, clock, auth=auth).get(api.url + "/api/items", auth=auth)
     assert response.status_code == 401
     assert api.calls("/oauth/token") == 2 and api.calls("/api/items") == 2
 
 
-def test_401_for_request_not_authorized_by_oauth_is_not_refreshed(api: Api) -> None:
+def test_401_for_request_not_authorized_by_oauth_is_not_refreshed(
+    api: RawApi, clock: FakeClock
+) -> None:
     api.app = _oauth_app(lambda token: False)
     auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1")
-    session = make_session(api, Sleeps(), auth=auth)
+    session = make_session(api, clock, auth=auth)
     response = session.get(api.url + "/api/items", headers={"Authorization": "Bearer other"})
     assert response.status_code == 401
     assert api.calls("/oauth/token") == 0 and api.calls("/api/items") == 1
 
 
-def test_rest_api_source_end_to_end(api: Api) -> None:
+def test_rest_api_source_end_to_end(api: RawApi, clock: FakeClock) -> None:
     """Session, OAuth2Auth and TemplatedCursorPaginator pass dlt's rest_api validation and run."""
     from dlt.sources.rest_api import rest_api_source
 
     pages = {None: ("2", 503), "2": (None, 401)}  # first answer per page fails once
     failed: set[Any] = set()
 
-    def app(req: Req) -> Resp:
+    def app(req: RawRequest) -> RawReply:
         if req.path == "/oauth/token":
-            return Resp(200, {"access_token": f"tok-{api.calls('/oauth/token')}"})
+            return RawReply(200, {"access_token": f"tok-{api.calls('/oauth/token')}"})
         cursor = req.query.get("after")
         nxt, failure = pages[cursor]
         if cursor not in failed:
             failed.add(cursor)
-            return Resp(failure)
-        return Resp(200, {"data": [{"id": cursor or "1"}], "next": nxt})
+            return RawReply(failure)
+        return RawReply(200, {"data": [{"id": cursor or "1"}], "next": nxt})
 
     api.app = app
     auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1", source="acme")
-    sleeps = Sleeps()
-    session = make_session(api, sleeps, Route("items", "/items", POLICY), auth=auth)
+    session = make_session(api, clock, Route("items", "/items", POLICY), auth=auth)
     paginator = TemplatedCursorPaginator("{{ response.next }}", cursor_param="after")
     source = rest_api_source(
         {
@@ -391,7 +298,7 @@ def test_rest_api_source_end_to_end(api: Api) -> None:
         }
     )
     assert [row["id"] for row in source.resources["items"]] == ["1", "2"]
-    assert sleeps == [1.0]
+    assert clock.sleeps == [1.0]
     assert api.calls("/oauth/token") == 2
 
 
@@ -419,37 +326,35 @@ class FakeAdapter(BaseAdapter):
         pass
 
 
-def _fake_session(adapter: FakeAdapter, sleeps: Sleeps, policy: RetryPolicy) -> RestsyncSession:
-    session = RestsyncSession("acme", "https://fake.example.com", [], policy, sleep=sleeps)
+def _fake_session(adapter: FakeAdapter, clock: FakeClock, policy: RetryPolicy) -> RestsyncSession:
+    session = RestsyncSession("acme", "https://fake.example.com", [], policy, clock=clock)
     session.mount("https://fake.example.com", adapter)
     return session
 
 
 def test_default_timeout_comes_from_policy() -> None:
     adapter = FakeAdapter()
-    session = _fake_session(adapter, Sleeps(), RetryPolicy(timeout=12.5))
+    session = _fake_session(adapter, FakeClock(), RetryPolicy(timeout=12.5))
     session.get("https://fake.example.com/a")
     session.get("https://fake.example.com/a", timeout=3)
     assert [sent["timeout"] for sent in adapter.sent] == [12.5, 3]
 
 
-def test_timeouts_are_retried_then_reported() -> None:
+def test_timeouts_are_retried_then_reported(clock: FakeClock) -> None:
     error = requests.ReadTimeout("read timed out for /a?password=hunter22")
     adapter = FakeAdapter([error, error, error])
-    sleeps = Sleeps()
-    session = _fake_session(adapter, sleeps, RetryPolicy(max_retries=2))
+    session = _fake_session(adapter, clock, RetryPolicy(max_retries=2))
     with pytest.raises(RequestFailedError, match="after 3 attempts: ReadTimeout") as info:
         session.get("https://fake.example.com/a")
     assert "hunter22" not in str(info.value)
-    assert sleeps == [1.0, 2.0]
+    assert clock.sleeps == [1.0, 2.0]
 
 
-def test_non_retryable_exception_propagates() -> None:
+def test_non_retryable_exception_propagates(clock: FakeClock) -> None:
     adapter = FakeAdapter([requests.exceptions.InvalidHeader("bad header")])
-    sleeps = Sleeps()
     with pytest.raises(requests.exceptions.InvalidHeader):
-        _fake_session(adapter, sleeps, RetryPolicy()).get("https://fake.example.com/a")
-    assert sleeps == []
+        _fake_session(adapter, clock, RetryPolicy()).get("https://fake.example.com/a")
+    assert clock.sleeps == []
 
 
 def test_session_is_shared_on_deepcopy_and_does_not_raise_for_status() -> None:
@@ -467,10 +372,12 @@ def test_mask_helper() -> None:
 # --- answers that are not what dlt expects --------------------------------------------------
 
 
-def test_html_with_status_200_fails_with_status_type_and_first_bytes(api: Api) -> None:
+def test_html_with_status_200_fails_with_status_type_and_first_bytes(
+    api: RawApi, clock: FakeClock
+) -> None:
     page = b"<!DOCTYPE html>\n<html><body>Maintenance until 10:00</body></html>"
-    api.app = lambda req: Resp(200, page, {"Content-Type": "text/html"})
-    session = make_session(api, Sleeps(), Route("items", "/items", POLICY))
+    api.app = lambda req: RawReply(200, page, {"Content-Type": "text/html"})
+    session = make_session(api, clock, Route("items", "/items", POLICY))
     with pytest.raises(NotJsonError) as info:
         session.get(api.url + "/api/items?api_key=k-123456")
     assert str(info.value) == (
@@ -482,10 +389,9 @@ def test_html_with_status_200_fails_with_status_type_and_first_bytes(api: Api) -
     assert info.value.status == 200 and info.value.attempts == 1
 
 
-def test_empty_2xx_fails_unless_response_actions_ignore_it(api: Api) -> None:
-    api.app = lambda req: Resp(204, b"")
-    sleeps = Sleeps()
-    client = RESTClient(base_url=api.url + "/api", session=make_session(api, sleeps))
+def test_empty_2xx_fails_unless_response_actions_ignore_it(api: RawApi, clock: FakeClock) -> None:
+    api.app = lambda req: RawReply(204, b"")
+    client = RESTClient(base_url=api.url + "/api", session=make_session(api, clock))
     with pytest.raises(NotJsonError, match=r"answered HTTP 204 with an empty body, not JSON"):
         list(client.paginate("/items", data_selector="data", paginator=SinglePagePaginator()))
     from dlt.sources.rest_api.config_setup import create_response_hooks
@@ -497,11 +403,13 @@ def test_empty_2xx_fails_unless_response_actions_ignore_it(api: Api) -> None:
     assert list(pages) == []
 
 
-def test_http_error_is_one_line_with_hint_and_still_an_http_error(api: Api) -> None:
-    api.app = lambda req: Resp(404, {"error": "not_found"})
+def test_http_error_is_one_line_with_hint_and_still_an_http_error(
+    api: RawApi, clock: FakeClock
+) -> None:
+    api.app = lambda req: RawReply(404, {"error": "not_found"})
     client = RESTClient(
         base_url=api.url + "/api",
-        session=make_session(api, Sleeps(), Route("kids", "/parents/{id}/kids", POLICY)),
+        session=make_session(api, clock, Route("kids", "/parents/{id}/kids", POLICY)),
     )
     with pytest.raises(HttpStatusError) as info:
         list(client.paginate("/parents/7/kids", paginator=SinglePagePaginator()))
@@ -514,31 +422,21 @@ def test_http_error_is_one_line_with_hint_and_still_an_http_error(api: Api) -> N
     )
 
 
-def test_socket_errors_are_named_in_the_message(api: Api) -> None:
+def test_socket_errors_are_named_in_the_message(api: RawApi, clock: FakeClock) -> None:
     api.app = lambda req: DROP
-    session = make_session(api, Sleeps(), default_policy=RetryPolicy(max_retries=0))
+    session = make_session(api, clock, default_policy=RetryPolicy(max_retries=0))
     with pytest.raises(RequestFailedError) as info:
         session.get(api.url + "/api/x")
     assert "after 1 attempt: ConnectionError (" in str(info.value)
 
 
 def test_default_sleep_and_clock_come_from_the_swappable_retry_clock(api, monkeypatch) -> None:
-    from restsync_assets.http import retry
-
-    class Fake(retry.Clock):
-        def __init__(self) -> None:
-            self.sleeps: list[float] = []
-
-        def time(self) -> float:
-            return 1_800_000_000.0
-
-        def sleep(self, seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-    fake = Fake()
+    """Without a clock of its own, a session waits and dates `Retry-After` with `retry.CLOCK`,
+    looked up at each wait."""
+    fake = FakeClock()
     monkeypatch.setattr(retry, "CLOCK", fake)
-    date = formatdate(1_800_000_000.0 + 12, usegmt=True)
-    api.app = sequence(Resp(429, headers={"Retry-After": date}), Resp(200))
+    date = formatdate(fake.now + 12, usegmt=True)
+    api.app = sequence(RawReply(429, headers={"Retry-After": date}), RawReply(200))
     session = RestsyncSession("acme", api.url, [], RetryPolicy())
     assert session.get(api.url + "/x").status_code == 200
     assert fake.sleeps == [12.0]

@@ -6,14 +6,12 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
 from restsync_assets.specs.errors import SpecError, SpecValidationError
 from restsync_assets.specs.loader import load_spec_file, load_specs, normalize_selector
 from restsync_assets.specs.model import OffsetPaginatorSpec, TemplatedCursorPaginatorSpec
 
-REPO = Path(__file__).resolve().parent.parent
-SEED_SPECS = REPO / "source_specs"
+from .support import DELETE, SEED_SPECS, edited, write_spec
 
 BASE = {
     "name": "shop",
@@ -33,29 +31,13 @@ BASE = {
 
 
 def spec_with(**changes):
-    """BASE with dotted-path changes applied, e.g. {"resources.0.endpoint.path": "/x"}."""
-    spec = copy.deepcopy(BASE)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = spec
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-        if isinstance(node, list):
-            node[int(last)] = value
-        elif value is DELETE:
-            node.pop(last)
-        else:
-            node[last] = value
-    return spec
-
-
-DELETE = object()
+    """BASE with changes at `__`-separated paths, e.g. {"resources__0__endpoint__path": "/x"}."""
+    return edited(BASE, **changes)
 
 
 def write(tmp_path: Path, spec, name: str = "shop.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False))
-    return path
+    """`spec` (a dict or YAML text) as `tmp_path/name`."""
+    return write_spec(tmp_path, spec, name)
 
 
 TOKEN_URL_RULE = (
@@ -747,7 +729,7 @@ def test_star_selects_array_elements_and_object_members(selector, document, expe
 
 def test_concurrency_parallelizes_every_resource_of_the_source(tmp_path):
     from restsync_assets.resources import Credentials
-    from restsync_assets.sources import build_source, source_config
+    from restsync_assets.runtime.source import build_source, source_config
 
     creds = Credentials("shop", "id", "secret", None, None, "http://127.0.0.1:9/token")
     parallel = load_spec_file(write(tmp_path, spec_with(client__concurrency=8)))
@@ -823,9 +805,9 @@ def test_dlt_auth_is_built_with_the_resolved_secrets_and_never_resolved_by_dlt(t
     `create_auth` hands them to requests as they are (no ConfigFieldMissingException)."""
     from dlt.sources.rest_api.config_setup import create_auth
 
-    from restsync_assets.http.masking import registered_secrets
     from restsync_assets.resources import Credentials
-    from restsync_assets.sources import build_auth
+    from restsync_assets.runtime.http.masking import registered_secrets
+    from restsync_assets.runtime.source import build_auth
 
     extra = {"username": "alice", "password": "pa55-word", "token": "tok-123456"}
     creds = Credentials("shop", "id-1", "secret-1", None, None, None, extra=extra)
@@ -852,7 +834,7 @@ def test_endpoint_auth_and_named_oauth2_secrets_are_built_from_their_secrets(tmp
     from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
     from restsync_assets.resources import Credentials
-    from restsync_assets.sources import source_config
+    from restsync_assets.runtime.source import source_config
 
     named = {
         "type": "oauth2",

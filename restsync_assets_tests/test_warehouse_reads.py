@@ -8,47 +8,30 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 import threading
-from datetime import datetime, timezone
 
 import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
-from restsync_assets.assets import _lock_path
 from restsync_assets.cli import main as cli_main
-from restsync_assets.definitions import CHECKS_JOB, build_definitions
 from restsync_assets.demo import run_demo
-from restsync_assets.locks import exclusive
 from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
-from restsync_assets.specs.loader import load_specs
-from restsync_assets.warehouse import reading
+from restsync_assets.runtime.locks import exclusive, lock_path
+from restsync_assets.runtime.warehouse import reading
 
-from .conftest import SEED_SPECS, postgres_sql
+from .conftest import postgres_sql
+from .support import (
+    LEDGER_CHECKS,
+    check_evaluations,
+    copy_seed_specs,
+    failure_message,
+    normal,
+    use_specs,
+)
 
 LEDGER = ("ledger", "resource_name")
-LEDGER_CHECKS = {"primary_key", "not_null", "column_types", "row_count", "freshness"}
-
-
-@pytest.fixture
-def specs():
-    return {s.name: s for s in load_specs(SEED_SPECS)}
-
-
-@pytest.fixture
-def defs(specs):
-    return build_definitions(list(specs.values()))
-
-
-def _run_checks(defs) -> dict:
-    result = defs.resolve_job_def(CHECKS_JOB).execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
-    )
-    return {
-        (tuple(e.asset_key.path), e.check_name): e for e in result.get_asset_check_evaluations()
-    }
 
 
 def _stale_duckdb_ledger() -> None:
@@ -59,12 +42,6 @@ def _stale_duckdb_ledger() -> None:
         con.execute("create schema ledger")
         con.execute("create table ledger.resource_name (id varchar not null, name varchar)")
         con.execute("insert into ledger.resource_name values ('stale-1', 'a'), ('stale-2', 'b')")
-
-
-def _iso(value):
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value
 
 
 class _Warnings(logging.Handler):
@@ -108,7 +85,7 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     loaded = postgres_sql(
         postgres_warehouse, f"select {', '.join(fields)} from ledger.resource_name"
     )
-    assert sorted(tuple(_iso(v) for v in row) for row in loaded) == sorted(
+    assert sorted(tuple(normal(v) for v in row) for row in loaded) == sorted(
         tuple(row[f] for f in fields) for row in truth
     )
 
@@ -120,7 +97,7 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
         f" update copy set _dlt_id = 'duplicate'; insert into {table} select * from copy",
     )
     postgres_sql(postgres_warehouse, f"alter table {table} alter column active type varchar")
-    checks = _run_checks(defs)
+    checks = check_evaluations(defs)
     primary_key = checks[(LEDGER, "primary_key")]
     assert not primary_key.passed
     assert primary_key.description == f"1 duplicate key in (id), e.g. {victim}"
@@ -129,7 +106,7 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     assert types.description == "active is character varying, declared bool"
 
     postgres_sql(postgres_warehouse, f"delete from {table}")
-    row_count = _run_checks(defs)[(LEDGER, "row_count")]
+    row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed and row_count.description == "0 rows (minimum 1)"
 
 
@@ -139,7 +116,7 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
     """Nothing loaded into PostgreSQL yet: the ledger is missing there, whatever the DuckDB
     file at the configured path holds."""
     _stale_duckdb_ledger()
-    row_count = _run_checks(defs)[(LEDGER, "row_count")]
+    row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed
     assert row_count.description == (
         "table ledger.resource_name does not exist: materialize ledger/resource_name first"
@@ -211,10 +188,7 @@ def test_a_load_without_postgres_credentials_fails_with_the_same_line(
     monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS", raising=False)
     (result,) = materialize_spec(defs, specs["ledger"], DagsterInstance.ephemeral())
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_failure_data.user_failure_data.description == (
-        f"ledger: {CREDENTIAL_PROBLEMS[0].values[1]}"
-    )
+    assert failure_message(result) == (f"ledger: {CREDENTIAL_PROBLEMS[0].values[1]}")
 
 
 # --------------------------------------------------------------------------- restsync check
@@ -229,10 +203,7 @@ def test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes
     monkeypatch.setattr(settings, "PACKAGE_ROOT", tmp_path)  # both default files go under it
     for name in ("RESTSYNC_DUCKDB_PATH", "RESTSYNC_PIPELINES_DIR", "RESTSYNC_DESTINATION"):
         monkeypatch.delenv(name, raising=False)
-    specs_dir = tmp_path / "specs"
-    specs_dir.mkdir()
-    shutil.copy(SEED_SPECS / "ledger.yaml", specs_dir)
-    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(specs_dir))
+    use_specs(monkeypatch, copy_seed_specs(tmp_path / "specs", ["ledger"]))
     default = tmp_path / "data" / "restsync.duckdb"
     demo = tmp_path / "data" / "demo" / "restsync_demo.duckdb"
 
@@ -286,7 +257,7 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
         "no rows in this partition; fresh: last materialization"
     )
 
-    checks = _run_checks(defs)
+    checks = check_evaluations(defs)
     analytics = ("ad_analytics", "ad_campaign_analytics")
     assert all(checks[(analytics, name)].passed for name in LEDGER_CHECKS)
     assert checks[(analytics, "freshness")].description == "no rows in this partition"
@@ -304,10 +275,10 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
         instance=DagsterInstance.ephemeral(),
         run_config=QUIET,
     ).success
-    assert _run_checks(defs)[(analytics, "row_count")].description == "10 rows (minimum 0)"
+    assert check_evaluations(defs)[(analytics, "row_count")].description == "10 rows (minimum 0)"
     with duckdb.connect(str(settings.duckdb_path())) as con:
         con.execute("drop table ad_analytics.ad_campaign_analytics")
-    gone = _run_checks(defs)[(analytics, "row_count")]
+    gone = check_evaluations(defs)[(analytics, "row_count")]
     assert not gone.passed
     assert gone.description == (
         "table ad_analytics.ad_campaign_analytics does not exist:"
@@ -322,7 +293,7 @@ def test_a_warehouse_reader_waits_for_the_lock_loads_hold(specs, warehouse):
     """Checks and the demo read DuckDB only under `<file>.lock`, the lock every load holds, so
     a reader never opens the file while a load writes it (DuckDB's "Could not set lock")."""
     spec = specs["ledger"]
-    lock = _lock_path(spec)
+    lock = lock_path(spec)
     assert lock == warehouse.with_name(warehouse.name + ".lock")
     waited, entered = threading.Event(), threading.Event()
 

@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from restsync_assets.http.token_urls import TOKEN_URL_RULE, is_secure_token_url
 from restsync_assets.specs.errors import SpecError, SpecValidationError, allowed
 from restsync_assets.specs.model import (
     AUTH_MODELS,
@@ -41,6 +40,7 @@ from restsync_assets.specs.model import (
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
+from restsync_assets.specs.token_urls import TOKEN_URL_RULE, is_secure_token_url
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -813,7 +813,7 @@ class _SpecParser:
         return dict(paginator)
 
     def _template(self, template: str, resource: str | None, key: str) -> None:
-        from restsync_assets.http.templates import TemplateError, compile_template
+        from restsync_assets.runtime.http.templates import TemplateError, compile_template
 
         try:
             compile_template(template)

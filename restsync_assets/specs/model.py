@@ -269,7 +269,7 @@ class ChildCursorSpec:
     """`incremental` of a child resource: restsync keeps one cursor per parent row.
 
     dlt's incremental options with dlt's meaning, applied to each parent's rows separately
-    (see `restsync_assets.child_cursors`). `start_param`/`end_param` and `{incremental.*}`
+    (see `restsync_assets.runtime.child_cursors`). `start_param`/`end_param` and `{incremental.*}`
     placeholders are filled by dlt's own request code, so they are not repeated here.
     """
 

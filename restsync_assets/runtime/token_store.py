@@ -12,7 +12,7 @@ The file records a fingerprint (salted SHA-256) of the configured token it was r
 when an operator configures a different refresh token (re-authorised the app), the
 configured one is newer and wins, and the stale file is ignored (overwritten on the next
 rotation). Both are tried in that order: a stored token the server rejects with
-`invalid_grant` falls back to the configured one (see `OAuth2Auth.refresh_token_candidates`).
+`invalid_grant` falls back to the configured one (see `http.oauth.rotation`).
 Each refresh re-reads the file, so a run that waited for the warehouse lock picks up a
 token a concurrent run of the same spec just rotated.
 

@@ -17,19 +17,18 @@ from dlt.common.utils import str2bool
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, OffsetPaginator
 from requests import Request, Response
 
+from restsync_assets.text import short
+
+from .errors import PaginationLoopError
 from .masking import mask_url
 from .templates import CompiledTemplate, compile_template
 
-__all__ = ["OffsetPaginatorWithoutTotal", "PaginationLoopError", "TemplatedCursorPaginator"]
+__all__ = ["OffsetPaginatorWithoutTotal", "TemplatedCursorPaginator"]
 
 logger = logging.getLogger(__name__)
 
 _EMPTY_STRINGS = {"", "none", "null"}
 _FALSE_STRINGS = {"", "false", "0", "no", "off", "none", "null"}
-
-
-class PaginationLoopError(RuntimeError):
-    """The API returned a cursor (or next URL) that was already used in this pagination."""
 
 
 def _response_json(response: Response) -> Any:
@@ -61,10 +60,6 @@ def _is_absolute_url(value: str) -> bool:
 
 def _copy(record: Any) -> Any:
     return dict(record) if isinstance(record, dict) else record
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TemplatedCursorPaginator(BasePaginator):
@@ -133,7 +128,7 @@ class TemplatedCursorPaginator(BasePaginator):
             if cursor in self._seen:
                 raise PaginationLoopError(
                     f"resource {self.resource}: pagination loop, the API returned the cursor"
-                    f" {_short(mask_url(cursor))!r} again; check cursor_value /"
+                    f" {short(mask_url(cursor))!r} again; check cursor_value /"
                     " stop_condition of the paginator"
                 )
             self._seen.add(cursor)
@@ -256,7 +251,7 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
                 type(self).__name__,
                 "/".join(str(t) for t in sorted(self._totals)),
                 total,
-                _short(mask_url(urlsplit(response.url or "").path)),
+                short(mask_url(urlsplit(response.url or "").path)),
             )
         self._totals.add(total)
 
@@ -269,7 +264,7 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
         page = (len(data), _copy(data[0]), _copy(data[-1]))
         if page == self._previous_page:
             raise PaginationLoopError(
-                f"offset pagination of {_short(mask_url(response.url or ''))}: the page at"
+                f"offset pagination of {short(mask_url(response.url or ''))}: the page at"
                 f" offset {self.current_value} is identical to the previous one; the API"
                 f" seems to ignore `{self.param_name}`; check offset_param / limit_param"
             )
@@ -305,7 +300,7 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
             " the pagination",
             type(self).__name__,
             self.has_more_path,
-            "missing" if not values else f"not a boolean ({_short(repr(has_more), 40)})",
-            _short(mask_url(urlsplit(response.url or "").path)),
+            "missing" if not values else f"not a boolean ({short(repr(has_more), 40)})",
+            short(mask_url(urlsplit(response.url or "").path)),
         )
         return None

@@ -11,20 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from restsync_assets.text import causes
+
 _NULL_KEY = re.compile(r"Cannot coerce NULL in table `([^`]+)` column `([^`]+)`")
-
-
-def root_causes(error: BaseException) -> list[BaseException]:
-    """The chain from `error` down to its deepest cause (dlt wraps errors several times)."""
-    chain, seen = [], set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-        if current is not None and not isinstance(current, BaseException):
-            break
-    return chain
 
 
 def _known_dlt_error(error: BaseException) -> str | None:
@@ -44,14 +33,14 @@ def _known_dlt_error(error: BaseException) -> str | None:
 def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> str:
     """One line: the most specific error in the chain, with secrets masked (known values,
     secret-looking query parameters such as `?api_key=`, URL passwords)."""
-    from restsync_assets.http.masking import mask_text
+    from restsync_assets.runtime.http.masking import mask_text
 
-    chain = root_causes(error)
+    chain = causes(error)
     ours = [e for e in chain if type(e).__module__.startswith("restsync_assets")]
     chosen = ours[-1] if ours else chain[-1]
     known = None if ours else next((k for e in chain if (k := _known_dlt_error(e))), None)
     if known is None and not ours:
-        from restsync_assets.warehouse import explain as warehouse_problem
+        from restsync_assets.runtime.warehouse import explain as warehouse_problem
 
         known = warehouse_problem(error)
     if known is not None:

@@ -17,6 +17,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from restsync_assets import settings
+from restsync_assets.specs.model import SourceSpec
+
+
+def lock_path(spec: SourceSpec) -> Path:
+    """One lock per DuckDB file (one writer at a time), else one per spec's dlt pipeline."""
+    if settings.destination_name() == "duckdb":
+        return duckdb_lock_path(settings.duckdb_path())
+    from restsync_assets.runtime.destination import pipeline_name
+
+    return settings.pipelines_dir() / f"{pipeline_name(spec)}.lock"
+
 
 def duckdb_lock_path(db: Path) -> Path:
     """The lock every reader and writer of the DuckDB file `db` holds: `<db>.lock`."""

@@ -4,7 +4,7 @@ A spec's `auth: {type: bearer | api_key | http_basic | oauth2_client_credentials
 the dlt auth object of that type, filled in with values read from `<NAME>_<SECRET>` (or
 `.dlt/secrets.toml`) and marked resolved, so dlt never tries to resolve it from its own
 config (where restsync's env vars are not). Every value is registered with
-`restsync_assets.http.masking` first, with the forms it takes on the wire (the base64
+`restsync_assets.runtime.http.masking` first, with the forms it takes on the wire (the base64
 `user:password` of HTTP basic auth, every access token obtained).
 """
 
@@ -23,14 +23,27 @@ from dlt.sources.helpers.rest_client.auth import (
     OAuth2ClientCredentials,
 )
 
-from restsync_assets.specs.model import DltAuthSpec, OAuth2ClientCredentialsSpec, SecretRef
+from restsync_assets.settings import env_var
+from restsync_assets.specs.model import (
+    ApiKeyAuthSpec,
+    BearerAuthSpec,
+    DltAuthSpec,
+    HttpBasicAuthSpec,
+    OAuth2ClientCredentialsSpec,
+    SecretRef,
+)
 
-from .masking import mask_url, register_secret
+from . import errors
+from .errors import TokenRequestError
+from .masking import register_secret
+from .oauth.token_client import validate_token_url
 
-__all__ = ["TokenRequestError", "basic_credentials", "build_dlt_auth"]
+__all__ = ["DLT_AUTH_BUILDERS", "basic_credentials", "build_dlt_auth"]
 
 #: a spec's secret by name (`{secret: <name>}`), or a one-line error naming its env var
 SecretLookup = Callable[[str], str]
+#: a `{secret: <name>}` of the spec, resolved and registered for masking
+Resolve = Callable[[SecretRef], str]
 
 
 class _APIKeyAuth(APIKeyAuth):
@@ -45,10 +58,6 @@ class _APIKeyAuth(APIKeyAuth):
         return request
 
 
-class TokenRequestError(RuntimeError):
-    """dlt's `oauth2_client_credentials` token request was refused (one line, no secret)."""
-
-
 class _OAuth2ClientCredentials(OAuth2ClientCredentials):
     """dlt's client-credentials flow; each access token it obtains is masked everywhere, and
     a refused token request fails with one line naming the URL, status and env vars."""
@@ -61,16 +70,10 @@ class _OAuth2ClientCredentials(OAuth2ClientCredentials):
         try:
             super().obtain_token()
         except requests.HTTPError as error:
-            response = error.response
-            status = (
-                f"HTTP {response.status_code} {response.reason or ''}".strip()
-                if response is not None
-                else str(error)
+            message = errors.client_credentials_refused(
+                self.restsync_source, self.access_token_url, error, self.restsync_hint
             )
-            raise TokenRequestError(
-                f"{self.restsync_source}: token request to {mask_url(self.access_token_url)}"
-                f" failed: {status}; {self.restsync_hint}"
-            ) from None
+            raise TokenRequestError(message) from None
 
     def parse_access_token(self, response_json: Any) -> str:
         token = super().parse_access_token(response_json)
@@ -98,31 +101,35 @@ def build_dlt_auth(
         register_secret(resolved)
         return resolved
 
-    built: AuthConfigBase
-    if auth.type == "bearer":
-        built = BearerTokenAuth(token=value(auth.token))
-    elif auth.type == "api_key":
-        built = _APIKeyAuth(name=auth.name, api_key=value(auth.api_key), location=auth.location)
-    elif auth.type == "http_basic":
-        username = auth.username if isinstance(auth.username, str) else value(auth.username)
-        password = value(auth.password)
-        register_secret(basic_credentials(username, password))
-        built = HttpBasicAuth(username=username, password=password)
-    elif auth.type == "oauth2_client_credentials":
-        built = _client_credentials(auth, value, source, token_url)
-    else:
-        raise ValueError(f"not a dlt auth type: {auth.type!r}")
+    builder = DLT_AUTH_BUILDERS.get(type(auth))
+    if builder is None:
+        raise ValueError(f"not a dlt auth type: {getattr(auth, 'type', auth)!r}")
+    built = builder(auth, value, source, token_url)
     return built.resolve()  # nothing left for dlt's config resolution to find
 
 
+def _bearer(auth: BearerAuthSpec, value: Resolve, source: str, token_url: str | None) -> Any:
+    return BearerTokenAuth(token=value(auth.token))
+
+
+def _api_key(auth: ApiKeyAuthSpec, value: Resolve, source: str, token_url: str | None) -> Any:
+    return _APIKeyAuth(name=auth.name, api_key=value(auth.api_key), location=auth.location)
+
+
+def _http_basic(auth: HttpBasicAuthSpec, value: Resolve, source: str, token_url: str | None) -> Any:
+    username = auth.username if isinstance(auth.username, str) else value(auth.username)
+    password = value(auth.password)
+    register_secret(basic_credentials(username, password))
+    return HttpBasicAuth(username=username, password=password)
+
+
 def _client_credentials(
-    auth: OAuth2ClientCredentialsSpec,
-    value: Callable[[SecretRef], str],
-    source: str,
-    token_url: str | None,
+    auth: OAuth2ClientCredentialsSpec, value: Resolve, source: str, token_url: str | None
 ) -> _OAuth2ClientCredentials:
+    url = token_url or auth.access_token_url
+    validate_token_url(url, source)
     oauth = _OAuth2ClientCredentials(
-        access_token_url=token_url or auth.access_token_url,
+        access_token_url=url,
         client_id=value(auth.client_id),
         client_secret=value(auth.client_secret),
         access_token_request_data=dict(auth.access_token_request_data or {}),
@@ -130,6 +137,15 @@ def _client_credentials(
     )
     oauth.restsync_source = source
     oauth.restsync_hint = "check " + " and ".join(
-        ref.env_var(source) for ref in (auth.client_id, auth.client_secret)
+        env_var(source, ref.secret) for ref in (auth.client_id, auth.client_secret)
     )
     return oauth
+
+
+#: The builder of each dlt auth type's model (restsync's `oauth2` is `oauth.OAuth2Auth`).
+DLT_AUTH_BUILDERS: dict[type, Callable[..., AuthConfigBase]] = {
+    BearerAuthSpec: _bearer,
+    ApiKeyAuthSpec: _api_key,
+    HttpBasicAuthSpec: _http_basic,
+    OAuth2ClientCredentialsSpec: _client_credentials,
+}

@@ -13,7 +13,6 @@ undefined value, sandbox violation, exception in the expression) is raised as
 from __future__ import annotations
 
 import operator
-import re
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
@@ -21,9 +20,10 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from restsync_assets.text import one_line
+
 __all__ = ["CompiledTemplate", "TemplateError", "compile_template"]
 
-_MAX_SOURCE_IN_MESSAGE = 200
 _MAX_SEQUENCE_LENGTH = 1_000_000
 _MAX_POWER_BITS = 10_000
 
@@ -32,16 +32,9 @@ class TemplateError(ValueError):
     """A template failed to compile or to evaluate. The message is one line."""
 
 
-def _one_line(text: str, limit: int = _MAX_SOURCE_IN_MESSAGE) -> str:
-    text = re.sub(r"\s+", " ", str(text)).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _error(source: str, what: str, cause: BaseException) -> TemplateError:
-    reason = _one_line(str(cause)) or type(cause).__name__
-    return TemplateError(
-        f"template {_one_line(source)!r}: {what}: {type(cause).__name__}: {reason}"
-    )
+    reason = one_line(str(cause)) or type(cause).__name__
+    return TemplateError(f"template {one_line(source)!r}: {what}: {type(cause).__name__}: {reason}")
 
 
 class _Environment(ImmutableSandboxedEnvironment):

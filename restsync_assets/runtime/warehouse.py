@@ -1,9 +1,9 @@
-"""The warehouse restsync loads into, and reading it back through dlt (checks, demo, tests).
+"""Reading the warehouse restsync loads into back through dlt (checks, demo, tests).
 
-Loads and readers get their destination from `destination()`; a reader opens the same dlt
-pipeline, destination and dataset a spec's loads use (`sources.build_pipeline`) and queries
+A reader opens the same dlt pipeline, destination and dataset a spec's loads use
+(`destination.build_pipeline`, `destination.destination`) and queries
 through that pipeline's own client, so it reads exactly the warehouse the run wrote, whatever
-the destination. A reader holds the same lock as loads (`assets._lock_path`: `<file>.lock`
+the destination. A reader holds the same lock as loads (`locks.lock_path`: `<file>.lock`
 for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from restsync_assets import settings
+from restsync_assets.text import causes
 
 if TYPE_CHECKING:
     from dlt.common.destination import Destination
@@ -31,53 +32,6 @@ CREDENTIAL_EXAMPLES = {
 
 class WarehouseError(RuntimeError):
     """The warehouse is not configured or cannot be reached. The message is one line."""
-
-
-def destination(*, read_only: bool = False) -> Destination:
-    """The dlt destination of the configured warehouse (`RESTSYNC_DESTINATION`).
-
-    DuckDB (the default) is the file `settings.duckdb_path()`; any other destination is dlt's,
-    configured the dlt way (`DESTINATION__<NAME>__CREDENTIALS` or `.dlt/secrets.toml`).
-    """
-    import dlt
-    from dlt.common.destination import Destination
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-    name = settings.destination_name()
-    if name != "duckdb":
-        return Destination.from_reference(name)
-    path = settings.duckdb_path()
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    credentials = DuckDbCredentials(str(path), read_only=read_only)
-    credentials.global_config = settings.duckdb_config()
-    return dlt.destinations.duckdb(credentials=credentials)
-
-
-def loader_file_format(target: Destination) -> str:
-    """Parquet wherever dlt loads it into the destination as it is (DuckDB, filesystem,
-    PostgreSQL with an ADBC driver), else the destination's preferred format (PostgreSQL:
-    `insert_values`).
-
-    Decided from dlt's capabilities and its file format selector, so dlt never falls back,
-    table by table and with a warning each, from a format it cannot load. Not csv for
-    PostgreSQL: dlt's csv writer counts cells as rows (dlt-hub/dlt#4461), so `rows_loaded`
-    would be several times the rows loaded.
-    """
-    caps = target.capabilities()
-    preferred = caps.preferred_loader_file_format
-    supported = list(caps.supported_loader_file_formats)
-    if caps.loader_file_format_selector is not None:
-        preferred, supported = caps.loader_file_format_selector(
-            preferred, supported, table_schema={}
-        )
-    return "parquet" if "parquet" in supported else preferred
-
-
-def takes_parquet() -> bool:
-    """Whether loads hand the configured destination parquet (then Arrow pages pay off; into
-    any other format dlt would convert each Arrow page back, warning per table)."""
-    return loader_file_format(destination(read_only=True)) == "parquet"
 
 
 def duckdb_file(target: Destination) -> Path | None:
@@ -176,18 +130,17 @@ def reading(
     spec: SourceSpec, on_wait: Callable[[str], None] = lambda _msg: None
 ) -> Iterator[Warehouse]:
     """The warehouse `spec`'s loads write, open for reading under the loads' lock."""
-    from restsync_assets.assets import _lock_path
-    from restsync_assets.locks import exclusive
-    from restsync_assets.sources import build_pipeline
+    from restsync_assets.runtime.destination import build_pipeline, destination
+    from restsync_assets.runtime.locks import exclusive, lock_path
 
-    with exclusive(_lock_path(spec), on_wait=on_wait):
+    with exclusive(lock_path(spec), on_wait=on_wait):
         target = destination(read_only=True)
         path = duckdb_file(target)
         if path is not None and not path.exists():
             yield Warehouse(f"duckdb {path}")
             return
         try:
-            client = build_pipeline(spec, destination=target).destination_client()
+            client = build_pipeline(spec, target=target).destination_client()
             sql = client.sql_client
             sql.__enter__()
         except Exception as error:
@@ -205,7 +158,7 @@ def location(target: Destination, client: Any = None) -> str:
     """`duckdb <file>`, `<destination> <URL without its password>` or `<destination> <bucket>`."""
     from dlt.common.configuration.specs import ConnectionStringCredentials
 
-    from restsync_assets.http.masking import mask_text
+    from restsync_assets.runtime.http.masking import mask_text
 
     path = duckdb_file(target)
     if path is not None:
@@ -220,6 +173,8 @@ def location(target: Destination, client: Any = None) -> str:
 
 def describe(specs: Sequence[SourceSpec]) -> tuple[str, bool]:
     """Where the specs' warehouse is, and whether it holds nothing restsync loaded."""
+    from restsync_assets.runtime.destination import destination
+
     place, empty = location(destination(read_only=True)), True
     for spec in specs:
         with reading(spec) as warehouse:
@@ -238,14 +193,13 @@ def explain(error: BaseException) -> str | None:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
     from dlt.destinations.exceptions import DestinationConnectionError
 
-    from restsync_assets.failures import root_causes
-    from restsync_assets.http.masking import mask_text
+    from restsync_assets.runtime.http.masking import mask_text
 
     name = settings.destination_name()
     key = f"DESTINATION__{name.upper()}__CREDENTIALS"
     example = CREDENTIAL_EXAMPLES.get(name)
     fix = f"set {key}" + (f" to {example}" if example else "")
-    for cause in reversed(root_causes(error)):  # the deepest cause says it best
+    for cause in reversed(causes(error)):  # the deepest cause says it best
         text = str(cause).strip()
         first = text.splitlines()[0] if text else type(cause).__name__
         if isinstance(cause, ConfigFieldMissingException):
@@ -278,7 +232,7 @@ def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> l
     loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
     import duckdb
 
-    from restsync_assets.locks import exclusive
+    from restsync_assets.runtime.locks import exclusive
 
     path = path or settings.duckdb_path()
     with exclusive(path.with_name(path.name + ".lock")):

@@ -1,6 +1,6 @@
 """A lock where runs on different machines meet: a PostgreSQL advisory lock per dataset.
 
-The `fcntl` locks of `restsync_assets.locks` only see one machine. Two runs of one spec on two
+The `fcntl` locks of `restsync_assets.runtime.locks` only see one machine. Two runs of one spec on two
 machines (Celery workers, Kubernetes pods, two `dagster-daemon`s) meet in the warehouse, so a
 load into PostgreSQL also holds `pg_advisory_lock(<hash of the dataset name>)` on a connection
 of its own, from restoring dlt's state to committing the load. The server drops the lock when

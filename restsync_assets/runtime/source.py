@@ -1,42 +1,30 @@
-"""At run time only: a `SourceSpec` plus credentials becomes a dlt source and pipeline.
+"""At run time only: a `SourceSpec` plus credentials becomes a dlt `rest_api_source`.
 
 Nothing here runs when definitions load. Each run builds a fresh source (dagster-dlt mutates
-the source's schema while running, dagster issue 34052) and a fresh pipeline object.
+the source's schema while running, dagster issue 34052). Paginator and auth objects come from
+`factories`, the pipeline from `destination`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
-import dlt
 from dlt.extract.source import DltSource
-from dlt.pipeline.pipeline import Pipeline
 from dlt.sources.rest_api import rest_api_source
 
-from restsync_assets import settings, warehouse
-from restsync_assets.arrow_pages import ArrowPages
-from restsync_assets.child_cursors import with_per_parent_cursors
-from restsync_assets.http.dlt_auth import build_dlt_auth
-from restsync_assets.http.oauth import OAuth2Auth, _validate_token_url
-from restsync_assets.http.paginators import OffsetPaginatorWithoutTotal, TemplatedCursorPaginator
-from restsync_assets.http.session import RestsyncSession, RetryPolicy, Route
+from restsync_assets import settings
 from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
+from restsync_assets.runtime import destination
+from restsync_assets.runtime.arrow_pages import ArrowPages
+from restsync_assets.runtime.child_cursors import with_per_parent_cursors
+from restsync_assets.runtime.factories import build_auth, build_paginator
+from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.retry import RetryPolicy
+from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.specs.loader import compile_jsonpath
-from restsync_assets.specs.model import (
-    AuthSpec,
-    ErrorHandler,
-    OAuth2AuthSpec,
-    OAuth2ClientCredentialsSpec,
-    OffsetPaginatorSpec,
-    PartitionsSpec,
-    ResourceSpec,
-    SecretRef,
-    SourceSpec,
-    TemplatedCursorPaginatorSpec,
-)
+from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
 
 
 def build_source(
@@ -52,7 +40,7 @@ def build_source(
     """
     config = with_per_parent_cursors(spec, source_config(spec, credentials, window))
     source = rest_api_source(config, name=spec.name)
-    if settings.arrow_pages() and warehouse.takes_parquet():
+    if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
 
@@ -78,9 +66,10 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
         source=spec.name,
         base_url=base_url,
         routes=[
-            Route(r.name, r.endpoint["path"], retry_policy(r.error_handler)) for r in spec.resources
+            Route(r.name, r.endpoint["path"], RetryPolicy.from_handler(r.error_handler))
+            for r in spec.resources
         ],
-        default_policy=retry_policy(ErrorHandler()),
+        default_policy=RetryPolicy(),
         auth=auth if isinstance(auth, OAuth2Auth) else None,
         secrets=lambda: [
             *credentials.secrets(),
@@ -114,95 +103,6 @@ def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, 
         k: credentials.secret(v["secret"]) if isinstance(v, dict) and set(v) == {"secret"} else v
         for k, v in values.items()
     }
-
-
-def build_auth(spec: SourceSpec, credentials: Credentials, auth: AuthSpec | None = None) -> Any:
-    """The source's auth (or an endpoint's `auth`), with its secrets resolved now.
-
-    restsync's `oauth2`: one token shared by every resource. With a refresh token, a token
-    the server rotates is stored at once in `<pipelines dir>/<spec>.refresh_token` (0600)
-    and preferred over the configured one on the next run while it descends from it (see
-    `restsync_assets.token_store`). Token requests are retried on 429/5xx, connection
-    errors and timeouts with the `max_retries`, `backoff_factor`, `max_retry_delay` and
-    `timeout` of the client-level `error_handler`.
-
-    dlt's types (`bearer`, `api_key`, `http_basic`, `oauth2_client_credentials`) become
-    dlt's auth objects built with the secrets read from `<NAME>_<SECRET>` (or
-    `.dlt/secrets.toml`), so dlt never resolves them from its own config. A missing secret
-    raises `MissingCredentialError` naming the env var. Every secret is registered with
-    `restsync_assets.http.masking`.
-    """
-    auth = spec.auth if auth is None else auth
-    if auth is None:
-        return None
-    if isinstance(auth, OAuth2AuthSpec):
-        return _oauth2(spec, credentials, auth)
-    if isinstance(auth, OAuth2ClientCredentialsSpec):
-        _validate_token_url(credentials.token_url or auth.access_token_url, spec.name)
-    return build_dlt_auth(auth, credentials.secret, spec.name, token_url=credentials.token_url)
-
-
-def _oauth2(spec: SourceSpec, credentials: Credentials, auth: OAuth2AuthSpec) -> OAuth2Auth:
-    from restsync_assets.token_store import RefreshTokenStore
-
-    def named(ref: SecretRef | None, default: str) -> str:
-        return credentials.secret(ref.secret) if ref else credentials.require(default)
-
-    client_id = named(auth.client_id, "client_id")
-    client_secret = named(auth.client_secret, "client_secret")
-    configured = (
-        credentials.secret(auth.refresh_token.secret)
-        if auth.refresh_token
-        else credentials.refresh_token
-    )
-    store = RefreshTokenStore(spec.name, configured) if configured else None
-    handler = spec.error_handler
-    return OAuth2Auth(
-        token_url=credentials.token_url or auth.token_url,
-        client_id=client_id,
-        client_secret=client_secret,
-        refresh_token=(store.load() or configured) if store else None,
-        refresh_token_candidates=store.candidates if store else None,
-        on_refresh_token_rotated=store.save if store else None,
-        scopes=list(auth.scopes) or None,
-        source=spec.name,
-        timeout=handler.timeout,
-        max_retries=handler.max_retries,
-        backoff_factor=handler.backoff_factor,
-        max_retry_delay=handler.max_retry_delay,
-    )
-
-
-def retry_policy(handler: ErrorHandler) -> RetryPolicy:
-    return RetryPolicy(
-        retry_on_status_codes=tuple(handler.retry_on_status_codes),
-        max_retries=handler.max_retries,
-        backoff_factor=handler.backoff_factor,
-        max_retry_delay=handler.max_retry_delay,
-        timeout=handler.timeout,
-    )
-
-
-def build_paginator(paginator: Any, resource: str) -> Any:
-    """A paginator instance for restsync's extensions; dlt's own configs pass through."""
-    if isinstance(paginator, TemplatedCursorPaginatorSpec):
-        return TemplatedCursorPaginator(
-            cursor_value=paginator.cursor_value,
-            stop_condition=paginator.stop_condition,
-            cursor_param=paginator.cursor_param,
-            resource=resource,
-        )
-    if isinstance(paginator, OffsetPaginatorSpec):
-        return OffsetPaginatorWithoutTotal(
-            limit=paginator.limit,
-            offset=paginator.offset,
-            offset_param=paginator.offset_param,
-            limit_param=paginator.limit_param,
-            total_path=paginator.total_path,
-            maximum_offset=paginator.maximum_offset,
-            has_more_path=paginator.has_more_path,
-        )
-    return paginator
 
 
 def resource_config(resource: ResourceSpec, window: Window | None = None) -> dict[str, Any]:
@@ -267,32 +167,3 @@ def windowed_endpoint(
     if partitions.end_param:
         params[partitions.end_param] = end
     return {"params": params}
-
-
-def pipeline_name(spec: SourceSpec) -> str:
-    return f"restsync_{spec.name}"
-
-
-def build_pipeline(spec: SourceSpec, progress: Any = None, destination: Any = None) -> Pipeline:
-    """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination.
-
-    `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log);
-    `destination` defaults to `warehouse.destination()` (readers pass a read-only one).
-    """
-    if destination is None:
-        destination = warehouse.destination()
-    name = pipeline_name(spec)
-    # Arrow pages get dlt's `_dlt_load_id`/`_dlt_id` columns like rows do (pipeline-scoped keys)
-    os.environ[f"{name.upper()}__NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"] = "true"
-    os.environ[f"{name.upper()}__NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID"] = "true"
-    if spec.concurrency > 1:
-        # dlt reads extract workers from config; this key applies to this pipeline only
-        os.environ[f"{name.upper()}__EXTRACT__WORKERS"] = str(spec.concurrency)
-        os.environ[f"{name.upper()}__EXTRACT__MAX_PARALLEL_ITEMS"] = str(max(20, spec.concurrency))
-    return dlt.pipeline(
-        pipeline_name=name,
-        destination=destination,
-        dataset_name=spec.name,
-        pipelines_dir=str(settings.pipelines_dir()),
-        progress=progress,
-    )

@@ -1,0 +1,146 @@
+"""Where a spec's loads go: the dlt destination, its load file format, and the dlt pipeline.
+
+Loads and readers (`warehouse.reading`) get their destination from `destination()` and their
+pipeline from `build_pipeline`, so both see the same warehouse and dataset (= spec name).
+
+dlt settings restsync chooses per pipeline (extract workers for `client.concurrency`, dlt's
+`_dlt_load_id`/`_dlt_id` on Arrow pages) are handed to dlt by a config provider that answers
+only `<pipeline name>.*` keys (`PIPELINE_SETTINGS`, registered through
+`dlt.config.register_provider`), never through `os.environ`: dagster-dlt calls
+`pipeline.run`, which takes no extract or normalize settings, so dlt reads them from its
+config. dlt looks pipeline-scoped keys up first in every provider, so these beat a global
+`[extract] workers` and yield to a user's own `<pipeline name>.extract.workers`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from dlt.common.configuration.providers import DictionaryProvider
+
+from restsync_assets import settings
+
+if TYPE_CHECKING:
+    from dlt.common.destination import Destination
+    from dlt.pipeline.pipeline import Pipeline
+
+    from restsync_assets.specs.model import SourceSpec
+
+
+def destination(*, read_only: bool = False) -> Destination:
+    """The dlt destination of the configured warehouse (`RESTSYNC_DESTINATION`).
+
+    DuckDB (the default) is the file `settings.duckdb_path()`; any other destination is dlt's,
+    configured the dlt way (`DESTINATION__<NAME>__CREDENTIALS` or `.dlt/secrets.toml`).
+    """
+    import dlt
+    from dlt.common.destination import Destination
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    name = settings.destination_name()
+    if name != "duckdb":
+        return Destination.from_reference(name)
+    path = settings.duckdb_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    credentials = DuckDbCredentials(str(path), read_only=read_only)
+    credentials.global_config = settings.duckdb_config()
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
+def loader_file_format(target: Destination) -> str:
+    """Parquet wherever dlt loads it into the destination as it is (DuckDB, filesystem,
+    PostgreSQL with an ADBC driver), else the destination's preferred format (PostgreSQL:
+    `insert_values`).
+
+    Decided from dlt's capabilities and its file format selector, so dlt never falls back,
+    table by table and with a warning each, from a format it cannot load. Not csv for
+    PostgreSQL: dlt's csv writer counts cells as rows (dlt-hub/dlt#4461), so `rows_loaded`
+    would be several times the rows loaded.
+    """
+    caps = target.capabilities()
+    preferred = caps.preferred_loader_file_format
+    supported = list(caps.supported_loader_file_formats)
+    if caps.loader_file_format_selector is not None:
+        preferred, supported = caps.loader_file_format_selector(
+            preferred, supported, table_schema={}
+        )
+    return "parquet" if "parquet" in supported else preferred
+
+
+def takes_parquet() -> bool:
+    """Whether loads hand the configured destination parquet (then Arrow pages pay off; into
+    any other format dlt would convert each Arrow page back, warning per table)."""
+    return loader_file_format(destination(read_only=True)) == "parquet"
+
+
+def pipeline_name(spec: SourceSpec) -> str:
+    return f"restsync_{spec.name}"
+
+
+def pipeline_settings(spec: SourceSpec) -> dict[str, Any]:
+    """The dlt config restsync sets for `spec`'s pipeline, by dlt section."""
+    # Arrow pages get dlt's `_dlt_load_id`/`_dlt_id` columns like rows do
+    config: dict[str, Any] = {
+        "normalize": {"parquet_normalizer": {"add_dlt_load_id": True, "add_dlt_id": True}}
+    }
+    if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
+        config["extract"] = {
+            "workers": spec.concurrency,
+            "max_parallel_items": max(20, spec.concurrency),
+        }
+    return config
+
+
+class PipelineSettings(DictionaryProvider):
+    """dlt config of restsync's pipelines, `{<pipeline name>: {<section>: {<key>: value}}}`.
+
+    dlt looks a pipeline's keys up under its name first, in every provider, so these apply
+    to that pipeline only (no global key is ever answered).
+    """
+
+    NAME = "restsync pipeline settings"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def set_pipeline(self, name: str, config: dict[str, Any]) -> None:
+        """Replace what `name` is configured with (a copy: nothing else writes the doc)."""
+        with self._lock:
+            self._config_doc = {**self._config_doc, name: config}
+
+    def register(self) -> None:
+        """Add this provider to dlt's providers, unless there (again after a dlt reload)."""
+        import dlt
+        from dlt.common.configuration.container import Container
+        from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+        with self._lock:
+            if self.name not in Container()[PluggableRunContext].providers:
+                dlt.config.register_provider(self)
+
+
+PIPELINE_SETTINGS = PipelineSettings()
+
+
+def build_pipeline(spec: SourceSpec, progress: Any = None, target: Any = None) -> Pipeline:
+    """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination.
+
+    `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log);
+    `target` defaults to `destination()` (readers pass a read-only one). The pipeline's dlt
+    settings (`pipeline_settings`) take effect with it.
+    """
+    import dlt
+
+    name = pipeline_name(spec)
+    PIPELINE_SETTINGS.set_pipeline(name, pipeline_settings(spec))
+    PIPELINE_SETTINGS.register()
+    return dlt.pipeline(
+        pipeline_name=name,
+        destination=target if target is not None else destination(),
+        dataset_name=spec.name,
+        pipelines_dir=str(settings.pipelines_dir()),
+        progress=progress,
+    )

@@ -1,0 +1,77 @@
+"""The run-time entry: one materialization of a spec's selected assets.
+
+credentials -> dlt source -> dlt pipeline (under the warehouse lock) -> dagster-dlt run ->
+materializations (with the catalog's table metadata); any failure becomes one actionable line. Called by the asset body
+(`restsync_assets.assets`); nothing here runs when definitions load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+from dagster import AssetExecutionContext, Failure, MetadataValue
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator
+
+from restsync_assets.catalog import with_table_metadata
+from restsync_assets.partitions import run_window
+from restsync_assets.progress import run_collector
+from restsync_assets.resources import DLT_RESOURCE_KEY
+from restsync_assets.runtime.dataset_lock import load_turn
+from restsync_assets.runtime.destination import build_pipeline, loader_file_format
+from restsync_assets.runtime.failures import explain
+from restsync_assets.runtime.http.masking import install_log_masking, register_secret
+from restsync_assets.runtime.locks import exclusive, lock_path
+from restsync_assets.runtime.source import build_source
+from restsync_assets.specs.model import SourceSpec
+
+#: How often a long load logs its progress (items extracted, rows normalized) to the run log.
+PROGRESS_SECONDS = 10.0
+
+
+def load(
+    context: AssetExecutionContext,
+    spec: SourceSpec,
+    translator: DagsterDltTranslator,
+    credentials_resource: Any,
+    resources: list[str],
+) -> Iterator[Any]:
+    """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
+    dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
+    credentials = None
+    try:
+        credentials = credentials_resource.resolve(spec.secret_keys)
+        register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
+        install_log_masking()
+        window = run_window(context)
+        source = build_source(spec, credentials, resources=resources, window=window)
+        selected = sorted(k.path[-1] for k in context.selected_asset_keys)
+        where = (
+            f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
+        )
+        # the lock covers creating the pipeline too: dlt's working folder is not safe to share
+        with exclusive(lock_path(spec), on_wait=context.log.info), ExitStack() as turn:
+            progress = run_collector(spec, context.log, PROGRESS_SECONDS)
+            pipeline = build_pipeline(spec, progress=progress)
+            context.log.info(
+                f"{spec.name}: loading {', '.join(selected)}{where} into "
+                f"{pipeline.destination.destination_name}:{spec.name}"
+            )
+            turn.enter_context(load_turn(pipeline, on_wait=context.log.info))  # other machines
+            events = dlt_resource.run(
+                context=context,
+                dlt_source=source,
+                dlt_pipeline=pipeline,
+                dagster_dlt_translator=translator,
+                loader_file_format=loader_file_format(pipeline.destination),
+            )
+            yield from with_table_metadata(context, spec, pipeline, events)
+    except Failure:
+        raise
+    except Exception as error:  # turn deep library tracebacks into one actionable line
+        secrets = credentials.secrets() if credentials else []
+        message = explain(error, spec.name, secrets)
+        raise Failure(
+            description=message, metadata={"error": MetadataValue.text(message)}
+        ) from None
