@@ -16,6 +16,7 @@ different specs load in parallel processes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 from dagster import (
     ExecutorDefinition,
@@ -70,8 +71,11 @@ def default_config(destination: str) -> dict[str, dict]:
     return {MULTIPROCESS: {"start_method": forkserver}}
 
 
+@cache
 def restsync_executor(destination: str) -> ExecutorDefinition:
-    """The executor of every restsync job, defaulting to `default_config(destination)`."""
+    """The executor of every restsync job, defaulting to `default_config(destination)`; one
+    object per destination, so several `dg` components' definitions merge (Dagster accepts
+    one executor per code location)."""
     modes = executor_modes(destination)
 
     def requirements(config: Mapping[str, object]):

@@ -228,8 +228,8 @@ class _Recorder:
 
         session.send = recorded_send  # this source's own session object only
         auth = config["client"].get("auth")
-        if isinstance(auth, OAuth2Auth) and getattr(auth, "_session", None) is None:
-            auth._session = self._token_session(session)
+        if isinstance(auth, OAuth2Auth) and auth.client.session is None:
+            auth.client.session = self._token_session(session)
 
     def _token_session(self, api_session: Any) -> requests.Session:
         """A plain session for token requests that records them (secrets masked)."""

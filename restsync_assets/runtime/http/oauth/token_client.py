@@ -87,7 +87,7 @@ class TokenClient:
         self.source = source
         self.policy = policy
         self.clock = clock
-        self._session = session
+        self.session = session
         register_secret(client_secret)
 
     def fetch(self, refresh_token: str | None = None) -> Token:
@@ -153,10 +153,10 @@ class TokenClient:
         return response, attempts
 
     def _post_once(self, form: dict[str, str]) -> requests.Response:
-        if self._session is None:
-            self._session = requests.Session()
+        if self.session is None:
+            self.session = requests.Session()
         try:
-            return self._session.post(
+            return self.session.post(
                 self.token_url,
                 data=form,
                 headers={"Accept": "application/json"},
