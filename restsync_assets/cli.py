@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def validate_command(directory: Path | None) -> int:
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     directory = directory or settings.specs_dir()
     try:
@@ -138,7 +138,7 @@ def _demo_fallback() -> str:
     """Point the checks at `restsync demo`'s DuckDB file when the default one holds nothing."""
     from restsync_assets.demo import default_duckdb
     from restsync_assets.runtime import warehouse
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     if settings.destination_name() != "duckdb" or "RESTSYNC_DUCKDB_PATH" in os.environ:
         return ""

@@ -7,7 +7,7 @@ import os
 import time
 
 from restsync_assets.definitions import build_definitions
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import REPO, SEED_SPECS
 

@@ -28,7 +28,7 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.sandbox.faults import Fault, FaultPlan, demo_plan
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 NOW = 1_800_000_000.0  # whole seconds: HTTP dates in Retry-After are exact

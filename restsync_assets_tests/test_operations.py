@@ -17,7 +17,7 @@ from restsync_assets.definitions import CHECKS_JOB, build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from restsync_assets.runner import QUIET, load_definitions, materialize_spec
 from restsync_assets.runtime import warehouse
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import SEED_SPECS
 
@@ -164,7 +164,7 @@ def test_two_partitions_in_parallel_do_not_race(defs, specs, sandbox_env):
 
 
 def test_child_of_a_partitioned_parent_shares_its_partitions(tmp_path):
-    from restsync_assets.specs.loader import parse_spec
+    from restsync_assets.specs import parse_spec
 
     raw = {
         "name": "shop",
@@ -316,7 +316,7 @@ def test_schedules_have_the_spec_cron_and_selection(defs):
 
 
 def test_enabled_schedule_and_automation_condition(tmp_path):
-    from restsync_assets.specs.loader import parse_spec
+    from restsync_assets.specs import parse_spec
 
     raw = {
         "name": "shop",

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from restsync_assets.sandbox import Sandbox
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import BIN, PROCESS_TIMEOUT, REPO, SEED_SPECS, check_results, free_port
 from .test_faults import assert_table_equals_truth, table_rows

@@ -23,7 +23,7 @@ from restsync_assets.demo import run_demo
 from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.warehouse import reading
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import SEED_SPECS, postgres_sql
 

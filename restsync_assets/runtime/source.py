@@ -28,9 +28,9 @@ from restsync_assets.runtime.http.paginators import (
     TemplatedCursorPaginator,
 )
 from restsync_assets.runtime.http.session import RestsyncSession, RetryPolicy, Route
-from restsync_assets.specs.loader import compile_jsonpath
 from restsync_assets.specs.model import (
     AuthSpec,
+    DltPaginatorSpec,
     ErrorHandler,
     OAuth2AuthSpec,
     OAuth2ClientCredentialsSpec,
@@ -41,6 +41,7 @@ from restsync_assets.specs.model import (
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
+from restsync_assets.specs.selectors import compile_jsonpath
 
 
 def build_source(
@@ -206,6 +207,8 @@ def build_paginator(paginator: Any, resource: str) -> Any:
             maximum_offset=paginator.maximum_offset,
             has_more_path=paginator.has_more_path,
         )
+    if isinstance(paginator, DltPaginatorSpec):
+        return paginator.config  # dlt's own, as written: dlt builds it
     return paginator
 
 
