@@ -72,13 +72,21 @@ def resource_bindings(resource: dict, names: list[str]) -> tuple[tuple[Binding, 
         _resolve_param(p, v, names, name) for p, v in params.items() if _resolves(v, p, name)
     ]
     in_path = template_fields(bind_plain_params(name, endpoint), name, "endpoint.path")
+    bindings, unbound = _path_bindings(in_path, resolved, names, name)
+    return (*bindings, *_context_bindings(endpoint, names, name)), unbound
+
+
+def _path_bindings(
+    in_path: list[str], resolved: list[tuple[Any, str, str]], names: list[str], resource: str
+) -> tuple[list[Binding], list[str]]:
+    """Bindings of the path's placeholders (resolve params first), and those nothing binds."""
     for param, target, field in resolved:
         if param not in in_path:
             raise Invalid(
                 f"resolve param {param} is not in the path (dlt binds resolve params "
                 f"in the path only); for a query param use {param}: "
                 f'"{{resources.{target}.{field}}}"',
-                resource=name,
+                resource=resource,
                 key=f"endpoint.params.{param}",
             )
     bindings = [Binding(placeholder=p, resource=t, field=f) for p, t, f in resolved]
@@ -88,27 +96,34 @@ def resource_bindings(resource: dict, names: list[str]) -> tuple[tuple[Binding, 
         if placeholder in bound or placeholder.startswith("incremental."):
             continue
         if placeholder.startswith("resources."):
-            bindings.append(_resources_binding(placeholder, names, name, "endpoint.path"))
+            bindings.append(_resources_binding(placeholder, names, resource, "endpoint.path"))
             continue
-        target = _infer_parent(placeholder, names, name)
+        target = _infer_parent(placeholder, names, resource)
         if target is None:
             unbound.append(placeholder)
         else:
             bindings.append(Binding(placeholder=placeholder, resource=target, field="id"))
+    return bindings, unbound
+
+
+def _context_bindings(endpoint: dict, names: list[str], resource: str) -> list[Binding]:
+    """`{resources.<parent>.<field>}` in params, json, data and headers; `{incremental.*}` is
+    dlt's; any other placeholder there fails."""
+    bindings = []
     for where in TEMPLATED_KEYS:
         key = f"endpoint.{where}"
-        for expr in template_fields(endpoint.get(where), name, key):
+        for expr in template_fields(endpoint.get(where), resource, key):
             if expr.startswith("resources."):
-                bindings.append(_resources_binding(expr, names, name, key))
+                bindings.append(_resources_binding(expr, names, resource, key))
             elif not expr.startswith("incremental."):
                 raise Invalid(
                     f"{{{expr}}} is not a placeholder dlt fills here: use "
                     "{resources.<parent>.<field>} or {incremental.start_value} (with an "
                     "incremental); write a literal { or } as {{ or }}",
-                    resource=name,
+                    resource=resource,
                     key=key,
                 )
-    return tuple(bindings), unbound
+    return bindings
 
 
 def _resolves(value: Any, param: str, resource: str) -> bool:

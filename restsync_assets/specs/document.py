@@ -42,4 +42,6 @@ def read_document(raw: Any) -> Document:
 def _known_keys(value: dict, keys: tuple[str, ...], prefix: str) -> None:
     unknown = set(value) - set(keys)
     if unknown:
-        raise Invalid(f"unknown key; {allowed(keys)}", key=f"{prefix}{sorted(unknown)[0]}")
+        name = sorted(unknown)[0]
+        key = "" if name is None and not prefix else f"{prefix}{name}"  # `null:` names no key
+        raise Invalid(f"unknown key; {allowed(keys)}", key=key)

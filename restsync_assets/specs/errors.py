@@ -24,7 +24,7 @@ from restsync_assets.specs.model import (
 )
 
 Model = TypeVar("Model", bound=BaseModel)
-#: models whose unknown-key error lists the keys they allow
+#: models whose unknown-key error lists the keys they allow (the others name the key alone)
 LISTS_ALLOWED_KEYS = (
     *AUTH_MODELS.values(),
     OffsetPaginatorSpec,

@@ -7,6 +7,7 @@ keys, for the union and for the validator alike.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -59,11 +60,11 @@ class DltPaginatorSpec(StrictModel):
 
     kind: ClassVar[str] = "dlt"
     type: DltPaginatorType
-    #: as written in the spec: a paginator name, or dlt's paginator config mapping
-    config: DltPaginatorType | dict[str, Any]
+    #: as written in the spec: a paginator name, or dlt's paginator config (dlt checks its keys)
+    config: DltPaginatorType | dict[Hashable, Any]
 
     @classmethod
-    def as_written(cls, config: str | dict[str, Any]) -> DltPaginatorSpec:
+    def as_written(cls, config: str | dict[Hashable, Any]) -> DltPaginatorSpec:
         """The model of a paginator name or of dlt's config mapping, as written in the spec."""
         return cls.model_validate(_type_and_config(config))
 
@@ -76,7 +77,7 @@ class DltPaginatorSpec(StrictModel):
         return value
 
 
-def _type_and_config(config: str | dict[str, Any]) -> dict[str, Any]:
+def _type_and_config(config: str | dict[Hashable, Any]) -> dict[str, Any]:
     if isinstance(config, str):
         return {"type": config, "config": config}
     return {"type": config.get("type"), "config": dict(config)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from restsync_assets.specs.model.retries import ErrorHandler
 TOP_LEVEL_KEYS = ("name", "description", "client", "resource_defaults", "resources", "schedule")
 CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler", "concurrency")
 MAX_CONCURRENCY = 64
-#: header values: text as written, or `{secret: <name>}` read at run time
-Headers = dict[str, Any]
+#: headers as written: values are text, or `{secret: <name>}` read at run time
+Headers = dict[Hashable, Any]
 
 
 class SourceSpec(StrictModel):

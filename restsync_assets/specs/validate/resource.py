@@ -11,6 +11,7 @@ from restsync_assets.specs.model import (
     EXTENSION_RESOURCE_KEYS,
     RESOURCE_FIELD_KEYS,
     WRITE_DISPOSITIONS,
+    PaginatorSpec,
     ResourceSpec,
 )
 from restsync_assets.specs.selectors import compile_jsonpath, normalize_selector
@@ -25,13 +26,7 @@ from restsync_assets.specs.validate.paginators import validate_paginator
 def validate_resource(bound: Bound, retry_layers: tuple[dict, dict], spec: str) -> ResourceSpec:
     """Every field of one resource, in the order its errors are reported."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
-    endpoint = dict(bound.endpoint)
-    paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
-    selector = endpoint.get("data_selector")
-    if selector is not None:
-        selector = endpoint["data_selector"] = _selector(selector, name)
-    if "auth" in endpoint:
-        endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
+    endpoint, paginator = _endpoint(bound, spec)
     resource_retries = retry_layer(raw.get("error_handler"), "error_handler", name)
     error_handler = merged_error_handler([*retry_layers, resource_retries], name)
     columns = validate_columns(raw.get("schema"), name)
@@ -57,7 +52,7 @@ def validate_resource(bound: Bound, retry_layers: tuple[dict, dict], spec: str) 
             name=name,
             endpoint=endpoint,
             paginator=paginator,
-            data_selector=selector,
+            data_selector=endpoint.get("data_selector"),
             primary_key=primary_key,
             write_disposition=write_disposition,
             error_handler=error_handler,
@@ -74,6 +69,18 @@ def validate_resource(bound: Bound, retry_layers: tuple[dict, dict], spec: str) 
             automation=operations.automation,
             cursor=cursor,
         )
+
+
+def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None]:
+    """The endpoint handed to dlt (selector normalized, auth as its model), and its paginator
+    (handed over separately: restsync's own ones are built at run time)."""
+    endpoint, name = dict(bound.endpoint), bound.raw["name"]
+    paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
+    if endpoint.get("data_selector") is not None:
+        endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
+    if "auth" in endpoint:
+        endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
+    return endpoint, paginator
 
 
 def _selector(selector: Any, resource: str) -> str:
