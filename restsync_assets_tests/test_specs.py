@@ -949,3 +949,46 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
         "id": {"name": "id", "data_type": "text"},
         "name": {"name": "name", "nullable": False, "data_type": "text"},
     }
+
+
+#: (case, a paginator as the YAML writes it, the model the spec holds)
+PAGINATOR_FORMS = [
+    (
+        "restsync's templated cursor",
+        {"type": "cursor", "cursor_value": "{{ r.next }}"},
+        "templated_cursor",
+    ),
+    ("dlt's cursor", {"type": "cursor", "cursor_path": "next", "cursor_param": "c"}, "dlt"),
+    ("restsync's offset", {"type": "offset", "limit": 5}, "offset_without_total"),
+    ("dlt's offset in the body", {"type": "offset", "limit": 5, "offset_body_path": "o"}, "dlt"),
+    ("dlt's json_link", {"type": "json_link", "next_url_path": "next"}, "dlt"),
+    ("a dlt paginator name", "single_page", "dlt"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "paginator", "kind"), PAGINATOR_FORMS, ids=[c[0] for c in PAGINATOR_FORMS]
+)
+def test_paginator_union_holds_the_model_the_validator_chose(tmp_path, case, paginator, kind):
+    """A paginator is restsync's own or dlt's by its keys, whether the spec loader or the
+    model's discriminated union reads it; dlt's own keep the config as written, for dlt."""
+    from pydantic import TypeAdapter
+
+    from restsync_assets.specs.model import PAGINATOR_MODELS, DltPaginatorSpec, PaginatorSpec
+
+    spec = load_spec_file(write(tmp_path, spec_with(resources__0__endpoint__paginator=paginator)))
+    loaded = spec.resource("organizations").paginator
+    assert type(loaded) is PAGINATOR_MODELS[kind]
+    assert TypeAdapter(PaginatorSpec).validate_python(paginator) == loaded
+    if isinstance(loaded, DltPaginatorSpec):
+        assert loaded.config == paginator
+
+
+def test_auth_union_reads_a_missing_type_as_bearer():
+    """dlt's default auth type is bearer; the model's union agrees with the spec loader."""
+    from pydantic import TypeAdapter
+
+    from restsync_assets.specs.model import AuthSpec, BearerAuthSpec, SecretRef
+
+    auth = TypeAdapter(AuthSpec).validate_python({"token": {"secret": "gh_pat"}})
+    assert auth == BearerAuthSpec(token=SecretRef(secret="gh_pat"))

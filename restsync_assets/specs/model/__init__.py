@@ -29,7 +29,6 @@ from restsync_assets.specs.model.auth import (
 from restsync_assets.specs.model.operations import (
     AUTOMATION_CONDITIONS,
     NAMED_AUTOMATION_CONDITIONS,
-    PARTITION_TYPES,
     AutomationSpec,
     ChecksSpec,
     FreshnessSpec,
@@ -81,7 +80,6 @@ __all__ = [
     "NAMED_AUTOMATION_CONDITIONS",
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
-    "PARTITION_TYPES",
     "RESOURCE_FIELD_KEYS",
     "SECRET_AUTH_KEYS",
     "TOKEN_URL_KEYS",

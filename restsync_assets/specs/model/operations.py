@@ -61,7 +61,6 @@ class AutomationSpec(StrictModel):
     cron: str | None = None
 
 
-PARTITION_TYPES: tuple[str, ...] = literal_values(PartitionsSpec, "type")
 AUTOMATION_CONDITIONS: tuple[str, ...] = literal_values(AutomationSpec, "kind")
 #: the conditions written as a bare name (`on_cron` takes its cron: `{on_cron: <cron>}`)
 NAMED_AUTOMATION_CONDITIONS = tuple(c for c in AUTOMATION_CONDITIONS if c != "on_cron")
