@@ -29,7 +29,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from restsync_assets.definitions import build_definitions
 from restsync_assets.sandbox import Fault, FaultPlan, Sandbox
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "source_specs"

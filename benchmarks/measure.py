@@ -44,7 +44,7 @@ def restsync_env(spec_dir: Path, workdir: Path) -> Iterator[Path]:
 
 def restsync_definitions(spec_dir: Path) -> Any:
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     return build_definitions(load_specs(spec_dir))
 
@@ -137,7 +137,7 @@ def restsync_extract(
     from restsync_assets.resources import ApiCredentials
     from restsync_assets.runtime.destination import build_pipeline
     from restsync_assets.runtime.source import build_source
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     with restsync_env(spec_dir, workdir):
         (spec,) = [s for s in load_specs(spec_dir) if s.name == spec_name]

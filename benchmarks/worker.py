@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Modules restsync's loader and dlt import lazily (inside functions): imported up front so the
+#: Modules restsync's spec stages and dlt import lazily (inside functions): imported up front so the
 #: timed call measures building definitions, not importing. Any module that still gets imported
 #: during the timed call is reported as `lazy_imports`.
 LAZY_MODULES = (
@@ -76,7 +76,7 @@ def p3_restsync(spec_dir: Path) -> dict[str, Any]:
     empty = Path(tempfile.mkdtemp(prefix="restsync-bench-empty-"))
     os.environ["RESTSYNC_SPECS_DIR"] = str(empty)  # importing `definitions` loads that dir
     import restsync_assets.definitions as definitions
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     _import_lazy_modules()
     imports = time.perf_counter() - start
@@ -119,7 +119,7 @@ def p3_eager(config_dir: Path | None, spec_dir: Path | None) -> dict[str, Any]:
     from benchmarks.eager import dlt_assets_for
     from restsync_assets.resources import ApiCredentials
     from restsync_assets.runtime.source import build_source
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     _import_lazy_modules()
     imports = time.perf_counter() - start

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def validate_command(directory: Path | None) -> int:
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     directory = directory or settings.specs_dir()
     try:
@@ -168,7 +168,7 @@ def _demo_fallback() -> str:
     """Point the checks at `restsync demo`'s DuckDB file when the default one holds nothing."""
     from restsync_assets.demo import default_duckdb
     from restsync_assets.runtime import warehouse
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     if settings.destination_name() != "duckdb" or "RESTSYNC_DUCKDB_PATH" in os.environ:
         return ""
@@ -255,7 +255,7 @@ def preview_command(
         preview,
         render,
     )
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     try:
         specs = {s.name: s for s in load_specs(settings.specs_dir())}

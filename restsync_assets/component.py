@@ -28,7 +28,7 @@ import re
 import textwrap
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -101,7 +101,7 @@ class RestSyncComponent(Component, Resolvable):
     """Asset attributes applied to every asset (`key_prefix`, `group_name`, `owners`, ...)."""
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        from restsync_assets.specs.loader import load_specs
+        from restsync_assets.specs import load_specs
 
         specs = load_specs(Path(context.path) / self.specs_dir)
         return build_component_definitions(specs, self.translation)
@@ -174,7 +174,7 @@ def translate(
         for resource in spec.resources:
             data = RestSyncTranslatorData(spec, resource)
             keys[resource.name] = tuple(translation(base.spec_for(resource), data).key.path)
-        spec = replace(spec, asset_keys=keys)
+        spec = spec.model_copy(update={"asset_keys": keys})
         renamed.append(spec)
         owner.update({AssetKey(list(keys[r.name])): (spec, r) for r in spec.resources})
 

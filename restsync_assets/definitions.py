@@ -17,7 +17,7 @@ from restsync_assets.executors import restsync_executor
 from restsync_assets.resources import DLT_RESOURCE_KEY, ApiCredentials, credentials_key
 from restsync_assets.schedules import build_spec_schedules
 from restsync_assets.settings import destination_name, specs_dir
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 from restsync_assets.specs.model import SourceSpec
 
 #: The job that runs every asset check alone (`restsync check`, or from the UI).

@@ -21,7 +21,7 @@ from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime import warehouse
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 
 def default_duckdb() -> Path:

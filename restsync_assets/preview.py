@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -130,7 +130,7 @@ def _read(
 
     from restsync_assets.runtime.source import source_config
 
-    sequential = replace(spec, concurrency=1)
+    sequential = spec.model_copy(update={"concurrency": 1})
     config = source_config(sequential, credentials, window)
     recorder.watch(config)
     source = rest_api_source(config, name=spec.name)

@@ -159,7 +159,7 @@ def run(
 ) -> RunReport:
     """Materialize the selection, print progress and the summary table; see the module doc."""
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     specs = load_specs(settings.specs_dir())
     defs = build_definitions(specs)

@@ -92,7 +92,7 @@ def run_checks(out: TextIO, note: str = "") -> bool:
     from restsync_assets.definitions import CHECKS_JOB, build_definitions
     from restsync_assets.runtime import warehouse
     from restsync_assets.settings import specs_dir
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     specs = load_specs(specs_dir())
     place, empty = warehouse.describe(specs)

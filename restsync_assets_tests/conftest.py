@@ -88,7 +88,7 @@ def specs_dir(tmp_path, warehouse, monkeypatch) -> Path:
 @pytest.fixture
 def specs():
     """The seed specs (`source_specs/`), loaded, by name."""
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     return {s.name: s for s in load_specs(SEED_SPECS)}
 

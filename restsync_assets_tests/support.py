@@ -425,7 +425,7 @@ def materialize_specs(
     from dagster import AssetKey, DagsterInstance, materialize
 
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     defs = build_definitions(load_specs(specs_dir))
     return materialize(

@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.arrow_pages import ArrowPages, page_to_arrow
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .support import SEED_SPECS, typed_tables, use_warehouse
 

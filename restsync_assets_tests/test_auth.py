@@ -237,7 +237,7 @@ from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 defs = build_definitions(load_specs(settings.specs_dir()))
 result = materialize(

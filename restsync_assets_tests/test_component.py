@@ -16,7 +16,7 @@ from dagster.components.testing import create_defs_folder_sandbox
 
 from restsync_assets import RestSyncComponent
 from restsync_assets.definitions import build_definitions
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import REPO, SEED_SPECS
 from .snapshots import graph_of

@@ -20,7 +20,7 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.resources import CREDENTIAL_KEYS, ApiCredentials
 from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.sandbox import GRANT_TYPES
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import REPO, SEED_SPECS
 

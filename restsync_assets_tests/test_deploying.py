@@ -18,7 +18,7 @@ from dagster import AssetKey, DagsterEventType, DagsterRunStatus
 
 from restsync_assets.definitions import build_definitions
 from restsync_assets.sandbox import Fault, FaultPlan, Sandbox
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import REPO, SEED_SPECS
 from .servers import (

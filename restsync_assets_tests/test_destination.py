@@ -13,7 +13,7 @@ from dlt.extract.pipe_iterator import PipeIterator
 from dlt.normalize.configuration import ItemsNormalizerConfiguration
 
 from restsync_assets.runtime.destination import build_pipeline
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 from restsync_assets.specs.model import SourceSpec
 
 from .support import write_spec

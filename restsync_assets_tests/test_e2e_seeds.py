@@ -6,7 +6,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from restsync_assets.runner import QUIET, materialize_spec
 from restsync_assets.runtime import warehouse
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .support import SEED_SPECS, failure_message
 

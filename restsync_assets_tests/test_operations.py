@@ -152,7 +152,7 @@ def test_two_partitions_in_parallel_do_not_race(defs, specs, sandbox_env):
 
 
 def test_child_of_a_partitioned_parent_shares_its_partitions(tmp_path):
-    from restsync_assets.specs.loader import parse_spec
+    from restsync_assets.specs import parse_spec
 
     raw = {
         "name": "shop",
@@ -286,7 +286,7 @@ def test_schedules_have_the_spec_cron_and_selection(defs):
 
 
 def test_enabled_schedule_and_automation_condition(tmp_path):
-    from restsync_assets.specs.loader import parse_spec
+    from restsync_assets.specs import parse_spec
 
     raw = {
         "name": "shop",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from restsync_assets.checks import check_names
 from restsync_assets.sandbox.faults import Fault, FaultPlan
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
 from .conftest import BIN, PROCESS_TIMEOUT, Command, check_results, write_dagster_yaml

@@ -24,7 +24,7 @@ from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .mock_api import BlogApi
 from .parity_cases import CASES, MockTruth, ParityCase

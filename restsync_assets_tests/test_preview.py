@@ -14,7 +14,7 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.token_store import store_path
 from restsync_assets.sandbox import Fault, FaultPlan
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .support import SEED_SPECS, failure_message
 

@@ -27,7 +27,8 @@ import yaml
 
 from restsync_assets.cli import main
 from restsync_assets.resources import CREDENTIAL_KEYS
-from restsync_assets.specs.loader import ENDPOINT_KEYS, TOP_LEVEL_KEYS, parse_spec
+from restsync_assets.specs import parse_spec
+from restsync_assets.specs.model import ENDPOINT_KEYS, TOP_LEVEL_KEYS
 
 from .conftest import REPO, SEED_SPECS
 
@@ -60,7 +61,7 @@ ELSEWHERE = {
     r"restsync check": (
         "test_warehouse_reads.py::test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes"
     ),
-    r'pip install -e "\.\[postgres\]"': "the suite itself runs in the dev install, which includes it",
+    r'pip install -e "\.\[(postgres|deploy)\]"': "the suite itself runs in the dev install, which includes it",
     r"export (RESTSYNC_DESTINATION=postgres|DESTINATION__POSTGRES__CREDENTIALS=postgresql://.*)": (
         "test_warehouse_reads.py::test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes"
     ),
@@ -69,6 +70,27 @@ ELSEWHERE = {
         " (the module workspace.yaml names)"
     ),
     r"dg dev": "test_dg_project.py::test_dg_dev_serves_the_seed_assets",
+    # README "Deploying": the team-server block, run as written against PostgreSQL
+    r"(export (DAGSTER_HOME|DAGSTER_PG_URL|DESTINATION__POSTGRES__CREDENTIALS|RESTSYNC_PIPELINES_DIR)=.*"
+    r'|mkdir -p "\$DAGSTER_HOME" && cp deploy/dagster\.yaml .*'
+    r'|dagster asset materialize -m restsync_assets\.definitions --select "group:ledger or group:workspace_docs")': (
+        "test_deploying.py::test_team_server_block_loads_two_specs_in_parallel_processes_and_records_all_in_postgresql"
+    ),
+    r"dagster-daemon run -m restsync_assets\.definitions": (
+        "test_server_runs.py::test_a_schedule_ticks_under_dagster_daemon_and_its_queued_run_lands_in_postgresql"
+    ),
+    r"dagster-webserver -m restsync_assets\.definitions .*": (
+        "not run as such: `dagster dev` (test_readme_commands.py) serves the same definitions"
+        " through the same webserver"
+    ),
+    # README "Deploying": the Celery block, with RabbitMQ and two workers
+    r"(export RESTSYNC_CELERY_BROKER=.*|dagster-celery worker start .*"
+    r"|dagster asset materialize .* -c deploy/run_celery\.yaml)": (
+        "test_deploying.py::test_celery_block_spreads_the_five_seed_specs_over_two_workers"
+    ),
+    r"(docker build|kubectl apply|helm upgrade) .*": (
+        "not run here (no Docker engine or cluster): test_deploy_files.py parses the files they use"
+    ),
     r"dg list defs": "test_dg_project.py::test_the_repo_is_a_dg_project",
     r"dg check defs": "test_dg_project.py::test_the_repo_is_a_dg_project",
     r"dg scaffold defs restsync_assets\.RestSyncComponent \w+": (

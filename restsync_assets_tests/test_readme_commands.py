@@ -19,7 +19,7 @@ from contextlib import suppress
 import pytest
 
 from restsync_assets.sandbox import Sandbox
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import BIN, PROCESS_TIMEOUT, check_results, free_port
 from .support import REPO, SEED_SPECS, assert_table_equals_truth, copy_seed_specs, table_rows

@@ -49,7 +49,7 @@ from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 from dlt.pipeline.pipeline import Pipeline
 
 

@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance
 from restsync_assets.cli import main
 from restsync_assets.definitions import build_definitions
 from restsync_assets.run_command import _first_use_notices, plan
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import SEED_SPECS
 from .support import assert_table_equals_truth, assert_table_is, table_rows

@@ -45,7 +45,7 @@ from dagster._serdes import serialize_value
 
 from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 for name in ("dlt", "dagster", "requests", "urllib3", "restsync_assets"):

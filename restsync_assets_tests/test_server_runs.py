@@ -23,7 +23,7 @@ from restsync_assets.assets import SPEC_TAG
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.dataset_lock import lock_key
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 from .conftest import REPO, SEED_SPECS
 from .servers import TIMEOUT, assert_tables_equal_sandbox, background, pg_connect, pg_query
@@ -38,7 +38,7 @@ from dagster import DagsterInstance
 from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runner import materialize_spec
-from restsync_assets.specs.loader import load_specs
+from restsync_assets.specs import load_specs
 
 (spec,) = load_specs(settings.specs_dir())
 results = materialize_spec(

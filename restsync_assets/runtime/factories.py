@@ -2,7 +2,7 @@
 
 Like dlt's `PAGINATOR_MAP` and Airbyte's `ModelToComponentFactory`, the model's type picks
 the factory (`PAGINATOR_FACTORIES`, `AUTH_FACTORIES`); a new kind is one model class and one
-entry here. dlt's own paginator configs (a dict or a name) pass through to dlt unchanged.
+entry here. dlt's own paginator configs (`DltPaginatorSpec`) reach dlt as the spec wrote them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from restsync_assets.specs.model import (
     ApiKeyAuthSpec,
     AuthSpec,
     BearerAuthSpec,
+    DltPaginatorSpec,
     HttpBasicAuthSpec,
     OAuth2AuthSpec,
     OAuth2ClientCredentialsSpec,
@@ -57,9 +58,15 @@ def offset_without_total(paginator: OffsetPaginatorSpec, resource: str) -> Any:
 
 
 #: `factory(paginator model, resource name)` of each of restsync's paginator models.
+def dlt_paginator(paginator: DltPaginatorSpec, resource: str) -> Any:
+    """dlt's own paginator config, as the spec wrote it: dlt builds it."""
+    return paginator.config
+
+
 PAGINATOR_FACTORIES: dict[type, Callable[[Any, str], Any]] = {
     TemplatedCursorPaginatorSpec: templated_cursor,
     OffsetPaginatorSpec: offset_without_total,
+    DltPaginatorSpec: dlt_paginator,
 }
 
 

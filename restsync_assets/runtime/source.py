@@ -23,8 +23,8 @@ from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
-from restsync_assets.specs.loader import compile_jsonpath
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
+from restsync_assets.specs.selectors import compile_jsonpath
 
 
 def build_source(

@@ -54,7 +54,7 @@ def graph_of(defs) -> dict:
 def seed_asset_graph() -> dict:
     """The asset graph of the seed specs (`source_specs/`)."""
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs.loader import load_specs
+    from restsync_assets.specs import load_specs
 
     from ..support import SEED_SPECS
 

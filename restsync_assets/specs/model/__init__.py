@@ -1,0 +1,115 @@
+"""The typed spec model: what a validated `source_specs/*.yaml` file becomes.
+
+A spec is dlt's `rest_api_source` dict plus a top-level `name` and restsync's extensions
+(oauth2 auth, templated cursor paginator, offset without total, `error_handler`, `schema`,
+partitions, freshness, checks, automation, schedule). `restsync_assets.specs` validates a
+YAML file once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads
+these frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
+write dispositions, column types...) is defined here, by the models' `Literal` fields.
+"""
+
+from restsync_assets.specs.model.auth import (
+    AUTH_MODELS,
+    AUTH_TYPES,
+    DEFAULT_AUTH_TYPE,
+    DLT_AUTH_TYPES,
+    SECRET_AUTH_KEYS,
+    TOKEN_URL_KEYS,
+    ApiKeyAuthSpec,
+    AuthSpec,
+    BaseAuthSpec,
+    BearerAuthSpec,
+    DltAuthSpec,
+    HttpBasicAuthSpec,
+    OAuth2AuthSpec,
+    OAuth2ClientCredentialsSpec,
+    SecretRef,
+    auth_type,
+)
+from restsync_assets.specs.model.operations import (
+    AUTOMATION_CONDITIONS,
+    NAMED_AUTOMATION_CONDITIONS,
+    AutomationSpec,
+    ChecksSpec,
+    FreshnessSpec,
+    PartitionsSpec,
+    ScheduleSpec,
+)
+from restsync_assets.specs.model.paginators import (
+    PAGINATOR_MODELS,
+    PAGINATOR_TYPES,
+    DltPaginatorSpec,
+    OffsetPaginatorSpec,
+    PaginatorSpec,
+    TemplatedCursorPaginatorSpec,
+    paginator_kind,
+)
+from restsync_assets.specs.model.resource import (
+    COLUMN_KEYS,
+    COLUMN_TYPES,
+    ENDPOINT_KEYS,
+    EXTENSION_RESOURCE_KEYS,
+    RESOURCE_FIELD_KEYS,
+    WRITE_DISPOSITIONS,
+    Binding,
+    ChildCursorSpec,
+    Column,
+    ResourceSpec,
+    WriteDisposition,
+)
+from restsync_assets.specs.model.retries import ErrorHandler
+from restsync_assets.specs.model.source import (
+    CLIENT_KEYS,
+    MAX_CONCURRENCY,
+    TOP_LEVEL_KEYS,
+    SourceSpec,
+)
+
+__all__ = [
+    "AUTH_MODELS",
+    "AUTH_TYPES",
+    "AUTOMATION_CONDITIONS",
+    "CLIENT_KEYS",
+    "COLUMN_KEYS",
+    "COLUMN_TYPES",
+    "DEFAULT_AUTH_TYPE",
+    "DLT_AUTH_TYPES",
+    "ENDPOINT_KEYS",
+    "EXTENSION_RESOURCE_KEYS",
+    "MAX_CONCURRENCY",
+    "NAMED_AUTOMATION_CONDITIONS",
+    "PAGINATOR_MODELS",
+    "PAGINATOR_TYPES",
+    "RESOURCE_FIELD_KEYS",
+    "SECRET_AUTH_KEYS",
+    "TOKEN_URL_KEYS",
+    "TOP_LEVEL_KEYS",
+    "WRITE_DISPOSITIONS",
+    "ApiKeyAuthSpec",
+    "AuthSpec",
+    "AutomationSpec",
+    "BaseAuthSpec",
+    "BearerAuthSpec",
+    "Binding",
+    "ChecksSpec",
+    "ChildCursorSpec",
+    "Column",
+    "DltAuthSpec",
+    "DltPaginatorSpec",
+    "ErrorHandler",
+    "FreshnessSpec",
+    "HttpBasicAuthSpec",
+    "OAuth2AuthSpec",
+    "OAuth2ClientCredentialsSpec",
+    "OffsetPaginatorSpec",
+    "PaginatorSpec",
+    "PartitionsSpec",
+    "ResourceSpec",
+    "ScheduleSpec",
+    "SecretRef",
+    "SourceSpec",
+    "TemplatedCursorPaginatorSpec",
+    "WriteDisposition",
+    "auth_type",
+    "paginator_kind",
+]

@@ -1,0 +1,178 @@
+"""One REST resource: one dlt resource, one table, one Dagster asset."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import Field
+
+from restsync_assets.specs.model.base import StrictModel
+from restsync_assets.specs.model.operations import (
+    AutomationSpec,
+    ChecksSpec,
+    FreshnessSpec,
+    PartitionsSpec,
+)
+from restsync_assets.specs.model.paginators import PaginatorSpec
+from restsync_assets.specs.model.retries import ErrorHandler
+
+#: keys of dlt's `rest_api` `Endpoint` TypedDict
+ENDPOINT_KEYS = (
+    "path",
+    "method",
+    "params",
+    "json",
+    "data",
+    "paginator",
+    "data_selector",
+    "response_actions",
+    "incremental",
+    "auth",
+    "headers",
+)
+#: resource keys restsync reads itself and removes before handing the rest to dlt
+EXTENSION_RESOURCE_KEYS = (
+    "error_handler",
+    "schema",
+    "partitions",
+    "freshness",
+    "checks",
+    "automation_condition",
+    "owners",
+    "tags",
+)
+#: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
+RESOURCE_FIELD_KEYS = (
+    "name",
+    "endpoint",
+    "include_from_parent",
+    "primary_key",
+    "write_disposition",
+)
+
+WriteDisposition = Literal["append", "merge", "replace", "skip"]
+WRITE_DISPOSITIONS: tuple[str, ...] = get_args(WriteDisposition)
+#: dlt's `write_disposition` mapping, e.g. `{disposition: merge, strategy: upsert}` (dlt checks it)
+WriteDispositionConfig = dict[str, Any]
+#: dlt's `Endpoint` config as restsync hands it over (restsync's auth model under `auth`)
+Endpoint = dict[str, Any]
+#: dlt's resource hints restsync passes through (`columns`, `table_name`, `max_table_nesting`...)
+ResourceHints = dict[str, Any]
+
+#: the dlt data types a `schema` column may declare
+ColumnType = Literal[
+    "text", "bigint", "double", "bool", "timestamp", "date", "time", "decimal", "json", "binary"
+]
+#: friendly type names accepted in `schema`, mapped to dlt data types
+COLUMN_TYPES: dict[str, ColumnType] = {
+    "text": "text",
+    "string": "text",
+    "bigint": "bigint",
+    "integer": "bigint",
+    "int": "bigint",
+    "double": "double",
+    "number": "double",
+    "float": "double",
+    "bool": "bool",
+    "boolean": "bool",
+    "timestamp": "timestamp",
+    "date-time": "timestamp",
+    "datetime": "timestamp",
+    "date": "date",
+    "time": "time",
+    "decimal": "decimal",
+    "json": "json",
+    "object": "json",
+    "array": "json",
+    "binary": "binary",
+}
+#: the keys of a column's `{type, nullable}` declaration
+COLUMN_KEYS = ("type", "nullable")
+
+
+class Column(StrictModel):
+    """A declared field of a resource (`schema:`), applied as a dlt column hint."""
+
+    name: str
+    data_type: ColumnType
+    nullable: bool = True
+
+
+class Binding(StrictModel):
+    """A path placeholder bound to a field of a parent (or ancestor) resource."""
+
+    placeholder: str
+    resource: str
+    field: str
+
+
+class ChildCursorSpec(StrictModel):
+    """`incremental` of a child resource: restsync keeps one cursor per parent row.
+
+    dlt's incremental options with dlt's meaning, applied to each parent's rows separately
+    (see `restsync_assets.runtime.child_cursors`). `start_param`/`end_param` and `{incremental.*}`
+    placeholders are filled by dlt's own request code, so they are not repeated here.
+    Cursor values are whatever the API (or the YAML) gives: strings, numbers, dates.
+    """
+
+    cursor_path: str
+    initial_value: Any = None
+    end_value: Any = None
+    lag: int | float | None = None
+    range_start: str = "closed"
+    range_end: str = "open"
+    on_cursor_value_missing: str = "raise"
+    row_order: str | None = None
+    #: the key that deduplicates rows at a parent's cursor; None: the resource's primary key
+    primary_key: tuple[str, ...] | None = None
+
+    @property
+    def stateless(self) -> bool:
+        """With an `end_value` the range is closed: every run loads it again, no state is kept."""
+        return self.end_value is not None
+
+
+class ResourceSpec(StrictModel):
+    """One REST resource: one dlt resource, one table, one Dagster asset."""
+
+    name: str
+    endpoint: Endpoint
+    paginator: PaginatorSpec | None
+    data_selector: str | None
+    primary_key: str | tuple[str, ...] | None
+    #: None (written as `write_disposition: null`): dlt's default
+    write_disposition: WriteDisposition | WriteDispositionConfig | None
+    error_handler: ErrorHandler
+    columns: tuple[Column, ...] = ()
+    parent: str | None = None
+    bindings: tuple[Binding, ...] = ()
+    include_from_parent: tuple[str, ...] = ()
+    hints: ResourceHints = Field(default_factory=dict)
+    partitions: PartitionsSpec | None = None
+    freshness: FreshnessSpec | None = None
+    max_lag_seconds: float | None = None
+    warn_lag_seconds: float | None = None
+    checks: ChecksSpec = Field(default_factory=ChecksSpec)
+    automation: AutomationSpec | None = None
+    #: a child's `incremental`, kept per parent row (None for top-level resources: dlt's own)
+    cursor: ChildCursorSpec | None = None
+    #: the spec's and the resource's `owners` (emails or `team:` names) and `tags`
+    owners: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    #: line of the spec file where the resource is declared (1-based), for code references
+    line: int | None = None
+
+    @property
+    def min_rows(self) -> int:
+        """Rows the table must hold: the spec's `checks.min_rows`, else 1 (0 if partitioned)."""
+        if self.checks.min_rows is not None:
+            return self.checks.min_rows
+        return 0 if self.partitions else 1
+
+    @property
+    def primary_key_columns(self) -> tuple[str, ...]:
+        if self.primary_key is None:
+            return ()
+        if isinstance(self.primary_key, str):
+            return (self.primary_key,)
+        return tuple(self.primary_key)

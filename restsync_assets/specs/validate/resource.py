@@ -1,0 +1,123 @@
+"""One bound resource's fields, validated into a `ResourceSpec`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restsync_assets.specs.bindings import Bound
+from restsync_assets.specs.defaults import merged_error_handler, retry_layer
+from restsync_assets.specs.errors import Invalid, allowed, pydantic_errors
+from restsync_assets.specs.model import (
+    EXTENSION_RESOURCE_KEYS,
+    RESOURCE_FIELD_KEYS,
+    WRITE_DISPOSITIONS,
+    PaginatorSpec,
+    ResourceSpec,
+)
+from restsync_assets.specs.selectors import compile_jsonpath, normalize_selector
+from restsync_assets.specs.validate.auth import validate_auth
+from restsync_assets.specs.validate.catalog import Catalog
+from restsync_assets.specs.validate.child_cursor import validate_child_cursor
+from restsync_assets.specs.validate.columns import validate_columns
+from restsync_assets.specs.validate.dlt_check import check_with_dlt
+from restsync_assets.specs.validate.operations import validate_operations
+from restsync_assets.specs.validate.paginators import validate_paginator
+
+
+def validate_resource(
+    bound: Bound, retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
+) -> ResourceSpec:
+    """Every field of one resource, in the order its errors are reported."""
+    raw, name, parent = bound.raw, bound.raw["name"], bound.parent
+    endpoint, paginator = _endpoint(bound, spec)
+    resource_retries = retry_layer(raw.get("error_handler"), "error_handler", name)
+    error_handler = merged_error_handler([*retry_layers, resource_retries], name)
+    columns = validate_columns(raw.get("schema"), name)
+    include = tuple(dict.fromkeys([*(raw.get("include_from_parent") or []), *bound.carried]))
+    if include and parent is None:
+        raise Invalid(
+            "include_from_parent needs a parent resource", resource=name, key="include_from_parent"
+        )
+    write_disposition = _write_disposition(raw.get("write_disposition", "append"), name)
+    primary_key = raw.get("primary_key")
+    if isinstance(primary_key, list):
+        primary_key = tuple(primary_key)
+    hints = {
+        k: v for k, v in raw.items() if k not in (*RESOURCE_FIELD_KEYS, *EXTENSION_RESOURCE_KEYS)
+    }
+    operations = validate_operations(raw, name)
+    owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
+    check_with_dlt(name, endpoint, paginator, primary_key, write_disposition, hints)
+    if primary_key is not None and not isinstance(primary_key, str):
+        primary_key = tuple(primary_key)  # the columns of any sequence dlt took
+    cursor = validate_child_cursor(endpoint, name) if parent is not None else None
+    with pydantic_errors(ResourceSpec, "", name):
+        return ResourceSpec(
+            name=name,
+            endpoint=endpoint,
+            paginator=paginator,
+            data_selector=endpoint.get("data_selector"),
+            primary_key=primary_key,
+            write_disposition=write_disposition,
+            error_handler=error_handler,
+            columns=columns,
+            parent=parent,
+            bindings=bound.bindings,
+            include_from_parent=include,
+            hints=hints,
+            partitions=operations.partitions,
+            freshness=operations.freshness,
+            max_lag_seconds=operations.max_lag_seconds,
+            warn_lag_seconds=operations.warn_lag_seconds,
+            checks=operations.checks,
+            automation=operations.automation,
+            cursor=cursor,
+            owners=owners,
+            tags=tags,
+            line=catalog.lines.get(name),
+        )
+
+
+def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None]:
+    """The endpoint handed to dlt (selector normalized, auth as its model), and its paginator
+    (handed over separately: restsync's own ones are built at run time)."""
+    endpoint, name = dict(bound.endpoint), bound.raw["name"]
+    paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
+    if endpoint.get("data_selector") is not None:
+        endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
+    if "auth" in endpoint:
+        endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
+    return endpoint, paginator
+
+
+def _selector(selector: Any, resource: str) -> str:
+    """A `data_selector` in dlt's JSONPath dialect, with `*` walking arrays too."""
+    if not isinstance(selector, str) or not selector:
+        raise Invalid(
+            "must be a JSONPath string such as data or results[*]",
+            resource=resource,
+            key="endpoint.data_selector",
+        )
+    try:
+        normalized = normalize_selector(selector)
+        compile_jsonpath(selector)
+        compile_jsonpath(normalized)
+    except Exception as error:  # jsonpath-ng raises several exception types
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise Invalid(
+            f"{selector!r} is not valid JSONPath ({detail}); e.g. data, results[*], organizations.*.organization",
+            resource=resource,
+            key="endpoint.data_selector",
+        ) from None
+    return normalized
+
+
+def _write_disposition(value: Any, resource: str) -> Any:
+    """A write disposition name, or dlt's mapping form (which dlt checks)."""
+    if isinstance(value, str) and value not in WRITE_DISPOSITIONS:
+        raise Invalid(
+            f"unknown write disposition {value!r}; {allowed(WRITE_DISPOSITIONS)}",
+            resource=resource,
+            key="write_disposition",
+        )
+    return value

@@ -1,0 +1,69 @@
+"""The client's remaining fields and the whole spec, validated into a `SourceSpec`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from restsync_assets.specs.defaults import Merged
+from restsync_assets.specs.document import Document
+from restsync_assets.specs.errors import Invalid, pydantic_errors, validated
+from restsync_assets.specs.model import (
+    MAX_CONCURRENCY,
+    AuthSpec,
+    ErrorHandler,
+    ResourceSpec,
+    SourceSpec,
+)
+from restsync_assets.specs.validate.operations import validate_schedule
+from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.secrets import secret_keys
+
+
+def validate_source(
+    document: Document,
+    path: Path,
+    auth: AuthSpec | None,
+    client_retries: dict,
+    merged: Merged,
+    resources: tuple[ResourceSpec, ...],
+) -> SourceSpec:
+    """The spec, once its resources are valid: the client's paginator, the schedule,
+    concurrency, and the secrets read at run time."""
+    client, raw = document.client, document.raw
+    headers = dict(client.get("headers") or {})
+    paginator = validate_paginator(client.get("paginator"), "client.paginator", None)
+    schedule = validate_schedule(raw.get("schedule"))
+    concurrency = _concurrency(client.get("concurrency", 1))
+    error_handler = validated(ErrorHandler, client_retries, "client.error_handler")
+    auths = (auth, *(r.endpoint.get("auth") for r in resources))
+    secrets = secret_keys(document.name, client, merged.defaults, merged.resources, auths)
+    with pydantic_errors(SourceSpec, "", None):
+        return SourceSpec(
+            name=document.name,
+            path=path,
+            base_url=document.base_url.rstrip("/"),
+            auth=auth,
+            client_headers=headers,
+            client_paginator=paginator,
+            resources=resources,
+            description=_text(raw.get("description")),
+            schedule=schedule,
+            concurrency=concurrency,
+            error_handler=error_handler,
+            secret_keys=secrets,
+        )
+
+
+def _concurrency(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise Invalid(
+            f"must be a whole number of parallel requests from 1 to {MAX_CONCURRENCY}, got {value!r}",
+            key="client.concurrency",
+        )
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """Free text as written (YAML may read `description: 2024` as a number)."""
+    return None if value is None else str(value)
