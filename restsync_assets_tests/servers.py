@@ -126,7 +126,7 @@ def dagster_db(dagster_template) -> Iterator[str]:
 
 
 @pytest.fixture
-def dagster_home(dagster_db, tmp_path, monkeypatch) -> DagsterHome:
+def pg_dagster_home(dagster_db, tmp_path, monkeypatch) -> DagsterHome:
     """DAGSTER_HOME with deploy/dagster.yaml, its storage the fresh database `dagster_db`."""
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -177,7 +177,7 @@ def _assert_run_recorded(home, run_id: str, specs) -> None:
 
 
 def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
-    sandbox_env, warehouse_db, dagster_home, celery_broker, tmp_path
+    sandbox_env, warehouse_db, pg_dagster_home, celery_broker, tmp_path
 ):
     """The README's Celery block: its worker line started twice (as two machines would), its
     materialize line sending every seed asset to them (the unpartitioned ones in one run, the
@@ -200,7 +200,7 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
             assert run.returncode == 0, out[-3000:]
 
     assert_tables_equal_sandbox(warehouse_db, sandbox_env, seed_tables())
-    with dagster_home.instance() as instance:
+    with pg_dagster_home.instance() as instance:
         run_ids = [r.run_id for r in instance.get_runs()]
         assert len(run_ids) == 2
         assert all(instance.get_run_by_id(i).status == DagsterRunStatus.SUCCESS for i in run_ids)

@@ -122,7 +122,7 @@ def test_two_machines_loading_one_spec_at_once_take_turns_and_never_move_its_cur
 
 
 def test_a_schedule_ticks_under_dagster_daemon_and_its_queued_run_lands_in_postgresql(
-    sandbox_env, warehouse_db, dagster_home, tmp_path, monkeypatch
+    sandbox_env, warehouse_db, pg_dagster_home, tmp_path, monkeypatch
 ):
     """ledger with an every-minute schedule, started from the CLI, its start moved a minute
     back (so the daemon owes a tick now instead of at the next minute); `dagster-daemon`
@@ -135,7 +135,7 @@ def test_a_schedule_ticks_under_dagster_daemon_and_its_queued_run_lands_in_postg
         cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr[-2000:]
-    with dagster_home.instance() as instance:
+    with pg_dagster_home.instance() as instance:
         (state,) = [s for s in instance.all_instigator_state() if s.name == "ledger_schedule"]
         earlier = state.instigator_data._replace(start_timestamp=time.time() - 61)
         instance.update_instigator_state(state.with_data(earlier))
