@@ -26,7 +26,7 @@ import yaml
 from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 
-from .support import REPO, SEED_SPECS, FakeClock, serving, use_specs, use_warehouse
+from .support import REPO, SEED_SPECS, FakeClock, RawApi, serving, use_specs, use_warehouse
 
 #: `serving` is imported from here by the session, OAuth and paginator tests too.
 __all__ = ["REPO", "SEED_SPECS", "serving"]
@@ -321,3 +321,16 @@ def postgres_warehouse(postgres_database, warehouse, monkeypatch) -> str:
         f"postgresql://postgres:@127.0.0.1:5432/{postgres_database}",
     )
     return postgres_database
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[RawApi]:
+    """One raw HTTP server per test module (the HTTP-layer tests)."""
+    with RawApi().running() as server:
+        yield server
+
+
+@pytest.fixture
+def api(_server: RawApi) -> RawApi:
+    """The module's raw server, its requests forgotten and answering `200 {}` again."""
+    return _server.reset()

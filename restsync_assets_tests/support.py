@@ -154,6 +154,20 @@ class JsonApi:
         return Reply({"error": f"no route for {method} {parts.path}"}, status=404)
 
 
+def _respond(
+    handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], payload: bytes
+) -> None:
+    """Send one response: JSON unless `headers` name another content type."""
+    handler.send_response(status)
+    if "Content-Type" not in headers:
+        handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 def _route_pattern(route: str) -> re.Pattern[str]:
     literals = re.split(r"\{(\w+)\}", route)
     pattern = "".join(
@@ -168,13 +182,7 @@ def _handler_class(api: JsonApi) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             reply = api.answer(self.command, self.path, self.headers, self.rfile.read(length))
             payload = b"" if reply.status == 204 else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            _respond(self, reply.status, reply.headers, payload)
 
         do_GET = do_POST = _serve
 
@@ -294,14 +302,7 @@ def _raw_handler_class(api: RawApi) -> type[BaseHTTPRequestHandler]:
                 return
             raw = isinstance(reply.body, bytes)
             payload = reply.body if raw else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            if "Content-Type" not in reply.headers:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            _respond(self, reply.status, reply.headers, payload)
 
         do_GET = do_POST = _handle
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -44,12 +44,6 @@ class TokenServer:
         with self._lock:  # one answer at a time: `issue` numbers tokens by the forms received
             status, body = self.reply(request.form)
         return RawReply(status, body)
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[RawApi]:
-    with RawApi().running() as server:
-        yield server
 
 
 @pytest.fixture

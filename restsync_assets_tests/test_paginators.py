@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,17 +18,6 @@ from restsync_assets.runtime.http.paginators import (
 from restsync_assets.runtime.http.templates import TemplateError
 
 from .support import App, RawApi, RawReply, RawRequest
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[RawApi]:
-    with RawApi().running() as server:
-        yield server
-
-
-@pytest.fixture
-def api(_server: RawApi) -> RawApi:
-    return _server.reset()
 
 
 def paginate(api: RawApi, paginator: Any, path: str = "/items", **kwargs: Any) -> list[Any]:

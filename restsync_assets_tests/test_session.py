@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -22,17 +22,6 @@ from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 
 from .support import DROP, App, FakeClock, RawApi, RawReply, RawRequest, sequence
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[RawApi]:
-    with RawApi().running() as server:
-        yield server
-
-
-@pytest.fixture
-def api(_server: RawApi) -> RawApi:
-    return _server.reset()
 
 
 @pytest.fixture
