@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -50,6 +50,7 @@ from dlt.sources.rest_api import (
 )
 from dlt.sources.rest_api.config_setup import collect_resolved_values
 
+from restsync_assets.runtime.transforms import RecordTransforms, transformed_child
 from restsync_assets.specs.model import ChildCursorSpec, SourceSpec
 
 #: Where the cursors live in the child's dlt resource state: `{cursor_path: {parent: ...}}`.
@@ -62,13 +63,17 @@ class CursorError(ValueError):
     """A child row whose cursor cannot be used (missing, or not comparable): one line."""
 
 
-def with_per_parent_cursors(spec: SourceSpec, config: dict) -> dict:
-    """`config` (dlt's `RESTAPIConfig`) with each incremental child keeping per-parent cursors.
+def with_per_parent_cursors(
+    spec: SourceSpec, config: dict, transforms: Mapping[str, RecordTransforms] | None = None
+) -> dict:
+    """`config` (dlt's `RESTAPIConfig`) with each incremental child keeping per-parent cursors
+    and each child with record transforms read parent by parent (`transforms.transformed_child`).
 
-    Unchanged when no child is incremental; otherwise dlt builds every resource and each
-    incremental child is replaced (its children re-attached to the replacement).
+    Unchanged when no child is either; otherwise dlt builds every resource and each such
+    child is replaced (its children re-attached to the replacement).
     """
-    if not any(r.cursor for r in spec.resources):
+    transforms = transforms or {}
+    if not any(r.cursor or (r.parent and r.name in transforms) for r in spec.resources):
         return config
     built = {r.name: r for r in rest_api_resources(config)}
     configs = {r["name"]: r for r in config["resources"]}
@@ -84,6 +89,16 @@ def with_per_parent_cursors(spec: SourceSpec, config: dict) -> dict:
                 configs[resource.name],
                 resource.cursor,
                 concurrent=spec.concurrency > 1,
+                transforms=transforms.get(resource.name),
+            )
+            replaced.add(resource.name)
+        elif resource.name in transforms:
+            built[resource.name] = transformed_child(
+                built[resource.name],
+                parent,
+                configs[resource.name],
+                transforms[resource.name],
+                concurrent=spec.concurrency > 1,
             )
             replaced.add(resource.name)
         elif resource.parent in replaced:
@@ -98,8 +113,10 @@ def per_parent_transformer(
     cursor: ChildCursorSpec,
     *,
     concurrent: bool,
+    transforms: RecordTransforms | None = None,
 ) -> DltResource:
-    """A transformer of `parent` that loads `child`'s rows with one cursor per parent row."""
+    """A transformer of `parent` that loads `child`'s rows with one cursor per parent row
+    (each page transformed first, with the parent row in scope, when there are `transforms`)."""
     args = dict(child.explicit_args)  # the arguments dlt bound to its paginate_dependent_resource
     missing = {"path", "client", "resolved_params", "incremental_param"} - set(args)
     if missing:
@@ -108,7 +125,7 @@ def per_parent_transformer(
             f" {', '.join(sorted(missing))}); restsync's per-parent cursors were built on dlt"
             " 1.31's rest_api"
         )
-    fetcher = ParentFetcher(child.name, args, cursor, _dedup_key(cursor, config))
+    fetcher = ParentFetcher(child.name, args, cursor, _dedup_key(cursor, config), transforms)
 
     def per_parent(items: Any) -> Iterator[Any]:
         yield from fetcher.run(items, concurrent=concurrent)
@@ -148,8 +165,10 @@ class ParentFetcher:
         args: dict[str, Any],
         cursor: ChildCursorSpec,
         dedup_key: tuple[str, ...] | None,
+        transforms: RecordTransforms | None = None,
     ):
         self.resource = resource
+        self.transforms = transforms
         self.args = args
         self.cursor = cursor
         self.dedup_key = dedup_key
@@ -199,6 +218,8 @@ class ParentFetcher:
         pages = paginate_dependent_resource([item], **args)
         try:
             for page in pages:
+                if self.transforms is not None:
+                    page = self.transforms.page(page, parent=item)
                 rows = [row for row in page if parent.keep(row)]
                 if rows:
                     yield rows

@@ -23,6 +23,8 @@ from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.response_formats import body_reader
+from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.selectors import compile_jsonpath
 
@@ -38,8 +40,14 @@ def build_source(
     `resources` limits the source to those resources (a partition group); `window` is the time
     window of a partitioned run, written into each partitioned resource's request.
     """
-    config = with_per_parent_cursors(spec, source_config(spec, credentials, window))
+    transforms = {
+        r.name: RecordTransforms(r.transforms, r.name) for r in spec.resources if r.transforms
+    }
+    config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
     source = rest_api_source(config, name=spec.name)
+    for resource in spec.resources:  # a child's are applied as its pages are read
+        if resource.parent is None and resource.name in transforms:
+            source.resources[resource.name].add_step(TransformStep(transforms[resource.name]))
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
@@ -66,7 +74,12 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
         source=spec.name,
         base_url=base_url,
         routes=[
-            Route(r.name, r.endpoint["path"], RetryPolicy.from_handler(r.error_handler))
+            Route(
+                r.name,
+                r.endpoint["path"],
+                RetryPolicy.from_handler(r.error_handler),
+                read_body=body_reader(r),
+            )
             for r in spec.resources
         ],
         default_policy=RetryPolicy(),

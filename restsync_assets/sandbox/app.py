@@ -6,7 +6,7 @@ import copy
 import threading
 from collections.abc import Callable
 
-from . import routes, vendors
+from . import exports, routes, vendors
 from .auth import TOKEN_PATHS, TokenStore, require_bearer, token_endpoint
 from .data import RESOURCES, SANDBOX_SPECS, SORT_KEYS, build_dataset
 from .faults import FaultPlan
@@ -17,7 +17,7 @@ def _same_key(a, b) -> bool:
     return str(a) == str(b)
 
 
-_RESOURCES = {**RESOURCES, **vendors.RESOURCES}
+_RESOURCES = {**RESOURCES, **vendors.RESOURCES, **exports.RESOURCES}
 
 
 class SandboxApp:
@@ -35,7 +35,7 @@ class SandboxApp:
         self.page_size = page_size
         self.faults = faults or FaultPlan()
         self.default_host = "127.0.0.1"
-        self._data = {**build_dataset(), **vendors.build_dataset()}
+        self._data = {**build_dataset(), **vendors.build_dataset(), **exports.build_dataset()}
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ dataset access
@@ -80,6 +80,11 @@ class SandboxApp:
         first, _, rest = request.path.lstrip("/").partition("/")
         subpath = "/" + rest
         route = params = None
+        if first == exports.NAME:
+            request.spec = first
+            with self._lock:
+                data = copy.deepcopy(self._data[first])
+            return exports.render(request, subpath, data)
         if first in SANDBOX_SPECS or first in vendors.VENDORS:
             request.spec = first
             if subpath == TOKEN_PATHS.get(first):

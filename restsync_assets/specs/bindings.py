@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from restsync_assets.specs.errors import Invalid, allowed, mapping
 from restsync_assets.specs.lineage import Lineage
-from restsync_assets.specs.model import ENDPOINT_KEYS, Binding
+from restsync_assets.specs.model import ENDPOINT_KEYS, EXTENSION_ENDPOINT_KEYS, Binding
 from restsync_assets.specs.placeholders import bind_plain_params, template_fields
 
 #: where in an endpoint dlt fills `{resources.*}` and `{incremental.*}` placeholders
@@ -58,10 +58,10 @@ def resource_bindings(resource: dict, names: list[str]) -> tuple[tuple[Binding, 
     Plain params named in the path are filled in first, as dlt does (`_bind_plain_params`).
     """
     name, endpoint = resource["name"], resource["endpoint"]
-    unknown = set(endpoint) - set(ENDPOINT_KEYS)
+    unknown = set(endpoint) - {*ENDPOINT_KEYS, *EXTENSION_ENDPOINT_KEYS}
     if unknown:
         raise Invalid(
-            f"unknown endpoint key; {allowed(ENDPOINT_KEYS)}",
+            f"unknown endpoint key; {allowed((*ENDPOINT_KEYS, *EXTENSION_ENDPOINT_KEYS))}",
             resource=name,
             key=f"endpoint.{sorted(unknown)[0]}",
         )

@@ -49,6 +49,9 @@ class Route:
     resource: str
     path_template: str
     policy: RetryPolicy
+    #: reads a successful body (content, URL) into what ``response.json()`` returns, for a
+    #: resource whose bodies are not plain JSON (``endpoint.response_format``); None: JSON
+    read_body: Callable[[bytes, str], Any] | None = None
 
 
 @dataclass
@@ -73,6 +76,21 @@ def _is_json(response: requests.Response) -> bool:
             parsed = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             return False
+    response.json = lambda **_kwargs: parsed  # type: ignore[method-assign]
+    return True
+
+
+def _is_parsed(response: requests.Response, route: Route | None) -> bool:
+    """True when the body is in the route's format (JSON unless the route reads it); the
+    parse is kept as ``response.json()``, as ``_is_json`` does."""
+    if route is None or route.read_body is None:
+        return _is_json(response)
+    if "json" in vars(response):
+        return True
+    try:
+        parsed = route.read_body(response.content, response.url)
+    except (ValueError, UnicodeDecodeError, OSError, EOFError):  # gzip: OSError, EOFError
+        return False
     response.json = lambda **_kwargs: parsed  # type: ignore[method-assign]
     return True
 
@@ -194,7 +212,7 @@ class RestsyncSession(requests.Session):
             failed = error.response if error.response is not None else response
             failure = self._status_error(request, route, failed, state)
         except ValueError:
-            if _is_json(response):
+            if _is_parsed(response, route):
                 raise
             failure = self._not_json_error(request, route, response, state)
         if failure is not None:
@@ -202,7 +220,7 @@ class RestsyncSession(requests.Session):
             # dlt's trace (trace.pickle) records every `__context__`, even one `from None` hides
             raise failure
         ok = 200 <= response.status_code < 300 and request.method != "HEAD"
-        if ok and not _is_json(response):
+        if ok and not _is_parsed(response, route):
             raise self._not_json_error(request, route, response, state)
         return response
 

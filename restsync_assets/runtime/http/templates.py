@@ -15,7 +15,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, meta, nodes
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -107,6 +107,12 @@ class CompiledTemplate:
     def is_expression(self) -> bool:
         """True when the template is a single ``{{ expr }}`` returning a native value."""
         return self._expression is not None
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """The names the template reads from its context (globals such as ``range`` left out)."""
+        found = meta.find_undeclared_variables(_ENV.parse(self.source))
+        return frozenset(found - set(_ENV.globals))
 
     def evaluate(self, **context: Any) -> Any:
         """Evaluate with ``context`` as variables; native value or rendered string."""

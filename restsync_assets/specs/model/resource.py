@@ -30,6 +30,12 @@ ENDPOINT_KEYS = (
     "auth",
     "headers",
 )
+#: the record transform keys of a resource, in the order they apply (see `TransformsSpec`)
+TRANSFORM_KEYS = ("record_filter", "add_fields", "remove_fields", "rename_fields")
+#: endpoint keys restsync reads itself and removes before handing the endpoint to dlt
+EXTENSION_ENDPOINT_KEYS = ("response_format",)
+ResponseFormat = Literal["json", "jsonl", "csv"]
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 #: resource keys restsync reads itself and removes before handing the rest to dlt
 EXTENSION_RESOURCE_KEYS = (
     "error_handler",
@@ -40,6 +46,7 @@ EXTENSION_RESOURCE_KEYS = (
     "automation_condition",
     "owners",
     "tags",
+    *TRANSFORM_KEYS,
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -132,6 +139,22 @@ class ChildCursorSpec(StrictModel):
         return self.end_value is not None
 
 
+class TransformsSpec(StrictModel):
+    """`record_filter`, `add_fields`, `remove_fields`, `rename_fields` of a resource.
+
+    Field names are dotted paths (`a.b` is field `b` of the object in field `a`). Templates
+    are kept as their source text; `runtime.transforms` compiles each once per run.
+    """
+
+    #: a single `{{ expression }}`: rows for which it is false are dropped
+    record_filter: str | None = None
+    #: field path -> literal value, or a template (a string holding `{{` or `{%`)
+    add_fields: dict[str, Any] = Field(default_factory=dict)
+    remove_fields: tuple[str, ...] = ()
+    #: old field path -> new field path
+    rename_fields: dict[str, str] = Field(default_factory=dict)
+
+
 class ResourceSpec(StrictModel):
     """One REST resource: one dlt resource, one table, one Dagster asset."""
 
@@ -159,6 +182,10 @@ class ResourceSpec(StrictModel):
     #: the spec's and the resource's `owners` (emails or `team:` names) and `tags`
     owners: tuple[str, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
+    #: record transforms (None: the rows land as the API sends them)
+    transforms: TransformsSpec | None = None
+    #: how response bodies are read (`endpoint.response_format`)
+    response_format: ResponseFormat = "json"
     #: line of the spec file where the resource is declared (1-based), for code references
     line: int | None = None
 

@@ -22,6 +22,8 @@ from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.response_format import validate_response_format
+from restsync_assets.specs.validate.transforms import validate_transforms
 
 
 def validate_resource(
@@ -29,7 +31,7 @@ def validate_resource(
 ) -> ResourceSpec:
     """Every field of one resource, in the order its errors are reported."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
-    endpoint, paginator = _endpoint(bound, spec)
+    endpoint, paginator, response_format = _endpoint(bound, spec)
     resource_retries = retry_layer(raw.get("error_handler"), "error_handler", name)
     error_handler = merged_error_handler([*retry_layers, resource_retries], name)
     columns = validate_columns(raw.get("schema"), name)
@@ -51,6 +53,9 @@ def validate_resource(
     if primary_key is not None and not isinstance(primary_key, str):
         primary_key = tuple(primary_key)  # the columns of any sequence dlt took
     cursor = validate_child_cursor(endpoint, name) if parent is not None else None
+    transforms = validate_transforms(
+        raw, name, child=parent is not None, keys=_keys(primary_key, endpoint)
+    )
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -75,19 +80,32 @@ def validate_resource(
             owners=owners,
             tags=tags,
             line=catalog.lines.get(name),
+            transforms=transforms,
+            response_format=response_format,
         )
 
 
-def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None]:
-    """The endpoint handed to dlt (selector normalized, auth as its model), and its paginator
-    (handed over separately: restsync's own ones are built at run time)."""
+def _keys(primary_key: Any, endpoint: dict) -> tuple[str, ...]:
+    """The fields a row must have after the transforms: primary key and incremental cursor."""
+    keys = [primary_key] if isinstance(primary_key, str) else list(primary_key or ())
+    incremental = endpoint.get("incremental")
+    if isinstance(incremental, dict) and isinstance(incremental.get("cursor_path"), str):
+        keys.append(incremental["cursor_path"])
+    return tuple(keys)
+
+
+def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]:
+    """The endpoint handed to dlt (selector normalized, auth as its model), its paginator
+    (handed over separately: restsync's own ones are built at run time) and its
+    `response_format` (restsync's key, not dlt's)."""
     endpoint, name = dict(bound.endpoint), bound.raw["name"]
     paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
+    response_format = validate_response_format(endpoint, name, paginator)
     if endpoint.get("data_selector") is not None:
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
-    return endpoint, paginator
+    return endpoint, paginator, response_format
 
 
 def _selector(selector: Any, resource: str) -> str:

@@ -1,0 +1,148 @@
+"""The `exports` vendor: the same event records as JSON, JSON Lines and CSV, plain or gzipped.
+
+Served beside the seed APIs under ``/exports`` without credentials (a public export feed),
+for `endpoint.response_format` and the record transforms; none of the seed specs reads it.
+
+* ``/v1/batches`` - five batches, JSON ``{"data": [...]}``, one page;
+* ``/v1/batches/{batch_id}/events`` - a batch's events, JSON ``{"data": [...]}``, paged by
+  ``offset``/``limit`` (no total);
+* ``/v1/{paging}/events.{fmt}`` - every event, ``fmt`` one of ``json`` (a bare list),
+  ``jsonl``, ``csv``; ``paging`` one of ``offset`` (``offset``/``limit``, a short or empty
+  page ends), ``page`` (``page`` from 1 and ``per_page``, an empty page ends) and ``link``
+  (``page``/``per_page`` with an RFC 8288 ``Link: <...>; rel="next"`` header while more rows
+  follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
+  serves it with ``Content-Encoding: gzip``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from urllib.parse import urlencode
+
+from .data import _rng, _stamp
+from .models import ApiError, IncomingRequest, Response
+
+NAME = "exports"
+RESOURCES: dict[str, tuple[str, ...]] = {NAME: ("batches", "events")}
+#: the CSV header: every event field, in this order
+EVENT_FIELDS = (
+    "id",
+    "batch_id",
+    "name",
+    "status",
+    "amount",
+    "quantity",
+    "active",
+    "created_at",
+    "internal_notes",
+    "old_name",
+)
+EVENTS = 250
+BATCHES = 5
+_FEED = re.compile(
+    r"^/v1/(?P<paging>offset|page|link)/(?P<encoded>encoded/)?events\.(?P<fmt>json|jsonl|csv)"
+    r"(?P<gz>\.gz)?$"
+)
+_CHILD = re.compile(r"^/v1/batches/(?P<batch_id>[^/]+)/events$")
+_CONTENT_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
+
+
+def _events() -> list[dict]:
+    rng = _rng(NAME, "events")
+    return [
+        {
+            "id": i + 1,
+            "batch_id": i % BATCHES + 1,
+            "name": f"Event {i + 1}",
+            "status": ("open", "closed", "archived", "open")[i % 4],
+            "amount": round(rng.uniform(1, 5_000), 2),
+            "quantity": rng.randint(0, 40),
+            "active": i % 3 != 0,
+            "created_at": _stamp(i, 5),
+            "internal_notes": None if i % 4 else f"note {i + 1}",
+            "old_name": f"legacy-{i + 1:04d}",
+        }
+        for i in range(EVENTS)
+    ]
+
+
+def _batches() -> list[dict]:
+    regions = ("eu", "us", "apac", "eu", "latam")
+    return [{"id": b + 1, "label": f"Batch {b + 1}", "region": regions[b]} for b in range(BATCHES)]
+
+
+def build_dataset() -> dict[str, dict[str, list[dict]]]:
+    return {NAME: {"batches": _batches(), "events": _events()}}
+
+
+def _int(query: dict[str, str], name: str, default: int, low: int) -> int:
+    raw = query.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < low:
+        raise ApiError(400, "invalid_request", f"{name} must be an integer >= {low}")
+    return int(raw)
+
+
+def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) -> Response:
+    """Answer a GET under ``/exports`` from ``data`` (the vendor's rows)."""
+    if request.method != "GET":
+        raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
+    if subpath == "/v1/batches":
+        request.resource = "batches"
+        return Response(200, {"data": data["batches"]})
+    request.resource = "events"
+    if child := _CHILD.match(subpath):
+        rows = [r for r in data["events"] if str(r["batch_id"]) == child["batch_id"]]
+        offset = _int(request.query, "offset", 0, 0)
+        return Response(200, {"data": rows[offset : offset + _int(request.query, "limit", 100, 1)]})
+    feed = _FEED.match(subpath)
+    if feed is None:
+        raise ApiError(404, "not_found", f"no route for {request.path}")
+    rows, headers = _page(feed["paging"], data["events"], request)
+    body = serialize(rows, feed["fmt"])
+    content_type = _CONTENT_TYPES[feed["fmt"]]
+    if feed["gz"]:
+        body, content_type = gzip.compress(body), "application/gzip"
+    elif feed["encoded"]:
+        body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+    return Response(200, None, headers, raw=body, content_type=content_type)
+
+
+def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:
+    query = request.query
+    if paging == "offset":
+        offset = _int(query, "offset", 0, 0)
+        return rows[offset : offset + _int(query, "limit", 100, 1)], {}
+    page, size = _int(query, "page", 1, 1), _int(query, "per_page", 100, 1)
+    selected = rows[(page - 1) * size : page * size]
+    headers = {}
+    if paging == "link" and page * size < len(rows):
+        host = request.headers.get("host", "127.0.0.1")
+        following = urlencode({**query, "page": page + 1})
+        headers["Link"] = f'<http://{host}{request.path}?{following}>; rel="next"'
+    return selected, headers
+
+
+def serialize(rows: list[dict], fmt: str) -> bytes:
+    """``rows`` as a JSON list, JSON Lines, or CSV with a header (null as an empty field)."""
+    if fmt == "json":
+        return json.dumps(rows).encode()
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in rows).encode()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EVENT_FIELDS)
+    for row in rows:
+        writer.writerow([_csv_value(row[f]) for f in EVENT_FIELDS])
+    return out.getvalue().encode()
+
+
+def _csv_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
