@@ -180,7 +180,7 @@ INVALID = [
     (
         "unknown endpoint key",
         spec_with(resources__0__endpoint__paginatr={"type": "offset", "limit": 5}),
-        "resource 'organizations': endpoint.paginatr: unknown endpoint key; allowed: auth, data, data_selector, headers, incremental, json, method, paginator, params, path, response_actions",
+        "resource 'organizations': endpoint.paginatr: unknown endpoint key; allowed: auth, data, data_selector, headers, incremental, json, method, paginator, params, path, response_actions, response_format",
     ),
     (
         "offset without limit",
@@ -280,7 +280,7 @@ INVALID = [
     (
         "unknown dlt resource hint",
         spec_with(resources__0__primary_keys="id"),
-        "resource 'organizations': primary_keys: unknown key; allowed: automation_condition, checks, columns, endpoint, error_handler, file_format, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, references, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
+        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, endpoint, error_handler, file_format, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
     ),
     (
         "invalid yaml",
