@@ -128,12 +128,24 @@ def _read(
     source whose top-level ancestor stops after `pages` pages."""
     from dlt.sources.rest_api import rest_api_source
 
-    from restsync_assets.runtime.source import source_config
+    from restsync_assets.runtime.child_cursors import with_per_parent_cursors
+    from restsync_assets.runtime.source import (
+        add_transform_steps,
+        record_transforms,
+        source_config,
+    )
 
     sequential = spec.model_copy(update={"concurrency": 1})
     config = source_config(sequential, credentials, window)
     recorder.watch(config)
+    # the rows as a run transforms them; dlt's own cursors for children (no state to read)
+    transforms = record_transforms(sequential)
+    uncursored = sequential.model_copy(
+        update={"resources": tuple(r.model_copy(update={"cursor": None}) for r in spec.resources)}
+    )
+    config = with_per_parent_cursors(uncursored, config, transforms)
     source = rest_api_source(config, name=spec.name)
+    add_transform_steps(sequential, source, transforms)
     chain = [target.name]
     while (parent := spec.resource(chain[0]).parent) is not None:
         chain.insert(0, parent)

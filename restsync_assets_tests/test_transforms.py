@@ -4,6 +4,7 @@ DuckDB, on the Arrow fast path and off it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -523,3 +524,30 @@ def test_an_incremental_child_keeps_cursors_on_transformed_rows(
     ]
     for name, rows in expected.items():
         assert table("exports", name, tmp_path / "warehouse.duckdb") == canonical(rows), name
+
+
+def _preview(capsys, *args: str) -> dict:
+    from restsync_assets.cli import main
+
+    assert main(["preview", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_preview_shows_rows_as_a_run_transforms_them(sandbox, specs_dir, capsys):
+    """`restsync preview` of a child and of a top-level resource: the records a run would
+    load, transforms applied (a child's `parent` and placeholders too)."""
+    write_spec(specs_dir, exports_spec(sandbox.url))
+    expected = expected_tables(
+        sandbox.rows("exports", "batches"), sandbox.rows("exports", "events")
+    )
+    child = {row["id"]: row for row in expected["batch_events"]}
+    records = _preview(capsys, "exports", "batch_events", "--limit", "5")["records"]
+    assert len(records) == 5
+    for record in records:
+        want = dict(child[record["id"]])
+        assert record.pop("meta") == {"weight": want.pop("meta__weight")}
+        assert record == want
+    feed = {row["event_id"]: row for row in expected["feed"]}
+    records = _preview(capsys, "exports", "feed", "--limit", "5")["records"]
+    assert len(records) == 5
+    assert all(record == feed[record["event_id"]] for record in records)

@@ -40,17 +40,28 @@ def build_source(
     `resources` limits the source to those resources (a partition group); `window` is the time
     window of a partitioned run, written into each partitioned resource's request.
     """
-    transforms = {
-        r.name: RecordTransforms(r.transforms, r.name) for r in spec.resources if r.transforms
-    }
+    transforms = record_transforms(spec)
     config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
     source = rest_api_source(config, name=spec.name)
-    for resource in spec.resources:  # a child's are applied as its pages are read
-        if resource.parent is None and resource.name in transforms:
-            source.resources[resource.name].add_step(TransformStep(transforms[resource.name]))
+    add_transform_steps(spec, source, transforms)
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
+
+
+def record_transforms(spec: SourceSpec) -> dict[str, RecordTransforms]:
+    """Each resource's record transforms, compiled (once per run)."""
+    return {r.name: RecordTransforms(r.transforms, r.name) for r in spec.resources if r.transforms}
+
+
+def add_transform_steps(
+    spec: SourceSpec, source: DltSource, transforms: dict[str, RecordTransforms]
+) -> None:
+    """The transform step of each top-level resource (a child's transforms are applied as its
+    pages are read, see `transforms.transformed_child`)."""
+    for resource in spec.resources:
+        if resource.parent is None and resource.name in transforms:
+            source.resources[resource.name].add_step(TransformStep(transforms[resource.name]))
 
 
 def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
