@@ -223,6 +223,20 @@ INVALID = [
 ]
 
 
+def test_resources_of_one_path_share_its_format(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(response_format="csv")
+    spec["resources"].append(
+        {"name": "events_again", "endpoint": {"path": "/v1/events/", "response_format": "jsonl"}}
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(write_spec(tmp_path, spec))
+    assert str(caught.value) == (
+        "shop.yaml: resource 'events_again': endpoint.response_format: jsonl, but resource"
+        " 'events' reads the same path as csv; resources of one path share its format"
+    )
+
+
 @pytest.mark.parametrize(("case", "endpoint"), VALID, ids=[c[0] for c in VALID])
 def test_valid_response_formats_load(tmp_path, case, endpoint):
     spec = load_spec_file(write_spec(tmp_path, _spec(**endpoint)))

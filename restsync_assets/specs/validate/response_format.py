@@ -7,6 +7,8 @@ is refused with it: `data_selector`, and the paginators that read the body (`jso
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from restsync_assets.specs.errors import Invalid, allowed
@@ -14,6 +16,7 @@ from restsync_assets.specs.model import (
     RESPONSE_FORMATS,
     DltPaginatorSpec,
     PaginatorSpec,
+    ResourceSpec,
     ResponseFormat,
     TemplatedCursorPaginatorSpec,
 )
@@ -73,3 +76,19 @@ def _paginator_problem(paginator: PaginatorSpec | None) -> str | None:
             " on an empty page"
         )
     return None
+
+
+def check_shared_paths(resources: Iterable[ResourceSpec]) -> None:
+    """Resources whose paths match the same URLs must agree on the format: restsync's session
+    tells a response's resource by its URL path."""
+    seen: dict[str, ResourceSpec] = {}
+    for resource in resources:
+        path = re.sub(r"\{[^{}/]*\}", "{}", resource.endpoint["path"].split("?")[0].strip("/"))
+        other = seen.setdefault(path, resource)
+        if other.response_format != resource.response_format:
+            raise Invalid(
+                f"{resource.response_format}, but resource '{other.name}' reads the same path"
+                f" as {other.response_format}; resources of one path share its format",
+                resource=resource.name,
+                key=KEY,
+            )
