@@ -170,7 +170,7 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
             check=True,
         ).stdout.splitlines()
         assert (
-            served_exports == printed_exports and len(printed_exports) == 22 + 9
+            served_exports == printed_exports and len(printed_exports) == 22 + 11
         )  # seeds, vendors
         printed = {}
         for command in commands():

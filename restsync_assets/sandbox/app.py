@@ -107,8 +107,9 @@ class SandboxApp:
             return token_endpoint(request.spec, request, self.tokens)
         if route is None:
             raise ApiError(404, "not_found", f"no route for {request.path}")
-        if request.method != "GET":
-            raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
+        if request.method != route.method:
+            allow = route.method
+            raise ApiError(405, "method_not_allowed", f"use {allow}", {"Allow": allow})
         if route.spec in vendors.VENDORS:
             vendors.require_credential(route.spec, request)
         else:

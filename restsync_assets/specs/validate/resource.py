@@ -21,7 +21,7 @@ from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
-from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 
 
 def validate_resource(
@@ -83,6 +83,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None]:
     (handed over separately: restsync's own ones are built at run time)."""
     endpoint, name = dict(bound.endpoint), bound.raw["name"]
     paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
+    check_body_method(paginator, endpoint, name)
     if endpoint.get("data_selector") is not None:
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:

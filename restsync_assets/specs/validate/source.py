@@ -16,7 +16,7 @@ from restsync_assets.specs.model import (
     SourceSpec,
 )
 from restsync_assets.specs.validate.operations import validate_schedule
-from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.secrets import secret_keys
 
 
@@ -33,6 +33,9 @@ def validate_source(
     client, raw = document.client, document.raw
     headers = dict(client.get("headers") or {})
     paginator = validate_paginator(client.get("paginator"), "client.paginator", None)
+    for resource in resources:
+        if resource.paginator is None:  # the client's paginator pages this resource
+            check_body_method(paginator, resource.endpoint, resource.name)
     schedule = validate_schedule(raw.get("schedule"))
     concurrency = _concurrency(client.get("concurrency", 1))
     error_handler = validated(ErrorHandler, client_retries, "client.error_handler")
