@@ -138,6 +138,15 @@ class SandboxApp:
             del table[start : start + count]
         return copy.deepcopy(removed)
 
+    def delete_row(self, spec: str, resource: str, row_id: object) -> dict:
+        """Remove the row whose ``id`` is ``row_id``; returns it."""
+        with self._lock:
+            table = self._table(spec, resource)
+            for i, row in enumerate(table):
+                if _same_key(row["id"], row_id):
+                    return copy.deepcopy(table.pop(i))
+        raise KeyError(f"{spec}.{resource} has no row with id {row_id!r}")
+
     def _select(self, route: routes.Route, params: dict[str, str]) -> list[dict]:
         if route.parent is not None:
             parents = self._data[route.spec][route.parent]

@@ -19,6 +19,7 @@ from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog
 from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
+from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
@@ -46,6 +47,7 @@ def validate_resource(
         k: v for k, v in raw.items() if k not in (*RESOURCE_FIELD_KEYS, *EXTENSION_RESOURCE_KEYS)
     }
     operations = validate_operations(raw, name)
+    deletes = validate_deletes(raw.get("deletes"), name)
     owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
     check_with_dlt(name, endpoint, paginator, primary_key, write_disposition, hints)
     if primary_key is not None and not isinstance(primary_key, str):
@@ -75,6 +77,7 @@ def validate_resource(
             owners=owners,
             tags=tags,
             line=catalog.lines.get(name),
+            deletes=deletes,
         )
 
 
