@@ -7,6 +7,7 @@ between runs; the key's validation, table-driven."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -19,6 +20,7 @@ from restsync_assets.specs.errors import SpecError
 
 from .support import (
     DELETE,
+    REPO,
     JsonApi,
     assert_table_is,
     copy_seed_specs,
@@ -182,6 +184,25 @@ def test_invalid_deletes_give_one_line_naming_file_resource_and_key(
     with pytest.raises(SpecError) as caught:
         load_spec_file(path)
     assert str(caught.value) == f"shop.yaml: {expected}"
+
+
+def test_restsync_validate_prints_the_readme_line(tmp_path, monkeypatch, capsys):
+    """README's example of a refused `deletes: soft` is what `restsync validate` prints for
+    the marketing API's organizations read incrementally."""
+    from restsync_assets.cli import main
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Deletes: `deletes: soft`", 1)[1]
+    expected = re.search(r"```text\n(.*?)\n```", section, re.DOTALL).group(1)
+
+    def incremental(raw: dict) -> None:
+        raw["resources"][0]["deletes"] = "soft"
+        raw["resources"][0]["endpoint"]["incremental"] = INCREMENTAL
+
+    copy_seed_specs(tmp_path / "source_specs", [SPEC], edit=incremental)
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().err.strip() == expected
 
 
 # --------------------------------------------------------------------------- end to end
