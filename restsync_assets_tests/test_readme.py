@@ -170,7 +170,7 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
             check=True,
         ).stdout.splitlines()
         assert (
-            served_exports == printed_exports and len(printed_exports) == 22 + 9
+            served_exports == printed_exports and len(printed_exports) == 22 + 11
         )  # seeds, vendors
         printed = {}
         for command in commands():
@@ -323,6 +323,10 @@ def test_every_example_block_is_checked():
                 "$ restsync preview ledger resource_name --limit 3",
                 "$ restsync run ledger marketing_api/organizations",
                 "$ restsync validate",
+                # test_soft_deletes.py::test_restsync_validate_prints_the_readme_line
+                "source_specs/marketing_api.yaml: resource 'organizations': deletes: rows a run"
+                " does not read would be marked deleted: the resource is read incrementally"
+                " (only new and changed rows)",
                 # test_specs.py::test_restsync_validate_names_file_key_secret_form_and_env_var
                 "source_specs/gh.yaml: client.headers.Authorization: secrets never live in YAML:"
                 " write {secret: authorization} and set GH_AUTHORIZATION (or"

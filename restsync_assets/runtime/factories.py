@@ -41,6 +41,7 @@ def templated_cursor(paginator: TemplatedCursorPaginatorSpec, resource: str) -> 
         cursor_value=paginator.cursor_value,
         stop_condition=paginator.stop_condition,
         cursor_param=paginator.cursor_param,
+        cursor_body_path=paginator.cursor_body_path,
         resource=resource,
     )
 

@@ -1,7 +1,8 @@
 """The run-time entry: one materialization of a spec's selected assets.
 
 credentials -> dlt source -> dlt pipeline (under the warehouse lock) -> dagster-dlt run ->
-materializations (with the catalog's table metadata); any failure becomes one actionable line. Called by the asset body
+rows a complete scan missed marked (`deletes: soft`) -> materializations (with the catalog's
+table metadata); any failure becomes one actionable line. Called by the asset body
 (`restsync_assets.assets`); nothing here runs when definitions load.
 """
 
@@ -23,6 +24,7 @@ from restsync_assets.runtime.destination import build_pipeline, loader_file_form
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
 from restsync_assets.runtime.locks import exclusive, lock_path
+from restsync_assets.runtime.soft_deletes import with_soft_deletes
 from restsync_assets.runtime.source import build_source
 from restsync_assets.specs.model import SourceSpec
 
@@ -66,6 +68,7 @@ def load(
                 dagster_dlt_translator=translator,
                 loader_file_format=loader_file_format(pipeline.destination),
             )
+            events = with_soft_deletes(context, spec, pipeline, events)  # `deletes: soft`
             yield from with_table_metadata(context, spec, pipeline, events)
     except Failure:
         raise

@@ -16,7 +16,7 @@ from dlt.sources.rest_api import rest_api_source
 from restsync_assets import settings
 from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
-from restsync_assets.runtime import destination
+from restsync_assets.runtime import destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
@@ -149,7 +149,7 @@ def resource_config(resource: ResourceSpec, window: Window | None = None) -> dic
         )
     if resource.include_from_parent:
         config["include_from_parent"] = list(resource.include_from_parent)
-    if resource.columns:
+    if resource.columns or resource.deletes == "soft":
         columns = dict(config.get("columns") or {})
         for column in resource.columns:
             columns[column.name] = {
@@ -157,6 +157,8 @@ def resource_config(resource: ResourceSpec, window: Window | None = None) -> dic
                 "data_type": column.data_type,
                 "nullable": column.nullable,
             }
+        if resource.deletes == "soft":  # created by dlt; every row a merge writes has it null
+            columns[soft_deletes.DELETED_AT] = soft_deletes.COLUMN
         config["columns"] = columns
     return config
 

@@ -112,8 +112,9 @@ class SandboxApp:
             return token_endpoint(request.spec, request, self.tokens)
         if route is None:
             raise ApiError(404, "not_found", f"no route for {request.path}")
-        if request.method != "GET":
-            raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
+        if request.method != route.method:
+            allow = route.method
+            raise ApiError(405, "method_not_allowed", f"use {allow}", {"Allow": allow})
         if route.spec in vendors.VENDORS:
             vendors.require_credential(route.spec, request)
         else:
@@ -141,6 +142,15 @@ class SandboxApp:
             removed = table[start : start + count]
             del table[start : start + count]
         return copy.deepcopy(removed)
+
+    def delete_row(self, spec: str, resource: str, row_id: object) -> dict:
+        """Remove the row whose ``id`` is ``row_id``; returns it."""
+        with self._lock:
+            table = self._table(spec, resource)
+            for i, row in enumerate(table):
+                if _same_key(row["id"], row_id):
+                    return copy.deepcopy(table.pop(i))
+        raise KeyError(f"{spec}.{resource} has no row with id {row_id!r}")
 
     def _select(self, route: routes.Route, params: dict[str, str]) -> list[dict]:
         if route.parent is not None:

@@ -34,7 +34,8 @@ revoke_token          the spec's access tokens are revoked before their stated e
                       request gets 401 ``invalid_token``
 rotate_refresh_token  a refresh-token grant answers with a new refresh token; the one used
                       stops working
-repeat_cursor         ``paging.next_link`` points at the page just served (a cursor loop)
+repeat_cursor         ``paging.next_link`` points at the page just served (a cursor loop);
+                      on a GraphQL search page, ``endCursor`` is the cursor the request sent
 total, has_more       ``mode``: ``"missing"``, ``"null"``, ``"string"`` (the right value as a
                       string) or ``"garbage"`` (an unparseable string)
 html                  status 200 with an HTML maintenance page
@@ -65,6 +66,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import urlencode
 
+from . import graphql
 from .models import IncomingRequest, Response
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "demo_plan"]
@@ -263,6 +265,8 @@ class FaultPlan:
         if not isinstance(body, dict):
             return
         if kind == "repeat_cursor":
+            if graphql.repeat_cursor(body, request):
+                return
             if isinstance(body.get("paging"), dict) or opts.get("always"):
                 host = request.headers.get("host", "127.0.0.1")
                 query = f"?{urlencode(request.query)}" if request.query else ""

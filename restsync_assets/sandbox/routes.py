@@ -8,6 +8,7 @@ Pagination styles:
 * ``cursor`` - marketing_api: pages of ``page_size`` (or ``limit``), the next
   page's absolute URL in ``paging.next_link`` (absent on the last page).
 * ``none`` - native_ads: everything in one response.
+* ``graphql`` - the ``codehost`` vendor: ``POST`` a GraphQL search (``sandbox.graphql``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import unquote, urlencode
 
+from . import graphql
 from .models import ApiError, IncomingRequest, Response
 from .vendors import VENDORS
 
@@ -27,7 +29,7 @@ DEFAULT_LIMIT = 100
 
 @dataclass(frozen=True)
 class Route:
-    """One GET endpoint. ``parent_keys``/``child_keys`` map row fields to path params."""
+    """One endpoint (GET; POST for ``graphql``). ``parent_keys``/``child_keys`` map row fields to path params."""
 
     spec: str
     resource: str
@@ -36,6 +38,10 @@ class Route:
     parent: str | None = None
     parent_keys: tuple[tuple[str, str], ...] = ()
     child_keys: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def method(self) -> str:
+        return "POST" if self.pager == "graphql" else "GET"
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -111,7 +117,7 @@ ROUTES: tuple[Route, ...] = (
         Route("workspace_docs", name, f"/v1/{name}", "offset")
         for name in ("blocks", "databases", "pages", "users")
     ),
-    *(Route(v.name, v.resource, v.path, "offset") for v in VENDORS.values()),
+    *(Route(v.name, v.resource, v.path, v.pager) for v in VENDORS.values()),
 )
 
 _COMPILED = tuple((route, route.regex) for route in ROUTES)
@@ -225,6 +231,8 @@ def render(
     route: Route, rows: list[dict], request: IncomingRequest, host: str, page_size: int
 ) -> Response:
     """Filter, paginate and wrap ``rows`` (already restricted to the parent) for ``route``."""
+    if route.pager == "graphql":
+        return graphql.answer(request, rows)
     rows = apply_filters(route, rows, request.query)
     total = len(rows)
     if route.pager == "none":

@@ -256,6 +256,11 @@ class Sandbox:
         """Add ``row`` or replace the row with the same ``id``."""
         self._app.upsert_row(spec, resource, row)
 
+    def delete_row(self, spec: str, resource: str, row_id: object) -> dict:
+        """Remove the row with ``id`` ``row_id`` (a row deleted at the source); returns it,
+        for :meth:`upsert_row` to restore."""
+        return self._app.delete_row(spec, resource, row_id)
+
     def expire_tokens(self) -> None:
         """Invalidate every access token issued so far."""
         self._app.tokens.expire_all()

@@ -1,8 +1,8 @@
 """Sandbox vendors with static credentials: one per kind of dlt auth besides OAuth.
 
-Served beside the five seed APIs under ``/<vendor>/...``, each with one offset-paginated
-resource (``{"data": [...]}``, ``offset``/``limit`` params, no total) and fixed credentials
-derived from the vendor's name:
+Served beside the five seed APIs under ``/<vendor>/...``, each with one resource, offset-paginated
+(``{"data": [...]}``, ``offset``/``limit`` params, no total) but for ``codehost``'s GraphQL
+search, and fixed credentials derived from the vendor's name:
 
 ========  =====================================  ========  ================================
 vendor    auth                                   resource  credentials (env vars of its spec)
@@ -12,7 +12,11 @@ crm       API key in the ``X-Api-Key`` header    contacts  ``CRM_API_KEY``
 weather   API key in the ``appid`` query param   stations  ``WEATHER_APP_KEY``
 billing   HTTP basic                             invoices  ``BILLING_USERNAME``,
                                                            ``BILLING_PASSWORD``
+codehost  bearer token; GraphQL                  repos*    ``CODEHOST_TOKEN``
+          (``POST /graphql``, `sandbox.graphql`)
 ========  =====================================  ========  ================================
+
+(*) ``repositories``, the one resource not paged by offset: a GraphQL search.
 
 A request without the right credential gets a 401 whose body repeats the credential it
 received, as careless APIs do, so tests can prove restsync masks it.
@@ -26,6 +30,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import graphql
 from .data import _rng, _stamp
 from .models import ApiError, IncomingRequest
 
@@ -41,6 +46,9 @@ class Vendor:
     #: the credential a request presents (None when absent)
     presented: Callable[[IncomingRequest], str | None]
     challenge: dict[str, str]
+    #: how the resource pages: `offset` (GET, `offset`/`limit`) or `graphql` (POST, see
+    #: `sandbox.graphql`)
+    pager: str = "offset"
 
 
 def _bearer(request: IncomingRequest) -> str | None:
@@ -87,6 +95,15 @@ VENDORS: dict[str, Vendor] = {
             "/v1/invoices",
             _basic,
             {"WWW-Authenticate": 'Basic realm="billing"'},
+        ),
+        Vendor(
+            graphql.VENDOR,
+            "bearer",
+            graphql.RESOURCE,
+            graphql.PATH,
+            _bearer,
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            pager="graphql",
         ),
     )
 }
@@ -202,7 +219,13 @@ def _invoices() -> list[dict]:
     ]
 
 
-_BUILDERS = {"helpdesk": _tickets, "crm": _contacts, "weather": _stations, "billing": _invoices}
+_BUILDERS = {
+    "helpdesk": _tickets,
+    "crm": _contacts,
+    "weather": _stations,
+    "billing": _invoices,
+    graphql.VENDOR: graphql.build_rows,
+}
 
 
 def build_dataset() -> dict[str, dict[str, list[dict]]]:

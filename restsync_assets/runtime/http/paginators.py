@@ -70,7 +70,9 @@ class TemplatedCursorPaginator(BasePaginator):
 
     The cursor value may be an absolute ``http(s)`` URL (followed as is), a path starting with
     ``/`` (resolved against the current request URL) or a plain token sent as the query
-    parameter ``cursor_param``. Pagination stops when ``stop_condition`` is truthy or the
+    parameter ``cursor_param``. With ``cursor_body_path`` (a dotted path such as
+    ``variables.after``) every cursor is written into the JSON request body instead, as dlt's
+    ``JSONResponseCursorPaginator`` does: GraphQL's ``pageInfo { endCursor hasNextPage }``. Pagination stops when ``stop_condition`` is truthy or the
     cursor is empty (``None``, ``""``, ``"None"``, ``{}``). A cursor repeating one already seen
     raises :class:`PaginationLoopError`.
 
@@ -88,8 +90,12 @@ class TemplatedCursorPaginator(BasePaginator):
         stop_condition: str | CompiledTemplate | None = None,
         cursor_param: str | None = None,
         resource: str = "?",
+        cursor_body_path: str | None = None,
     ) -> None:
         super().__init__()
+        if cursor_param and cursor_body_path:
+            raise ValueError(f"resource {resource}: use cursor_param or cursor_body_path, not both")
+        self.cursor_body_path = cursor_body_path
         self.cursor_template = compile_template(cursor_value)
         self.stop_template = compile_template(stop_condition) if stop_condition else None
         self.cursor_param = cursor_param
@@ -139,6 +145,9 @@ class TemplatedCursorPaginator(BasePaginator):
         cursor = self._next_cursor
         if cursor is None:
             return
+        if self.cursor_body_path:
+            request.json = with_value_at(request.json, self.cursor_body_path, cursor)
+            return
         if _is_absolute_url(cursor) or cursor.startswith("/"):
             self._follow_url(request, urljoin(request.url, cursor))
             return
@@ -164,8 +173,26 @@ class TemplatedCursorPaginator(BasePaginator):
             f"{type(self).__name__}(resource={self.resource!r},"
             f" cursor_value={self.cursor_template.source!r},"
             f" stop_condition={self.stop_template.source if self.stop_template else None!r},"
-            f" cursor_param={self.cursor_param!r})"
+            f" cursor_param={self.cursor_param!r},"
+            f" cursor_body_path={self.cursor_body_path!r})"
         )
+
+
+def with_value_at(body: Any, path: str, value: Any) -> dict:
+    """A copy of the JSON body `body` with `value` at the dotted `path` (`variables.after`).
+
+    The mappings along the path are copied, never changed in place: the body a request
+    starts from is the endpoint's `json`, shared by every paging sequence (each parent's).
+    """
+    copied = dict(body) if isinstance(body, dict) else {}
+    node = copied
+    *parents, last = path.split(".")
+    for part in parents:
+        child = node.get(part)
+        node[part] = dict(child) if isinstance(child, dict) else {}
+        node = node[part]
+    node[last] = value
+    return copied
 
 
 class OffsetPaginatorWithoutTotal(OffsetPaginator):

@@ -52,7 +52,11 @@ class TemplatedCursorPaginatorSpec(StrictModel):
     type: Literal["cursor"]
     cursor_value: str
     stop_condition: str | None = None
+    #: the query parameter that carries a cursor value (not a URL)...
     cursor_param: str | None = None
+    #: ...or the dotted path in the JSON request body it is written to (GraphQL's
+    #: `variables.after`), as dlt's `JSONResponseCursorPaginator` does; never both
+    cursor_body_path: str | None = None
 
 
 class DltPaginatorSpec(StrictModel):

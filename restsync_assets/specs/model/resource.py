@@ -47,6 +47,7 @@ EXTENSION_RESOURCE_KEYS = (
     "owners",
     "tags",
     *TRANSFORM_KEYS,
+    "deletes",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -58,6 +59,11 @@ RESOURCE_FIELD_KEYS = (
 )
 
 WriteDisposition = Literal["append", "merge", "replace", "skip"]
+#: `deletes:`: `soft` marks rows a complete scan no longer returns (`_restsync_deleted_at`)
+Deletes = Literal["soft"]
+DELETES: tuple[str, ...] = get_args(Deletes)
+#: dlt's merge strategies under which a row the scan returns is rewritten, its mark cleared
+SOFT_DELETE_STRATEGIES = ("delete-insert", "upsert")
 WRITE_DISPOSITIONS: tuple[str, ...] = get_args(WriteDisposition)
 #: dlt's `write_disposition` mapping, e.g. `{disposition: merge, strategy: upsert}` (dlt checks it)
 WriteDispositionConfig = dict[str, Any]
@@ -188,6 +194,8 @@ class ResourceSpec(StrictModel):
     response_format: ResponseFormat = "json"
     #: line of the spec file where the resource is declared (1-based), for code references
     line: int | None = None
+    #: `soft`: after a complete scan, rows it did not return get `_restsync_deleted_at`
+    deletes: Deletes | None = None
 
     @property
     def min_rows(self) -> int:

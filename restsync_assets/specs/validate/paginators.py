@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from restsync_assets.specs.errors import Invalid, allowed, validated
@@ -45,7 +46,51 @@ def validate_paginator(paginator: Any, key: str, resource: str | None) -> Pagina
             template = getattr(spec, field_name)
             if template is not None:
                 _check_template(template, resource, f"{key}.{field_name}")
+        _check_cursor_target(spec, resource, key)
     return spec
+
+
+#: a dotted path of JSON keys: `after`, `variables.after`
+BODY_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+#: the methods (of dlt's GET and POST) that send a JSON body for `cursor_body_path`
+BODY_METHODS = ("POST",)
+
+
+def _check_cursor_target(
+    spec: TemplatedCursorPaginatorSpec, resource: str | None, key: str
+) -> None:
+    """The cursor goes into the query (`cursor_param`) or into the JSON body
+    (`cursor_body_path`), never both."""
+    path = spec.cursor_body_path
+    if path is None:
+        return
+    if spec.cursor_param is not None:
+        raise Invalid(
+            "a cursor goes into the query (cursor_param) or into the JSON body"
+            " (cursor_body_path), not both: remove one",
+            resource=resource,
+            key=f"{key}.cursor_body_path",
+        )
+    if not BODY_PATH.fullmatch(path):
+        raise Invalid(
+            f"{path!r} is not a dotted path of JSON keys such as after or variables.after",
+            resource=resource,
+            key=f"{key}.cursor_body_path",
+        )
+
+
+def check_body_method(paginator: Any, endpoint: dict, resource: str) -> None:
+    """A cursor written into the JSON body needs a request that sends one."""
+    if not isinstance(paginator, TemplatedCursorPaginatorSpec) or not paginator.cursor_body_path:
+        return
+    method = str(endpoint.get("method") or "GET").upper()
+    if method not in BODY_METHODS:
+        raise Invalid(
+            f"the paginator writes the cursor into the JSON body (cursor_body_path), which a"
+            f" {method} request does not send; {allowed(BODY_METHODS)}",
+            resource=resource,
+            key="endpoint.method",
+        )
 
 
 def _check_template(template: str, resource: str | None, key: str) -> None:

@@ -19,9 +19,10 @@ from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog
 from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
+from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
-from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.response_format import validate_response_format
 from restsync_assets.specs.validate.transforms import validate_transforms
 
@@ -48,6 +49,7 @@ def validate_resource(
         k: v for k, v in raw.items() if k not in (*RESOURCE_FIELD_KEYS, *EXTENSION_RESOURCE_KEYS)
     }
     operations = validate_operations(raw, name)
+    deletes = validate_deletes(raw.get("deletes"), name)
     owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
     check_with_dlt(name, endpoint, paginator, primary_key, write_disposition, hints)
     if primary_key is not None and not isinstance(primary_key, str):
@@ -82,6 +84,7 @@ def validate_resource(
             line=catalog.lines.get(name),
             transforms=transforms,
             response_format=response_format,
+            deletes=deletes,
         )
 
 
@@ -101,6 +104,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]
     endpoint, name = dict(bound.endpoint), bound.raw["name"]
     paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
     response_format = validate_response_format(endpoint, name, paginator)
+    check_body_method(paginator, endpoint, name)
     if endpoint.get("data_selector") is not None:
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:

@@ -15,8 +15,9 @@ from restsync_assets.specs.model import (
     ResourceSpec,
     SourceSpec,
 )
+from restsync_assets.specs.validate.deletes import check_soft_deletes
 from restsync_assets.specs.validate.operations import validate_schedule
-from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.secrets import secret_keys
 
 
@@ -33,6 +34,10 @@ def validate_source(
     client, raw = document.client, document.raw
     headers = dict(client.get("headers") or {})
     paginator = validate_paginator(client.get("paginator"), "client.paginator", None)
+    for resource in resources:
+        if resource.paginator is None:  # the client's paginator pages this resource
+            check_body_method(paginator, resource.endpoint, resource.name)
+    check_soft_deletes(resources, paginator)
     schedule = validate_schedule(raw.get("schedule"))
     concurrency = _concurrency(client.get("concurrency", 1))
     error_handler = validated(ErrorHandler, client_retries, "client.error_handler")
