@@ -44,6 +44,12 @@ from restsync_assets.specs.model.paginators import (
     TemplatedCursorPaginatorSpec,
     paginator_kind,
 )
+from restsync_assets.specs.model.rate_limit import (
+    PERIOD_SECONDS,
+    PERIODS,
+    RATE_LIMIT_KEYS,
+    RateLimitSpec,
+)
 from restsync_assets.specs.model.resource import (
     COLUMN_KEYS,
     COLUMN_TYPES,
@@ -80,6 +86,9 @@ __all__ = [
     "NAMED_AUTOMATION_CONDITIONS",
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
+    "PERIODS",
+    "PERIOD_SECONDS",
+    "RATE_LIMIT_KEYS",
     "RESOURCE_FIELD_KEYS",
     "SECRET_AUTH_KEYS",
     "TOKEN_URL_KEYS",
@@ -104,6 +113,7 @@ __all__ = [
     "OffsetPaginatorSpec",
     "PaginatorSpec",
     "PartitionsSpec",
+    "RateLimitSpec",
     "ResourceSpec",
     "ScheduleSpec",
     "SecretRef",
