@@ -273,18 +273,29 @@ def test_two_limiters_over_one_budget_are_two_processes(make_budget):
     assert granted == [0, 0, 1, 1]
 
 
-def test_an_unreadable_budget_file_starts_afresh(tmp_path, caplog):
+#: (case, what the budget file holds, whether it is started afresh with a warning); the file
+#: holds one request answered at NOW when readable
+LEFTOVERS = [
+    ("not json", "{not json", True),
+    ("not a budget", "[1, 2]", True),
+    ("answered is not a list", '{"sent": {}, "answered": {}}', True),
+    ("a rewrite cut short by a kill", f'{{"sent": {{}}, "answered": [{NOW}]}}{NOW}]}}', False),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "afresh"), LEFTOVERS, ids=[c[0] for c in LEFTOVERS])
+def test_what_a_budget_file_may_hold(tmp_path, caplog, case, text, afresh):
     path = tmp_path / "shop.rate_limit.json"
-    path.write_text("{not json")
+    path.write_text(text)
     budget = FileBudget(path, RateLimitSpec(requests=1, per="second"))
     with caplog.at_level(logging.WARNING, logger=rate_limit.__name__):
-        assert budget.take("a", NOW, 10.0) == 0.0
-    assert "unreadable" in caplog.text
-    assert budget.take("b", NOW, 10.0) == pytest.approx(1.0)
+        wait = budget.take("a", NOW, 10.0)
+    assert ("unreadable" in caplog.text) is afresh
+    assert wait == (0.0 if afresh else pytest.approx(1.0))
 
 
 def test_a_clock_set_back_counts_later_slots_as_now():
-    state = {"sent": {}, "answered": {"a": NOW + 100}}
+    state = {"sent": {}, "answered": [NOW + 100]}
     limit = RateLimitSpec(requests=1, per="second")
     assert rate_limit.take(state, "b", NOW, 10.0, limit) == pytest.approx(1.0)
 
@@ -303,6 +314,23 @@ def test_every_attempt_and_retry_takes_a_slot(api, tmp_path):
 
 
 # ------------------------------------------------------------------------------ the backend
+
+
+def test_redis_keys_expire_once_nothing_in_them_counts(redis_budgets):
+    """`sent` lives a lease plus a window (plus a second), `answered` a window (plus one)."""
+    import redis
+
+    from restsync_assets.runtime.http.rate_limit_redis import RedisBudget
+
+    limit = RateLimitSpec(requests=5, per="minute")
+    budget = RedisBudget(redis_budgets.url, f"{redis_budgets.prefix}_ttl", limit)
+    assert budget.take("a", NOW, 10.0) == 0.0
+    assert budget.take("b", NOW, 10.0) == 0.0
+    budget.give_back("a", NOW)
+    client = redis.Redis.from_url(redis_budgets.url)
+    sent, answered = (client.pttl(key) for key in budget.keys)
+    assert 60_000 < sent <= 71_000
+    assert 50_000 < answered <= 61_000
 
 
 def test_without_a_url_the_budget_is_a_file_under_the_pipelines_dir(tmp_path, monkeypatch):

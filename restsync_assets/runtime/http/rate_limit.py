@@ -12,8 +12,8 @@ The budget lives in a backend every sender shares:
 
 - :class:`FileBudget` (default): a small JSON file per spec under the pipelines folder
   (`<pipelines>/<spec>.rate_limit.json`, beside the load locks of `runtime.locks`), read and
-  written under an exclusive `fcntl` lock (`<spec>.rate_limit.lock`): every thread and every
-  process of the machine that uses that pipelines folder shares it.
+  written under an exclusive `fcntl` lock on it: every thread and every process of the
+  machine that uses that pipelines folder shares it.
 - `RedisBudget` (`rate_limit_redis`, with `RESTSYNC_RATE_LIMIT_URL=redis://...`): the same
   bookkeeping in one atomic Lua script, shared across machines.
 
@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from restsync_assets.specs.model import RateLimitSpec, SourceSpec
 
@@ -74,8 +74,12 @@ class Budget(Protocol):
 
 # ---------------------------------------------------------------- the bookkeeping, as data
 
-#: `{"sent": {ticket: lease end}, "answered": {ticket: answer time}}`
-State = dict[str, dict[str, float]]
+#: `{"sent": {ticket: lease end}, "answered": [answer time, ...]}`
+State = dict[str, Any]
+
+
+def fresh_state() -> State:
+    return {"sent": {}, "answered": []}
 
 
 def take(state: State, ticket: str, now: float, lease: float, limit: RateLimitSpec) -> float:
@@ -84,20 +88,20 @@ def take(state: State, ticket: str, now: float, lease: float, limit: RateLimitSp
     A slot counts while it is in flight (until its lease ends) and for one window after its
     answer; a time in the future (a clock set back) counts as now.
     """
-    window = limit.window
-    for part in ("sent", "answered"):
-        state[part] = {t: end for t, end in state.get(part, {}).items() if end > now - window}
-    ends = [min(end, now) for part in state.values() for end in part.values()]
+    cutoff = now - limit.window
+    state["sent"] = {t: end for t, end in state["sent"].items() if end > cutoff}
+    state["answered"] = [end for end in state["answered"] if end > cutoff]
+    ends = [min(end, now) for end in (*state["sent"].values(), *state["answered"])]
     if len(ends) < limit.requests:
         state["sent"][ticket] = now + lease
         return 0.0
-    return max(min(ends) + window - now, MIN_WAIT)
+    return max(min(ends) + limit.window - now, MIN_WAIT)
 
 
 def give_back(state: State, ticket: str, now: float) -> None:
     """`ticket` was answered at `now`."""
-    state.setdefault("sent", {}).pop(ticket, None)
-    state.setdefault("answered", {})[ticket] = now
+    state["sent"].pop(ticket, None)
+    state["answered"].append(now)
 
 
 # ---------------------------------------------------------------- the file backend
@@ -111,12 +115,17 @@ def budget_file(spec: SourceSpec) -> Path:
 
 
 class FileBudget:
-    """A budget in a JSON file, changed under an exclusive lock on `<file stem>.lock`."""
+    """A budget in a JSON file, read and rewritten in place under an exclusive `flock` on it.
+
+    The new state is written over the old one from the start and the file then cut to its
+    length (no temporary file, no rename: a few hundredths of a millisecond instead of
+    milliseconds on ext4); the reader parses the first JSON value, so text left behind by a
+    process killed between the two steps is ignored.
+    """
 
     def __init__(self, path: Path, limit: RateLimitSpec) -> None:
         self.path = Path(path)
         self.limit = limit
-        self._lock_path = self.path.with_suffix(".lock")
 
     def take(self, ticket: str, now: float, lease: float) -> float:
         with self._state() as state:
@@ -129,26 +138,37 @@ class FileBudget:
     @contextmanager
     def _state(self) -> Iterator[State]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            state = self._read()
+            state = self._read(fd)
             yield state
-            temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(state))
-            os.replace(temporary, self.path)  # a reader never sees half a file
+            data = json.dumps(state).encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
         finally:
-            os.close(fd)
+            os.close(fd)  # releases the lock
 
-    def _read(self) -> State:
+    def _read(self, fd: int) -> State:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        text = b"".join(chunks).decode(errors="replace").strip()
+        if not text:
+            return fresh_state()
         try:
-            state = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {"sent": {}, "answered": {}}
-        except (OSError, ValueError) as error:
-            logger.warning("rate budget %s unreadable (%s); starting it afresh", self.path, error)
-            return {"sent": {}, "answered": {}}
-        return state if isinstance(state, dict) else {"sent": {}, "answered": {}}
+            state, _end = json.JSONDecoder().raw_decode(text)
+        except ValueError as error:
+            return self._afresh(error)
+        if not isinstance(state, dict) or not isinstance(state.get("sent"), dict):
+            return self._afresh("not a rate budget")
+        if not isinstance(state.get("answered"), list):
+            return self._afresh("not a rate budget")
+        return state
+
+    def _afresh(self, reason: object) -> State:
+        logger.warning("rate budget %s unreadable (%s); starting it afresh", self.path, reason)
+        return fresh_state()
 
 
 # ---------------------------------------------------------------- the limiter
