@@ -24,6 +24,7 @@ from .support import (
     NOW,
     FakeClock,
     RawReply,
+    RawRequest,
     assert_table_equals_truth,
     copy_seed_specs,
     edited,
@@ -311,6 +312,33 @@ def test_every_attempt_and_retry_takes_a_slot(api, tmp_path):
     assert session.get(f"{api.url}/v1/orders").json() == {"ok": True}
     assert api.calls("/v1/orders") == 2
     assert clock.sleeps == [1.0, 59.0]
+
+
+def test_the_resend_after_a_401_takes_a_slot_and_token_requests_take_none(api, tmp_path):
+    """1 per minute: the resend with a fresh token waits a minute; the two token requests
+    (to the token service, on the auth's own session) wait for nothing."""
+    from restsync_assets.runtime.http.oauth import OAuth2Auth
+
+    issued = []
+
+    def app(request: RawRequest) -> RawReply:
+        if request.path == "/oauth/token":
+            issued.append(f"tok-{len(issued) + 1}")
+            return RawReply(200, {"access_token": issued[-1], "expires_in": 3600})
+        good = request.headers.get("Authorization") == "Bearer tok-2"
+        return RawReply(200, {"ok": True}) if good else RawReply(401)
+
+    limit = RateLimitSpec(requests=1, per="minute")
+    clock = FakeClock()
+    limiter = RateLimiter(FileBudget(tmp_path / "b.json", limit), limit, "shop", clock)
+    auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1", source="shop")
+    session = RestsyncSession(
+        "shop", api.url, [], RetryPolicy(), auth=auth, clock=clock, rate_limiter=limiter
+    )
+    api.reset(app)
+    assert session.get(f"{api.url}/v1/orders", auth=auth).json() == {"ok": True}
+    assert api.calls("/v1/orders") == 2 and api.calls("/oauth/token") == 2
+    assert clock.sleeps == [60.0]
 
 
 # ------------------------------------------------------------------------------ the backend
