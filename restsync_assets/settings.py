@@ -69,3 +69,9 @@ def duckdb_config() -> dict[str, object]:
     if limit:
         config["memory_limit"] = limit
     return config
+
+
+def rate_limit_url() -> str | None:
+    """`RESTSYNC_RATE_LIMIT_URL` (`redis://...`): rate budgets shared across machines through
+    Redis; unset, each spec's budget is a file under `pipelines_dir()` (one machine)."""
+    return os.environ.get("RESTSYNC_RATE_LIMIT_URL") or None

@@ -1,8 +1,8 @@
-"""Test support for the production path: the machine's PostgreSQL and RabbitMQ.
+"""Test support for the production path: the machine's PostgreSQL, RabbitMQ and Redis.
 
 Every test gets what it needs fresh and drops it after: a PostgreSQL database for the
 warehouse, one for the Dagster instance (a copy of a template migrated once per session),
-a RabbitMQ vhost for Celery. When a server does not answer, the test is skipped with one
+a RabbitMQ vhost for Celery, a Redis key prefix for shared rate budgets. When a server does not answer, the test is skipped with one
 line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1` (CI), which makes it fail instead.
 
 (The shared PostgreSQL fixture of conftest.py is being written in parallel; this module's
@@ -27,6 +27,7 @@ from .conftest import REPO
 
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 RABBITMQ = "127.0.0.1:5672"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Bound on anything a test waits for (a subprocess, a run, a daemon tick).
 TIMEOUT = 180.0
 
@@ -151,6 +152,37 @@ def celery_broker(monkeypatch) -> Iterator[str]:
         yield url
     finally:
         _rabbitmqctl("delete_vhost", vhost)
+
+
+@dataclass(frozen=True)
+class RedisBudgets:
+    """The machine's Redis as `RESTSYNC_RATE_LIMIT_URL`; spec names starting with `prefix`
+    (fresh per session) have budget keys no other session touches."""
+
+    url: str
+    prefix: str
+
+
+@pytest.fixture(scope="session")
+def redis_budgets() -> Iterator[RedisBudgets]:
+    """Redis at 127.0.0.1:6379 for rate budgets; every key of the session's prefix is deleted
+    afterwards."""
+    from restsync_assets.runtime.http.rate_limit_redis import KEY_PREFIX
+
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+        client.ping()
+    except Exception as error:  # ImportError, redis.RedisError
+        unavailable(f"Redis at {REDIS_URL}", error)
+    prefix = f"rl{uuid.uuid4().hex[:10]}"
+    try:
+        yield RedisBudgets(REDIS_URL, prefix)
+    finally:
+        for key in client.scan_iter(match=f"{KEY_PREFIX}{prefix}*"):
+            client.delete(key)
+        client.close()
 
 
 def _rabbitmqctl(*args: str) -> None:

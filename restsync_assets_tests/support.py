@@ -329,13 +329,15 @@ class FakeClock(retry.Clock):
     def __init__(self, now: float = NOW) -> None:
         self.now = now
         self.sleeps: list[float] = []
+        self._lock = threading.Lock()  # threads sharing the clock never lose a sleep
 
     def time(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 3))
-        self.now += seconds
+        with self._lock:
+            self.sleeps.append(round(seconds, 3))
+            self.now += seconds
 
     def __call__(self) -> float:
         return self.now

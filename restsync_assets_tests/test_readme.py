@@ -61,7 +61,10 @@ ELSEWHERE = {
     r"restsync check": (
         "test_warehouse_reads.py::test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes"
     ),
-    r'pip install -e "\.\[(postgres|deploy)\]"': "the suite itself runs in the dev install, which includes it",
+    r'pip install -e "\.\[(postgres|deploy|redis)\]"': "the suite itself runs in the dev install, which includes it",
+    r"export RESTSYNC_RATE_LIMIT_URL=redis://.*": (
+        "test_rate_limit.py::test_three_processes_share_one_redis_budget"
+    ),
     r"export (RESTSYNC_DESTINATION=postgres|DESTINATION__POSTGRES__CREDENTIALS=postgresql://.*)": (
         "test_warehouse_reads.py::test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes"
     ),

@@ -21,6 +21,7 @@ from restsync_assets.runtime.arrow_pages import ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.runtime.response_formats import body_reader
@@ -99,7 +100,10 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
             *credentials.secrets(),
             *(auth.secrets() if isinstance(auth, OAuth2Auth) else []),
         ],
+        rate_limiter=limiter_for(spec),
     )
+    # `client.rate_limit` is restsync's (dlt's client takes no such key): it lives in the
+    # session, and the client dict dlt gets is built from the model, never the YAML
     client: dict[str, Any] = {"base_url": base_url, "session": session}
     if auth is not None:
         client["auth"] = auth

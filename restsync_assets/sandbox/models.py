@@ -69,6 +69,8 @@ class RequestRecord:
     spec: str | None
     resource: str | None = None
     faults: tuple[str, ...] = ()
+    #: when the request arrived (epoch seconds, `time.time()`, taken once its headers were read)
+    at: float = 0.0
 
 
 class ApiError(Exception):

@@ -54,6 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
+        arrived = time.time()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         parts = urlsplit(self.path)
@@ -70,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             traceback.print_exc()
             response = Response(500, {"error": "internal_error"})
-        sandbox._record(request, response.status)
+        sandbox._record(request, response.status, arrived)
         if response.delay > 0 and sandbox._hold(response.delay, response.hold):
             self.close_connection = True  # stopping: drop the slow request
             return
@@ -310,7 +311,7 @@ class Sandbox:
         with self._log_lock:
             return self._log_lock.wait_for(lambda: len(self._log) >= count, timeout)
 
-    def _record(self, request: IncomingRequest, status: int) -> None:
+    def _record(self, request: IncomingRequest, status: int, at: float) -> None:
         record = RequestRecord(
             request.method,
             request.path,
@@ -319,6 +320,7 @@ class Sandbox:
             request.spec,
             request.resource,
             tuple(request.faults),
+            at,
         )
         with self._log_lock:
             self._log.append(record)

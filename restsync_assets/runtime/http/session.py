@@ -10,6 +10,10 @@ masked) when retries run out. Non-retryable responses (404, 400, ...) go to dlt'
 :class:`HttpStatusError` and a 2xx that is not JSON (an HTML page, an empty body)
 :class:`NotJsonError`, both one line naming source, resource, masked URL, status and attempts
 (texts in :mod:`restsync_assets.runtime.http.errors`).
+
+With a :class:`~restsync_assets.runtime.http.rate_limit.RateLimiter` (``client.rate_limit``)
+every request it sends (each attempt, retries and the resend after a 401 included) first waits
+for a slot of the spec's budget and gives it back once answered.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from . import errors
 from .errors import HttpStatusError, NotJsonError, RequestFailedError, RequestFailure
 from .masking import mask_url
 from .oauth import OAuth2Auth
+from .rate_limit import RateLimiter
 from .retry import Clock, RetryPolicy, retrying
 
 __all__ = ["RestsyncSession", "Route"]
@@ -58,6 +63,15 @@ class Route:
 class _SendState:
     attempts: int = 0
     refreshed: bool = False
+
+
+def _lease(timeout: Any) -> float:
+    """How long a request may take to reach the server: its connect plus read timeout."""
+    if isinstance(timeout, (int, float)):
+        return 2.0 * timeout
+    if isinstance(timeout, tuple):
+        return float(sum(t for t in timeout if t is not None))
+    return 120.0
 
 
 def _is_json(response: requests.Response) -> bool:
@@ -124,6 +138,7 @@ class RestsyncSession(requests.Session):
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
         clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
             looked up at each wait so tests can swap it).
+        rate_limiter: the spec's shared request budget; each request sent waits for a slot.
     """
 
     def __init__(
@@ -135,6 +150,7 @@ class RestsyncSession(requests.Session):
         auth: OAuth2Auth | None = None,
         secrets: Callable[[], list[str]] | None = None,
         clock: Clock | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -146,6 +162,7 @@ class RestsyncSession(requests.Session):
         self._oauth = auth
         self._secrets = secrets
         self._clock = clock
+        self.rate_limiter = rate_limiter
         adapter = HTTPAdapter(pool_maxsize=50)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -248,7 +265,7 @@ class RestsyncSession(requests.Session):
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
     ) -> requests.Response:
         state.attempts += 1
-        response = super().send(request, **kwargs)
+        response = self._send_once(request, kwargs)
         if response.status_code != 401 or state.refreshed or not self._owns_auth(request):
             return response
         # the token was rejected before its stated expiry: refresh once and resend (the
@@ -262,7 +279,16 @@ class RestsyncSession(requests.Session):
         )
         self._oauth.invalidate(failed)
         self._oauth(request)
-        return super().send(request, **kwargs)
+        return self._send_once(request, kwargs)
+
+    def _send_once(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One request on the wire; with a rate limit, inside a slot of the budget."""
+        if self.rate_limiter is None:
+            return super().send(request, **kwargs)
+        with self.rate_limiter.slot(lease=_lease(kwargs.get("timeout"))):
+            return super().send(request, **kwargs)
 
     def _owns_auth(self, request: requests.PreparedRequest) -> bool:
         return self._oauth is not None and self._oauth.owns_authorization(

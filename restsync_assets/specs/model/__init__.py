@@ -2,7 +2,7 @@
 
 A spec is dlt's `rest_api_source` dict plus a top-level `name` and restsync's extensions
 (oauth2 auth, templated cursor paginator, offset without total, `error_handler`, `schema`,
-partitions, freshness, checks, automation, schedule). `restsync_assets.specs` validates a
+partitions, freshness, checks, automation, schedule, `client.rate_limit`). `restsync_assets.specs` validates a
 YAML file once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads
 these frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
 write dispositions, column types...) is defined here, by the models' `Literal` fields.
@@ -43,6 +43,12 @@ from restsync_assets.specs.model.paginators import (
     PaginatorSpec,
     TemplatedCursorPaginatorSpec,
     paginator_kind,
+)
+from restsync_assets.specs.model.rate_limit import (
+    PERIOD_SECONDS,
+    PERIODS,
+    RATE_LIMIT_KEYS,
+    RateLimitSpec,
 )
 from restsync_assets.specs.model.resource import (
     COLUMN_KEYS,
@@ -89,6 +95,9 @@ __all__ = [
     "NAMED_AUTOMATION_CONDITIONS",
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
+    "PERIODS",
+    "PERIOD_SECONDS",
+    "RATE_LIMIT_KEYS",
     "RESOURCE_FIELD_KEYS",
     "RESPONSE_FORMATS",
     "SECRET_AUTH_KEYS",
@@ -116,6 +125,7 @@ __all__ = [
     "OffsetPaginatorSpec",
     "PaginatorSpec",
     "PartitionsSpec",
+    "RateLimitSpec",
     "ResourceSpec",
     "ResponseFormat",
     "ScheduleSpec",

@@ -12,6 +12,7 @@ from restsync_assets.specs.model.auth import AuthSpec
 from restsync_assets.specs.model.base import StrictModel
 from restsync_assets.specs.model.operations import PartitionsSpec, ScheduleSpec
 from restsync_assets.specs.model.paginators import PaginatorSpec
+from restsync_assets.specs.model.rate_limit import RateLimitSpec
 from restsync_assets.specs.model.resource import ResourceSpec
 from restsync_assets.specs.model.retries import ErrorHandler
 
@@ -25,7 +26,15 @@ TOP_LEVEL_KEYS = (
     "owners",
     "tags",
 )
-CLIENT_KEYS = ("base_url", "headers", "auth", "paginator", "error_handler", "concurrency")
+CLIENT_KEYS = (
+    "base_url",
+    "headers",
+    "auth",
+    "paginator",
+    "error_handler",
+    "concurrency",
+    "rate_limit",
+)
 MAX_CONCURRENCY = 64
 #: headers as written: values are text, or `{secret: <name>}` read at run time
 Headers = dict[Hashable, Any]
@@ -44,6 +53,8 @@ class SourceSpec(StrictModel):
     description: str | None = None
     schedule: ScheduleSpec | None = None
     concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY)
+    #: `client.rate_limit`: one request budget for the spec's resources, threads and runs
+    rate_limit: RateLimitSpec | None = None
     #: the client-level `error_handler` (defaults filled in): token requests use it
     error_handler: ErrorHandler = Field(default_factory=ErrorHandler)
     #: names of the `{secret: <name>}` values in headers and params, read at run time

@@ -18,6 +18,7 @@ from restsync_assets.specs.model import (
 from restsync_assets.specs.validate.deletes import check_soft_deletes
 from restsync_assets.specs.validate.operations import validate_schedule
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
+from restsync_assets.specs.validate.rate_limit import validate_rate_limit
 from restsync_assets.specs.validate.secrets import secret_keys
 
 
@@ -30,7 +31,7 @@ def validate_source(
     resources: tuple[ResourceSpec, ...],
 ) -> SourceSpec:
     """The spec, once its resources are valid: the client's paginator, the schedule,
-    concurrency, and the secrets read at run time."""
+    concurrency, the rate limit, and the secrets read at run time."""
     client, raw = document.client, document.raw
     headers = dict(client.get("headers") or {})
     paginator = validate_paginator(client.get("paginator"), "client.paginator", None)
@@ -40,6 +41,7 @@ def validate_source(
     check_soft_deletes(resources, paginator)
     schedule = validate_schedule(raw.get("schedule"))
     concurrency = _concurrency(client.get("concurrency", 1))
+    rate_limit = validate_rate_limit(client.get("rate_limit"))
     error_handler = validated(ErrorHandler, client_retries, "client.error_handler")
     auths = (auth, *(r.endpoint.get("auth") for r in resources))
     secrets = secret_keys(document.name, client, merged.defaults, merged.resources, auths)
@@ -55,6 +57,7 @@ def validate_source(
             description=_text(raw.get("description")),
             schedule=schedule,
             concurrency=concurrency,
+            rate_limit=rate_limit,
             error_handler=error_handler,
             secret_keys=secrets,
         )

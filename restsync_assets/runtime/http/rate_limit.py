@@ -1,0 +1,231 @@
+"""`client.rate_limit`: one request budget per spec, shared by threads, runs and machines.
+
+A request takes a slot of the budget before it is sent and gives it back when its answer has
+arrived; the slot then counts for one more window. A request therefore occupies the budget
+from the moment it is sent until one window after its answer: wherever in between the API
+sees it arrive, no window of the API's clock ever holds more than `requests` arrivals, however
+the network or the scheduler delays a request (a request taken at T may arrive at T+delta).
+When the budget is spent, :meth:`RateLimiter.slot` waits until the oldest slot frees (never
+fails); a 429 is still retried with backoff by the session.
+
+The budget lives in a backend every sender shares:
+
+- :class:`FileBudget` (default): a small JSON file per spec under the pipelines folder
+  (`<pipelines>/<spec>.rate_limit.json`, beside the load locks of `runtime.locks`), read and
+  written under an exclusive `fcntl` lock on it: every thread and every process of the
+  machine that uses that pipelines folder shares it.
+- `RedisBudget` (`rate_limit_redis`, with `RESTSYNC_RATE_LIMIT_URL=redis://...`): the same
+  bookkeeping in one atomic Lua script, shared across machines.
+
+A slot that is never given back (a killed process) counts as answered at its lease's end (the
+request's timeout), so it blocks nobody for longer than lease + window. OAuth token requests
+do not take slots: they go to the token service, not the API, on a session of their own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from restsync_assets.specs.model import RateLimitSpec, SourceSpec
+
+from .retry import Clock, current_clock
+
+__all__ = [
+    "Budget",
+    "FileBudget",
+    "RateLimitError",
+    "RateLimiter",
+    "budget_file",
+    "give_back",
+    "limiter_for",
+    "take",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The shortest wait between two looks at a spent budget (seconds).
+MIN_WAIT = 0.001
+#: Added to a request's timeout for its lease: a slot never given back frees after that.
+LEASE_MARGIN = 5.0
+
+
+class RateLimitError(RuntimeError):
+    """The shared budget cannot be used (its store is unreachable, a package is missing)."""
+
+
+class Budget(Protocol):
+    """Where a spec's slots are kept; every method is atomic across its sharers."""
+
+    def take(self, ticket: str, now: float, lease: float) -> float:
+        """Take a slot for `ticket` (0.0), or the seconds until one may free."""
+
+    def give_back(self, ticket: str, now: float) -> None:
+        """`ticket`'s request was answered at `now`: its slot counts one more window."""
+
+
+# ---------------------------------------------------------------- the bookkeeping, as data
+
+#: `{"sent": {ticket: lease end}, "answered": [answer time, ...]}`
+State = dict[str, Any]
+
+
+def fresh_state() -> State:
+    return {"sent": {}, "answered": []}
+
+
+def take(state: State, ticket: str, now: float, lease: float, limit: RateLimitSpec) -> float:
+    """Give `ticket` a slot when fewer than `limit.requests` count (0.0), else the wait.
+
+    A slot counts while it is in flight (until its lease ends) and for one window after its
+    answer; a time in the future (a clock set back) counts as now.
+    """
+    cutoff = now - limit.window
+    state["sent"] = {t: end for t, end in state["sent"].items() if end > cutoff}
+    state["answered"] = [end for end in state["answered"] if end > cutoff]
+    ends = [min(end, now) for end in (*state["sent"].values(), *state["answered"])]
+    if len(ends) < limit.requests:
+        state["sent"][ticket] = now + lease
+        return 0.0
+    return max(min(ends) + limit.window - now, MIN_WAIT)
+
+
+def give_back(state: State, ticket: str, now: float) -> None:
+    """`ticket` was answered at `now`."""
+    state["sent"].pop(ticket, None)
+    state["answered"].append(now)
+
+
+# ---------------------------------------------------------------- the file backend
+
+
+def budget_file(spec: SourceSpec) -> Path:
+    """`<pipelines dir>/<spec>.rate_limit.json`, next to the load locks."""
+    from restsync_assets import settings
+
+    return settings.pipelines_dir() / f"{spec.name}.rate_limit.json"
+
+
+class FileBudget:
+    """A budget in a JSON file, read and rewritten in place under an exclusive `flock` on it.
+
+    The new state is written over the old one from the start and the file then cut to its
+    length (no temporary file, no rename: a few hundredths of a millisecond instead of
+    milliseconds on ext4); the reader parses the first JSON value, so text left behind by a
+    process killed between the two steps is ignored.
+    """
+
+    def __init__(self, path: Path, limit: RateLimitSpec) -> None:
+        self.path = Path(path)
+        self.limit = limit
+
+    def take(self, ticket: str, now: float, lease: float) -> float:
+        with self._state() as state:
+            return take(state, ticket, now, lease, self.limit)
+
+    def give_back(self, ticket: str, now: float) -> None:
+        with self._state() as state:
+            give_back(state, ticket, now)
+
+    @contextmanager
+    def _state(self) -> Iterator[State]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state = self._read(fd)
+            yield state
+            data = json.dumps(state).encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _read(self, fd: int) -> State:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        text = b"".join(chunks).decode(errors="replace").strip()
+        if not text:
+            return fresh_state()
+        try:
+            state, _end = json.JSONDecoder().raw_decode(text)
+        except ValueError as error:
+            return self._afresh(error)
+        if not isinstance(state, dict) or not isinstance(state.get("sent"), dict):
+            return self._afresh("not a rate budget")
+        if not isinstance(state.get("answered"), list):
+            return self._afresh("not a rate budget")
+        return state
+
+    def _afresh(self, reason: object) -> State:
+        logger.warning("rate budget %s unreadable (%s); starting it afresh", self.path, reason)
+        return fresh_state()
+
+
+# ---------------------------------------------------------------- the limiter
+
+
+class RateLimiter:
+    """Sends wait for a slot of `budget`; `clock` sleeps and dates (default `retry.CLOCK`,
+    looked up at each use, so tests swap it and never really sleep)."""
+
+    def __init__(
+        self, budget: Budget, limit: RateLimitSpec, label: str, clock: Clock | None = None
+    ):
+        self.budget = budget
+        self.limit = limit
+        self.label = label
+        self._clock = clock
+        self._told = threading.Event()
+
+    @contextmanager
+    def slot(self, lease: float) -> Iterator[None]:
+        """Hold a slot while the block sends one request (waiting for one first if needed);
+        `lease`: how long an unanswered slot may count as in flight."""
+        ticket = uuid.uuid4().hex
+        clock = current_clock(self._clock)
+        while (wait := self.budget.take(ticket, clock.time(), lease + LEASE_MARGIN)) > 0:
+            self._tell(wait)
+            clock.sleep(wait)
+        try:
+            yield
+        finally:
+            self.budget.give_back(ticket, current_clock(self._clock).time())
+
+    def _tell(self, wait: float) -> None:
+        if not self._told.is_set():
+            self._told.set()
+            logger.info(
+                "%s: rate limit of %d requests per %s reached; requests wait for budget"
+                " (first wait %.2fs)",
+                self.label,
+                self.limit.requests,
+                self.limit.per,
+                wait,
+            )
+
+
+def limiter_for(spec: SourceSpec, clock: Clock | None = None) -> RateLimiter | None:
+    """The limiter of `spec`'s `client.rate_limit` (None without one): Redis when
+    `RESTSYNC_RATE_LIMIT_URL` is set (read now, at run time), else the spec's budget file."""
+    if spec.rate_limit is None:
+        return None
+    from restsync_assets import settings
+
+    url = settings.rate_limit_url()
+    if url:
+        from .rate_limit_redis import RedisBudget
+
+        budget: Budget = RedisBudget(url, spec.name, spec.rate_limit)
+    else:
+        budget = FileBudget(budget_file(spec), spec.rate_limit)
+    return RateLimiter(budget, spec.rate_limit, spec.name, clock)
