@@ -23,6 +23,7 @@ from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.selectors import compile_jsonpath
 
@@ -40,9 +41,21 @@ def build_source(
     """
     config = with_per_parent_cursors(spec, source_config(spec, credentials, window))
     source = rest_api_source(config, name=spec.name)
+    add_quarantines(spec, source)
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
+
+
+def add_quarantines(spec: SourceSpec, source: DltSource) -> None:
+    """`on_invalid: quarantine`: each such resource sets its bad rows aside (see `quarantine`),
+    and its children never see them."""
+    for resource in spec.resources:
+        if resource.on_invalid != "quarantine":
+            continue
+        add_quarantine(source.resources[resource.name], resource)
+        for child in spec.children(resource.name):
+            drop_rejected_in(source.resources[child.name])
 
 
 def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:

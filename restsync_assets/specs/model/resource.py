@@ -40,6 +40,7 @@ EXTENSION_RESOURCE_KEYS = (
     "automation_condition",
     "owners",
     "tags",
+    "on_invalid",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -51,6 +52,11 @@ RESOURCE_FIELD_KEYS = (
 )
 
 WriteDisposition = Literal["append", "merge", "replace", "skip"]
+#: what a row that breaks the declared `schema` or lacks its primary key does to the load
+OnInvalid = Literal["fail", "quarantine"]
+ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
+#: the table beside `<table>` that holds the rows `on_invalid: quarantine` set aside
+REJECTED_SUFFIX = "__rejected"
 WRITE_DISPOSITIONS: tuple[str, ...] = get_args(WriteDisposition)
 #: dlt's `write_disposition` mapping, e.g. `{disposition: merge, strategy: upsert}` (dlt checks it)
 WriteDispositionConfig = dict[str, Any]
@@ -161,6 +167,13 @@ class ResourceSpec(StrictModel):
     tags: dict[str, str] = Field(default_factory=dict)
     #: line of the spec file where the resource is declared (1-based), for code references
     line: int | None = None
+    #: `fail` (dlt's behaviour) or `quarantine` (bad rows go to `<table>__rejected`)
+    on_invalid: OnInvalid = "fail"
+
+    @property
+    def rejected_table(self) -> str | None:
+        """`<resource>__rejected` when bad rows are quarantined, else None."""
+        return f"{self.name}{REJECTED_SUFFIX}" if self.on_invalid == "quarantine" else None
 
     @property
     def min_rows(self) -> int:

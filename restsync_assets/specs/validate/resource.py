@@ -22,6 +22,7 @@ from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import validate_paginator
+from restsync_assets.specs.validate.quarantine import validate_on_invalid
 
 
 def validate_resource(
@@ -51,6 +52,7 @@ def validate_resource(
     if primary_key is not None and not isinstance(primary_key, str):
         primary_key = tuple(primary_key)  # the columns of any sequence dlt took
     cursor = validate_child_cursor(endpoint, name) if parent is not None else None
+    on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -75,6 +77,7 @@ def validate_resource(
             owners=owners,
             tags=tags,
             line=catalog.lines.get(name),
+            on_invalid=on_invalid,
         )
 
 
