@@ -10,6 +10,7 @@ ones with their reasons, on the Arrow fast path and dlt's row path, sequentially
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -362,3 +363,56 @@ def test_a_camel_case_field_is_judged_under_dlts_column_name():
     step = Quarantine("t__rejected", {"created_at": "timestamp"}, ("created_at",), ())
     assert step.problems({"createdAt": "2026-01-01T00:00:00Z"}) == []
     assert step.problems({"createdAt": None}) == ["created_at: null in a non-nullable field"]
+
+
+def test_on_invalid_is_read_from_the_resource_or_its_defaults(tmp_path):
+    from restsync_assets.specs import load_spec_file
+
+    spec = edited(SPEC, resource_defaults={"on_invalid": "quarantine"})
+    spec["resources"][0]["on_invalid"] = "fail"
+    for resource in spec["resources"][1:]:
+        del resource["on_invalid"]
+    loaded = load_spec_file(write_spec(tmp_path, spec))
+    assert {r.name: r.rejected_table for r in loaded.resources} == {
+        "events": None,
+        "readings": "readings__rejected",
+        "notes": "notes__rejected",
+    }
+
+
+def test_restsync_run_and_check_report_the_warning_without_failing(specs_dir, monkeypatch, capsys):
+    """`restsync run` and `restsync check` show the rejected rows as a warning and exit 0."""
+    from restsync_assets.cli import main
+
+    write_spec(specs_dir, edited(SPEC, resources=[SPEC["resources"][1]]))  # readings alone
+    with events_api() as api:
+        monkeypatch.setenv("QUARANTINED_BASE_URL", api.url)
+        assert main(["run", "quarantined"]) == 0
+        out = capsys.readouterr().out
+    assert re.search(
+        r"^quarantined/readings\s+130\s+[\d.]+\s+4/5 passed, 1 warned\s+ok$", out, re.M
+    ), out
+    assert re.search(r"^1/1 asset materialized, 4/5 checks passed, 1 warned in", out, re.M), out
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert f"WARN quarantined/readings rejected_rows: {len(BAD)} rows rejected by the" in out
+    assert out.splitlines()[-1] == "4/5 checks passed, 1 warned"
+
+
+def test_preview_shows_every_record_and_says_which_a_run_would_set_aside(
+    specs_dir, monkeypatch, capsys
+):
+    """The bad rows are shown as the API sent them, counted, and left out of dlt's typing
+    (which would otherwise fail on a null key)."""
+    from restsync_assets.cli import main
+
+    write_spec(specs_dir, SPEC)
+    with events_api() as api:
+        monkeypatch.setenv("QUARANTINED_BASE_URL", api.url)
+        assert main(["preview", "quarantined", "readings", "--limit", "200", "--pages", "2"]) == 0
+        text = capsys.readouterr().out
+    assert f"quarantined/readings: {len(GOOD) + len(BAD)} records read in 2 requests" in text
+    reason = BAD[0][1]
+    assert f"{len(BAD)} of these records would go to readings__rejected" in text
+    assert f"(on_invalid: quarantine), e.g. {reason}" in text
+    assert "readings  amount  double     no" in text
