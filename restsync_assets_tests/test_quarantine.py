@@ -68,13 +68,13 @@ BAD = [
 #: a note per good event; events in BAD_NOTES get one without its required `text`
 BAD_NOTES = {5, 6}
 COLUMNS = ("id", "amount", "at", "active")
+INITIAL = "2000-01-01T00:00:00Z"
 PAGE_SIZE = 120  # the first page is 120 good rows: it takes the Arrow fast path
 
 
 def note(event_id: int) -> dict:
-    if event_id in BAD_NOTES:
-        return {"id": event_id * 10, "event_id": event_id}
-    return {"id": event_id * 10, "event_id": event_id, "text": f"note {event_id}"}
+    row = {"id": event_id * 10, "event_id": event_id, "updated": "2026-01-02T00:00:00Z"}
+    return row if event_id in BAD_NOTES else {**row, "text": f"note {event_id}"}
 
 
 def events_api() -> JsonApi:
@@ -178,6 +178,29 @@ def test_bad_rows_go_to_rejected_and_the_rest_loads(specs_dir, monkeypatch, arro
     for name in ("events", "readings"):
         assert table("quarantined", name) == expected_events()
         assert rejected(name) == canonical({"raw": row, "reason": why} for row, why in BAD)
+    assert table("quarantined", "notes") == expected_notes()
+    assert rejected("notes") == canonical(
+        {"raw": note(n), "reason": "text: missing in a non-nullable field"} for n in BAD_NOTES
+    )
+
+
+@pytest.mark.parametrize("concurrency", [1, 4], ids=["sequential", "concurrency-4"])
+def test_an_incremental_child_with_per_parent_cursors_quarantines_too(
+    specs_dir, monkeypatch, concurrency
+):
+    """restsync's per-parent-cursor child (it replaces dlt's transformer) judges its rows and
+    never sees its parent's rejected rows. A rejected row was read, so it counts for its
+    parent's cursor: the second run asks from there and rejects nothing again."""
+    incremental = {"cursor_path": "updated", "start_param": "since", "initial_value": INITIAL}
+    spec = edited(
+        SPEC, client__concurrency=concurrency, resources__2__endpoint__incremental=incremental
+    )
+    with events_api() as api:
+        for _ in range(2):
+            result = load(specs_dir, monkeypatch, api, spec)
+            assert result.success, failure_message(result)
+        sinces = {c.query.get("since") for c in api.calls_to(r"/events/\d+/notes")}
+    assert sinces == {INITIAL, note(1)["updated"]}  # the second run asked from each cursor
     assert table("quarantined", "notes") == expected_notes()
     assert rejected("notes") == canonical(
         {"raw": note(n), "reason": "text: missing in a non-nullable field"} for n in BAD_NOTES
