@@ -439,3 +439,21 @@ def test_preview_shows_every_record_and_says_which_a_run_would_set_aside(
     assert f"{len(BAD)} of these records would go to readings__rejected" in text
     assert f"(on_invalid: quarantine), e.g. {reason}" in text
     assert "readings  amount  double     no" in text
+
+
+def test_every_row_rejected_still_warns_with_the_count(specs_dir, monkeypatch):
+    """No good row: dlt creates no table, `row_count` fails (0 rows), `rejected_rows` warns
+    with every row (it does not need the table)."""
+    only_bad = JsonApi({"GET /readings": lambda r: page([b for b, _ in BAD], r.query, 50)})
+    with only_bad:
+        result = load(
+            specs_dir, monkeypatch, only_bad, edited(SPEC, resources=[SPEC["resources"][1]])
+        )
+    assert result.success, failure_message(result)
+    assert table("quarantined", "readings") is None
+    assert len(rejected("readings")) == len(BAD)
+    evaluations = check_evaluations(build_definitions(load_specs(specs_dir)))
+    check = evaluations[(("quarantined", "readings"), "rejected_rows")]
+    assert not check.passed and check.metadata["rejected_rows"].value == len(BAD)
+    row_count = evaluations[(("quarantined", "readings"), "row_count")]
+    assert not row_count.passed and row_count.description.startswith("0 rows (minimum 1)")

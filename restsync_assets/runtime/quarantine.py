@@ -92,8 +92,8 @@ class Quarantine(ItemTransform[Any, Any]):
         return self._split(good, bad, meta)
 
     def _split(self, good: list, bad: list, meta: Any) -> Iterator[Any]:
-        if good:
-            yield good if meta is None else DataItemWithMeta(meta, good)
+        # even empty, the page reaches the table: dlt then knows it was loaded without rows
+        yield good if meta is None else DataItemWithMeta(meta, good)
         yield DataItemWithMeta(RejectedRows(self.table), bad)
 
     def problems(self, row: dict) -> list[str]:
@@ -168,9 +168,12 @@ def quarantine_step(resource: ResourceSpec) -> Quarantine:
 def add_quarantine(dlt_resource: DltResource, resource: ResourceSpec) -> None:
     """`Quarantine` on `dlt_resource`, with the hints of its `<table>__rejected` variant."""
     table = resource.rejected_table or f"{resource.name}__rejected"
-    # a variant starts from the resource's hints: empty its columns first, then set them
+    # a variant starts from the resource's hints: empty its columns (and keys, contract)
+    # first, then set them
     variant = {"table_name": table, "create_table_variant": True}
-    dlt_resource.apply_hints(columns={}, primary_key="", merge_key="", **variant)
+    dlt_resource.apply_hints(
+        columns={}, primary_key="", merge_key="", schema_contract={}, **variant
+    )
     dlt_resource.apply_hints(write_disposition="append", columns=REJECTED_COLUMNS, **variant)
     dlt_resource.add_step(quarantine_step(resource))
 
