@@ -457,3 +457,16 @@ def test_every_row_rejected_still_warns_with_the_count(specs_dir, monkeypatch):
     assert not check.passed and check.metadata["rejected_rows"].value == len(BAD)
     row_count = evaluations[(("quarantined", "readings"), "row_count")]
     assert not row_count.passed and row_count.description.startswith("0 rows (minimum 1)")
+
+
+def test_a_child_materialized_alone_is_driven_by_its_parents_good_rows_only(specs_dir, monkeypatch):
+    """The parent is read to drive the child, not written: neither it nor its `__rejected`."""
+    write_spec(specs_dir, SPEC)
+    with events_api() as api:
+        monkeypatch.setenv("QUARANTINED_BASE_URL", api.url)
+        result = materialize_specs(specs_dir, select=[("quarantined", "notes")])
+        assert result.success, failure_message(result)
+        assert api.calls_to(r"/events/1001/notes") == []
+    assert table("quarantined", "notes") == expected_notes()
+    assert table("quarantined", "events") is None
+    assert table("quarantined", "events__rejected") is None
