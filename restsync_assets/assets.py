@@ -64,6 +64,8 @@ class RestsyncTranslator(DagsterDltTranslator):
             metadata["restsync/parent"] = resource.parent
         if resource.max_lag_seconds:
             metadata["restsync/max_lag_seconds"] = resource.max_lag_seconds
+        if resource.rejected_table:  # not an asset of its own: the asset's quarantine
+            metadata["restsync/rejected_table"] = resource.rejected_table
         return AssetSpec(
             key=asset_key(spec, resource),
             deps=deps,

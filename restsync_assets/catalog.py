@@ -8,7 +8,9 @@ resource, and `dagster/column_schema` of the columns the spec's `schema` declare
 - `dagster/row_count`: rows in the table after the load;
 - `dagster/partition_row_count` (a run of one partition): rows this run wrote, merged;
 - `dagster/table_name`: `<database>.<dataset>.<table>` (dagster-dlt writes the destination
-  type, e.g. `duckdb.<dataset>.<table>`, and nothing when the run loaded no rows).
+  type, e.g. `duckdb.<dataset>.<table>`, and nothing when the run loaded no rows);
+- `restsync/rejected_rows` (`on_invalid: quarantine`): rows this run set aside in
+  `<table>__rejected`.
 
 Counts are read through the sql_client of the dlt pipeline the run used, inside the run's
 warehouse lock. dagster-dlt's own `fetch_row_count()` is not used: it fails the run when a
@@ -43,6 +45,8 @@ PARTITION_ROW_COUNT = "dagster/partition_row_count"
 TABLE_NAME = "dagster/table_name"
 CODE_REFERENCES = "dagster/code_references"
 COLUMN_SCHEMA = "dagster/column_schema"
+#: rows a run set aside in `<table>__rejected` (`on_invalid: quarantine`)
+REJECTED_ROWS = "restsync/rejected_rows"
 
 
 def definition_metadata(spec: SourceSpec, resource: ResourceSpec) -> dict[str, Any]:
@@ -84,6 +88,9 @@ def with_table_metadata(
         if isinstance(event, MaterializeResult) and event.asset_key is not None:
             table = _table_of(spec, event.asset_key)
             extra = table_metadata(context, pipeline, table) if table else {}
+            rejected = spec.resource(table).rejected_table if table else None
+            if rejected and extra:
+                extra[REJECTED_ROWS] = MetadataValue.int(_rejected_rows(pipeline, rejected))
             event = MaterializeResult(
                 asset_key=event.asset_key,
                 metadata={**(event.metadata or {}), **extra},
@@ -118,6 +125,15 @@ def table_metadata(
     if partition_rows is not None:
         metadata[PARTITION_ROW_COUNT] = MetadataValue.int(partition_rows)
     return metadata
+
+
+def _rejected_rows(pipeline: Pipeline, rejected: str) -> int:
+    """Rows the pipeline's last run wrote to `rejected` (0 when it has no such table)."""
+    loads = _load_ids(pipeline)
+    if not loads:
+        return 0
+    with pipeline.sql_client() as client:
+        return _count(client, client.make_qualified_table_name(rejected), loads)
 
 
 def _table_of(spec: SourceSpec, key: Any) -> str | None:

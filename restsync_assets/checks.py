@@ -4,8 +4,9 @@ For every asset: `primary_key` (unique, not null), `row_count` (at least the spe
 `checks.min_rows`; default 1, or 0 when partitioned); where the spec declares a `schema`:
 `not_null` (declared non-nullable fields) and `column_types` (declared types match the
 warehouse columns); where it declares `freshness`: `freshness` (last materialization, or
-else the table's last dlt load, no older than `max_lag`). A failing check names a sample of
-the offending keys.
+else the table's last dlt load, no older than `max_lag`); with `on_invalid: quarantine`:
+`rejected_rows` (severity WARN: the latest load set no row aside in `<table>__rejected`). A
+failing check names a sample of the offending keys.
 
 Checks read the warehouse the spec's loads write, through the spec's dlt pipeline, under the
 loads' lock (`restsync_assets.runtime.warehouse.reading`); the SQL runs on DuckDB and PostgreSQL.
@@ -49,6 +50,8 @@ def check_names(resource: ResourceSpec) -> list[str]:
     names.append("row_count")
     if resource.max_lag_seconds:
         names.append("freshness")
+    if resource.rejected_table:
+        names.append("rejected_rows")
     return names
 
 
@@ -97,7 +100,9 @@ def evaluate(
 ) -> AssetCheckResult:
     """Evaluate one check of one asset; `rowless` are the tables dlt loaded without a row."""
     key = asset_key(spec, resource)
-    if warehouse.has_table(resource.name):
+    if name == "rejected_rows":  # judged even when every row was rejected (no main table)
+        passed, description, metadata = _rejected_rows(warehouse, spec, resource)
+    elif warehouse.has_table(resource.name):
         passed, description, metadata = _EVALUATORS[name](
             warehouse, warehouse.table(resource.name), spec, resource, now, last_materialized
         )
@@ -116,7 +121,7 @@ def evaluate(
         passed=passed,
         description=description,
         metadata=metadata,
-        severity=AssetCheckSeverity.ERROR,
+        severity=_SEVERITIES.get(name, AssetCheckSeverity.ERROR),
     )
 
 
@@ -230,6 +235,38 @@ def _lag(last: float, source: str, now: float, resource: ResourceSpec):
     return passed, description, {"lag_seconds": round(lag, 1), "max_lag_seconds": max_lag}
 
 
+def _rejected_rows(warehouse: "Warehouse", spec: SourceSpec, resource: ResourceSpec):
+    """Rows the latest load set aside: the newest `_dlt_load_id` in the table or in
+    `<table>__rejected` (the latest load that wrote to either), counted in `__rejected`."""
+    rejected = resource.rejected_table
+    if not warehouse.has_table(rejected):
+        return True, f"no row rejected ({spec.name}.{rejected} is empty)", {"rejected_rows": 0}
+    load_id, table = warehouse.column("_dlt_load_id"), warehouse.table(rejected)
+    loads = [f"select max({load_id}) as id from {table}"]
+    if warehouse.has_table(resource.name):
+        loads.append(f"select max({load_id}) as id from {warehouse.table(resource.name)}")
+    latest = warehouse.rows(f"select max(id) from ({' union all '.join(loads)}) as loads")[0][0]
+    count, total = warehouse.rows(
+        f"select count(case when {load_id} = %s then 1 end), count(*) from {table}", latest
+    )[0]
+    metadata: dict[str, Any] = {"rejected_rows": count, "rejected_rows_all_loads": total}
+    metadata["load_id"] = str(latest)
+    if not count:
+        earlier = f"; {plural(total, 'row')} from earlier loads in {rejected}" if total else ""
+        return True, f"no row rejected by the latest load ({latest}){earlier}", metadata
+    reason = warehouse.rows(
+        f"select {warehouse.column('reason')} from {table} where {load_id} = %s"
+        f" order by {warehouse.column('reason')} limit 1",
+        latest,
+    )[0][0]
+    metadata["sample_reason"] = reason
+    description = (
+        f"{plural(count, 'row')} rejected by the latest load ({latest}) into"
+        f" {spec.name}.{rejected}, e.g. {reason}"
+    )
+    return False, description, metadata
+
+
 _EVALUATORS = {
     "primary_key": _primary_key,
     "not_null": _not_null,
@@ -244,7 +281,11 @@ _DESCRIPTIONS = {
     "column_types": "Warehouse columns have the types the spec's schema declares.",
     "row_count": "The table holds at least the spec's minimum number of rows.",
     "freshness": "The asset was loaded within the spec's freshness max_lag.",
+    "rejected_rows": "The latest load set no row aside in <table>__rejected (on_invalid: quarantine).",
 }
+
+#: checks that warn rather than fail: quarantined rows were expected to happen
+_SEVERITIES = {"rejected_rows": AssetCheckSeverity.WARN}
 
 
 def _sample_keys(

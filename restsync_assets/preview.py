@@ -60,6 +60,8 @@ class PreviewResult:
     records_read: int = 0
     columns: list[ColumnType] = field(default_factory=list)
     error: str | None = None
+    #: `on_invalid: quarantine`: why each kept record a run would set aside breaks the schema
+    rejected: list[str] = field(default_factory=list)
 
     def to_json(self, limit: int) -> str:
         data = asdict(self)
@@ -108,7 +110,15 @@ def preview(
                 result.records.append(record)
             if target.parent and result.records_read >= limit:
                 break
-        result.columns = dlt_column_types(spec, target, result.records)
+        typed = result.records
+        if target.rejected_table:  # a run sets bad records aside: type the others
+            from restsync_assets.runtime.quarantine import quarantine_step
+
+            step = quarantine_step(target)
+            judged = [(record, step.problems(record)) for record in result.records]
+            result.rejected = ["; ".join(found) for _, found in judged if found]
+            typed = [record for record, found in judged if not found]
+        result.columns = dlt_column_types(spec, target, typed)
     except Exception as error:
         secrets = credentials.secrets() if credentials else []
         result.error = explain(error, spec.name, secrets)
@@ -344,6 +354,12 @@ def render(result: PreviewResult, limit: int) -> str:
         parts.append(render_table(wide, [[cell(r.get(k)) for k in wide] for r in shown]))
         if len(names) > len(wide):
             parts.append(f"(+{plural(len(names) - len(wide), 'more column')}; --json shows all)")
+    if result.rejected:
+        table = f"{result.resource}__rejected"
+        parts.append(
+            f"{len(result.rejected)} of these records would go to {table}"
+            f" (on_invalid: quarantine), e.g. {result.rejected[0]}"
+        )
     if result.columns:
         parts.append("\ncolumns as dlt types them:")
         parts.append(

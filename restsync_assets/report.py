@@ -50,15 +50,19 @@ class AssetOutcome:
     seconds: float | None = None
     checks_passed: int = 0
     checks_failed: int = 0
+    #: checks of severity WARN that did not pass (`rejected_rows`): not failures
+    checks_warned: int = 0
     status: str = "ok"
 
     @property
     def checks(self) -> str:
-        total = self.checks_passed + self.checks_failed
+        total = self.checks_passed + self.checks_failed + self.checks_warned
         if not total:
             return "-"
-        return f"{self.checks_passed}/{total} passed" + (
-            f", {self.checks_failed} FAILED" if self.checks_failed else ""
+        return (
+            f"{self.checks_passed}/{total} passed"
+            + (f", {self.checks_warned} warned" if self.checks_warned else "")
+            + (f", {self.checks_failed} FAILED" if self.checks_failed else "")
         )
 
 

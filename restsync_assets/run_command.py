@@ -270,6 +270,8 @@ def _run_target(
 def _collect(
     target: Target, result: ExecuteInProcessResult, console: _Console, report: RunReport
 ) -> None:
+    from restsync_assets.runner import warns
+
     rows: dict[AssetKey, int | None] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
@@ -290,6 +292,8 @@ def _collect(
             continue
         if evaluation.passed:
             outcome.checks_passed += 1
+        elif warns(evaluation):
+            outcome.checks_warned += 1
         else:
             outcome.checks_failed += 1
             report.failed_checks.append(
@@ -315,8 +319,10 @@ def _failure(result: ExecuteInProcessResult) -> str | None:
 def _summary(report: RunReport) -> str:
     done = sum(o.status == "ok" for o in report.outcomes)
     passed = sum(o.checks_passed for o in report.outcomes)
-    total = passed + sum(o.checks_failed for o in report.outcomes)
+    warned = sum(o.checks_warned for o in report.outcomes)
+    total = passed + warned + sum(o.checks_failed for o in report.outcomes)
     checks = f", {passed}/{plural(total, 'check')} passed" if total else ""
+    checks += f", {warned} warned" if warned else ""
     return f"{done}/{plural(len(report.outcomes), 'asset')} materialized{checks}"
 
 

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetKey,
     AssetsDefinition,
     AssetSelection,
@@ -85,6 +87,11 @@ def materialize_spec(
     return results
 
 
+def warns(evaluation: AssetCheckEvaluation) -> bool:
+    """A check that did not pass with severity WARN (`rejected_rows`): a warning, not a failure."""
+    return not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+
+
 def run_checks(out: TextIO, note: str = "") -> bool:
     """Run every asset check of every spec against the warehouse the specs load into; print
     first which warehouse that is (`note` says why, when it is not the configured one), then
@@ -112,7 +119,7 @@ def run_checks(out: TextIO, note: str = "") -> bool:
         result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name)
     )
     for evaluation in evaluations:
-        mark = "ok  " if evaluation.passed else "FAIL"
+        mark = "ok  " if evaluation.passed else "WARN" if warns(evaluation) else "FAIL"
         key = "/".join(evaluation.asset_key.path)
         print(f"{mark} {key} {evaluation.check_name}: {evaluation.description or ''}", file=out)
     for event in result.all_events:
@@ -120,6 +127,9 @@ def run_checks(out: TextIO, note: str = "") -> bool:
             data = event.step_failure_data
             message = data.user_failure_data.description if data.user_failure_data else None
             print(f"FAIL {event.step_key}: {message or data.error.message.strip()}", file=out)
-    failed = sum(not e.passed for e in evaluations)
-    print(f"{len(evaluations) - failed}/{len(evaluations)} checks passed", file=out)
+    failed = sum(not e.passed and not warns(e) for e in evaluations)
+    warned = sum(not e.passed and warns(e) for e in evaluations)
+    passed = len(evaluations) - failed - warned
+    warnings = f", {warned} warned" if warned else ""
+    print(f"{passed}/{len(evaluations)} checks passed{warnings}", file=out)
     return result.success and failed == 0 and bool(evaluations)

@@ -160,6 +160,19 @@ INVALID = [
         " but its parent 'organizations' is partitioned (a run reads one window)",
     ),
     (
+        "quarantined rows (they are invalid, not deleted)",
+        spec_with(resources__0__on_invalid="quarantine"),
+        f"{WHERE}: rows a run does not read would be marked deleted: the resource sets invalid"
+        " rows aside (on_invalid: quarantine), and those rows are not deleted",
+    ),
+    (
+        "a child of a quarantining parent",
+        child_with(resources__0__on_invalid="quarantine"),
+        f"{CHILD}: a child's rows are all known only when every parent's children were read,"
+        " but its parent 'organizations' sets invalid rows aside (on_invalid: quarantine), and"
+        " those rows are not deleted",
+    ),
+    (
         "an incremental child (a cursor per parent)",
         child_with(resources__1__endpoint__incremental=INCREMENTAL),
         f"{CHILD}: rows a run does not read would be marked deleted: the resource is read"

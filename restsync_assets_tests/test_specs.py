@@ -266,6 +266,21 @@ INVALID = [
         "resource 'organizations': checks.min_rows: Input should be greater than or equal to 0",
     ),
     (
+        "unknown on_invalid",
+        spec_with(resources__0__on_invalid="skip"),
+        "resource 'organizations': on_invalid: unknown value 'skip'; allowed: fail, quarantine",
+    ),
+    (
+        "on_invalid not a string",
+        spec_with(resources__0__on_invalid=True),
+        "resource 'organizations': on_invalid: unknown value True; allowed: fail, quarantine",
+    ),
+    (
+        "quarantine with nothing to break",
+        spec_with(resource_defaults__primary_key=DELETE, resources__0__on_invalid="quarantine"),
+        "resource 'organizations': on_invalid: quarantine needs a declared schema or a primary_key (without either no row can be invalid)",
+    ),
+    (
         "unknown schema type",
         spec_with(resources__0__schema={"id": {"type": "uuid"}}),
         "resource 'organizations': schema.id.type: unknown type 'uuid'; allowed: array, bigint, binary, bool, boolean, date, date-time, datetime, decimal, double, float, int, integer, json, number, object, string, text, time, timestamp",
@@ -280,7 +295,7 @@ INVALID = [
     (
         "unknown dlt resource hint",
         spec_with(resources__0__primary_keys="id"),
-        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
+        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, on_invalid, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
     ),
     (
         "invalid yaml",
@@ -625,6 +640,17 @@ VALID = [
         ),
     ),
     ("freshness shorthand", spec_with(resource_defaults__freshness="6h")),
+    ("quarantine with a primary key", spec_with(resources__0__on_invalid="quarantine")),
+    (
+        "quarantine with a schema only",
+        spec_with(
+            resource_defaults__primary_key=DELETE,
+            resources__0__on_invalid="quarantine",
+            resources__0__schema={"id": {"type": "integer", "nullable": False}},
+        ),
+    ),
+    ("on_invalid fail", spec_with(resources__0__on_invalid="fail")),
+    ("on_invalid in resource_defaults", spec_with(resource_defaults__on_invalid="quarantine")),
     (
         "schedule mapping",
         spec_with(schedule={"cron": "0 * * * *", "timezone": "Europe/Paris", "enabled": True}),

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.detections import is_iso_timestamp
+from dlt.extract.items import TableNameMeta
 from dlt.extract.items_transform import ItemTransform
 
 #: Smaller pages stay rows: dlt's extractor spends a fixed ~2-3 ms on every Arrow item (schema
@@ -69,6 +70,8 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
         self.column_types: dict[str, pa.DataType] = {}
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
+        if isinstance(meta, TableNameMeta):
+            return item  # rows for another table (e.g. `<table>__rejected`): dlt's row path
         if not isinstance(item, list) or len(item) < max(1, self.min_rows):
             if isinstance(item, list) and item:
                 self.pages_as_rows += 1

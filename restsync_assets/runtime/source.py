@@ -24,6 +24,7 @@ from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
@@ -45,6 +46,7 @@ def build_source(
     config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(spec, source, transforms)
+    add_quarantines(spec, source)
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     return source.with_resources(*resources) if resources is not None else source
@@ -63,6 +65,17 @@ def add_transform_steps(
     for resource in spec.resources:
         if resource.parent is None and resource.name in transforms:
             source.resources[resource.name].add_step(TransformStep(transforms[resource.name]))
+
+
+def add_quarantines(spec: SourceSpec, source: DltSource) -> None:
+    """`on_invalid: quarantine`: each such resource sets its bad rows aside (see `quarantine`),
+    and its children never see them."""
+    for resource in spec.resources:
+        if resource.on_invalid != "quarantine":
+            continue
+        add_quarantine(source.resources[resource.name], resource)
+        for child in spec.children(resource.name):
+            drop_rejected_in(source.resources[child.name])
 
 
 def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:

@@ -48,6 +48,7 @@ EXTENSION_RESOURCE_KEYS = (
     "tags",
     *TRANSFORM_KEYS,
     "deletes",
+    "on_invalid",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -64,6 +65,11 @@ Deletes = Literal["soft"]
 DELETES: tuple[str, ...] = get_args(Deletes)
 #: dlt's merge strategies under which a row the scan returns is rewritten, its mark cleared
 SOFT_DELETE_STRATEGIES = ("delete-insert", "upsert")
+#: what a row that breaks the declared `schema` or lacks its primary key does to the load
+OnInvalid = Literal["fail", "quarantine"]
+ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
+#: the table beside `<table>` that holds the rows `on_invalid: quarantine` set aside
+REJECTED_SUFFIX = "__rejected"
 WRITE_DISPOSITIONS: tuple[str, ...] = get_args(WriteDisposition)
 #: dlt's `write_disposition` mapping, e.g. `{disposition: merge, strategy: upsert}` (dlt checks it)
 WriteDispositionConfig = dict[str, Any]
@@ -196,6 +202,13 @@ class ResourceSpec(StrictModel):
     line: int | None = None
     #: `soft`: after a complete scan, rows it did not return get `_restsync_deleted_at`
     deletes: Deletes | None = None
+    #: `fail` (dlt's behaviour) or `quarantine` (bad rows go to `<table>__rejected`)
+    on_invalid: OnInvalid = "fail"
+
+    @property
+    def rejected_table(self) -> str | None:
+        """`<resource>__rejected` when bad rows are quarantined, else None."""
+        return f"{self.name}{REJECTED_SUFFIX}" if self.on_invalid == "quarantine" else None
 
     @property
     def min_rows(self) -> int:

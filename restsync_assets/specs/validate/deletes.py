@@ -103,6 +103,8 @@ def _partial_read(resource: ResourceSpec, client_paginator: PaginatorSpec | None
         return "is read incrementally (a type: incremental param)"
     if resource.partitions is not None:
         return "is partitioned (a run reads one window)"
+    if resource.on_invalid == "quarantine":
+        return "sets invalid rows aside (on_invalid: quarantine), and those rows are not deleted"
     cap = _page_cap(resource.paginator or client_paginator)
     if cap:
         return f"is read up to the paginator's {cap} only"
