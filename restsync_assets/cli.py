@@ -248,7 +248,7 @@ def preview_command(
     partition: str | None = None,
 ) -> int:
     """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
-    from restsync_assets.preview import (
+    from restsync_assets.runtime.preview import (
         PreviewError,
         UnknownPartitionError,
         partition_window,

@@ -49,7 +49,7 @@ def validate_paginator(paginator: Any, key: str, resource: str | None) -> Pagina
 
 
 def _check_template(template: str, resource: str | None, key: str) -> None:
-    from restsync_assets.runtime.http.templates import TemplateError, compile_template
+    from restsync_assets.specs.templates import TemplateError, compile_template
 
     try:
         compile_template(template)
