@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 
@@ -251,16 +252,47 @@ def test_freshness_check_fails_when_stale_with_an_injected_clock(defs, specs, sa
     assert stale.description.endswith("(max lag 2.0h)")
 
 
+def table_rows_of(out: str) -> list[list[str]]:
+    """The rows of the first table (`restsync check`, `restsync run`) in `out`, cells split."""
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    body = lines[rule + 1 : lines.index("", rule)]
+    return [re.split(r"\s{2,}", line.strip()) for line in body]
+
+
+CHECK_FAILED = re.compile(
+    r"^\d+/63 checks passed; FAILED on ([\w/ ]+): fix what the detail says or reload"
+    r" \(`restsync run \1`\), then `restsync check` again$"
+)
+
+
 def test_restsync_check_command_exits_by_the_checks(defs, specs, sandbox_env, capsys):
+    """`restsync check` is quiet when every check passes (where, then the count), lists every
+    check in the run's table style with `--verbose`, and on a failure shows the failing checks
+    in that table and ends with what to do next, exiting 1."""
     instance = DagsterInstance.ephemeral()
     for spec in specs.values():
         assert all(r.success for r in materialize_spec(defs, spec, instance))
     assert cli_main(["check"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("checks against duckdb "), lines
+    assert lines[-1] == "63/63 checks passed"
+
+    assert cli_main(["check", "--verbose"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith("63/63 checks passed")
+    assert re.search(r"^asset +check +result +detail$", out, re.M), out
+    rows = table_rows_of(out)
+    assert len(rows) == 63 and {r[2] for r in rows} == {"ok"}, rows
+    assert ["workspace_docs/users", "row_count", "ok"] in [r[:3] for r in rows]
+
     _tamper('delete from "workspace_docs"."users"')
     assert cli_main(["check"]) == 1
-    assert "FAIL workspace_docs/users row_count: 0 rows (minimum 1)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    rows = table_rows_of(out)
+    assert ["workspace_docs/users", "row_count", "FAILED", "0 rows (minimum 1)"] in rows, out
+    assert {r[2] for r in rows} == {"FAILED"}, out  # passing checks are not listed
+    last = CHECK_FAILED.match(out.strip().splitlines()[-1])
+    assert last and "workspace_docs/users" in last[1].split(), out
 
 
 # --------------------------------------------------------------------------- schedules
