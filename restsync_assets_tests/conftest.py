@@ -26,7 +26,16 @@ import yaml
 from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 
-from .support import REPO, SEED_SPECS, FakeClock, RawApi, serving, use_specs, use_warehouse
+from .support import (
+    REPO,
+    SEED_SPECS,
+    WORKER,
+    FakeClock,
+    RawApi,
+    serving,
+    use_specs,
+    use_warehouse,
+)
 
 #: `serving` is imported from here by the session, OAuth and paginator tests too.
 __all__ = ["REPO", "SEED_SPECS", "serving"]
@@ -273,7 +282,8 @@ def server_unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database with a unique name on 127.0.0.1:5432, dropped after the session."""
+    """A fresh PostgreSQL database on 127.0.0.1:5432, one per test session (per xdist worker:
+    the name holds the worker's id and a random part), dropped after the session."""
     try:
         import psycopg2
     except ImportError:
@@ -284,7 +294,7 @@ def postgres_database() -> Iterator[str]:
         reason = str(error).strip().splitlines()[0]
         server_unavailable(f"no PostgreSQL on 127.0.0.1:5432 ({reason})")
     admin.autocommit = True
-    name = f"restsync_test_{uuid.uuid4().hex[:12]}"
+    name = f"restsync_test_{WORKER}_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cursor:
         cursor.execute(f'create database "{name}"')
     try:
