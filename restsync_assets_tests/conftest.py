@@ -49,6 +49,27 @@ BIN = Path(sys.executable).parent
 PROCESS_TIMEOUT = 300.0
 
 
+#: Modules whose tests take longest (whole Dagster processes, servers, every seed spec), run
+#: first: xdist hands the tests out one by one, so a long test left for the end would keep one
+#: worker busy while the other has nothing left to do.
+LONGEST_FIRST = (
+    "test_deploying",
+    "test_parallel_runs",
+    "test_dg_project",
+    "test_server_runs",
+    "test_e2e_seeds",
+    "test_readme_commands",
+    "test_child_cursors",
+    "test_operations",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `LONGEST_FIRST` modules' tests first, in that order; the rest as collected."""
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_masking_registry() -> Iterator[None]:
     """Each test starts with no registered secrets: the registry is process-wide, and a
