@@ -8,6 +8,7 @@ import threading
 import time
 
 import duckdb
+import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from restsync_assets import settings
@@ -15,7 +16,7 @@ from restsync_assets.checks import build_spec_checks
 from restsync_assets.cli import main as cli_main
 from restsync_assets.definitions import build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from restsync_assets.runner import QUIET, load_definitions, materialize_spec
+from restsync_assets.runner import QUIET, checks_summary, load_definitions, materialize_spec
 from restsync_assets.runtime import warehouse
 
 from .support import LEDGER_CHECKS, FakeClock, check_evaluations
@@ -290,6 +291,29 @@ def test_restsync_check_command_exits_by_the_checks(defs, specs, sandbox_env, ca
     assert {r[2] for r in rows} == {"FAILED"}, out  # passing checks are not listed
     last = CHECK_FAILED.match(out.strip().splitlines()[-1])
     assert last and "workspace_docs/users" in last[1].split(), out
+
+
+SUMMARIES = [
+    pytest.param([("a/x", "row_count", "ok", "3 rows")], "1/1 checks passed", id="all passed"),
+    pytest.param(
+        [("a/x", "row_count", "ok", ""), ("a/y", "unique", "FAILED", "2 duplicates")],
+        "1/2 checks passed; FAILED on a/y: fix what the detail says or reload"
+        " (`restsync run a/y`), then `restsync check` again",
+        id="one failed",
+    ),
+    pytest.param(
+        [("a/x", "row_count", "ok", ""), ("a_checks", "-", "ERROR", "no warehouse")],
+        "1/1 checks passed; 1 check step could not run (ERROR): fix what it says first",
+        id="a step raised",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "line"), SUMMARIES)
+def test_restsync_check_ends_with_the_counts_and_what_to_do_next(rows, line):
+    """The last line of `restsync check`: passed/total, then the failing assets to reload and
+    the check steps that could not run."""
+    assert checks_summary(rows) == line
 
 
 # --------------------------------------------------------------------------- schedules
