@@ -50,8 +50,9 @@ PROCESS_TIMEOUT = 300.0
 
 
 #: Modules whose tests take longest (whole Dagster processes, servers, every seed spec), run
-#: first: xdist hands the tests out one by one, so a long test left for the end would keep one
-#: worker busy while the other has nothing left to do.
+#: first: xdist hands whole modules to its workers in collection order (`--dist loadfile
+#: --no-loadscope-reorder`), so a long one left for the end would keep one worker busy while
+#: the other has nothing left to do.
 LONGEST_FIRST = (
     "test_deploying",
     "test_parallel_runs",

@@ -49,9 +49,6 @@ from .support import (
     write_spec,
 )
 
-#: One worker runs the whole module: its clean loads are cached per module (`clean_loads`).
-pytestmark = pytest.mark.xdist_group("test_faults")
-
 # --- survived faults ----------------------------------------------------------------------
 
 

@@ -39,10 +39,6 @@ from .support import (
     write_spec,
 )
 
-#: One worker runs the whole module: plain dlt's tables are loaded once per case, for both
-#: variants (`dlt_tables`).
-pytestmark = pytest.mark.xdist_group("test_parity")
-
 #: what restsync's YAML says before `<NAME>_BASE_URL` points it at the mock (a closed port)
 UNUSED_ORIGIN = "http://127.0.0.1:9"
 
