@@ -31,7 +31,7 @@ LAZY_MODULES = (
     "croniter",
     "jinja2",
     "jinja2.sandbox",
-    "restsync_assets.runtime.http.templates",
+    "restsync_assets.specs.templates",
 )
 
 

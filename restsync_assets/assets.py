@@ -22,7 +22,7 @@ from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from restsync_assets import settings
-from restsync_assets.catalog import definition_metadata
+from restsync_assets.metadata import definition_metadata
 from restsync_assets.partitions import backfill_policy, partitions_definition
 from restsync_assets.resources import DLT_RESOURCE_KEY, credentials_key
 from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, ResourceSpec, SourceSpec

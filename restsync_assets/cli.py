@@ -3,7 +3,7 @@
 restsync run [SELECTION ...]        materialize specs through Dagster (progress, summary)
 restsync preview SPEC RESOURCE      test-read one resource from its API; writes nothing
 restsync validate [DIR]             check spec files; one line per problem
-restsync check                      run every asset check against the warehouse
+restsync check [-v]                 run every asset check against the warehouse
 restsync demo                       the bundled sandbox API -> every asset -> DuckDB
 restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
 """
@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="DuckDB file (default: RESTSYNC_DUCKDB_PATH, else data/restsync.duckdb, else the"
         " demo's when that one is empty); RESTSYNC_DESTINATION picks another warehouse",
     )
+    check.add_argument(
+        "-v", "--verbose", action="store_true", help="list every check, not only those that fail"
+    )
 
     sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -82,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return demo_command(args.duckdb, args.specs, args.faults)
     if args.command == "check":
-        return check_command(args.duckdb)
+        return check_command(args.duckdb, args.verbose)
     if args.command == "run":
         return run_command(args.selection, args.partition, args.with_checks)
     if args.command == "preview":
@@ -143,7 +146,7 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = 
     return 0 if report.ok else 1
 
 
-def check_command(duckdb: Path | None) -> int:
+def check_command(duckdb: Path | None, verbose: bool = False) -> int:
     """Run every generated asset check against the warehouse; non-zero if any fails.
 
     With nothing configured (DuckDB at the default path) and nothing loaded there, the checks
@@ -158,7 +161,7 @@ def check_command(duckdb: Path | None) -> int:
             os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
         else:
             note = _demo_fallback()
-        return 0 if run_checks(out=sys.stdout, note=note) else 1
+        return 0 if run_checks(out=sys.stdout, note=note, verbose=verbose) else 1
     except (SpecValidationError, WarehouseError) as error:
         print(error, file=sys.stderr)
         return 1
@@ -248,7 +251,7 @@ def preview_command(
     partition: str | None = None,
 ) -> int:
     """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
-    from restsync_assets.preview import (
+    from restsync_assets.runtime.preview import (
         PreviewError,
         UnknownPartitionError,
         partition_window,

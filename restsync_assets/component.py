@@ -26,7 +26,6 @@ starter spec `<path>/specs/<name>.yaml`.
 
 import re
 import textwrap
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,10 +38,10 @@ from dagster import (
     Component,
     ComponentLoadContext,
     Definitions,
-    PreviewWarning,
     Resolvable,
     Scaffolder,
     ScaffoldRequest,
+    map_asset_specs,
     scaffold_component,
     scaffold_with,
 )
@@ -117,20 +116,23 @@ def build_component_definitions(
     if translation is None:
         return _mergeable(build_definitions(specs))
     renamed, translated = translate(specs, translation)
-    with warnings.catch_warnings():  # Dagster marks map_asset_specs "preview"
-        warnings.simplefilter("ignore", PreviewWarning)
-        return _mergeable(build_definitions(renamed).map_asset_specs(func=translated))
+    return _mergeable(build_definitions(renamed), translated)
 
 
-def _mergeable(defs: Definitions) -> Definitions:
+def _mergeable(
+    defs: Definitions, translated: Callable[[AssetSpec], AssetSpec] | None = None
+) -> Definitions:
     """`defs` as several components can merge them: one dlt resource object for all (Dagster
     merges resources of the same key only when they are the same object), and no
-    `restsync_checks` job (one job per code location; `checks_job()` adds it where wanted)."""
+    `restsync_checks` job (one job per code location; `checks_job()` adds it where wanted).
+    `translated` maps each asset spec (`dagster.map_asset_specs`, public and stable, where
+    `Definitions.map_asset_specs` is marked preview)."""
     from restsync_assets.assets import DLT_RESOURCE_KEY
     from restsync_assets.definitions import CHECKS_JOB
 
+    assets = defs.assets or []
     return Definitions(
-        assets=defs.assets,
+        assets=assets if translated is None else map_asset_specs(translated, assets),
         asset_checks=defs.asset_checks,
         schedules=defs.schedules,
         sensors=defs.sensors,

@@ -245,8 +245,8 @@ def _run_target(
     out: TextIO,
     report: RunReport,
 ) -> None:
-    from restsync_assets.progress import observing
     from restsync_assets.runner import checks_definition
+    from restsync_assets.runtime.progress import observing
 
     print(f"-> {target.label}", file=out, flush=True)
     selection = AssetSelection.assets(*target.keys)

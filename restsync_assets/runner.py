@@ -19,9 +19,12 @@ from dagster import (
 )
 
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from restsync_assets.report import cell, plural, render_table
 from restsync_assets.specs.model import SourceSpec
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Width of a check's detail in `restsync check`'s table
+DETAIL_WIDTH = 80
 
 
 def load_definitions(defs: Definitions, spec: SourceSpec) -> Iterator[AssetsDefinition]:
@@ -92,10 +95,11 @@ def warns(evaluation: AssetCheckEvaluation) -> bool:
     return not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
 
 
-def run_checks(out: TextIO, note: str = "") -> bool:
+def run_checks(out: TextIO, note: str = "", verbose: bool = False) -> bool:
     """Run every asset check of every spec against the warehouse the specs load into; print
     first which warehouse that is (`note` says why, when it is not the configured one), then
-    one line per check. An empty warehouse is one line, and false."""
+    the table of failed checks (of every check when `verbose`) and a last line of counts.
+    An empty warehouse is one line, and false."""
     from restsync_assets.definitions import CHECKS_JOB, build_definitions
     from restsync_assets.runtime import warehouse
     from restsync_assets.settings import specs_dir
@@ -115,21 +119,51 @@ def run_checks(out: TextIO, note: str = "") -> bool:
     result = defs.resolve_job_def(CHECKS_JOB).execute_in_process(
         instance=DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
     )
+    rows = check_rows(result)
+    shown = [r for r in rows if verbose or r[2] != "ok"]
+    if shown:
+        print(f"\n{render_table(('asset', 'check', 'result', 'detail'), shown)}\n", file=out)
+    print(checks_summary(rows), file=out)
+    return result.success and bool(rows) and all(r[2] in ("ok", "WARN") for r in rows)
+
+
+def check_rows(result: ExecuteInProcessResult) -> list[tuple[str, str, str, str]]:
+    """(asset, check, ok | WARN | FAILED | ERROR, detail) of a checks run, by asset and check; a check
+    step that raised is one ERROR row with its message."""
     evaluations = sorted(
         result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name)
     )
-    for evaluation in evaluations:
-        mark = "ok  " if evaluation.passed else "WARN" if warns(evaluation) else "FAIL"
-        key = "/".join(evaluation.asset_key.path)
-        print(f"{mark} {key} {evaluation.check_name}: {evaluation.description or ''}", file=out)
+    rows = [
+        (
+            "/".join(e.asset_key.path),
+            e.check_name,
+            "ok" if e.passed else "WARN" if warns(e) else "FAILED",
+            cell(e.description, DETAIL_WIDTH),
+        )
+        for e in evaluations
+    ]
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
             data = event.step_failure_data
             message = data.user_failure_data.description if data.user_failure_data else None
-            print(f"FAIL {event.step_key}: {message or data.error.message.strip()}", file=out)
-    failed = sum(not e.passed and not warns(e) for e in evaluations)
-    warned = sum(not e.passed and warns(e) for e in evaluations)
-    passed = len(evaluations) - failed - warned
-    warnings = f", {warned} warned" if warned else ""
-    print(f"{passed}/{len(evaluations)} checks passed{warnings}", file=out)
-    return result.success and failed == 0 and bool(evaluations)
+            detail = cell(message or data.error.message.strip(), DETAIL_WIDTH)
+            rows.append((event.step_key, "-", "ERROR", detail))
+    return rows
+
+
+def checks_summary(rows: list[tuple[str, str, str, str]]) -> str:
+    """`63/63 checks passed`, then, when some did not, what to do next."""
+    passed = sum(r[2] == "ok" for r in rows)
+    line = f"{passed}/{sum(r[2] != 'ERROR' for r in rows)} checks passed"
+    if warned := sum(r[2] == "WARN" for r in rows):
+        line += f", {warned} warned"
+    failed = sorted({r[0] for r in rows if r[2] == "FAILED"})
+    if failed:
+        assets = " ".join(failed)
+        line += (
+            f"; FAILED on {assets}: fix what the detail says or reload"
+            f" (`restsync run {assets}`), then `restsync check` again"
+        )
+    if errors := sum(r[2] == "ERROR" for r in rows):
+        line += f"; {plural(errors, 'check step')} could not run (ERROR): fix what it says first"
+    return line

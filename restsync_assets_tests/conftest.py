@@ -26,7 +26,16 @@ import yaml
 from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 
-from .support import REPO, SEED_SPECS, FakeClock, RawApi, serving, use_specs, use_warehouse
+from .support import (
+    REPO,
+    SEED_SPECS,
+    WORKER,
+    FakeClock,
+    RawApi,
+    serving,
+    use_specs,
+    use_warehouse,
+)
 
 #: `serving` is imported from here by the session, OAuth and paginator tests too.
 __all__ = ["REPO", "SEED_SPECS", "serving"]
@@ -38,6 +47,28 @@ pytest_plugins = ("restsync_assets_tests.servers",)
 BIN = Path(sys.executable).parent
 #: Bound on one wait for a subprocess: its next awaited line, or its exit.
 PROCESS_TIMEOUT = 300.0
+
+
+#: Modules whose tests take longest (whole Dagster processes, servers, every seed spec), run
+#: first: xdist hands whole modules to its workers in collection order (`--dist loadfile
+#: --no-loadscope-reorder`), so a long one left for the end would keep one worker busy while
+#: the other has nothing left to do.
+LONGEST_FIRST = (
+    "test_deploying",
+    "test_parallel_runs",
+    "test_dg_project",
+    "test_server_runs",
+    "test_e2e_seeds",
+    "test_readme_commands",
+    "test_child_cursors",
+    "test_operations",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `LONGEST_FIRST` modules' tests first, in that order; the rest as collected."""
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
 
 
 @pytest.fixture(autouse=True)
@@ -273,7 +304,8 @@ def server_unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database with a unique name on 127.0.0.1:5432, dropped after the session."""
+    """A fresh PostgreSQL database on 127.0.0.1:5432, one per test session (per xdist worker:
+    the name holds the worker's id and a random part), dropped after the session."""
     try:
         import psycopg2
     except ImportError:
@@ -284,7 +316,7 @@ def postgres_database() -> Iterator[str]:
         reason = str(error).strip().splitlines()[0]
         server_unavailable(f"no PostgreSQL on 127.0.0.1:5432 ({reason})")
     admin.autocommit = True
-    name = f"restsync_test_{uuid.uuid4().hex[:12]}"
+    name = f"restsync_test_{WORKER}_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cursor:
         cursor.execute(f'create database "{name}"')
     try:

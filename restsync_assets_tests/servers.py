@@ -5,8 +5,8 @@ warehouse, one for the Dagster instance (a copy of a template migrated once per 
 a RabbitMQ vhost for Celery, a Redis key prefix for shared rate budgets. When a server does not answer, the test is skipped with one
 line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1` (CI), which makes it fail instead.
 
-(The shared PostgreSQL fixture of conftest.py is being written in parallel; this module's
-will be folded into it.)
+Names of databases and vhosts hold the pytest-xdist worker's id (`support.WORKER`): the
+suite runs on several workers at once against the same servers.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
+from .support import WORKER
 
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 RABBITMQ = "127.0.0.1:5672"
@@ -64,8 +65,9 @@ def pg_query(database: str, sql: str, *args: object) -> list[tuple]:
 
 @contextlib.contextmanager
 def fresh_database(prefix: str, template: str | None = None) -> Iterator[str]:
-    """A new database (a copy of `template` if given), dropped when the block ends."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    """A new database (a copy of `template` if given), dropped when the block ends; its name
+    holds the xdist worker's id."""
+    name = f"{prefix}_{WORKER}_{uuid.uuid4().hex[:10]}"
     copy = f" TEMPLATE {template}" if template else ""
     pg_query(PG_ADMIN_DB, f"CREATE DATABASE {name}{copy}")
     try:
@@ -140,7 +142,7 @@ def pg_dagster_home(dagster_db, tmp_path, monkeypatch) -> DagsterHome:
 @pytest.fixture
 def celery_broker(monkeypatch) -> Iterator[str]:
     """A fresh RabbitMQ vhost (made with `rabbitmqctl`) as RESTSYNC_CELERY_BROKER."""
-    vhost = f"restsync_test_{uuid.uuid4().hex[:10]}"
+    vhost = f"restsync_test_{WORKER}_{uuid.uuid4().hex[:10]}"
     try:
         _rabbitmqctl("add_vhost", vhost)
     except (OSError, subprocess.SubprocessError) as error:

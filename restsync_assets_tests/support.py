@@ -24,6 +24,7 @@ import copy
 import datetime as dt
 import decimal
 import json
+import os
 import re
 import threading
 import zlib
@@ -43,6 +44,10 @@ from restsync_assets.runtime.http import retry
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_SPECS = REPO / "source_specs"
+#: This process's pytest-xdist worker (`gw0`, `gw1`, ...; `main` without xdist). It is part of
+#: the name of everything a test creates on a shared server (PostgreSQL databases, RabbitMQ
+#: vhosts), so that two workers never meet there and a leftover says whose it was.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 #: dlt's bookkeeping columns: they differ between any two loads of the same rows.
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 #: dlt's row ids, nested tables' included.

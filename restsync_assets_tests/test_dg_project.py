@@ -26,7 +26,7 @@ import pytest
 import tomlkit
 import yaml
 
-from .conftest import REPO, serving
+from .conftest import REPO, free_port, serving
 from .support import assert_table_is, table_rows
 
 DG = Path(sys.executable).with_name("dg")
@@ -122,12 +122,6 @@ def test_dg_dev_serves_the_seed_assets(dg_env):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _serving(port: int) -> bool:

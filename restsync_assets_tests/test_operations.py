@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 
 import duckdb
+import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from restsync_assets import settings
@@ -14,7 +16,7 @@ from restsync_assets.checks import build_spec_checks
 from restsync_assets.cli import main as cli_main
 from restsync_assets.definitions import build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from restsync_assets.runner import QUIET, load_definitions, materialize_spec
+from restsync_assets.runner import QUIET, checks_summary, load_definitions, materialize_spec
 from restsync_assets.runtime import warehouse
 
 from .support import LEDGER_CHECKS, FakeClock, check_evaluations
@@ -251,16 +253,67 @@ def test_freshness_check_fails_when_stale_with_an_injected_clock(defs, specs, sa
     assert stale.description.endswith("(max lag 2.0h)")
 
 
+def table_rows_of(out: str) -> list[list[str]]:
+    """The rows of the first table (`restsync check`, `restsync run`) in `out`, cells split."""
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    body = lines[rule + 1 : lines.index("", rule)]
+    return [re.split(r"\s{2,}", line.strip()) for line in body]
+
+
+CHECK_FAILED = re.compile(
+    r"^\d+/63 checks passed; FAILED on ([\w/ ]+): fix what the detail says or reload"
+    r" \(`restsync run \1`\), then `restsync check` again$"
+)
+
+
 def test_restsync_check_command_exits_by_the_checks(defs, specs, sandbox_env, capsys):
+    """`restsync check --verbose` lists every check in the run's table style; without it a
+    failure shows only the failing checks in that table and ends with what to do next,
+    exiting 1."""
     instance = DagsterInstance.ephemeral()
     for spec in specs.values():
         assert all(r.success for r in materialize_spec(defs, spec, instance))
-    assert cli_main(["check"]) == 0
+    assert cli_main(["check", "--verbose"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith("63/63 checks passed")
+    assert out.startswith("checks against duckdb "), out
+    assert re.search(r"^asset +check +result +detail$", out, re.M), out
+    rows = table_rows_of(out)
+    assert len(rows) == 63 and {r[2] for r in rows} == {"ok"}, rows
+    assert ["workspace_docs/users", "row_count", "ok"] in [r[:3] for r in rows]
+    assert out.strip().splitlines()[-1] == "63/63 checks passed"
+
     _tamper('delete from "workspace_docs"."users"')
     assert cli_main(["check"]) == 1
-    assert "FAIL workspace_docs/users row_count: 0 rows (minimum 1)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    rows = table_rows_of(out)
+    assert ["workspace_docs/users", "row_count", "FAILED", "0 rows (minimum 1)"] in rows, out
+    assert {r[2] for r in rows} == {"FAILED"}, out  # passing checks are not listed
+    last = CHECK_FAILED.match(out.strip().splitlines()[-1])
+    assert last and "workspace_docs/users" in last[1].split(), out
+
+
+SUMMARIES = [
+    pytest.param([("a/x", "row_count", "ok", "3 rows")], "1/1 checks passed", id="all passed"),
+    pytest.param(
+        [("a/x", "row_count", "ok", ""), ("a/y", "unique", "FAILED", "2 duplicates")],
+        "1/2 checks passed; FAILED on a/y: fix what the detail says or reload"
+        " (`restsync run a/y`), then `restsync check` again",
+        id="one failed",
+    ),
+    pytest.param(
+        [("a/x", "row_count", "ok", ""), ("a_checks", "-", "ERROR", "no warehouse")],
+        "1/1 checks passed; 1 check step could not run (ERROR): fix what it says first",
+        id="a step raised",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "line"), SUMMARIES)
+def test_restsync_check_ends_with_the_counts_and_what_to_do_next(rows, line):
+    """The last line of `restsync check`: passed/total, then the failing assets to reload and
+    the check steps that could not run."""
+    assert checks_summary(rows) == line
 
 
 # --------------------------------------------------------------------------- schedules

@@ -15,7 +15,7 @@ from restsync_assets.runtime.http.paginators import (
     OffsetPaginatorWithoutTotal,
     TemplatedCursorPaginator,
 )
-from restsync_assets.runtime.http.templates import TemplateError
+from restsync_assets.specs.templates import TemplateError
 
 from .support import App, RawApi, RawReply, RawRequest
 

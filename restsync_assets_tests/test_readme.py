@@ -16,7 +16,6 @@ import io
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -30,7 +29,7 @@ from restsync_assets.resources import CREDENTIAL_KEYS
 from restsync_assets.specs import parse_spec
 from restsync_assets.specs.model import ENDPOINT_KEYS, TOP_LEVEL_KEYS
 
-from .conftest import REPO, SEED_SPECS
+from .conftest import REPO, SEED_SPECS, free_port
 
 README = (REPO / "README.md").read_text()
 BLOCKS = [
@@ -118,12 +117,6 @@ def test_every_command_is_run():
             module, test = where.split(" ")[0].split("::")
             tests = importlib.import_module(f"restsync_assets_tests.{module[:-3]}")
             assert callable(getattr(tests, test, None)), f"no such test: {where}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_walkthrough_runs(monkeypatch, warehouse):

@@ -36,7 +36,7 @@ MATERIALIZE_PARTITIONS = (
     " --partition-range 2026-01-01...2026-01-07"
 )
 PARTITION_DAYS = {f"2026-01-0{day}" for day in range(1, 8)}
-#: Every generated check of the seed specs (`restsync check` prints one line each).
+#: Every generated check of the seed specs (`restsync check` counts them).
 SEED_CHECKS = 63
 
 

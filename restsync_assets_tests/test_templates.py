@@ -1,4 +1,4 @@
-"""Tests for restsync_assets.runtime.http.templates (sandboxed Jinja templates)."""
+"""Tests for restsync_assets.specs.templates (sandboxed Jinja templates)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from restsync_assets.runtime.http.templates import CompiledTemplate, TemplateError, compile_template
+from restsync_assets.specs.templates import CompiledTemplate, TemplateError, compile_template
 
 RESPONSE = {"paging": {"next_link": "https://api.example.com/v1/items?cursor=abc"}, "n": 3}
 

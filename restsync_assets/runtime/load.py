@@ -15,15 +15,15 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure, MetadataValue
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 
-from restsync_assets.catalog import with_table_metadata
 from restsync_assets.partitions import run_window
-from restsync_assets.progress import run_collector
 from restsync_assets.resources import DLT_RESOURCE_KEY
+from restsync_assets.runtime.catalog import with_table_metadata
 from restsync_assets.runtime.dataset_lock import load_turn
 from restsync_assets.runtime.destination import build_pipeline, loader_file_format
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
 from restsync_assets.runtime.locks import exclusive, lock_path
+from restsync_assets.runtime.progress import run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
 from restsync_assets.runtime.source import build_source
 from restsync_assets.specs.model import SourceSpec

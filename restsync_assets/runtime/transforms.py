@@ -30,8 +30,8 @@ from dlt.extract import DltResource
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources.rest_api import paginate_dependent_resource, record_endpoint_input
 
-from restsync_assets.runtime.http.templates import CompiledTemplate, TemplateError, compile_template
 from restsync_assets.specs.model import TransformsSpec
+from restsync_assets.specs.templates import CompiledTemplate, TemplateError, compile_template
 from restsync_assets.specs.validate.transforms import is_template
 
 #: rest_api resource config keys that are not dlt resource hints

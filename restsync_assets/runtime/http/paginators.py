@@ -17,11 +17,11 @@ from dlt.common.utils import str2bool
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, OffsetPaginator
 from requests import Request, Response
 
+from restsync_assets.specs.templates import CompiledTemplate, compile_template
 from restsync_assets.text import short
 
 from .errors import PaginationLoopError
 from .masking import mask_url
-from .templates import CompiledTemplate, compile_template
 
 __all__ = ["OffsetPaginatorWithoutTotal", "TemplatedCursorPaginator"]
 

@@ -94,7 +94,7 @@ def check_body_method(paginator: Any, endpoint: dict, resource: str) -> None:
 
 
 def _check_template(template: str, resource: str | None, key: str) -> None:
-    from restsync_assets.runtime.http.templates import TemplateError, compile_template
+    from restsync_assets.specs.templates import TemplateError, compile_template
 
     try:
         compile_template(template)

@@ -41,7 +41,7 @@ def is_template(value: Any) -> bool:
 
 
 def _compiled(text: str, resource: str, key: str, context: tuple[str, ...]) -> Any:
-    from restsync_assets.runtime.http.templates import TemplateError, compile_template
+    from restsync_assets.specs.templates import TemplateError, compile_template
 
     try:
         template = compile_template(text)

@@ -1,9 +1,7 @@
-"""Dagster's standard catalog metadata for restsync assets.
+"""Dagster's standard table metadata on each materialization, read at run time.
 
-On each asset (definition): `dagster/table_name` (when the warehouse is knowable at load
-time: DuckDB), `dagster/code_references` to the spec file and the line that declares the
-resource, and `dagster/column_schema` of the columns the spec's `schema` declares. On each materialization, added to what dagster-dlt already records
-(`dagster/column_schema`, `rows_loaded`, dlt's load info):
+Added to what dagster-dlt already records (`dagster/column_schema`, `rows_loaded`, dlt's
+load info):
 
 - `dagster/row_count`: rows in the table after the load;
 - `dagster/partition_row_count` (a run of one partition): rows this run wrote, merged;
@@ -14,65 +12,23 @@ resource, and `dagster/column_schema` of the columns the spec's `schema` declare
 
 Counts are read through the sql_client of the dlt pipeline the run used, inside the run's
 warehouse lock. dagster-dlt's own `fetch_row_count()` is not used: it fails the run when a
-table got no new rows and records only `rows_loaded` for partitions.
+table got no new rows and records only `rows_loaded` for partitions. The asset's own
+(definition-time) metadata is `restsync_assets.metadata`'s.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dagster import (
-    AssetExecutionContext,
-    BetaWarning,
-    CodeReferencesMetadataValue,
-    LocalFileCodeReference,
-    MaterializeResult,
-    MetadataValue,
-    TableColumn,
-    TableColumnConstraints,
-    TableSchema,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dlt.pipeline.pipeline import Pipeline
 
-from restsync_assets import settings
-from restsync_assets.specs.model import ResourceSpec, SourceSpec
+from restsync_assets.metadata import PARTITION_ROW_COUNT, ROW_COUNT, TABLE_NAME
+from restsync_assets.specs.model import SourceSpec
 
-#: Dagster's standard metadata keys (`TableMetadataSet`'s, which dagster does not export)
-ROW_COUNT = "dagster/row_count"
-PARTITION_ROW_COUNT = "dagster/partition_row_count"
-TABLE_NAME = "dagster/table_name"
-CODE_REFERENCES = "dagster/code_references"
-COLUMN_SCHEMA = "dagster/column_schema"
 #: rows a run set aside in `<table>__rejected` (`on_invalid: quarantine`)
 REJECTED_ROWS = "restsync/rejected_rows"
-
-
-def definition_metadata(spec: SourceSpec, resource: ResourceSpec) -> dict[str, Any]:
-    """Table name (DuckDB) and code reference of one resource's asset."""
-    with warnings.catch_warnings():  # code references are a beta API: do not warn per asset
-        warnings.simplefilter("ignore", BetaWarning)
-        reference = LocalFileCodeReference(
-            file_path=str(spec.path.resolve()),
-            line_number=resource.line,
-            label=f"{spec.path.name}: {resource.name}",
-        )
-        references = CodeReferencesMetadataValue(code_references=[reference])
-    metadata: dict[str, Any] = {CODE_REFERENCES: references}
-    if resource.columns:  # what the spec declares; a materialization records every column
-        columns = [
-            TableColumn(
-                c.name, c.data_type, constraints=TableColumnConstraints(nullable=c.nullable)
-            )
-            for c in resource.columns
-        ]
-        metadata[COLUMN_SCHEMA] = MetadataValue.table_schema(TableSchema(columns=columns))
-    if settings.destination_name() == "duckdb":
-        # DuckDB names a database file's catalog after the file
-        table = f"{settings.duckdb_path().stem}.{spec.name}.{resource.name}"
-        metadata[TABLE_NAME] = MetadataValue.text(table)
-    return metadata
 
 
 def with_table_metadata(
@@ -82,7 +38,7 @@ def with_table_metadata(
     events: Iterable[Any],
 ) -> Iterator[Any]:
     """`events` (dagster-dlt's materializations), each with the table's standard metadata."""
-    from restsync_assets.progress import notify_materialized
+    from restsync_assets.runtime.progress import notify_materialized
 
     for event in events:
         if isinstance(event, MaterializeResult) and event.asset_key is not None:
