@@ -364,6 +364,19 @@ def write_spec(directory: Path, spec: dict | str, filename: str | None = None) -
     return path
 
 
+def refusal(directory: Path, spec: dict | str) -> str:
+    """The one line loading `spec` (written to `directory`) is refused with; fails the test
+    when the spec loads. The line names the file as seen from the working directory."""
+    from restsync_assets.specs import SpecError, load_spec_file
+
+    path = write_spec(directory, spec)
+    try:
+        load_spec_file(path)
+    except SpecError as error:
+        return str(error)
+    raise AssertionError(f"{path.name} loaded, but it should have been refused")
+
+
 def copy_seed_specs(
     directory: Path,
     names: Iterable[str] | None = None,

@@ -88,6 +88,18 @@ def events_api() -> JsonApi:
     )
 
 
+#: what `events` and `readings` share: merged by id, bad rows set aside, a declared schema
+QUARANTINED = {
+    "primary_key": "id",
+    "write_disposition": "merge",
+    "on_invalid": "quarantine",
+    "schema": {
+        "id": "integer",
+        "amount": {"type": "number", "nullable": False},
+        "at": "date-time",
+        "active": "boolean",
+    },
+}
 SPEC = {
     "name": "quarantined",
     "client": {
@@ -98,28 +110,12 @@ SPEC = {
         {
             "name": "events",
             "endpoint": {"path": "/events", "data_selector": "data"},
-            "primary_key": "id",
-            "write_disposition": "merge",
-            "on_invalid": "quarantine",
-            "schema": {
-                "id": "integer",
-                "amount": {"type": "number", "nullable": False},
-                "at": "date-time",
-                "active": "boolean",
-            },
+            **QUARANTINED,
         },
         {
             "name": "readings",
             "endpoint": {"path": "/readings", "data_selector": "data"},
-            "primary_key": "id",
-            "write_disposition": "merge",
-            "on_invalid": "quarantine",
-            "schema": {
-                "id": "integer",
-                "amount": {"type": "number", "nullable": False},
-                "at": "date-time",
-                "active": "boolean",
-            },
+            **QUARANTINED,
         },
         {
             "name": "notes",

@@ -16,7 +16,6 @@ from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession
 from restsync_assets.sandbox.vendors import credentials_for
 from restsync_assets.specs import load_spec_file
-from restsync_assets.specs.errors import SpecError
 from restsync_assets.specs.model import RateLimitSpec
 
 from .conftest import BIN
@@ -30,6 +29,7 @@ from .support import (
     edited,
     failure_message,
     materialize_specs,
+    refusal,
     sequence,
     write_spec,
 )
@@ -131,10 +131,8 @@ def test_valid_rate_limits_load_into_the_model(tmp_path, case, value, model):
 
 @pytest.mark.parametrize(("case", "value", "expected"), INVALID, ids=[c[0] for c in INVALID])
 def test_invalid_rate_limit_is_one_line_naming_file_and_key(tmp_path, case, value, expected):
-    path = write_spec(tmp_path, edited(SPEC, client__rate_limit=value))
-    with pytest.raises(SpecError) as error:
-        load_spec_file(path)
-    assert str(error.value) == f"{path}: {expected}"
+    spec = edited(SPEC, client__rate_limit=value)
+    assert refusal(tmp_path, spec) == f"{tmp_path / (spec['name'] + '.yaml')}: {expected}"
 
 
 def test_dlt_never_sees_the_key_and_the_session_holds_the_limiter(tmp_path, monkeypatch):
