@@ -53,6 +53,13 @@ REASONS = {
     115: "celsius: an object where double is declared",
     130: None,
 }
+#: where the CSV feed's reasons differ: a missing field is an empty one (null), an object is
+#: its text
+CSV_REASONS = {
+    10: "id: null primary key",
+    55: "celsius: null in a non-nullable field",
+    115: "celsius: \"{'celsius': 3}\" cannot be coerced to double",
+}
 #: the second run's source: these events deleted, this batch deleted (with its events, for
 #: `batch_events`), this event archived (so `events`' filter drops it)
 DELETED_EVENTS = (2, 8)
@@ -77,19 +84,22 @@ _EVENT = {
     DELETED_AT: "timestamp",
     **_DLT,
 }
+_READING = {
+    "id": "bigint",
+    "celsius": "double",
+    "taken_at": "timestamp",
+    "sensor": "text",
+    "status": "text",
+    "unit": "text",
+    "site": "text",
+    "calibrated": "bool",
+    **_DLT,
+}
 #: every table's columns with dlt's data types, whatever the combination
 TYPES = {
-    "readings": {
-        "id": "bigint",
-        "celsius": "double",
-        "taken_at": "timestamp",
-        "sensor": "text",
-        "status": "text",
-        "unit": "text",
-        "site": "text",
-        "calibrated": "bool",
-        **_DLT,
-    },
+    "readings": _READING,
+    "readings_csv": _READING,
+    "readings_csv__rejected": {"raw": "text", "reason": "text", **_DLT},
     "readings__rejected": {"raw": "text", "reason": "text", **_DLT},
     "batches": {
         "batch_key": "bigint",
@@ -108,6 +118,20 @@ EVENTS_SCHEMA = {
     "quantity": "integer",
     "active": "boolean",
     "created_at": "timestamp",
+}
+
+
+#: what both readings resources do to a reading, and the schema they judge it by
+TRANSFORMS = {
+    "record_filter": "{{ record.status != 'retired' }}",
+    "add_fields": {"site": "{{ 'lab-' ~ record.sensor }}", "calibrated": True},
+    "remove_fields": ["note"],
+    "rename_fields": {"value": "celsius"},
+    "schema": {
+        "id": "integer",
+        "celsius": {"type": "number", "nullable": False},
+        "taken_at": "date-time",
+    },
 }
 
 
@@ -131,15 +155,18 @@ def spec(url: str, concurrency: int) -> dict:
                     "params": {"per_page": 120},  # a first page of >100 good rows: Arrow
                     "paginator": {"type": "page_number", "base_page": 1, "total_path": None},
                 },
-                "record_filter": "{{ record.status != 'retired' }}",
-                "add_fields": {"site": "{{ 'lab-' ~ record.sensor }}", "calibrated": True},
-                "remove_fields": ["note"],
-                "rename_fields": {"value": "celsius"},
-                "schema": {
-                    "id": "integer",
-                    "celsius": {"type": "number", "nullable": False},
-                    "taken_at": "date-time",
+                **TRANSFORMS,
+            },
+            {
+                "name": "readings_csv",
+                "primary_key": "id",
+                "on_invalid": "quarantine",
+                "endpoint": {
+                    "path": "v1/offset/readings.csv",
+                    "response_format": "csv",
+                    "paginator": {"type": "offset", "limit": 120, "total_path": None},
                 },
+                **TRANSFORMS,
             },
             {
                 "name": "batches",
@@ -189,21 +216,47 @@ def spec(url: str, concurrency: int) -> dict:
 
 
 def readings_truth(readings: list[dict], loads: int) -> dict[str, list[dict]]:
-    """`readings` and `readings__rejected` after `loads` full reads of the sandbox's readings."""
+    """`readings` (JSON Lines), `readings_csv` and their `__rejected` after `loads` full reads of
+    the sandbox's readings."""
     assert set(REASONS) == set(exports.BROKEN), "REASONS must cover the sandbox's broken rows"
-    good, rejected = [], []
-    for index, row in enumerate(readings):
-        if row["status"] == "retired":
-            continue
-        row = {k: v for k, v in row.items() if k != "note"}
-        row["site"], row["calibrated"] = f"lab-{row['sensor']}", True
-        if "value" in row:
-            row["celsius"] = row.pop("value")
-        if REASONS.get(index) is None:
-            good.append({**row, "id": int(row["id"]), "celsius": float(row["celsius"])})
-        else:
-            rejected += [{"raw": row, "reason": REASONS[index]}] * loads
-    return {"readings": good, "readings__rejected": rejected}
+    tables: dict[str, list[dict]] = {}
+    for name, parse, reasons in (
+        ("readings", dict, REASONS),
+        ("readings_csv", as_csv_reads, {**REASONS, **CSV_REASONS}),
+    ):
+        good, rejected = [], []
+        for index, row in enumerate(map(parse, readings)):
+            if row["status"] == "retired":
+                continue
+            row = {k: v for k, v in row.items() if k != "note"}
+            row["site"], row["calibrated"] = f"lab-{row['sensor']}", True
+            if "value" in row:
+                row["celsius"] = row.pop("value")
+            if reasons.get(index) is None:
+                good.append({**row, "id": int(row["id"]), "celsius": float(row["celsius"])})
+            else:
+                rejected += [{"raw": row, "reason": reasons[index]}] * loads
+        tables[name], tables[f"{name}__rejected"] = good, rejected
+    return tables
+
+
+def as_csv_reads(reading: dict) -> dict:
+    """A reading as restsync reads the CSV feed: every field, an empty one null, `id` and
+    `value` typed by the declared schema when they parse, the rest text."""
+    row = {}
+    for field in exports.READING_FIELDS:
+        value = reading.get(field)
+        text = None if value is None else str(value)
+        kind = {"id": int, "value": float}.get(field)
+        row[field] = _parsed(text, kind) if kind and text is not None else text
+    return row
+
+
+def _parsed(text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        return text
 
 
 def source_truth(sandbox: Sandbox) -> dict[str, dict[Any, dict]]:
@@ -403,6 +456,7 @@ def assert_loads_the_truth(combo: Combo, loads: Loads) -> None:
         assert set(got.tables) == set(expected), f"{combo.name}, {run_name}: tables differ"
         for name, rows in expected.items():
             assert got.tables[name] == rows, f"{combo.name}, {run_name}: {name} differs"
+    assert loads.second.types == TYPES, f"{combo.name}: column types differ"
     assert loads.first.marked_at == set(), f"{combo.name}: the first run marked rows"
     assert len(loads.second.marked_at) == 1, f"{combo.name}: one load marks at one time"
     if combo.arrow:
@@ -413,29 +467,27 @@ def assert_loads_the_truth(combo: Combo, loads: Loads) -> None:
 
 @pytest.mark.parametrize("combo", DUCKDB, ids=lambda c: c.name)
 def test_each_duckdb_combination_loads_the_sources_truth(duckdb_loads, combo):
-    """Both runs, every table, row for row: the truth computed from the sandbox's rows."""
+    """Both runs, every table, row for row: the truth computed from the sandbox's rows; the
+    column types as declared or inferred, the same in every combination."""
     assert_loads_the_truth(combo, duckdb_loads[combo])
 
 
-def test_every_duckdb_combination_lands_the_declared_column_types(duckdb_loads):
-    for combo in DUCKDB:
-        assert duckdb_loads[combo].second.types == TYPES, f"{combo.name}: column types differ"
-
-
-def test_the_truth_holds_every_case_the_keys_meet():
+def test_the_truth_holds_every_case_the_keys_meet(source):
     """The second run's truth is no trivial one: rows rejected twice, rows marked deleted in
     each soft-deleted table (a deleted event, a filtered one, a deleted batch's children), and
     a child row whose event was archived updated, not marked."""
-    with Sandbox() as sandbox:
-        readings = sandbox.rows(SPEC, "readings")
-        scans = [source_truth(sandbox)]
-        with changed_source(sandbox):
-            scans.append(source_truth(sandbox))
+    readings = source.rows(SPEC, "readings")
+    scans = [source_truth(source)]
+    with changed_source(source):
+        scans.append(source_truth(source))
+    assert source_truth(source) == scans[0], "the source is put back as it was"
     second = truth(scans, readings)
-    bad = [i for i, why in REASONS.items() if why is not None and i != 12]
-    assert len(second["readings__rejected"]) == 2 * len(bad)
-    assert {r["reason"] for r in second["readings__rejected"]} == {REASONS[i] for i in bad}
-    assert len(second["readings"]) == sum(r["status"] != "retired" for r in readings) - len(bad)
+    bad = [i for i, why in REASONS.items() if why is not None and i != 12]  # 12: retired
+    kept = sum(r["status"] != "retired" for r in readings) - len(bad)
+    for name, reasons in (("readings", REASONS), ("readings_csv", {**REASONS, **CSV_REASONS})):
+        assert len(second[f"{name}__rejected"]) == 2 * len(bad)
+        assert {r["reason"] for r in second[f"{name}__rejected"]} == {reasons[i] for i in bad}
+        assert len(second[name]) == kept
     marked = {
         n: {r.get("id", r.get("batch_key")) for r in second[n] if r[DELETED_AT]} for n in MARKED
     }
@@ -448,7 +500,5 @@ def test_the_truth_holds_every_case_the_keys_meet():
 def test_postgres_loads_the_same_tables_as_duckdb(
     source, postgres_warehouse, tmp_path, monkeypatch, combo
 ):
-    """On PostgreSQL the same truth, and the column types DuckDB's runs land (dlt's types)."""
-    loads = load_twice(combo, source, tmp_path, monkeypatch)
-    assert_loads_the_truth(combo, loads)
-    assert loads.second.types == TYPES, f"{combo.name}: column types differ"
+    """On PostgreSQL the same truth and the same column types (in dlt's types) as on DuckDB."""
+    assert_loads_the_truth(combo, load_twice(combo, source, tmp_path, monkeypatch))
