@@ -9,11 +9,12 @@ The spec reads the sandbox's `exports` vendor with `client.rate_limit` (generous
   `add_fields`), both `deletes: soft`;
 - `events`: CSV typed by its `schema`, merged, read in full, `deletes: soft`, filtered.
 
-Each combination loads twice: once, then again after rows were deleted (an event, a whole
-batch) or filtered away (an event archived) at the source. After each run every table
-(`readings__rejected` without dlt's ids, `_restsync_deleted_at` as marked or not) must equal
-the truth computed here in plain Python from the sandbox's rows, and the column types must
-be the same in every combination.
+Each combination loads three times: once, again after rows were deleted (an event, a whole
+batch) or filtered away (an event archived) at the source, and again once they are back.
+After each run every table (`__rejected` without dlt's ids, `_restsync_deleted_at` as marked
+or not) must equal the truth computed here in plain Python from the sandbox's rows, with the
+same column types in every combination; after the last, every asset check passes but
+`rejected_rows`, which warns.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from restsync_assets.definitions import build_definitions
 from restsync_assets.runtime import source as runtime_source
 from restsync_assets.runtime import warehouse
 from restsync_assets.runtime.arrow_pages import ArrowPages
@@ -35,7 +37,15 @@ from restsync_assets.runtime.soft_deletes import DELETED_AT
 from restsync_assets.sandbox import Sandbox, exports
 from restsync_assets.specs import load_specs
 
-from .support import DLT_COLUMNS, canonical, failure_message, materialize_specs, normal, write_spec
+from .support import (
+    DLT_COLUMNS,
+    canonical,
+    check_evaluations,
+    failure_message,
+    materialize_specs,
+    normal,
+    write_spec,
+)
 
 SPEC = "exports"
 #: why each broken reading (`exports.BROKEN`, by index) is set aside, named as after the
@@ -351,11 +361,13 @@ class Snapshot:
 
 @dataclass
 class Loads:
-    first: Snapshot
-    second: Snapshot
+    """One combination's runs (as `RUNS` says), the truth after each, the pages that took
+    the Arrow path and the asset checks after the last run (passed, severity)."""
+
+    runs: list[Snapshot]
+    truths: list[dict[str, list]]
     arrow_pages: int
-    truth_first: dict[str, list]
-    truth_second: dict[str, list]
+    checks: dict[tuple[str, str], tuple[bool, str]]
 
 
 class CountingArrowPages(ArrowPages):
@@ -416,18 +428,33 @@ def run(combo: Combo, sandbox: Sandbox, root: Path, patch: pytest.MonkeyPatch) -
     return snapshot()
 
 
-def load_twice(combo: Combo, sandbox: Sandbox, root: Path, patch: pytest.MonkeyPatch) -> Loads:
-    """Run once, change the source, run again; the truth of each run from the sandbox."""
+#: what each run of a combination meets at the source
+RUNS = ("first run", "second run (rows deleted)", "third run (rows back)")
+
+
+def load_three_times(
+    combo: Combo, sandbox: Sandbox, root: Path, patch: pytest.MonkeyPatch
+) -> Loads:
+    """Run, change the source, run, put it back, run; the truth of each run from the
+    sandbox; the checks after the last."""
     CountingArrowPages.made = []
     patch.setattr(runtime_source, "ArrowPages", CountingArrowPages)
     readings = sandbox.rows(SPEC, "readings")
-    scans = [source_truth(sandbox)]
-    first = run(combo, sandbox, root, patch)
+    scans, runs = [source_truth(sandbox)], [run(combo, sandbox, root, patch)]
     with changed_source(sandbox):
         scans.append(source_truth(sandbox))
-        second = run(combo, sandbox, root, patch)
-    arrow_pages = sum(step.pages_as_arrow for step in CountingArrowPages.made)
-    return Loads(first, second, arrow_pages, truth(scans[:1], readings), truth(scans, readings))
+        runs.append(run(combo, sandbox, root, patch))
+    scans.append(source_truth(sandbox))
+    runs.append(run(combo, sandbox, root, patch))
+    evaluations = check_evaluations(
+        build_definitions(load_specs(Path(os.environ["RESTSYNC_SPECS_DIR"])))
+    )
+    return Loads(
+        runs,
+        [truth(scans[: n + 1], readings) for n in range(len(scans))],
+        sum(step.pages_as_arrow for step in CountingArrowPages.made),
+        {(k[0][1], k[1]): (e.passed, e.severity.value) for k, e in evaluations.items()},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -442,27 +469,31 @@ def duckdb_loads(source, tmp_path_factory) -> dict[Combo, Loads]:
     root = tmp_path_factory.mktemp("together")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("RESTSYNC_DESTINATION", raising=False)
-        return {combo: load_twice(combo, source, root, patch) for combo in DUCKDB}
+        return {combo: load_three_times(combo, source, root, patch) for combo in DUCKDB}
 
 
 # --------------------------------------------------------------------------- the tests
 
 
 def assert_loads_the_truth(combo: Combo, loads: Loads) -> None:
-    for run_name, got, expected in (
-        ("first run", loads.first, loads.truth_first),
-        ("second run", loads.second, loads.truth_second),
-    ):
+    for run_name, got, expected in zip(RUNS, loads.runs, loads.truths, strict=True):
         assert set(got.tables) == set(expected), f"{combo.name}, {run_name}: tables differ"
         for name, rows in expected.items():
             assert got.tables[name] == rows, f"{combo.name}, {run_name}: {name} differs"
-    assert loads.second.types == TYPES, f"{combo.name}: column types differ"
-    assert loads.first.marked_at == set(), f"{combo.name}: the first run marked rows"
-    assert len(loads.second.marked_at) == 1, f"{combo.name}: one load marks at one time"
+        assert got.types == TYPES, f"{combo.name}, {run_name}: column types differ"
+    first, second, third = (snapshot.marked_at for snapshot in loads.runs)
+    assert first == set(), f"{combo.name}: the first run marked rows"
+    assert len(second) == 1, f"{combo.name}: one load marks at one time"
+    assert third == set(), f"{combo.name}: rows that came back are still marked"
     if combo.arrow:
         assert loads.arrow_pages > 0, f"{combo.name}: no page took the Arrow path"
-    if not combo.arrow:
+    else:
         assert loads.arrow_pages == 0, f"{combo.name}: a page took the Arrow path"
+    warned = {k: v for k, v in loads.checks.items() if v != (True, "ERROR")}
+    assert warned == {
+        ("readings", "rejected_rows"): (False, "WARN"),
+        ("readings_csv", "rejected_rows"): (False, "WARN"),
+    }, f"{combo.name}: checks"
 
 
 @pytest.mark.parametrize("combo", DUCKDB, ids=lambda c: c.name)
@@ -501,4 +532,4 @@ def test_postgres_loads_the_same_tables_as_duckdb(
     source, postgres_warehouse, tmp_path, monkeypatch, combo
 ):
     """On PostgreSQL the same truth and the same column types (in dlt's types) as on DuckDB."""
-    assert_loads_the_truth(combo, load_twice(combo, source, tmp_path, monkeypatch))
+    assert_loads_the_truth(combo, load_three_times(combo, source, tmp_path, monkeypatch))
