@@ -464,14 +464,6 @@ def source() -> Iterator[Sandbox]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def duckdb_loads(source, tmp_path_factory) -> dict[Combo, Loads]:
-    root = tmp_path_factory.mktemp("together")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("RESTSYNC_DESTINATION", raising=False)
-        return {combo: load_three_times(combo, source, root, patch) for combo in DUCKDB}
-
-
 # --------------------------------------------------------------------------- the tests
 
 
@@ -496,11 +488,15 @@ def assert_loads_the_truth(combo: Combo, loads: Loads) -> None:
     }, f"{combo.name}: checks"
 
 
-@pytest.mark.parametrize("combo", DUCKDB, ids=lambda c: c.name)
-def test_each_duckdb_combination_loads_the_sources_truth(duckdb_loads, combo):
-    """Both runs, every table, row for row: the truth computed from the sandbox's rows; the
-    column types as declared or inferred, the same in every combination."""
-    assert_loads_the_truth(combo, duckdb_loads[combo])
+@pytest.mark.parametrize("combo", DUCKDB + POSTGRES, ids=lambda c: c.name)
+def test_each_combination_loads_the_sources_truth(source, request, tmp_path, monkeypatch, combo):
+    """Three runs, every table, row for row: the truth computed from the sandbox's rows; the
+    column types as declared or inferred (dlt's types), the same in every combination."""
+    if combo.destination == "postgres":
+        request.getfixturevalue("postgres_warehouse")
+    else:
+        monkeypatch.delenv("RESTSYNC_DESTINATION", raising=False)
+    assert_loads_the_truth(combo, load_three_times(combo, source, tmp_path, monkeypatch))
 
 
 def test_the_truth_holds_every_case_the_keys_meet(source):
@@ -525,11 +521,3 @@ def test_the_truth_holds_every_case_the_keys_meet(source):
     assert marked == MARKED
     (archived,) = [r for r in second["batch_events"] if r["id"] == ARCHIVED_EVENT]
     assert archived["status"] == "archived" and not archived[DELETED_AT]
-
-
-@pytest.mark.parametrize("combo", POSTGRES, ids=lambda c: c.name)
-def test_postgres_loads_the_same_tables_as_duckdb(
-    source, postgres_warehouse, tmp_path, monkeypatch, combo
-):
-    """On PostgreSQL the same truth and the same column types (in dlt's types) as on DuckDB."""
-    assert_loads_the_truth(combo, load_three_times(combo, source, tmp_path, monkeypatch))
