@@ -4,7 +4,8 @@ A fake API serves events (with one note per event, a child resource) and the sam
 readings (a leaf resource, whose full pages take the Arrow fast path), of which some break the
 declared schema; the warehouse must hold exactly the good rows, `__rejected` exactly the bad
 ones with their reasons, on the Arrow fast path and dlt's row path, sequentially and with
-`client.concurrency: 4`, on DuckDB and PostgreSQL.
+`client.concurrency: 4`, on DuckDB and PostgreSQL. The sandbox's `exports` readings, some of
+them broken, are quarantined end to end too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dagster import AssetCheckSeverity
 
 from restsync_assets.definitions import build_definitions
 from restsync_assets.runtime.quarantine import Quarantine, type_problem
+from restsync_assets.sandbox import exports
 from restsync_assets.specs import load_specs
 
 from .support import (
@@ -473,3 +475,72 @@ def test_a_child_materialized_alone_is_driven_by_its_parents_good_rows_only(spec
     assert table("quarantined", "notes") == expected_notes()
     assert table("quarantined", "events") is None
     assert table("quarantined", "events__rejected") is None
+
+
+# --------------------------------------------------------------------------- against the sandbox
+
+#: why each broken sandbox reading (`exports.BROKEN`, by index) is set aside; None: it is good
+#: (after dlt's coercion)
+READING_REASONS = {
+    10: "id: missing primary key",
+    12: "value: null in a non-nullable field",
+    25: "id: null primary key",
+    40: "value: null in a non-nullable field",
+    55: "value: missing in a non-nullable field",
+    70: "value: 'n/a' cannot be coerced to double",
+    85: "taken_at: 'yesterday' cannot be coerced to timestamp",
+    100: "id: 'r-101' cannot be coerced to bigint",
+    115: "value: an object where double is declared",
+    130: None,
+}
+
+
+def readings_spec(url: str) -> dict:
+    return {
+        "name": "exports",
+        "client": {"base_url": f"{url}/exports"},
+        "resources": [
+            {
+                "name": "readings",
+                "primary_key": "id",
+                "write_disposition": "merge",
+                "on_invalid": "quarantine",
+                "endpoint": {
+                    "path": "v1/offset/readings.json",
+                    "paginator": {"type": "offset", "limit": 50, "total_path": None},
+                },
+                "schema": exports.READING_SCHEMA,
+            }
+        ],
+    }
+
+
+def test_the_sandboxs_bad_readings_are_rejected_and_the_rest_loads(sandbox, specs_dir):
+    """End to end against the sandbox's `exports` readings (JSON, offset-paged): the table
+    holds exactly the good readings (a string id and value coerced), `readings__rejected`
+    exactly the broken ones with their reasons, and the `rejected_rows` check warns."""
+    assert set(READING_REASONS) == set(exports.BROKEN)
+    truth = sandbox.rows("exports", "readings")
+    bad = {i for i, why in READING_REASONS.items() if why is not None}
+    good = [
+        {**row, "id": int(row["id"]), "value": float(row["value"])}
+        for i, row in enumerate(truth)
+        if i not in bad
+    ]
+    write_spec(specs_dir, readings_spec(sandbox.url))
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert table("exports", "readings") == canonical(good)
+    landed = table("exports", "readings__rejected")
+    assert canonical({"raw": json.loads(r["raw"]), "reason": r["reason"]} for r in landed) == (
+        canonical({"raw": truth[i], "reason": READING_REASONS[i]} for i in bad)
+    )
+    (event,) = result.get_asset_materialization_events()
+    assert event.event_specific_data.materialization.metadata[
+        "restsync/rejected_rows"
+    ].value == len(bad)
+    check = check_evaluations(build_definitions(load_specs(specs_dir)))[
+        (("exports", "readings"), "rejected_rows")
+    ]
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    assert check.metadata["rejected_rows"].value == len(bad)

@@ -550,3 +550,41 @@ def test_preview_shows_rows_as_a_run_transforms_them(sandbox, specs_dir, capsys)
     records = _preview(capsys, "exports", "feed", "--limit", "5")["records"]
     assert len(records) == 5
     assert all(record == feed[record["event_id"]] for record in records)
+
+
+#: (resource, key, a template failing on every sandbox row, the template's error)
+FAILING = [
+    (
+        "feed",
+        "record_filter",
+        "{{ record.quantity > 'x' }}",
+        "TypeError: '>' not supported between instances of 'int' and 'str'",
+    ),
+    (
+        "batch_events",
+        "add_fields.x",
+        "{{ record.quantity + 'x' }}",
+        "TypeError: unsupported operand type(s) for +: 'int' and 'str'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("resource", "key", "template", "reason"), FAILING, ids=[c[0] for c in FAILING]
+)
+def test_a_template_failing_in_a_run_fails_it_naming_resource_and_key(
+    sandbox, specs_dir, resource, key, template, reason
+):
+    """The run's one-line failure says which resource and which key, on a top-level resource
+    (a pipe step) and on a child (read parent by parent) alike."""
+    spec = exports_spec(sandbox.url)
+    (target,) = [r for r in spec["resources"] if r["name"] == resource]
+    if key == "record_filter":
+        target["record_filter"] = template
+    else:
+        target["add_fields"] = {**target["add_fields"], "x": template}
+    write_spec(specs_dir, spec)
+    result = materialize_specs(specs_dir, select=[("exports", resource)])
+    assert failure_message(result) == (
+        f"exports: resource {resource}: {key}: template {template!r}: evaluation failed: {reason}"
+    )

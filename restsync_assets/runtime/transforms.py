@@ -95,7 +95,10 @@ class RecordTransforms:
         try:
             return template.evaluate(**context)
         except TemplateError as error:
-            raise TransformError(f"resource {self.resource}: {key}: {error}") from None
+            problem = str(error)
+        # raised outside the handler: with the TemplateError as its context, a run's failure
+        # line (`failures.explain`, the deepest restsync error) would lose resource and key
+        raise TransformError(f"resource {self.resource}: {key}: {problem}")
 
 
 def _set(row: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

@@ -7,7 +7,10 @@ for `endpoint.response_format` and the record transforms; none of the seed specs
 * ``/v1/batches/{batch_id}/events`` - a batch's events, JSON ``{"data": [...]}``, paged by
   ``offset``/``limit`` (no total);
 * ``/v1/{paging}/events.{fmt}`` - every event, ``fmt`` one of ``json`` (a bare list),
-  ``jsonl``, ``csv``; ``paging`` one of ``offset`` (``offset``/``limit``, a short or empty
+  ``jsonl``, ``csv``; ``/v1/{paging}/readings.{fmt}`` likewise every sensor reading, some of
+  which break the schema a reading declares (`READING_SCHEMA`: a missing or null or
+  non-integer ``id``, a null, missing, non-numeric or object ``value``, a ``taken_at`` that is
+  no time), for ``on_invalid: quarantine``; ``paging`` one of ``offset`` (``offset``/``limit``, a short or empty
   page ends), ``page`` (``page`` from 1 and ``per_page``, an empty page ends) and ``link``
   (``page``/``per_page`` with an RFC 8288 ``Link: <...>; rel="next"`` header while more rows
   follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
@@ -27,7 +30,7 @@ from .data import _rng, _stamp
 from .models import ApiError, IncomingRequest, Response
 
 NAME = "exports"
-RESOURCES: dict[str, tuple[str, ...]] = {NAME: ("batches", "events")}
+RESOURCES: dict[str, tuple[str, ...]] = {NAME: ("batches", "events", "readings")}
 #: the CSV header: every event field, in this order
 EVENT_FIELDS = (
     "id",
@@ -41,11 +44,35 @@ EVENT_FIELDS = (
     "internal_notes",
     "old_name",
 )
+#: the CSV header of a reading
+READING_FIELDS = ("id", "sensor", "status", "value", "unit", "taken_at", "note")
+#: what a reading's spec declares (`id` is its primary key); the rows `BROKEN` changes break it
+READING_SCHEMA = {
+    "id": "integer",
+    "value": {"type": "number", "nullable": False},
+    "taken_at": "date-time",
+}
 EVENTS = 250
 BATCHES = 5
+READINGS = 140
+#: reading index -> how that reading breaks `READING_SCHEMA` (a missing field: `MISSING`), or
+#: is good only after dlt's coercion (a string id and value)
+MISSING = object()
+BROKEN: dict[int, dict[str, object]] = {
+    10: {"id": MISSING},
+    12: {"value": None},  # a `retired` reading
+    25: {"id": None},
+    40: {"value": None},
+    55: {"value": MISSING},
+    70: {"value": "n/a"},
+    85: {"taken_at": "yesterday"},
+    100: {"id": "r-101"},
+    115: {"value": {"celsius": 3}},
+    130: {"id": "131", "value": "21.5"},  # coercible: a good row
+}
 _FEED = re.compile(
-    r"^/v1/(?P<paging>offset|page|link)/(?P<encoded>encoded/)?events\.(?P<fmt>json|jsonl|csv)"
-    r"(?P<gz>\.gz)?$"
+    r"^/v1/(?P<paging>offset|page|link)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
+    r"\.(?P<fmt>json|jsonl|csv)(?P<gz>\.gz)?$"
 )
 _CHILD = re.compile(r"^/v1/batches/(?P<batch_id>[^/]+)/events$")
 _CONTENT_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -70,13 +97,35 @@ def _events() -> list[dict]:
     ]
 
 
+def _readings() -> list[dict]:
+    rng = _rng(NAME, "readings")
+    rows = []
+    for i in range(READINGS):
+        row = {
+            "id": i + 1,
+            "sensor": f"S{i % 7 + 1}",
+            "status": ("ok", "ok", "retired", "ok", "drift")[i % 5],
+            "value": round(rng.uniform(-20, 40), 2),
+            "unit": "C",
+            "taken_at": _stamp(i, 1),
+            "note": None if i % 3 else f"check {i + 1}",
+        }
+        for field, value in BROKEN.get(i, {}).items():
+            if value is MISSING:
+                del row[field]
+            else:
+                row[field] = value
+        rows.append(row)
+    return rows
+
+
 def _batches() -> list[dict]:
     regions = ("eu", "us", "apac", "eu", "latam")
     return [{"id": b + 1, "label": f"Batch {b + 1}", "region": regions[b]} for b in range(BATCHES)]
 
 
 def build_dataset() -> dict[str, dict[str, list[dict]]]:
-    return {NAME: {"batches": _batches(), "events": _events()}}
+    return {NAME: {"batches": _batches(), "events": _events(), "readings": _readings()}}
 
 
 def _int(query: dict[str, str], name: str, default: int, low: int) -> int:
@@ -101,8 +150,10 @@ def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) 
     feed = _FEED.match(subpath)
     if feed is None:
         raise ApiError(404, "not_found", f"no route for {request.path}")
-    rows, headers = _page(feed["paging"], data["events"], request)
-    body = serialize(rows, feed["fmt"])
+    request.resource = feed["resource"]
+    rows, headers = _page(feed["paging"], data[feed["resource"]], request)
+    fields = READING_FIELDS if feed["resource"] == "readings" else EVENT_FIELDS
+    body = serialize(rows, feed["fmt"], fields)
     content_type = _CONTENT_TYPES[feed["fmt"]]
     if feed["gz"]:
         body, content_type = gzip.compress(body), "application/gzip"
@@ -126,17 +177,18 @@ def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list
     return selected, headers
 
 
-def serialize(rows: list[dict], fmt: str) -> bytes:
-    """``rows`` as a JSON list, JSON Lines, or CSV with a header (null as an empty field)."""
+def serialize(rows: list[dict], fmt: str, fields: tuple[str, ...] = EVENT_FIELDS) -> bytes:
+    """``rows`` as a JSON list, JSON Lines, or CSV with the header ``fields`` (null or missing
+    as an empty field)."""
     if fmt == "json":
         return json.dumps(rows).encode()
     if fmt == "jsonl":
         return "".join(json.dumps(r) + "\n" for r in rows).encode()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EVENT_FIELDS)
+    writer.writerow(fields)
     for row in rows:
-        writer.writerow([_csv_value(row[f]) for f in EVENT_FIELDS])
+        writer.writerow([_csv_value(row.get(f)) for f in fields])
     return out.getvalue().encode()
 
 
