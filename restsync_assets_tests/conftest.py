@@ -59,6 +59,8 @@ LONGEST_FIRST = (
     "test_dg_project",
     "test_server_runs",
     "test_e2e_seeds",
+    "test_features_together",
+    "test_quarantine",
     "test_readme_commands",
     "test_child_cursors",
     "test_operations",
