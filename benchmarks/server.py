@@ -9,6 +9,7 @@ Routes (all `GET`, JSON envelopes):
   (default 20 ms), a non-blocking wait in the handler thread simulating a slow API;
 * `/inc/<n>/events?updated_since=&offset=&limit=`: events with `updated_at > updated_since`,
   with `total`; `/inc/<n>/events_nototal` is the same without `total`;
+* `/slow/<ms>/<route>`: any route above, answered after `<ms>` milliseconds (P7's latency);
 * `/stats`: requests served per path, and `max_inflight_children` (the most child calls
   served at once); `/stats/reset` clears them.
 
@@ -51,6 +52,7 @@ CACHE_BUDGET = 160 * 1024 * 1024
 _RECORDS = re.compile(r"^/records/(\d+)$")
 _PARENTS = re.compile(r"^/fanout/(\d+)/parents$")
 _CHILDREN = re.compile(r"^/fanout/(\d+)/parents/(\d+)/children$")
+_SLOW = re.compile(r"^/slow/(\d+)(/.*)$")
 _EVENTS = re.compile(r"^/inc/(\d+)/(events|events_nototal)$")
 
 
@@ -91,6 +93,9 @@ class _Server(ThreadingHTTPServer):
         self._cached_bytes = 0
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
+        if m := _SLOW.match(path):  # every request of the path answered after <ms>
+            threading.Event().wait(int(m.group(1)) / 1000)
+            return self.route(m.group(2), query)
         if path == "/stats":
             with self._lock:
                 return 200, dumps({**self.counts, "max_inflight_children": self.max_inflight})

@@ -288,8 +288,27 @@ def main() -> None:
     p4.add_argument("--url", required=True)
     p4.add_argument("--n", type=int, required=True)
     p4.add_argument("--workdir", type=Path, required=True)
+    p1b = sub.add_parser("p1b")
+    p1b.add_argument("--url", required=True)
+    p1b.add_argument("--workdir", type=Path, required=True)
+    p1b.add_argument("--profile", action="store_true")
+    p6 = sub.add_parser("p6")
+    p6.add_argument(
+        "--variant", choices=("restsync", "restsync_duckdb", "insert_values"), required=True
+    )
+    p6.add_argument("--url", required=True)
+    p6.add_argument("--n", type=int, required=True)
+    p6.add_argument("--workdir", type=Path, required=True)
+    p6.add_argument("--database", required=True)
     args = parser.parse_args()
-    if args.case == "p1":
+    if args.case in ("p1b", "p6"):
+        from benchmarks import production
+
+        if args.case == "p1b":
+            result = production.p1b_run(args.url, args.workdir, args.profile)
+        else:
+            result = production.p6_run(args.variant, args.url, args.n, args.workdir, args.database)
+    elif args.case == "p1":
         result = p1_run(args.variant, args.specs, args.url, args.n, args.workdir)
     elif args.case == "p3":
         if args.variant == "restsync":

@@ -60,6 +60,12 @@ def arrow_pages() -> bool:
     return os.environ.get("RESTSYNC_ARROW_PAGES", "1").lower() not in ("0", "false", "no")
 
 
+def read_ahead() -> bool:
+    """`RESTSYNC_READ_AHEAD=0` turns off fetching a resource's next page while dlt handles the
+    current one (`runtime/read_ahead.py`)."""
+    return os.environ.get("RESTSYNC_READ_AHEAD", "1").lower() not in ("0", "false", "no")
+
+
 def duckdb_config() -> dict[str, object]:
     """DuckDB settings for loads: insertion order is not kept (less memory while loading), and
     `RESTSYNC_DUCKDB_MEMORY_LIMIT` (e.g. `512MB`) caps DuckDB's buffer pool; unset, DuckDB's

@@ -23,6 +23,7 @@ from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.selectors import compile_jsonpath
 
@@ -42,7 +43,21 @@ def build_source(
     source = rest_api_source(config, name=spec.name)
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
+    if settings.read_ahead():
+        add_read_ahead(spec, source)
     return source.with_resources(*resources) if resources is not None else source
+
+
+def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
+    """Every top-level resource fetches its next page while dlt handles the current one (see
+    `read_ahead`). Not with `client.concurrency` > 1: dlt's worker pool then drives the
+    resources (`parallelized`), one `next()` at a time."""
+    if spec.concurrency > 1:
+        return
+    for resource in spec.resources:
+        if resource.parent is None:
+            pipe = source.resources[resource.name]._pipe
+            pipe.replace_gen(with_read_ahead(pipe.gen, resource.name))
 
 
 def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
