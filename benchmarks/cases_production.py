@@ -226,7 +226,10 @@ def p7(bench: Bench) -> list[Row]:
         f"5 specs x 1 resource x {c.p7_records:,} records in pages of {production.P7_PAGE} "
         f"({pages} requests each, every one answered after {production.P7_LATENCY_MS} ms), "
         "into a fresh PostgreSQL database per run; `dagster asset materialize --select '*'` "
-        "(5 load steps + 5 check steps), times = Dagster's RUN_START -> RUN_SUCCESS"
+        "(5 load steps + 5 check steps), times = Dagster's RUN_START -> RUN_SUCCESS; "
+        "multiprocess = restsync's default run config with PostgreSQL (Dagster's multiprocess "
+        "executor, steps forked from a forkserver that preloads restsync's run-time modules, "
+        "as many at once as cores)"
     )
     walls = ", ".join(
         f"{m} wall {median([o.get('wall_seconds') for o in v]) or 0:.1f}s" for m, v in runs.items()

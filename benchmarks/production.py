@@ -35,7 +35,9 @@ P7_LATENCY_MS = 20
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 P7_MODES = {
     "in_process": {"execution": {"config": {"in_process": {}}}},
-    "multiprocess": {"execution": {"config": {"multiprocess": {}}}},
+    # restsync's default with a server destination: multiprocess, steps forked from a
+    # forkserver with restsync's run-time modules imported (`restsync_assets/executors.py`)
+    "multiprocess": {},
 }
 
 
