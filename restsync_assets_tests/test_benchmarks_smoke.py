@@ -57,6 +57,13 @@ def test_server_serves_deterministic_pages_counts_and_filters(server):
     assert stats["/inc/50/events"] == 2
     assert stats["/fanout/4/parents/2/children"] == 1
 
+    # P4's never-cached pages and P7's slow pages are the same pages
+    for prefix in ("/fresh", "/slow/5"):
+        again = requests.get(
+            f"{url}{prefix}/records/2500", params={"offset": 1000, "limit": 1000}, timeout=10
+        )
+        assert again.json() == pages[1], prefix
+
 
 def test_tiny_benchmark_run_writes_every_case_and_restsync_matches_plain_dlt(server, tmp_path):
     config = Config.smoke()
