@@ -116,16 +116,30 @@ def pg_compare(database: str, left: str, right: str) -> dict[str, Any]:
     }
 
 
-def profile_excerpt(profile: cProfile.Profile, lines: int = 18) -> str:
-    """The top of `profile` by cumulative time, paths shortened."""
-    out = io.StringIO()
-    stats = pstats.Stats(profile, stream=out)
-    stats.sort_stats("cumulative").print_stats(lines)
-    text = out.getvalue()
-    for prefix in (str(Path(sys.prefix) / "lib"), str(Path(__file__).resolve().parent.parent)):
-        text = text.replace(prefix + "/", "")
-    body = text[text.find("ncalls") :] if "ncalls" in text else text
-    return "\n".join(line.rstrip() for line in body.splitlines() if line.strip())
+#: the steps of a run worth seeing in P1b's profile (cumulative seconds each)
+PROFILE_STEPS = (
+    r"instance/instance.py.*\(ephemeral\)|definitions/materialize.py.*\(materialize\)"
+    r"|runtime/source.py.*\(build_source\)|sources/rest_api/__init__.py.*\(rest_api_source\)"
+    r"|runtime/destination.py.*\(build_pipeline\)|pipeline/pipeline.py.*\((extract|normalize|load)\)"
+    r"|catalog.py.*\(table_metadata\)|checks.py|_bootstrap>.*\(_find_and_load\)"
+)
+
+
+def profile_excerpt(profile: cProfile.Profile, lines: int = 12) -> str:
+    """The run's main steps (cumulative time each, first-use imports included), then the
+    functions that spent the most time themselves; paths shortened."""
+    parts = []
+    for sort, restriction in (("cumulative", PROFILE_STEPS), ("tottime", lines)):
+        out = io.StringIO()
+        stats = pstats.Stats(profile, stream=out)
+        stats.sort_stats(sort).print_stats(restriction)
+        text = out.getvalue()
+        for prefix in (str(Path(sys.prefix) / "lib"), str(Path(__file__).resolve().parent.parent)):
+            text = text.replace(prefix + "/", "")
+        body = text[text.find("ncalls") :] if "ncalls" in text else text
+        parts.append(f"-- by {sort} --")
+        parts += [line.rstrip() for line in body.splitlines() if line.strip()]
+    return "\n".join(parts)
 
 
 @contextlib.contextmanager
