@@ -70,7 +70,7 @@ def read_ahead() -> bool:
 #: thirty-second of the machine's memory, capped at 64 MB. Loads stream parquet into tables, so
 #: a small pool costs no time (measured at 1M records: load step 2.6 s at DuckDB's default of
 #: 80% of RAM, peak RSS 484 MB; 1.7 s and 347 MB at 64 MB; 128 MB gave 373 MB; issue 13);
-#: DuckDB spills to disk what does not fit (merges of large tables).
+#: DuckDB spills to disk what does not fit. Not for merges (`duckdb_config`).
 DUCKDB_MEMORY_CAP_MB = 64
 
 
@@ -82,9 +82,14 @@ def default_duckdb_memory_limit() -> str:
     return f"{max(16, min(DUCKDB_MEMORY_CAP_MB, total // 32))}MB"
 
 
-def duckdb_config() -> dict[str, object]:
+def duckdb_config(capped: bool = True) -> dict[str, object]:
     """DuckDB settings for loads: insertion order is not kept (less memory while loading), and
-    DuckDB's buffer pool is `RESTSYNC_DUCKDB_MEMORY_LIMIT` (e.g. `512MB`), by default
-    `default_duckdb_memory_limit()`."""
-    limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT") or default_duckdb_memory_limit()
-    return {"preserve_insertion_order": False, "memory_limit": limit}
+    DuckDB's buffer pool is `RESTSYNC_DUCKDB_MEMORY_LIMIT` (e.g. `512MB`), else, when `capped`,
+    `default_duckdb_memory_limit()`, else DuckDB's default. Loads that merge are not capped:
+    DuckDB's delete-and-insert of a merge ran out of memory under small caps (a merge of 3M
+    rows into 3M failed at 32, 64 and 128 MB; issue 13)."""
+    config: dict[str, object] = {"preserve_insertion_order": False}
+    limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT")
+    if limit or capped:
+        config["memory_limit"] = limit or default_duckdb_memory_limit()
+    return config

@@ -124,3 +124,42 @@ def test_postgresql_builds_unique_indexes_only_for_specs_that_ask(
     assert declares_unique(spec) is unique
     params = build_pipeline(spec).destination.config_params
     assert params.get("create_indexes", True) is unique
+
+
+MEMORY_CASES = [  # (write_disposition, RESTSYNC_DUCKDB_MEMORY_LIMIT, DuckDB's memory_limit)
+    (None, None, "default cap"),
+    ("append", None, "default cap"),
+    ("merge", None, None),
+    ({"disposition": "merge", "strategy": "upsert"}, None, None),
+    ("append", "512MB", "512MB"),
+    ("merge", "512MB", "512MB"),
+]
+
+
+@pytest.mark.parametrize(("disposition", "limit", "expected"), MEMORY_CASES)
+def test_duckdb_loads_cap_their_memory_unless_they_merge(
+    disposition, limit, expected, tmp_path, warehouse, monkeypatch
+) -> None:
+    """Appending loads get a capped buffer pool by default (a 32nd of RAM, at most 64 MB);
+    merging loads keep DuckDB's default (its delete-and-insert ran out of memory under small
+    caps); `RESTSYNC_DUCKDB_MEMORY_LIMIT` applies to both."""
+    from restsync_assets import settings
+
+    if limit:
+        monkeypatch.setenv("RESTSYNC_DUCKDB_MEMORY_LIMIT", limit)
+    else:
+        monkeypatch.delenv("RESTSYNC_DUCKDB_MEMORY_LIMIT", raising=False)
+    resource = {"name": "items", "endpoint": {"path": "items"}, "primary_key": "id"}
+    if disposition is not None:
+        resource["write_disposition"] = disposition
+    write_spec(
+        tmp_path / "specs",
+        {"name": "shop", "client": {"base_url": "http://127.0.0.1:9"}, "resources": [resource]},
+    )
+    (spec,) = load_specs(tmp_path / "specs")
+    config = build_pipeline(spec).destination.config_params["credentials"].global_config
+    if expected == "default cap":
+        expected = settings.default_duckdb_memory_limit()
+        assert int(expected.removesuffix("MB")) <= settings.DUCKDB_MEMORY_CAP_MB
+    assert config.get("memory_limit") == expected
+    assert config["preserve_insertion_order"] is False

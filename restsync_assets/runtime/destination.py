@@ -28,13 +28,16 @@ if TYPE_CHECKING:
     from restsync_assets.specs.model import SourceSpec
 
 
-def destination(*, read_only: bool = False, unique_indexes: bool = True) -> Destination:
+def destination(
+    *, read_only: bool = False, unique_indexes: bool = True, memory_cap: bool = True
+) -> Destination:
     """The dlt destination of the configured warehouse (`RESTSYNC_DESTINATION`).
 
     DuckDB (the default) is the file `settings.duckdb_path()`; any other destination is dlt's,
     configured the dlt way (`DESTINATION__<NAME>__CREDENTIALS` or `.dlt/secrets.toml`).
     `unique_indexes=False` tells PostgreSQL not to build UNIQUE indexes for dlt's `unique`
-    hints (`build_pipeline` passes it when no column of the spec asks to be unique).
+    hints (`build_pipeline` passes it when no column of the spec asks to be unique);
+    `memory_cap=False` leaves DuckDB's buffer pool uncapped (`settings.duckdb_config`).
     """
     import dlt
     from dlt.common.destination import Destination
@@ -49,7 +52,7 @@ def destination(*, read_only: bool = False, unique_indexes: bool = True) -> Dest
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path), read_only=read_only)
-    credentials.global_config = settings.duckdb_config()
+    credentials.global_config = settings.duckdb_config(capped=memory_cap)
     return dlt.destinations.duckdb(credentials=credentials)
 
 
@@ -86,6 +89,17 @@ def declares_unique(spec: SourceSpec) -> bool:
         for resource in spec.resources
         for column in (resource.hints.get("columns") or {}).values()
     )
+
+
+def merges(spec: SourceSpec) -> bool:
+    """Whether a resource of `spec` loads with dlt's `merge` write disposition."""
+    for resource in spec.resources:
+        disposition = resource.write_disposition
+        if isinstance(disposition, dict):
+            disposition = disposition.get("disposition")
+        if disposition == "merge":
+            return True
+    return False
 
 
 def pipeline_name(spec: SourceSpec) -> str:
@@ -161,7 +175,7 @@ def build_pipeline(spec: SourceSpec, progress: Any = None, target: Any = None) -
         pipeline_name=name,
         destination=target
         if target is not None
-        else destination(unique_indexes=declares_unique(spec)),
+        else destination(unique_indexes=declares_unique(spec), memory_cap=not merges(spec)),
         dataset_name=spec.name,
         pipelines_dir=str(settings.pipelines_dir()),
         progress=progress,
