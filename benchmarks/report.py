@@ -280,3 +280,25 @@ def write_markdown(
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def rerender(results_json: Path, results_md: Path) -> None:
+    """RESULTS.md again from a run's `results.json` (e.g. after editing FINDINGS.md): the same
+    rows, config and machine facts, nothing measured anew."""
+    doc = json.loads(results_json.read_text(encoding="utf-8"))
+    fields = set(Config.__dataclass_fields__)
+    config = Config(**{k: v for k, v in doc["config"].items() if k in fields})
+    rows = [Row(**row) for row in doc["rows"]]
+    png = "wrote" if (results_json.parent / "results.png").exists() else "PNG not written"
+    write_markdown(results_md, rows, config, doc["machine"], doc["wall_seconds"], png)
+
+
+if __name__ == "__main__":  # python -m benchmarks.report [results.json] [RESULTS.md]
+    import sys
+
+    here = REPO_ROOT / "benchmarks"
+    args = [Path(a) for a in sys.argv[1:]]
+    rerender(
+        args[0] if args else here / "out" / "results.json",
+        args[1] if len(args) > 1 else here / "RESULTS.md",
+    )
