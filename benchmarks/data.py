@@ -37,9 +37,22 @@ def _hash(seed: int, i: int) -> int:
     return h
 
 
+_DAYS: dict[int, str] = {}
+
+
 def iso(epoch_seconds: int) -> str:
-    """`2024-01-01T00:00:37Z`: the ISO 8601 form the server writes and `updated_since` takes."""
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`2024-01-01T00:00:37Z`: the ISO 8601 form the server writes and `updated_since` takes.
+
+    The date part is formatted once per day, the time by arithmetic: the server builds 10M
+    records (20M timestamps) for P4, which `strftime` per value made server-bound."""
+    day, rest = divmod(epoch_seconds, 86_400)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y-%m-%dT")
+        _DAYS[day] = prefix
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}Z"
 
 
 def parse_iso(text: str) -> int:

@@ -54,7 +54,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="restsync vs raw requests and plain dlt (issue 5 targets P1-P5)",
+        description="restsync vs raw requests and plain dlt (targets of issues 5 and 13: P1-P7)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, k=1 (about a minute)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")

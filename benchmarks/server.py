@@ -9,6 +9,8 @@ Routes (all `GET`, JSON envelopes):
   (default 20 ms), a non-blocking wait in the handler thread simulating a slow API;
 * `/inc/<n>/events?updated_since=&offset=&limit=`: events with `updated_at > updated_since`,
   with `total`; `/inc/<n>/events_nototal` is the same without `total`;
+* `/fresh/records/<n>`: the same pages, built for every request (never cached);
+* `/slow/<ms>/<route>`: any route above, answered after `<ms>` milliseconds (P7's latency);
 * `/stats`: requests served per path, and `max_inflight_children` (the most child calls
   served at once); `/stats/reset` clears them.
 
@@ -47,10 +49,15 @@ from benchmarks import data
 
 DEFAULT_DELAY = 0.02
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE_BUDGET = 160 * 1024 * 1024
+#: holds every page of 1M records (~230 MB), so the raw loop at 1M measures the client
+CACHE_BUDGET = 320 * 1024 * 1024
 _RECORDS = re.compile(r"^/records/(\d+)$")
 _PARENTS = re.compile(r"^/fanout/(\d+)/parents$")
 _CHILDREN = re.compile(r"^/fanout/(\d+)/parents/(\d+)/children$")
+#: path prefix of records built for every request (P4: the same server cost per page at 1M
+#: and 10M records, so the time ratio measures restsync, not the page cache)
+FRESH = "/fresh"
+_SLOW = re.compile(r"^/slow/(\d+)(/.*)$")
 _EVENTS = re.compile(r"^/inc/(\d+)/(events|events_nototal)$")
 
 
@@ -91,6 +98,11 @@ class _Server(ThreadingHTTPServer):
         self._cached_bytes = 0
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
+        if m := _SLOW.match(path):  # every request of the path answered after <ms>
+            threading.Event().wait(int(m.group(1)) / 1000)
+            return self.route(m.group(2), query)
+        if path.startswith(FRESH):  # built for every request, never from the cache
+            return self.route(path[len(FRESH) :], {**query, "_fresh": "1"})
         if path == "/stats":
             with self._lock:
                 return 200, dumps({**self.counts, "max_inflight_children": self.max_inflight})
@@ -107,7 +119,7 @@ class _Server(ThreadingHTTPServer):
         except ValueError:
             return 400, b'{"error":"offset and limit must be integers"}'
         if m := _RECORDS.match(path):
-            return 200, self._records_page(int(m.group(1)), offset, limit)
+            return 200, self._records_page(int(m.group(1)), offset, limit, "_fresh" in query)
         if m := _PARENTS.match(path):
             parents = [{"id": i, "name": f"parent-{i}"} for i in range(1, int(m.group(1)) + 1)]
             return 200, dumps({"data": parents})
@@ -132,13 +144,15 @@ class _Server(ThreadingHTTPServer):
             )
         return 404, b'{"error":"not found"}'
 
-    def _records_page(self, n: int, offset: int, limit: int) -> bytes:
+    def _records_page(self, n: int, offset: int, limit: int, fresh: bool = False) -> bytes:
         key = ("records", n, offset, limit)
-        cached = self._cache.get(key)
+        cached = None if fresh else self._cache.get(key)
         if cached is not None:
             return cached
         rows = data.records(self.seed, offset, min(offset + limit, n)) if offset < n else []
         body = dumps({"data": rows, "total": n, "offset": offset, "limit": limit})
+        if fresh:
+            return body
         with self._lock:
             if self._cached_bytes + len(body) <= CACHE_BUDGET:
                 self._cache[key] = body

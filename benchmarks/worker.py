@@ -233,10 +233,14 @@ def p4_restsync(base_url: str, n: int, workdir: Path) -> dict[str, Any]:
     rss_start = _maxrss_mb()
     import restsync_assets.definitions  # noqa: F401  (imports, before the measured run)
     from benchmarks import measure, specs
+    from benchmarks.server import FRESH
 
     rss_imports = _maxrss_mb()
     spec_dir = workdir / "specs"
-    specs.write_spec(spec_dir, specs.records_spec("bench_p4", base_url, n))
+    spec = specs.records_spec("bench_p4", base_url, n)
+    endpoint = spec["resources"][0]["endpoint"]
+    endpoint["path"] = FRESH + endpoint["path"]  # the server's cost per page is the same at any n
+    specs.write_spec(spec_dir, spec)
     with _RssSampler() as sampler:
         out = measure.restsync_run(spec_dir, workdir)
     out["rss_start_mb"] = rss_start
@@ -288,8 +292,27 @@ def main() -> None:
     p4.add_argument("--url", required=True)
     p4.add_argument("--n", type=int, required=True)
     p4.add_argument("--workdir", type=Path, required=True)
+    p1b = sub.add_parser("p1b")
+    p1b.add_argument("--url", required=True)
+    p1b.add_argument("--workdir", type=Path, required=True)
+    p1b.add_argument("--profile", action="store_true")
+    p6 = sub.add_parser("p6")
+    p6.add_argument(
+        "--variant", choices=("restsync", "restsync_duckdb", "insert_values"), required=True
+    )
+    p6.add_argument("--url", required=True)
+    p6.add_argument("--n", type=int, required=True)
+    p6.add_argument("--workdir", type=Path, required=True)
+    p6.add_argument("--database", required=True)
     args = parser.parse_args()
-    if args.case == "p1":
+    if args.case in ("p1b", "p6"):
+        from benchmarks import production
+
+        if args.case == "p1b":
+            result = production.p1b_run(args.url, args.workdir, args.profile)
+        else:
+            result = production.p6_run(args.variant, args.url, args.n, args.workdir, args.database)
+    elif args.case == "p1":
         result = p1_run(args.variant, args.specs, args.url, args.n, args.workdir)
     elif args.case == "p3":
         if args.variant == "restsync":

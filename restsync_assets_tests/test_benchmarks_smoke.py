@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from benchmarks import data
+from benchmarks import data, production
 from benchmarks.cases import Config
 from benchmarks.runner import run
 from benchmarks.server import BenchServer
@@ -57,15 +57,23 @@ def test_server_serves_deterministic_pages_counts_and_filters(server):
     assert stats["/inc/50/events"] == 2
     assert stats["/fanout/4/parents/2/children"] == 1
 
+    # P4's never-cached pages and P7's slow pages are the same pages
+    for prefix in ("/fresh", "/slow/5"):
+        again = requests.get(
+            f"{url}{prefix}/records/2500", params={"offset": 1000, "limit": 1000}, timeout=10
+        )
+        assert again.json() == pages[1], prefix
+
 
 def test_tiny_benchmark_run_writes_every_case_and_restsync_matches_plain_dlt(server, tmp_path):
     config = Config.smoke()
+    config.cases = ("P1", "P1b", "P2", "P3", "P4", "P5")
     rows, _ = run(
         config, tmp_path / "out", tmp_path / "RESULTS.md", log=lambda _m: None, base_url=server.url
     )
 
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert doc["cases"] == ["P1", "P2", "P3", "P4", "P5"]
+    assert doc["cases"] == ["P1", "P1b", "P2", "P3", "P4", "P5"]
     crashed = [r for r in doc["rows"] if r["name"] == "crashed"]
     assert crashed == []
     for row in doc["rows"]:
@@ -80,5 +88,41 @@ def test_tiny_benchmark_run_writes_every_case_and_restsync_matches_plain_dlt(ser
 
     fanout = next(r for r in rows if r.case == "P2")
     assert set(fanout.samples["rows"].values()) == {config.p2_parents * config.p2_children}
+    (fixed,) = [r for r in rows if r.case == "P1b"]
+    assert [run["rows"] for run in fixed.samples["runs"]] == [{"bench_p1b/items": 100}]
+    (at_scale,) = [r for r in rows if r.case == "P1" and r.name.startswith("throughput at scale")]
+    assert len(at_scale.samples["seconds"]["restsync"]) == config.p1_large_k, at_scale.notes
+    memory = [r for r in rows if r.case == "P4"]
+    linear = f"<= {config.p4_large / config.p4_small * 1.05:g}x"  # 10.5x for 1M -> 10M
+    assert [r.target for r in memory] == ["<= 350 MB", "<= 1.1x", linear]
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "| case | baseline | restsync | ratio | target | result |" in markdown
+
+
+def test_tiny_postgresql_cases_load_the_same_rows_and_time_steps(server, postgres_server, tmp_path):
+    """P6 (restsync into PostgreSQL vs plain dlt's insert_values, same rows and values) and
+    P7 (five specs in-process vs multiprocess, per-step overhead recorded) at tiny sizes, in
+    databases the benchmark creates and drops."""
+
+    def bench_databases() -> set[str]:
+        sql = "select datname from pg_database where datname like 'restsync_bench_%'"
+        return {name for (name,) in production.pg_rows(production.ADMIN_DB, sql)}
+
+    before = bench_databases()
+    config = Config.smoke()
+    config.cases = ("P6", "P7")
+    rows, _ = run(config, tmp_path / "out", None, log=lambda _m: None, base_url=server.url)
+
+    assert [r.name for r in rows if r.name == "crashed" or r.target == "-"] == []
+    (same,) = [r for r in rows if r.case == "P6" and r.name.startswith("PostgreSQL: same")]
+    comparison = same.samples["comparison"]
+    assert comparison["rows"] == (config.p6_records, config.p6_records), comparison
+    assert comparison["type_diffs"] == {}, comparison
+    assert same.passed, same.notes
+    steps, parallel = [r for r in rows if r.case == "P7"]
+    runs = steps.samples["runs"]
+    assert all(o["success"] for v in runs.values() for o in v), runs
+    assert {n for o in runs["multiprocess"] for n in o["rows"].values()} == {config.p7_records}
+    assert len(runs["multiprocess"][0]["step_overheads"]) == 10  # 5 loads + 5 check steps
+    assert parallel.baseline is not None and parallel.restsync is not None
+    assert bench_databases() <= before, "a benchmark database was left behind"

@@ -28,24 +28,31 @@ if TYPE_CHECKING:
     from restsync_assets.specs.model import SourceSpec
 
 
-def destination(*, read_only: bool = False) -> Destination:
+def destination(
+    *, read_only: bool = False, unique_indexes: bool = True, memory_cap: bool = True
+) -> Destination:
     """The dlt destination of the configured warehouse (`RESTSYNC_DESTINATION`).
 
     DuckDB (the default) is the file `settings.duckdb_path()`; any other destination is dlt's,
     configured the dlt way (`DESTINATION__<NAME>__CREDENTIALS` or `.dlt/secrets.toml`).
+    `unique_indexes=False` tells PostgreSQL not to build UNIQUE indexes for dlt's `unique`
+    hints (`build_pipeline` passes it when no column of the spec asks to be unique);
+    `memory_cap=False` leaves DuckDB's buffer pool uncapped (`settings.duckdb_config`).
     """
     import dlt
     from dlt.common.destination import Destination
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     name = settings.destination_name()
+    if name == "postgres" and not unique_indexes:
+        return Destination.from_reference(name, create_indexes=False)
     if name != "duckdb":
         return Destination.from_reference(name)
     path = settings.duckdb_path()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path), read_only=read_only)
-    credentials.global_config = settings.duckdb_config()
+    credentials.global_config = settings.duckdb_config(capped=memory_cap)
     return dlt.destinations.duckdb(credentials=credentials)
 
 
@@ -73,6 +80,26 @@ def takes_parquet() -> bool:
     """Whether loads hand the configured destination parquet (then Arrow pages pay off; into
     any other format dlt would convert each Arrow page back, warning per table)."""
     return loader_file_format(destination(read_only=True)) == "parquet"
+
+
+def declares_unique(spec: SourceSpec) -> bool:
+    """Whether a resource of `spec` hints a column `unique` (dlt's `columns` hint)."""
+    return any(
+        isinstance(column, dict) and column.get("unique")
+        for resource in spec.resources
+        for column in (resource.hints.get("columns") or {}).values()
+    )
+
+
+def merges(spec: SourceSpec) -> bool:
+    """Whether a resource of `spec` loads with dlt's `merge` write disposition."""
+    for resource in spec.resources:
+        disposition = resource.write_disposition
+        if isinstance(disposition, dict):
+            disposition = disposition.get("disposition")
+        if disposition == "merge":
+            return True
+    return False
 
 
 def pipeline_name(spec: SourceSpec) -> str:
@@ -131,6 +158,13 @@ def build_pipeline(spec: SourceSpec, progress: Any = None, target: Any = None) -
     `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log);
     `target` defaults to `destination()` (readers pass a read-only one). The pipeline's dlt
     settings (`pipeline_settings`) take effect with it.
+
+    On PostgreSQL, dlt's only UNIQUE index is the one its `unique` hint on `_dlt_id` asks for
+    unless the spec hints a column `unique`: a random row id, unique by construction, whose
+    index more than doubled the load time (issue 13). A column hint `unique: false` on
+    `_dlt_id` would not do: dlt's parquet normalizer sets it back on every Arrow page. So the
+    pipeline loads without UNIQUE indexes (`create_indexes: false`), and only when no column
+    of the spec asks for one; primary keys and merges do not use them.
     """
     import dlt
 
@@ -139,7 +173,9 @@ def build_pipeline(spec: SourceSpec, progress: Any = None, target: Any = None) -
     PIPELINE_SETTINGS.register()
     return dlt.pipeline(
         pipeline_name=name,
-        destination=target if target is not None else destination(),
+        destination=target
+        if target is not None
+        else destination(unique_indexes=declares_unique(spec), memory_cap=not merges(spec)),
         dataset_name=spec.name,
         pipelines_dir=str(settings.pipelines_dir()),
         progress=progress,

@@ -25,6 +25,7 @@ from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
+from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
@@ -49,6 +50,8 @@ def build_source(
     add_quarantines(spec, source)
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
+    if settings.read_ahead():
+        add_read_ahead(spec, source)
     return source.with_resources(*resources) if resources is not None else source
 
 
@@ -76,6 +79,18 @@ def add_quarantines(spec: SourceSpec, source: DltSource) -> None:
         add_quarantine(source.resources[resource.name], resource)
         for child in spec.children(resource.name):
             drop_rejected_in(source.resources[child.name])
+
+
+def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
+    """Every top-level resource fetches its next page while dlt handles the current one (see
+    `read_ahead`). Not with `client.concurrency` > 1: dlt's worker pool then drives the
+    resources (`parallelized`), one `next()` at a time."""
+    if spec.concurrency > 1:
+        return
+    for resource in spec.resources:
+        if resource.parent is None:
+            pipe = source.resources[resource.name]._pipe
+            pipe.replace_gen(with_read_ahead(pipe.gen, resource.name))
 
 
 def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
