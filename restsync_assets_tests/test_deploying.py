@@ -141,7 +141,7 @@ def test_team_server_block_loads_two_specs_in_parallel_processes_and_records_all
 
 def _assert_run_recorded(home, run_id: str, specs) -> None:
     """The run succeeded, each selected asset has its materialization and every check of
-    those assets a result, in the instance's PostgreSQL event log; load steps ran in
+    those assets a result that passed, in the instance's PostgreSQL event log; load steps ran in
     processes other than the run's."""
     from dagster import DagsterInstance
 
@@ -160,17 +160,17 @@ def _assert_run_recorded(home, run_id: str, specs) -> None:
             e.dagster_event.asset_key
             for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
         }
-        evaluations = {
-            (
-                e.dagster_event.event_specific_data.asset_key,
-                e.dagster_event.event_specific_data.check_name,
-            )
+        results = [
+            e.dagster_event.event_specific_data
             for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
-        }
+        ]
+        evaluations = {(r.asset_key, r.check_name) for r in results}
+        failed = [(r.asset_key, r.check_name, r.description) for r in results if not r.passed]
         starts = instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
         run_pid = instance.all_logs(run_id, of_type=DagsterEventType.RUN_START)[0].dagster_event.pid
     assert materialized == keys
     assert evaluations == checks
+    assert not failed, f"checks that did not pass after the run: {failed}"
     load_pids = {e.step_key: e.dagster_event.pid for e in starts if e.step_key.endswith("_load")}
     assert set(load_pids) == {f"{s}_load" for s in specs}
     assert len(set(load_pids.values())) == len(specs) and run_pid not in load_pids.values()
