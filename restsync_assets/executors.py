@@ -51,16 +51,17 @@ def executor_modes(destination: str) -> dict[str, ExecutorDefinition]:
 
 #: What a multiprocess step needs imported, imported once by the forkserver instead of by every
 #: step (module names, not imports here: multiprocessing skips one that is not installed):
-#: - `__main__`: the command that launched the run (`dagster`, `dagster api execute_run`...);
-#:   multiprocessing re-runs it in every child otherwise, which imports all of Dagster's CLI;
+#: - Dagster's CLI: multiprocessing re-runs the parent's main script in every child, and a
+#:   run's process is the `dagster` command (`dagster api execute_run`, `dagster asset
+#:   materialize`); preloading `__main__` instead does not reach the children on Python 3.11;
 #: - restsync's run-time modules, dlt's REST source and dagster-dlt;
-#: - what opening the run's Dagster instance imports in the step (SQLAlchemy, alembic and the
-#:   storages of a default instance);
+#: - what opening the run's Dagster instance imports in the step (SQLAlchemy, alembic, the
+#:   storages of a default instance, universal_pathlib);
 #: - dlt's PostgreSQL destination with its drivers (the `postgres` extra) and pyarrow.parquet.
 #: No side effects (no connection, no thread): the job's own module (which loads the specs) is
 #: still imported by each step.
 FORKSERVER_PRELOAD = [
-    "__main__",
+    "dagster._cli",
     "restsync_assets.assets",
     "restsync_assets.checks",
     "restsync_assets.runtime.load",
@@ -69,6 +70,7 @@ FORKSERVER_PRELOAD = [
     "dagster._core.storage.runs.sqlite",
     "dagster._core.storage.event_log.sqlite",
     "dagster._core.storage.schedules.sqlite",
+    "upath",
     "dlt.destinations.impl.postgres.postgres",
     "psycopg2",
     "adbc_driver_postgresql.dbapi",

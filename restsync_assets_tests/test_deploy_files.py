@@ -190,7 +190,7 @@ def test_server_default_starts_steps_from_a_forkserver(monkeypatch):
     assert config["start_method"]["forkserver"]["preload_modules"] == FORKSERVER_PRELOAD
 
 
-@pytest.mark.parametrize("module", [m for m in FORKSERVER_PRELOAD if m != "__main__"])
+@pytest.mark.parametrize("module", FORKSERVER_PRELOAD)
 def test_forkserver_preload_names_modules_that_import(module):
     """multiprocessing skips a preload module that fails to import without a word, so a name
     that a Dagster or dlt upgrade moved would silently cost every step its import again."""
