@@ -229,7 +229,8 @@ def p7(bench: Bench) -> list[Row]:
         "(5 load steps + 5 check steps), times = Dagster's RUN_START -> RUN_SUCCESS; "
         "multiprocess = restsync's default run config with PostgreSQL (Dagster's multiprocess "
         "executor, steps forked from a forkserver that preloads restsync's run-time modules, "
-        "as many at once as cores)"
+        "Dagster's CLI and instance storage and dlt's PostgreSQL destination "
+        "(`executors.FORKSERVER_PRELOAD`), as many at once as cores)"
     )
     walls = ", ".join(
         f"{m} wall {median([o.get('wall_seconds') for o in v]) or 0:.1f}s" for m, v in runs.items()

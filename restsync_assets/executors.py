@@ -49,13 +49,32 @@ def executor_modes(destination: str) -> dict[str, ExecutorDefinition]:
     return modes
 
 
-#: What a multiprocess step needs imported: restsync's run-time modules, dlt's REST source and
-#: dagster-dlt (imported once by the forkserver, not by every step). No side effects: the
-#: job's own module (which loads the specs) is still imported by each step.
+#: What a multiprocess step needs imported, imported once by the forkserver instead of by every
+#: step (module names, not imports here: multiprocessing skips one that is not installed):
+#: - Dagster's CLI: multiprocessing re-runs the parent's main script in every child, and a
+#:   run's process is the `dagster` command (`dagster api execute_run`, `dagster asset
+#:   materialize`); preloading `__main__` instead does not reach the children on Python 3.11;
+#: - restsync's run-time modules, dlt's REST source and dagster-dlt;
+#: - what opening the run's Dagster instance imports in the step (SQLAlchemy, alembic, the
+#:   storages of a default instance, universal_pathlib);
+#: - dlt's PostgreSQL destination with its drivers (the `postgres` extra) and pyarrow.parquet.
+#: No side effects (no connection, no thread): the job's own module (which loads the specs) is
+#: still imported by each step.
 FORKSERVER_PRELOAD = [
+    "dagster._cli",
     "restsync_assets.assets",
     "restsync_assets.checks",
     "restsync_assets.runtime.load",
+    "sqlalchemy",
+    "alembic",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "upath",
+    "dlt.destinations.impl.postgres.postgres",
+    "psycopg2",
+    "adbc_driver_postgresql.dbapi",
+    "pyarrow.parquet",
 ]
 
 

@@ -8,6 +8,7 @@ README tells users to put in run config.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dagster import DagsterInvalidConfigError, validate_run_config
 
 from restsync_assets.assets import SPEC_TAG
 from restsync_assets.definitions import build_definitions
+from restsync_assets.executors import FORKSERVER_PRELOAD
 from restsync_assets.resources import CREDENTIAL_KEYS, ApiCredentials
 from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.sandbox import GRANT_TYPES
@@ -185,6 +187,14 @@ def test_server_default_starts_steps_from_a_forkserver(monkeypatch):
     job = build_definitions(load_specs(SEED_SPECS)).resolve_implicit_global_asset_job_def()
     config = validate_run_config(job, {})["execution"]["restsync_executor"]["multiprocess"]
     assert "forkserver" in config["start_method"]
+    assert config["start_method"]["forkserver"]["preload_modules"] == FORKSERVER_PRELOAD
+
+
+@pytest.mark.parametrize("module", FORKSERVER_PRELOAD)
+def test_forkserver_preload_names_modules_that_import(module):
+    """multiprocessing skips a preload module that fails to import without a word, so a name
+    that a Dagster or dlt upgrade moved would silently cost every step its import again."""
+    assert importlib.import_module(module).__name__ == module
 
 
 def test_repo_run_configs_are_accepted(monkeypatch):
