@@ -42,6 +42,8 @@ REJECTED_COLUMNS = {
 #: at most this many characters of an offending value in a reason
 VALUE_CHARS = 40
 
+_NON_NULLABLE = "in a non-nullable field"
+
 _naming = NamingConvention()
 
 
@@ -100,15 +102,11 @@ class Quarantine(ItemTransform[Any, Any]):
         """Why `row` breaks the schema (empty: it does not), one phrase per field."""
         fields = {_normalized(k): v for k, v in row.items()}
         found = []
-        for key in self.primary_key:
-            value = fields.get(_normalized(key))
-            if value is None:
-                state = "missing" if _normalized(key) not in fields else "null"
-                found.append(f"{key}: {state} primary key")
-        for key in self.required:
-            if fields.get(_normalized(key)) is None:
-                state = "missing" if _normalized(key) not in fields else "null"
-                found.append(f"{key}: {state} in a non-nullable field")
+        for keys, what in ((self.primary_key, "primary key"), (self.required, _NON_NULLABLE)):
+            for key in keys:
+                name = _normalized(key)
+                if fields.get(name) is None:
+                    found.append(f"{key}: {'null' if name in fields else 'missing'} {what}")
         for name, (key, data_type) in self.declared.items():
             value = fields.get(name)
             if value is not None:
@@ -157,8 +155,10 @@ class DropRejected(ItemTransform[Any, Any]):
 
 def quarantine_step(resource: ResourceSpec) -> Quarantine:
     """The step that judges `resource`'s rows against its schema and primary key."""
+    if resource.rejected_table is None:
+        raise ValueError(f"resource {resource.name} does not quarantine (on_invalid: fail)")
     return Quarantine(
-        table=resource.rejected_table or f"{resource.name}__rejected",
+        table=resource.rejected_table,
         declared={c.name: c.data_type for c in resource.columns},
         required=tuple(c.name for c in resource.columns if not c.nullable),
         primary_key=resource.primary_key_columns,
@@ -167,15 +167,15 @@ def quarantine_step(resource: ResourceSpec) -> Quarantine:
 
 def add_quarantine(dlt_resource: DltResource, resource: ResourceSpec) -> None:
     """`Quarantine` on `dlt_resource`, with the hints of its `<table>__rejected` variant."""
-    table = resource.rejected_table or f"{resource.name}__rejected"
+    step = quarantine_step(resource)
     # a variant starts from the resource's hints: empty its columns (and keys, contract)
     # first, then set them
-    variant = {"table_name": table, "create_table_variant": True}
+    variant = {"table_name": step.table, "create_table_variant": True}
     dlt_resource.apply_hints(
         columns={}, primary_key="", merge_key="", schema_contract={}, **variant
     )
     dlt_resource.apply_hints(write_disposition="append", columns=REJECTED_COLUMNS, **variant)
-    dlt_resource.add_step(quarantine_step(resource))
+    dlt_resource.add_step(step)
 
 
 def drop_rejected_in(child: DltResource) -> None:
