@@ -185,6 +185,18 @@ VALID = [
             },
         },
     ),
+    (
+        "jsonl with a header cursor whose text names a response header",
+        {
+            "response_format": "jsonl",
+            "paginator": {
+                "type": "cursor",
+                "cursor_value": "{{ headers.get('x-response-cursor') }}",
+                "stop_condition": "{{ headers.get('x-response-done') == 'yes' }}",
+                "cursor_param": "c",
+            },
+        },
+    ),
 ]
 INVALID = [
     (
