@@ -121,14 +121,6 @@ TYPES = {
     "batch_events": {**_EVENT, "old_name": "text", "region": "text", "title": "text"},
     "events": {**_EVENT, "legacy_name": "text"},
 }
-EVENTS_SCHEMA = {
-    "id": {"type": "integer", "nullable": False},
-    "batch_id": "integer",
-    "amount": "number",
-    "quantity": "integer",
-    "active": "boolean",
-    "created_at": "timestamp",
-}
 
 
 #: what both readings resources do to a reading, and the schema they judge it by
@@ -216,7 +208,7 @@ def spec(url: str, concurrency: int) -> dict:
                 "record_filter": "{{ record.status != 'archived' }}",
                 "remove_fields": ["internal_notes"],
                 "rename_fields": {"old_name": "legacy_name"},
-                "schema": EVENTS_SCHEMA,
+                "schema": exports.EVENT_SCHEMA,
             },
         ],
     }

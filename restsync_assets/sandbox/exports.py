@@ -44,6 +44,15 @@ EVENT_FIELDS = (
     "internal_notes",
     "old_name",
 )
+#: what an events spec declares: its CSV values are typed by it (`id` is its primary key)
+EVENT_SCHEMA = {
+    "id": {"type": "integer", "nullable": False},
+    "batch_id": "integer",
+    "amount": "number",
+    "quantity": "integer",
+    "active": "boolean",
+    "created_at": "timestamp",
+}
 #: the CSV header of a reading
 READING_FIELDS = ("id", "sensor", "status", "value", "unit", "taken_at", "note")
 #: what a reading's spec declares (`id` is its primary key); the rows `BROKEN` changes break it
