@@ -24,6 +24,7 @@ from restsync_assets.specs import load_specs
 
 from .support import (
     JsonApi,
+    arrow_pages_seen,
     canonical,
     check_evaluations,
     edited,
@@ -208,20 +209,7 @@ def test_an_incremental_child_with_per_parent_cursors_quarantines_too(
 def test_arrow_pages_and_the_row_path_land_identical_tables(tmp_path, monkeypatch):
     """Column types and rows of every table (`__rejected` ones too) are the same whether the
     pages went to dlt as Arrow tables or as rows; the first events page did go as Arrow."""
-    import pyarrow as pa
-
-    from restsync_assets.runtime.arrow_pages import ArrowPages
-
-    arrow_pages: list[int] = []
-    original = ArrowPages.__call__
-
-    def counting(self, item, meta=None):
-        out = original(self, item, meta)
-        if isinstance(out, pa.Table):
-            arrow_pages.append(out.num_rows)
-        return out
-
-    monkeypatch.setattr(ArrowPages, "__call__", counting)
+    arrow_pages = arrow_pages_seen(monkeypatch)
     tables = {}
     for arrow in (True, False):
         db = use_warehouse(monkeypatch, tmp_path / f"arrow-{arrow}" / "w.duckdb")
