@@ -45,7 +45,6 @@ from restsync_assets.specs.model.paginators import (
     paginator_kind,
 )
 from restsync_assets.specs.model.rate_limit import (
-    PERIOD_SECONDS,
     PERIODS,
     RATE_LIMIT_KEYS,
     RateLimitSpec,
@@ -98,7 +97,6 @@ __all__ = [
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
     "PERIODS",
-    "PERIOD_SECONDS",
     "RATE_LIMIT_KEYS",
     "RESOURCE_FIELD_KEYS",
     "RESPONSE_FORMATS",
