@@ -20,7 +20,6 @@ from restsync_assets.specs.model import (
     ResponseFormat,
     TemplatedCursorPaginatorSpec,
 )
-from restsync_assets.specs.templates import compile_template
 
 KEY = "endpoint.response_format"
 #: dlt's paginators that read the JSON body
@@ -61,6 +60,8 @@ def validate_response_format(
 
 def _paginator_problem(paginator: PaginatorSpec | None) -> str | None:
     if isinstance(paginator, TemplatedCursorPaginatorSpec):
+        from restsync_assets.specs.templates import compile_template  # Jinja only when used
+
         templates = (paginator.cursor_value, paginator.stop_condition)
         if any("response" in compile_template(t).variables for t in templates if t):
             return "this cursor paginator reads the response body, which is not JSON"
