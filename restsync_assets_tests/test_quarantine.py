@@ -18,7 +18,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runtime.quarantine import Quarantine, type_problem
+from restsync_assets.runtime.quarantine import VALUE_CHARS, Quarantine, type_problem
 from restsync_assets.sandbox import exports
 from restsync_assets.specs import load_specs
 
@@ -359,6 +359,13 @@ TYPE_CASES = [
 @pytest.mark.parametrize(("data_type", "value", "accepted"), TYPE_CASES)
 def test_a_value_is_rejected_exactly_when_dlt_cannot_coerce_it(data_type, value, accepted):
     assert (type_problem(value, data_type) is None) is accepted
+
+
+def test_a_long_value_is_cut_short_in_its_reason():
+    """At most `VALUE_CHARS` characters of the value's repr, ending in `…` when cut."""
+    assert VALUE_CHARS == 40
+    assert type_problem("x" * 100, "bigint") == f"'{'x' * 38}… cannot be coerced to bigint"
+    assert type_problem("x" * 37, "bigint") == f"'{'x' * 37}' cannot be coerced to bigint"
 
 
 def test_rows_for_another_table_and_pages_without_bad_rows_pass_unchanged():

@@ -33,6 +33,7 @@ from dlt.extract.items import DataItemWithMeta, TableNameMeta
 from dlt.extract.items_transform import ItemTransform
 
 from restsync_assets.specs.model import ResourceSpec
+from restsync_assets.text import short
 
 #: the columns of `<table>__rejected`, besides dlt's `_dlt_load_id` and `_dlt_id`
 REJECTED_COLUMNS = {
@@ -130,13 +131,8 @@ def type_problem(value: Any, data_type: str) -> str | None:
     try:
         coerce_value(data_type, value_type, value)  # type: ignore[arg-type]
     except Exception:  # dlt's coercers raise ValueError and its subclasses (and a few others)
-        return f"{_short(value)} cannot be coerced to {data_type}"
+        return f"{short(repr(value), VALUE_CHARS)} cannot be coerced to {data_type}"
     return None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
 
 
 def _as_json(row: dict) -> str:
