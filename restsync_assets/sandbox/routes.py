@@ -29,7 +29,8 @@ DEFAULT_LIMIT = 100
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint (GET; POST for ``graphql``). ``parent_keys``/``child_keys`` map row fields to path params."""
+    """One endpoint (GET; POST for ``graphql``). ``parent_keys``/``child_keys`` map row
+    fields to path params."""
 
     spec: str
     resource: str

@@ -2,9 +2,10 @@
 
 A spec is dlt's `rest_api_source` dict plus a top-level `name` and restsync's extensions
 (oauth2 auth, templated cursor paginator, offset without total, `error_handler`, `schema`,
-partitions, freshness, checks, automation, schedule, `client.rate_limit`). `restsync_assets.specs` validates a
-YAML file once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads
-these frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
+partitions, freshness, checks, automation, schedule, `client.rate_limit`, record transforms,
+`response_format`, `deletes`, `on_invalid`). `restsync_assets.specs` validates a YAML file
+once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads these
+frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
 write dispositions, column types...) is defined here, by the models' `Literal` fields.
 """
 
