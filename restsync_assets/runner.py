@@ -128,8 +128,8 @@ def run_checks(out: TextIO, note: str = "", verbose: bool = False) -> bool:
 
 
 def check_rows(result: ExecuteInProcessResult) -> list[tuple[str, str, str, str]]:
-    """(asset, check, ok | WARN | FAILED | ERROR, detail) of a checks run, by asset and check; a check
-    step that raised is one ERROR row with its message."""
+    """(asset, check, ok | WARN | FAILED | ERROR, detail) of a checks run, by asset and check;
+    a check step that raised is one ERROR row with its message."""
     evaluations = sorted(
         result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name)
     )

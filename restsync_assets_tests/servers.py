@@ -2,8 +2,9 @@
 
 Every test gets what it needs fresh and drops it after: a PostgreSQL database for the
 warehouse, one for the Dagster instance (a copy of a template migrated once per session),
-a RabbitMQ vhost for Celery, a Redis key prefix for shared rate budgets. When a server does not answer, the test is skipped with one
-line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1` (CI), which makes it fail instead.
+a RabbitMQ vhost for Celery, a Redis key prefix for shared rate budgets. When a server does
+not answer, the test is skipped with one line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1`
+(CI), which makes it fail instead.
 
 Names of databases and vhosts hold the pytest-xdist worker's id (`support.WORKER`): the
 suite runs on several workers at once against the same servers.

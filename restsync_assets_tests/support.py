@@ -435,6 +435,26 @@ def use_warehouse(monkeypatch, duckdb_path: Path, pipelines_dir: Path | None = N
     return duckdb_path
 
 
+def arrow_pages_seen(monkeypatch) -> list[int]:
+    """The rows of each page `ArrowPages` hands dlt as an Arrow table (the fast path), in
+    order, from now on (the runs are in-process): a test tells whether the fast path ran."""
+    import pyarrow as pa
+
+    from restsync_assets.runtime.arrow_pages import ArrowPages
+
+    seen: list[int] = []
+    original = ArrowPages.__call__
+
+    def counting(self: ArrowPages, item: Any, meta: Any = None) -> Any:
+        out = original(self, item, meta)
+        if isinstance(out, pa.Table):
+            seen.append(out.num_rows)
+        return out
+
+    monkeypatch.setattr(ArrowPages, "__call__", counting)
+    return seen
+
+
 # --------------------------------------------------------------------------- runs
 
 

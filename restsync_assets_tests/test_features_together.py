@@ -30,15 +30,14 @@ from typing import Any
 import pytest
 
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runtime import source as runtime_source
 from restsync_assets.runtime import warehouse
-from restsync_assets.runtime.arrow_pages import ArrowPages
 from restsync_assets.runtime.soft_deletes import DELETED_AT
 from restsync_assets.sandbox import Sandbox, exports
 from restsync_assets.specs import load_specs
 
 from .support import (
     DLT_COLUMNS,
+    arrow_pages_seen,
     canonical,
     check_evaluations,
     failure_message,
@@ -120,14 +119,6 @@ TYPES = {
     },
     "batch_events": {**_EVENT, "old_name": "text", "region": "text", "title": "text"},
     "events": {**_EVENT, "legacy_name": "text"},
-}
-EVENTS_SCHEMA = {
-    "id": {"type": "integer", "nullable": False},
-    "batch_id": "integer",
-    "amount": "number",
-    "quantity": "integer",
-    "active": "boolean",
-    "created_at": "timestamp",
 }
 
 
@@ -216,7 +207,7 @@ def spec(url: str, concurrency: int) -> dict:
                 "record_filter": "{{ record.status != 'archived' }}",
                 "remove_fields": ["internal_notes"],
                 "rename_fields": {"old_name": "legacy_name"},
-                "schema": EVENTS_SCHEMA,
+                "schema": exports.EVENT_SCHEMA,
             },
         ],
     }
@@ -370,16 +361,6 @@ class Loads:
     checks: dict[tuple[str, str], tuple[bool, str]]
 
 
-class CountingArrowPages(ArrowPages):
-    """`ArrowPages` that remembers itself, to tell whether the fast path ran."""
-
-    made: list[ArrowPages] = []
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        CountingArrowPages.made.append(self)
-
-
 def snapshot() -> Snapshot:
     """Read the configured warehouse (DuckDB or PostgreSQL) through restsync's own reader."""
     (loaded,) = load_specs(Path(os.environ["RESTSYNC_SPECS_DIR"]))
@@ -437,8 +418,7 @@ def load_three_times(
 ) -> Loads:
     """Run, change the source, run, put it back, run; the truth of each run from the
     sandbox; the checks after the last."""
-    CountingArrowPages.made = []
-    patch.setattr(runtime_source, "ArrowPages", CountingArrowPages)
+    arrow_pages = arrow_pages_seen(patch)
     readings = sandbox.rows(SPEC, "readings")
     scans, runs = [source_truth(sandbox)], [run(combo, sandbox, root, patch)]
     with changed_source(sandbox):
@@ -452,7 +432,7 @@ def load_three_times(
     return Loads(
         runs,
         [truth(scans[: n + 1], readings) for n in range(len(scans))],
-        sum(step.pages_as_arrow for step in CountingArrowPages.made),
+        len(arrow_pages),
         {(k[0][1], k[1]): (e.passed, e.severity.value) for k, e in evaluations.items()},
     )
 

@@ -18,12 +18,13 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runtime.quarantine import Quarantine, type_problem
+from restsync_assets.runtime.quarantine import VALUE_CHARS, Quarantine, type_problem
 from restsync_assets.sandbox import exports
 from restsync_assets.specs import load_specs
 
 from .support import (
     JsonApi,
+    arrow_pages_seen,
     canonical,
     check_evaluations,
     edited,
@@ -208,20 +209,7 @@ def test_an_incremental_child_with_per_parent_cursors_quarantines_too(
 def test_arrow_pages_and_the_row_path_land_identical_tables(tmp_path, monkeypatch):
     """Column types and rows of every table (`__rejected` ones too) are the same whether the
     pages went to dlt as Arrow tables or as rows; the first events page did go as Arrow."""
-    import pyarrow as pa
-
-    from restsync_assets.runtime.arrow_pages import ArrowPages
-
-    arrow_pages: list[int] = []
-    original = ArrowPages.__call__
-
-    def counting(self, item, meta=None):
-        out = original(self, item, meta)
-        if isinstance(out, pa.Table):
-            arrow_pages.append(out.num_rows)
-        return out
-
-    monkeypatch.setattr(ArrowPages, "__call__", counting)
+    arrow_pages = arrow_pages_seen(monkeypatch)
     tables = {}
     for arrow in (True, False):
         db = use_warehouse(monkeypatch, tmp_path / f"arrow-{arrow}" / "w.duckdb")
@@ -371,6 +359,13 @@ TYPE_CASES = [
 @pytest.mark.parametrize(("data_type", "value", "accepted"), TYPE_CASES)
 def test_a_value_is_rejected_exactly_when_dlt_cannot_coerce_it(data_type, value, accepted):
     assert (type_problem(value, data_type) is None) is accepted
+
+
+def test_a_long_value_is_cut_short_in_its_reason():
+    """At most `VALUE_CHARS` characters of the value's repr, ending in `…` when cut."""
+    assert VALUE_CHARS == 40
+    assert type_problem("x" * 100, "bigint") == f"'{'x' * 38}… cannot be coerced to bigint"
+    assert type_problem("x" * 37, "bigint") == f"'{'x' * 37}' cannot be coerced to bigint"
 
 
 def test_rows_for_another_table_and_pages_without_bad_rows_pass_unchanged():

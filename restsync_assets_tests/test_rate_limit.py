@@ -207,6 +207,16 @@ TIMELINES = [
         ],
     ),
     (
+        "a wait shorter than the store's precision (a microsecond) is still a wait",
+        RateLimitSpec(requests=1, per="second"),
+        [
+            (0.0, "take", "a", 0.0),
+            (0.0, "give", "a", None),
+            (1.0 - 5e-7, "take", "b", rate_limit.MIN_WAIT),  # frees in 5e-7 s: not yet granted
+            (1.0, "take", "b", 0.0),
+        ],
+    ),
+    (
         "a minute's budget",
         RateLimitSpec(requests=2, per="minute"),
         [

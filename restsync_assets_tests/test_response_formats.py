@@ -10,21 +10,12 @@ from decimal import Decimal
 import pytest
 
 from restsync_assets.runtime.response_formats import BodyReader, read_csv, read_jsonl
-from restsync_assets.sandbox.exports import EVENT_FIELDS
+from restsync_assets.sandbox.exports import EVENT_FIELDS, EVENT_SCHEMA
 from restsync_assets.specs import load_spec_file
 from restsync_assets.specs.errors import SpecError
 
 from .support import canonical, failure_message, materialize_specs, refusal, table, write_spec
 
-#: the events' declared types (CSV values are typed by them)
-SCHEMA = {
-    "id": {"type": "integer", "nullable": False},
-    "batch_id": "integer",
-    "amount": "number",
-    "quantity": "integer",
-    "active": "boolean",
-    "created_at": "timestamp",
-}
 PAGE = 100
 #: how each paging style of the sandbox is read: (URL segment, paginator, params)
 PAGING = {
@@ -68,7 +59,7 @@ def _resource(name: str, fmt: str, paging: str, suffix: str, typed: bool) -> dic
         endpoint.pop("response_format")  # the default
     resource = {"name": name, "primary_key": "id", "endpoint": endpoint}
     if typed:
-        resource["schema"] = SCHEMA
+        resource["schema"] = EVENT_SCHEMA
     return resource
 
 
@@ -181,6 +172,18 @@ VALID = [
             "paginator": {
                 "type": "cursor",
                 "cursor_value": "{{ headers.get('X-Next') }}",
+                "cursor_param": "c",
+            },
+        },
+    ),
+    (
+        "jsonl with a header cursor whose text names a response header",
+        {
+            "response_format": "jsonl",
+            "paginator": {
+                "type": "cursor",
+                "cursor_value": "{{ headers.get('x-response-cursor') }}",
+                "stop_condition": "{{ headers.get('x-response-done') == 'yes' }}",
                 "cursor_param": "c",
             },
         },

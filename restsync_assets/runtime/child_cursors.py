@@ -45,18 +45,19 @@ from dlt.extract import DltResource
 from dlt.extract.incremental.lag import apply_lag
 from dlt.sources.rest_api import (
     paginate_dependent_resource,
-    record_endpoint_input,
     rest_api_resources,
 )
 from dlt.sources.rest_api.config_setup import collect_resolved_values
 
-from restsync_assets.runtime.transforms import RecordTransforms, transformed_child
+from restsync_assets.runtime.transforms import (
+    RecordTransforms,
+    child_resource,
+    transformed_child,
+)
 from restsync_assets.specs.model import ChildCursorSpec, SourceSpec
 
 #: Where the cursors live in the child's dlt resource state: `{cursor_path: {parent: ...}}`.
 STATE_KEY = "per_parent_cursors"
-#: Keys of a rest_api resource config that are not dlt resource hints.
-_NOT_HINTS = ("endpoint", "include_from_parent", "parallelized", "processing_steps")
 
 
 class CursorError(ValueError):
@@ -130,10 +131,7 @@ def per_parent_transformer(
     def per_parent(items: Any) -> Iterator[Any]:
         yield from fetcher.run(items, concurrent=concurrent)
 
-    hints = {k: v for k, v in config.items() if k not in _NOT_HINTS}
-    resource = dlt.resource(per_parent, data_from=parent, **hints)
-    record_endpoint_input(resource, fetcher.args["client"], fetcher.args["path"])
-    return resource
+    return child_resource(per_parent, parent, config, fetcher.args)
 
 
 def _dedup_key(cursor: ChildCursorSpec, config: dict[str, Any]) -> tuple[str, ...] | None:

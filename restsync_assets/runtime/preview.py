@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
+from restsync_assets.specs.model.resource import REJECTED_SUFFIX
 
 
 @dataclass
@@ -355,7 +356,7 @@ def render(result: PreviewResult, limit: int) -> str:
         if len(names) > len(wide):
             parts.append(f"(+{plural(len(names) - len(wide), 'more column')}; --json shows all)")
     if result.rejected:
-        table = f"{result.resource}__rejected"
+        table = f"{result.resource}{REJECTED_SUFFIX}"
         parts.append(
             f"{len(result.rejected)} of these records would go to {table}"
             f" (on_invalid: quarantine), e.g. {result.rejected[0]}"

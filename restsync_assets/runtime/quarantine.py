@@ -33,6 +33,7 @@ from dlt.extract.items import DataItemWithMeta, TableNameMeta
 from dlt.extract.items_transform import ItemTransform
 
 from restsync_assets.specs.model import ResourceSpec
+from restsync_assets.text import short
 
 #: the columns of `<table>__rejected`, besides dlt's `_dlt_load_id` and `_dlt_id`
 REJECTED_COLUMNS = {
@@ -41,6 +42,8 @@ REJECTED_COLUMNS = {
 }
 #: at most this many characters of an offending value in a reason
 VALUE_CHARS = 40
+
+_NON_NULLABLE = "in a non-nullable field"
 
 _naming = NamingConvention()
 
@@ -100,15 +103,11 @@ class Quarantine(ItemTransform[Any, Any]):
         """Why `row` breaks the schema (empty: it does not), one phrase per field."""
         fields = {_normalized(k): v for k, v in row.items()}
         found = []
-        for key in self.primary_key:
-            value = fields.get(_normalized(key))
-            if value is None:
-                state = "missing" if _normalized(key) not in fields else "null"
-                found.append(f"{key}: {state} primary key")
-        for key in self.required:
-            if fields.get(_normalized(key)) is None:
-                state = "missing" if _normalized(key) not in fields else "null"
-                found.append(f"{key}: {state} in a non-nullable field")
+        for keys, what in ((self.primary_key, "primary key"), (self.required, _NON_NULLABLE)):
+            for key in keys:
+                name = _normalized(key)
+                if fields.get(name) is None:
+                    found.append(f"{key}: {'null' if name in fields else 'missing'} {what}")
         for name, (key, data_type) in self.declared.items():
             value = fields.get(name)
             if value is not None:
@@ -132,13 +131,8 @@ def type_problem(value: Any, data_type: str) -> str | None:
     try:
         coerce_value(data_type, value_type, value)  # type: ignore[arg-type]
     except Exception:  # dlt's coercers raise ValueError and its subclasses (and a few others)
-        return f"{_short(value)} cannot be coerced to {data_type}"
+        return f"{short(repr(value), VALUE_CHARS)} cannot be coerced to {data_type}"
     return None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
 
 
 def _as_json(row: dict) -> str:
@@ -157,8 +151,10 @@ class DropRejected(ItemTransform[Any, Any]):
 
 def quarantine_step(resource: ResourceSpec) -> Quarantine:
     """The step that judges `resource`'s rows against its schema and primary key."""
+    if resource.rejected_table is None:
+        raise ValueError(f"resource {resource.name} does not quarantine (on_invalid: fail)")
     return Quarantine(
-        table=resource.rejected_table or f"{resource.name}__rejected",
+        table=resource.rejected_table,
         declared={c.name: c.data_type for c in resource.columns},
         required=tuple(c.name for c in resource.columns if not c.nullable),
         primary_key=resource.primary_key_columns,
@@ -167,15 +163,15 @@ def quarantine_step(resource: ResourceSpec) -> Quarantine:
 
 def add_quarantine(dlt_resource: DltResource, resource: ResourceSpec) -> None:
     """`Quarantine` on `dlt_resource`, with the hints of its `<table>__rejected` variant."""
-    table = resource.rejected_table or f"{resource.name}__rejected"
+    step = quarantine_step(resource)
     # a variant starts from the resource's hints: empty its columns (and keys, contract)
     # first, then set them
-    variant = {"table_name": table, "create_table_variant": True}
+    variant = {"table_name": step.table, "create_table_variant": True}
     dlt_resource.apply_hints(
         columns={}, primary_key="", merge_key="", schema_contract={}, **variant
     )
     dlt_resource.apply_hints(write_disposition="append", columns=REJECTED_COLUMNS, **variant)
-    dlt_resource.add_step(quarantine_step(resource))
+    dlt_resource.add_step(step)
 
 
 def drop_rejected_in(child: DltResource) -> None:

@@ -88,13 +88,13 @@ class BodyReader:
 
 def body_reader(resource: ResourceSpec) -> BodyReader | None:
     """The resource's reader; None for plain JSON (the session's own parse)."""
+    if resource.response_format == "json" and not resource.endpoint["path"].endswith(".gz"):
+        return None
     types = {c.name: c.data_type for c in resource.columns}
     renames = resource.transforms.rename_fields if resource.transforms else {}
     for old, new in renames.items():
         if new in types:
             types.setdefault(old, types[new])
-    if resource.response_format == "json" and not resource.endpoint["path"].endswith(".gz"):
-        return None
     return BodyReader(resource.response_format, types)
 
 

@@ -21,7 +21,7 @@ native value (a number stays a number), other text renders to a string. Literal 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, ClassVar
 
@@ -170,6 +170,18 @@ def transformed_child(
             else:
                 yield from pages(item)
 
+    return child_resource(per_parent, parent, config, args)
+
+
+def child_resource(
+    per_parent: Callable[[Any], Iterator[Any]],
+    parent: DltResource,
+    config: dict[str, Any],
+    args: dict[str, Any],
+) -> DltResource:
+    """The transformer of `parent` that replaces a child dlt built: `per_parent` turns the
+    parent's items into the child's pages; the child's hints (from its rest_api `config`) and
+    its endpoint (`args`, what dlt bound to its `paginate_dependent_resource`) are kept."""
     hints = {k: v for k, v in config.items() if k not in _NOT_HINTS}
     resource = dlt.resource(per_parent, data_from=parent, **hints)
     record_endpoint_input(resource, args["client"], args["path"])

@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 from .data import _rng, _stamp
 from .models import ApiError, IncomingRequest, Response
+from .routes import int_param
 
 NAME = "exports"
 RESOURCES: dict[str, tuple[str, ...]] = {NAME: ("batches", "events", "readings")}
@@ -44,6 +45,15 @@ EVENT_FIELDS = (
     "internal_notes",
     "old_name",
 )
+#: what an events spec declares: its CSV values are typed by it (`id` is its primary key)
+EVENT_SCHEMA = {
+    "id": {"type": "integer", "nullable": False},
+    "batch_id": "integer",
+    "amount": "number",
+    "quantity": "integer",
+    "active": "boolean",
+    "created_at": "timestamp",
+}
 #: the CSV header of a reading
 READING_FIELDS = ("id", "sensor", "status", "value", "unit", "taken_at", "note")
 #: what a reading's spec declares (`id` is its primary key); the rows `BROKEN` changes break it
@@ -53,6 +63,8 @@ READING_SCHEMA = {
     "taken_at": "date-time",
 }
 EVENTS = 250
+#: the largest offset, page or page size a query may give
+MAX_QUERY_INT = 10**9
 BATCHES = 5
 READINGS = 140
 #: reading index -> how that reading breaks `READING_SCHEMA` (a missing field: `MISSING`), or
@@ -129,10 +141,7 @@ def build_dataset() -> dict[str, dict[str, list[dict]]]:
 
 
 def _int(query: dict[str, str], name: str, default: int, low: int) -> int:
-    raw = query.get(name) or str(default)
-    if not raw.isdigit() or int(raw) < low:
-        raise ApiError(400, "invalid_request", f"{name} must be an integer >= {low}")
-    return int(raw)
+    return int_param(query, name, default, low, MAX_QUERY_INT)
 
 
 def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) -> Response:

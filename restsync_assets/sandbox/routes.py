@@ -29,7 +29,8 @@ DEFAULT_LIMIT = 100
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint (GET; POST for ``graphql``). ``parent_keys``/``child_keys`` map row fields to path params."""
+    """One endpoint (GET; POST for ``graphql``). ``parent_keys``/``child_keys`` map row
+    fields to path params."""
 
     spec: str
     resource: str
@@ -138,7 +139,9 @@ def _bad(description: str) -> ApiError:
     return ApiError(400, "invalid_request", description)
 
 
-def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """The whole number `name` of the query (`default` when absent or empty); 400 when it is
+    not one or outside [low, high]."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default
@@ -238,7 +241,7 @@ def render(
     if route.pager == "none":
         return Response(200, {"results": rows, "metadata": {"total": total}})
     if route.pager == "cursor":
-        limit = _int_param(request.query, "limit", page_size, 1, MAX_LIMIT)
+        limit = int_param(request.query, "limit", page_size, 1, MAX_LIMIT)
         cursor = request.query.get("cursor")
         offset = decode_cursor(cursor) if cursor else 0
         plural, singular = route.resource, _SINGULAR[route.resource]
@@ -254,8 +257,8 @@ def render(
             params["cursor"] = encode_cursor(offset + limit)
             body["paging"] = {"next_link": f"http://{host}{request.path}?{urlencode(params)}"}
         return Response(200, body)
-    offset = _int_param(request.query, "offset", 0, 0, 10**9)
-    limit = _int_param(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = int_param(request.query, "offset", 0, 0, 10**9)
+    limit = int_param(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     body = {"data": rows[offset : offset + limit]}
     if route.spec == "ad_analytics":
         body["total"] = total

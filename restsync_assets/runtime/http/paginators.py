@@ -72,9 +72,10 @@ class TemplatedCursorPaginator(BasePaginator):
     ``/`` (resolved against the current request URL) or a plain token sent as the query
     parameter ``cursor_param``. With ``cursor_body_path`` (a dotted path such as
     ``variables.after``) every cursor is written into the JSON request body instead, as dlt's
-    ``JSONResponseCursorPaginator`` does: GraphQL's ``pageInfo { endCursor hasNextPage }``. Pagination stops when ``stop_condition`` is truthy or the
-    cursor is empty (``None``, ``""``, ``"None"``, ``{}``). A cursor repeating one already seen
-    raises :class:`PaginationLoopError`.
+    ``JSONResponseCursorPaginator`` does: GraphQL's ``pageInfo { endCursor hasNextPage }``.
+    Pagination stops when ``stop_condition`` is truthy or the cursor is empty (``None``,
+    ``""``, ``"None"``, ``{}``). A cursor repeating one already seen raises
+    :class:`PaginationLoopError`.
 
     Example::
 

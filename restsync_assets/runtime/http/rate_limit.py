@@ -126,6 +126,7 @@ class FileBudget:
     def __init__(self, path: Path, limit: RateLimitSpec) -> None:
         self.path = Path(path)
         self.limit = limit
+        self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def take(self, ticket: str, now: float, lease: float) -> float:
         with self._state() as state:
@@ -137,7 +138,6 @@ class FileBudget:
 
     @contextmanager
     def _state(self) -> Iterator[State]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -160,9 +160,8 @@ class FileBudget:
             state, _end = json.JSONDecoder().raw_decode(text)
         except ValueError as error:
             return self._afresh(error)
-        if not isinstance(state, dict) or not isinstance(state.get("sent"), dict):
-            return self._afresh("not a rate budget")
-        if not isinstance(state.get("answered"), list):
+        shaped = isinstance(state, dict) and isinstance(state.get("sent"), dict)
+        if not shaped or not isinstance(state.get("answered"), list):
             return self._afresh("not a rate budget")
         return state
 

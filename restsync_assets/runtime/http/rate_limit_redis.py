@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from restsync_assets.specs.model import RateLimitSpec
 
 from .masking import mask, mask_url, register_secret
-from .rate_limit import RateLimitError
+from .rate_limit import MIN_WAIT, RateLimitError
 
 __all__ = ["KEY_PREFIX", "RedisBudget", "keys_of"]
 
@@ -26,7 +26,9 @@ INSTALL = (
     'RESTSYNC_RATE_LIMIT_URL is set but the redis package is missing: pip install "restsync[redis]"'
 )
 
-# ARGV: now ('' = Redis' clock), window, ticket, then per script: requests, lease
+# ARGV: now ('' = Redis' clock), window, ticket, then per script: requests, lease, shortest
+# wait. Times are written at full precision ('%.17g'): at '%.6f' a window's cutoff and a wait
+# under a microsecond rounded, granting a slot early or answering a wait with '0' (taken)
 _NOW = """
 local now = tonumber(ARGV[1])
 if not now then
@@ -42,12 +44,12 @@ TAKE = (
     _NOW
     + """
 local sent, answered = KEYS[1], KEYS[2]
-local cutoff = string.format('%.6f', now - window)
+local cutoff = string.format('%.17g', now - window)
 redis.call('ZREMRANGEBYSCORE', sent, '-inf', cutoff)
 redis.call('ZREMRANGEBYSCORE', answered, '-inf', cutoff)
 if redis.call('ZCARD', sent) + redis.call('ZCARD', answered) < tonumber(ARGV[4]) then
   local lease = tonumber(ARGV[5])
-  redis.call('ZADD', sent, string.format('%.6f', now + lease), ARGV[3])
+  redis.call('ZADD', sent, string.format('%.17g', now + lease), ARGV[3])
   keep_for(sent, math.ceil((lease + window) * 1000) + 1000)
   return '0'
 end
@@ -56,14 +58,14 @@ for _, key in ipairs({sent, answered}) do
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if oldest[2] then first = math.min(first, tonumber(oldest[2])) end
 end
-return string.format('%.6f', first + window - now)
+return string.format('%.17g', math.max(first + window - now, tonumber(ARGV[6])))
 """
 )
 GIVE_BACK = (
     _NOW
     + """
 redis.call('ZREM', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], string.format('%.6f', now), ARGV[3])
+redis.call('ZADD', KEYS[2], string.format('%.17g', now), ARGV[3])
 keep_for(KEYS[2], math.ceil(window * 1000) + 1000)
 return '0'
 """
@@ -102,7 +104,7 @@ class RedisBudget:
         self._give_back = self._client.register_script(GIVE_BACK)
 
     def take(self, ticket: str, now: float, lease: float) -> float:
-        args = [*self._base(now, ticket), self.limit.requests, repr(lease)]
+        args = [*self._base(now, ticket), self.limit.requests, repr(lease), repr(MIN_WAIT)]
         return float(self._run(self._take, args))
 
     def give_back(self, ticket: str, now: float) -> None:

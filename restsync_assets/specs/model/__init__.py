@@ -2,9 +2,10 @@
 
 A spec is dlt's `rest_api_source` dict plus a top-level `name` and restsync's extensions
 (oauth2 auth, templated cursor paginator, offset without total, `error_handler`, `schema`,
-partitions, freshness, checks, automation, schedule, `client.rate_limit`). `restsync_assets.specs` validates a
-YAML file once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads
-these frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
+partitions, freshness, checks, automation, schedule, `client.rate_limit`, record transforms,
+`response_format`, `deletes`, `on_invalid`). `restsync_assets.specs` validates a YAML file
+once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads these
+frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
 write dispositions, column types...) is defined here, by the models' `Literal` fields.
 """
 
@@ -45,7 +46,6 @@ from restsync_assets.specs.model.paginators import (
     paginator_kind,
 )
 from restsync_assets.specs.model.rate_limit import (
-    PERIOD_SECONDS,
     PERIODS,
     RATE_LIMIT_KEYS,
     RateLimitSpec,
@@ -98,7 +98,6 @@ __all__ = [
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
     "PERIODS",
-    "PERIOD_SECONDS",
     "RATE_LIMIT_KEYS",
     "RESOURCE_FIELD_KEYS",
     "RESPONSE_FORMATS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from restsync_assets.specs.errors import Invalid
+from restsync_assets.specs.errors import Invalid, allowed
 from restsync_assets.specs.model import (
     DELETES,
     SOFT_DELETE_STRATEGIES,
@@ -30,7 +30,7 @@ def validate_deletes(value: Any, resource: str) -> str | None:
     if value is None or value in DELETES:
         return value
     raise Invalid(
-        f"unknown value {value!r}; allowed: soft (or leave deletes out)",
+        f"unknown value {value!r}; {allowed(DELETES)} (or leave deletes out)",
         resource=resource,
         key="deletes",
     )

@@ -60,8 +60,10 @@ def validate_response_format(
 
 def _paginator_problem(paginator: PaginatorSpec | None) -> str | None:
     if isinstance(paginator, TemplatedCursorPaginatorSpec):
-        templates = (paginator.cursor_value, paginator.stop_condition or "")
-        if any("response" in t for t in templates):
+        from restsync_assets.specs.templates import compile_template  # Jinja only when used
+
+        templates = (paginator.cursor_value, paginator.stop_condition)
+        if any("response" in compile_template(t).variables for t in templates if t):
             return "this cursor paginator reads the response body, which is not JSON"
         return None
     if not isinstance(paginator, DltPaginatorSpec):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from restsync_assets.specs.errors import Invalid
-from restsync_assets.specs.model import TransformsSpec
+from restsync_assets.specs.model import TRANSFORM_KEYS, TransformsSpec
 
 
 def validate_transforms(
@@ -18,7 +18,7 @@ def validate_transforms(
 ) -> TransformsSpec | None:
     """The resource's transforms (None when it has none); `keys` are the fields that must
     exist after them (primary key, incremental cursor)."""
-    if not any(raw.get(k) is not None for k in _KEYS):
+    if not any(raw.get(k) is not None for k in TRANSFORM_KEYS):
         return None
     context = ("record", "parent") if child else ("record",)
     spec = TransformsSpec(
@@ -31,7 +31,6 @@ def validate_transforms(
     return spec
 
 
-_KEYS = ("record_filter", "add_fields", "remove_fields", "rename_fields")
 _EXAMPLE = "e.g. \"{{ record.status != 'archived' }}\""
 
 
