@@ -22,6 +22,21 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}
 
 
 @contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in `os.environ` for the block (the benchmark's own process only)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
 def restsync_env(spec_dir: Path, workdir: Path) -> Iterator[Path]:
     """Point restsync at `spec_dir` and a warehouse in `workdir`; yields the DuckDB path."""
     db = workdir / "restsync.duckdb"
@@ -30,16 +45,8 @@ def restsync_env(spec_dir: Path, workdir: Path) -> Iterator[Path]:
         "RESTSYNC_DUCKDB_PATH": str(db),
         "RESTSYNC_PIPELINES_DIR": str(workdir / "pipelines"),
     }
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with environment(values):
         yield db
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def restsync_definitions(spec_dir: Path) -> Any:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import specs
+from benchmarks.measure import environment
 
 PG = os.environ.get("BENCH_PG", "postgres:@127.0.0.1:5432")
 ADMIN_DB = "test"
@@ -140,21 +141,6 @@ def profile_excerpt(profile: cProfile.Profile, lines: int = 12) -> str:
         parts.append(f"-- by {sort} --")
         parts += [line.rstrip() for line in body.splitlines() if line.strip()]
     return "\n".join(parts)
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """`values` in `os.environ` for the block (the benchmark's own process only)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # --------------------------------------------------------------------------- workers
