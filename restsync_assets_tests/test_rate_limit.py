@@ -14,6 +14,7 @@ from restsync_assets.runtime.http import rate_limit
 from restsync_assets.runtime.http.rate_limit import FileBudget, RateLimiter, RateLimitError
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession
+from restsync_assets.sandbox.faults import Fault, FaultPlan
 from restsync_assets.sandbox.vendors import credentials_for
 from restsync_assets.specs import load_spec_file
 from restsync_assets.specs.model import RateLimitSpec
@@ -442,6 +443,7 @@ def _three_previews(tmp_path, sandbox, commands, monkeypatch, name: str) -> dict
     monkeypatch.setenv(f"{upper}_BASE_URL", sandbox.base_url("helpdesk"))
     monkeypatch.setenv(f"{upper}_TOKEN", credentials_for("helpdesk")["token"])
     monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "pipelines"))
+    sandbox.faults = FaultPlan(_start_gate())
     started = []
     for size in PAGE_SIZES:
         folder = tmp_path / f"specs_{size}"
@@ -451,11 +453,30 @@ def _three_previews(tmp_path, sandbox, commands, monkeypatch, name: str) -> dict
     for command in started:
         assert command.finish() == 0, command.text
         assert "tickets: 47 records read" in command.text, command.text
+    assert sandbox.faults.fired("slow") == len(PAGE_SIZES), "the start gate saw each process once"
     arrivals = {str(size): [] for size in PAGE_SIZES}
     for record in sandbox.requests:
         if record.path.endswith("/v1/tickets"):
             arrivals[record.query["limit"]].append(record.at)
     return arrivals
+
+
+def _start_gate() -> Fault:
+    """Each process's first tickets request is held until all three processes have sent
+    one (at most 60 s), so they send at the same time whatever their start-up times."""
+    gate, seen, lock = threading.Event(), set(), threading.Lock()
+
+    def first_of_its_process(request) -> bool:
+        if not request.path.endswith("/v1/tickets"):
+            return False
+        with lock:
+            first = request.query.get("limit") not in seen
+            seen.add(request.query.get("limit"))
+            if len(seen) == len(PAGE_SIZES):
+                gate.set()
+        return first
+
+    return Fault("slow", when=first_of_its_process, seconds=60, until=gate)
 
 
 def _assert_one_budget(arrivals: dict[str, list]) -> None:
