@@ -48,14 +48,15 @@ def test_concurrency_and_arrow_ids_reach_dlt_without_writing_the_environment(
     tmp_path, warehouse
 ) -> None:
     """`client.concurrency: 4` gives that pipeline 4 extract workers, every pipeline gets
-    `_dlt_load_id`/`_dlt_id` on Arrow pages, a sequential spec keeps dlt's defaults, and
-    building the pipelines leaves `os.environ` exactly as it was."""
+    `_dlt_load_id` on Arrow pages from dlt's extractor and no `_dlt_id` from dlt's normalizer
+    (`ArrowPages` adds it, so the parquet file is not rewritten), a sequential spec keeps dlt's
+    defaults, and building the pipelines leaves `os.environ` exactly as it was."""
     before = dict(os.environ)
     parallel = build_pipeline(_spec(tmp_path / "specs", "parallel", 4))
     sequential = build_pipeline(_spec(tmp_path / "specs", "sequential", 1))
     assert dict(os.environ) == before
-    assert _resolved(parallel.pipeline_name) == (4, 20, True, True)
-    assert _resolved(sequential.pipeline_name) == (5, 20, True, True)  # dlt's own defaults
+    assert _resolved(parallel.pipeline_name) == (4, 20, True, False)
+    assert _resolved(sequential.pipeline_name) == (5, 20, True, False)  # dlt's own defaults
 
 
 def test_settings_follow_the_spec_and_yield_to_the_users_own(

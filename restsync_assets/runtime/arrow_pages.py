@@ -9,18 +9,25 @@ own row path would land them:
 - column types: dlt's inference (ints -> bigint, floats -> double, ISO 8601 timestamp
   strings -> timestamp with time zone, bools, text), or the spec's declared `schema`;
 - all-null columns are left out, as dlt leaves out columns that received no data;
-- `_dlt_load_id` and `_dlt_id` are added by dlt's parquet normalizer (restsync turns them on).
+- `_dlt_load_id` and `_dlt_id` end every table, in the row path's order: `_dlt_id` is random,
+  as dlt's parquet normalizer would make it, and `_dlt_load_id` a placeholder that dlt's
+  extractor fills in. With both there, dlt's normalizer imports the parquet file as it is instead
+  of rewriting it to add them (restsync turns its `add_dlt_id` off; about 1 s per 1M records).
 
 A page that holds a nested object or list, a null key, or values that do not fit one Arrow
 type per column (a field changing type) is passed on unchanged: dlt's row path then flattens
 objects into `parent__child` columns, nested lists into child tables and conflicting types
 into variant columns, as users of dlt expect. So are pages of fewer than `MIN_ROWS` records
-(too small to win back dlt's fixed cost per Arrow item) and every page of a resource with
-children (dlt transformers read the parent's rows as dicts).
+(too small to win back dlt's fixed cost per Arrow item), a page that has a field named like
+dlt's own columns, and every page of a resource with children (dlt transformers read the
+parent's rows as dicts). Resources merged with `scd2` never get this step (see `source.py`):
+dlt's row path gives their `_dlt_id` the row's content hash, which scd2 compares.
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from typing import Any, ClassVar
@@ -28,6 +35,8 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.detections import is_iso_timestamp
+from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID
+from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 from dlt.extract.items import TableNameMeta
 from dlt.extract.items_transform import ItemTransform
 
@@ -81,20 +90,23 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
             self.pages_as_rows += 1
             return item
         self.pages_as_arrow += 1
-        return self._with_required(table)
+        return self._for_dlt(table)
 
     def _complete(self, table: pa.Table) -> bool:
         names = set(table.column_names)
+        if names & _DLT_COLUMNS:
+            return False  # dlt's row path decides what a page's own `_dlt_id` means
         return all(c in names and table.column(c).null_count == 0 for c in self.required)
 
-    def _with_required(self, table: pa.Table) -> pa.Table:
-        """Required columns (no nulls, checked) marked non-nullable, as dlt's hints say."""
-        if not self.required:
-            return table
-        schema = pa.schema(
-            [f.with_nullable(False) if f.name in self.required else f for f in table.schema]
+    def _for_dlt(self, table: pa.Table) -> pa.Table:
+        """`table` with required columns (no nulls, checked) non-nullable, as dlt's hints say,
+        and dlt's `_dlt_load_id` (a placeholder) and `_dlt_id` columns appended."""
+        rows = table.num_rows
+        fields = [f.with_nullable(False) if f.name in self.required else f for f in table.schema]
+        schema = pa.schema([*fields, *_DLT_FIELDS])
+        return pa.Table.from_arrays(
+            [*table.columns, pa.repeat("", rows), dlt_ids(rows)], schema=schema
         )
-        return table.cast(schema)
 
     def _agrees(self, table: pa.Table) -> bool:
         """Whether `table` keeps every column's first type (else dlt's row path must decide)."""
@@ -105,6 +117,25 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
         for field in table.schema:
             self.column_types.setdefault(field.name, field.type)
         return True
+
+
+_DLT_COLUMNS = {C_DLT_LOAD_ID, C_DLT_ID}
+#: dlt's hints of those columns (`_dlt_id`: unique, row key), as its normalizer would set them
+DLT_COLUMNS = {C_DLT_LOAD_ID: dlt_load_id_column(), C_DLT_ID: dlt_id_column()}
+#: in the order dlt's row path adds them; the extractor replaces the load id in place
+_DLT_FIELDS = [pa.field(name, pa.string(), nullable=False) for name in (C_DLT_LOAD_ID, C_DLT_ID)]
+_ID_BYTES = 18  # base64 of 18 bytes is 24 characters without padding; 22 kept, as dlt's ids
+
+
+def dlt_ids(count: int) -> pa.Array:
+    """`count` random row ids shaped like dlt's (`many_uniq_ids_base64`: 22 base64 characters,
+    132 random bits here), made in one pass over one buffer instead of one string at a time."""
+    encoded = base64.b64encode(secrets.token_bytes(_ID_BYTES * count))
+    width = len(encoded) // count if count else 24
+    fixed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), count, [None, pa.py_buffer(encoded)]
+    )
+    return pc.binary_slice(fixed, 0, 22).cast(pa.string())
 
 
 def page_to_arrow(page: list, declared: Mapping[str, pa.DataType] | None = None) -> pa.Table | None:

@@ -93,13 +93,7 @@ def declares_unique(spec: SourceSpec) -> bool:
 
 def merges(spec: SourceSpec) -> bool:
     """Whether a resource of `spec` loads with dlt's `merge` write disposition."""
-    for resource in spec.resources:
-        disposition = resource.write_disposition
-        if isinstance(disposition, dict):
-            disposition = disposition.get("disposition")
-        if disposition == "merge":
-            return True
-    return False
+    return any(resource.merge_strategy for resource in spec.resources)
 
 
 def pipeline_name(spec: SourceSpec) -> str:
@@ -108,9 +102,10 @@ def pipeline_name(spec: SourceSpec) -> str:
 
 def pipeline_settings(spec: SourceSpec) -> dict[str, Any]:
     """The dlt config restsync sets for `spec`'s pipeline, by dlt section."""
-    # Arrow pages get dlt's `_dlt_load_id`/`_dlt_id` columns like rows do
+    # Arrow pages get dlt's `_dlt_load_id`/`_dlt_id` columns like rows do: `ArrowPages` adds
+    # `_dlt_id` itself, so dlt's normalizer imports the parquet file instead of rewriting it
     config: dict[str, Any] = {
-        "normalize": {"parquet_normalizer": {"add_dlt_load_id": True, "add_dlt_id": True}}
+        "normalize": {"parquet_normalizer": {"add_dlt_load_id": True, "add_dlt_id": False}}
     }
     if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
         config["extract"] = {

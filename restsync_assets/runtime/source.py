@@ -17,7 +17,7 @@ from restsync_assets import settings
 from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
 from restsync_assets.runtime import destination, soft_deletes
-from restsync_assets.runtime.arrow_pages import ArrowPages
+from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
@@ -98,12 +98,17 @@ def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
     for resource in spec.resources:
         if spec.children(resource.name):
             continue  # dlt transformers read the parent's rows as dicts
+        if resource.merge_strategy == "scd2":
+            continue  # dlt's row path hashes each row into `_dlt_id`: scd2 compares those
         declared = {c.name: c.data_type for c in resource.columns}
         required = {
             *resource.primary_key_columns,
             *(c.name for c in resource.columns if not c.nullable),
         }
-        source.resources[resource.name].add_step(ArrowPages(declared, required))
+        arrow_resource = source.resources[resource.name]
+        arrow_resource.add_step(ArrowPages(declared, required))
+        # the hints dlt's normalizer gives the columns `ArrowPages` now adds (`unique`, `row_key`)
+        arrow_resource.apply_hints(columns=DLT_COLUMNS)
 
 
 def source_config(spec: SourceSpec, credentials: Credentials, window: Window | None = None) -> dict:

@@ -211,6 +211,16 @@ class ResourceSpec(StrictModel):
         return f"{self.name}{REJECTED_SUFFIX}" if self.on_invalid == "quarantine" else None
 
     @property
+    def merge_strategy(self) -> str | None:
+        """dlt's merge strategy (`delete-insert` when not named), or None when not merged."""
+        disposition = self.write_disposition
+        if isinstance(disposition, dict):
+            if disposition.get("disposition") != "merge":
+                return None
+            return disposition.get("strategy", "delete-insert")
+        return "delete-insert" if disposition == "merge" else None
+
+    @property
     def min_rows(self) -> int:
         """Rows the table must hold: the spec's `checks.min_rows`, else 1 (0 if partitioned)."""
         if self.checks.min_rows is not None:
