@@ -45,7 +45,7 @@ class Config:
     p1_large: int = 1_000_000  # P1 at scale (issue 13): restsync vs the raw loop only
     p1_large_k: int = 2
     p6_records: int = 1_000_000
-    p6_k: int = 1
+    p6_k: int = 3
     p6_plain_runs: int = 1
     p7_records: int = 2_000
     p7_k: int = 1

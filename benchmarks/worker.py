@@ -296,6 +296,9 @@ def main() -> None:
     p1b.add_argument("--url", required=True)
     p1b.add_argument("--workdir", type=Path, required=True)
     p1b.add_argument("--profile", action="store_true")
+    p1b.add_argument(
+        "--preimport", type=Path, help="a JSON list of modules to import before the timed run"
+    )
     p6 = sub.add_parser("p6")
     p6.add_argument(
         "--variant", choices=("restsync", "restsync_duckdb", "insert_values"), required=True
@@ -309,7 +312,7 @@ def main() -> None:
         from benchmarks import production
 
         if args.case == "p1b":
-            result = production.p1b_run(args.url, args.workdir, args.profile)
+            result = production.p1b_run(args.url, args.workdir, args.profile, args.preimport)
         else:
             result = production.p6_run(args.variant, args.url, args.n, args.workdir, args.database)
     elif args.case == "p1":

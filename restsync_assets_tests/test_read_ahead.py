@@ -3,12 +3,13 @@ and a consumer that stops early stops the producer and closes its generator."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
 import pytest
 
-from restsync_assets.runtime.read_ahead import DEPTH, read_ahead, with_read_ahead
+from restsync_assets.runtime.read_ahead import DEPTH, join_waiting, read_ahead, with_read_ahead
 
 
 class Boom(RuntimeError):
@@ -88,3 +89,33 @@ def test_a_generator_function_is_wrapped_with_its_arguments() -> None:
     wrapped = with_read_ahead(pages, "items")
     assert list(wrapped(3, seen=seen)) == [0, 1, 2]
     assert seen["thread"] != threading.current_thread().name
+
+
+JOINS = [  # (first page, entries already waiting, batch rows, joined item, entry held back)
+    ([1, 2], [[3], [4, 5]], 100, [1, 2, 3, 4, 5], None),
+    ([1, 2], [[3], [4, 5]], 3, [1, 2, 3], None),
+    ([1, 2, 3, 4], [[5]], 3, [1, 2, 3, 4], None),
+    ([1], [{"not": "a page"}, [2]], 100, [1], ("item", {"not": "a page"})),
+    ([], [[1], []], 100, [1], None),
+    ([1], [], 100, [1], None),
+]
+
+
+@pytest.mark.parametrize(("first", "waiting", "batch_rows", "joined", "held"), JOINS)
+def test_pages_already_waiting_are_joined_into_one_item(
+    first, waiting, batch_rows, joined, held
+) -> None:
+    """Pages queued behind the one dlt takes are joined to it, in order, up to `batch_rows`
+    rows; an entry that is not a page (or the end, or an error) is held back for its turn."""
+    pending: queue.Queue = queue.Queue()
+    for item in waiting:
+        pending.put(("item", item))
+    assert join_waiting(first, pending, batch_rows) == (joined, held)
+
+
+def test_an_error_behind_waiting_pages_comes_after_them() -> None:
+    pending: queue.Queue = queue.Queue()
+    error = Boom("page 2 failed")
+    for entry in (("item", [1]), ("error", error)):
+        pending.put(entry)
+    assert join_waiting([0], pending, 100) == ([0, 1], ("error", error))

@@ -7,6 +7,11 @@ requests, retries, paginator and its loop detection) on a thread of its own, `de
 ahead of dlt, through a bounded queue:
 
 - pages reach dlt in the order the generator yields them (one producer, one FIFO queue);
+- when dlt falls behind, the pages already waiting are joined into one list (up to
+  `BATCH_ROWS` rows) and handed over as one item: dlt then pays its fixed cost per item once
+  per batch (measured at 1M records in pages of 1,000: 1,000 items -> about 135, extract
+  6.0 -> 4.3 s). Every step after the generator (transforms, incremental, quarantine,
+  `ArrowPages`, children) takes a list of rows of any length;
 - an error of the generator (a failed request, a paginator that loops) is raised in dlt's
   thread, where the page it would have been is expected, after the pages before it;
 - when dlt stops early (an error downstream, `end_value` reached, the run cancelled) the
@@ -23,16 +28,22 @@ from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
-#: pages fetched ahead of dlt per resource (one is enough to hide a request behind the work on
-#: the page before it; more would only hold more pages in memory)
-DEPTH = 1
+#: pages fetched ahead of dlt per resource: one hides a request behind the work on the page
+#: before it; more let dlt take several pages as one item when it falls behind (see BATCH_ROWS)
+DEPTH = 8
+#: at most this many rows of pages already fetched are handed to dlt as one item: dlt's fixed
+#: cost per item (schema computation and validation, about 2 ms per Arrow table) is then paid
+#: once per batch instead of once per page
+BATCH_ROWS = 10_000
 #: how often a producer blocked on a full queue looks whether the consumer went away
 POLL_SECONDS = 0.05
 
 _ITEM, _DONE, _ERROR = "item", "done", "error"
 
 
-def read_ahead(items: Iterator[Any], name: str, depth: int = DEPTH) -> Iterator[Any]:
+def read_ahead(
+    items: Iterator[Any], name: str, depth: int = DEPTH, batch_rows: int = BATCH_ROWS
+) -> Iterator[Any]:
     """`items`, produced on a thread of their own up to `depth` items ahead of the caller."""
     pending: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -65,19 +76,42 @@ def read_ahead(items: Iterator[Any], name: str, depth: int = DEPTH) -> Iterator[
         daemon=True,
     )
     thread.start()
+    held: tuple[str, Any] | None = None
     try:
         while True:
-            kind, value = pending.get()
-            if kind == _ITEM:
-                yield value
-            elif kind == _DONE:
+            kind, value = held or pending.get()
+            held = None
+            if kind == _DONE:
                 return
-            else:
+            if kind == _ERROR:
                 raise value
+            if isinstance(value, list):
+                value, held = join_waiting(value, pending, batch_rows)
+            yield value
     finally:
         stop.set()
         _drain(pending)
         thread.join(timeout=POLL_SECONDS * 4)  # mid-request it ends at its next page
+
+
+def join_waiting(
+    page: list, pending: queue.Queue, batch_rows: int
+) -> tuple[list, tuple[str, Any] | None]:
+    """`page` joined with the pages already waiting behind it, up to `batch_rows` rows, and the
+    entry that stopped the joining (the end, an error, an item that is not a page) if taken."""
+    if len(page) >= batch_rows or pending.empty():
+        return page, None
+    joined = list(page)
+    while len(joined) < batch_rows:
+        try:
+            entry = pending.get_nowait()
+        except queue.Empty:
+            break
+        kind, value = entry
+        if kind != _ITEM or not isinstance(value, list):
+            return joined, entry
+        joined.extend(value)
+    return joined, None
 
 
 def _drain(pending: queue.Queue) -> None:
