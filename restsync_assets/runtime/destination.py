@@ -40,6 +40,7 @@ def destination(
     `memory_cap=False` leaves DuckDB's buffer pool uncapped (`settings.duckdb_config`).
     """
     import dlt
+    from dlt.common.configuration import known_sections, resolve_configuration
     from dlt.common.destination import Destination
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
@@ -53,6 +54,11 @@ def destination(
         path.parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path), read_only=read_only)
     credentials.global_config = settings.duckdb_config(capped=memory_cap)
+    # resolved once here, so the ~30 resolutions of the destination's configuration dlt makes
+    # per run take it as it is instead of looking up every credentials field again
+    credentials = resolve_configuration(
+        credentials, sections=(known_sections.DESTINATION, "duckdb")
+    )
     return dlt.destinations.duckdb(credentials=credentials)
 
 
