@@ -7,9 +7,12 @@ import queue
 import threading
 import time
 
+import duckdb
 import pytest
 
 from restsync_assets.runtime.read_ahead import DEPTH, join_waiting, read_ahead, with_read_ahead
+
+from .support import JsonApi, materialize_specs, page, use_specs, use_warehouse, write_spec
 
 
 class Boom(RuntimeError):
@@ -119,3 +122,48 @@ def test_an_error_behind_waiting_pages_comes_after_them() -> None:
     for entry in (("item", [1]), ("error", error)):
         pending.put(entry)
     assert join_waiting([0], pending, 100) == ([0, 1], ("error", error))
+
+
+EVENTS = [
+    {"id": i, "updated": f"2026-01-01T{(2000 - i) // 60:02d}:{(2000 - i) % 60:02d}:00Z"}
+    for i in range(1, 2001)
+]  # newest first, 20 pages of 100
+
+
+def test_a_resource_dlt_may_stop_early_reads_one_page_ahead(tmp_path, monkeypatch) -> None:
+    """An incremental with `row_order: desc` ends the scan at the first row older than its
+    start: dlt stops after page 2 of 20, and the read-ahead asks for at most 2 pages more
+    (one queued, one waiting to be), not `DEPTH` more; the table holds exactly the newer rows."""
+    start = EVENTS[149]["updated"]
+    incremental = {"cursor_path": "updated", "initial_value": start, "row_order": "desc"}
+    paginator = {"type": "page_number", "page_param": "page", "total_path": "total_pages"}
+    endpoint = {"path": "/events", "data_selector": "data", "incremental": incremental}
+    resource = {"name": "events", "primary_key": "id", "write_disposition": "merge"}
+    spec = {
+        "name": "feed",
+        "client": {"base_url": "http://unused"},
+        "resources": [
+            {**resource, "endpoint": {**endpoint, "paginator": {**paginator, "base_page": 1}}}
+        ],
+    }
+    import restsync_assets.runtime.source as source
+
+    depths = []
+
+    def spy(gen, name, depth):
+        depths.append(depth)
+        return with_read_ahead(gen, name, depth)
+
+    monkeypatch.setattr(source, "with_read_ahead", spy)
+    api = JsonApi({"GET /events": lambda request: page(EVENTS, request.query, 100)})
+    with api:
+        specs = write_spec(tmp_path / "specs", spec).parent
+        use_specs(monkeypatch, specs, {"feed": api.url})
+        db = use_warehouse(monkeypatch, tmp_path / "warehouse.duckdb")
+        assert materialize_specs(specs).success
+        requests = len(api.calls_to("/events"))
+    with duckdb.connect(str(db), read_only=True) as con:
+        ids = {row[0] for row in con.execute("select id from feed.events").fetchall()}
+    assert ids == set(range(1, 151))
+    assert depths == [1]
+    assert requests <= 4, f"{requests} pages requested for a scan dlt ended at page 2"

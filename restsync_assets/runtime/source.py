@@ -25,6 +25,7 @@ from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
+from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
@@ -90,7 +91,16 @@ def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
     for resource in spec.resources:
         if resource.parent is None:
             pipe = source.resources[resource.name]._pipe
-            pipe.replace_gen(with_read_ahead(pipe.gen, resource.name))
+            depth = 1 if stops_early(resource) else READ_AHEAD_DEPTH
+            pipe.replace_gen(with_read_ahead(pipe.gen, resource.name, depth))
+
+
+def stops_early(resource: ResourceSpec) -> bool:
+    """Whether dlt may end the resource's scan before its last page: an incremental with
+    `row_order` stops at the first row past its range. Such a resource reads one page ahead, not
+    `read_ahead.DEPTH`, so the stop costs the API at most one request more."""
+    incremental = resource.endpoint.get("incremental")
+    return isinstance(incremental, dict) and incremental.get("row_order") is not None
 
 
 def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
