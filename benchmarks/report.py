@@ -166,10 +166,7 @@ def write_png(path: Path, rows: list[Row]) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return (
-            "PNG skipped: matplotlib is not installed (pip install matplotlib; the lead should "
-            'add a `bench = ["matplotlib"]` extra to pyproject.toml)'
-        )
+        return 'PNG skipped: matplotlib is not installed (pip install -e ".[bench]")'
     plotted = [r for r in rows if r.restsync is not None]
     cols = 4
     nrows = max(1, -(-len(plotted) // cols))
