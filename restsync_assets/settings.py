@@ -82,6 +82,11 @@ def default_duckdb_memory_limit() -> str:
     return f"{max(16, min(DUCKDB_MEMORY_CAP_MB, total // 32))}MB"
 
 
+def duckdb_memory_limit_set() -> bool:
+    """Whether the user chose DuckDB's buffer pool for loads (`RESTSYNC_DUCKDB_MEMORY_LIMIT`)."""
+    return bool(os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT"))
+
+
 def duckdb_config(capped: bool = True) -> dict[str, object]:
     """DuckDB settings for loads: insertion order is not kept (less memory while loading), and
     DuckDB's buffer pool is `RESTSYNC_DUCKDB_MEMORY_LIMIT` (e.g. `512MB`), else, when `capped`,

@@ -153,12 +153,15 @@ class PipelineSettings(DictionaryProvider):
 PIPELINE_SETTINGS = PipelineSettings()
 
 
-def build_pipeline(spec: SourceSpec, progress: Any = None, target: Any = None) -> Pipeline:
+def build_pipeline(
+    spec: SourceSpec, progress: Any = None, target: Any = None, memory_cap: bool = True
+) -> Pipeline:
     """A dlt pipeline loading `spec` into its dataset (= spec name) of the configured destination.
 
     `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log);
-    `target` defaults to `destination()` (readers pass a read-only one). The pipeline's dlt
-    settings (`pipeline_settings`) take effect with it.
+    `target` defaults to `destination()` (readers pass a read-only one); `memory_cap=False`
+    loads into DuckDB without restsync's default buffer cap (see `ran_out_of_capped_memory`).
+    The pipeline's dlt settings (`pipeline_settings`) take effect with it.
 
     On PostgreSQL, dlt's only UNIQUE index is the one its `unique` hint on `_dlt_id` asks for
     unless the spec hints a column `unique`: a random row id, unique by construction, whose
@@ -176,8 +179,28 @@ def build_pipeline(spec: SourceSpec, progress: Any = None, target: Any = None) -
         pipeline_name=name,
         destination=target
         if target is not None
-        else destination(unique_indexes=declares_unique(spec), memory_cap=not merges(spec)),
+        else destination(
+            unique_indexes=declares_unique(spec), memory_cap=memory_cap and not merges(spec)
+        ),
         dataset_name=spec.name,
         pipelines_dir=str(settings.pipelines_dir()),
         progress=progress,
     )
+
+
+def ran_out_of_capped_memory(error: BaseException, pipeline: Pipeline) -> bool:
+    """Whether `error` is DuckDB running out of memory under restsync's default buffer cap
+    (`settings.default_duckdb_memory_limit`): not under one the user set, not uncapped.
+
+    DuckDB reads a parquet row group in one piece, so rows of tens of kilobytes (long texts,
+    JSON documents) can need more than the cap however the pages are cut; such a load is then
+    run again without the cap (`runtime.load`).
+    """
+    from restsync_assets.text import causes
+
+    if settings.duckdb_memory_limit_set():
+        return False
+    credentials = getattr(pipeline.destination, "config_params", {}).get("credentials")
+    if "memory_limit" not in (getattr(credentials, "global_config", None) or {}):
+        return False
+    return any(type(e).__name__ == "OutOfMemoryException" for e in causes(error))

@@ -15,11 +15,16 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure, MetadataValue
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 
+from restsync_assets import settings
 from restsync_assets.partitions import run_window
 from restsync_assets.resources import DLT_RESOURCE_KEY
 from restsync_assets.runtime.catalog import with_table_metadata
 from restsync_assets.runtime.dataset_lock import load_turn
-from restsync_assets.runtime.destination import build_pipeline, loader_file_format
+from restsync_assets.runtime.destination import (
+    build_pipeline,
+    loader_file_format,
+    ran_out_of_capped_memory,
+)
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
 from restsync_assets.runtime.locks import exclusive, lock_path
@@ -61,15 +66,25 @@ def load(
                 f"{pipeline.destination.destination_name}:{spec.name}"
             )
             turn.enter_context(load_turn(pipeline, on_wait=context.log.info))  # other machines
-            events = dlt_resource.run(
-                context=context,
-                dlt_source=source,
-                dlt_pipeline=pipeline,
-                dagster_dlt_translator=translator,
-                loader_file_format=loader_file_format(pipeline.destination),
-            )
-            events = with_soft_deletes(context, spec, pipeline, events)  # `deletes: soft`
-            yield from with_table_metadata(context, spec, pipeline, events)
+            try:
+                yield from _materializations(
+                    context, spec, dlt_resource, source, pipeline, translator
+                )
+            except Exception as error:
+                if not ran_out_of_capped_memory(error, pipeline):
+                    raise
+                # nothing was yielded (dagster-dlt yields after the load) nor loaded (the job
+                # failed); dagster-dlt drops the pending package before running again
+                context.log.warning(
+                    f"{spec.name}: DuckDB ran out of memory under restsync's default load cap"
+                    f" ({settings.default_duckdb_memory_limit()}): loading again without it"
+                    " (RESTSYNC_DUCKDB_MEMORY_LIMIT sets a cap of your own)"
+                )
+                source = build_source(spec, credentials, resources=resources, window=window)
+                pipeline = build_pipeline(spec, progress=progress, memory_cap=False)
+                yield from _materializations(
+                    context, spec, dlt_resource, source, pipeline, translator
+                )
     except Failure:
         raise
     except Exception as error:  # turn deep library tracebacks into one actionable line
@@ -78,3 +93,23 @@ def load(
         raise Failure(
             description=message, metadata={"error": MetadataValue.text(message)}
         ) from None
+
+
+def _materializations(
+    context: AssetExecutionContext,
+    spec: SourceSpec,
+    dlt_resource: DagsterDltResource,
+    source: Any,
+    pipeline: Any,
+    translator: DagsterDltTranslator,
+) -> Iterator[Any]:
+    """dagster-dlt's run of `source` through `pipeline`, then soft deletes and table metadata."""
+    events = dlt_resource.run(
+        context=context,
+        dlt_source=source,
+        dlt_pipeline=pipeline,
+        dagster_dlt_translator=translator,
+        loader_file_format=loader_file_format(pipeline.destination),
+    )
+    events = with_soft_deletes(context, spec, pipeline, events)  # `deletes: soft`
+    yield from with_table_metadata(context, spec, pipeline, events)

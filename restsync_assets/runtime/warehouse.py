@@ -10,6 +10,7 @@ for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,6 +210,13 @@ def explain(error: BaseException) -> str | None:
             )
         if type(cause).__name__ == "ArgumentError" and "URL" in text:
             return f"{name} warehouse: the credentials are not a URL ({first}): {fix}"
+        if type(cause).__name__ == "OutOfMemoryException" and name == "duckdb":
+            limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT") or "DuckDB's default"
+            return (
+                f"duckdb warehouse: DuckDB ran out of memory loading ({first}) under"
+                f" RESTSYNC_DUCKDB_MEMORY_LIMIT={limit}: raise it or unset it, then run"
+                " again"
+            )
         if isinstance(cause, DestinationConnectionError) or any(
             marker in text for marker in _CANNOT_CONNECT
         ):

@@ -1,0 +1,85 @@
+"""restsync's default DuckDB buffer cap for appending loads never makes a load fail: DuckDB
+reads a parquet row group in one piece, so rows of tens of kilobytes can need more than the
+cap. Such a load runs again without the cap (one warning); a cap the user set is kept, and its
+failure says which setting to change."""
+
+from __future__ import annotations
+
+import secrets
+
+import duckdb
+import pytest
+from dagster import DagsterInstance
+
+from restsync_assets import settings
+
+from .support import (
+    JsonApi,
+    failure_message,
+    materialize_specs,
+    page,
+    use_specs,
+    use_warehouse,
+    write_spec,
+)
+
+#: 1,200 rows of 20 KB of random text: one parquet row group of about 24 MB
+WIDE = [{"id": i, "body": secrets.token_hex(10_000)} for i in range(1, 1201)]
+
+
+def _wide_spec() -> dict:
+    paginator = {"type": "page_number", "page_param": "page", "total_path": "total_pages"}
+    endpoint = {
+        "path": "/docs",
+        "data_selector": "data",
+        "paginator": {**paginator, "base_page": 1},
+    }
+    resource = {"name": "docs", "primary_key": "id", "write_disposition": "append"}
+    return {
+        "name": "wiki",
+        "client": {"base_url": "http://unused"},
+        "resources": [{**resource, "endpoint": endpoint}],
+    }
+
+
+@pytest.fixture
+def small_cap(monkeypatch):
+    """restsync's default cap at its floor (16 MB), below what one row group of WIDE needs."""
+    monkeypatch.setattr(settings, "DUCKDB_MEMORY_CAP_MB", 16)
+    assert settings.default_duckdb_memory_limit() == "16MB"
+
+
+def _load(tmp_path, monkeypatch, instance=None):
+    api = JsonApi({"GET /docs": lambda request: page(WIDE, request.query, 400)})
+    with api:
+        specs = write_spec(tmp_path / "specs", _wide_spec()).parent
+        use_specs(monkeypatch, specs, {"wiki": api.url})
+        db = use_warehouse(monkeypatch, tmp_path / "warehouse.duckdb")
+        result = materialize_specs(specs, instance=instance)
+        requests = len(api.calls_to("/docs"))
+    return result, db, requests
+
+
+def test_a_load_too_wide_for_the_default_cap_runs_again_without_it(
+    tmp_path, monkeypatch, small_cap
+):
+    instance = DagsterInstance.ephemeral()
+    result, db, requests = _load(tmp_path, monkeypatch, instance)
+    assert result.success, failure_message(result)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select id, body from wiki.docs order by id").fetchall()
+    assert rows == [(r["id"], r["body"]) for r in WIDE]  # every row once, none twice
+    assert requests == 6, "the pages are fetched once per attempt: 3 pages, two attempts"
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    warnings = [m for m in logged if "ran out of memory" in m]
+    assert len(warnings) == 1 and "loading again without it" in warnings[0], warnings
+
+
+def test_a_cap_the_user_set_is_kept_and_its_failure_names_it(tmp_path, monkeypatch, small_cap):
+    monkeypatch.setenv("RESTSYNC_DUCKDB_MEMORY_LIMIT", "16MB")
+    result, _, requests = _load(tmp_path, monkeypatch)
+    assert not result.success
+    line = failure_message(result)
+    assert "DuckDB ran out of memory" in line and "RESTSYNC_DUCKDB_MEMORY_LIMIT=16MB" in line, line
+    assert "\n" not in line
+    assert requests == 3, "no second attempt under a cap the user chose"
