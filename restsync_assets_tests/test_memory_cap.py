@@ -27,19 +27,23 @@ from .support import (
 WIDE = [{"id": i, "body": secrets.token_hex(10_000)} for i in range(1, 1201)]
 
 
-def _wide_spec() -> dict:
+#: a narrow table beside it
+NARROW = [{"id": i, "name": f"space {i}"} for i in range(1, 11)]
+
+
+def _resource(name: str) -> dict:
     paginator = {"type": "page_number", "page_param": "page", "total_path": "total_pages"}
     endpoint = {
-        "path": "/docs",
+        "path": f"/{name}",
         "data_selector": "data",
         "paginator": {**paginator, "base_page": 1},
     }
-    resource = {"name": "docs", "primary_key": "id", "write_disposition": "append"}
-    return {
-        "name": "wiki",
-        "client": {"base_url": "http://unused"},
-        "resources": [{**resource, "endpoint": endpoint}],
-    }
+    return {"name": name, "primary_key": "id", "write_disposition": "append", "endpoint": endpoint}
+
+
+def _wide_spec(*names: str) -> dict:
+    resources = [_resource(name) for name in names]
+    return {"name": "wiki", "client": {"base_url": "http://unused"}, "resources": resources}
 
 
 @pytest.fixture
@@ -49,10 +53,15 @@ def small_cap(monkeypatch):
     assert settings.default_duckdb_memory_limit() == "16MB"
 
 
-def _load(tmp_path, monkeypatch, instance=None):
-    api = JsonApi({"GET /docs": lambda request: page(WIDE, request.query, 400)})
+def _load(tmp_path, monkeypatch, instance=None, names=("docs",)):
+    api = JsonApi(
+        {
+            "GET /docs": lambda request: page(WIDE, request.query, 400),
+            "GET /spaces": lambda request: page(NARROW, request.query, 400),
+        }
+    )
     with api:
-        specs = write_spec(tmp_path / "specs", _wide_spec()).parent
+        specs = write_spec(tmp_path / "specs", _wide_spec(*names)).parent
         use_specs(monkeypatch, specs, {"wiki": api.url})
         db = use_warehouse(monkeypatch, tmp_path / "warehouse.duckdb")
         result = materialize_specs(specs, instance=instance)
@@ -83,3 +92,16 @@ def test_a_cap_the_user_set_is_kept_and_its_failure_names_it(tmp_path, monkeypat
     assert "DuckDB ran out of memory" in line and "RESTSYNC_DUCKDB_MEMORY_LIMIT=16MB" in line, line
     assert "\n" not in line
     assert requests == 3, "no second attempt under a cap the user chose"
+
+
+def test_a_package_whose_other_tables_loaded_is_not_loaded_again(tmp_path, monkeypatch, small_cap):
+    """`spaces` (narrow) loads, `docs` (wide) runs out of memory: loading the package again
+    would append `spaces` twice, so the run fails with a line saying what to set."""
+    result, db, requests = _load(tmp_path, monkeypatch, names=("spaces", "docs"))
+    assert not result.success
+    line = failure_message(result)
+    assert "restsync's default cap (16MB)" in line and "RESTSYNC_DUCKDB_MEMORY_LIMIT" in line, line
+    assert requests == 3, "loaded again although a table of the package had loaded"
+    with duckdb.connect(str(db), read_only=True) as con:
+        spaces = con.execute("select id from wiki.spaces order by id").fetchall()
+    assert spaces == [(r["id"],) for r in NARROW]  # once, not twice

@@ -189,6 +189,16 @@ def describe(specs: Sequence[SourceSpec]) -> tuple[str, bool]:
 _CANNOT_CONNECT = ("connection to server", "could not connect", "could not translate host")
 
 
+def _cap_advice() -> str:
+    limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT")
+    if limit:
+        return f"under RESTSYNC_DUCKDB_MEMORY_LIMIT={limit}: raise it or unset it, then run again"
+    return (
+        f"under restsync's default cap ({settings.default_duckdb_memory_limit()}): set"
+        " RESTSYNC_DUCKDB_MEMORY_LIMIT higher (e.g. 1GB), then run again"
+    )
+
+
 def explain(error: BaseException) -> str | None:
     """One line for a warehouse that is not configured or cannot be reached, else None."""
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
@@ -211,12 +221,7 @@ def explain(error: BaseException) -> str | None:
         if type(cause).__name__ == "ArgumentError" and "URL" in text:
             return f"{name} warehouse: the credentials are not a URL ({first}): {fix}"
         if type(cause).__name__ == "OutOfMemoryException" and name == "duckdb":
-            limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT") or "DuckDB's default"
-            return (
-                f"duckdb warehouse: DuckDB ran out of memory loading ({first}) under"
-                f" RESTSYNC_DUCKDB_MEMORY_LIMIT={limit}: raise it or unset it, then run"
-                " again"
-            )
+            return f"duckdb warehouse: DuckDB ran out of memory loading ({first}) {_cap_advice()}"
         if isinstance(cause, DestinationConnectionError) or any(
             marker in text for marker in _CANNOT_CONNECT
         ):
