@@ -82,9 +82,9 @@ def default_duckdb_memory_limit() -> str:
     return f"{max(16, min(DUCKDB_MEMORY_CAP_MB, total // 32))}MB"
 
 
-def duckdb_memory_limit_set() -> bool:
-    """Whether the user chose DuckDB's buffer pool for loads (`RESTSYNC_DUCKDB_MEMORY_LIMIT`)."""
-    return bool(os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT"))
+def user_duckdb_memory_limit() -> str | None:
+    """DuckDB's buffer pool for loads as the user chose it (`RESTSYNC_DUCKDB_MEMORY_LIMIT`)."""
+    return os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT") or None
 
 
 def duckdb_config(capped: bool = True) -> dict[str, object]:
@@ -94,7 +94,7 @@ def duckdb_config(capped: bool = True) -> dict[str, object]:
     DuckDB's delete-and-insert of a merge ran out of memory under small caps (a merge of 3M
     rows into 3M failed at 32, 64 and 128 MB; issue 13)."""
     config: dict[str, object] = {"preserve_insertion_order": False}
-    limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT")
+    limit = user_duckdb_memory_limit()
     if limit or capped:
         config["memory_limit"] = limit or default_duckdb_memory_limit()
     return config

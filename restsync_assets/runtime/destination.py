@@ -160,7 +160,7 @@ def build_pipeline(
 
     `progress` is a dlt collector (restsync passes a `LogCollector` writing to the run's log);
     `target` defaults to `destination()` (readers pass a read-only one); `memory_cap=False`
-    loads into DuckDB without restsync's default buffer cap (see `ran_out_of_capped_memory`).
+    loads into DuckDB without restsync's default buffer cap (see `may_load_again_uncapped`).
     The pipeline's dlt settings (`pipeline_settings`) take effect with it.
 
     On PostgreSQL, dlt's only UNIQUE index is the one its `unique` hint on `_dlt_id` asks for
@@ -188,7 +188,7 @@ def build_pipeline(
     )
 
 
-def ran_out_of_capped_memory(error: BaseException, pipeline: Pipeline) -> bool:
+def may_load_again_uncapped(error: BaseException, pipeline: Pipeline) -> bool:
     """Whether the load that raised `error` may run again without a DuckDB buffer cap: DuckDB
     ran out of memory under restsync's default cap (`settings.default_duckdb_memory_limit`;
     not under one the user set), and no table of the failed load package was loaded before.
@@ -200,7 +200,7 @@ def ran_out_of_capped_memory(error: BaseException, pipeline: Pipeline) -> bool:
     """
     from restsync_assets.text import causes
 
-    if settings.duckdb_memory_limit_set():
+    if settings.user_duckdb_memory_limit():
         return False
     credentials = getattr(pipeline.destination, "config_params", {}).get("credentials")
     if "memory_limit" not in (getattr(credentials, "global_config", None) or {}):

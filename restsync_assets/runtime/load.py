@@ -23,7 +23,7 @@ from restsync_assets.runtime.dataset_lock import load_turn
 from restsync_assets.runtime.destination import (
     build_pipeline,
     loader_file_format,
-    ran_out_of_capped_memory,
+    may_load_again_uncapped,
 )
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
@@ -66,15 +66,18 @@ def load(
                 f"{pipeline.destination.destination_name}:{spec.name}"
             )
             turn.enter_context(load_turn(pipeline, on_wait=context.log.info))  # other machines
+            yielded = False
             try:
-                yield from _materializations(
+                for event in _materializations(
                     context, spec, dlt_resource, source, pipeline, translator
-                )
+                ):
+                    yielded = True
+                    yield event
             except Exception as error:
-                if not ran_out_of_capped_memory(error, pipeline):
+                if yielded or not may_load_again_uncapped(error, pipeline):
                     raise
-                # nothing was yielded (dagster-dlt yields after the load) nor loaded (the job
-                # failed); dagster-dlt drops the pending package before running again
+                # nothing yielded, no table of the package loaded; dagster-dlt drops the
+                # failed package before it runs again
                 context.log.warning(
                     f"{spec.name}: DuckDB ran out of memory under restsync's default load cap"
                     f" ({settings.default_duckdb_memory_limit()}): loading again without it"

@@ -10,7 +10,6 @@ for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,7 +189,7 @@ _CANNOT_CONNECT = ("connection to server", "could not connect", "could not trans
 
 
 def _cap_advice() -> str:
-    limit = os.environ.get("RESTSYNC_DUCKDB_MEMORY_LIMIT")
+    limit = settings.user_duckdb_memory_limit()
     if limit:
         return f"under RESTSYNC_DUCKDB_MEMORY_LIMIT={limit}: raise it or unset it, then run again"
     return (
