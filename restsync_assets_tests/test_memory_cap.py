@@ -6,6 +6,7 @@ failure says which setting to change."""
 from __future__ import annotations
 
 import secrets
+from functools import cache
 
 import duckdb
 import pytest
@@ -23,8 +24,12 @@ from .support import (
     write_spec,
 )
 
-#: 1,200 rows of 20 KB of random text: one parquet row group of about 24 MB
-WIDE = [{"id": i, "body": secrets.token_hex(10_000)} for i in range(1, 1201)]
+
+@cache
+def wide_rows() -> list[dict]:
+    """1,200 rows of 20 KB of random text (one parquet row group of about 24 MB), made when a
+    test first asks, not when pytest collects the module."""
+    return [{"id": i, "body": secrets.token_hex(10_000)} for i in range(1, 1201)]
 
 
 #: a narrow table beside it
@@ -48,7 +53,7 @@ def _wide_spec(*names: str) -> dict:
 
 @pytest.fixture
 def small_cap(monkeypatch):
-    """restsync's default cap at its floor (16 MB), below what one row group of WIDE needs."""
+    """restsync's default cap at its floor (16 MB), below what one row group of `wide_rows()` needs."""
     monkeypatch.setattr(settings, "DUCKDB_MEMORY_CAP_MB", 16)
     assert settings.default_duckdb_memory_limit() == "16MB"
 
@@ -56,7 +61,7 @@ def small_cap(monkeypatch):
 def _load(tmp_path, monkeypatch, instance=None, names=("docs",)):
     api = JsonApi(
         {
-            "GET /docs": lambda request: page(WIDE, request.query, 400),
+            "GET /docs": lambda request: page(wide_rows(), request.query, 400),
             "GET /spaces": lambda request: page(NARROW, request.query, 400),
         }
     )
@@ -77,7 +82,7 @@ def test_a_load_too_wide_for_the_default_cap_runs_again_without_it(
     assert result.success, failure_message(result)
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute("select id, body from wiki.docs order by id").fetchall()
-    assert rows == [(r["id"], r["body"]) for r in WIDE]  # every row once, none twice
+    assert rows == [(r["id"], r["body"]) for r in wide_rows()]  # every row once, none twice
     assert requests == 6, "the pages are fetched once per attempt: 3 pages, two attempts"
     logged = [e.user_message for e in instance.all_logs(result.run_id)]
     warnings = [m for m in logged if "ran out of memory" in m]

@@ -94,7 +94,7 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
 
     def _complete(self, table: pa.Table) -> bool:
         names = set(table.column_names)
-        if names & _DLT_COLUMNS:
+        if not names.isdisjoint(DLT_COLUMNS):
             return False  # dlt's row path decides what a page's own `_dlt_id` means
         return all(c in names and table.column(c).null_count == 0 for c in self.required)
 
@@ -119,21 +119,20 @@ class ArrowPages(ItemTransform[Any, dict[str, Any]]):
         return True
 
 
-_DLT_COLUMNS = {C_DLT_LOAD_ID, C_DLT_ID}
-#: dlt's hints of those columns (`_dlt_id`: unique, row key), as its normalizer would set them
+#: dlt's columns `ArrowPages` adds, in the order dlt's row path adds them (the extractor
+#: replaces the load id in place), with the hints its normalizer gives them (`_dlt_id`:
+#: unique, row key)
 DLT_COLUMNS = {C_DLT_LOAD_ID: dlt_load_id_column(), C_DLT_ID: dlt_id_column()}
-#: in the order dlt's row path adds them; the extractor replaces the load id in place
-_DLT_FIELDS = [pa.field(name, pa.string(), nullable=False) for name in (C_DLT_LOAD_ID, C_DLT_ID)]
-_ID_BYTES = 18  # base64 of 18 bytes is 24 characters without padding; 22 kept, as dlt's ids
+_DLT_FIELDS = [pa.field(name, pa.string(), nullable=False) for name in DLT_COLUMNS]
+_ID_BYTES = 18  # base64 of 18 bytes is 24 characters, no padding; 22 are kept, as dlt's ids
 
 
 def dlt_ids(count: int) -> pa.Array:
     """`count` random row ids shaped like dlt's (`many_uniq_ids_base64`: 22 base64 characters,
     132 random bits here), made in one pass over one buffer instead of one string at a time."""
     encoded = base64.b64encode(secrets.token_bytes(_ID_BYTES * count))
-    width = len(encoded) // count if count else 24
     fixed = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(width), count, [None, pa.py_buffer(encoded)]
+        pa.binary(_ID_BYTES * 4 // 3), count, [None, pa.py_buffer(encoded)]
     )
     return pc.binary_slice(fixed, 0, 22).cast(pa.string())
 
