@@ -181,3 +181,24 @@ def test_a_lease_held_elsewhere_is_waited_for_then_one_line(redis_store, retry_c
     stale = {"source": SPEC, "refresh_token": "rotated-x", "configured_sha256": store.lineage}
     assert not store.backend.compare_and_set(None, stale)
     assert client.hget(key, "refresh_token") == b"rotated-1"
+
+
+def test_a_new_shared_store_starts_from_the_token_rotated_into_the_pipelines_folder(
+    tmp_path, monkeypatch
+):
+    """Turning `RESTSYNC_TOKEN_STORE_URL` on after runs rotated the token into the pipelines
+    folder: the shared store (empty) is not a dead end, the folder's token is tried first,
+    and the next rotation is written to the shared store."""
+    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "pipelines"))
+    monkeypatch.delenv("RESTSYNC_RATE_LIMIT_URL", raising=False)
+    monkeypatch.delenv("RESTSYNC_TOKEN_STORE_URL", raising=False)
+    RefreshTokenStore(SPEC, "configured").save("rotated-before")
+    monkeypatch.setenv("RESTSYNC_TOKEN_STORE_URL", f"file://{tmp_path / 'shared'}")
+    store = RefreshTokenStore(SPEC, "configured")
+    with store.refreshing():
+        assert store.candidates() == ["rotated-before", "configured"]
+        store.save("rotated-after")
+    assert FileBackend(tmp_path / "shared" / "ledger.refresh_token").read()["refresh_token"] == (
+        "rotated-after"
+    )
+    assert RefreshTokenStore(SPEC, "configured").candidates() == ["rotated-after", "configured"]

@@ -104,7 +104,9 @@ class RefreshTokenStore:
     """The rotated refresh token of one source, descended from its `configured` token.
 
     `directory` keeps the token in a file there (tests, previews); else the configured
-    store (`backend_for`).
+    store (`backend_for`). A shared store that holds no token yet falls back, for reading, to
+    the file a run wrote to the pipelines folder before the store was configured, so turning
+    the shared store on never strands a token rotated before.
     """
 
     def __init__(
@@ -125,6 +127,10 @@ class RefreshTokenStore:
                 else backend_for(source, self.lineage)
             )
         self.backend = backend
+        local = store_path(source) if directory is None else None
+        self._legacy = (
+            FileBackend(local) if local and getattr(backend, "path", None) != local else None
+        )
         self._seen: str | None = None  # fingerprint of the token stored when last read
         self._depth = 0
         self._local = threading.RLock()
@@ -140,7 +146,7 @@ class RefreshTokenStore:
         token = data.get("refresh_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             self._seen = None
-            return None
+            return self._legacy_token()
         self._seen = fingerprint(self.source, token)
         if data.get("configured_sha256") != self.lineage:
             logger.info(
@@ -150,6 +156,22 @@ class RefreshTokenStore:
                 self.backend.where,
             )
             return None
+        return token
+
+    def _legacy_token(self) -> str | None:
+        """The pipelines folder's token of this lineage, when a shared store has none."""
+        data = self._legacy.read() if self._legacy is not None else None
+        token = data.get("refresh_token") if data else None
+        if not isinstance(token, str) or not token:
+            return None
+        if data.get("configured_sha256") != self.lineage:
+            return None
+        logger.info(
+            "%s: %s holds no refresh token yet; using the one rotated into %s",
+            self.source,
+            self.backend.where,
+            self._legacy.where,
+        )
         return token
 
     def candidates(self) -> list[str]:
