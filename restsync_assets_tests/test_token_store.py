@@ -202,3 +202,35 @@ def test_a_new_shared_store_starts_from_the_token_rotated_into_the_pipelines_fol
         "rotated-after"
     )
     assert RefreshTokenStore(SPEC, "configured").candidates() == ["rotated-after", "configured"]
+
+
+def test_a_held_lease_is_renewed_until_given_back(redis_store, monkeypatch):
+    """A token request may outlast the lease's expiry: its holder renews it, so after four
+    renewals (longer than one expiry) the lease is still there, and it is gone once given
+    back."""
+    import redis
+
+    from restsync_assets.runtime import token_store_redis
+    from restsync_assets.runtime.token_store_redis import RedisBackend, key_of
+
+    monkeypatch.setattr(token_store_redis, "LEASE_SECONDS", 0.3)
+    url, keys = redis_store
+    lineage = fingerprint(SPEC, f"configured-{uuid.uuid4().hex}")
+    keys.append(key_of(SPEC, lineage))
+    backend = RedisBackend(url, SPEC, lineage)
+    renewed, four = [], threading.Event()
+    renew = backend._renew
+
+    def counting(**kwargs):
+        renewed.append(renew(**kwargs))
+        if len(renewed) >= 4:
+            four.set()
+        return renewed[-1]
+
+    backend._renew = counting
+    client = redis.Redis.from_url(url)
+    with backend.lease():
+        assert four.wait(10), "the lease was not renewed four times within 10 s"
+        assert client.exists(f"{keys[0]}:lease")
+    assert renewed[:4] == [1, 1, 1, 1]
+    assert not client.exists(f"{keys[0]}:lease")

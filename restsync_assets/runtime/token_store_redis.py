@@ -6,8 +6,9 @@ a hash with `refresh_token`, `token_sha256`, `configured_sha256`, `saved_at`; a
 re-authorised app (another configured token) starts a new key, and two deployments sharing
 one Redis with the same spec names never read each other's token. `<key>:lease` is the
 lease: set with NX and an expiry (`LEASE_SECONDS`, so a killed worker's lease lapses) to a
-random owner id, deleted only by its owner. The write is a Lua compare-and-swap on
-`token_sha256`.
+random owner id, renewed by its owner every third of that while it holds it (a token request
+with its retries may take minutes), deleted only by its owner. The write is a Lua
+compare-and-swap on `token_sha256`.
 
 The URL may hold a password: it is registered with the masking and never shown unmasked.
 """
@@ -15,6 +16,8 @@ The URL may hold a password: it is registered with the masking and never shown u
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,13 +29,15 @@ from .token_store import TokenStoreError, fingerprint
 
 __all__ = ["KEY_PREFIX", "LEASE_SECONDS", "RedisBackend", "key_of"]
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "restsync:refresh_token:"
-#: How long a lease lasts unless its owner deletes it first: longer than a token request with
-#: its retries takes (TOKEN_POLICY: 30 s timeout), short enough that a killed worker's lease
-#: does not stall the others for long.
-LEASE_SECONDS = 120.0
-#: How long a worker waits for another's lease before giving up with one line.
-WAIT_SECONDS = LEASE_SECONDS + 30.0
+#: How long a lease lasts unless its owner renews it (every third of it, while its token
+#: request runs): a killed worker's lease lapses this soon.
+LEASE_SECONDS = 15.0
+#: How long a worker waits for another's lease before giving up with one line: longer than
+#: a token request with its retries takes (the default error_handler: 4 x 60 s + 3 x 60 s).
+WAIT_SECONDS = 600.0
 INSTALL = (
     "RESTSYNC_TOKEN_STORE_URL (or RESTSYNC_RATE_LIMIT_URL) is a Redis URL but the redis"
     ' package is missing: pip install "restsync[redis]"'
@@ -48,6 +53,11 @@ return 1
 # KEYS: the lease. ARGV: owner id
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# KEYS: the lease. ARGV: owner id, milliseconds
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -78,6 +88,7 @@ class RedisBackend:
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
         self._cas = self._client.register_script(COMPARE_AND_SET)
         self._release = self._client.register_script(RELEASE)
+        self._renew = self._client.register_script(RENEW)
 
     def read(self) -> dict[str, Any] | None:
         data = self._call(self._client.hgetall, self.key)
@@ -107,10 +118,34 @@ class RedisBackend:
                 )
             clock.sleep(pause)  # another worker is refreshing: wait, then read its token
             pause = min(pause * 2, 0.5)
+        done = threading.Event()
+        renewing = threading.Thread(
+            target=self._keep, args=(lease_key, owner, done), name="restsync-token-lease"
+        )
+        renewing.daemon = True
+        renewing.start()
         try:
             yield
         finally:
+            done.set()
+            renewing.join()
             self._call(self._release, keys=[lease_key], args=[owner])
+
+    def _keep(self, lease_key: str, owner: str, done: threading.Event) -> None:
+        """Renew the lease every third of `LEASE_SECONDS` until `done` (or it is lost)."""
+        while not done.wait(LEASE_SECONDS / 3):
+            try:
+                kept = self._renew(keys=[lease_key], args=[owner, int(LEASE_SECONDS * 1000)])
+            except self._errors as error:
+                kept = False
+                logger.warning("%s", self._error(error))
+            if not kept:
+                logger.warning(
+                    "%s: lost the refresh lease %s; another worker may refresh meanwhile",
+                    self.source,
+                    lease_key,
+                )
+                return
 
     def clear(self) -> None:
         self._call(self._client.delete, self.key)
