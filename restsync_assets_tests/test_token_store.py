@@ -234,3 +234,40 @@ def test_a_held_lease_is_renewed_until_given_back(redis_store, monkeypatch):
         assert client.exists(f"{keys[0]}:lease")
     assert renewed[:4] == [1, 1, 1, 1]
     assert not client.exists(f"{keys[0]}:lease")
+
+
+#: (RESTSYNC_TOKEN_STORE_URL, RESTSYNC_RATE_LIMIT_URL) -> where the token is kept
+STORES = [
+    (None, "redis://127.0.0.1:6379/0", "redis:restsync:refresh_token:ledger:"),
+    (
+        "redis://127.0.0.1:6379/1",
+        "redis://127.0.0.1:6379/0",
+        "redis:restsync:refresh_token:ledger:",
+    ),
+    ("file://{tmp}/shared", "redis://127.0.0.1:6379/0", "file:shared/ledger.refresh_token"),
+    ("{tmp}/mounted", None, "file:mounted/ledger.refresh_token"),
+]
+
+
+@pytest.mark.parametrize(("store_url", "rate_limit_url", "where"), STORES)
+def test_the_store_setting_picks_where_the_token_is_kept(
+    store_url, rate_limit_url, where, tmp_path, monkeypatch
+):
+    """`RESTSYNC_TOKEN_STORE_URL` wins, else `RESTSYNC_RATE_LIMIT_URL` (a deployment sharing
+    budgets across machines shares tokens too); neither: the pipelines folder, as before
+    (test_security). Nothing connects before a token is read."""
+    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "pipelines"))
+    for name, value in (
+        ("RESTSYNC_TOKEN_STORE_URL", store_url),
+        ("RESTSYNC_RATE_LIMIT_URL", rate_limit_url),
+    ):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    store = RefreshTokenStore(SPEC, "configured")
+    kind, _, rest = where.partition(":")
+    if kind == "file":
+        assert store.path == tmp_path / rest
+    else:
+        assert store.path is None and store.backend.key.startswith(rest)
