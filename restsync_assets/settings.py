@@ -104,3 +104,10 @@ def rate_limit_url() -> str | None:
     """`RESTSYNC_RATE_LIMIT_URL` (`redis://...`): rate budgets shared across machines through
     Redis; unset, each spec's budget is a file under `pipelines_dir()` (one machine)."""
     return os.environ.get("RESTSYNC_RATE_LIMIT_URL") or None
+
+
+def token_store_url() -> str | None:
+    """`RESTSYNC_TOKEN_STORE_URL` (`redis://...`, or `file:///folder` every worker mounts), else
+    `RESTSYNC_RATE_LIMIT_URL`: where rotated OAuth2 refresh tokens are shared by every worker
+    (`runtime/token_store.py`); unset, each is a file under `pipelines_dir()` (one machine)."""
+    return os.environ.get("RESTSYNC_TOKEN_STORE_URL") or rate_limit_url()

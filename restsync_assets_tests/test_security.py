@@ -192,7 +192,12 @@ def test_token_store_prefers_a_rotation_of_the_configured_token(tmp_path) -> Non
     store.save("rotated-3")
     assert store.path == tmp_path / "ledger.refresh_token"
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["ledger.refresh_token"]  # no temp files
+    # no temp files; the lease's lock file beside the token (its lock, not its content)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ledger.refresh_token",
+        "ledger.refresh_token.lock",
+    ]
+    assert (tmp_path / "ledger.refresh_token.lock").read_bytes() == b""
     assert store.load() == "rotated-3"
     assert store.candidates() == ["rotated-3", "configured-1"]
     assert "configured-1" not in store.path.read_text()

@@ -10,6 +10,12 @@ only `<pipeline name>.*` keys (`PIPELINE_SETTINGS`, registered through
 `pipeline.run`, which takes no extract or normalize settings, so dlt reads them from its
 config. dlt looks pipeline-scoped keys up first in every provider, so these beat a global
 `[extract] workers` and yield to a user's own `<pipeline name>.extract.workers`.
+
+dlt settings restsync chooses for every run wherever it starts (a `dg` project, an installed
+package, another working folder: no `.dlt/` of restsync's there) come from a second provider
+(`RESTSYNC_DEFAULTS`, registered with the first): `runtime.dlthub_telemetry = false`, so dlt's
+anonymous usage reports are off. Providers registered later are asked last, so an explicit
+setting in a `.dlt/config.toml` or `RUNTIME__DLTHUB_TELEMETRY` still wins.
 """
 
 from __future__ import annotations
@@ -153,6 +159,40 @@ class PipelineSettings(DictionaryProvider):
 PIPELINE_SETTINGS = PipelineSettings()
 
 
+class RestsyncDefaults(DictionaryProvider):
+    """Global dlt config restsync sets for every run: `DEFAULTS` (`runtime.dlthub_telemetry`
+    false). Asked after dlt's own providers (env, `.dlt/` toml files)."""
+
+    NAME = "restsync defaults"
+    DEFAULTS: dict[str, Any] = {"runtime": {"dlthub_telemetry": False}}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config_doc = {k: dict(v) for k, v in self.DEFAULTS.items()}
+        self._lock = threading.Lock()
+
+    def register(self) -> None:
+        """Add this provider to dlt's (unless there); when dlt started its telemetry before
+        (its runtime starts with its run context, before restsync could register), restart
+        dlt's runtime so it resolves `dlthub_telemetry` again, now false."""
+        import dlt
+        from dlt.common.configuration.container import Container
+        from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+        from dlt.common.runtime.telemetry import stop_telemetry
+
+        with self._lock:
+            run_context = Container()[PluggableRunContext]
+            if self.name in run_context.providers:
+                return
+            dlt.config.register_provider(self)
+            if run_context.context.runtime_config.dlthub_telemetry:
+                stop_telemetry()
+                run_context.initialize_runtime()
+
+
+RESTSYNC_DEFAULTS = RestsyncDefaults()
+
+
 def build_pipeline(
     spec: SourceSpec, progress: Any = None, target: Any = None, memory_cap: bool = True
 ) -> Pipeline:
@@ -175,6 +215,7 @@ def build_pipeline(
     name = pipeline_name(spec)
     PIPELINE_SETTINGS.set_pipeline(name, pipeline_settings(spec))
     PIPELINE_SETTINGS.register()
+    RESTSYNC_DEFAULTS.register()
     return dlt.pipeline(
         pipeline_name=name,
         destination=target

@@ -83,9 +83,11 @@ def build_paginator(paginator: Any, resource: str) -> Any:
 def oauth2_auth(auth: OAuth2AuthSpec, spec: SourceSpec, credentials: Credentials) -> OAuth2Auth:
     """restsync's `oauth2`: one token shared by every resource.
 
-    With a refresh token, a token the server rotates is stored at once in
-    `<pipelines dir>/<spec>.refresh_token` (0600) and preferred over the configured one on
-    the next run while it descends from it (see `restsync_assets.runtime.token_store`).
+    With a refresh token, a token the server rotates is stored at once in the token store
+    (Redis or a shared folder when `RESTSYNC_TOKEN_STORE_URL` / `RESTSYNC_RATE_LIMIT_URL` is
+    set, else `<pipelines dir>/<spec>.refresh_token`, 0600) and preferred over the configured
+    one while it descends from it; each refresh holds the store's lease, so workers sharing
+    it never spend one single-use token twice (see `restsync_assets.runtime.token_store`).
     Token requests are retried on 429/5xx, connection errors and timeouts with the
     `max_retries`, `backoff_factor`, `max_retry_delay` and `timeout` of the client-level
     `error_handler`.
@@ -111,6 +113,7 @@ def oauth2_auth(auth: OAuth2AuthSpec, spec: SourceSpec, credentials: Credentials
         policy=token_policy(spec.error_handler),
         refresh_token_candidates=store.candidates if store else None,
         on_refresh_token_rotated=store.save if store else None,
+        refresh_lease=store.refreshing if store else None,
     )
 
 

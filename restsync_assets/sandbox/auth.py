@@ -10,6 +10,11 @@ The token endpoint accepts a form (or JSON) POST with ``grant_type``,
 ``client_id``/``client_secret`` (or HTTP Basic) and, for refresh-token specs,
 ``refresh_token``. A rotation fault makes a refresh-token grant answer with a new
 ``refresh_token``; the one just used then fails with ``invalid_grant``.
+
+Single-use refresh tokens (:meth:`TokenStore.single_use`, as Salesforce enforces rotation):
+the spec starts from a fresh refresh token, every grant spends the token it was given and
+answers with a new one, atomically (two grants with one token: the second is refused), and
+every attempt to use a spent token is counted (:meth:`TokenStore.reuses`).
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ class TokenStore:
         self.clock = clock or time.time
         self._tokens: dict[str, tuple[str, float]] = {}
         self._refresh: dict[str, str] = {}
+        self._single_use: set[str] = set()
+        self._spent: dict[str, set[str]] = {}
+        self._reuses: dict[str, int] = {}
         self._issued: list[str] = []
         self._lock = threading.Lock()
 
@@ -110,6 +118,38 @@ class TokenStore:
             self._refresh[spec] = new
             self._issued.append(new)
         return new
+
+    def single_use(self, spec: str) -> str:
+        """Make ``spec``'s refresh tokens single-use, starting from a fresh one (returned)."""
+        first = f"sandbox-{spec}-refresh-{secrets.token_hex(12)}"
+        with self._lock:
+            self._single_use.add(spec)
+            self._refresh[spec] = first
+            self._issued.append(first)
+        return first
+
+    def reuses(self, spec: str) -> int:
+        """How many grants of ``spec`` came with a refresh token already spent."""
+        with self._lock:
+            return self._reuses.get(spec, 0)
+
+    def redeem(self, spec: str, given: str | None, rotate: bool) -> tuple[bool, str | None]:
+        """A refresh-token grant with ``given``, atomically: (accepted, the new refresh token
+        when it rotates: ``rotate`` or a single-use spec)."""
+        with self._lock:
+            live = self._refresh.get(spec) or credentials_for(spec)["refresh_token"]
+            spent = self._spent.setdefault(spec, set())
+            if not _same(given, live):
+                if given in spent:
+                    self._reuses[spec] = self._reuses.get(spec, 0) + 1
+                return False, None
+            if not (rotate or spec in self._single_use):
+                return True, None
+            new = f"sandbox-{spec}-refresh-{secrets.token_hex(12)}"
+            spent.add(live)
+            self._refresh[spec] = new
+            self._issued.append(new)
+            return True, new
 
     def issued(self) -> list[str]:
         """Every access and rotated refresh token issued so far (for secret scans)."""
@@ -157,11 +197,18 @@ def token_endpoint(spec: str, request: IncomingRequest, store: TokenStore) -> Re
     grant = GRANT_TYPES[spec]
     if form.get("grant_type") != grant:
         raise ApiError(401, "invalid_grant", f"this client must use grant_type={grant}")
-    if grant == "refresh_token" and not _same(form.get("refresh_token"), store.refresh_token(spec)):
-        raise ApiError(401, "invalid_grant", "unknown, revoked or already rotated refresh_token")
+    rotated = None
+    if grant == "refresh_token":
+        accepted, rotated = store.redeem(
+            spec, form.get("refresh_token"), request.rotate_refresh_token
+        )
+        if not accepted:
+            raise ApiError(
+                401, "invalid_grant", "unknown, revoked or already rotated refresh_token"
+            )
     body = {"access_token": store.issue(spec), "token_type": "Bearer", "expires_in": store.ttl}
-    if grant == "refresh_token" and request.rotate_refresh_token:
-        body["refresh_token"] = store.rotate_refresh_token(spec)
+    if rotated is not None:
+        body["refresh_token"] = rotated
     return Response(200, body, {"Cache-Control": "no-store"})
 
 

@@ -271,6 +271,18 @@ class Sandbox:
         _check_spec(spec)
         return self._app.tokens.refresh_token(spec)
 
+    def single_use_refresh_tokens(self, spec: str) -> str:
+        """From now on ``spec``'s token endpoint spends each refresh token once and answers
+        with a new one (rotation enforced, as Salesforce does); returns the fresh refresh
+        token to configure. :meth:`refresh_token_reuses` counts grants with a spent one."""
+        _check_spec(spec)
+        return self._app.tokens.single_use(spec)
+
+    def refresh_token_reuses(self, spec: str) -> int:
+        """How many token requests of ``spec`` sent a refresh token already spent."""
+        _check_spec(spec)
+        return self._app.tokens.reuses(spec)
+
     def secrets(self) -> list[str]:
         """Every secret the sandbox knows: client secrets, refresh tokens (configured and
         rotated), every access token issued so far and the vendors' tokens, keys and

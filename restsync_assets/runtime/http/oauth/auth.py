@@ -8,6 +8,7 @@ trying the refresh tokens its :class:`~.rotation.RefreshTokenRotation` offers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -48,6 +49,10 @@ class OAuth2Auth(AuthConfigBase):
             previous run stored after a rotation, then the configured one).
         on_refresh_token_rotated: called with the new refresh token when the server rotates
             it, so it can be persisted.
+        refresh_lease: returns a context manager held around each refresh-token grant
+            (``refresh_token_candidates``, the request, ``on_refresh_token_rotated``), so
+            workers sharing a token store never send one single-use refresh token twice
+            (restsync's ``RefreshTokenStore.refreshing``).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class OAuth2Auth(AuthConfigBase):
         expiry_skew_seconds: float = 60.0,
         refresh_token_candidates: Callable[[], list[str]] | None = None,
         on_refresh_token_rotated: Callable[[str], None] | None = None,
+        refresh_lease: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
     ) -> None:
         self.client = TokenClient(
             token_url,
@@ -83,6 +89,7 @@ class OAuth2Auth(AuthConfigBase):
             source=source,
         )
         self.expiry_skew_seconds = expiry_skew_seconds
+        self._refresh_lease = refresh_lease
         self._lock = threading.RLock()
         self._access_token: str | None = None
         self._expires_at: float | None = None
@@ -147,7 +154,13 @@ class OAuth2Auth(AuthConfigBase):
         return now >= self._expires_at - self.expiry_skew_seconds
 
     def _fetch_token(self) -> None:
-        candidates = self.rotation.to_try()
+        if self.rotation.current is None or self._refresh_lease is None:
+            self._fetch_with(self.rotation.to_try())
+            return
+        with self._refresh_lease():  # candidates read under the lease: no token sent twice
+            self._fetch_with(self.rotation.to_try())
+
+    def _fetch_with(self, candidates: list[str | None]) -> None:
         for index, candidate in enumerate(candidates, start=1):
             try:
                 token = self.client.fetch(candidate)
