@@ -1,4 +1,4 @@
-"""README "Deploying", followed: its bash blocks run against the machine's servers.
+"""docs/deploying.md, followed: its bash blocks run against the machine's servers.
 
 The team-server block runs as written (each `export` gets the test's value for that name,
 and the test insists the block exports exactly the names it needs); the Celery block's
@@ -44,8 +44,8 @@ TWO_SPECS = ("ledger", "workspace_docs")
 
 
 def readme_block(name: str) -> list[str]:
-    """The commands of the bash block after `<!-- deploying:<name> ... -->` in README.md."""
-    text = (REPO / "README.md").read_text()
+    """The commands of the bash block after `<!-- deploying:<name> ... -->` in docs/deploying.md."""
+    text = (REPO / "docs" / "deploying.md").read_text()
     after = text[text.index(f"<!-- deploying:{name} ") :]
     body = after.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line for line in body.splitlines() if line.strip() and not line.startswith("#")]

@@ -241,8 +241,8 @@ def test_a_repeated_graphql_cursor_fails_the_load_and_writes_nothing(codehost, s
 
 
 def test_the_readme_example_is_the_spec_the_end_to_end_test_loads():
-    """README's `#### GraphQL: cursor_body_path` example is this module's spec."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("#### GraphQL: `cursor_body_path`", 1)[1]
+    """The spec reference's `### GraphQL: cursor_body_path` example is this module's spec."""
+    readme = (REPO / "docs" / "spec-reference.md").read_text()
+    section = readme.split("### GraphQL: `cursor_body_path`", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
     assert yaml.safe_load(block) == SPEC

@@ -1,11 +1,15 @@
-"""Every example of README.md is run by a test.
+"""Every example of README.md and of every page of docs/ is run by a test.
 
-Commands (```bash blocks): the walkthrough of "Three ways to drive it" runs here, in order,
-against a sandbox started as the README starts it; each other command names the test that
-runs it (`ELSEWHERE`), and a command that is neither fails `test_every_command_is_run`.
+Commands (```bash blocks): the walkthrough of the README's "Three ways to drive it" (and of
+every docs page but the tutorial) runs here, in order, against a sandbox started as the
+README starts it; the tutorial (docs/tutorial.md) runs here from its first command to its
+last, writing its files as it shows them; each other command names the test that runs it
+(`ELSEWHERE`), and a command that is none of these fails `test_every_command_is_run`.
 Sample outputs (```text) are compared with what the commands print now. Spec snippets
 (```yaml) load as specs, merged into the seed spec they come from; the defs.yaml snippet
-loads as a component; the ```toml snippet names real credential keys.
+loads as a component; the ```toml snippet names real credential keys. The site builds with
+`mkdocs build --strict` (broken links and anchors fail), and the README's links to the docs
+name pages and headings that exist.
 """
 
 from __future__ import annotations
@@ -19,31 +23,53 @@ import shlex
 import subprocess
 import sys
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import pytest
 import tomlkit
 import yaml
+from markdown.extensions.toc import slugify
 
 from restsync_assets.cli import main
 from restsync_assets.resources import CREDENTIAL_KEYS
 from restsync_assets.specs import parse_spec
 from restsync_assets.specs.model import ENDPOINT_KEYS, TOP_LEVEL_KEYS
 
-from .conftest import REPO, SEED_SPECS, free_port
+from .conftest import BIN, REPO, SEED_SPECS, free_port
 
-README = (REPO / "README.md").read_text()
-BLOCKS = [
-    (m.group(1), m.group(2))
-    for m in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
-]
+#: the README, then every page of the docs site
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+TUTORIAL = REPO / "docs" / "tutorial.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def page_id(page: Path) -> str:
+    return str(page.relative_to(REPO))
+
+
+def blocks_of(page: Path) -> list[tuple[str, str]]:
+    """The fenced blocks of one page: (language, body)."""
+    return [(m.group(1), m.group(2)) for m in FENCE.finditer(page.read_text())]
+
+
+#: every fenced block of every page
+BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 #: the README's sandbox port; the tests use a free one instead
 README_PORT = "8765"
 
 
-def commands() -> list[str]:
-    """Every command line of the ```bash blocks, comments removed."""
+def commands(pages: list[Path] | None = None) -> list[str]:
+    """Every command line of the ```bash blocks of `pages` (default: every page but the
+    tutorial, which `test_the_tutorial_runs` runs), comments removed."""
     lines = []
-    for language, body in BLOCKS:
+    for page in [p for p in PAGES if p != TUTORIAL] if pages is None else pages:
+        lines.extend(_bash_lines(blocks_of(page)))
+    return lines
+
+
+def _bash_lines(blocks: list[tuple[str, str]]) -> list[str]:
+    lines = []
+    for language, body in blocks:
         if language == "bash":
             for line in body.splitlines():
                 command = re.sub(r"\s+#.*$", "", line).strip()
@@ -72,7 +98,7 @@ ELSEWHERE = {
         " (the module workspace.yaml names)"
     ),
     r"dg dev": "test_dg_project.py::test_dg_dev_serves_the_seed_assets",
-    # README "Deploying": the team-server block, run as written against PostgreSQL
+    # docs/deploying.md: the team-server block, run as written against PostgreSQL
     r"(export (DAGSTER_HOME|DAGSTER_PG_URL|DESTINATION__POSTGRES__CREDENTIALS|RESTSYNC_PIPELINES_DIR)=.*"
     r'|mkdir -p "\$DAGSTER_HOME" && cp deploy/dagster\.yaml .*'
     r'|dagster asset materialize -m restsync_assets\.definitions --select "group:ledger or group:workspace_docs")': (
@@ -85,7 +111,7 @@ ELSEWHERE = {
         "not run as such: `dagster dev` (test_readme_commands.py) serves the same definitions"
         " through the same webserver"
     ),
-    # README "Deploying": the Celery block, with RabbitMQ and two workers
+    # docs/deploying.md: the Celery block, with RabbitMQ and two workers
     r"(export RESTSYNC_CELERY_BROKER=.*|dagster-celery worker start .*"
     r"|dagster asset materialize .* -c deploy/run_celery\.yaml)": (
         "test_deploying.py::test_celery_block_spreads_the_five_seed_specs_over_two_workers"
@@ -107,11 +133,24 @@ WALKTHROUGH = [
 ]
 
 
-def test_every_command_is_run():
-    """A README command that no test runs fails here; so does a pointer to a missing test."""
-    for command in commands():
-        known = [p for p in [*ELSEWHERE, *WALKTHROUGH] if re.fullmatch(p, command)]
-        assert known, f"README command not run by any test: {command}"
+#: commands of the tutorial, each run by `test_the_tutorial_runs` as `run_tutorial_command` says
+TUTORIAL_COMMANDS = [
+    r"restsync sandbox --port 8765",
+    r'eval "\$\(restsync sandbox --print-env --port 8765\)"',
+    r"export (RESTSYNC_SPECS_DIR|RESTSYNC_DUCKDB_PATH)=\S+",
+    r"mkdir -p \S+",
+    r"restsync (validate|preview|run|check)\b.*",
+    r"dagster dev",
+]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_every_command_is_run(page):
+    """A command of the page that no test runs fails here; so does a pointer to a missing test."""
+    patterns = TUTORIAL_COMMANDS if page == TUTORIAL else [*ELSEWHERE, *WALKTHROUGH]
+    for command in commands([page]):
+        known = [p for p in patterns if re.fullmatch(p, command)]
+        assert known, f"{page_id(page)}: command not run by any test: {command}"
     for where in ELSEWHERE.values():
         if "::" in where:
             module, test = where.split(" ")[0].split("::")
@@ -181,7 +220,13 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
     finally:
         server.terminate()
         server.wait(timeout=30)
-    samples = [b.splitlines() for lang, b in BLOCKS if lang == "text"]
+    samples = [
+        b.splitlines()
+        for page in PAGES
+        if page != TUTORIAL
+        for lang, b in blocks_of(page)
+        if lang == "text"
+    ]
     compared = [s for s in samples if s[0][2:] in printed and s[0] != "$ restsync validate"]
     assert len(compared) == 2  # the preview and the run samples
     for sample in compared:
@@ -193,7 +238,7 @@ def normal(line: str, port: str) -> str:
     line = line.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT").replace(
         f"127.0.0.1:{README_PORT}", "127.0.0.1:PORT"
     )
-    line = re.sub(r"warehouse: \S+", "warehouse: W", line)
+    line = re.sub(r"(warehouse:|checks against duckdb) \S+", r"\1 W", line)
     line = re.sub(r"\b\d+\.\d+s?\b", "T", line)
     line = re.sub(r"(\b200|\b401)\s+\d+\s+", r"\1 MS ", line)  # request milliseconds
     return " ".join(line.split()).replace("-", "")
@@ -235,8 +280,14 @@ GENERIC = {
 SEEDS = {p.stem: p for p in SEED_SPECS.glob("*.yaml")}
 
 
-def spec_snippets() -> list[str]:
-    return [body for lang, body in BLOCKS if lang == "yaml" and not body.startswith("# defs/")]
+def spec_snippets() -> list[pytest.param]:
+    """Every ```yaml block of every page but the defs.yaml, with the page in its id."""
+    return [
+        pytest.param(body, id=f"{page_id(page)}:{body.splitlines()[0][:40]}")
+        for page in PAGES
+        for lang, body in blocks_of(page)
+        if lang == "yaml" and not body.startswith("# defs/")
+    ]
 
 
 def as_spec(snippet: str) -> dict:
@@ -269,7 +320,7 @@ def as_spec(snippet: str) -> dict:
     return spec
 
 
-@pytest.mark.parametrize("snippet", spec_snippets(), ids=lambda s: s.splitlines()[0][:40])
+@pytest.mark.parametrize("snippet", spec_snippets())
 def test_spec_snippet_is_a_valid_spec(snippet, tmp_path):
     spec = parse_spec(as_spec(snippet), tmp_path / "snippet.yaml")
     assert spec.resources
@@ -308,25 +359,154 @@ def test_the_secrets_toml_snippet_names_credential_keys():
     assert all(set(keys) <= {*CREDENTIAL_KEYS, *static_auth} for keys in sources.values())
 
 
-def test_every_example_block_is_checked():
-    """Each fenced block is a command block, a sample output, a spec, a defs.yaml or the toml
-    above (the layout tree, with no language, is not an example)."""
+#: first lines of the sample outputs (```text), each compared by a test with what it shows
+SAMPLES = {
+    # test_the_walkthrough_runs
+    "$ restsync preview ledger resource_name --limit 3",
+    "$ restsync run ledger marketing_api/organizations",
+    # test_the_validate_sample_is_what_validate_prints
+    "$ restsync validate",
+    # test_the_tutorial_runs
+    "$ restsync preview marketing_api organizations --pages 3 --limit 3",
+    "$ restsync run marketing_api",
+    "$ restsync check",
+    # test_soft_deletes.py::test_restsync_validate_prints_the_readme_line
+    "source_specs/marketing_api.yaml: resource 'organizations': deletes: rows a run"
+    " does not read would be marked deleted: the resource is read incrementally"
+    " (only new and changed rows)",
+    # test_specs.py::test_restsync_validate_names_file_key_secret_form_and_env_var
+    "source_specs/gh.yaml: client.headers.Authorization: secrets never live in YAML:"
+    " write {secret: authorization} and set GH_AUTHORIZATION (or"
+    " sources.gh.authorization in .dlt/secrets.toml)",
+}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_every_example_block_is_checked(page):
+    """Each fenced block of the page is a command block, a sample output, a spec, a defs.yaml
+    or the toml above (the layout tree, with no language, is not an example)."""
     checked = {"bash", "yaml", "toml"}
-    for language, body in BLOCKS:
+    for language, body in blocks_of(page):
         if language == "text":
             first = body.splitlines()[0]
-            assert first in {
-                "$ restsync preview ledger resource_name --limit 3",
-                "$ restsync run ledger marketing_api/organizations",
-                "$ restsync validate",
-                # test_soft_deletes.py::test_restsync_validate_prints_the_readme_line
-                "source_specs/marketing_api.yaml: resource 'organizations': deletes: rows a run"
-                " does not read would be marked deleted: the resource is read incrementally"
-                " (only new and changed rows)",
-                # test_specs.py::test_restsync_validate_names_file_key_secret_form_and_env_var
-                "source_specs/gh.yaml: client.headers.Authorization: secrets never live in YAML:"
-                " write {secret: authorization} and set GH_AUTHORIZATION (or"
-                " sources.gh.authorization in .dlt/secrets.toml)",
-            }, first
+            assert first in SAMPLES, first
         else:
             assert language in checked or (language == "" and "restsync_assets/" in body), body[:60]
+
+
+# --------------------------------------------------------------------------- the tutorial
+
+
+def tutorial_steps() -> list[tuple[str, ...]]:
+    """docs/tutorial.md in order: ("file", path, body) for a ```yaml block after
+    `<!-- tutorial:file PATH -->`, ("command", line) per bash line, ("sample", body)."""
+    steps: list[tuple[str, ...]] = []
+    marked = re.compile(r"(?:<!-- tutorial:file (\S+) -->\n)?" + FENCE.pattern, FENCE.flags)
+    for path, language, body in marked.findall(TUTORIAL.read_text()):
+        if path:
+            steps.append(("file", path, body))
+        elif language == "bash":
+            steps.extend(("command", line) for line in _bash_lines([(language, body)]))
+        elif language == "text":
+            steps.append(("sample", body))
+    return steps
+
+
+def run_tutorial_command(command: str, sandbox, monkeypatch) -> str | None:
+    """One tutorial command, as `TUTORIAL_COMMANDS` lists them; a `restsync` command runs in
+    this process and must exit 0 (its output is returned). The sandbox is the `sandbox`
+    fixture (the server `restsync sandbox` runs, on a free port; the walkthrough proves the
+    `eval` line exports what `Sandbox.env()` gives), and `dagster dev` is the definitions
+    module it loads (test_readme_commands.py serves it)."""
+    words = shlex.split(command)
+    if command.startswith("restsync sandbox --port"):
+        assert sandbox.port
+    elif command.startswith("eval "):
+        for key, value in sandbox.env().items():
+            monkeypatch.setenv(key, value)
+    elif words[0] == "export":
+        name, _, value = words[1].partition("=")
+        monkeypatch.setenv(name, value)
+    elif words[:2] == ["mkdir", "-p"]:
+        Path(words[2]).mkdir(parents=True, exist_ok=True)
+    elif words[0] == "restsync":
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert main(words[1:]) == 0, command
+        return out.getvalue()
+    else:
+        assert command == "dagster dev", command
+        from restsync_assets.definitions import build_definitions
+        from restsync_assets.settings import specs_dir
+        from restsync_assets.specs import load_specs
+
+        defs = build_definitions(load_specs(specs_dir()))
+        schedule = defs.resolve_schedule_def("marketing_api_schedule")
+        assert schedule.cron_schedule == "0 */4 * * *"
+        keys = {key.path[-1] for key in defs.resolve_all_asset_keys()}
+        assert keys == {"organizations", "adaccounts"}
+    return None
+
+
+def test_the_tutorial_runs(sandbox, tmp_path, monkeypatch):
+    """docs/tutorial.md followed in a fresh folder: each file written as the page shows it
+    when the page shows it, each command run in order (every `restsync` command exits 0),
+    each sample output what the command before it printed, and `dagster dev`'s definitions
+    hold the two assets and the schedule the page promises."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAGSTER_HOME", "RESTSYNC_SPECS_DIR", "RESTSYNC_DUCKDB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("RESTSYNC_PIPELINES_DIR", raising=False)
+    monkeypatch.delenv("RESTSYNC_DESTINATION", raising=False)
+    printed: dict[str, str] = {}
+    steps = tutorial_steps()
+    assert [s[0] for s in steps].count("file") == 3
+    for kind, *rest in steps:
+        if kind == "file":
+            path, body = rest
+            (tmp_path / path).write_text(body)
+        elif kind == "command":
+            output = run_tutorial_command(rest[0], sandbox, monkeypatch)
+            if output is not None:
+                printed[rest[0]] = output
+        else:
+            sample = rest[0].splitlines()
+            assert_sample(sample[1:], printed[sample[0][2:]].splitlines(), str(sandbox.port))
+    assert printed.keys() >= {
+        "restsync run marketing_api",
+        "restsync check",
+        "restsync preview marketing_api adaccounts --limit 3",
+    }
+
+
+# --------------------------------------------------------------------------- links and the site
+
+
+def test_the_readme_links_name_docs_pages_and_headings_that_exist():
+    """Every relative link of the README names a file of the repo, and a `#heading` of a
+    docs page that the page has (as MkDocs slugs it); mkdocs does not build the README."""
+    links = re.findall(r"\]\(([^)#]+\.md)(?:#([^)]+))?\)", (REPO / "README.md").read_text())
+    assert len(links) >= 7
+    for target, anchor in links:
+        if target.startswith("http"):
+            continue
+        page = REPO / target
+        assert page.is_file(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", FENCE.sub("", page.read_text()), re.MULTILINE)
+            assert anchor in {slugify(h, "-") for h in headings}, f"{target}#{anchor}"
+
+
+def test_mkdocs_build_strict_passes(tmp_path):
+    """`mkdocs build --strict` (as CI runs it) builds the site: no broken link or anchor, no
+    page left out of the nav."""
+    build = subprocess.run(
+        [str(BIN / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=120,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert (tmp_path / "site" / "tutorial" / "index.html").is_file()

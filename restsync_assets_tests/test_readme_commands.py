@@ -1,7 +1,8 @@
-"""The README's "Use" table, run as written: every command in it is run here as a subprocess.
+"""The Commands table of docs/operations.md, run as written: every command in it is run here
+as a subprocess.
 
 `test_the_use_table_lists_exactly_the_commands_run_here` ties the table to this module, so a
-command added to or changed in the README fails until a test runs it. Ports are the only
+command added to or changed in the table fails until a test runs it. Ports are the only
 substitution (a free one instead of 8765 / Dagster's 3000).
 """
 
@@ -41,8 +42,10 @@ SEED_CHECKS = 63
 
 
 def use_table() -> list[str]:
-    """The command (first code span of the second column) of each row of `## Use`."""
-    section = (REPO / "README.md").read_text().split("\n## Use\n", 1)[1].split("\n## ", 1)[0]
+    """The command (first code span of the second column) of each row of docs/operations.md's
+    `## Commands`."""
+    page = (REPO / "docs" / "operations.md").read_text()
+    section = page.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
     return [re.search(r"`([^`]+)`", row.split(" | ")[1]).group(1) for row in rows]
 
@@ -57,7 +60,7 @@ def argv(command: str, *args: object, port: int | None = None) -> list[str]:
 
 
 def test_the_use_table_lists_exactly_the_commands_run_here() -> None:
-    """The README's `## Use` table lists exactly the commands this module runs, in order."""
+    """The docs' `## Commands` table lists exactly the commands this module runs, in order."""
     assert use_table() == [TESTS, UI, VALIDATE, CHECK, SANDBOX, MATERIALIZE, MATERIALIZE_PARTITIONS]
 
 

@@ -197,12 +197,12 @@ def test_invalid_deletes_give_one_line_naming_file_resource_and_key(
 
 
 def test_restsync_validate_prints_the_readme_line(tmp_path, monkeypatch, capsys):
-    """README's example of a refused `deletes: soft` is what `restsync validate` prints for
+    """The spec reference's example of a refused `deletes: soft` is what `restsync validate` prints for
     the marketing API's organizations read incrementally."""
     from restsync_assets.cli import main
 
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### Deletes: `deletes: soft`", 1)[1]
+    readme = (REPO / "docs" / "spec-reference.md").read_text()
+    section = readme.split("## Deletes: `deletes: soft`", 1)[1]
     expected = re.search(r"```text\n(.*?)\n```", section, re.DOTALL).group(1)
 
     def incremental(raw: dict) -> None:
