@@ -205,6 +205,45 @@ def test_a_new_child_of_an_unchanged_parent_is_loaded(
     assert call.query == {"since": _ts(4)}  # author 1's own cursor, not the run's newest
 
 
+def _concurrency(spec: dict) -> None:
+    spec["client"]["concurrency"] = 4
+
+
+def _carried_name(spec: dict) -> None:
+    spec["resources"][1]["include_from_parent"] = ["name"]
+
+
+def _parent_transform(spec: dict) -> None:
+    spec["resources"][0]["add_fields"] = {"shelf": "main"}
+
+
+SHAPES = {
+    "concurrency 4": _concurrency,
+    "include_from_parent": _carried_name,
+    "parent with transforms": _parent_transform,
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_parent_is_asked_in_each_spec_shape(shape, library, warehouse, tmp_path, monkeypatch):
+    """The new book under an unchanged author is loaded with `client.concurrency: 4`, with
+    `include_from_parent` (the author's carried field read back from the warehouse) and with
+    record transforms on the parent."""
+    spec = library.spec()
+    SHAPES[shape](spec)
+    write_spec(tmp_path / "specs", spec)
+    use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+    _load(tmp_path / "specs")
+    _new_book_under_an_unchanged_author(library)
+    _load(tmp_path / "specs")
+    names = {a["id"]: a["name"] for a in library.authors}
+    carried = shape == "include_from_parent"
+    expected = [
+        {**b, "_authors_name": names[b["author_id"]]} if carried else b for b in library.books
+    ]
+    assert _rows("duckdb", "books") == _truth(expected)
+
+
 def test_parents_changed_asks_only_the_parents_the_parent_run_returned(
     destination, library, tmp_path, monkeypatch
 ):
