@@ -54,11 +54,29 @@ class Library:
             {"id": 30, "author_id": 3, "title": "Goto", "updated_at": _ts(7)},
         ]
     )
+    reviews: list[dict] = field(
+        default_factory=lambda: [
+            {"id": 100, "book_id": 10, "stars": 5, "updated_at": _ts(8)},
+            {"id": 300, "book_id": 30, "stars": 2, "updated_at": _ts(9)},
+        ]
+    )
     api: JsonApi = field(init=False)
 
     def __post_init__(self) -> None:
         self.api = JsonApi(
-            {"GET /authors": self._authors, "GET /authors/{id}/books": self._books_of}
+            {
+                "GET /authors": self._authors,
+                "GET /authors/{id}/books": self._books_of,
+                "GET /books/{id}/reviews": self._reviews_of,
+            }
+        )
+
+    def _reviews_of(self, request: Request) -> Any:
+        since = request.query.get("since", "")
+        book = int(request.params["id"])
+        return sorted(
+            (r for r in self.reviews if r["book_id"] == book and r["updated_at"] >= since),
+            key=_order,
         )
 
     def _authors(self, request: Request) -> Any:
@@ -242,6 +260,36 @@ def test_every_parent_is_asked_in_each_spec_shape(shape, library, warehouse, tmp
         {**b, "_authors_name": names[b["author_id"]]} if carried else b for b in library.books
     ]
     assert _rows("duckdb", "books") == _truth(expected)
+
+
+def test_a_grandchild_of_unchanged_parents_is_loaded(library, warehouse, tmp_path, monkeypatch):
+    """Three incremental levels (authors, books, reviews): a new review of an unchanged book
+    of an unchanged author is loaded, because `books` tells `reviews` when it is done and
+    `reviews` then asks every book in the warehouse."""
+    spec = library.spec()
+    spec["resources"].append(
+        {
+            "name": "reviews",
+            "endpoint": {
+                "path": "/books/{resources.books.id}/reviews",
+                "paginator": "single_page",
+                "incremental": {
+                    "cursor_path": "updated_at",
+                    "start_param": "since",
+                    "initial_value": INITIAL,
+                },
+            },
+            "primary_key": "id",
+            "write_disposition": "merge",
+        }
+    )
+    write_spec(tmp_path / "specs", spec)
+    use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+    _load(tmp_path / "specs")
+    library.reviews.append({"id": 101, "book_id": 10, "stars": 4, "updated_at": _later(12)})
+    _load(tmp_path / "specs")
+    assert _rows("duckdb", "reviews") == _truth(library.reviews)
+    assert _rows("duckdb", "books") == _truth(library.books)
 
 
 def test_parents_changed_asks_only_the_parents_the_parent_run_returned(
