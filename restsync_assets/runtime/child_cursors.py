@@ -91,14 +91,17 @@ def with_per_parent_cursors(
     built = {r.name: r for r in rest_api_resources(config)}
     configs = {r["name"]: r for r in config["resources"]}
     replaced: set[str] = set()
+    marked: set[str] = set()
     for resource in spec.resources:  # parents before children
         if resource.parent is None:
             continue
         parent = built[resource.parent]
         if resource.cursor is not None:
             every_parent = sees_every_parent(spec, resource, scanned)
-            if every_parent and spec.resource(resource.parent).parent is None:
+            top_level = spec.resource(resource.parent).parent is None
+            if every_parent and top_level and resource.parent not in marked:
                 parent._pipe.replace_gen(with_parents_done(parent._pipe.gen))
+                marked.add(resource.parent)  # one `ParentsDone` page, whatever the children
             built[resource.name] = per_parent_transformer(
                 built[resource.name],
                 parent,
@@ -106,7 +109,9 @@ def with_per_parent_cursors(
                 resource.cursor,
                 concurrent=spec.concurrency > 1,
                 transforms=transforms.get(resource.name),
-                known=_known_parents(resource, parent) if every_parent else None,
+                known=_known_parents(resource, built[resource.name], parent)
+                if every_parent
+                else None,
                 forwards_done=any(
                     sees_every_parent(spec, c, scanned) for c in spec.children(resource.name)
                 ),
@@ -161,10 +166,10 @@ def per_parent_transformer(
     return child_resource(per_parent, parent, config, fetcher.args)
 
 
-def _known_parents(resource: ResourceSpec, parent: DltResource) -> KnownParents:
-    """How to read `resource`'s parents from the warehouse: the fields its request binds
-    and the fields it carries (`include_from_parent`)."""
-    fields = [b.field for b in resource.bindings if b.resource == resource.parent]
+def _known_parents(resource: ResourceSpec, child: DltResource, parent: DltResource) -> KnownParents:
+    """How to read `resource`'s parents from the warehouse: the parent fields its request
+    binds (as dlt resolves them) and the fields it carries (`include_from_parent`)."""
+    fields = [p.resolve_config["field"] for p in child.explicit_args.get("resolved_params", ())]
     table = parent.table_name if isinstance(parent.table_name, str) else parent.name
     return KnownParents(
         resource.name, table, tuple(dict.fromkeys([*fields, *resource.include_from_parent]))

@@ -91,6 +91,10 @@ def with_parents_done(gen: Any) -> Any:
     return done_after()
 
 
+class KnownParentsError(RuntimeError):
+    """The warehouse's parents cannot be read: one line naming the resource and the fix."""
+
+
 class KnownParents:
     """Reads a parent table's rows in the warehouse: the fields a child binds or carries."""
 
@@ -102,6 +106,7 @@ class KnownParents:
     def rows(self) -> list[dict[str, Any]]:
         """One row per parent (its newest load), as nested dicts of `fields` (dotted paths);
         none when the table does not exist yet. Rows `deletes: soft` marked are left out."""
+        from dlt.common.destination.exceptions import SqlClientNotAvailable
         from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
         pipeline = dlt.current.pipeline()
@@ -129,6 +134,12 @@ class KnownParents:
                     found = [dict(zip(wanted, row, strict=True)) for row in cursor.fetchall()]
         except DatabaseUndefinedRelation:  # first run: no parent table (or dataset) yet
             return []
+        except SqlClientNotAvailable:
+            raise KnownParentsError(
+                f"resource {self.child}: parents: all reads the parent table {self.table} from"
+                f" the warehouse, and destination {pipeline.destination.destination_name} cannot"
+                " be queried; set parents: changed on the resource (see its risk in the docs)"
+            ) from None
         return [_nested({f: row.get(c) for f, c in columns.items()}) for row in found]
 
 
