@@ -119,19 +119,7 @@ class KnownParents:
                 table = client.make_qualified_table_name(
                     naming.normalize_table_identifier(self.table)
                 )
-                present = _columns(client, table)
-                wanted = [c for c in dict.fromkeys(columns.values()) if c in present]
-                if not wanted:
-                    return []
-                select = ", ".join(client.escape_column_name(c) for c in wanted)
-                where = ""
-                if DELETED_AT in present:
-                    where = f" where {client.escape_column_name(DELETED_AT)} is null"
-                order = ""
-                if "_dlt_load_id" in present:
-                    order = f" order by {client.escape_column_name('_dlt_load_id')} desc"
-                with client.execute_query(f"select {select} from {table}{where}{order}") as cursor:
-                    found = [dict(zip(wanted, row, strict=True)) for row in cursor.fetchall()]
+                found = _select(client, table, list(dict.fromkeys(columns.values())))
         except DatabaseUndefinedRelation:  # first run: no parent table (or dataset) yet
             return []
         except SqlClientNotAvailable:
@@ -143,9 +131,20 @@ class KnownParents:
         return [_nested({f: row.get(c) for f, c in columns.items()}) for row in found]
 
 
-def _columns(client: Any, table: str) -> set[str]:
+def _select(client: Any, table: str, columns: list[str]) -> list[dict[str, Any]]:
+    """`columns` (those the table has) of the table's live rows, newest load first."""
     with client.execute_query(f"select * from {table} where 1 = 0") as cursor:
-        return {d[0] for d in cursor.description}
+        present = {d[0] for d in cursor.description}
+    wanted = [c for c in columns if c in present]
+    if not wanted:
+        return []
+    sql = f"select {', '.join(client.escape_column_name(c) for c in wanted)} from {table}"
+    if DELETED_AT in present:  # `deletes: soft` marked the parent deleted: not asked
+        sql += f" where {client.escape_column_name(DELETED_AT)} is null"
+    if "_dlt_load_id" in present:
+        sql += f" order by {client.escape_column_name('_dlt_load_id')} desc"
+    with client.execute_query(sql) as cursor:
+        return [dict(zip(wanted, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _nested(values: dict[str, Any]) -> dict[str, Any]:
