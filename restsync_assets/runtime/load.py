@@ -27,6 +27,7 @@ from restsync_assets.runtime.destination import (
 )
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
+from restsync_assets.runtime.known_parents import selected_resources
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
@@ -52,7 +53,8 @@ def load(
         register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
         install_log_masking()
         window = run_window(context)
-        source = build_source(spec, credentials, resources=resources, window=window)
+        chosen = selected_resources(spec, resources, (k.path for k in context.selected_asset_keys))
+        source = build_source(spec, credentials, resources, window, chosen)
         selected = sorted(k.path[-1] for k in context.selected_asset_keys)
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
@@ -83,7 +85,7 @@ def load(
                     f" ({settings.default_duckdb_memory_limit()}): loading again without it"
                     " (RESTSYNC_DUCKDB_MEMORY_LIMIT sets a cap of your own)"
                 )
-                source = build_source(spec, credentials, resources=resources, window=window)
+                source = build_source(spec, credentials, resources, window, chosen)
                 pipeline = build_pipeline(spec, progress=progress, memory_cap=False)
                 yield from _materializations(
                     context, spec, dlt_resource, source, pipeline, translator

@@ -24,6 +24,7 @@ from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
@@ -38,14 +39,22 @@ def build_source(
     credentials: Credentials,
     resources: Sequence[str] | None = None,
     window: Window | None = None,
+    selected: Sequence[str] | None = None,
 ) -> DltSource:
     """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session.
 
     `resources` limits the source to those resources (a partition group); `window` is the time
-    window of a partitioned run, written into each partitioned resource's request.
+    window of a partitioned run, written into each partitioned resource's request. `selected`:
+    the resources whose assets the run materializes (None: all); an incremental parent that
+    only drives a selected child scans in full (`known_parents.scanned_in_full`).
     """
     transforms = record_transforms(spec)
-    config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
+    scanned = scanned_in_full(spec, selected)
+    config = source_config(spec, credentials, window)
+    for resource in config["resources"]:
+        if resource["name"] in scanned:
+            resource["endpoint"] = without_incremental(resource["endpoint"])
+    config = with_per_parent_cursors(spec, config, transforms, scanned)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(spec, source, transforms)
     add_quarantines(spec, source)

@@ -49,6 +49,7 @@ EXTENSION_RESOURCE_KEYS = (
     *TRANSFORM_KEYS,
     "deletes",
     "on_invalid",
+    "parents",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -68,6 +69,11 @@ SOFT_DELETE_STRATEGIES = ("delete-insert", "upsert")
 #: what a row that breaks the declared `schema` or lacks its primary key does to the load
 OnInvalid = Literal["fail", "quarantine"]
 ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
+#: `parents:` of an incremental child: which parents it is asked for each run. `all`: every
+#: parent in the warehouse plus this run's (no child row lost); `changed`: only the parents the
+#: parent's incremental run returned (fewer requests; children of unchanged parents are missed)
+Parents = Literal["all", "changed"]
+PARENTS: tuple[str, ...] = get_args(Parents)
 #: the table beside `<table>` that holds the rows `on_invalid: quarantine` set aside
 REJECTED_SUFFIX = "__rejected"
 WRITE_DISPOSITIONS: tuple[str, ...] = get_args(WriteDisposition)
@@ -204,6 +210,8 @@ class ResourceSpec(StrictModel):
     deletes: Deletes | None = None
     #: `fail` (dlt's behaviour) or `quarantine` (bad rows go to `<table>__rejected`)
     on_invalid: OnInvalid = "fail"
+    #: an incremental child of an incremental parent: `all` parents (default) or `changed` only
+    parents: Parents = "all"
 
     @property
     def rejected_table(self) -> str | None:

@@ -23,6 +23,7 @@ from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
+from restsync_assets.specs.validate.parents import validate_parents
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
 from restsync_assets.specs.validate.response_format import validate_response_format
 from restsync_assets.specs.validate.transforms import validate_transforms
@@ -60,6 +61,7 @@ def validate_resource(
         raw, name, child=parent is not None, keys=_keys(primary_key, endpoint)
     )
     on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
+    parents = validate_parents(raw.get("parents"), name, parent)
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -88,6 +90,7 @@ def validate_resource(
             response_format=response_format,
             deletes=deletes,
             on_invalid=on_invalid,
+            parents=parents,
         )
 
 
