@@ -1,98 +1,66 @@
-"""Materialize specs in-process with Dagster's own machinery (demo, CI, tests)."""
+"""`restsync check [--duckdb FILE] [-v]`: every asset check against the warehouse as it is.
+
+Runs the `restsync_checks` job in process on an ephemeral instance and prints a table of the
+checks that did not pass (all of them with `-v`) and one line of counts. With nothing
+configured and nothing loaded at the default DuckDB path, reads `restsync demo`'s warehouse.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TextIO
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-from dagster import (
-    AssetCheckEvaluation,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    AssetKey,
-    AssetsDefinition,
-    AssetSelection,
-    DagsterInstance,
-    Definitions,
-    ExecuteInProcessResult,
-    materialize,
-)
+from dagster import DagsterInstance, ExecuteInProcessResult
 
-from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from restsync_assets.report import cell, plural, render_table
-from restsync_assets.specs.model import SourceSpec
+from restsync_assets import settings
+from restsync_assets.cli.run import QUIET, warns
+from restsync_assets.cli.tables import cell, render_table
+from restsync_assets.specs.errors import SpecValidationError
+from restsync_assets.text import plural
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+if TYPE_CHECKING:
+    from restsync_assets.specs.model import SourceSpec
+
 #: Width of a check's detail in `restsync check`'s table
 DETAIL_WIDTH = 80
 
 
-def load_definitions(defs: Definitions, spec: SourceSpec) -> Iterator[AssetsDefinition]:
-    """The multi-assets of `spec` (one per partitioning)."""
-    for assets_def in defs.assets or []:
-        if (
-            isinstance(assets_def, AssetsDefinition)
-            and not isinstance(assets_def, AssetChecksDefinition)
-            and any(k.path[0] == spec.name for k in assets_def.keys)
-        ):
-            yield assets_def
+def check_command(duckdb: Path | None, verbose: bool = False) -> int:
+    """Run every generated asset check against the warehouse; non-zero if any fails.
 
-
-def checks_definition(defs: Definitions, spec: SourceSpec) -> AssetChecksDefinition:
-    for checks in defs.asset_checks or []:
-        if any(k.asset_key.path[0] == spec.name for k in checks.check_keys):
-            return checks
-    raise KeyError(spec.name)
-
-
-def materialize_spec(
-    defs: Definitions,
-    spec: SourceSpec,
-    instance: DagsterInstance,
-    *,
-    keys: list[AssetKey] | None = None,
-    with_checks: bool = True,
-    raise_on_error: bool = False,
-    run_config: dict | None = None,
-) -> list[ExecuteInProcessResult]:
-    """One run per multi-asset of `spec`; a partitioned one loads all its partitions in one run.
-
-    `keys` restricts the runs to some assets; their checks run after them unless `with_checks`
-    is false.
+    With nothing configured (DuckDB at the default path) and nothing loaded there, the checks
+    read `restsync demo`'s warehouse when there is one, and say so.
     """
-    results = []
-    checks = [checks_definition(defs, spec)] if with_checks else []
-    for assets_def in load_definitions(defs, spec):
-        wanted = [k for k in assets_def.keys if keys is None or k in keys]
-        if not wanted:
-            continue
-        selection = AssetSelection.assets(*wanted)
-        if not with_checks:
-            selection = selection.without_checks()
-        tags = {}
-        partitions_def = assets_def.partitions_def
-        if partitions_def is not None:
-            tags = {
-                RANGE_START_TAG: partitions_def.get_first_partition_key(),
-                RANGE_END_TAG: partitions_def.get_last_partition_key(),
-            }
-        results.append(
-            materialize(
-                [assets_def, *checks],
-                resources=defs.resources,
-                instance=instance,
-                selection=selection,
-                tags=tags,
-                raise_on_error=raise_on_error,
-                run_config=run_config if run_config is not None else QUIET,
-            )
-        )
-    return results
+    from restsync_assets.runtime.warehouse import WarehouseError
+
+    try:
+        note = ""
+        if duckdb is not None:
+            os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
+        else:
+            note = _demo_fallback()
+        return 0 if run_checks(out=sys.stdout, note=note, verbose=verbose) else 1
+    except (SpecValidationError, WarehouseError) as error:
+        print(error, file=sys.stderr)
+        return 1
 
 
-def warns(evaluation: AssetCheckEvaluation) -> bool:
-    """A check that did not pass with severity WARN (`rejected_rows`): a warning, not a failure."""
-    return not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+def _demo_fallback() -> str:
+    """Point the checks at `restsync demo`'s DuckDB file when the default one holds nothing."""
+    from restsync_assets.cli.demo import default_duckdb
+    from restsync_assets.specs import load_specs
+
+    if settings.destination_name() != "duckdb" or "RESTSYNC_DUCKDB_PATH" in os.environ:
+        return ""
+    demo = default_duckdb()
+    if not demo.exists() or not describe(load_specs(settings.specs_dir()))[1]:
+        return ""
+    default = settings.duckdb_path()
+    os.environ["RESTSYNC_DUCKDB_PATH"] = str(demo)
+    return f" (the `restsync demo` warehouse: {default} holds nothing restsync loaded)"
 
 
 def run_checks(out: TextIO, note: str = "", verbose: bool = False) -> bool:
@@ -100,13 +68,12 @@ def run_checks(out: TextIO, note: str = "", verbose: bool = False) -> bool:
     first which warehouse that is (`note` says why, when it is not the configured one), then
     the table of failed checks (of every check when `verbose`) and a last line of counts.
     An empty warehouse is one line, and false."""
-    from restsync_assets.definitions import CHECKS_JOB, build_definitions
-    from restsync_assets.runtime import warehouse
-    from restsync_assets.settings import specs_dir
+    from restsync_assets.checks import CHECKS_JOB
+    from restsync_assets.definitions import build_definitions
     from restsync_assets.specs import load_specs
 
-    specs = load_specs(specs_dir())
-    place, empty = warehouse.describe(specs)
+    specs = load_specs(settings.specs_dir())
+    place, empty = describe(specs)
     if empty:
         print(
             f"checks against {place}{note}: it is empty, nothing restsync loaded to check"
@@ -167,3 +134,16 @@ def checks_summary(rows: list[tuple[str, str, str, str]]) -> str:
     if errors := sum(r[2] == "ERROR" for r in rows):
         line += f"; {plural(errors, 'check step')} could not run (ERROR): fix what it says first"
     return line
+
+
+def describe(specs: Sequence[SourceSpec]) -> tuple[str, bool]:
+    """Where the specs' warehouse is, and whether it holds nothing restsync loaded."""
+    from restsync_assets.runtime.destination import destination
+    from restsync_assets.runtime.warehouse import location, reading
+
+    place, empty = location(destination(read_only=True)), True
+    for spec in specs:
+        with reading(spec) as warehouse:
+            place = warehouse.location
+            empty = empty and not warehouse.has_table("_dlt_loads")
+    return place, empty

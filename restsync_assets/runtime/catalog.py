@@ -24,7 +24,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dlt.pipeline.pipeline import Pipeline
 
-from restsync_assets.metadata import PARTITION_ROW_COUNT, ROW_COUNT, TABLE_NAME
+from restsync_assets.keys import PARTITION_ROW_COUNT, ROW_COUNT, TABLE_NAME, resource_name
 from restsync_assets.specs.model import SourceSpec
 
 #: rows a run set aside in `<table>__rejected` (`on_invalid: quarantine`)
@@ -42,7 +42,7 @@ def with_table_metadata(
 
     for event in events:
         if isinstance(event, MaterializeResult) and event.asset_key is not None:
-            table = _table_of(spec, event.asset_key)
+            table = resource_name(spec, event.asset_key)
             extra = table_metadata(context, pipeline, table) if table else {}
             rejected = spec.resource(table).rejected_table if table else None
             if rejected and extra:
@@ -90,15 +90,6 @@ def _rejected_rows(pipeline: Pipeline, rejected: str) -> int:
         return 0
     with pipeline.sql_client() as client:
         return _count(client, client.make_qualified_table_name(rejected), loads)
-
-
-def _table_of(spec: SourceSpec, key: Any) -> str | None:
-    from restsync_assets.assets import asset_key
-
-    for resource in spec.resources:
-        if asset_key(spec, resource) == key:
-            return resource.name
-    return None
 
 
 def _database(client: Any) -> list[str]:

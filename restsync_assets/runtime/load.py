@@ -16,7 +16,7 @@ from dagster import AssetExecutionContext, Failure, MetadataValue
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 
 from restsync_assets import settings
-from restsync_assets.partitions import run_window
+from restsync_assets.keys import resource_name
 from restsync_assets.resources import DLT_RESOURCE_KEY
 from restsync_assets.runtime.catalog import with_table_metadata
 from restsync_assets.runtime.dataset_lock import load_turn
@@ -31,6 +31,7 @@ from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
 from restsync_assets.runtime.source import build_source
+from restsync_assets.runtime.window import run_window
 from restsync_assets.specs.model import SourceSpec
 
 #: How often a long load logs its progress (items extracted, rows normalized) to the run log.
@@ -53,7 +54,7 @@ def load(
         install_log_masking()
         window = run_window(context)
         source = build_source(spec, credentials, resources=resources, window=window)
-        selected = sorted(k.path[-1] for k in context.selected_asset_keys)
+        selected = sorted(str(resource_name(spec, k)) for k in context.selected_asset_keys)
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
         )
