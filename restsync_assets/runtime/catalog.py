@@ -25,6 +25,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dlt.pipeline.pipeline import Pipeline
 
 from restsync_assets.keys import PARTITION_ROW_COUNT, ROW_COUNT, TABLE_NAME, resource_name
+from restsync_assets.runtime.soft_deletes import load_ids
 from restsync_assets.specs.model import SourceSpec
 
 #: rows a run set aside in `<table>__rejected` (`on_invalid: quarantine`)
@@ -85,7 +86,7 @@ def table_metadata(
 
 def _rejected_rows(pipeline: Pipeline, rejected: str) -> int:
     """Rows the pipeline's last run wrote to `rejected` (0 when it has no such table)."""
-    loads = _load_ids(pipeline)
+    loads = load_ids(pipeline)
     if not loads:
         return 0
     with pipeline.sql_client() as client:
@@ -119,17 +120,10 @@ def _count(client: Any, qualified: str, load_ids: list[str] | None = None) -> in
 
 def _partition_rows(client: Any, qualified: str, pipeline: Pipeline) -> int | None:
     """Rows the run wrote (dlt's `_dlt_load_id` of its loads); None when not countable."""
-    loads = _load_ids(pipeline)
+    loads = load_ids(pipeline)
     if not loads:
         return 0
     try:
         return _count(client, qualified, loads)
     except Exception:  # a table without `_dlt_load_id`: no partition count rather than a wrong one
         return None
-
-
-def _load_ids(pipeline: Pipeline) -> list[str]:
-    """The dlt load ids of the pipeline's last run."""
-    trace = pipeline.last_trace
-    info = trace.last_load_info if trace is not None else None
-    return list(info.loads_ids) if info is not None else []
