@@ -1,4 +1,4 @@
-"""restsync's command line: the `restsync` console script (`main`), one module per command.
+"""restsync's command line.
 
 restsync run [SELECTION ...]        materialize specs through Dagster (progress, summary)
 restsync preview SPEC RESOURCE      test-read one resource from its API; writes nothing
@@ -6,11 +6,12 @@ restsync validate [DIR]             check spec files; one line per problem
 restsync check [-v]                 run every asset check against the warehouse
 restsync demo                       the bundled sandbox API -> every asset -> DuckDB
 restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
-
-Each command's module: `run` (and the in-process runner the demo, `check` and tests use),
-`preview`, `validate`, `check`, `demo`; `tables` renders what they print. This module parses
-the arguments and hands them over; the command modules are imported when their command runs.
 """
+
+# The `restsync` console script (`main`; the docstring above is its --help). This module parses
+# the arguments; each command lives in the module named for it (`run`: also the in-process
+# runner the demo, `check` and the tests use; `preview`, `validate`, `check`, `demo`), imported
+# when its command runs; `tables` renders what they print.
 
 from __future__ import annotations
 
