@@ -124,11 +124,11 @@ def _mergeable(
 ) -> Definitions:
     """`defs` as several components can merge them: one dlt resource object for all (Dagster
     merges resources of the same key only when they are the same object), and no
-    `restsync_checks` job (one job per code location; `checks_job()` adds it where wanted).
+    `restsync_checks` job (one job per code location; `checks.checks_job()` adds it where wanted).
     `translated` maps each asset spec (`dagster.map_asset_specs`, public and stable, where
     `Definitions.map_asset_specs` is marked preview)."""
-    from restsync_assets.assets import DLT_RESOURCE_KEY
-    from restsync_assets.definitions import CHECKS_JOB
+    from restsync_assets.checks import CHECKS_JOB
+    from restsync_assets.resources import DLT_RESOURCE_KEY
 
     assets = defs.assets or []
     return Definitions(
@@ -147,19 +147,6 @@ def _dlt_resource() -> Any:
     from dagster_dlt import DagsterDltResource
 
     return DagsterDltResource()
-
-
-def checks_job() -> Any:
-    """The `restsync_checks` job (every asset check of the code location, no load)."""
-    from dagster import AssetSelection, define_asset_job
-
-    from restsync_assets.definitions import CHECKS_JOB
-
-    return define_asset_job(
-        CHECKS_JOB,
-        selection=AssetSelection.all_asset_checks(),
-        description="Every restsync asset check, against the warehouse as it is (no load).",
-    )
 
 
 def translate(

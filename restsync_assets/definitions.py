@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 from dagster_dlt import DagsterDltResource
 
 from restsync_assets.assets import build_spec_assets
-from restsync_assets.checks import build_spec_checks
+from restsync_assets.checks import CHECKS_JOB, build_spec_checks, checks_job
 from restsync_assets.executors import restsync_executor
 from restsync_assets.resources import DLT_RESOURCE_KEY, ApiCredentials, credentials_key
 from restsync_assets.schedules import build_spec_schedules
@@ -20,8 +20,7 @@ from restsync_assets.settings import destination_name, specs_dir
 from restsync_assets.specs import load_specs
 from restsync_assets.specs.model import SourceSpec
 
-#: The job that runs every asset check alone (`restsync check`, or from the UI).
-CHECKS_JOB = "restsync_checks"
+__all__ = ["CHECKS_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
@@ -37,13 +36,7 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
         assets=[a for s in specs for a in build_spec_assets(s)],
         asset_checks=[build_spec_checks(s) for s in specs],
         schedules=[sch for s in specs for sch in build_spec_schedules(s)],
-        jobs=[
-            define_asset_job(
-                CHECKS_JOB,
-                selection=AssetSelection.all_asset_checks(),
-                description="Every restsync asset check, against the warehouse as it is (no load).",
-            )
-        ],
+        jobs=[checks_job()],
         resources=resources,
         executor=restsync_executor(destination_name()),
     )

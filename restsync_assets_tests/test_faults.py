@@ -554,7 +554,7 @@ def test_new_fields_appearing(specs_dir, sandbox_env, retry_clock) -> None:
 
 def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, retry_clock) -> None:
     """`restsync demo --faults`: every fault of the demo plan fires, all 19 tables are right."""
-    from restsync_assets.demo import run_demo
+    from restsync_assets.cli.demo import run_demo
 
     use_warehouse(monkeypatch, tmp_path / "demo.duckdb")
     use_specs(monkeypatch, SEED_SPECS)

@@ -10,8 +10,8 @@ import pytest
 from dagster import DagsterInstance
 
 from restsync_assets.cli import main
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.token_store import store_path
 from restsync_assets.sandbox import Fault, FaultPlan
 from restsync_assets.specs import load_specs

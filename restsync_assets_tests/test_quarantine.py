@@ -31,6 +31,7 @@ from .support import (
     failure_message,
     materialize_specs,
     page,
+    query,
     table,
     typed_tables,
     use_specs,
@@ -249,8 +250,6 @@ def test_rejected_rows_check_warns_and_a_rerun_records_its_own_load(specs_dir, m
 
 
 def _load_ids(name: str) -> list[tuple]:
-    from restsync_assets.runtime.warehouse import query
-
     return query(f'select _dlt_load_id from quarantined."{name}"') or []
 
 

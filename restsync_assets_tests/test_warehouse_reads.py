@@ -16,8 +16,8 @@ from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
 from restsync_assets.cli import main as cli_main
-from restsync_assets.demo import run_demo
-from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
+from restsync_assets.cli.demo import run_demo
+from restsync_assets.cli.run import QUIET, checks_definition, load_definitions, materialize_spec
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.warehouse import reading
 

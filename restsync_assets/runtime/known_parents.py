@@ -18,7 +18,7 @@ page loads no row into the parent's table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from typing import Any
 
@@ -190,12 +190,3 @@ def without_incremental(endpoint: dict[str, Any]) -> dict[str, Any]:
     if "params" in endpoint:
         stripped["params"] = params
     return stripped
-
-
-def selected_resources(
-    spec: SourceSpec, resources: Sequence[str], asset_keys: Iterable[Sequence[str]]
-) -> list[str]:
-    """The `resources` whose assets are materialized (`asset_keys`: the run's selected asset
-    keys' paths; a resource's key is `[<spec>, <resource>]` unless a translation renamed it)."""
-    keys = {tuple(k) for k in asset_keys}
-    return [r for r in resources if tuple(spec.asset_keys.get(r, (spec.name, r))) in keys]

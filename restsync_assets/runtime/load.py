@@ -16,7 +16,7 @@ from dagster import AssetExecutionContext, Failure, MetadataValue
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 
 from restsync_assets import settings
-from restsync_assets.partitions import run_window
+from restsync_assets.keys import resource_name
 from restsync_assets.resources import DLT_RESOURCE_KEY
 from restsync_assets.runtime.catalog import with_table_metadata
 from restsync_assets.runtime.dataset_lock import load_turn
@@ -27,11 +27,11 @@ from restsync_assets.runtime.destination import (
 )
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
-from restsync_assets.runtime.known_parents import selected_resources
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
 from restsync_assets.runtime.source import build_source
+from restsync_assets.runtime.window import run_window
 from restsync_assets.specs.model import SourceSpec
 
 #: How often a long load logs its progress (items extracted, rows normalized) to the run log.
@@ -53,9 +53,9 @@ def load(
         register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
         install_log_masking()
         window = run_window(context)
-        chosen = selected_resources(spec, resources, (k.path for k in context.selected_asset_keys))
+        chosen = [r for r in resources if r in _selected(spec, context)]
         source = build_source(spec, credentials, resources, window, chosen)
-        selected = sorted(k.path[-1] for k in context.selected_asset_keys)
+        selected = sorted(_selected(spec, context))
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
         )
@@ -98,6 +98,12 @@ def load(
         raise Failure(
             description=message, metadata={"error": MetadataValue.text(message)}
         ) from None
+
+
+def _selected(spec: SourceSpec, context: AssetExecutionContext) -> set[str]:
+    """The resources of `spec` whose assets this run materializes."""
+    names = (resource_name(spec, key) for key in context.selected_asset_keys)
+    return {name for name in names if name is not None}
 
 
 def _materializations(

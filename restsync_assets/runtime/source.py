@@ -14,7 +14,6 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets import settings
-from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
 from restsync_assets.runtime import destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
@@ -30,6 +29,7 @@ from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
+from restsync_assets.runtime.window import Window
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.selectors import compile_jsonpath
 

@@ -10,6 +10,10 @@ line and a non-zero exit.
 SELECTION is a spec name or `spec/resource`; none means every unpartitioned asset and the
 latest partition of every partitioned one. A selected child loads alone (its parent is
 fetched to drive it, not written).
+
+Also the in-process runner `restsync demo`, `restsync check` and the tests use:
+`materialize_spec` (one run per multi-asset of a spec), `load_definitions`,
+`checks_definition`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetKey,
     AssetsDefinition,
     AssetSelection,
@@ -33,12 +40,17 @@ from dagster import (
 )
 
 from restsync_assets import settings
-from restsync_assets.assets import asset_key
-from restsync_assets.report import AssetOutcome, outcome_table, plural
+from restsync_assets.cli.tables import AssetOutcome, outcome_table
+from restsync_assets.keys import asset_key, resource_name, resources_by_key
+from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import SourceSpec
+from restsync_assets.text import plural
 
 #: Dagster's console logger prints nothing; every event stays in the run's log
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: Dagster's console logger prints warnings and errors only (the in-process runner)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 #: how often a non-terminal console gets a "rows so far" line
 PROGRESS_LINE_SECONDS = 10.0
 
@@ -58,7 +70,7 @@ class Target:
 
     @property
     def label(self) -> str:
-        names = ", ".join(k.path[-1] for k in self.keys)
+        names = ", ".join(str(resource_name(self.spec, k)) for k in self.keys)
         where = f" [partition {self.partition}]" if self.partition else ""
         return f"{self.spec.name}: {names}{where}"
 
@@ -93,8 +105,6 @@ def plan(
     partition: str | None = None,
 ) -> list[Target]:
     """The runs that materialize `selection` (see the module doc); `RunUsageError` if unknown."""
-    from restsync_assets.runner import load_definitions
-
     wanted = _selected_keys(specs, selection)
     targets = []
     for spec in specs:
@@ -149,6 +159,16 @@ def _partition(
             f" ({str(partitions).rstrip('.')}); the first is {first}, the latest {latest}"
         )
     return partition
+
+
+def run_command(selection: Sequence[str], partition: str | None, with_checks: bool) -> int:
+    """`restsync run`: materialize the selection; non-zero when a run or a check failed."""
+    try:
+        report = run(selection, partition, with_checks, out=sys.stdout)
+    except (SpecValidationError, RunUsageError) as error:
+        print(error, file=sys.stderr)
+        return 2 if isinstance(error, RunUsageError) else 1
+    return 0 if report.ok else 1
 
 
 def run(
@@ -245,7 +265,6 @@ def _run_target(
     out: TextIO,
     report: RunReport,
 ) -> None:
-    from restsync_assets.runner import checks_definition
     from restsync_assets.runtime.progress import observing
 
     print(f"-> {target.label}", file=out, flush=True)
@@ -270,8 +289,6 @@ def _run_target(
 def _collect(
     target: Target, result: ExecuteInProcessResult, console: _Console, report: RunReport
 ) -> None:
-    from restsync_assets.runner import warns
-
     rows: dict[AssetKey, int | None] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
@@ -281,7 +298,7 @@ def _collect(
         key: AssetOutcome(
             asset="/".join(key.path),
             rows=rows.get(key),
-            seconds=console.seconds.get(key.path[-1]),
+            seconds=console.seconds.get(str(resource_name(target.spec, key))),
             status="ok" if key in rows else "FAILED",
         )
         for key in target.keys
@@ -364,3 +381,77 @@ class _Console:
             self.out.write("\r\033[K")
             self.out.flush()
             self._open = False
+
+
+# ---------------------------------------------------------------- the in-process runner
+
+
+def load_definitions(defs: Definitions, spec: SourceSpec) -> Iterator[AssetsDefinition]:
+    """The multi-assets of `spec` (one per partitioning)."""
+    keys = resources_by_key(spec)
+    for assets_def in defs.assets or []:
+        if (
+            isinstance(assets_def, AssetsDefinition)
+            and not isinstance(assets_def, AssetChecksDefinition)
+            and any(k in keys for k in assets_def.keys)
+        ):
+            yield assets_def
+
+
+def checks_definition(defs: Definitions, spec: SourceSpec) -> AssetChecksDefinition:
+    """The multi-check of `spec`'s assets."""
+    keys = resources_by_key(spec)
+    for checks in defs.asset_checks or []:
+        if any(k.asset_key in keys for k in checks.check_keys):
+            return checks
+    raise KeyError(spec.name)
+
+
+def materialize_spec(
+    defs: Definitions,
+    spec: SourceSpec,
+    instance: DagsterInstance,
+    *,
+    keys: list[AssetKey] | None = None,
+    with_checks: bool = True,
+    raise_on_error: bool = False,
+    run_config: dict | None = None,
+) -> list[ExecuteInProcessResult]:
+    """One run per multi-asset of `spec`; a partitioned one loads all its partitions in one run.
+
+    `keys` restricts the runs to some assets; their checks run after them unless `with_checks`
+    is false.
+    """
+    results = []
+    checks = [checks_definition(defs, spec)] if with_checks else []
+    for assets_def in load_definitions(defs, spec):
+        wanted = [k for k in assets_def.keys if keys is None or k in keys]
+        if not wanted:
+            continue
+        selection = AssetSelection.assets(*wanted)
+        if not with_checks:
+            selection = selection.without_checks()
+        tags = {}
+        partitions_def = assets_def.partitions_def
+        if partitions_def is not None:
+            tags = {
+                RANGE_START_TAG: partitions_def.get_first_partition_key(),
+                RANGE_END_TAG: partitions_def.get_last_partition_key(),
+            }
+        results.append(
+            materialize(
+                [assets_def, *checks],
+                resources=defs.resources,
+                instance=instance,
+                selection=selection,
+                tags=tags,
+                raise_on_error=raise_on_error,
+                run_config=run_config if run_config is not None else QUIET,
+            )
+        )
+    return results
+
+
+def warns(evaluation: AssetCheckEvaluation) -> bool:
+    """A check that did not pass with severity WARN (`rejected_rows`): a warning, not a failure."""
+    return not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN

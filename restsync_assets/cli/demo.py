@@ -8,6 +8,7 @@ table is compared with the sandbox through the same dlt pipeline the load used.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,12 @@ from typing import TextIO
 from dagster import DagsterInstance
 
 from restsync_assets import settings
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
+from restsync_assets.keys import resources_by_key
 from restsync_assets.runtime import warehouse
 from restsync_assets.specs import load_specs
+from restsync_assets.specs.errors import SpecValidationError
 
 
 def default_duckdb() -> Path:
@@ -54,7 +57,7 @@ class DemoReport:
         return f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
 
     def table(self) -> str:
-        from restsync_assets.report import render_table
+        from restsync_assets.cli.tables import render_table
 
         header = ("asset", "rows loaded", "rows in table", "vs sandbox", "checks passed", "seconds")
         rows = [
@@ -62,6 +65,33 @@ class DemoReport:
             for r in self.rows
         ]
         return render_table(header, rows, right=(1, 2, 4, 5))
+
+
+def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = False) -> int:
+    """Start the sandbox, point every spec at it, materialize everything, print a summary."""
+    from restsync_assets.runtime.warehouse import WarehouseError
+
+    if duckdb is not None:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
+    elif "RESTSYNC_DUCKDB_PATH" not in os.environ:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(default_duckdb())
+    if specs_folder is not None:
+        os.environ["RESTSYNC_SPECS_DIR"] = str(specs_folder.resolve())
+    started = time.perf_counter()
+    try:
+        plan = None
+        if faults:
+            from restsync_assets.sandbox.faults import demo_plan
+
+            plan = demo_plan()
+        report = run_demo(out=sys.stdout, faults=plan)
+    except (SpecValidationError, WarehouseError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(
+        f"\n{report.summary()} in {time.perf_counter() - started:.1f}s; warehouse: {report.warehouse}"
+    )
+    return 0 if report.ok else 1
 
 
 def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
@@ -99,7 +129,7 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
     started = time.perf_counter()
     results = materialize_spec(defs, spec, instance)
     seconds = time.perf_counter() - started
-    loaded, checks = {}, {}
+    loaded, checks, names = {}, {}, resources_by_key(spec)
     for result in results:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
@@ -113,13 +143,14 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             value = mat.metadata.get("rows_loaded")
-            loaded[mat.asset_key.path[-1]] = int(value.value) if value is not None else 0
+            loaded[names[mat.asset_key]] = int(value.value) if value is not None else 0
         for evaluation in result.get_asset_check_evaluations():
-            passed, total = checks.get(evaluation.asset_key.path[-1], (0, 0))
-            checks[evaluation.asset_key.path[-1]] = (passed + evaluation.passed, total + 1)
+            name = names[evaluation.asset_key]
+            passed, total = checks.get(name, (0, 0))
+            checks[name] = (passed + evaluation.passed, total + 1)
             if not evaluation.passed:
                 report.errors.append(
-                    f"{spec.name}/{evaluation.asset_key.path[-1]} check {evaluation.check_name}: {evaluation.description}"
+                    f"{spec.name}/{name} check {evaluation.check_name}: {evaluation.description}"
                 )
     with warehouse.reading(spec) as loaded_into:
         tables = {r.name: loaded_into.ids(r.name) for r in spec.resources}
