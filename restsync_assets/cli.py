@@ -104,17 +104,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+#: Problems `restsync validate` lists before it counts the rest (`and N more`).
+VALIDATE_LINES = 50
+
+
 def validate_command(directory: Path | None) -> int:
-    from restsync_assets.specs import load_specs
+    """Every problem of every spec file, one line each; warnings about valid specs."""
+    from restsync_assets.specs import read_specs
+    from restsync_assets.specs.advice import spec_warnings
 
     directory = directory or settings.specs_dir()
     try:
-        specs = load_specs(directory)
-    except SpecValidationError as error:
+        specs, errors = read_specs(directory)
+    except SpecValidationError as error:  # no such folder
         print(error, file=sys.stderr)
         return 1
     for spec in specs:
         print(f"ok  {spec.path.name}: {spec.name} ({plural(len(spec.resources), 'resource')})")
+        for warning in spec_warnings(spec):
+            print(f"warning: {warning}", file=sys.stderr)
+    if errors:
+        print("\n".join(SpecValidationError(errors).lines(most=VALIDATE_LINES)), file=sys.stderr)
+        return 1
     return 0
 
 
