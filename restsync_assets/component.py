@@ -47,6 +47,7 @@ from dagster import (
 )
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 
+from restsync_assets.specs.errors import SpecError
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
 
@@ -100,23 +101,25 @@ class RestSyncComponent(Component, Resolvable):
     """Asset attributes applied to every asset (`key_prefix`, `group_name`, `owners`, ...)."""
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        from restsync_assets.specs import load_specs
+        from restsync_assets.specs import read_specs
 
-        specs = load_specs(Path(context.path) / self.specs_dir)
-        return build_component_definitions(specs, self.translation)
+        specs, problems = read_specs(Path(context.path) / self.specs_dir)
+        return build_component_definitions(specs, self.translation, problems)
 
 
 def build_component_definitions(
     specs: Sequence[SourceSpec],
     translation: TranslationFn[RestSyncTranslatorData] | None = None,
+    problems: Sequence[SpecError] = (),
 ) -> Definitions:
-    """restsync's definitions for `specs`, each asset passed through `translation`."""
+    """restsync's definitions for `specs`, each asset passed through `translation`; a
+    stand-in asset for each spec file in `problems` (`restsync_assets.spec_problems`)."""
     from restsync_assets.definitions import build_definitions
 
     if translation is None:
-        return _mergeable(build_definitions(specs))
+        return _mergeable(build_definitions(specs, problems))
     renamed, translated = translate(specs, translation)
-    return _mergeable(build_definitions(renamed), translated)
+    return _mergeable(build_definitions(renamed, problems), translated)
 
 
 def _mergeable(

@@ -17,14 +17,19 @@ from restsync_assets.executors import restsync_executor
 from restsync_assets.resources import DLT_RESOURCE_KEY, ApiCredentials, credentials_key
 from restsync_assets.schedules import build_spec_schedules
 from restsync_assets.settings import destination_name, specs_dir
-from restsync_assets.specs import load_specs
+from restsync_assets.spec_problems import invalid_spec_assets
+from restsync_assets.specs import read_specs
+from restsync_assets.specs.errors import SpecError
 from restsync_assets.specs.model import SourceSpec
 
 __all__ = ["CHECKS_JOB", "build_definitions", "defs"]
 
 
-def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
-    """Assets, asset checks, schedules and resources for every spec.
+def build_definitions(
+    specs: Sequence[SourceSpec], problems: Sequence[SpecError] = ()
+) -> Definitions:
+    """Assets, asset checks, schedules and resources for every spec; a stand-in asset listing
+    the problems of each spec file that failed validation (`restsync_assets.spec_problems`).
 
     The executor is chosen per run (`restsync_assets.executors`): in process by default with
     DuckDB (one writer per file; `restsync_assets.runtime.locks` serialises runs), multiprocess by
@@ -33,7 +38,10 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
     resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
     resources.update({credentials_key(s.name): ApiCredentials(source=s.name) for s in specs})
     return Definitions(
-        assets=[a for s in specs for a in build_spec_assets(s)],
+        assets=[
+            *(a for s in specs for a in build_spec_assets(s)),
+            *invalid_spec_assets(problems),
+        ],
         asset_checks=[build_spec_checks(s) for s in specs],
         schedules=[sch for s in specs for sch in build_spec_schedules(s)],
         jobs=[checks_job()],
@@ -42,4 +50,4 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
     )
 
 
-defs = build_definitions(load_specs(specs_dir()))
+defs = build_definitions(*read_specs(specs_dir()))

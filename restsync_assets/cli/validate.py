@@ -1,4 +1,4 @@
-"""`restsync validate [DIR]`: check spec files; one line per problem."""
+"""`restsync validate [DIR]`: check spec files; one line per problem, every problem at once."""
 
 from __future__ import annotations
 
@@ -9,17 +9,27 @@ from restsync_assets import settings
 from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.text import plural
 
+#: Problems `restsync validate` lists before it counts the rest (`and N more`).
+VALIDATE_LINES = 50
+
 
 def validate_command(directory: Path | None) -> int:
-    """Load every spec of `directory` (default: the specs folder); 1 and the problems if any."""
-    from restsync_assets.specs import load_specs
+    """Every spec of `directory` (default: the specs folder): an `ok` line per valid spec (and
+    a warning line per likely mistake), then every problem of the others; 1 if any."""
+    from restsync_assets.specs import read_specs
+    from restsync_assets.specs.advice import spec_warnings
 
     directory = directory or settings.specs_dir()
     try:
-        specs = load_specs(directory)
-    except SpecValidationError as error:
+        specs, errors = read_specs(directory)
+    except SpecValidationError as error:  # no such folder
         print(error, file=sys.stderr)
         return 1
     for spec in specs:
         print(f"ok  {spec.path.name}: {spec.name} ({plural(len(spec.resources), 'resource')})")
+        for warning in spec_warnings(spec):
+            print(f"warning: {warning}", file=sys.stderr)
+    if errors:
+        print("\n".join(SpecValidationError(errors).lines(most=VALIDATE_LINES)), file=sys.stderr)
+        return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from restsync_assets.specs.bindings import Bound
+from restsync_assets.specs.errors import Collector
 from restsync_assets.specs.model import ResourceSpec
 from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog, spec_catalog
@@ -17,7 +18,14 @@ __all__ = ["spec_catalog", "validate_auth", "validate_resources", "validate_sour
 def validate_resources(
     bound: list[Bound], retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
 ) -> tuple[ResourceSpec, ...]:
-    """Each resource validated, parents first; a child takes its parent's partitions."""
-    resources = inherit_partitions(validate_resource(b, retry_layers, spec, catalog) for b in bound)
+    """Each resource validated, parents first (every resource's problems reported together);
+    a child takes its parent's partitions."""
+    problems = Collector()
+    valid = [
+        problems.take(validate_resource, b, retry_layers, spec, catalog, default=None)
+        for b in bound
+    ]
+    problems.done()
+    resources = inherit_partitions(valid)
     check_shared_paths(resources)
     return resources

@@ -6,7 +6,7 @@ from typing import Any
 
 from restsync_assets.specs.bindings import Bound
 from restsync_assets.specs.defaults import merged_error_handler, retry_layer
-from restsync_assets.specs.errors import Invalid, allowed, pydantic_errors
+from restsync_assets.specs.errors import Collector, Invalid, allowed, pydantic_errors
 from restsync_assets.specs.model import (
     EXTENSION_RESOURCE_KEYS,
     RESOURCE_FIELD_KEYS,
@@ -32,36 +32,64 @@ from restsync_assets.specs.validate.transforms import validate_transforms
 def validate_resource(
     bound: Bound, retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
 ) -> ResourceSpec:
-    """Every field of one resource, in the order its errors are reported."""
+    """Every field of one resource; the problems of independent fields are reported together,
+    in the order below (dlt's own check only runs once the rest is valid)."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
-    endpoint, paginator, response_format = _endpoint(bound, spec)
-    resource_retries = retry_layer(raw.get("error_handler"), "error_handler", name)
-    error_handler = merged_error_handler([*retry_layers, resource_retries], name)
-    columns = validate_columns(raw.get("schema"), name)
+    problems = Collector()
+    endpoint, paginator, response_format = problems.take(
+        _endpoint, bound, spec, default=(dict(bound.endpoint), None, "json")
+    )
+    resource_retries = problems.take(
+        retry_layer, raw.get("error_handler"), "error_handler", name, default={}
+    )
+    error_handler = problems.take(
+        merged_error_handler, [*retry_layers, resource_retries], name, default=None
+    )
+    columns = problems.take(validate_columns, raw.get("schema"), name, default={})
     include = tuple(dict.fromkeys([*(raw.get("include_from_parent") or []), *bound.carried]))
-    if include and parent is None:
-        raise Invalid(
-            "include_from_parent needs a parent resource", resource=name, key="include_from_parent"
-        )
-    write_disposition = _write_disposition(raw.get("write_disposition", "append"), name)
+    problems.take(_check_include, include, parent, name, default=None)
+    write_disposition = problems.take(
+        _write_disposition, raw.get("write_disposition", "append"), name, default="append"
+    )
     primary_key = raw.get("primary_key")
     if isinstance(primary_key, list):
         primary_key = tuple(primary_key)
     hints = {
         k: v for k, v in raw.items() if k not in (*RESOURCE_FIELD_KEYS, *EXTENSION_RESOURCE_KEYS)
     }
-    operations = validate_operations(raw, name)
-    deletes = validate_deletes(raw.get("deletes"), name)
-    owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
-    check_with_dlt(name, endpoint, paginator, primary_key, write_disposition, hints)
+    operations = problems.take(validate_operations, raw, name, default=None)
+    deletes = problems.take(validate_deletes, raw.get("deletes"), name, default=None)
+    owners = problems.take(catalog.owners_of, raw, name, default=())
+    tags = problems.take(catalog.tags_of, raw, name, default={})
+    if problems.clean:  # dlt's check reads the fields above as restsync validated them
+        problems.take(
+            check_with_dlt,
+            name,
+            endpoint,
+            paginator,
+            primary_key,
+            write_disposition,
+            hints,
+            default=None,
+        )
     if primary_key is not None and not isinstance(primary_key, str):
         primary_key = tuple(primary_key)  # the columns of any sequence dlt took
-    cursor = validate_child_cursor(endpoint, name) if parent is not None else None
-    transforms = validate_transforms(
-        raw, name, child=parent is not None, keys=_keys(primary_key, endpoint)
+    cursor = None
+    if parent is not None:
+        cursor = problems.take(validate_child_cursor, endpoint, name, default=None)
+    transforms = problems.take(
+        validate_transforms,
+        raw,
+        name,
+        child=parent is not None,
+        keys=_keys(primary_key, endpoint),
+        default=None,
     )
-    on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
-    parents = validate_parents(raw.get("parents"), name, parent)
+    on_invalid = problems.take(
+        validate_on_invalid, raw.get("on_invalid"), name, columns, primary_key, default=None
+    )
+    parents = problems.take(validate_parents, raw.get("parents"), name, parent, default="all")
+    problems.done()
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -91,6 +119,15 @@ def validate_resource(
             deletes=deletes,
             on_invalid=on_invalid,
             parents=parents,
+        )
+
+
+def _check_include(include: tuple[str, ...], parent: str | None, resource: str) -> None:
+    if include and parent is None:
+        raise Invalid(
+            "include_from_parent needs a parent resource",
+            resource=resource,
+            key="include_from_parent",
         )
 
 
