@@ -122,6 +122,7 @@ PARTS = {
         "dg_definitions",
         "component",
         "executors",
+        "spec_problems",
         "defs",
     },
     # beside both halves: either may import them, they import neither (nor the command line)
