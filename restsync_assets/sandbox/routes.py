@@ -196,12 +196,13 @@ def apply_filters(route: Route, rows: list[dict], query: dict[str, str]) -> list
         ]
     if route.spec == "ledger":
         since, until = _ts_param(query, "updated_since"), _ts_param(query, "updated_until")
-        return [
+        kept = [
             r
             for r in rows
             if (since is None or parse_timestamp(r["updated_at"]) >= since)
             and (until is None or parse_timestamp(r["updated_at"]) < until)
         ]
+        return kept[::-1] if query.get("order") == "newest_first" else kept
     return rows
 
 
