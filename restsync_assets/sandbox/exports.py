@@ -151,6 +151,16 @@ def _int(query: dict[str, str], name: str, default: int, low: int) -> int:
     return int_param(query, name, default, low, MAX_QUERY_INT)
 
 
+def resource_for(subpath: str) -> str | None:
+    """The resource a path under ``/exports`` serves (None: no such path), for faults."""
+    if subpath == "/v1/batches":
+        return "batches"
+    if _CHILD.match(subpath):
+        return "events"
+    match = _FEED.match(subpath) or _PART.match(subpath)
+    return match["resource"] if match else None
+
+
 def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) -> Response:
     """Answer a GET under ``/exports`` from ``data`` (the vendor's rows)."""
     if request.method != "GET":
