@@ -363,3 +363,34 @@ def test_offset_identical_pages_raise_instead_of_looping(api: RawApi) -> None:
     with pytest.raises(PaginationLoopError, match="identical to the previous one"):
         paginate(api, OffsetPaginatorWithoutTotal(limit=2, total_path=None))
     assert _offsets(api) == [0, 2]
+
+
+def test_stop_after_empty_page_false_needs_something_else_to_end_the_scan(tmp_path, monkeypatch):
+    """`stop_after_empty_page: false` without total_path, has_more_path or maximum_offset is
+    refused with one line naming file, resource and key (dlt would refuse it at run time)."""
+    from .support import refusal
+
+    spec = {
+        "name": "shop",
+        "client": {"base_url": "https://api.example.com"},
+        "resources": [
+            {
+                "name": "items",
+                "endpoint": {
+                    "path": "/items",
+                    "paginator": {
+                        "type": "offset",
+                        "limit": 10,
+                        "total_path": None,
+                        "stop_after_empty_page": False,
+                    },
+                },
+            }
+        ],
+    }
+    monkeypatch.chdir(tmp_path)
+    assert refusal(tmp_path, spec) == (
+        "shop.yaml: resource 'items': endpoint.paginator.stop_after_empty_page: false leaves"
+        " the end of the scan to total_path, has_more_path or maximum_offset, and none is"
+        " set: set one (or remove stop_after_empty_page)"
+    )

@@ -9,6 +9,9 @@ Pagination styles:
   page's absolute URL in ``paging.next_link`` (absent on the last page).
 * ``none`` - native_ads: everything in one response.
 * ``graphql`` - the ``codehost`` vendor: ``POST`` a GraphQL search (``sandbox.graphql``).
+
+The ledger's ``/v1/resource`` filters by ``updated_since`` / ``updated_until`` and lists its
+rows oldest first, or newest first with ``order=newest_first``.
 """
 
 from __future__ import annotations
