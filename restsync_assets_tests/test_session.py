@@ -14,9 +14,15 @@ from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 from requests.adapters import BaseAdapter
 
 from restsync_assets.runtime.http import retry
-from restsync_assets.runtime.http.errors import HttpStatusError, NotJsonError, RequestFailedError
+from restsync_assets.runtime.http.errors import (
+    HttpStatusError,
+    IncompletePageError,
+    NotJsonError,
+    RequestFailedError,
+)
 from restsync_assets.runtime.http.masking import mask
 from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.pages import page_check, required_path
 from restsync_assets.runtime.http.paginators import TemplatedCursorPaginator
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import ResourceAuth, ResourceTag, RestsyncSession, Route
@@ -434,3 +440,71 @@ def test_default_sleep_and_clock_come_from_the_swappable_retry_clock(api, monkey
     session = RestsyncSession("acme", api.url, [], RetryPolicy())
     assert session.get(api.url + "/x").status_code == 200
     assert fake.sleeps == [12.0]
+
+
+# --- pages that are not whole -------------------------------------------------------------
+
+CUT = b'{"data": [{"id": 1}, {"name": "Ev'
+WHOLE = {"data": [{"id": 1}]}
+ITEMS = Route("items", POLICY, check=page_check("data", None))
+NOT_WHOLE = [
+    # (case, first answer, route, what the failure line says)
+    ("JSON cut short", RawReply(200, CUT), None, "the body was cut short (33 bytes, starting"),
+    ("JSON Lines cut short", RawReply(200, b'{"id": 1}\n{"id'), None, "the body was cut short"),
+    (
+        "an error body with status 200",
+        RawReply(200, {"error": {"message": "backend down"}}),
+        ITEMS,
+        "HTTP 200 OK, but the body has no `data` (the data_selector's path)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "reply", "route", "says"), NOT_WHOLE, ids=[c[0] for c in NOT_WHOLE]
+)
+def test_a_page_not_whole_is_retried_then_fails_naming_resource_and_url(
+    api: RawApi, clock: FakeClock, case, reply, route, says
+) -> None:
+    """Retried like a network error by the resource's policy; when it never comes whole, one
+    line naming the resource and URL (today: not retried, 'not JSON' or taken as a page)."""
+    routes = [route] if route else [Route("items", POLICY)]
+    session = make_session(api, clock, *routes)
+    api.app = sequence(reply, RawReply(200, WHOLE))
+    assert session.get(api.url + "/api/items", hooks=tagged("items")).json() == WHOLE
+    assert clock.sleeps == [1.0]
+    api.app = lambda req: reply
+    with pytest.raises(IncompletePageError) as info:
+        session.get(api.url + "/api/items?page=2", hooks=tagged("items"))
+    message = str(info.value)
+    assert message.startswith(f"acme: resource items: GET {api.url}/api/items?page=2 failed")
+    assert "failed after 4 attempts" in message and says in message and "\n" not in message
+
+
+def test_an_empty_or_null_page_and_an_ignored_answer_are_whole(api: RawApi, clock) -> None:
+    """`data: []` and `data: null` are empty pages; an answer `response_actions` ignore is
+    never checked."""
+    ignoring = {"status_code": 200, "content": "no results", "action": "ignore"}
+    route = Route("items", POLICY, check=page_check("data", None, [ignoring]))
+    session = make_session(api, clock, route)
+    for body in ({"data": []}, {"data": None}, {"error": "no results"}):
+        api.app = lambda req, body=body: RawReply(200, body)
+        assert session.get(api.url + "/api/items", hooks=tagged("items")).json() == body
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("selector", "required"),
+    [
+        ("data", "data"),
+        ("$.data", "data"),
+        ("data.search.nodes", "data.search.nodes"),
+        ("organizations.*.organization", "organizations"),
+        ("data[*]", "data"),
+        ("$", None),
+        ("[*]", None),
+        (None, None),
+    ],
+)
+def test_the_path_every_page_must_have(selector, required) -> None:
+    assert required_path(selector) == required

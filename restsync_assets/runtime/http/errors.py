@@ -146,7 +146,8 @@ def describe(state: RetryCallState, secrets: list[str]) -> tuple[str, int | None
     if state.outcome.failed:
         error = state.outcome.exception()
         if isinstance(error, PageProblem):
-            return f"{status_line(error.response)} but {error.what}", error.response.status_code
+            what = one_line(mask_text(error.what, secrets))
+            return f"{status_line(error.response)} but {what}", error.response.status_code
         inner = socket_error(error)
         if inner is not None:
             return f"{type(error).__name__} ({type(inner).__name__}: {inner.strerror})", None
