@@ -130,6 +130,31 @@ def test_an_error_body_on_every_attempt_marks_nothing_in_postgres(marketing, spe
     _check_soft_delete_case(marketing, specs_dir, "error_body", {}, EVERY_ATTEMPT, False)
 
 
+@pytest.mark.parametrize("marketing", ["duckdb"], indirect=True)
+def test_a_child_page_not_whole_on_a_worker_thread_fails_its_own_resource(marketing, specs_dir):
+    """The marketing API reads ad accounts on dlt's worker threads (`concurrency: 4`): one
+    organization's ad accounts answer an error body with status 200 on every attempt. The
+    run fails naming `adaccounts` and that organization's URL; nothing is marked deleted
+    and a clean run loads everything. Today that organization's ad accounts were taken as
+    none and marked deleted."""
+    sandbox = marketing
+    org = sandbox.rows(MARKETING, ACCOUNTS)[0]["organization_id"]
+    path = f"/organizations/{org}/adaccounts"
+    sandbox.faults = FaultPlan(
+        Fault("error_body", MARKETING, ACCOUNTS, when=lambda r: r.path.endswith(path))
+    )
+    message = _run(specs_dir, succeeds=False)
+    assert sandbox.faults.fired() == RETRIES + 1
+    assert message.startswith("marketing_api: resource adaccounts: GET http://"), message
+    assert f"{path} failed after {RETRIES + 1} attempts: HTTP 200 OK, but the body has no" in (
+        message
+    )
+    _assert_warehouse_is_the_truth(sandbox, specs_dir)
+    sandbox.faults = FaultPlan()
+    _run(specs_dir, succeeds=True)
+    _assert_warehouse_is_the_truth(sandbox, specs_dir)
+
+
 # --------------------------------------------------------------------------- incremental
 
 LEDGER, RECORDS = "ledger", "resource_name"
