@@ -28,11 +28,16 @@ from dlt.common import jsonpath
 from restsync_assets.text import short
 
 __all__ = [
+    "OffsetTotal",
     "PageCheck",
     "cut_short",
+    "describe_body",
+    "ends_open",
     "ignored_by",
     "missing_selector",
     "offset_total_problem",
+    "page_check",
+    "records",
     "required_path",
 ]
 
