@@ -27,6 +27,7 @@ from restsync_assets.sandbox import Fault, FaultPlan
 from .support import (
     STAMP_FORMAT,
     assert_table_equals_truth,
+    assert_table_is,
     copy_seed_specs,
     failure_message,
     materialize_specs,
@@ -244,3 +245,28 @@ def test_a_page_short_of_its_total_is_retried_then_fails(
         sandbox.faults = FaultPlan()
         assert materialize_specs(specs_dir, select=select).success
     assert_table_equals_truth(sandbox, ANALYTICS, ACCOUNTS_TABLE)
+
+
+def _keep_going(raw: dict) -> None:
+    for resource in raw["resources"]:
+        if resource["name"] == ACCOUNTS_TABLE:
+            resource["endpoint"]["paginator"]["stop_after_empty_page"] = False
+
+
+def test_stop_after_empty_page_false_reads_past_an_empty_page(sandbox_env, specs_dir):
+    """`paginator: {type: offset, limit: 100, stop_after_empty_page: false}`: the API filters
+    after paging and serves the second of three pages empty; the scan goes on to the third,
+    ended by `total`. The table holds the rows of pages one and three, exactly. Today the
+    key was ignored: the empty page ended the scan and the third page was never read."""
+    sandbox = sandbox_env
+    copy_seed_specs(specs_dir, [ANALYTICS], edit=_keep_going)
+    sandbox.faults = FaultPlan(
+        Fault("empty_page", ANALYTICS, ACCOUNTS_TABLE, when=lambda r: r.query["offset"] == "100")
+    )
+    result = materialize_specs(specs_dir, select=[(ANALYTICS, ACCOUNTS_TABLE)])
+    assert result.success, failure_message(result)
+    truth = sandbox.rows(ANALYTICS, ACCOUNTS_TABLE)
+    assert len(truth) > 200
+    assert_table_is(table_rows(ANALYTICS, ACCOUNTS_TABLE), truth[:100] + truth[200:])
+    served = [r.query["offset"] for r in sandbox.requests if r.resource == ACCOUNTS_TABLE]
+    assert served == ["0", "100", "200"]
