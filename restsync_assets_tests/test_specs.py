@@ -992,9 +992,14 @@ def test_endpoint_auth_and_named_oauth2_secrets_are_built_from_their_secrets(tmp
         "named-secret",
         "refresh_token",
     )
-    endpoint_auth = config["resources"][0]["endpoint"]["auth"]
+    # each resource's auth tags its requests with the resource (`ResourceAuth`) and wraps
+    # the endpoint's own auth, or the client's
+    endpoint_auth = config["resources"][0]["endpoint"]["auth"].inner
     assert isinstance(endpoint_auth, BearerTokenAuth) and endpoint_auth.token == "org-tok"
-    assert "auth" not in config["resources"][1]["endpoint"]
+    assert config["resources"][1]["endpoint"]["auth"].inner is oauth
+    assert [r["endpoint"]["auth"].resource for r in config["resources"]] == [
+        r["name"] for r in config["resources"]
+    ]
 
 
 def _dlt_expanded(spec: dict) -> dict:

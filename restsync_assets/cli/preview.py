@@ -266,15 +266,15 @@ class _Recorder:
 
     def watch(self, config: Mapping[str, Any]) -> None:
         from restsync_assets.runtime.http.oauth import OAuth2Auth
+        from restsync_assets.runtime.http.session import resource_of
 
         session = config["client"]["session"]
         send = session.send
 
         def recorded_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
             started = time.perf_counter()
-            route = session.route_for(request.url)
             line = RequestLine(
-                resource=route.resource if route else None,
+                resource=resource_of(request),
                 method=request.method or "GET",
                 url=session.mask_url(request.url),
                 status=None,

@@ -36,26 +36,18 @@ from restsync_assets.specs.model import (
 # --------------------------------------------------------------------------- paginators
 
 
+def paginator_arguments(paginator: Any) -> dict[str, Any]:
+    """Every field of a paginator model but its `type`, as the paginator's keyword arguments:
+    a field added to the model reaches the paginator without a change here."""
+    return paginator.model_dump(exclude={"type"})
+
+
 def templated_cursor(paginator: TemplatedCursorPaginatorSpec, resource: str) -> Any:
-    return TemplatedCursorPaginator(
-        cursor_value=paginator.cursor_value,
-        stop_condition=paginator.stop_condition,
-        cursor_param=paginator.cursor_param,
-        cursor_body_path=paginator.cursor_body_path,
-        resource=resource,
-    )
+    return TemplatedCursorPaginator(**paginator_arguments(paginator), resource=resource)
 
 
 def offset_without_total(paginator: OffsetPaginatorSpec, resource: str) -> Any:
-    return OffsetPaginatorWithoutTotal(
-        limit=paginator.limit,
-        offset=paginator.offset,
-        offset_param=paginator.offset_param,
-        limit_param=paginator.limit_param,
-        total_path=paginator.total_path,
-        maximum_offset=paginator.maximum_offset,
-        has_more_path=paginator.has_more_path,
-    )
+    return OffsetPaginatorWithoutTotal(**paginator_arguments(paginator))
 
 
 #: `factory(paginator model, resource name)` of each of restsync's paginator models.

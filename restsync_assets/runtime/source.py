@@ -20,9 +20,10 @@ from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.pages import page_check
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
-from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.http.session import ResourceAuth, RestsyncSession, Route
 from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
@@ -137,15 +138,7 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
     session = RestsyncSession(
         source=spec.name,
         base_url=base_url,
-        routes=[
-            Route(
-                r.name,
-                r.endpoint["path"],
-                RetryPolicy.from_handler(r.error_handler),
-                read_body=body_reader(r),
-            )
-            for r in spec.resources
-        ],
+        routes=[route(spec, r) for r in spec.resources],
         default_policy=RetryPolicy(),
         auth=auth if isinstance(auth, OAuth2Auth) else None,
         secrets=lambda: [
@@ -171,10 +164,27 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
                 endpoint[where] = with_secrets(endpoint[where], credentials)
         if endpoint.get("auth") is not None:
             endpoint["auth"] = build_auth(spec, credentials, endpoint["auth"])
+        # every request of the resource carries its name to the session (see `ResourceAuth`)
+        endpoint["auth"] = ResourceAuth(resource["name"], endpoint.get("auth", auth))
     if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
         for resource in resources:
             resource.setdefault("parallelized", True)
     return {"client": client, "resources": resources}
+
+
+def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
+    """How the session handles the resource's requests: its `error_handler`, its body format
+    and what makes one of its pages incomplete (see `runtime.http.pages`)."""
+    return Route(
+        resource.name,
+        RetryPolicy.from_handler(resource.error_handler),
+        read_body=body_reader(resource),
+        check=page_check(
+            resource.data_selector,
+            resource.paginator or spec.client_paginator,
+            resource.endpoint.get("response_actions"),
+        ),
+    )
 
 
 def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, Any]:

@@ -81,10 +81,10 @@ class SandboxApp:
         subpath = "/" + rest
         route = params = None
         if first == exports.NAME:
-            request.spec = first
+            request.spec, request.resource = first, exports.resource_for(subpath)
             with self._lock:
                 data = copy.deepcopy(self._data[first])
-            return exports.render(request, subpath, data)
+            return self._with_faults(request, lambda: exports.render(request, subpath, data))
         if first in SANDBOX_SPECS or first in vendors.VENDORS:
             request.spec = first
             if subpath == TOKEN_PATHS.get(first):
@@ -93,9 +93,14 @@ class SandboxApp:
                 route, params = found
                 request.resource = route.resource
 
+        return self._with_faults(request, lambda: self._serve(request, route, params))
+
+    def _with_faults(self, request: IncomingRequest, answer: Callable[[], Response]) -> Response:
+        """The answer to `request` through the fault plan (`answer()`: the normal one)."""
+
         def serve() -> Response:
             try:
-                return self._serve(request, route, params)
+                return answer()
             except ApiError as error:
                 return error.response
 
