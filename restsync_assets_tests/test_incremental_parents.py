@@ -21,7 +21,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS
 from restsync_assets.specs import load_specs
 
