@@ -1,0 +1,241 @@
+"""Exactly-once loads of append tables (issue 18, items 1 and 2).
+
+dlt commits each table's job on its own and marks the load complete last. A load that fails
+or is killed in between leaves rows in some tables; the next run extracts the same rows again
+(its cursor is the last *completed* load's). restsync removes those rows before it extracts
+(`runtime.exactly_once`), so after a failed run and a clean one every table, root and nested,
+holds the API's rows once. Each fault runs on DuckDB and on PostgreSQL, against `events`, an
+incremental APPEND resource whose `tags` list becomes the nested table `events__tags`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from restsync_assets import settings
+from restsync_assets.runtime import warehouse
+
+from .conftest import postgres_sql
+from .support import JsonApi, failure_message, materialize_specs, page, use_specs, write_spec
+
+SPEC = "feed"
+#: A tag the destination refuses in the first run (a CHECK constraint on `events__tags`).
+POISON = "poison"
+
+
+def events(count: int = 30, poison_at: int | None = None) -> list[dict]:
+    """`count` events with two tags each; event `poison_at` carries the refused tag."""
+    return [
+        {
+            "id": i,
+            "kind": ("click", "view", "buy")[i % 3],
+            "tags": [POISON if i == poison_at else f"t{i}", f"g{i % 4}"],
+        }
+        for i in range(1, count + 1)
+    ]
+
+
+def feed_spec() -> dict:
+    """An incremental APPEND resource by `id` (`?since=`), 10 rows a page, with nested tags."""
+    endpoint = {
+        "path": "/events",
+        "data_selector": "data",
+        "paginator": {
+            "type": "page_number",
+            "page_param": "page",
+            "total_path": "total_pages",
+            "base_page": 1,
+        },
+        "incremental": {"cursor_path": "id", "start_param": "since", "initial_value": 0},
+    }
+    resource = {"name": "events", "write_disposition": "append", "endpoint": endpoint}
+    return {"name": SPEC, "client": {"base_url": "http://unused"}, "resources": [resource]}
+
+
+class Feed:
+    """The API: its rows (`rows`, replaced to change what it serves), answered from `since`."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.api = JsonApi({"GET /events": self._events})
+
+    def _events(self, request) -> dict:
+        since = int(request.query.get("since", 0))
+        return page([r for r in self.rows if r["id"] > since], request.query, 10)
+
+
+# --------------------------------------------------------------------------- warehouse reads
+
+
+def sql_rows(sql: str) -> list[tuple]:
+    """Rows of `sql` on the configured warehouse (DuckDB file or PostgreSQL database)."""
+    if settings.destination_name() == "postgres":
+        database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
+        return postgres_sql(database, sql)
+    return warehouse.query(sql) or []
+
+
+def assert_tables_are_truth(rows: list[dict]) -> None:
+    """`feed.events` and `feed.events__tags` hold the API's rows and tags, each exactly once
+    (as multisets, nested rows joined to their parent)."""
+    got = Counter(sql_rows(f"select id, kind from {SPEC}.events"))
+    assert got == Counter((r["id"], r["kind"]) for r in rows), "events differ from the API"
+    tags = Counter(
+        sql_rows(
+            f"select e.id, t.value, t._dlt_list_idx from {SPEC}.events__tags t"
+            f" left join {SPEC}.events e on e._dlt_id = t._dlt_parent_id"
+        )
+    )
+    truth = Counter((r["id"], tag, i) for r in rows for i, tag in enumerate(r["tags"]))
+    assert tags == truth, "events__tags differs from the API"
+
+
+def orphan_count() -> int:
+    """Rows of `events` whose load never completed (what a failed load committed)."""
+    return sql_rows(
+        f"select count(*) from {SPEC}.events where _dlt_load_id not in"
+        f" (select load_id from {SPEC}._dlt_loads where status = 0)"
+    )[0][0]
+
+
+def refuse_poison_tags() -> None:
+    """Create `events__tags` before the first load, as dlt would, with a CHECK refusing
+    `POISON`: the root table's job commits, the nested table's job fails."""
+    sql = (
+        f"create schema if not exists {SPEC};"
+        f" create table {SPEC}.events__tags (value varchar check (value <> '{POISON}'),"
+        " _dlt_parent_id varchar not null, _dlt_list_idx bigint not null,"
+        " _dlt_id varchar not null)"
+    )
+    if settings.destination_name() == "postgres":
+        sql_rows(sql)
+        return
+    import duckdb
+
+    path = settings.duckdb_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as con:
+        con.execute(sql)
+
+
+# --------------------------------------------------------------------------- the cases
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    fixture: str | None  # the fixture that points loads at it
+
+
+DESTINATIONS = (Destination("duckdb", None), Destination("postgres", "postgres_warehouse"))
+
+
+@pytest.fixture(params=DESTINATIONS, ids=lambda d: d.name)
+def destination(request, specs_dir) -> Destination:
+    """Loads go to DuckDB (this test's file) or to the session's PostgreSQL database."""
+    if request.param.fixture:
+        request.getfixturevalue(request.param.fixture)
+    return request.param
+
+
+@pytest.fixture
+def feed(destination, specs_dir, monkeypatch) -> Callable[[list[dict]], Feed]:
+    """`feed(rows)`: the spec `feed` in the specs folder, pointed at a running `Feed`."""
+    started: list[Feed] = []
+
+    def start(rows: list[dict]) -> Feed:
+        server = Feed(rows)
+        server.api.__enter__()
+        started.append(server)
+        write_spec(specs_dir, feed_spec())
+        use_specs(monkeypatch, specs_dir, {SPEC: server.api.url})
+        return server
+
+    yield start
+    for server in started:
+        server.api.__exit__(None, None, None)
+
+
+def test_a_database_error_on_the_nested_table_then_a_clean_run_loads_each_row_once(feed, specs_dir):
+    """The destination refuses a tag (CHECK constraint): `events` committed, `events__tags`
+    failed, the run failed. Once the API serves a valid tag, the next run loads every event
+    and tag exactly once (today's code appended the 30 events a second time)."""
+    refuse_poison_tags()
+    api = feed(events(30, poison_at=7))
+    failed = materialize_specs(specs_dir)
+    assert not failed.success, "the refused tag did not fail the load"
+    assert orphan_count() == 30, "the fault did not leave the root table's rows behind"
+    api.rows = events(30)  # the vendor fixed the value
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
+    assert orphan_count() == 0
+
+
+def test_more_rows_after_a_failed_load_are_loaded_once(feed, specs_dir):
+    """A clean load, then new events whose load fails on the nested table, then a clean run:
+    the first load's rows stay, the failed load's are removed and loaded once again."""
+    refuse_poison_tags()
+    api = feed(events(20))
+    assert materialize_specs(specs_dir).success
+    api.rows = events(35, poison_at=30)
+    assert not materialize_specs(specs_dir).success
+    assert orphan_count() == 15
+    api.rows = events(35)
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
+
+
+# --------------------------------------------------------------------------- kill -9
+
+CHILD = """
+import threading
+
+from dagster import DagsterInstance, materialize
+from dlt.common.destination.client import RunnableLoadJob
+
+from restsync_assets import settings
+from restsync_assets.definitions import build_definitions
+from restsync_assets.specs import load_specs
+
+release = RunnableLoadJob._release
+
+
+def released(self, next_state):
+    table = self.job_file_info().table_name
+    if next_state == "completed" and not table.startswith("_dlt"):
+        # this data table's job committed; the package is not complete while it waits
+        print(f"JOB COMMITTED {table}", flush=True)
+        threading.Event().wait()
+    release(self, next_state)
+
+
+RunnableLoadJob._release = released
+defs = build_definitions(load_specs(settings.specs_dir()))
+materialize(list(defs.assets), resources=defs.resources, instance=DagsterInstance.ephemeral())
+"""
+
+
+def test_kill_9_after_the_first_table_committed_then_a_run_loads_each_row_once(
+    feed, specs_dir, commands, tmp_path
+):
+    """A real run is killed (SIGKILL) as soon as the first table's load job committed; the
+    next run loads every event and tag exactly once."""
+    api = feed(events(30))
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    run = commands([sys.executable, script])
+    assert run.wait_for_line("JOB COMMITTED"), run.text
+    run.signal_group(signal.SIGKILL)
+    run.finish()
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
