@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from restsync_assets.runtime import warehouse
 
 from .conftest import postgres_sql
 from .support import JsonApi, failure_message, materialize_specs, page, use_specs, write_spec
+from .test_memory_cap import NARROW, small_cap, wide_rows  # noqa: F401 (a fixture)
+from .test_memory_cap import _load as load_wide
 
 SPEC = "feed"
 #: A tag the destination refuses in the first run (a CHECK constraint on `events__tags`).
@@ -65,8 +69,12 @@ class Feed:
     def __init__(self, rows: list[dict]) -> None:
         self.rows = rows
         self.api = JsonApi({"GET /events": self._events})
+        #: called before page 2 is answered (a slow or held extract)
+        self.before_page_2: Callable[[], None] = lambda: None
 
     def _events(self, request) -> dict:
+        if request.query.get("page") == "2":
+            self.before_page_2()
         since = int(request.query.get("since", 0))
         return page([r for r in self.rows if r["id"] > since], request.query, 10)
 
@@ -146,8 +154,8 @@ def destination(request, specs_dir) -> Destination:
 
 
 @pytest.fixture
-def feed(destination, specs_dir, monkeypatch) -> Callable[[list[dict]], Feed]:
-    """`feed(rows)`: the spec `feed` in the specs folder, pointed at a running `Feed`."""
+def serve_feed(specs_dir, monkeypatch) -> Callable[[list[dict]], Feed]:
+    """`serve_feed(rows)`: the spec `feed` in the specs folder, pointed at a running `Feed`."""
     started: list[Feed] = []
 
     def start(rows: list[dict]) -> Feed:
@@ -161,6 +169,12 @@ def feed(destination, specs_dir, monkeypatch) -> Callable[[list[dict]], Feed]:
     yield start
     for server in started:
         server.api.__exit__(None, None, None)
+
+
+@pytest.fixture
+def feed(destination, serve_feed) -> Callable[[list[dict]], Feed]:
+    """`serve_feed`, loading into each destination in turn."""
+    return serve_feed
 
 
 def test_a_database_error_on_the_nested_table_then_a_clean_run_loads_each_row_once(feed, specs_dir):
@@ -236,6 +250,115 @@ def test_kill_9_after_the_first_table_committed_then_a_run_loads_each_row_once(
     assert run.wait_for_line("JOB COMMITTED"), run.text
     run.signal_group(signal.SIGKILL)
     run.finish()
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
+
+
+# --------------------------------------------------------------------------- DuckDB memory
+
+
+@pytest.mark.usefixtures("small_cap")
+def test_the_out_of_memory_advice_then_a_run_loads_each_row_once(tmp_path, monkeypatch):
+    """Under a cap the user set, `spaces` loads and `docs` runs out of memory; the run says
+    "set RESTSYNC_DUCKDB_MEMORY_LIMIT higher, then run again". Doing exactly that loads each
+    table's rows once (today's code appended `spaces` a second time)."""
+    monkeypatch.setenv("RESTSYNC_DUCKDB_MEMORY_LIMIT", "16MB")
+    result, db, _ = load_wide(tmp_path, monkeypatch, names=("spaces", "docs"))
+    assert not result.success
+    assert "RESTSYNC_DUCKDB_MEMORY_LIMIT" in failure_message(result)
+    monkeypatch.setenv("RESTSYNC_DUCKDB_MEMORY_LIMIT", "1GB")
+    result, db, _ = load_wide(tmp_path, monkeypatch, names=("spaces", "docs"))
+    assert result.success, failure_message(result)
+    assert Counter(warehouse.query("select id from wiki.spaces", db, scalar_rows=True)) == Counter(
+        r["id"] for r in NARROW
+    )
+    assert Counter(warehouse.query("select id from wiki.docs", db, scalar_rows=True)) == Counter(
+        r["id"] for r in wide_rows()
+    )
+
+
+# --------------------------------------------------------------------------- the PostgreSQL lock
+
+
+def lock_backends(database: str) -> list[int]:
+    """The pids of `database`'s sessions holding an advisory lock."""
+    return [
+        pid
+        for (pid,) in postgres_sql(
+            database,
+            "select l.pid from pg_locks l join pg_stat_activity a on a.pid = l.pid"
+            f" where l.locktype = 'advisory' and l.granted and a.datname = '{database}'",
+        )
+    ]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> object:
+    """Poll `condition` until it is truthy (its value) or `timeout` s passed (AssertionError)."""
+    done = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        done.wait(0.05)
+    raise AssertionError("timed out")
+
+
+def test_a_lock_lost_mid_extract_stops_the_run_before_it_loads(feed, specs_dir, postgres_warehouse):
+    """The lock's connection is terminated (`pg_terminate_backend`) while the run extracts:
+    the run fails with one line saying it lost the lock and loaded nothing, no row is in the
+    warehouse, and the next run loads every row once. (Today's run loaded without the lock.)"""
+    api = serve_feed(events(30))
+    held = threading.Event()
+
+    def terminate_the_lock_connection() -> None:
+        for pid in wait_for(lambda: lock_backends(postgres_warehouse)):
+            postgres_sql(postgres_warehouse, f"select pg_terminate_backend({pid})")
+        wait_for(lambda: not lock_backends(postgres_warehouse))
+        held.set()
+
+    api.before_page_2 = lambda: held.wait(30) or None
+    killer = threading.Thread(target=terminate_the_lock_connection)
+    killer.start()
+    failed = materialize_specs(specs_dir)
+    killer.join()
+    assert not failed.success
+    line = failure_message(failed)
+    assert "lost the lock on dataset feed in postgres" in line, line
+    assert "nothing was loaded; run again" in line and "\n" not in line, line
+    assert not sql_rows(
+        "select table_name from information_schema.tables where table_name = 'events'"
+    ), "the run loaded without its lock"
+    api.before_page_2 = lambda: None
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
+
+
+@pytest.fixture
+def short_idle_session_timeout(postgres_warehouse, monkeypatch) -> str:
+    """New sessions of the test database are closed by PostgreSQL after 1 s idle; restsync's
+    lock connection says `SELECT 1` every 0.2 s."""
+    from restsync_assets.runtime import dataset_lock
+
+    monkeypatch.setattr(dataset_lock, "KEEPALIVE_SECONDS", 0.2)
+    sql = f'alter database "{postgres_warehouse}"'
+    postgres_sql("postgres", f"{sql} set idle_session_timeout = '1s'")
+    try:
+        yield "1s"
+    finally:
+        postgres_sql("postgres", f"{sql} reset idle_session_timeout")
+
+
+def test_the_lock_outlives_an_idle_session_timeout_shorter_than_the_extract(
+    serve_feed, specs_dir, short_idle_session_timeout
+):
+    """PostgreSQL closes sessions idle for 1 s; the API takes 3 s for page 2. The lock's
+    connection is kept busy, so the run keeps its lock, loads and unlocks: every row once.
+    (Today the connection was closed mid-extract and the run failed on unlock after loading.)"""
+    api = serve_feed(events(30))
+    api.before_page_2 = lambda: threading.Event().wait(3.0) and None  # a slow vendor
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     assert_tables_are_truth(api.rows)
