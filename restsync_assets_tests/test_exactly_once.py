@@ -305,7 +305,9 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> object:
     raise AssertionError("timed out")
 
 
-def test_a_lock_lost_mid_extract_stops_the_run_before_it_loads(feed, specs_dir, postgres_warehouse):
+def test_a_lock_lost_mid_extract_stops_the_run_before_it_loads(
+    serve_feed, specs_dir, postgres_warehouse
+):
     """The lock's connection is terminated (`pg_terminate_backend`) while the run extracts:
     the run fails with one line saying it lost the lock and loaded nothing, no row is in the
     warehouse, and the next run loads every row once. (Today's run loaded without the lock.)"""
@@ -342,7 +344,7 @@ def short_idle_session_timeout(postgres_warehouse, monkeypatch) -> str:
     lock connection says `SELECT 1` every 0.2 s."""
     from restsync_assets.runtime import dataset_lock
 
-    monkeypatch.setattr(dataset_lock, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(dataset_lock, "KEEPALIVE_SECONDS", 0.2, raising=False)
     sql = f'alter database "{postgres_warehouse}"'
     postgres_sql("postgres", f"{sql} set idle_session_timeout = '1s'")
     try:
