@@ -11,6 +11,7 @@ incremental APPEND resource whose `tags` list becomes the nested table `events__
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sys
 import threading
@@ -24,7 +25,7 @@ import pytest
 from restsync_assets import settings
 from restsync_assets.runtime import warehouse
 
-from .conftest import postgres_sql
+from .conftest import Command, postgres_sql
 from .support import JsonApi, failure_message, materialize_specs, page, use_specs, write_spec
 from .test_memory_cap import NARROW, small_cap, wide_rows  # noqa: F401 (a fixture)
 from .test_memory_cap import _load as load_wide
@@ -364,3 +365,76 @@ def test_the_lock_outlives_an_idle_session_timeout_shorter_than_the_extract(
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     assert_tables_are_truth(api.rows)
+
+
+OVERLAPPING_CHILD = """
+import sys
+
+from dagster import DagsterInstance, materialize
+
+from restsync_assets import settings
+from restsync_assets.definitions import build_definitions
+from restsync_assets.runtime import dataset_lock
+from restsync_assets.specs import load_specs
+
+dataset_lock.KEEPALIVE_SECONDS = 0.2  # below the database's idle_session_timeout
+defs = build_definitions(load_specs(settings.specs_dir()))
+result = materialize(
+    list(defs.assets),
+    resources=defs.resources,
+    instance=DagsterInstance.ephemeral(),
+    raise_on_error=False,
+    run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+)
+print("RESULT", "success" if result.success else "failure", flush=True)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def test_two_overlapping_runs_from_two_pipelines_folders_load_each_row_once(
+    serve_feed,
+    specs_dir,
+    short_idle_session_timeout,
+    postgres_warehouse,
+    commands,
+    tmp_path,
+    monkeypatch,
+):
+    """Two runs of one spec, each with its own pipelines folder (two machines), overlap while
+    the API is slow (3 s for page 2) and PostgreSQL closes sessions idle for 1 s: the second
+    waits for the first's lock, which the first keeps, then finds nothing new. Every row is
+    loaded once. (Today the first lost its lock mid-extract and both appended the rows.)"""
+    api = serve_feed(events(30))
+    released = threading.Event()
+    api.before_page_2 = lambda: released.wait(60) and None  # the first run waits here
+    script = tmp_path / "run.py"
+    script.write_text(OVERLAPPING_CHILD)
+    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "machine_a"))
+    first = commands([sys.executable, script])
+    wait_for(lambda: api.api.calls_to("/events"))
+    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "machine_b"))
+    second = commands([sys.executable, script])
+    # page 2 is answered once the second run waits for the lock, or (without a lock) fetches
+    release_when_the_second_run_waits_or_fetches(second, api, released)
+    assert first.finish() == 0, first.text
+    assert second.finish() == 0, second.text
+    assert "waiting for another restsync run" in second.text, second.text
+    assert_tables_are_truth(api.rows)
+
+
+def release_when_the_second_run_waits_or_fetches(
+    second: Command, api: Feed, released: threading.Event
+) -> None:
+    """Read `second`'s output until it says it waits for the lock (or it ended, or the API saw
+    a request past the first run's two), then set `released`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            line = second.next_line(0.1)
+        except queue.Empty:
+            line = ""
+        if line is None or "waiting for another restsync run" in line:
+            break
+        if len(api.api.calls_to("/events")) > 2:
+            break
+    released.set()
