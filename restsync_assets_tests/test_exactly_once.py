@@ -31,17 +31,21 @@ from .test_memory_cap import NARROW, small_cap, wide_rows  # noqa: F401 (a fixtu
 from .test_memory_cap import _load as load_wide
 
 SPEC = "feed"
-#: A tag the destination refuses in the first run (a CHECK constraint on `events__tags`).
+#: A value the destination refuses (a CHECK constraint on `events.kind` or on
+#: `events__tags.value`, see `refuse_poison`).
 POISON = "poison"
 
 
-def events(count: int = 30, poison_at: int | None = None) -> list[dict]:
-    """`count` events with two tags each; event `poison_at` carries the refused tag."""
+def events(count: int = 30, poison_at: int | None = None, field: str = "tags") -> list[dict]:
+    """`count` events with two tags each; event `poison_at` carries `POISON` as its first tag
+    (`field="tags"`) or as its kind (`field="kind"`)."""
     return [
         {
             "id": i,
-            "kind": ("click", "view", "buy")[i % 3],
-            "tags": [POISON if i == poison_at else f"t{i}", f"g{i % 4}"],
+            "kind": POISON
+            if (i, field) == (poison_at, "kind")
+            else ("click", "view", "buy")[i % 3],
+            "tags": [POISON if (i, field) == (poison_at, "tags") else f"t{i}", f"g{i % 4}"],
         }
         for i in range(1, count + 1)
     ]
@@ -114,14 +118,30 @@ def orphan_count() -> int:
     )[0][0]
 
 
-def refuse_poison_tags() -> None:
-    """Create `events__tags` before the first load, as dlt would, with a CHECK refusing
-    `POISON`: the root table's job commits, the nested table's job fails."""
+def left_behind() -> int:
+    """Rows a failed load committed: `orphan_count()` plus the tags whose event is missing."""
+    missing_parent = sql_rows(
+        f"select count(*) from {SPEC}.events__tags t where not exists"
+        f" (select 1 from {SPEC}.events e where e._dlt_id = t._dlt_parent_id)"
+    )[0][0]
+    return orphan_count() + missing_parent
+
+
+#: The tables as dlt creates them, each with a CHECK refusing `POISON` in one column.
+REFUSING_TABLES = {
+    "events__tags": f"value varchar check (value <> '{POISON}'), _dlt_parent_id varchar not null,"
+    " _dlt_list_idx bigint not null, _dlt_id varchar not null",
+    "events": f"id bigint, kind varchar check (kind <> '{POISON}'),"
+    " _dlt_load_id varchar not null, _dlt_id varchar not null",
+}
+
+
+def refuse_poison(table: str = "events__tags") -> None:
+    """Create `table` before the first load, as dlt would, with a CHECK refusing `POISON`:
+    its load job fails, the other table's job commits."""
     sql = (
         f"create schema if not exists {SPEC};"
-        f" create table {SPEC}.events__tags (value varchar check (value <> '{POISON}'),"
-        " _dlt_parent_id varchar not null, _dlt_list_idx bigint not null,"
-        " _dlt_id varchar not null)"
+        f" create table {SPEC}.{table} ({REFUSING_TABLES[table]})"
     )
     if settings.destination_name() == "postgres":
         sql_rows(sql)
@@ -178,26 +198,41 @@ def feed(destination, serve_feed) -> Callable[[list[dict]], Feed]:
     return serve_feed
 
 
-def test_a_database_error_on_the_nested_table_then_a_clean_run_loads_each_row_once(feed, specs_dir):
-    """The destination refuses a tag (CHECK constraint): `events` committed, `events__tags`
-    failed, the run failed. Once the API serves a valid tag, the next run loads every event
-    and tag exactly once (today's code appended the 30 events a second time)."""
-    refuse_poison_tags()
-    api = feed(events(30, poison_at=7))
+@dataclass(frozen=True)
+class Refusal:
+    """The database refuses the load of `table` (the `field` of event 7 is `POISON`)."""
+
+    table: str
+    field: str
+
+
+REFUSALS = (Refusal("events__tags", "tags"), Refusal("events", "kind"))
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: f"refused-{r.table}")
+def test_a_database_error_on_one_table_then_a_clean_run_loads_each_row_once(
+    refusal, feed, specs_dir
+):
+    """The destination refuses a value of one table (CHECK constraint): the other table's job
+    committed, the run failed. Once the API serves a valid value, the next run loads every
+    event and tag exactly once, the rows the failed load left (events, or tags whose event
+    never loaded) removed first. (Today's code appended them a second time.)"""
+    refuse_poison(refusal.table)
+    api = feed(events(30, poison_at=7, field=refusal.field))
     failed = materialize_specs(specs_dir)
-    assert not failed.success, "the refused tag did not fail the load"
-    assert orphan_count() == 30, "the fault did not leave the root table's rows behind"
+    assert not failed.success, "the refused value did not fail the load"
+    assert left_behind() > 0, "the fault did not leave the other table's rows behind"
     api.rows = events(30)  # the vendor fixed the value
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     assert_tables_are_truth(api.rows)
-    assert orphan_count() == 0
+    assert left_behind() == 0
 
 
 def test_more_rows_after_a_failed_load_are_loaded_once(feed, specs_dir):
     """A clean load, then new events whose load fails on the nested table, then a clean run:
     the first load's rows stay, the failed load's are removed and loaded once again."""
-    refuse_poison_tags()
+    refuse_poison()
     api = feed(events(20))
     assert materialize_specs(specs_dir).success
     api.rows = events(35, poison_at=30)

@@ -75,10 +75,11 @@ def _delete_orphans(sql, tables: dict, name: str, loads_table: str) -> int:
 
     table = sql.make_qualified_table_name(name)
     if is_nested_table(tables[name]):
+        # an anti-join: PostgreSQL runs `NOT IN` over a parent too big for `work_mem` row by row
         parent = sql.make_qualified_table_name(tables[name]["parent"])
         where = (
-            f"{sql.escape_column_name('_dlt_parent_id')} NOT IN"
-            f" (SELECT {sql.escape_column_name('_dlt_id')} FROM {parent})"
+            f"NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE"
+            f" p.{sql.escape_column_name('_dlt_id')} = {table}.{sql.escape_column_name('_dlt_parent_id')})"
         )
     else:
         loads = sql.make_qualified_table_name(loads_table)
