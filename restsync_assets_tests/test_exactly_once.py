@@ -374,6 +374,35 @@ def test_a_lock_lost_mid_extract_stops_the_run_before_it_loads(
     assert_tables_are_truth(api.rows)
 
 
+def test_a_lock_lost_during_the_load_stops_it_before_it_commits(
+    serve_feed, specs_dir, postgres_warehouse, monkeypatch
+):
+    """The lock's connection is terminated as soon as the first data table's job committed:
+    the run stops before the load commits (one line saying so), and the next run removes
+    what the stopped load wrote and loads every row once."""
+    from dlt.common.destination.client import RunnableLoadJob
+
+    api = serve_feed(events(30))
+    release = RunnableLoadJob._release
+
+    def terminate_the_lock_first(job: RunnableLoadJob, next_state: str) -> None:
+        if not job.job_file_info().table_name.startswith("_dlt"):
+            for pid in lock_backends(postgres_warehouse):
+                postgres_sql(postgres_warehouse, f"select pg_terminate_backend({pid})")
+        release(job, next_state)
+
+    monkeypatch.setattr(RunnableLoadJob, "_release", terminate_the_lock_first)
+    failed = materialize_specs(specs_dir)
+    monkeypatch.setattr(RunnableLoadJob, "_release", release)
+    line = failure_message(failed)
+    assert "lost the lock on dataset feed in postgres" in line, line
+    assert "the load was not committed" in line, line
+    assert not sql_rows(f"select load_id from {SPEC}._dlt_loads"), "the load committed"
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
+
+
 @pytest.fixture
 def short_idle_session_timeout(postgres_warehouse, monkeypatch) -> str:
     """New sessions of the test database are closed by PostgreSQL after 1 s idle; restsync's
