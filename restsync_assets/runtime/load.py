@@ -1,8 +1,10 @@
 """The run-time entry: one materialization of a spec's selected assets.
 
-credentials -> dlt source -> dlt pipeline (under the warehouse lock) -> dagster-dlt run ->
-rows a complete scan missed marked (`deletes: soft`) -> materializations (with the catalog's
-table metadata); any failure becomes one actionable line. Called by the asset body
+credentials -> dlt source -> dlt pipeline (under the warehouse lock, and on PostgreSQL the
+dataset's advisory lock, verified before the load and its commit) -> the rows of unfinished
+earlier loads removed (`exactly_once`) -> dagster-dlt run -> rows a complete scan missed marked
+(`deletes: soft`) -> materializations (with the catalog's table metadata); any failure becomes
+one actionable line. Called by the asset body
 (`restsync_assets.assets`); nothing here runs when definitions load.
 """
 
