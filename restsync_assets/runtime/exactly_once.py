@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from dlt.pipeline.pipeline import Pipeline
 
 
+#: The column that ties a row to its load: `_dlt_load_id` in a root table, the parent row's
+#: `_dlt_id` (as `_dlt_parent_id`) in a nested one.
+_KEY_COLUMN = {False: "_dlt_load_id", True: "_dlt_parent_id"}
+
+
 def remove_unfinished_loads(pipeline: Pipeline) -> dict[str, int]:
     """Delete the rows of loads that never completed from `pipeline`'s dataset's append tables
     and their nested tables; `{table: rows deleted}` (tables with none left out).
@@ -32,6 +37,8 @@ def remove_unfinished_loads(pipeline: Pipeline) -> dict[str, int]:
     destination (`_dlt_version`), which a load writes before any of its jobs, so it knows every
     table an unfinished load may have written to.
     """
+    from dlt.common.schema.utils import is_nested_table
+
     with pipeline.destination_client() as client:
         if not client.is_storage_initialized():
             return {}
@@ -40,7 +47,13 @@ def remove_unfinished_loads(pipeline: Pipeline) -> dict[str, int]:
             return {}
         tables = json.loads(stored.schema)["tables"]
         ordered = _append_tables(tables)
-        existing = {name for name, columns in client.get_storage_tables(ordered) if columns}
+        # only tables that exist and carry the column their rows are told by (a table made by
+        # other means, e.g. without `_dlt_load_id`, is left alone)
+        existing = {
+            name
+            for name, columns in client.get_storage_tables(ordered)
+            if _KEY_COLUMN[is_nested_table(tables[name])] in columns
+        }
         loads_table = tables.get("_dlt_loads", {}).get("name", "_dlt_loads")
         if loads_table not in {n for n, c in client.get_storage_tables([loads_table]) if c}:
             return {}
