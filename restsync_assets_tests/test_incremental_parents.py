@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from restsync_assets.definitions import build_definitions
 from restsync_assets.cli.run import materialize_spec
+from restsync_assets.definitions import build_definitions
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS
 from restsync_assets.specs import load_specs
 
