@@ -16,7 +16,7 @@ from dlt.sources.rest_api import rest_api_source
 from restsync_assets import settings
 from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
-from restsync_assets.runtime import destination, soft_deletes
+from restsync_assets.runtime import async_jobs, destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
@@ -45,8 +45,12 @@ def build_source(
     window of a partitioned run, written into each partitioned resource's request.
     """
     transforms = record_transforms(spec)
-    config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
+    config = source_config(spec, credentials, window)
+    # `endpoint.async_job`: such resources are built by `async_jobs`, not by dlt's rest_api
+    config, job_configs = async_jobs.split_config(spec, config)
+    config = with_per_parent_cursors(spec, config, transforms)
     source = rest_api_source(config, name=spec.name)
+    async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)
     add_quarantines(spec, source)
     if settings.arrow_pages() and destination.takes_parquet():
@@ -89,7 +93,7 @@ def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
     if spec.concurrency > 1:
         return
     for resource in spec.resources:
-        if resource.parent is None:
+        if resource.parent is None and resource.async_job is None:
             pipe = source.resources[resource.name]._pipe
             depth = 1 if stops_early(resource) else READ_AHEAD_DEPTH
             pipe.replace_gen(with_read_ahead(pipe.gen, resource.name, depth))
@@ -136,7 +140,8 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
                 read_body=body_reader(r),
             )
             for r in spec.resources
-        ],
+        ]
+        + async_jobs.job_routes(spec),
         default_policy=RetryPolicy(),
         auth=auth if isinstance(auth, OAuth2Auth) else None,
         secrets=lambda: [

@@ -11,10 +11,12 @@ from restsync_assets.specs.model import (
     EXTENSION_RESOURCE_KEYS,
     RESOURCE_FIELD_KEYS,
     WRITE_DISPOSITIONS,
+    AsyncJobSpec,
     PaginatorSpec,
     ResourceSpec,
 )
 from restsync_assets.specs.selectors import compile_jsonpath, normalize_selector
+from restsync_assets.specs.validate.async_job import validate_async_job
 from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog
 from restsync_assets.specs.validate.child_cursor import validate_child_cursor
@@ -33,7 +35,7 @@ def validate_resource(
 ) -> ResourceSpec:
     """Every field of one resource, in the order its errors are reported."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
-    endpoint, paginator, response_format = _endpoint(bound, spec)
+    endpoint, paginator, response_format, async_job = _endpoint(bound, spec)
     resource_retries = retry_layer(raw.get("error_handler"), "error_handler", name)
     error_handler = merged_error_handler([*retry_layers, resource_retries], name)
     columns = validate_columns(raw.get("schema"), name)
@@ -88,6 +90,7 @@ def validate_resource(
             response_format=response_format,
             deletes=deletes,
             on_invalid=on_invalid,
+            async_job=async_job,
         )
 
 
@@ -100,11 +103,14 @@ def _keys(primary_key: Any, endpoint: dict) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]:
+def _endpoint(
+    bound: Bound, spec: str
+) -> tuple[dict, PaginatorSpec | None, str, AsyncJobSpec | None]:
     """The endpoint handed to dlt (selector normalized, auth as its model), its paginator
-    (handed over separately: restsync's own ones are built at run time) and its
-    `response_format` (restsync's key, not dlt's)."""
+    (handed over separately: restsync's own ones are built at run time), its
+    `response_format` (restsync's key, not dlt's) and its `async_job` (restsync's too)."""
     endpoint, name = dict(bound.endpoint), bound.raw["name"]
+    async_job = validate_async_job(endpoint, name, child=bound.parent is not None)
     paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
     response_format = validate_response_format(endpoint, name, paginator)
     check_body_method(paginator, endpoint, name)
@@ -112,7 +118,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
-    return endpoint, paginator, response_format
+    return endpoint, paginator, response_format, async_job
 
 
 def _selector(selector: Any, resource: str) -> str:
