@@ -276,6 +276,87 @@ def test_a_job_left_running_is_resumed_and_its_record_cleared_after_its_load(
     assert loaded("campaign_report") == truth("campaign_report", JANUARY, FEBRUARY)
 
 
+def accounts_spec(url: str, concurrency: int) -> dict:
+    """One campaign report job per account (a parent), `concurrency` jobs at once."""
+    create = {
+        "path": "v1/accounts/{account_id}/reports",
+        "json": {"level": "campaign", "from": "2026-01-01", "to": "2026-03-01"},
+    }
+    return {
+        "name": "reports",
+        "client": {
+            "base_url": f"{url}/reports",
+            "auth": {"type": "bearer"},
+            "concurrency": concurrency,
+        },
+        "resources": [
+            {"name": "accounts", "primary_key": "id", "endpoint": {"path": "v1/accounts"}},
+            {
+                "name": "account_report",
+                "primary_key": ["campaign_id", "day"],
+                "include_from_parent": ["id"],
+                "schema": reports.CAMPAIGN_SCHEMA,
+                "endpoint": {"async_job": job("campaign", "csv", create=create)},
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_one_job_per_parent_at_most_concurrency_at_once(
+    concurrency, specs_dir, sandbox, monkeypatch, retry_clock
+) -> None:
+    """A child resource creates one job per parent row (its path bound to the row), runs at
+    most `client.concurrency` of them at once, and each row carries its parent's id."""
+    from .support import materialize_specs
+
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    sandbox.reports.polls_to_finish = 3
+    write_spec(specs_dir, accounts_spec(sandbox.url, concurrency))
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    accounts = range(1, reports.ACCOUNTS + 1)
+    window = ("campaign", "2026-01-01", "2026-03-01")
+    assert sandbox.reports.created == Counter({(*window, a): 1 for a in accounts})
+    assert sandbox.reports.most_running == concurrency
+    import duckdb
+
+    from restsync_assets import settings
+
+    with duckdb.connect(str(settings.duckdb_path()), read_only=True) as con:
+        rows = con.execute(
+            "select campaign_id, day, clicks, _accounts_id from reports.account_report"
+        ).fetchall()
+    assert Counter(rows) == Counter(
+        (r["campaign_id"], r["day"], r["clicks"], reports.account_of(r["campaign_id"]))
+        for r in reports.Reports().truth("campaign")
+    )
+
+
+def test_a_download_cut_short_past_its_retries_fails_in_one_line_and_keeps_the_job(
+    specs_dir, sandbox, monkeypatch, retry_clock
+) -> None:
+    """A file whose body is cut short is downloaded again up to the resource's retries, then
+    the run fails naming the file and the job; the next run downloads the same job again."""
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    spec = reports_spec(sandbox.url)
+    spec["resource_defaults"]["error_handler"] = {"max_retries": 1}
+    write_spec(specs_dir, spec)
+    sandbox.reports.break_downloads = 2
+    result = materialize_window(specs_dir, JANUARY)
+    message = failure_message(result)
+    assert message.startswith(
+        f"reports: resource campaign_report: download of {sandbox.url}/reports/v1/files/job-1/"
+        "part-1.csv.gz (async job job-1 for window [2026-01-01, 2026-02-01)) failed after 2"
+        " attempts: "
+    ), message
+    assert "\n" not in message
+    result = materialize_window(specs_dir, JANUARY)
+    assert result.success, failure_message(result)
+    assert created(sandbox, JANUARY) == {"campaign": 1, "ad": 1}
+    assert_tables_are_truth(JANUARY)
+
+
 # --------------------------------------------------------------------------- kill -9
 
 

@@ -10,6 +10,9 @@ Served beside the seed APIs under ``/reports`` behind a bearer token (``REPORTS_
   its files, ``empty`` when the window has no rows, or ``failed`` with a ``message``; an id it
   does not know (never created, or forgotten: `Reports.forget`) is a 404;
 * ``POST /v1/reports/{id}/cancel`` aborts a job (``cancelled``);
+* ``GET /v1/accounts`` lists the advertiser accounts (``{"data": [{"id": ...}]}``), and
+  ``POST /v1/accounts/{account_id}/reports`` creates a job over one account's campaigns (a
+  campaign ``c`` belongs to account ``(c - 1) % ACCOUNTS + 1``): one job per parent;
 * the files: a ``campaign`` job is two gzipped CSV files (``/v1/files/{id}/part-<n>.csv.gz``),
   an ``ad`` job one zip of two JSON Lines members (``/v1/files/{id}/export.zip``).
 
@@ -17,7 +20,9 @@ The rows (`truth`) are daily campaign and ad statistics from `FIRST_DAY` for `DA
 Knobs for tests and the demo, on the `Reports` object (``sandbox.reports``): jobs of a window
 that fail (`fail`), never finish (`stall`), are forgotten at their first poll (`forget_first`),
 polls held until an event is set (`hold_polls`), downloads held likewise (`hold_downloads`).
-`created` counts the jobs created per ``(level, from, to)``.
+downloads cut short after their headers (`break_downloads`: how many). `created` counts the
+jobs created per ``(level, from, to)`` (``(level, from, to, account)`` for an account's), and
+`most_running` the most jobs running at once.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ TOKEN = "sandbox-reports-token-5f1c0b7e"
 FIRST_DAY = date(2026, 1, 1)
 DAYS = 59  # 2026-01-01 .. 2026-02-28: two monthly windows
 CAMPAIGNS = 4
+ACCOUNTS = 3
 ADS_PER_CAMPAIGN = 3
 CAMPAIGN_FIELDS = ("campaign_id", "day", "impressions", "clicks", "spend")
 AD_FIELDS = ("ad_id", "campaign_id", "day", "impressions", "clicks")
@@ -54,6 +60,7 @@ CAMPAIGN_SCHEMA = {
 #: how long a held poll or download waits at most for its event (seconds)
 HOLD_SECONDS = 120.0
 
+_ACCOUNT_REPORTS = re.compile(r"^/v1/accounts/(?P<account>[^/]+)/reports$")
 _JOB = re.compile(r"^/v1/reports/(?P<id>[^/]+)(?P<cancel>/cancel)?$")
 _FILE = re.compile(r"^/v1/files/(?P<id>[^/]+)/(?P<name>part-(?P<part>[12])\.csv\.gz|export\.zip)$")
 
@@ -99,8 +106,13 @@ class Job:
     level: str
     start: str
     end: str
+    account: int | None = None
     polls: int = 0
     status: str = "pending"
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("pending", "running")
 
 
 @dataclass
@@ -120,15 +132,29 @@ class Reports:
     hold_downloads: threading.Event | None = None
     created: Counter = field(default_factory=Counter)
     cancelled: list[str] = field(default_factory=list)
+    #: how many of the next downloads are reset after their headers
+    break_downloads: int = 0
+    most_running: int = 0
     jobs: dict[str, Job] = field(default_factory=dict)
     #: every job id ever created, in order
     ever: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def truth(self, level: str = "campaign", start: str | None = None, end: str | None = None):
-        """The rows a job over `[start, end)` reports (every day without bounds)."""
+    def truth(
+        self,
+        level: str = "campaign",
+        start: str | None = None,
+        end: str | None = None,
+        account: int | None = None,
+    ) -> list[dict]:
+        """The rows a job over `[start, end)` (of one account) reports (all without bounds)."""
         rows = campaign_rows() if level == "campaign" else ad_rows()
-        return [r for r in rows if (start or "") <= r["day"] < (end or "9999")]
+        return [
+            r
+            for r in rows
+            if (start or "") <= r["day"] < (end or "9999")
+            and (account is None or account_of(r["campaign_id"]) == account)
+        ]
 
     def forget(self) -> None:
         """Forget every job (their ids expired)."""
@@ -144,9 +170,13 @@ class Reports:
         """Answer a request under ``/reports``."""
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             raise ApiError(401, "invalid_token", "send Authorization: Bearer <REPORTS_TOKEN>")
-        if subpath == "/v1/reports":
+        if subpath == "/v1/accounts":
+            request.resource = "accounts"
+            return Response(200, {"data": [{"id": a + 1} for a in range(ACCOUNTS)]})
+        account = _ACCOUNT_REPORTS.match(subpath)
+        if subpath == "/v1/reports" or account:
             request.resource = "create"
-            return self._create(request)
+            return self._create(request, int(account["account"]) if account else None)
         if found := _JOB.match(subpath):
             request.resource = "cancel" if found["cancel"] else "poll"
             if found["cancel"]:
@@ -157,7 +187,7 @@ class Reports:
             return self._file(found["id"], found["name"], found["part"])
         raise ApiError(404, "not_found", f"no route for {request.path}")
 
-    def _create(self, request: IncomingRequest) -> Response:
+    def _create(self, request: IncomingRequest, account: int | None) -> Response:
         if request.method != "POST":
             raise ApiError(405, "method_not_allowed", "use POST", {"Allow": "POST"})
         try:
@@ -168,10 +198,12 @@ class Reports:
         if level not in ("campaign", "ad"):
             raise ApiError(400, "bad_request", "level is campaign or ad")
         with self._lock:
-            job = Job(f"job-{len(self.ever) + 1}", level, start, end)
+            job = Job(f"job-{len(self.ever) + 1}", level, start, end, account)
             self.jobs[job.id] = job
             self.ever.append(job.id)
-            self.created[(level, start, end)] += 1
+            self.created[(level, start, end, *([account] if account else []))] += 1
+            running = sum(j.running for j in self.jobs.values())
+            self.most_running = max(self.most_running, running)
         return Response(201, {"id": job.id, "status": job.status})
 
     def _poll(self, job_id: str, request: IncomingRequest) -> Response:
@@ -202,7 +234,7 @@ class Reports:
             job.status = "running" if job.polls else "pending"
         elif job.start in self.fail:
             job.status = "failed"
-        elif not self.truth(job.level, job.start, job.end):
+        elif not self.truth(job.level, job.start, job.end, job.account):
             job.status = "empty"
         else:
             job.status = "completed"
@@ -220,9 +252,11 @@ class Reports:
         with self._lock:
             job = self.jobs.get(job_id)
             hold = self.hold_downloads
-        if job is None or job.status != "completed":
-            raise ApiError(404, "not_found", f"no file {name} of job {job_id}")
-        rows = self.truth(job.level, job.start, job.end)
+            if job is None or job.status != "completed":
+                raise ApiError(404, "not_found", f"no file {name} of job {job_id}")
+            broken = self.break_downloads > 0
+            self.break_downloads = max(0, self.break_downloads - 1)
+        rows = self.truth(job.level, job.start, job.end, job.account)
         if part is not None:
             half = (len(rows) + 1) // 2
             rows = rows[:half] if part == "1" else rows[half:]
@@ -231,9 +265,16 @@ class Reports:
         else:
             raw, content_type = _zip_jsonl(rows), "application/zip"
         response = Response(200, None, raw=raw, content_type=content_type)
+        if broken:
+            response.reset_after = 16
         if hold is not None and not hold.is_set():
             response.delay, response.hold = HOLD_SECONDS, hold
         return response
+
+
+def account_of(campaign_id: int) -> int:
+    """The account a campaign belongs to."""
+    return (campaign_id - 1) % ACCOUNTS + 1
 
 
 def _files(job: Job, host: str) -> list[str]:
