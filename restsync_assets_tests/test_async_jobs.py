@@ -357,6 +357,29 @@ def test_a_download_cut_short_past_its_retries_fails_in_one_line_and_keeps_the_j
     assert_tables_are_truth(JANUARY)
 
 
+def test_an_incremental_job_starts_at_the_cursor(specs_dir, sandbox, monkeypatch, retry_clock):
+    """With `endpoint.incremental` the job's window starts at the cursor (its initial value,
+    then the last day loaded) and ends now: two runs, two jobs, and the table equals the truth
+    (the last day, reported twice, merged)."""
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    spec = reports_spec(sandbox.url)
+    del spec["resource_defaults"]["partitions"]
+    spec["resources"].pop()
+    spec["resources"][0]["endpoint"]["incremental"] = {
+        "cursor_path": "day",
+        "initial_value": "2026-01-10",
+    }
+    write_spec(specs_dir, spec)
+    from .support import materialize_specs
+
+    for _ in range(2):
+        result = materialize_specs(specs_dir)
+        assert result.success, failure_message(result)
+    starts = [start for _, start, _ in sandbox.reports.created.elements()]
+    assert starts == ["2026-01-10", "2026-02-28"]
+    assert loaded("campaign_report") == truth("campaign_report", ("2026-01-10", "9999"))
+
+
 # --------------------------------------------------------------------------- kill -9
 
 
