@@ -191,7 +191,7 @@ STATUS_CASES = [
         {"stall": {"2026-01-01"}},
         JANUARY,
         "still 'running' after 60 s (async_job.poll.timeout); abort sent"
-        " (POST v1/reports/{job_id}/cancel)",
+        " (POST v1/reports/job-1/cancel)",
         jobs=(1, 0),
         loads=False,
         cancelled=1,
@@ -295,6 +295,7 @@ def accounts_spec(url: str, concurrency: int) -> dict:
                 "name": "account_report",
                 "primary_key": ["campaign_id", "day"],
                 "include_from_parent": ["id"],
+                "add_fields": {"account": "{{ 'account-' ~ parent.id }}"},
                 "schema": reports.CAMPAIGN_SCHEMA,
                 "endpoint": {"async_job": job("campaign", "csv", create=create)},
             },
@@ -307,7 +308,8 @@ def test_one_job_per_parent_at_most_concurrency_at_once(
     concurrency, specs_dir, sandbox, monkeypatch, retry_clock
 ) -> None:
     """A child resource creates one job per parent row (its path bound to the row), runs at
-    most `client.concurrency` of them at once, and each row carries its parent's id."""
+    most `client.concurrency` of them at once, and each row carries its parent's id and the
+    field its transforms add from the parent row."""
     from .support import materialize_specs
 
     monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
@@ -325,10 +327,17 @@ def test_one_job_per_parent_at_most_concurrency_at_once(
 
     with duckdb.connect(str(settings.duckdb_path()), read_only=True) as con:
         rows = con.execute(
-            "select campaign_id, day, clicks, _accounts_id from reports.account_report"
+            "select campaign_id, day, clicks, _accounts_id, account from reports.account_report"
         ).fetchall()
+    owner = reports.account_of
     assert Counter(rows) == Counter(
-        (r["campaign_id"], r["day"], r["clicks"], reports.account_of(r["campaign_id"]))
+        (
+            r["campaign_id"],
+            r["day"],
+            r["clicks"],
+            owner(r["campaign_id"]),
+            f"account-{owner(r['campaign_id'])}",
+        )
         for r in reports.Reports().truth("campaign")
     )
 
@@ -474,7 +483,18 @@ def _edit(path: tuple[str, ...], value: Any) -> Callable[[dict], None]:
     return apply
 
 
+def _child_of_a_job(spec: dict) -> None:
+    spec["resources"].append(
+        {"name": "days", "endpoint": {"path": "v1/days/{resources.campaign_report.day}"}}
+    )
+
+
 REFUSALS = [
+    (
+        _child_of_a_job,
+        "resource 'days': endpoint.path: its parent 'campaign_report' is read by an async job,"
+        " which cannot be a parent; create one job per row of another resource instead",
+    ),
     (
         _edit(("download", "compression"), "bz2"),
         "endpoint.async_job.download.compression: unknown compression 'bz2'; allowed: auto,"
@@ -515,11 +535,13 @@ REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(("edit", "line"), REFUSALS, ids=[r[1].split(":")[0] for r in REFUSALS])
+@pytest.mark.parametrize(("edit", "line"), REFUSALS, ids=[r[1].split(": ")[-2] for r in REFUSALS])
 def test_a_wrong_async_job_is_refused_in_one_line(edit, line, tmp_path, monkeypatch) -> None:
     """Each mistake is one line naming the file, the resource, the key and what is allowed."""
     monkeypatch.chdir(tmp_path)
     spec = reports_spec("http://127.0.0.1:1")
     edit(spec)
-    expected = f"specs/reports.yaml: resource 'campaign_report': {line}"
+    resource = "campaign_report" if not line.startswith("resource ") else None
+    prefix = f"resource '{resource}': " if resource else ""
+    expected = f"specs/reports.yaml: {prefix}{line}"
     assert refusal(Path("specs"), spec) == expected

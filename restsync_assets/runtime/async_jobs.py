@@ -33,7 +33,7 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -90,6 +90,12 @@ def job_routes(spec: SourceSpec) -> list[Route]:
             paths.append(job.download.location)
         routes += [Route(resource.name, p, policy) for p in paths if p and "{{" not in p]
     return routes
+
+
+def without_jobs(spec: SourceSpec) -> SourceSpec:
+    """`spec` without its async-job resources (what dlt's `rest_api` config holds)."""
+    kept = tuple(r for r in spec.resources if r.async_job is None)
+    return spec if len(kept) == len(spec.resources) else spec.model_copy(update={"resources": kept})
 
 
 def split_config(spec: SourceSpec, config: dict) -> tuple[dict, dict[str, dict]]:
@@ -174,6 +180,8 @@ def _incremental(config: Any) -> Any:
 class Task:
     """One job of a resource: its scope (window, parent or cursor start) and progress."""
 
+    #: the key of its record (`job_records.job_key` of the resource and `scope`)
+    key: str
     scope: dict[str, Any]
     #: what the templates read besides `response`: `window`, `parent`
     context: dict[str, Any]
@@ -181,12 +189,8 @@ class Task:
     job_id: str | None = None
     started: float = 0.0
     next_poll: float = 0.0
+    #: the last poll's answer (the download reads it)
     answer: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.extra["key"]
 
     def describe(self) -> str:
         """` for window [a, b)` or ` for parent {...}` (empty for a whole-table job)."""
@@ -253,9 +257,7 @@ class Retriever:
         return self._task({"parent": bound}, context, parent)
 
     def _task(self, scope: dict, context: dict, parent: dict | None = None) -> Task:
-        task = Task(scope, context, parent)
-        task.extra["key"] = job_key(self.resource.name, scope)
-        return task
+        return Task(job_key(self.resource.name, scope), scope, context, parent)
 
     # ------------------------------------------------------------------ the scheduler
 
@@ -362,7 +364,8 @@ class Retriever:
             try:
                 self._send(self.job.abort, task, "abort")
                 self.records.clear(task.key)
-                what = f"abort sent ({self.job.abort.method} {self.job.abort.path})"
+                path = self._path(self.job.abort.path, task, self._context(task))
+                what = f"abort sent ({self.job.abort.method} {path})"
             except Exception as error:  # the timeout is the error to report
                 what = f"the abort request failed ({str(error).splitlines()[0]})"
         raise AsyncJobError(

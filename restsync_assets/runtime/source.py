@@ -48,7 +48,7 @@ def build_source(
     config = source_config(spec, credentials, window)
     # `endpoint.async_job`: such resources are built by `async_jobs`, not by dlt's rest_api
     config, job_configs = async_jobs.split_config(spec, config)
-    config = with_per_parent_cursors(spec, config, transforms)
+    config = with_per_parent_cursors(async_jobs.without_jobs(spec), config, transforms)
     source = rest_api_source(config, name=spec.name)
     async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)

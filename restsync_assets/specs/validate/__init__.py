@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from restsync_assets.specs.bindings import Bound
 from restsync_assets.specs.model import ResourceSpec
+from restsync_assets.specs.validate.async_job import check_job_parents
 from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog, spec_catalog
 from restsync_assets.specs.validate.operations import inherit_partitions
@@ -20,4 +21,5 @@ def validate_resources(
     """Each resource validated, parents first; a child takes its parent's partitions."""
     resources = inherit_partitions(validate_resource(b, retry_layers, spec, catalog) for b in bound)
     check_shared_paths(resources)
+    check_job_parents(resources)
     return resources

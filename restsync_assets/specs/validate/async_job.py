@@ -10,6 +10,7 @@ may read only what the run gives them: `window` and `parent` when creating, and 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from restsync_assets.specs.errors import Invalid, allowed
@@ -28,6 +29,7 @@ from restsync_assets.specs.model.async_job import (
     JobRequestSpec,
     PollSpec,
 )
+from restsync_assets.specs.model.resource import ResourceSpec
 
 KEY = "endpoint.async_job"
 #: endpoint keys an async job has no use for: its requests are under `async_job`
@@ -283,3 +285,17 @@ def _download(raw: Any, resource: str, context: tuple[str, ...]) -> DownloadSpec
             key=f"{KEY}.download.compression",
         )
     return DownloadSpec(kind=kind, location=location, response_format=fmt, compression=compression)
+
+
+def check_job_parents(resources: Iterable[ResourceSpec]) -> None:
+    """A resource with an async job has no children: its rows arrive in files, not pages
+    dlt's `rest_api` can resolve a child's path against."""
+    jobs = {r.name for r in resources if r.async_job is not None}
+    for resource in resources:
+        if resource.parent in jobs:
+            raise Invalid(
+                f"its parent '{resource.parent}' is read by an async job, which cannot be a"
+                " parent; create one job per row of another resource instead",
+                resource=resource.name,
+                key="endpoint.path",
+            )
