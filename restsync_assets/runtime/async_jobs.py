@@ -14,10 +14,8 @@ masking, the rate budget, OAuth refresh) with the resource's auth and headers. A
    loads nothing, in `failed` fails the run with the API's message; after `poll.timeout` the
    job is aborted (`abort`) and the run fails naming it. A poll answered 404 or 410 (an id the
    API no longer knows) creates the job again, with a log line;
-3. is downloaded file by file, streamed to a temporary file under the pipelines folder,
-   decompressed (gzip, zip: every member) and parsed in chunks (CSV typed by the declared
-   `schema`, JSON Lines, JSON with `data_selector`) into pages of rows, so memory stays flat
-   whatever the file's size.
+3. is downloaded file by file (`job_downloads`: streamed to a temporary file, decompressed
+   and parsed in chunks) into pages of rows, so memory stays flat whatever the file's size.
 
 Jobs of several windows or parents run `client.concurrency` at a time, from one thread: the
 polls of all running jobs are scheduled by their due time, no thread waits per job.
@@ -25,24 +23,17 @@ polls of all running jobs are scheduled by their due time, no thread waits per j
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
-import tempfile
-import zipfile
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import IO, Any
-from urllib.parse import quote, urljoin, urlsplit
+from typing import Any
+from urllib.parse import quote, urljoin
 
 import dlt
 import orjson
 import requests
-from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
@@ -50,8 +41,8 @@ from restsync_assets import settings
 from restsync_assets.partitions import Window
 from restsync_assets.runtime.http.retry import RetryPolicy, current_clock
 from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.job_downloads import AsyncJobError, Downloads, raise_for_status
 from restsync_assets.runtime.job_records import FOLDER, JobRecords, job_key, mark_done
-from restsync_assets.runtime.response_formats import iter_csv, iter_jsonl
 from restsync_assets.runtime.transforms import RecordTransforms
 from restsync_assets.specs.model import AsyncJobSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.model.async_job import JobRequestSpec
@@ -61,16 +52,10 @@ logger = logging.getLogger(__name__)
 
 #: rows per page handed to dlt
 PAGE_ROWS = 10_000
-#: bytes read from the network (and the files) at a time
-CHUNK_BYTES = 1 << 20
 #: statuses of a poll that mean the API no longer knows the job
 GONE = (404, 410)
 #: dlt's `EndpointResource` keys that are not hints of `dlt.resource`
 _NOT_HINTS = ("endpoint", "include_from_parent", "parallelized", "processing_steps")
-
-
-class AsyncJobError(RuntimeError):
-    """A job failed, timed out or could not be downloaded; the message is one line."""
 
 
 # --------------------------------------------------------------------------- source wiring
@@ -222,10 +207,19 @@ class Retriever:
         self.base_url = client["base_url"].rstrip("/") + "/"
         self.auth = endpoint.get("auth") or client.get("auth")
         self.headers = {**(client.get("headers") or {}), **(endpoint.get("headers") or {})}
-        self.selector = endpoint.get("data_selector")
+        self.downloads = Downloads(
+            self.session,
+            self.base_url,
+            self.auth,
+            self.headers,
+            self.where,
+            resource.error_handler.max_retries + 1,
+            self.job.download,
+            endpoint.get("data_selector"),
+            {c.name: c.data_type for c in resource.columns},
+        )
         self.transforms = transforms if resource.parent is not None else None
         self.records = JobRecords(settings.pipelines_dir() / FOLDER, spec.name, resource.name)
-        self.types = {c.name: c.data_type for c in resource.columns}
         self._templates: dict[str, CompiledTemplate] = {}
 
     @property
@@ -387,7 +381,7 @@ class Retriever:
             "params": self._render(request.params, context) or None,
             "headers": {**self.headers, **self._render(request.headers, context)} or None,
             "auth": self.auth,
-            "hooks": {"response": [_raise_for_status(GONE if gone_ok else ())]},
+            "hooks": {"response": [raise_for_status(GONE if gone_ok else ())]},
         }
         if request.body is not None:
             kwargs["json"] = self._render(request.body, context)
@@ -442,87 +436,16 @@ class Retriever:
         return [urljoin(self.base_url, u) for u in urls]
 
     def _download(self, task: Task) -> Iterator[list[dict]]:
-        """Every file of the done job, downloaded to disk then read in pages."""
-        for url in self._urls(task):
-            with self._fetched(url, task) as path:
-                yield from self._pages(path, url, task)
-
-    @contextmanager
-    def _fetched(self, url: str, task: Task) -> Iterator[Path]:
-        """`url` streamed into a temporary file (deleted afterwards); a body cut short is
-        downloaded again, up to the resource's retries."""
-        folder = settings.pipelines_dir() / FOLDER / "downloads"
-        folder.mkdir(parents=True, exist_ok=True)
-        attempts = self.resource.error_handler.max_retries + 1
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            path = Path(scratch) / "download"
-            for attempt in range(1, attempts + 1):
-                try:
-                    self._stream_to(url, path)
-                    break
-                except (
-                    requests.ConnectionError,
-                    requests.exceptions.ChunkedEncodingError,
-                ) as error:
-                    if attempt == attempts:
-                        raise AsyncJobError(
-                            f"{self.where}: download of {self.session.mask_url(url)} (async job"
-                            f" {task.job_id}{task.describe()}) failed after {attempts}"
-                            f" attempts: {type(error).__name__}; the job is kept: materialize"
-                            " again to download it again"
-                        ) from None
-                    logger.warning(
-                        "%s: download of %s cut short (%s); downloading it again",
-                        self.where,
-                        self.session.mask_url(url),
-                        type(error).__name__,
-                    )
-            yield path
-
-    def _stream_to(self, url: str, path: Path) -> None:
-        same_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
-        response = self.session.get(
-            url,
-            stream=True,
-            auth=self.auth if same_host else None,
-            headers=(self.headers or None) if same_host else None,
-            hooks={"response": [_raise_for_status(()), _streamed]},
-        )
-        with response, open(path, "wb") as out:
-            for chunk in response.iter_content(CHUNK_BYTES):
-                out.write(chunk)
-
-    def _pages(self, path: Path, url: str, task: Task) -> Iterator[list[dict]]:
+        """Every row of the done job's files, in pages (see `job_downloads`)."""
         page: list[dict] = []
-        try:
-            for stream in _members(path, self.job.download.compression):
-                for row in self._records(stream):
-                    page.append(self._row(row, task))
-                    if len(page) >= PAGE_ROWS:
-                        yield self._transformed(page, task)
-                        page = []
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise AsyncJobError(
-                f"{self.where}: file {self.session.mask_url(url)} of async job {task.job_id}"
-                f" is not {self.job.download.response_format}"
-                f" ({self.job.download.compression}): {str(error).splitlines()[0]}; check"
-                " async_job.download.response_format and compression"
-            ) from None
+        for url in self._urls(task):
+            for row in self.downloads.records(url, f"async job {task.job_id}{task.describe()}"):
+                page.append(self._row(row, task))
+                if len(page) >= PAGE_ROWS:
+                    yield self._transformed(page, task)
+                    page = []
         if page:
             yield self._transformed(page, task)
-
-    def _records(self, stream: IO[bytes]) -> Iterator[Any]:
-        fmt = self.job.download.response_format
-        if fmt == "csv":
-            yield from iter_csv(io.TextIOWrapper(stream, "utf-8-sig", newline=""), self.types)
-        elif fmt == "jsonl":
-            yield from iter_jsonl(stream)
-        else:
-            data = orjson.loads(stream.read())
-            if self.selector is not None:
-                found = jsonpath.find_values(self.selector, data)
-                data = found[0] if len(found) == 1 and isinstance(found[0], list) else found
-            yield from data if isinstance(data, list) else [data]
 
     def _row(self, row: Any, task: Task) -> Any:
         if task.parent is None or not self.resource.include_from_parent:
@@ -535,45 +458,6 @@ class Retriever:
         if self.transforms is None:
             return page
         return self.transforms.page(page, task.parent)
-
-
-def _members(path: Path, compression: str) -> Iterator[IO[bytes]]:
-    """The readable streams of a downloaded file: itself, gunzipped, or each zip member."""
-    if compression == "auto":
-        with open(path, "rb") as probe:
-            magic = probe.read(4)
-        compression = (
-            "gzip" if magic[:2] == b"\x1f\x8b" else "zip" if magic == b"PK\x03\x04" else "none"
-        )
-    if compression == "zip":
-        with zipfile.ZipFile(path) as archive:
-            for member in sorted(archive.infolist(), key=lambda m: m.filename):
-                if not member.is_dir():
-                    with archive.open(member) as stream:
-                        yield stream
-        return
-    opener: Callable[..., IO[bytes]] = gzip.open if compression == "gzip" else open
-    with opener(path, "rb") as stream:
-        yield stream
-
-
-def _raise_for_status(allowed: tuple[int, ...]) -> Callable[..., requests.Response]:
-    """A response hook raising requests' HTTP error (the session makes it one line) but for
-    the `allowed` statuses."""
-
-    def hook(response: requests.Response, **_kwargs: Any) -> requests.Response:
-        if response.status_code not in allowed:
-            response.raise_for_status()
-        return response
-
-    return hook
-
-
-def _streamed(response: requests.Response, **_kwargs: Any) -> requests.Response:
-    """Mark a download's body as read by its caller: the session then leaves it unparsed
-    (it parses what is not yet `response.json`), so it streams to disk."""
-    response.json = lambda **_kw: None  # type: ignore[method-assign]
-    return response
 
 
 def _message(answer: Any) -> str:
