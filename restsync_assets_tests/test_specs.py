@@ -180,7 +180,7 @@ INVALID = [
     (
         "unknown endpoint key",
         spec_with(resources__0__endpoint__paginatr={"type": "offset", "limit": 5}),
-        "resource 'organizations': endpoint.paginatr: unknown endpoint key; allowed: auth, data, data_selector, headers, incremental, json, method, paginator, params, path, response_actions, response_format",
+        "resource 'organizations': endpoint.paginatr: unknown endpoint key; allowed: async_job, auth, data, data_selector, headers, incremental, json, method, paginator, params, path, response_actions, response_format",
     ),
     (
         "offset without limit",

@@ -15,7 +15,7 @@ from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets import settings
 from restsync_assets.resources import Credentials
-from restsync_assets.runtime import destination, soft_deletes
+from restsync_assets.runtime import async_jobs, destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
@@ -55,8 +55,11 @@ def build_source(
     for resource in config["resources"]:
         if resource["name"] in scanned:
             resource["endpoint"] = without_incremental(resource["endpoint"])
-    config = with_per_parent_cursors(spec, config, transforms, scanned)
+    # `endpoint.async_job`: such resources are built by `async_jobs`, not by dlt's rest_api
+    config, job_configs = async_jobs.split_config(spec, config)
+    config = with_per_parent_cursors(async_jobs.without_jobs(spec), config, transforms, scanned)
     source = rest_api_source(config, name=spec.name)
+    async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)
     add_quarantines(spec, source)
     if settings.arrow_pages() and destination.takes_parquet():
@@ -99,7 +102,7 @@ def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
     if spec.concurrency > 1:
         return
     for resource in spec.resources:
-        if resource.parent is None:
+        if resource.parent is None and resource.async_job is None:
             pipe = source.resources[resource.name]._pipe
             depth = 1 if stops_early(resource) else READ_AHEAD_DEPTH
             pipe.replace_gen(with_read_ahead(pipe.gen, resource.name, depth))
@@ -174,7 +177,11 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
 
 def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
     """How the session handles the resource's requests: its `error_handler`, its body format
-    and what makes one of its pages incomplete (see `runtime.http.pages`)."""
+    and what makes one of its pages incomplete (see `runtime.http.pages`). An async job's
+    requests (create, poll, abort: JSON; downloads: streamed and read by `async_jobs`) keep
+    only the retry policy."""
+    if resource.async_job is not None:
+        return Route(resource.name, RetryPolicy.from_handler(resource.error_handler))
     return Route(
         resource.name,
         RetryPolicy.from_handler(resource.error_handler),

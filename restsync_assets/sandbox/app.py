@@ -6,7 +6,7 @@ import copy
 import threading
 from collections.abc import Callable
 
-from . import exports, routes, vendors
+from . import exports, reports, routes, vendors
 from .auth import TOKEN_PATHS, TokenStore, require_bearer, token_endpoint
 from .data import RESOURCES, SANDBOX_SPECS, SORT_KEYS, build_dataset
 from .faults import FaultPlan
@@ -37,6 +37,7 @@ class SandboxApp:
         self.default_host = "127.0.0.1"
         self._data = {**build_dataset(), **vendors.build_dataset(), **exports.build_dataset()}
         self._lock = threading.RLock()
+        self.reports = reports.Reports()
 
     # ------------------------------------------------------------------ dataset access
 
@@ -85,6 +86,9 @@ class SandboxApp:
             with self._lock:
                 data = copy.deepcopy(self._data[first])
             return self._with_faults(request, lambda: exports.render(request, subpath, data))
+        if first == reports.NAME:
+            request.spec = first
+            return self.reports.render(request, subpath)
         if first in SANDBOX_SPECS or first in vendors.VENDORS:
             request.spec = first
             if subpath == TOKEN_PATHS.get(first):

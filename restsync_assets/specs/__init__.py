@@ -32,6 +32,7 @@ from restsync_assets.specs.validate import (
     validate_resources,
     validate_source,
 )
+from restsync_assets.specs.validate.async_job import with_create_paths
 
 __all__ = [
     "SpecError",
@@ -99,7 +100,7 @@ def parse_spec(raw: Any, path: Path | str, lines: list[int] | None = None) -> So
         client_retries = problems.take(
             retry_layer, document.client.get("error_handler"), "client.error_handler", default={}
         )
-        merged = merge_defaults(document.raw)
+        merged = merge_defaults(with_create_paths(document.raw))  # async jobs: create path
         names = [r["name"] for r in merged.resources]
         catalog = spec_catalog(document.raw, names, lines or [])
         bound = bind_resources(merged.resources)

@@ -9,6 +9,7 @@ frozen pydantic models, never the YAML. The vocabulary (auth types, paginator ty
 write dispositions, column types...) is defined here, by the models' `Literal` fields.
 """
 
+from restsync_assets.specs.model.async_job import AsyncJobSpec
 from restsync_assets.specs.model.auth import (
     AUTH_MODELS,
     AUTH_TYPES,
@@ -110,6 +111,7 @@ __all__ = [
     "TRANSFORM_KEYS",
     "WRITE_DISPOSITIONS",
     "ApiKeyAuthSpec",
+    "AsyncJobSpec",
     "AuthSpec",
     "AutomationSpec",
     "BaseAuthSpec",

@@ -6,6 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field
 
+from restsync_assets.specs.model.async_job import AsyncJobSpec
 from restsync_assets.specs.model.base import StrictModel
 from restsync_assets.specs.model.operations import (
     AutomationSpec,
@@ -33,7 +34,7 @@ ENDPOINT_KEYS = (
 #: the record transform keys of a resource, in the order they apply (see `TransformsSpec`)
 TRANSFORM_KEYS = ("record_filter", "add_fields", "remove_fields", "rename_fields")
 #: endpoint keys restsync reads itself and removes before handing the endpoint to dlt
-EXTENSION_ENDPOINT_KEYS = ("response_format",)
+EXTENSION_ENDPOINT_KEYS = ("response_format", "async_job")
 ResponseFormat = Literal["json", "jsonl", "csv"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 #: resource keys restsync reads itself and removes before handing the rest to dlt
@@ -212,6 +213,8 @@ class ResourceSpec(StrictModel):
     on_invalid: OnInvalid = "fail"
     #: an incremental child of an incremental parent: `all` parents (default) or `changed` only
     parents: Parents = "all"
+    #: `endpoint.async_job`: a report job to create, poll and download (None: pages of JSON)
+    async_job: AsyncJobSpec | None = None
 
     @property
     def rejected_table(self) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from restsync_assets.specs.bindings import Bound
 from restsync_assets.specs.errors import Collector
 from restsync_assets.specs.model import ResourceSpec
+from restsync_assets.specs.validate.async_job import check_job_parents
 from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog, spec_catalog
 from restsync_assets.specs.validate.operations import inherit_partitions
@@ -28,4 +29,5 @@ def validate_resources(
     problems.done()
     resources = inherit_partitions(valid)
     check_shared_paths(resources)
+    check_job_parents(resources)
     return resources

@@ -11,10 +11,12 @@ from restsync_assets.specs.model import (
     EXTENSION_RESOURCE_KEYS,
     RESOURCE_FIELD_KEYS,
     WRITE_DISPOSITIONS,
+    AsyncJobSpec,
     PaginatorSpec,
     ResourceSpec,
 )
 from restsync_assets.specs.selectors import compile_jsonpath, normalize_selector
+from restsync_assets.specs.validate.async_job import validate_async_job
 from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog
 from restsync_assets.specs.validate.child_cursor import validate_child_cursor
@@ -36,8 +38,8 @@ def validate_resource(
     in the order below (dlt's own check only runs once the rest is valid)."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
     problems = Collector()
-    endpoint, paginator, response_format = problems.take(
-        _endpoint, bound, spec, default=(dict(bound.endpoint), None, "json")
+    endpoint, paginator, response_format, async_job = problems.take(
+        _endpoint, bound, spec, default=(dict(bound.endpoint), None, "json", None)
     )
     resource_retries = problems.take(
         retry_layer, raw.get("error_handler"), "error_handler", name, default={}
@@ -119,6 +121,7 @@ def validate_resource(
             deletes=deletes,
             on_invalid=on_invalid,
             parents=parents,
+            async_job=async_job,
         )
 
 
@@ -140,11 +143,14 @@ def _keys(primary_key: Any, endpoint: dict) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]:
+def _endpoint(
+    bound: Bound, spec: str
+) -> tuple[dict, PaginatorSpec | None, str, AsyncJobSpec | None]:
     """The endpoint handed to dlt (selector normalized, auth as its model), its paginator
-    (handed over separately: restsync's own ones are built at run time) and its
-    `response_format` (restsync's key, not dlt's)."""
+    (handed over separately: restsync's own ones are built at run time), its
+    `response_format` (restsync's key, not dlt's) and its `async_job` (restsync's too)."""
     endpoint, name = dict(bound.endpoint), bound.raw["name"]
+    async_job = validate_async_job(endpoint, name, child=bound.parent is not None)
     paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
     response_format = validate_response_format(endpoint, name, paginator)
     check_body_method(paginator, endpoint, name)
@@ -152,7 +158,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
-    return endpoint, paginator, response_format
+    return endpoint, paginator, response_format, async_job
 
 
 def _selector(selector: Any, resource: str) -> str:
