@@ -101,8 +101,8 @@ def materialize_window(specs_dir: Path, window: tuple[str, str]) -> Any:
     """One run of every reports asset for the monthly partition starting `window[0]`."""
     from dagster import DagsterInstance, materialize
 
+    from restsync_assets.cli.run import QUIET
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.runner import QUIET
 
     defs = build_definitions(load_specs(specs_dir))
     return materialize(

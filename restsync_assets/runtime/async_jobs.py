@@ -38,12 +38,12 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from restsync_assets import settings
-from restsync_assets.partitions import Window
 from restsync_assets.runtime.http.retry import current_clock
 from restsync_assets.runtime.http.session import ResourceTag, RestsyncSession
 from restsync_assets.runtime.job_downloads import AsyncJobError, Downloads, raise_for_status
 from restsync_assets.runtime.job_records import FOLDER, JobRecords, job_key, mark_done
 from restsync_assets.runtime.transforms import RecordTransforms
+from restsync_assets.runtime.window import Window
 from restsync_assets.specs.model import AsyncJobSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.model.async_job import JobRequestSpec
 from restsync_assets.specs.templates import CompiledTemplate, compile_template

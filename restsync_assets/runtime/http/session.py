@@ -324,7 +324,8 @@ class RestsyncSession(requests.Session):
     ) -> requests.Response:
         state.attempts += 1
         response = self._answer(request, kwargs, state)
-        _check_page(request, route, response)
+        if not kwargs.get("stream"):  # a streamed body is its caller's to read (and check)
+            _check_page(request, route, response)
         return response
 
     def _answer(
