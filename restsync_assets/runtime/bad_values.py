@@ -1,0 +1,211 @@
+"""Values the warehouse cannot hold, dealt with before dlt sees them.
+
+`BadValues` is a dlt pipe step on every resource, after record transforms (placement affinity
+0.5) and before dlt's incremental (1), `Quarantine` (1.2) and `ArrowPages` (1.5), so that the
+Arrow fast path and dlt's row path get the same rows:
+
+- `\\u0000` (NUL) in a string, at any depth, is **stripped**: PostgreSQL's text cannot hold it
+  (DuckDB's can), and one spec must load the same rows into either. Not in a primary key:
+  stripping one could make two rows one, so such a row is a bad row (below).
+- A bad row stops the load with one line naming the spec file, the resource, the field and the
+  value's type (`on_invalid: fail`), or is set aside in `<table>__rejected` (`quarantine`):
+  a primary key missing or null, of a type earlier keys cannot take (`1` then `"id-21"`), or
+  holding NUL; a string holding a lone surrogate (`"\\ud800"`, not Unicode text: neither Arrow
+  nor the warehouses can encode it).
+
+Under `quarantine` the step judges before dlt's incremental, which cannot judge a row without
+its key; the rows it sets aside are handed to the resource's `Quarantine` step (which writes
+them with its own) by an empty page sent after them, which dlt's incremental lets through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dlt.common.data_types.type_helpers import py_type_to_sc_type
+from dlt.extract.items import DataItemWithMeta, TableNameMeta
+from dlt.extract.items_transform import ItemTransform
+
+from restsync_assets.runtime.quarantine import VALUE_CHARS, Quarantine, raw_json, type_problem
+from restsync_assets.specs.errors import _display
+from restsync_assets.specs.model import ResourceSpec
+from restsync_assets.text import short
+
+NUL = "\x00"
+#: NUL or a surrogate as `repr` writes them: one C pass tells a page needs no closer look
+#: (a literal backslash in the data only costs that closer look)
+_SUSPECT = re.compile(r"\\(?:x00|ud[89a-f])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BadValueError(ValueError):
+    """A row restsync cannot load (`on_invalid: fail`): one line."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one row cannot load: its field and a phrase naming the value's type."""
+
+    field: str
+    what: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.field}: {self.what}"
+
+
+class BadValues(ItemTransform[Any, Any]):
+    """dlt pipe step: strips NUL from strings; bad rows fail the run or go to `quarantine`."""
+
+    #: after record transforms (0.5), before dlt's incremental (1)
+    placement_affinity: ClassVar[float] = 0.9
+
+    def __init__(
+        self,
+        resource: str,
+        spec_file: Path | str,
+        primary_key: tuple[str, ...] = (),
+        declared: dict[str, str] | None = None,
+        quarantine: Quarantine | None = None,
+    ) -> None:
+        super().__init__(lambda item: item)
+        self.resource = resource
+        self.spec_file = spec_file
+        self.primary_key = tuple(primary_key)
+        self.quarantine = quarantine
+        declared = declared or {}
+        #: each key column's type: declared, else the type of the first key this run
+        self.key_types: dict[str, str] = {k: declared[k] for k in self.primary_key if k in declared}
+
+    def __call__(self, item: Any, meta: Any = None) -> Any:
+        if isinstance(meta, TableNameMeta):
+            return item  # rows for another table
+        rows = item if isinstance(item, list) else [item] if isinstance(item, dict) else None
+        if not rows:
+            return item
+        suspect = _SUSPECT.search(repr(rows)) is not None
+        good, bad = [], []
+        for row in rows:
+            if not isinstance(row, dict):
+                good.append(row)
+                continue
+            problem = self.problem(row, suspect)
+            if problem is None:
+                good.append(strip_nul(row) if suspect else row)
+            elif self.quarantine is None:
+                raise BadValueError(self.line(problem, row))
+            else:
+                bad.append({"raw": raw_json(row), "reason": problem.reason})
+        if not bad and not suspect:
+            return item
+        if not bad:
+            return good if isinstance(item, list) else good[0]
+        return self._set_aside(good, bad, meta)
+
+    def _set_aside(self, good: list, bad: list, meta: Any) -> Iterator[Any]:
+        self.quarantine.hold(bad)  # type: ignore[union-attr]
+        if good:
+            yield good if meta is None else DataItemWithMeta(meta, good)
+        # dlt's incremental forwards an empty page even when it filtered the rows above: it
+        # reaches `Quarantine`, which writes what it holds
+        yield []
+
+    def problem(self, row: dict, suspect: bool) -> Problem | None:
+        """The first reason `row` cannot load, or None."""
+        for key in self.primary_key:
+            problem = self._key_problem(key, row)
+            if problem is not None:
+                return problem
+        if suspect:
+            field = surrogate_field(row)
+            if field is not None:
+                value = short(repr(_at(row, field)), VALUE_CHARS)
+                return Problem(field, f"a str holding a lone surrogate ({value}), not Unicode text")
+        return None
+
+    def _key_problem(self, key: str, row: dict) -> Problem | None:
+        if key not in row:
+            return Problem(key, "missing primary key")
+        value = row[key]
+        if value is None:
+            return Problem(key, "null primary key")
+        kind = type(value).__name__
+        if isinstance(value, str) and NUL in value:
+            return Problem(key, f"a {kind} primary key holding \\u0000 (NUL)")
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return Problem(key, f"a {kind} primary key holding a lone surrogate")
+        try:
+            value_type = py_type_to_sc_type(type(value))
+        except TypeError:
+            return Problem(key, f"a {kind} primary key")
+        known = self.key_types.setdefault(key, value_type)
+        if known != value_type and type_problem(value, known) is not None:
+            shown = short(repr(value), VALUE_CHARS)
+            return Problem(key, f"a {kind} primary key ({shown}) where earlier keys are {known}")
+        return None
+
+    def line(self, problem: Problem, row: dict) -> str:
+        """The one line a bad row fails the run with."""
+        advice = "fix the API's value, or set on_invalid: quarantine to set such rows aside"
+        what = problem.what
+        if what == "missing primary key":
+            fields = short(", ".join(sorted(map(str, row))) or "none", 120)
+            what = f"{what} (the row's fields: {fields})"
+            advice = f"fix primary_key in the spec if it names no field, else {advice}"
+        return (
+            f"resource {self.resource} ({_display(Path(self.spec_file))}): field"
+            f" `{problem.field}`: {what}; {advice}"
+        )
+
+
+def strip_nul(value: Any) -> Any:
+    """`value` with NUL removed from every string in it (dict keys too), at any depth."""
+    if isinstance(value, str):
+        return value.replace(NUL, "") if NUL in value else value
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_nul(v) for v in value]
+    return value
+
+
+def surrogate_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string in `value` holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        return (path or "value") if _SURROGATE.search(value) else None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, inner in items:
+        found = surrogate_field(inner, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _at(row: dict, path: str) -> Any:
+    value: Any = row
+    for part in path.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def bad_values_step(
+    resource: ResourceSpec, spec_file: Path | str, quarantine: Quarantine | None = None
+) -> BadValues:
+    """The step that guards `resource`'s rows (see the module)."""
+    return BadValues(
+        resource.name,
+        spec_file,
+        primary_key=resource.primary_key_columns,
+        declared={c.name: c.data_type for c in resource.columns},
+        quarantine=quarantine,
+    )
