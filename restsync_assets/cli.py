@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return check_command(args.duckdb, args.verbose)
     if args.command == "run":
-        return run_command(args.selection, args.partition, args.with_checks)
+        return run_command(args.selection, args.partition, args.with_checks, args.verbose)
     if args.command == "preview":
         return preview_command(
             args.spec, args.resource, args.limit, args.pages, args.json, args.partition
@@ -203,6 +203,12 @@ def add_run_and_preview(commands: Any) -> None:
     checks.add_argument(
         "--no-checks", dest="with_checks", action="store_false", help="load only, no checks"
     )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print dlt's and Dagster's log lines, tracebacks included",
+    )
     preview = commands.add_parser(
         "preview",
         help="test-read one resource from its real API (writes nothing)",
@@ -230,12 +236,14 @@ def _positive(text: str) -> int:
     return value
 
 
-def run_command(selection: Sequence[str], partition: str | None, with_checks: bool) -> int:
+def run_command(
+    selection: Sequence[str], partition: str | None, with_checks: bool, verbose: bool = False
+) -> int:
     """Materialize the selection; non-zero when a run or a check failed."""
     from restsync_assets.run_command import RunUsageError, run
 
     try:
-        report = run(selection, partition, with_checks, out=sys.stdout)
+        report = run(selection, partition, with_checks, out=sys.stdout, verbose=verbose)
     except (SpecValidationError, RunUsageError) as error:
         print(error, file=sys.stderr)
         return 2 if isinstance(error, RunUsageError) else 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,3 +369,41 @@ def test_a_bad_value_is_stripped_named_in_one_line_or_quarantined(
         assert rejected is None
     else:
         assert [{**r, "raw": json.loads(r["raw"])} for r in rejected] == rejected_truth(case)
+
+
+# --------------------------------------------------------------------------- the console
+
+CONSTRAINED = {
+    "name": "badvalues",
+    "client": {"base_url": "http://127.0.0.1:9", "paginator": "single_page"},
+    "resources": [{"name": "items", "endpoint": {"path": "/items"}, "write_disposition": "append"}],
+}
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_a_failed_postgres_load_is_one_line_on_the_console_tracebacks_only_when_verbose(
+    verbose, specs_dir, postgres_warehouse, monkeypatch, commands
+):
+    """PostgreSQL refuses a row (a CHECK constraint on the table restsync loads into): `restsync
+    run` (a real process) prints no traceback (dlt logs one per retry) unless `--verbose`, and
+    its last line keeps PostgreSQL's CONTEXT, which names the table and line."""
+    from .conftest import postgres_sql
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    postgres_sql(
+        postgres_warehouse,
+        "create schema badvalues; create table badvalues.items"
+        " (id bigint check (id < 100), name text)",
+    )
+    write_spec(specs_dir, CONSTRAINED)
+    rows = [{"id": 1, "name": "a"}, {"id": 200, "name": "b"}]
+    with JsonApi({"GET /items": lambda r: rows}) as api:
+        monkeypatch.setenv("BADVALUES_BASE_URL", api.url)
+        argv = ["run", "badvalues", "--no-checks", *(["--verbose"] if verbose else [])]
+        command = commands([sys.executable, "-m", "restsync_assets.cli", *argv])
+        assert command.finish() == 1
+    output = command.text
+    (error,) = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert 'violates check constraint "items_id_check"' in error
+    assert "(CONTEXT: COPY items, line 2)" in error
+    assert ("Traceback" in output) is verbose

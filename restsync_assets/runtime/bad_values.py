@@ -99,7 +99,7 @@ class BadValues(ItemTransform[Any, Any]):
             elif self.quarantine is None:
                 raise BadValueError(self.line(problem, row))
             else:
-                bad.append({"raw": raw_json(row), "reason": problem.reason})
+                bad.append({"raw": raw_json(row), "reason": self.reason(problem, row)})
         if not bad and not suspect:
             return item
         if not bad:
@@ -113,6 +113,14 @@ class BadValues(ItemTransform[Any, Any]):
         # dlt's incremental forwards an empty page even when it filtered the rows above: it
         # reaches `Quarantine`, which writes what it holds
         yield []
+
+    def reason(self, problem: Problem, row: dict) -> str:
+        """The reason a quarantined row is set aside with: every reason `Quarantine` gives
+        (its judgement of declared types is the more precise), then this step's own when it
+        names another field."""
+        found = self.quarantine.problems(row) if self.quarantine is not None else []
+        named = {reason.split(":", 1)[0] for reason in found}
+        return "; ".join([*found, *([problem.reason] if problem.field not in named else [])])
 
     def problem(self, row: dict, suspect: bool) -> Problem | None:
         """The first reason `row` cannot load, or None."""

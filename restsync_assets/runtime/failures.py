@@ -30,6 +30,21 @@ def _known_dlt_error(error: BaseException) -> str | None:
     return None
 
 
+_CONTEXT = re.compile(r"^CONTEXT:\s*(.+)$", re.M)
+
+
+def first_line(message: str) -> str:
+    """The first line of `message`, with PostgreSQL's `CONTEXT:` line (the table, line and
+    column a COPY failed on) when the message has one further down."""
+    lines = message.strip().splitlines()
+    if not lines:
+        return ""
+    context = _CONTEXT.search(message)
+    if context is None or lines[0].startswith("CONTEXT:"):
+        return lines[0]
+    return f"{lines[0]} (CONTEXT: {context.group(1).strip()})"
+
+
 def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> str:
     """One line: the most specific error in the chain, with secrets masked (known values,
     secret-looking query parameters such as `?api_key=`, URL passwords)."""
@@ -46,8 +61,7 @@ def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> s
     if known is not None:
         text = known
     else:
-        text = str(chosen).strip().splitlines()[0] if str(chosen).strip() else ""
-        text = text or type(chosen).__name__
+        text = first_line(str(chosen)) or type(chosen).__name__
         if not ours:
             text = f"{type(chosen).__name__}: {text}"
     if not text.startswith(source):
