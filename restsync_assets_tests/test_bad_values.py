@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -98,7 +98,6 @@ class Case:
     error: tuple[str, ...] = ()
     #: the reason the row is quarantined with (None: it loads, cleaned)
     reason: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 FILE = "specs/badvalues.yaml"
@@ -211,6 +210,18 @@ CASES = [
         on_invalid="quarantine",
         incremental=("items",),
         reason="id: missing primary key",
+    ),
+    Case(
+        "parent-without-the-bound-field",
+        "items",
+        2,
+        {"id": DELETE},
+        primary_key="name",
+        error=(
+            "badvalues: resource items: a row has no field `id`, which its child's path param",
+            "(the row's fields: name, updated, tags); fix the binding in the spec, or declare"
+            " `id` non-nullable in items's schema with on_invalid: quarantine",
+        ),
     ),
     Case(
         "child-keyless",

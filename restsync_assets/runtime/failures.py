@@ -14,6 +14,13 @@ from collections.abc import Iterable
 from restsync_assets.text import causes
 
 _NULL_KEY = re.compile(r"Cannot coerce NULL in table `([^`]+)` column `([^`]+)`")
+#: dlt's `rest_api` when a parent row lacks the field a child binds (path param or
+#: `include_from_parent`)
+_UNBOUND = re.compile(
+    r"Resource expects a field `([^`]+)` to be present in the incoming data from resource"
+    r" `([^`]+)` in order to (?:bind it to path param: `([^`]+)`|include it in child records)"
+    r".*Available parent fields are: \[(.*)\]"
+)
 
 
 def _known_dlt_error(error: BaseException) -> str | None:
@@ -26,6 +33,16 @@ def _known_dlt_error(error: BaseException) -> str | None:
             f"resource {table}: the API returned a row whose `{column}` is null, but"
             f" `{column}` is a primary key (or non-nullable) column, so the row cannot be"
             " merged; nothing from this run was written"
+        )
+    match = _UNBOUND.search(text)
+    if match:
+        field, parent, param, fields = match.groups()
+        use = f"path param `{param}`" if param else "include_from_parent"
+        return (
+            f"resource {parent}: a row has no field `{field}`, which its child's {use} takes"
+            f" (the row's fields: {fields.replace(chr(39), '')}); fix the binding in the spec, or"
+            f" declare `{field}` non-nullable in {parent}'s schema with on_invalid: quarantine"
+            " to set such rows aside"
         )
     return None
 
