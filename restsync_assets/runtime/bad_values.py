@@ -36,9 +36,6 @@ from restsync_assets.specs.model import ResourceSpec
 from restsync_assets.text import short
 
 NUL = "\x00"
-#: NUL or a surrogate as `repr` writes them: one C pass tells a page needs no closer look
-#: (a literal backslash in the data only costs that closer look)
-_SUSPECT = re.compile(r"\\(?:x00|ud[89a-f])")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -80,6 +77,8 @@ class BadValues(ItemTransform[Any, Any]):
         declared = declared or {}
         #: each key column's type: declared, else the type of the first key this run
         self.key_types: dict[str, str] = {k: declared[k] for k in self.primary_key if k in declared}
+        #: each key column's Python type once a key of that type was accepted (the fast path)
+        self.key_py_types: dict[str, type] = {}
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if isinstance(meta, TableNameMeta):
@@ -87,7 +86,9 @@ class BadValues(ItemTransform[Any, Any]):
         rows = item if isinstance(item, list) else [item] if isinstance(item, dict) else None
         if not rows:
             return item
-        suspect = _SUSPECT.search(repr(rows)) is not None
+        suspect = any(map(_suspect, rows))
+        if not suspect and self._keys_as_before(rows):
+            return item  # the common page: one pass in C, one over the keys
         good, bad = [], []
         for row in rows:
             if not isinstance(row, dict):
@@ -105,6 +106,17 @@ class BadValues(ItemTransform[Any, Any]):
         if not bad:
             return good if isinstance(item, list) else good[0]
         return self._set_aside(good, bad, meta)
+
+    def _keys_as_before(self, rows: list) -> bool:
+        """Whether every row's keys have the Python types earlier keys had (then, with no NUL
+        or surrogate in the page, nothing in it needs a closer look)."""
+        for key in self.primary_key:
+            expected = self.key_py_types.get(key)
+            if expected is None or not all(
+                type(row) is dict and type(row.get(key)) is expected for row in rows
+            ):
+                return False
+        return True
 
     def _set_aside(self, good: list, bad: list, meta: Any) -> Iterator[Any]:
         self.quarantine.hold(bad)  # type: ignore[union-attr]
@@ -151,7 +163,9 @@ class BadValues(ItemTransform[Any, Any]):
         except TypeError:
             return Problem(key, f"a {kind} primary key")
         known = self.key_types.setdefault(key, value_type)
-        if known != value_type and type_problem(value, known) is not None:
+        if known == value_type:
+            self.key_py_types.setdefault(key, type(value))
+        elif type_problem(value, known) is not None:
             shown = short(repr(value), VALUE_CHARS)
             return Problem(key, f"a {kind} primary key ({shown}) where earlier keys are {known}")
         return None
@@ -168,6 +182,19 @@ class BadValues(ItemTransform[Any, Any]):
             f"resource {self.resource} ({_display(Path(self.spec_file))}): field"
             f" `{problem.field}`: {what}; {advice}"
         )
+
+
+def _suspect(value: Any) -> bool:
+    """Whether a string in `value`, at any depth, holds NUL or a lone surrogate. The common
+    case is quick: `isascii` is a flag CPython keeps on every string."""
+    kind = type(value)
+    if kind is str:
+        return NUL in value or (not value.isascii() and _SURROGATE.search(value) is not None)
+    if kind is dict:
+        return any(map(_suspect, value.values()))
+    if kind is list:
+        return any(map(_suspect, value))
+    return False
 
 
 def strip_nul(value: Any) -> Any:
