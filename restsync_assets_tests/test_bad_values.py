@@ -418,3 +418,37 @@ def test_a_failed_postgres_load_is_one_line_on_the_console_tracebacks_only_when_
     assert 'violates check constraint "items_id_check"' in error
     assert "(CONTEXT: COPY items, line 2)" in error
     assert ("Traceback" in output) is verbose
+
+
+# --------------------------------------------------------------------------- the step itself
+
+
+def test_a_page_without_bad_values_passes_unchanged_and_nul_is_stripped_at_any_depth():
+    """The common page is handed on as it is (the same object); a page with NUL is handed on
+    with NUL removed from every string, keys' field names and nested lists included."""
+    from restsync_assets.runtime.bad_values import BadValues
+
+    step = BadValues("items", "specs/x.yaml", ("id",))
+    clean = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    assert step(clean) is clean
+    assert step(clean) is clean  # keys of the known type: the quick path
+    dirty = [{"id": 3, "na\x00me": {"x": ["a\x00", {"y": "\x00b"}]}}]
+    assert step(dirty) == [{"id": 3, "name": {"x": ["a", {"y": "b"}]}}]
+
+
+def test_preview_judges_like_a_run():
+    """`judge` (what `restsync preview` counts) gives a quarantined run's reason: the schema's
+    rules first, then the bad-value rules for fields they did not name; None for a good row."""
+    from restsync_assets.runtime.bad_values import BadValues
+    from restsync_assets.runtime.quarantine import Quarantine
+
+    quarantine = Quarantine("items__rejected", {"amount": "double"}, ("amount",), ("id",))
+    step = BadValues("items", "specs/x.yaml", ("id",), quarantine=quarantine)
+    assert step.judge({"id": 1, "amount": 1.5}) is None
+    assert step.judge({"id": 2, "amount": 2.0, "name": "\ud800"}) == (
+        "name: a str holding a lone surrogate ('\\ud800'), not Unicode text"
+    )
+    assert step.judge({"id": "id-3", "amount": "x"}) == (
+        "amount: 'x' cannot be coerced to double; id: a str primary key ('id-3') where earlier"
+        " keys are bigint"
+    )

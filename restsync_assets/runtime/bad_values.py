@@ -126,6 +126,16 @@ class BadValues(ItemTransform[Any, Any]):
         # reaches `Quarantine`, which writes what it holds
         yield []
 
+    def judge(self, row: Any) -> str | None:
+        """Why a quarantined resource's run would set `row` aside (None: it would load)."""
+        if not isinstance(row, dict):
+            return None
+        problem = self.problem(row, _suspect(row))
+        if problem is not None:
+            return self.reason(problem, row)
+        found = self.quarantine.problems(row) if self.quarantine is not None else []
+        return "; ".join(found) or None
+
     def reason(self, problem: Problem, row: dict) -> str:
         """The reason a quarantined row is set aside with: every reason `Quarantine` gives
         (its judgement of declared types is the more precise), then this step's own when it
