@@ -452,3 +452,18 @@ def test_preview_judges_like_a_run():
         "amount: 'x' cannot be coerced to double; id: a str primary key ('id-3') where earlier"
         " keys are bigint"
     )
+
+
+@pytest.mark.parametrize(
+    ("primary_key", "row"),
+    [("created_at", {"createdAt": 1}), ("data__id", {"data": {"id": 5}}), ("id", {"id": 0})],
+)
+def test_a_key_is_found_under_the_name_dlt_gives_its_column(primary_key, row):
+    """A primary key named as dlt names the column (`created_at` for `createdAt`, `data__id`
+    for a nested `id`) is found in the row: the row is good, on both the slow and quick path."""
+    from restsync_assets.runtime.bad_values import BadValues
+
+    step = BadValues("items", "specs/x.yaml", (primary_key,))
+    assert step.problem(row, suspect=False) is None
+    page_of_rows = [row, row]
+    assert step(page_of_rows) is page_of_rows

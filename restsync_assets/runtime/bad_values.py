@@ -30,8 +30,13 @@ from dlt.common.data_types.type_helpers import py_type_to_sc_type
 from dlt.extract.items import DataItemWithMeta, TableNameMeta
 from dlt.extract.items_transform import ItemTransform
 
-from restsync_assets.runtime.quarantine import VALUE_CHARS, Quarantine, raw_json, type_problem
-from restsync_assets.specs.errors import _display
+from restsync_assets.runtime.quarantine import (
+    VALUE_CHARS,
+    Quarantine,
+    normalized,
+    raw_json,
+    type_problem,
+)
 from restsync_assets.specs.model import ResourceSpec
 from restsync_assets.text import short
 
@@ -79,6 +84,8 @@ class BadValues(ItemTransform[Any, Any]):
         self.key_types: dict[str, str] = {k: declared[k] for k in self.primary_key if k in declared}
         #: each key column's Python type once a key of that type was accepted (the fast path)
         self.key_py_types: dict[str, type] = {}
+        #: the field each key column was found under (`createdAt` for `created_at`)
+        self.key_fields: dict[str, str] = {}
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if isinstance(meta, TableNameMeta):
@@ -88,7 +95,7 @@ class BadValues(ItemTransform[Any, Any]):
             return item
         suspect = any(map(_suspect, rows))
         if not suspect and self._keys_as_before(rows):
-            return item  # the common page: one pass in C, one over the keys
+            return item  # the common page: no NUL, no surrogate, keys of the known type
         good, bad = [], []
         for row in rows:
             if not isinstance(row, dict):
@@ -111,10 +118,10 @@ class BadValues(ItemTransform[Any, Any]):
         """Whether every row's keys have the Python types earlier keys had (then, with no NUL
         or surrogate in the page, nothing in it needs a closer look)."""
         for key in self.primary_key:
-            expected = self.key_py_types.get(key)
-            if expected is None or not all(
-                type(row) is dict and type(row.get(key)) is expected for row in rows
-            ):
+            expected, name = self.key_py_types.get(key), self.key_fields.get(key)
+            if expected is None or name is None:
+                return False
+            if not all(type(row) is dict and type(row.get(name)) is expected for row in rows):
                 return False
         return True
 
@@ -151,16 +158,38 @@ class BadValues(ItemTransform[Any, Any]):
             if problem is not None:
                 return problem
         if suspect:
-            field = surrogate_field(row)
-            if field is not None:
-                value = short(repr(_at(row, field)), VALUE_CHARS)
+            found = surrogate_field(row)
+            if found is not None:
+                field, text = found
+                value = short(repr(text), VALUE_CHARS)
                 return Problem(field, f"a str holding a lone surrogate ({value}), not Unicode text")
         return None
 
+    def _key_value(self, key: str, row: dict) -> tuple[bool, Any]:
+        """Whether `row` has key column `key` and its value: the field of that name, else the
+        one dlt names so (`createdAt`), else the nested one dlt flattens so (`data__id`)."""
+        if key in row:
+            self.key_fields.setdefault(key, key)
+            return True, row[key]
+        wanted = normalized(key)
+        for name, value in row.items():
+            if normalized(str(name)) == wanted:
+                self.key_fields.setdefault(key, name)
+                return True, value
+        node: Any = row
+        for part in wanted.split("__"):
+            if not isinstance(node, dict):
+                return False, None
+            inner = [v for k, v in node.items() if normalized(str(k)) == part]
+            if not inner:
+                return False, None
+            node = inner[0]
+        return True, node
+
     def _key_problem(self, key: str, row: dict) -> Problem | None:
-        if key not in row:
+        present, value = self._key_value(key, row)
+        if not present:
             return Problem(key, "missing primary key")
-        value = row[key]
         if value is None:
             return Problem(key, "null primary key")
         kind = type(value).__name__
@@ -189,7 +218,7 @@ class BadValues(ItemTransform[Any, Any]):
             what = f"{what} (the row's fields: {fields})"
             advice = f"fix primary_key in the spec if it names no field, else {advice}"
         return (
-            f"resource {self.resource} ({_display(Path(self.spec_file))}): field"
+            f"resource {self.resource} ({shown_path(self.spec_file)}): field"
             f" `{problem.field}`: {what}; {advice}"
         )
 
@@ -218,10 +247,19 @@ def strip_nul(value: Any) -> Any:
     return value
 
 
-def surrogate_field(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first string in `value` holding a lone surrogate, or None."""
+def shown_path(path: Path | str) -> str:
+    """`path` as the user wrote it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def surrogate_field(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The dotted path and the text of the first string in `value` holding a lone surrogate,
+    or None."""
     if isinstance(value, str):
-        return (path or "value") if _SURROGATE.search(value) else None
+        return ((path or "value"), value) if _SURROGATE.search(value) else None
     items = (
         value.items()
         if isinstance(value, dict)
@@ -234,13 +272,6 @@ def surrogate_field(value: Any, path: str = "") -> str | None:
         if found is not None:
             return found
     return None
-
-
-def _at(row: dict, path: str) -> Any:
-    value: Any = row
-    for part in path.split("."):
-        value = value[int(part)] if isinstance(value, list) else value[part]
-    return value
 
 
 def bad_values_step(

@@ -52,7 +52,7 @@ _naming = NamingConvention()
 
 
 @lru_cache(maxsize=4096)
-def _normalized(name: str) -> str:
+def normalized(name: str) -> str:
     """A field name as dlt names its column (`createdAt` -> `created_at`)."""
     return _naming.normalize_path(name)
 
@@ -76,7 +76,7 @@ class Quarantine(ItemTransform[Any, Any]):
     ) -> None:
         super().__init__(lambda item: item)
         self.table = table
-        self.declared = {_normalized(k): (k, v) for k, v in declared.items()}
+        self.declared = {normalized(k): (k, v) for k, v in declared.items()}
         self.primary_key = tuple(primary_key)
         self.required = tuple(c for c in required if c not in self.primary_key)
         #: rows an earlier step (`bad_values.BadValues`) set aside, written with the next item
@@ -118,11 +118,11 @@ class Quarantine(ItemTransform[Any, Any]):
 
     def problems(self, row: dict) -> list[str]:
         """Why `row` breaks the schema (empty: it does not), one phrase per field."""
-        fields = {_normalized(k): v for k, v in row.items()}
+        fields = {normalized(k): v for k, v in row.items()}
         found = []
         for keys, what in ((self.primary_key, "primary key"), (self.required, _NON_NULLABLE)):
             for key in keys:
-                name = _normalized(key)
+                name = normalized(key)
                 if fields.get(name) is None:
                     found.append(f"{key}: {'null' if name in fields else 'missing'} {what}")
         for name, (key, data_type) in self.declared.items():
