@@ -467,3 +467,11 @@ def test_a_key_is_found_under_the_name_dlt_gives_its_column(primary_key, row):
     assert step.problem(row, suspect=False) is None
     page_of_rows = [row, row]
     assert step(page_of_rows) is page_of_rows
+
+
+def test_a_page_arrow_cannot_encode_goes_the_row_way():
+    """A lone surrogate is not Unicode text: Arrow cannot encode the page, which then goes
+    dlt's row path (where `BadValues` has named the field) instead of failing there."""
+    from restsync_assets.runtime.arrow_pages import page_to_arrow
+
+    assert page_to_arrow([{"id": 1, "name": "\ud800"}]) is None
