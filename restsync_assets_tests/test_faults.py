@@ -292,9 +292,8 @@ FAILED = [
         [LEDGER],
         _ledger("null_pk", nth=3),
         lambda sb: (
-            "ledger: resource resource_name: the API returned a row whose `id` is null, but"
-            " `id` is a primary key (or non-nullable) column, so the row cannot be merged;"
-            " nothing from this run was written"
+            "ledger: resource resource_name ({spec_file}): field `id`: null primary key; fix the"
+            " API's value, or set on_invalid: quarantine to set such rows aside"
         ),
     ),
     Failed(
@@ -388,7 +387,8 @@ def test_fault_fails_with_one_line_and_keeps_the_warehouse(
     sandbox_env.faults = FaultPlan(*case.faults(), clock=retry_clock)
     result = materialize_specs(specs_dir)
     assert not result.success
-    assert failure_message(result) == case.message(sandbox_env)
+    spec_file = str(specs_dir / f"{case.spec}.yaml")
+    assert failure_message(result) == case.message(sandbox_env).replace("{spec_file}", spec_file)
     assert retry_clock.sleeps == case.sleeps
     for resource in case.resources:
         assert table_rows(case.spec, resource["name"]) == before[resource["name"]]

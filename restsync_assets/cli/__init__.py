@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from restsync_assets.cli.run import run_command
 
-        return run_command(args.selection, args.partition, args.with_checks)
+        return run_command(args.selection, args.partition, args.with_checks, args.verbose)
     if args.command == "preview":
         from restsync_assets.cli.preview import preview_command
 
@@ -131,6 +131,12 @@ def add_run_and_preview(commands: Any) -> None:
     )
     checks.add_argument(
         "--no-checks", dest="with_checks", action="store_false", help="load only, no checks"
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print dlt's and Dagster's log lines, tracebacks included",
     )
     preview = commands.add_parser(
         "preview",

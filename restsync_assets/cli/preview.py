@@ -155,11 +155,12 @@ def preview(
                 break
         typed = result.records
         if target.rejected_table:  # a run sets bad records aside: type the others
+            from restsync_assets.runtime.bad_values import bad_values_step
             from restsync_assets.runtime.quarantine import quarantine_step
 
-            step = quarantine_step(target)
-            judged = [(record, step.problems(record)) for record in result.records]
-            result.rejected = ["; ".join(found) for _, found in judged if found]
+            guard = bad_values_step(target, spec.path, quarantine_step(target))
+            judged = [(record, guard.judge(record)) for record in result.records]
+            result.rejected = [found for _, found in judged if found]
             typed = [record for record, found in judged if not found]
         result.columns = dlt_column_types(spec, target, typed)
     except Exception as error:

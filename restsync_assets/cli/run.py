@@ -4,8 +4,9 @@ Materializes specs through Dagster, in this process: one run per spec and partit
 the UI launches for a spec's group), on the instance of `DAGSTER_HOME` when it is set (the
 runs then appear in `dagster dev`), else on an ephemeral one. The console shows one line per
 run, the rows extracted so far while it loads, one line per materialized asset, and a table
-at the end; Dagster's own log lines stay in the run's log. A failure ends the output with one
-line and a non-zero exit.
+at the end; Dagster's own log lines stay in the run's log, and dlt's (its load retries print
+whole tracebacks) are not printed. A failure ends the output with one line and a non-zero exit.
+`--verbose` prints Dagster's and dlt's log lines too.
 
 SELECTION is a spec name or `spec/resource`; none means every unpartitioned asset and the
 latest partition of every partitioned one. A selected child loads alone (its parent is
@@ -51,6 +52,10 @@ from restsync_assets.text import plural
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 #: Dagster's console logger prints warnings and errors only (the in-process runner)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: `--verbose`: Dagster's console logger prints the run's events
+VERBOSE_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+#: the logger dlt writes to (the name of its default run context)
+DLT_LOGGER = "dlt"
 #: how often a non-terminal console gets a "rows so far" line
 PROGRESS_LINE_SECONDS = 10.0
 
@@ -161,10 +166,12 @@ def _partition(
     return partition
 
 
-def run_command(selection: Sequence[str], partition: str | None, with_checks: bool) -> int:
+def run_command(
+    selection: Sequence[str], partition: str | None, with_checks: bool, verbose: bool = False
+) -> int:
     """`restsync run`: materialize the selection; non-zero when a run or a check failed."""
     try:
-        report = run(selection, partition, with_checks, out=sys.stdout)
+        report = run(selection, partition, with_checks, out=sys.stdout, verbose=verbose)
     except (SpecValidationError, RunUsageError) as error:
         print(error, file=sys.stderr)
         return 2 if isinstance(error, RunUsageError) else 1
@@ -176,6 +183,7 @@ def run(
     partition: str | None = None,
     with_checks: bool = True,
     out: TextIO = sys.stdout,
+    verbose: bool = False,
 ) -> RunReport:
     """Materialize the selection, print progress and the summary table; see the module doc."""
     from restsync_assets.definitions import build_definitions
@@ -186,7 +194,7 @@ def run(
     targets = plan(defs, specs, selection, partition)
     report = RunReport()
     assets = sum(len(t.keys) for t in targets)
-    with _instance() as (instance, where):
+    with _instance() as (instance, where), _dlt_logs(verbose):
         print(
             f"restsync run: {plural(assets, 'asset')} in {plural(len(targets), 'run')};"
             f" Dagster instance: {where}; warehouse: {_warehouse()}",
@@ -194,7 +202,7 @@ def run(
         )
         started = time.perf_counter()
         for target in targets:
-            _run_target(target, defs, instance, with_checks, out, report)
+            _run_target(target, defs, instance, with_checks, out, report, verbose)
         print("", file=out)
         print(outcome_table(report.outcomes), file=out)
         print(f"\n{_summary(report)} in {time.perf_counter() - started:.1f}s", file=out)
@@ -212,6 +220,25 @@ def _instance() -> Iterator[tuple[DagsterInstance, str]]:
         return
     with _first_use_notices(home), DagsterInstance.get() as instance:
         yield instance, f"DAGSTER_HOME={home}"
+
+
+@contextmanager
+def _dlt_logs(verbose: bool) -> Iterator[None]:
+    """dlt's log lines off the console unless `verbose`: dlt (re)configures its logger on every
+    pipeline, writing to the first handler the logger has, so for these runs that handler
+    discards them."""
+    import logging
+
+    if verbose:
+        yield
+        return
+    logger = logging.getLogger(DLT_LOGGER)
+    saved = logger.handlers[:]
+    logger.handlers = [logging.NullHandler()]
+    try:
+        yield
+    finally:
+        logger.handlers = saved
 
 
 @contextmanager
@@ -264,6 +291,7 @@ def _run_target(
     with_checks: bool,
     out: TextIO,
     report: RunReport,
+    verbose: bool = False,
 ) -> None:
     from restsync_assets.runtime.progress import observing
 
@@ -278,7 +306,7 @@ def _run_target(
             instance=instance,
             selection=selection if with_checks else selection.without_checks(),
             partition_key=target.partition,
-            run_config=QUIET_CONSOLE,
+            run_config=VERBOSE_CONSOLE if verbose else QUIET_CONSOLE,
             raise_on_error=False,
             tags={"restsync/command": "run"},
         )

@@ -425,12 +425,9 @@ class ParentCursor:
 
     def _hash(self, row: Any) -> str:
         key = self.fetcher.dedup_key
-        try:
-            identity = [row[column] for column in key] if key else row
-        except KeyError as missing:
-            raise CursorError(
-                f"resource {self.fetcher.resource}: a row of parent {self.key} has no"
-                f" {missing} (the key that deduplicates rows at the cursor)"
-            ) from None
+        # a row without its key is hashed whole: the resource's bad-value step after this one
+        # fails the run on it, or quarantines it, naming the field
+        keyed = key and isinstance(row, dict) and all(column in row for column in key)
+        identity = [row[column] for column in key] if keyed else row
         text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]

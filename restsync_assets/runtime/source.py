@@ -17,6 +17,7 @@ from restsync_assets import settings
 from restsync_assets.resources import Credentials
 from restsync_assets.runtime import async_jobs, destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
+from restsync_assets.runtime.bad_values import bad_values_step
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
@@ -25,7 +26,7 @@ from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import ResourceAuth, RestsyncSession, Route
 from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
-from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
+from restsync_assets.runtime.quarantine import Quarantine, add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.runtime.response_formats import body_reader
@@ -61,7 +62,7 @@ def build_source(
     source = rest_api_source(config, name=spec.name)
     async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)
-    add_quarantines(spec, source)
+    add_bad_value_guards(spec, source, add_quarantines(spec, source))
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     if settings.read_ahead():
@@ -84,15 +85,27 @@ def add_transform_steps(
             source.resources[resource.name].add_step(TransformStep(transforms[resource.name]))
 
 
-def add_quarantines(spec: SourceSpec, source: DltSource) -> None:
+def add_quarantines(spec: SourceSpec, source: DltSource) -> dict[str, Quarantine]:
     """`on_invalid: quarantine`: each such resource sets its bad rows aside (see `quarantine`),
-    and its children never see them."""
+    and its children never see them. Returns each such resource's `Quarantine` step."""
+    steps = {}
     for resource in spec.resources:
         if resource.on_invalid != "quarantine":
             continue
-        add_quarantine(source.resources[resource.name], resource)
+        steps[resource.name] = add_quarantine(source.resources[resource.name], resource)
         for child in spec.children(resource.name):
             drop_rejected_in(source.resources[child.name])
+    return steps
+
+
+def add_bad_value_guards(
+    spec: SourceSpec, source: DltSource, quarantines: dict[str, Quarantine]
+) -> None:
+    """Every resource strips NUL from its strings and stops at (or, quarantined, sets aside)
+    rows no warehouse can load (see `bad_values`)."""
+    for resource in spec.resources:
+        step = bad_values_step(resource, spec.path, quarantines.get(resource.name))
+        source.resources[resource.name].add_step(step)
 
 
 def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
