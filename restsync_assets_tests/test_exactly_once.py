@@ -23,10 +23,17 @@ from dataclasses import dataclass
 import pytest
 
 from restsync_assets import settings
-from restsync_assets.runtime import warehouse
 
 from .conftest import Command, postgres_sql
-from .support import JsonApi, failure_message, materialize_specs, page, use_specs, write_spec
+from .support import (
+    JsonApi,
+    failure_message,
+    materialize_specs,
+    page,
+    query,
+    use_specs,
+    write_spec,
+)
 from .test_memory_cap import NARROW, small_cap, wide_rows  # noqa: F401 (a fixture)
 from .test_memory_cap import _load as load_wide
 
@@ -92,7 +99,7 @@ def sql_rows(sql: str) -> list[tuple]:
     if settings.destination_name() == "postgres":
         database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
         return postgres_sql(database, sql)
-    return warehouse.query(sql) or []
+    return query(sql) or []
 
 
 def assert_tables_are_truth(rows: list[dict]) -> None:
@@ -306,10 +313,10 @@ def test_the_out_of_memory_advice_then_a_run_loads_each_row_once(tmp_path, monke
     monkeypatch.setenv("RESTSYNC_DUCKDB_MEMORY_LIMIT", "1GB")
     result, db, _ = load_wide(tmp_path, monkeypatch, names=("spaces", "docs"))
     assert result.success, failure_message(result)
-    assert Counter(warehouse.query("select id from wiki.spaces", db, scalar_rows=True)) == Counter(
+    assert Counter(query("select id from wiki.spaces", db, scalar_rows=True)) == Counter(
         r["id"] for r in NARROW
     )
-    assert Counter(warehouse.query("select id from wiki.docs", db, scalar_rows=True)) == Counter(
+    assert Counter(query("select id from wiki.docs", db, scalar_rows=True)) == Counter(
         r["id"] for r in wide_rows()
     )
 
