@@ -545,3 +545,22 @@ def test_a_wrong_async_job_is_refused_in_one_line(edit, line, tmp_path, monkeypa
     prefix = f"resource '{resource}': " if resource else ""
     expected = f"specs/reports.yaml: {prefix}{line}"
     assert refusal(Path("specs"), spec) == expected
+
+
+def test_preview_refuses_an_async_job_in_one_line_and_creates_no_job(
+    specs_dir, sandbox, monkeypatch, capsys
+) -> None:
+    """`restsync preview` of an async-job resource would create a report at the API: it is
+    refused in one line, exit 1, and the vendor created no job."""
+    from restsync_assets.cli import main
+
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    write_spec(specs_dir, reports_spec(sandbox.url))
+    assert main(["preview", "reports", "campaign_report"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "reports: resource campaign_report: reads an async report job (endpoint.async_job),"
+        " which preview does not run: it would create a report at the API; materialize the"
+        " resource instead (restsync run)"
+    ]
+    assert sandbox.reports.jobs_created() == 0

@@ -139,6 +139,13 @@ def preview(
 
     target = spec.resource(resource)
     result = PreviewResult(spec.name, resource)
+    if target.async_job is not None:
+        raise PreviewError(
+            f"{spec.name}: resource {resource}: reads an async report job (endpoint.async_job),"
+            " which preview does not run: it would create a report at the API; materialize the"
+            " resource instead (restsync run)",
+            result,
+        )
     credentials = None
     try:
         creds_resource = credentials_resource or ApiCredentials(source=spec.name)
