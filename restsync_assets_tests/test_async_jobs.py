@@ -559,7 +559,8 @@ def test_preview_refuses_an_async_job_in_one_line_and_creates_no_job(
     assert main(["preview", "reports", "campaign_report"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "reports: resource campaign_report: reads an async report job (endpoint.async_job),"
+        "error: reports: resource campaign_report: reads an async report job"
+        " (endpoint.async_job),"
         " which preview does not run: it would create a report at the API; materialize the"
         " resource instead (restsync run)"
     ]
