@@ -24,6 +24,9 @@ from restsync_assets.specs.model import SourceSpec
 
 __all__ = ["CHECKS_JOB", "build_definitions", "defs"]
 
+#: The Dagster code location of the specs folder, built on first use (`__getattr__` below).
+defs: Definitions
+
 
 def build_definitions(
     specs: Sequence[SourceSpec], problems: Sequence[SpecError] = ()
@@ -50,4 +53,17 @@ def build_definitions(
     )
 
 
-defs = build_definitions(*read_specs(specs_dir()))
+def __getattr__(name: str) -> Definitions:
+    """`defs`, the definitions of the specs folder (`settings.specs_dir()`), built on first
+    use (`import restsync_assets.definitions` reads no folder: the component and the command
+    line import `build_definitions` from here in projects with no `source_specs/`)."""
+    if name != "defs":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = build_definitions(*read_specs(specs_dir()))
+    globals()["defs"] = value  # built once
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, `defs` included (Dagster's `-m` loader looks for it in `dir()`)."""
+    return sorted({*globals(), "defs"})

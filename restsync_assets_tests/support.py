@@ -41,9 +41,29 @@ import yaml
 from restsync_assets import settings
 from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
+from restsync_assets.sandbox.data import SANDBOX_SPECS
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_SPECS = REPO / "source_specs"
+
+
+def seed_specs_folder(folder: Path) -> Path:
+    """`folder` holding only the seed specs the sandbox serves (`SANDBOX_SPECS`), copied from
+    the repo's `source_specs/` (each file replaced whole, so processes building it at once
+    agree); any other spec file in `folder` is removed. The YAML lives in git once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SANDBOX_SPECS:
+        partial = folder / f".{name}.{os.getpid()}.tmp"
+        partial.write_bytes((REPO / "source_specs" / f"{name}.yaml").read_bytes())
+        os.replace(partial, folder / f"{name}.yaml")
+    for path in folder.glob("*.y*ml"):
+        if path.stem not in SANDBOX_SPECS:
+            path.unlink(missing_ok=True)
+    return folder
+
+
+#: The tests' own folder of seed specs, never the user's `source_specs/` (where an API the
+#: user adds would change what the tests count): built when the suite starts.
+SEED_SPECS = seed_specs_folder(REPO / "data" / "tests" / "seed_specs")
 #: This process's pytest-xdist worker (`gw0`, `gw1`, ...; `main` without xdist). It is part of
 #: the name of everything a test creates on a shared server (PostgreSQL databases, RabbitMQ
 #: vhosts), so that two workers never meet there and a leftover says whose it was.

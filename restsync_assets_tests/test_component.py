@@ -52,9 +52,10 @@ def test_scaffold_writes_a_defs_yaml_and_a_starter_spec_that_loads():
 
 def test_the_repo_defs_folder_is_the_seed_asset_graph():
     """The repo's dg project (restsync_assets/defs/) builds what `restsync_assets.definitions`
-    builds from source_specs/: same assets, deps, groups, kinds, checks and schedules."""
+    builds from source_specs/: same assets, deps, groups, kinds, checks and schedules. (Both
+    read the repo's own source_specs/, whatever specs the user added there.)"""
     dg_graph = graph_of(load_from_defs_folder(path_within_project=REPO / "restsync_assets"))
-    graph = graph_of(build_definitions(load_specs(SEED_SPECS)))
+    graph = graph_of(build_definitions(load_specs(REPO / "source_specs")))
     for key, node in dg_graph["assets"].items():  # dg adds the defs.yaml as a code reference
         assert node.pop("code_references") == [
             *graph["assets"][key].pop("code_references"),

@@ -51,12 +51,12 @@ def check_command(duckdb: Path | None, verbose: bool = False) -> int:
 def _demo_fallback() -> str:
     """Point the checks at `restsync demo`'s DuckDB file when the default one holds nothing."""
     from restsync_assets.cli.demo import default_duckdb
-    from restsync_assets.specs import load_specs
+    from restsync_assets.specs import load_project_specs
 
     if settings.destination_name() != "duckdb" or "RESTSYNC_DUCKDB_PATH" in os.environ:
         return ""
     demo = default_duckdb()
-    if not demo.exists() or not describe(load_specs(settings.specs_dir()))[1]:
+    if not demo.exists() or not describe(load_project_specs())[1]:
         return ""
     default = settings.duckdb_path()
     os.environ["RESTSYNC_DUCKDB_PATH"] = str(demo)
@@ -70,9 +70,9 @@ def run_checks(out: TextIO, note: str = "", verbose: bool = False) -> bool:
     An empty warehouse is one line, and false."""
     from restsync_assets.checks import CHECKS_JOB
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs import load_specs
+    from restsync_assets.specs import load_project_specs
 
-    specs = load_specs(settings.specs_dir())
+    specs = load_project_specs()
     place, empty = describe(specs)
     if empty:
         print(

@@ -1,4 +1,7 @@
-"""`restsync demo`: every spec against the bundled sandbox, through Dagster, into the warehouse.
+"""`restsync demo`: every spec the bundled sandbox serves, through Dagster, into the warehouse.
+
+The specs are the project's (`specs.read_project_specs`, or `--specs`); those the sandbox does
+not serve (an API added to the folder) are listed as skipped, which fails nothing.
 
 The warehouse is the configured one (`RESTSYNC_DESTINATION`); for DuckDB the demo's own file
 `data/demo/restsync_demo.duckdb` unless `--duckdb`/`RESTSYNC_DUCKDB_PATH` say otherwise. Each
@@ -23,13 +26,13 @@ from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
 from restsync_assets.keys import resources_by_key
 from restsync_assets.runtime import warehouse
-from restsync_assets.specs import load_specs
+from restsync_assets.specs import load_project_specs
 from restsync_assets.specs.errors import SpecValidationError
 
 
 def default_duckdb() -> Path:
     """The demo's DuckDB file when none is configured (apart from the dev warehouse)."""
-    return settings.PACKAGE_ROOT / "data" / "demo" / "restsync_demo.duckdb"
+    return settings.data_dir() / "demo" / "restsync_demo.duckdb"
 
 
 @dataclass
@@ -47,14 +50,21 @@ class DemoReport:
     rows: list[AssetRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warehouse: str = ""
+    #: specs of the folder the sandbox does not serve (an API the user added): not loaded
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.errors and all(r.status == "ok" for r in self.rows)
+        """Every served asset loaded and equal to the sandbox (skipped specs are no failure),
+        and at least one was."""
+        return bool(self.rows) and not self.errors and all(r.status == "ok" for r in self.rows)
 
     def summary(self) -> str:
         good = sum(r.status == "ok" for r in self.rows)
-        return f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
+        line = f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
+        if self.skipped:
+            line += f"; skipped (not served by the sandbox): {', '.join(self.skipped)}"
+        return line
 
     def table(self) -> str:
         from restsync_assets.cli.tables import render_table
@@ -95,10 +105,11 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = 
 
 
 def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
-    """Start the sandbox on a free port, materialize every asset of every spec, compare ids."""
+    """Start the sandbox on a free port, materialize every asset of every spec it serves
+    (the others are listed as skipped), compare ids."""
     from restsync_assets.sandbox import SANDBOX_SPECS, Sandbox
 
-    specs = load_specs(settings.specs_dir())
+    specs = load_project_specs()
     report = DemoReport()
     instance = DagsterInstance.ephemeral()
     with Sandbox() as sandbox:
@@ -107,8 +118,13 @@ def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
         known = [s for s in specs if s.name in SANDBOX_SPECS]
         for spec in specs:
             if spec not in known:
-                report.errors.append(f"{spec.name}: the sandbox does not serve this spec; skipped")
+                report.skipped.append(spec.name)
                 print(f"-- {spec.name}: not served by the sandbox, skipped", file=out)
+        if not known:
+            report.errors.append(
+                "no spec of the folder is one the sandbox serves"
+                f" ({', '.join(SANDBOX_SPECS)}); nothing to load"
+            )
         if known:
             with warehouse.reading(known[0]) as place:  # fails early on a bad configuration
                 report.warehouse = place.location

@@ -29,7 +29,6 @@ from typing import Any
 
 import requests
 
-from restsync_assets import settings
 from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 from restsync_assets.specs.model.resource import REJECTED_SUFFIX
@@ -44,10 +43,10 @@ def preview_command(
     partition: str | None = None,
 ) -> int:
     """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
-    from restsync_assets.specs import load_specs
+    from restsync_assets.specs import load_project_specs
 
     try:
-        specs = {s.name: s for s in load_specs(settings.specs_dir())}
+        specs = {s.name: s for s in load_project_specs()}
     except SpecValidationError as error:
         print(error, file=sys.stderr)
         return 1

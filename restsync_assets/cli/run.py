@@ -187,9 +187,9 @@ def run(
 ) -> RunReport:
     """Materialize the selection, print progress and the summary table; see the module doc."""
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs import load_specs
+    from restsync_assets.specs import load_project_specs
 
-    specs = load_specs(settings.specs_dir())
+    specs = load_project_specs()
     defs = build_definitions(specs)
     targets = plan(defs, specs, selection, partition)
     report = RunReport()

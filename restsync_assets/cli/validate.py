@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from restsync_assets import settings
 from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.text import plural
 
@@ -14,14 +13,14 @@ VALIDATE_LINES = 50
 
 
 def validate_command(directory: Path | None) -> int:
-    """Every spec of `directory` (default: the specs folder): an `ok` line per valid spec (and
-    a warning line per likely mistake), then every problem of the others; 1 if any."""
-    from restsync_assets.specs import read_specs
+    """Every spec of `directory` (default: the project's spec folders): an `ok` line per
+    valid spec (and a warning line per likely mistake), then every problem of the others; 1
+    if any."""
+    from restsync_assets.specs import read_project_specs, read_specs
     from restsync_assets.specs.advice import spec_warnings
 
-    directory = directory or settings.specs_dir()
     try:
-        specs, errors = read_specs(directory)
+        specs, errors = read_specs(directory) if directory else read_project_specs()
     except SpecValidationError as error:  # no such folder
         print(error, file=sys.stderr)
         return 1

@@ -39,9 +39,11 @@ __all__ = [
     "SpecErrors",
     "SpecValidationError",
     "SpecsRead",
+    "load_project_specs",
     "load_spec_file",
     "load_specs",
     "parse_spec",
+    "read_project_specs",
     "read_specs",
     "spec_files",
 ]
@@ -66,6 +68,30 @@ def read_specs(directory: Path | str) -> SpecsRead:
     duplicates = duplicate_names([(spec.name, spec.path) for spec in specs])
     refused = {error.path for error in duplicates}
     return SpecsRead([s for s in specs if s.path not in refused], errors + duplicates)
+
+
+def read_project_specs() -> SpecsRead:
+    """`read_specs` over the project's spec folders (`specs.project.project_spec_folders`):
+    what the command line reads when no folder is named. A name two folders use is a problem."""
+    from restsync_assets.specs.project import project_spec_folders
+
+    specs, errors = [], []
+    for folder in project_spec_folders():
+        found = read_specs(folder)
+        specs += found.specs
+        errors += found.errors
+    duplicates = duplicate_names([(spec.name, spec.path) for spec in specs])
+    refused = {error.path for error in duplicates}
+    return SpecsRead([s for s in specs if s.path not in refused], errors + duplicates)
+
+
+def load_project_specs() -> list[SourceSpec]:
+    """The project's specs (`read_project_specs`); raise `SpecValidationError` listing all
+    problems."""
+    specs, errors = read_project_specs()
+    if errors:
+        raise SpecValidationError(errors)
+    return specs
 
 
 def load_specs(directory: Path | str) -> list[SourceSpec]:
