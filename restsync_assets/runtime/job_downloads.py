@@ -28,6 +28,7 @@ import requests
 from dlt.common import jsonpath
 
 from restsync_assets import settings
+from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.http.session import ResourceTag, RestsyncSession
 from restsync_assets.runtime.job_records import FOLDER
 from restsync_assets.runtime.response_formats import iter_csv, iter_jsonl
@@ -41,8 +42,10 @@ CHUNK_BYTES = 1 << 20
 _CUT_SHORT = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
 
-class AsyncJobError(RuntimeError):
+class AsyncJobError(RestsyncError, RuntimeError):
     """A job failed, timed out or could not be downloaded; the message is one line."""
+
+    kind = "api"
 
 
 @dataclass(frozen=True)

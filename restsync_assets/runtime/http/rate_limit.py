@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.model import RateLimitSpec, SourceSpec
 
 from .retry import Clock, current_clock
@@ -58,8 +59,10 @@ MIN_WAIT = 0.001
 LEASE_MARGIN = 5.0
 
 
-class RateLimitError(RuntimeError):
+class RateLimitError(RestsyncError, RuntimeError):
     """The shared budget cannot be used (its store is unreachable, a package is missing)."""
+
+    kind = "config"
 
 
 class Budget(Protocol):
