@@ -9,7 +9,7 @@ and a new kind is one model class and one entry here. dlt's own paginator config
 
 The other extension kinds have their registry beside the code that runs them: transforms
 (`runtime.transforms.TRANSFORM_STEPS`), response formats
-(`runtime.response_formats.BODY_READERS`), asset checks (`check_kinds.CHECK_KINDS`, whose
+(`runtime.response_formats.FORMAT_READERS`), asset checks (`check_kinds.CHECK_KINDS`, whose
 evaluators are in `runtime.checks`). CONTRIBUTING.md lists the files a new one touches.
 """
 
