@@ -168,7 +168,7 @@ class RunFigures:
         return {
             REQUESTS: MetadataValue.int(self.counts.requests(resource)),
             RETRIES: MetadataValue.int(self.counts.retries(resource)),
-            LOCK_WAIT_S: MetadataValue.float(round(self.waits.seconds, 3)),
+            LOCK_WAIT_S: MetadataValue.float(self.waits.seconds),
         }
 
     def added(self, spec: SourceSpec, events: Iterator[Any]) -> Iterator[Any]:
