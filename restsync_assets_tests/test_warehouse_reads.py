@@ -119,7 +119,8 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
     row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed
     assert row_count.description == (
-        "table ledger.resource_name does not exist: materialize ledger/resource_name first"
+        "table ledger.resource_name does not exist: load it with"
+        " `restsync run ledger/resource_name --full-refresh`"
     )
 
 
@@ -264,7 +265,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     accounts = checks[(("ad_analytics", "accounts"), "row_count")]
     assert not accounts.passed
     assert accounts.description == (
-        "table ad_analytics.accounts does not exist: materialize ad_analytics/accounts first"
+        "table ad_analytics.accounts does not exist: load it with"
+        " `restsync run ad_analytics/accounts --full-refresh`"
     )
 
     # once a partition brought rows, a missing table is no empty partition: it is gone
@@ -281,8 +283,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     gone = check_evaluations(defs)[(analytics, "row_count")]
     assert not gone.passed
     assert gone.description == (
-        "table ad_analytics.ad_campaign_analytics does not exist:"
-        " materialize ad_analytics/ad_campaign_analytics first"
+        "table ad_analytics.ad_campaign_analytics does not exist: load it with"
+        " `restsync run ad_analytics/ad_campaign_analytics --full-refresh`"
     )
 
 
