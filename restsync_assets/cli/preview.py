@@ -241,7 +241,7 @@ def stored_state(spec: SourceSpec) -> dict[str, Any]:
     from restsync_assets.runtime.destination import pipeline_name
     from restsync_assets.runtime.warehouse import reading
 
-    with reading(spec) as warehouse:
+    with _no_active_pipeline(), reading(spec) as warehouse:  # a reader's pipeline stays inactive
         if not warehouse.has_table("_dlt_pipeline_state"):
             return {}
         stored = load_pipeline_state_from_destination(pipeline_name(spec), warehouse.client)
