@@ -39,9 +39,7 @@ if TYPE_CHECKING:
 DETAIL_WIDTH = 80
 
 
-def check_command(
-    duckdb: Path | None, verbose: bool = False, selection: Sequence[str] = ()
-) -> int:
+def check_command(duckdb: Path | None, verbose: bool = False, selection: Sequence[str] = ()) -> int:
     """Run every generated asset check against the warehouse; non-zero if any fails.
 
     With nothing configured (DuckDB at the default path) and nothing loaded there, the checks

@@ -69,9 +69,7 @@ def preview_command(
         print(error, file=sys.stderr)
         return 2
     try:
-        result = preview(
-            spec, resource, limit=limit, pages=pages, partition=partition, fresh=fresh
-        )
+        result = preview(spec, resource, limit=limit, pages=pages, partition=partition, fresh=fresh)
     except PreviewError as error:
         print(error.result.to_json(limit) if as_json else render(error.result, limit))
         print(f"error: {error}", file=sys.stderr)

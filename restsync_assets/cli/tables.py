@@ -89,7 +89,17 @@ def outcome_table(outcomes: Sequence[AssetOutcome]) -> str:
     """The table `restsync run` ends with: per asset the rows this run loaded and the table's,
     requests (retries), lock wait, seconds, checks and status."""
     return render_table(
-        ("asset", "loaded", "in table", "requests", "retries", "lock wait", "seconds", "checks", "status"),
+        (
+            "asset",
+            "loaded",
+            "in table",
+            "requests",
+            "retries",
+            "lock wait",
+            "seconds",
+            "checks",
+            "status",
+        ),
         [
             (
                 o.asset,

@@ -174,7 +174,11 @@ class RunFigures:
     def added(self, spec: SourceSpec, events: Iterator[Any]) -> Iterator[Any]:
         """`events`, each materialization with its resource's figures."""
         for event in events:
-            name = resource_name(spec, event.asset_key) if isinstance(event, MaterializeResult) else None
+            name = (
+                resource_name(spec, event.asset_key)
+                if isinstance(event, MaterializeResult)
+                else None
+            )
             if name is not None:
                 event = MaterializeResult(
                     asset_key=event.asset_key,
