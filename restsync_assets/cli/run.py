@@ -492,6 +492,7 @@ class _Console:
         self.rows: dict[str, tuple[int, int]] = {}
         self._last_line = 0.0
         self._open = False
+        self._first: float | None = None  # the first rows extracted
 
     def waiting(self, spec: str, message: str) -> None:
         self.finish()
@@ -499,14 +500,17 @@ class _Console:
 
     def extracted(self, spec: str, resource: str, rows: int, requests: int = 0) -> None:
         now = self.clock()
+        if self._first is None:
+            self._first = now
         self.rows[resource] = (rows, requests)
-        elapsed = max(now - self.started, 1e-3)
         counts = ", ".join(
             f"{name} {plural(count, 'row')} in {plural(sent, 'request')}"
             for name, (count, sent) in self.rows.items()
         )
-        total = sum(count for count, _ in self.rows.values())
-        text = f"   {spec}: {counts}; {total / elapsed:,.0f} rows/s"
+        text = f"   {spec}: so far {counts}"
+        if now - self._first >= 1.0:  # a rate over less than a second says little
+            total = sum(count for count, _ in self.rows.values())
+            text += f"; {total / (now - self._first):,.0f} rows/s"
         if self.tty:
             self.out.write(f"\r\033[K{text}")
             self.out.flush()
