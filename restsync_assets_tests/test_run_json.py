@@ -8,17 +8,19 @@ the summary counts with the requests the API received.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 from restsync_assets.cli import main
-from restsync_assets.cli.run import _Console
+from restsync_assets.cli.run import _Console, run
 from restsync_assets.runtime.locks import duckdb_lock_path, exclusive
 
-from .support import Reply, canonical, use_specs, write_spec
+from .support import JsonApi, Reply, canonical, table, use_specs, write_spec
 from .test_incremental_parents import Library, _rows
 
 CHECKS = {"primary_key": "ok", "row_count": "ok"}
@@ -162,3 +164,51 @@ def test_verbose_adds_dagsters_and_dlts_log_lines(library, specs, warehouse, cap
     assert main(["run", "library/authors", "--no-checks", "--verbose"]) == 0
     loud = capsys.readouterr()
     assert "library: loading authors into" in loud.out + loud.err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_progress_shows_rows_requests_and_the_share_of_an_announced_total(
+    warehouse, tmp_path, monkeypatch
+):
+    """Offset pages that announce a `total`: on a terminal each progress line shows the rows
+    and requests so far and the share of the total done; the table equals the API's rows."""
+    rows = [{"id": n, "name": f"item {n}"} for n in range(1, 6)]
+
+    def items(request):
+        offset, limit = request.number("offset", 0), request.number("limit", 2)
+        return {"items": rows[offset : offset + limit], "total": len(rows)}
+
+    api = JsonApi({"GET /items": items})
+    spec = {
+        "name": "paged",
+        "client": {"base_url": "http://api.invalid"},
+        "resources": [
+            {
+                "name": "items",
+                "endpoint": {
+                    "path": "/items",
+                    "data_selector": "items",
+                    "paginator": {"type": "offset", "limit": 2, "total_path": "total"},
+                },
+                "primary_key": "id",
+            }
+        ],
+    }
+    with api:
+        write_spec(tmp_path / "specs", spec)
+        use_specs(monkeypatch, tmp_path / "specs", {"paged": api.url})
+        out = _Terminal()
+        assert run(["paged"], with_checks=False, out=out).ok
+    lines = re.split(r"\r\x1b\[K", out.getvalue())
+    # the rate (`; N rows/s`) joins once a second has passed: timing, not checked here
+    progress = [re.sub(r"; [\d,]+ rows/s$", "", p) for p in lines if "so far" in p]
+    assert progress == [
+        "   paged: so far items 2 rows in 1 request (40%)",
+        "   paged: so far items 4 rows in 2 requests (80%)",
+        "   paged: so far items 5 rows in 3 requests (100%)",
+    ]
+    assert table("paged", "items") == canonical(rows)

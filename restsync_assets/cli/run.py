@@ -489,7 +489,7 @@ class _Console:
         self.clock = clock
         self.tty = bool(getattr(out, "isatty", lambda: False)())
         self.seconds: dict[str, float] = {}
-        self.rows: dict[str, tuple[int, int]] = {}
+        self.rows: dict[str, tuple[int, int, float | None]] = {}
         self._last_line = 0.0
         self._open = False
         self._first: float | None = None  # the first rows extracted
@@ -498,18 +498,21 @@ class _Console:
         self.finish()
         print(f"   {spec}: {message}", file=self.out, flush=True)
 
-    def extracted(self, spec: str, resource: str, rows: int, requests: int = 0) -> None:
+    def extracted(
+        self, spec: str, resource: str, rows: int, requests: int = 0, share: float | None = None
+    ) -> None:
         now = self.clock()
         if self._first is None:
             self._first = now
-        self.rows[resource] = (rows, requests)
+        self.rows[resource] = (rows, requests, share)
         counts = ", ".join(
             f"{name} {plural(count, 'row')} in {plural(sent, 'request')}"
-            for name, (count, sent) in self.rows.items()
+            + ("" if part is None else f" ({part:.0%})")
+            for name, (count, sent, part) in self.rows.items()
         )
         text = f"   {spec}: so far {counts}"
         if now - self._first >= 1.0:  # a rate over less than a second says little
-            total = sum(count for count, _ in self.rows.values())
+            total = sum(count for count, _, _ in self.rows.values())
             text += f"; {total / (now - self._first):,.0f} rows/s"
         if self.tty:
             self.out.write(f"\r\033[K{text}")

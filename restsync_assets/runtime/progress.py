@@ -22,8 +22,11 @@ from restsync_assets.specs.model import SourceSpec
 
 
 class ProgressObserver(Protocol):
-    def extracted(self, spec: str, resource: str, rows: int, requests: int = 0) -> None:
-        """`rows` of `resource` extracted so far in the current load, in `requests` requests."""
+    def extracted(
+        self, spec: str, resource: str, rows: int, requests: int = 0, share: float | None = None
+    ) -> None:
+        """`rows` of `resource` extracted so far in the current load, in `requests` requests;
+        `share`: the part done (0..1) where the pages announce a total, else None."""
 
     def waiting(self, spec: str, message: str) -> None:
         """The load waits for another run's lock (`message` says which)."""
@@ -132,4 +135,14 @@ class _ObservedCollector(RunCollector):
         step = getattr(self, "step", "") or ""
         if step.startswith("Extract") and not name.startswith(("Resources", "_dlt")):
             requests = self.counts.requests(name) if self.counts is not None else 0
-            self.observer.extracted(self.spec, name, self.counters[name], requests)
+            share = _share(self.counts, name, self.counters[name], requests)
+            self.observer.extracted(self.spec, name, self.counters[name], requests, share)
+
+
+def _share(counts: Any, resource: str, rows: int, requests: int) -> float | None:
+    """The part of `resource` done: rows (or pages) so far of the total its pages announce."""
+    total = counts.total(resource) if counts is not None else None
+    if total is None or total[1] <= 0:
+        return None
+    unit, number = total
+    return min(1.0, (rows if unit == "rows" else requests) / number)

@@ -93,12 +93,22 @@ class RequestCounts:
         self._lock = threading.Lock()
         self._sent: dict[str, int] = {}
         self._retries: dict[str, int] = {}
+        self._totals: dict[str, tuple[str, int]] = {}
 
     def add(self, resource: str, attempts: int) -> None:
         """One request of `resource` answered (or given up) after `attempts` sends."""
         with self._lock:
             self._sent[resource] = self._sent.get(resource, 0) + max(attempts, 1)
             self._retries[resource] = self._retries.get(resource, 0) + max(attempts - 1, 0)
+
+    def announce(self, resource: str, unit: str, total: int) -> None:
+        """A page of `resource` says there are `total` rows or pages (`unit`) in all."""
+        with self._lock:
+            self._totals[resource] = (unit, total)
+
+    def total(self, resource: str) -> tuple[str, int] | None:
+        """("rows" | "pages", the number) the resource's pages last announced, or None."""
+        return self._totals.get(resource)
 
     def requests(self, resource: str) -> int:
         """HTTP requests sent for `resource`, retries included."""
@@ -363,7 +373,20 @@ class RestsyncSession(requests.Session):
         response = self._answer(request, kwargs, state)
         if not kwargs.get("stream"):  # a streamed body is its caller's to read (and check)
             _check_page(request, route, response)
+            self._note_total(route, response)
         return response
+
+    def _note_total(self, route: Route | None, response: requests.Response) -> None:
+        """Count the total a page announces (progress shows the share done)."""
+        check = route.check if route else None
+        if check is None or check.total is None or not 200 <= response.status_code < 300:
+            return
+        try:
+            announced = check.announced_total(_parse(response, route))
+        except _UNREADABLE:
+            return
+        if announced is not None:
+            self.counts.announce(route.resource, *announced)
 
     def _answer(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
