@@ -100,7 +100,10 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     checks = check_evaluations(defs)
     primary_key = checks[(LEDGER, "primary_key")]
     assert not primary_key.passed
-    assert primary_key.description == f"1 duplicate key in (id), e.g. {victim}"
+    assert primary_key.description == (
+        f"1 duplicate key in (id), e.g. {victim};"
+        " reload: `restsync run ledger/resource_name --full-refresh`"
+    )
     types = checks[(LEDGER, "column_types")]
     assert not types.passed
     assert types.description == "active is character varying, declared bool"
