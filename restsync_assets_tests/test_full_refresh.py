@@ -125,3 +125,42 @@ def test_full_refresh_recreates_a_table_dropped_by_hand(
     assert _rows(destination, "books") == books_truth(library)
     assert tag_count(destination, request) == 2 * len(library.books)
     assert main(["check", "library/books"]) == 0
+
+
+def test_the_run_tag_alone_makes_a_dagster_run_a_full_refresh(
+    library, warehouse, tmp_path, monkeypatch
+):
+    """What the UI launches: a Dagster run of the books asset tagged `restsync/full_refresh:
+    "true"` (no restsync command involved) restores deleted book rows; the same run untagged
+    does not."""
+    from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+    from restsync_assets.cli.run import QUIET, load_definitions
+    from restsync_assets.definitions import build_definitions
+    from restsync_assets.runtime.full_refresh import FULL_REFRESH_TAG
+    from restsync_assets.specs import load_specs
+
+    write_spec(tmp_path / "specs", library.spec())
+    use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+    (spec,) = load_specs(tmp_path / "specs")
+    defs = build_definitions([spec])
+    assets = list(load_definitions(defs, spec))
+
+    def launch(tags: dict[str, str]) -> None:
+        result = materialize(
+            assets,
+            resources=defs.resources,
+            instance=DagsterInstance.ephemeral(),
+            selection=AssetSelection.assets(AssetKey(["library", "books"])),
+            tags=tags,
+            run_config=QUIET,
+        )
+        assert result.success
+
+    assert main(["run", "library", "--no-checks"]) == 0
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from library.books where id = 20")
+    launch({})
+    assert _rows("duckdb", "books") != books_truth(library)
+    launch({FULL_REFRESH_TAG: "true"})
+    assert _rows("duckdb", "books") == books_truth(library)
