@@ -19,7 +19,9 @@ from restsync_assets.runtime import async_jobs, destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
+from restsync_assets.runtime.http.concurrency import AdaptiveConcurrency
 from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.page_series import series_of
 from restsync_assets.runtime.http.pages import page_check
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.retry import RetryPolicy
@@ -139,6 +141,10 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
     base_url = (credentials.base_url or spec.base_url).rstrip("/")
     auth = build_auth(spec, credentials)
     session = RestsyncSession(
+        concurrency=spec.concurrency,
+        adaptive=AdaptiveConcurrency(spec.name, spec.concurrency)
+        if spec.concurrency_auto
+        else None,
         source=spec.name,
         base_url=base_url,
         routes=[route(spec, r) for r in spec.resources],
@@ -179,9 +185,12 @@ def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
     """How the session handles the resource's requests: its `error_handler`, its body format
     and what makes one of its pages incomplete (see `runtime.http.pages`). An async job's
     requests (create, poll, abort: JSON; downloads: streamed and read by `async_jobs`) keep
-    only the retry policy."""
+    only the retry policy. Pages numbered in the query string (offset, page number) are
+    fetched ahead, `client.concurrency` at once (`runtime.http.page_series`), except where dlt
+    may stop early (`stops_early`)."""
     if resource.async_job is not None:
         return Route(resource.name, RetryPolicy.from_handler(resource.error_handler))
+    paginator = resource.paginator or spec.client_paginator
     return Route(
         resource.name,
         RetryPolicy.from_handler(resource.error_handler),
@@ -191,6 +200,7 @@ def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
             resource.paginator or spec.client_paginator,
             resource.endpoint.get("response_actions"),
         ),
+        series=None if stops_early(resource) else series_of(paginator, resource.data_selector),
     )
 
 

@@ -25,13 +25,16 @@ do not take slots: they go to the token service, not the API, on a session of th
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import json
 import logging
 import os
+import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -173,6 +176,19 @@ class FileBudget:
 # ---------------------------------------------------------------- the limiter
 
 
+@dataclass
+class Held:
+    """A request's place in its budgets: the seconds it waited for them; `answered` tells
+    the budgets that read the API's headers what the answer said."""
+
+    waited: float = 0.0
+    answers: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def answered(self, response: Any) -> None:
+        for tell in self.answers:
+            tell(response)
+
+
 class RateLimiter:
     """Sends wait for a slot of `budget`; `clock` sleeps and dates (default `retry.CLOCK`,
     looked up at each use, so tests swap it and never really sleep)."""
@@ -185,18 +201,29 @@ class RateLimiter:
         self.label = label
         self._clock = clock
         self._told = threading.Event()
+        self._path = re.compile(fnmatch.translate(limit.path)) if limit.path else None
+
+    def applies_to(self, path: str) -> bool:
+        """Whether the budget counts a request to `path` (every path without a pattern)."""
+        return self._path is None or bool(self._path.match(path))
 
     @contextmanager
-    def slot(self, lease: float) -> Iterator[None]:
+    def slot(self, lease: float, path: str = "") -> Iterator[Held]:
         """Hold a slot while the block sends one request (waiting for one first if needed);
-        `lease`: how long an unanswered slot may count as in flight."""
+        `lease`: how long an unanswered slot may count as in flight; `path`: the request's
+        (a budget for other paths lets it through)."""
+        held = Held()
+        if not self.applies_to(path):
+            yield held
+            return
         ticket = uuid.uuid4().hex
         clock = current_clock(self._clock)
         while (wait := self.budget.take(ticket, clock.time(), lease + LEASE_MARGIN)) > 0:
             self._tell(wait)
+            held.waited += wait
             clock.sleep(wait)
         try:
-            yield
+            yield held
         finally:
             self.budget.give_back(ticket, current_clock(self._clock).time())
 
