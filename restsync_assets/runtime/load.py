@@ -33,7 +33,7 @@ from restsync_assets.runtime.http.masking import install_log_masking, register_s
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
-from restsync_assets.runtime.source import build_source
+from restsync_assets.runtime.source import build_source, finish
 from restsync_assets.runtime.window import run_window
 from restsync_assets.specs.model import SourceSpec
 
@@ -82,6 +82,7 @@ def load(
                 ):
                     yielded = True
                     yield event
+                _tell_finished(context, source)
             except Exception as error:
                 if yielded or not may_load_again_uncapped(error, pipeline):
                     raise
@@ -98,6 +99,7 @@ def load(
                 yield from _materializations(
                     context, spec, dlt_resource, source, pipeline, translator
                 )
+                _tell_finished(context, source)
     except Failure:
         raise
     except Exception as error:  # turn deep library tracebacks into one actionable line
@@ -106,6 +108,13 @@ def load(
         raise Failure(
             description=message, metadata={"error": MetadataValue.text(message)}
         ) from None
+
+
+def _tell_finished(context: AssetExecutionContext, source: Any) -> None:
+    """Close the run's session; with `client.concurrency: auto`, log the level it found."""
+    note = finish(source)
+    if note:
+        context.log.info(note)
 
 
 def _selected(spec: SourceSpec, context: AssetExecutionContext) -> set[str]:

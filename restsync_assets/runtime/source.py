@@ -54,6 +54,7 @@ def build_source(
     transforms = record_transforms(spec)
     scanned = scanned_in_full(spec, selected)
     config = source_config(spec, credentials, window)
+    session = config["client"]["session"]
     for resource in config["resources"]:
         if resource["name"] in scanned:
             resource["endpoint"] = without_incremental(resource["endpoint"])
@@ -68,7 +69,19 @@ def build_source(
         add_arrow_pages(spec, source)
     if settings.read_ahead():
         add_read_ahead(spec, source)
-    return source.with_resources(*resources) if resources is not None else source
+    chosen = source.with_resources(*resources) if resources is not None else source
+    chosen.restsync_session = session  # see `finish`
+    return chosen
+
+
+def finish(source: DltSource) -> str | None:
+    """After a run of `source`: drop the pages fetched ahead that nobody took; with
+    `client.concurrency: auto`, the line stating the level it settled on (for the run log)."""
+    session = getattr(source, "restsync_session", None)
+    if not isinstance(session, RestsyncSession):
+        return None
+    session.close()
+    return session.adaptive.summary() if session.adaptive is not None else None
 
 
 def record_transforms(spec: SourceSpec) -> dict[str, RecordTransforms]:

@@ -33,7 +33,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +45,7 @@ from .retry import Clock, current_clock
 __all__ = [
     "Budget",
     "FileBudget",
+    "RateBudgets",
     "RateLimitError",
     "RateLimiter",
     "budget_file",
@@ -240,18 +241,50 @@ class RateLimiter:
             )
 
 
-def limiter_for(spec: SourceSpec, clock: Clock | None = None) -> RateLimiter | None:
-    """The limiter of `spec`'s `client.rate_limit` (None without one): Redis when
-    `RESTSYNC_RATE_LIMIT_URL` is set (read now, at run time), else the spec's budget file."""
-    if spec.rate_limit is None:
+class RateBudgets:
+    """Several budgets: a request takes a slot of each that counts its path, in order."""
+
+    def __init__(self, limiters: list[Any]) -> None:
+        self.limiters = limiters
+
+    @contextmanager
+    def slot(self, lease: float, path: str = "") -> Iterator[Held]:
+        held = Held()
+        with ExitStack() as stack:
+            for limiter in self.limiters:
+                inner = stack.enter_context(limiter.slot(lease=lease, path=path))
+                held.waited += inner.waited
+                held.answers.extend(inner.answers)
+            yield held
+
+
+def limiter_for(spec: SourceSpec, clock: Clock | None = None) -> Any:
+    """The limiter of `spec`'s `client.rate_limit` (None without one): one budget's
+    :class:`RateLimiter`, or :class:`RateBudgets` of several and of `from_headers`. Redis when
+    `RESTSYNC_RATE_LIMIT_URL` is set (read now, at run time), else a budget file each."""
+    declared = spec.rate_limits or ((spec.rate_limit,) if spec.rate_limit else ())
+    limiters: list[Any] = [_declared(spec, limit, i, clock) for i, limit in enumerate(declared)]
+    if spec.rate_limit_headers is not None:
+        from .rate_headers import header_budget
+
+        limiters.append(header_budget(spec.name, spec.rate_limit_headers, clock))
+    if not limiters:
         return None
+    return limiters[0] if len(limiters) == 1 else RateBudgets(limiters)
+
+
+def _declared(
+    spec: SourceSpec, limit: RateLimitSpec, index: int, clock: Clock | None
+) -> RateLimiter:
+    """The limiter of the `index`-th declared budget (the first keeps the unsuffixed name)."""
     from restsync_assets import settings
 
+    name = spec.name if index == 0 else f"{spec.name}.{index}"
     url = settings.rate_limit_url()
     if url:
         from .rate_limit_redis import RedisBudget
 
-        budget: Budget = RedisBudget(url, spec.name, spec.rate_limit)
+        budget: Budget = RedisBudget(url, name, limit)
     else:
-        budget = FileBudget(budget_file(spec), spec.rate_limit)
-    return RateLimiter(budget, spec.rate_limit, spec.name, clock)
+        budget = FileBudget(settings.pipelines_dir() / f"{name}.rate_limit.json", limit)
+    return RateLimiter(budget, limit, spec.name, clock)

@@ -426,12 +426,19 @@ class RestsyncSession(requests.Session):
         if self.rate_limiter is None:
             return self._timed(request, kwargs, answer)
         lease = _lease(kwargs.get("timeout"))
-        with self.rate_limiter.slot(lease=lease, path=urlsplit(request.url or "").path) as held:
+        with self.rate_limiter.slot(lease=lease, path=self._endpoint_path(request)) as held:
             if answer is not None:
                 answer.waited = held.waited > 0
             response = self._timed(request, kwargs, answer)
             held.answered(response)
             return response
+
+    def _endpoint_path(self, request: requests.PreparedRequest) -> str:
+        """The request's URL path as endpoints write it: relative to the base URL's path
+        (budgets' `path` patterns match it)."""
+        path = urlsplit(request.url or "").path
+        base = urlsplit(self.base_url).path.rstrip("/")
+        return path[len(base) :] if base and path.startswith(base + "/") else path
 
     def _timed(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], answer: Answer | None

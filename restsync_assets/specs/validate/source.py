@@ -48,7 +48,9 @@ def validate_source(
     schedule = problems.take(validate_schedule, raw.get("schedule"), default=None)
     concurrency = problems.take(_concurrency, client.get("concurrency", 1), default=1)
     auto = client.get("concurrency") == "auto"
-    budgets, header_budget = problems.take(validate_budgets, client.get("rate_limit"), default=((), None))
+    budgets, header_budget = problems.take(
+        validate_budgets, client.get("rate_limit"), default=((), None)
+    )
     error_handler = problems.take(
         validated, ErrorHandler, client_retries, "client.error_handler", default=None
     )
