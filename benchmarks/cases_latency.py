@@ -19,6 +19,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +156,16 @@ def limited_stats(base_url: str, reset: bool = False) -> dict[str, Any]:
 
 
 def budget_use(stats: dict[str, Any], limit: int) -> float | None:
-    """Requests served per second between the first and last arrival, over the limit."""
-    times = sorted(stats["arrivals"])
-    if len(times) < 2:
+    """Requests served in the server's full windows (every one-second window strictly between
+    the first and the last arrival's) over what those windows allow; None when under three
+    windows were used. The first and last windows are partial by nature (the run starts and
+    ends inside them) and are left out."""
+    windows = Counter(int(t) for t in stats["arrivals"])
+    if len(windows) < 3:
         return None
-    return (len(times) - 1) / (times[-1] - times[0]) / limit
+    first, last = min(windows), max(windows)
+    full = range(first + 1, last)
+    return sum(windows[w] for w in full) / (limit * len(full))
 
 
 def p9(bench: Any) -> list[Row]:
@@ -238,6 +245,8 @@ def _extract_in_processes(
         os.environ.pop("RESTSYNC_RATE_LIMIT_URL", None)
         return [measure.restsync_extract(folder, bench.workdir(f"p9-{key}"), name, "items")]
     env = {**os.environ, "RESTSYNC_RATE_LIMIT_URL": REDIS_URL}
+    go = bench.scratch / f"p9-{key}.go"
+    go.unlink(missing_ok=True)
     started = [
         subprocess.Popen(
             [
@@ -247,23 +256,42 @@ def _extract_in_processes(
                 str(folder),
                 name,
                 str(bench.workdir(f"p9-{key}-{i}")),
+                str(go),
             ],
             env=env,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(processes)
     ]
+    for process in started:  # each imported everything and waits: start them at once
+        assert process.stdout is not None
+        process.stdout.readline()
+    go.touch()
     outs = []
     for process in started:
-        stdout, _ = process.communicate(timeout=600)
-        outs.append(json.loads(stdout.strip().splitlines()[-1]) if process.returncode == 0 else {})
+        stdout, stderr = process.communicate(timeout=600)
+        if process.returncode != 0:
+            bench.log(f"  P9 {key}: a sharing process failed: {stderr.strip()[-1500:]!r}")
+            outs.append({})
+            continue
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
     return outs
 
 
 def main(argv: list[str]) -> int:
-    """One extraction in this process (P9's sharers): prints its result as JSON."""
-    folder, name, workdir = Path(argv[0]), argv[1], Path(argv[2])
+    """One extraction in this process (P9's sharers): imports what it runs, says `ready`,
+    waits for the `go` file (at most 120 s), then prints its result as JSON."""
+    folder, name, workdir, go = Path(argv[0]), argv[1], Path(argv[2]), Path(argv[3])
+    import dlt.sources.rest_api  # noqa: F401  (imports are not what P9 measures)
+
+    import restsync_assets.runtime.source  # noqa: F401
+
+    print("ready", flush=True)
+    deadline = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     print(json.dumps(measure.restsync_extract(folder, workdir, name, "items")), flush=True)
     return 0
 
