@@ -112,10 +112,10 @@ def add_quarantines(spec: SourceSpec, source: DltSource) -> None:
 
 def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
     """Every top-level resource fetches its next page while dlt handles the current one (see
-    `read_ahead`). Not with `client.concurrency` > 1: dlt's worker pool then drives the
-    resources (`parallelized`), one `next()` at a time."""
-    if spec.concurrency > 1:
-        return
+    `read_ahead`), on a thread of its own, whatever `client.concurrency`: the pages already
+    fetched (ahead, `client.concurrency` at once: `runtime.http.page_series`) then reach dlt
+    joined into items of up to `read_ahead.BATCH_ROWS` rows, so dlt's fixed cost per item is
+    paid per batch, not per page (children stay on dlt's worker pool, `parallelized`)."""
     for resource in spec.resources:
         if resource.parent is None and resource.async_job is None:
             pipe = source.resources[resource.name]._pipe
@@ -189,7 +189,10 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
         # every request of the resource carries its name to the session (see `ResourceAuth`)
         endpoint["auth"] = ResourceAuth(resource["name"], endpoint.get("auth", auth))
     if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
-        for resource in resources:
+        reading_ahead = settings.read_ahead()
+        for resource, model in zip(resources, spec.resources, strict=True):
+            if reading_ahead and model.parent is None and model.async_job is None:
+                continue  # on a read-ahead thread of its own instead (`add_read_ahead`)
             resource.setdefault("parallelized", True)
     return {"client": client, "resources": resources}
 

@@ -68,8 +68,10 @@ class AdaptiveConcurrency:
         self._cond = threading.Condition()
 
     def window(self) -> int:
-        """The current level: how many pages one series fetches ahead."""
-        return self.level
+        """How many pages one series fetches ahead: twice the level, so pages fetched but
+        not yet taken by dlt leave the level's places to requests (the gate still holds
+        the requests in flight to the level)."""
+        return 2 * self.level
 
     @contextmanager
     def request(self) -> Iterator[Answer]:

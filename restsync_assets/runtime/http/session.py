@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,7 +56,7 @@ from .oauth import OAuth2Auth
 from .page_series import PageSeries, Prefetcher
 from .pages import PageCheck, cut_short, describe_body
 from .rate_limit import RateLimiter
-from .retry import RETRYABLE_EXCEPTIONS, Clock, RetryPolicy, retrying
+from .retry import RETRYABLE_EXCEPTIONS, Clock, RetryPolicy, current_clock, retrying
 
 __all__ = ["ResourceAuth", "ResourceTag", "RestsyncSession", "Route", "resource_of"]
 
@@ -219,7 +218,8 @@ class RestsyncSession(requests.Session):
             401. Also pass the same instance as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
-        clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
+        clock: sleeps between retries, dates ``Retry-After`` and times answers for
+            ``concurrency: auto`` (default: :data:`retry.CLOCK`,
             looked up at each wait so tests can swap it).
         rate_limiter: the spec's shared request budget; each request sent waits for a slot.
         concurrency: `client.concurrency`: pages of a route with a `series` are fetched up to
@@ -445,9 +445,10 @@ class RestsyncSession(requests.Session):
     ) -> requests.Response:
         if answer is None:
             return super().send(request, **kwargs)
-        started = time.monotonic()
+        clock = current_clock(self._clock)  # the retry clock: tests inject theirs
+        started = clock.time()
         response = super().send(request, **kwargs)
-        answer.latency, answer.status = time.monotonic() - started, response.status_code
+        answer.latency, answer.status = clock.time() - started, response.status_code
         return response
 
     def _owns_auth(self, request: requests.PreparedRequest) -> bool:
