@@ -191,7 +191,7 @@ def test_an_error_on_page_k_reaches_dlt_after_the_pages_before_it(total, tmp_pat
     """Page 4 (offset 30) answers 404 while pages after it are fetched ahead: dlt's resource
     yields exactly pages 1-3, then the one-line HTTP error of page 4."""
     from restsync_assets.resources import ApiCredentials
-    from restsync_assets.runtime.source import build_source
+    from restsync_assets.runtime.source import build_source, finish
     from restsync_assets.specs import load_specs
 
     serve = offset_page(total)
@@ -213,6 +213,7 @@ def test_an_error_on_page_k_reaches_dlt_after_the_pages_before_it(total, tmp_pat
             for row in source.resources["items"]:
                 got.append(row["id"])
         asked = {r.query.get("offset") for r in api.calls_to("/items")}
+        finish(source)
     assert got == [r["id"] for r in ROWS[:30]]
     error = raised.value
     while error is not None and not isinstance(error, HttpStatusError):

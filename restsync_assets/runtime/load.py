@@ -51,6 +51,7 @@ def load(
     """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
     dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
     credentials = None
+    source = None
     try:
         credentials = credentials_resource.resolve(spec.secret_keys)
         register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
@@ -103,6 +104,8 @@ def load(
     except Failure:
         raise
     except Exception as error:  # turn deep library tracebacks into one actionable line
+        if source is not None:
+            finish(source)  # no page fetched ahead keeps being asked for
         secrets = credentials.secrets() if credentials else []
         message = explain(error, spec.name, secrets)
         raise Failure(

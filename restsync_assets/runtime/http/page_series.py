@@ -173,6 +173,16 @@ class Prefetcher:
                 self.hits += 1
             return future
 
+    def forget(self, series: PageSeries, request: requests.PreparedRequest) -> None:
+        """The series of `request` ends (its page failed): drop the pages guessed after it."""
+        position = series.position(request)
+        if position is None:
+            return
+        with self._lock:
+            state = self._series.pop(position[0], None)
+        if state is not None:
+            state.drop_from(-(1 << 62))
+
     def fetched(
         self, series: PageSeries, request: requests.PreparedRequest, result: Any, fetch: Fetch
     ) -> None:

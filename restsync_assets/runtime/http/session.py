@@ -337,7 +337,11 @@ class RestsyncSession(requests.Session):
             return self._send_with_retries(request, route, policy, kwargs, state), state
         future = self.prefetcher.take(series, request)
         if future is not None:
-            response, state = future.result()
+            try:
+                response, state = future.result()
+            except BaseException:
+                self.prefetcher.forget(series, request)  # the scan ends here: no more guesses
+                raise
         else:
             state = _SendState()
             response = self._send_with_retries(request, route, policy, kwargs, state)
