@@ -139,7 +139,7 @@ def load(tmp_path, monkeypatch, spec: dict, routes: dict) -> tuple[list[dict], J
 
     from restsync_assets.resources import ApiCredentials
     from restsync_assets.runtime.destination import build_pipeline
-    from restsync_assets.runtime.source import build_source
+    from restsync_assets.runtime.source import build_source, finish
     from restsync_assets.specs import load_specs
 
     from .support import use_warehouse
@@ -151,7 +151,9 @@ def load(tmp_path, monkeypatch, spec: dict, routes: dict) -> tuple[list[dict], J
         db = use_warehouse(monkeypatch, tmp_path / "warehouse.duckdb", tmp_path / "pipelines")
         (loaded,) = load_specs(specs)
         credentials = ApiCredentials(source=loaded.name).resolve()
-        build_pipeline(loaded).run(build_source(loaded, credentials))
+        source = build_source(loaded, credentials)
+        build_pipeline(loaded).run(source)
+        finish(source)
     with duckdb.connect(str(db), read_only=True) as con:
         cursor = con.execute("select id, updated, name from pages.items")
         rows = [dict(zip(("id", "updated", "name"), r, strict=True)) for r in cursor.fetchall()]

@@ -133,13 +133,19 @@ class _Series:
     ramp: int = 1  #: pages ahead while no total bounds the series
     bounded: bool = False  #: `end` comes from a total or maximum
     page_size: int | None = None
+    ended: bool = False  #: dropped: its guesses still in flight stop at their next attempt
+
+    def unwanted(self, value: int) -> bool:
+        """Whether nobody will take the page at `value` (dropped, or past the end)."""
+        return self.ended or (self.end is not None and value >= self.end)
 
     def drop_from(self, value: int) -> None:
         for at in [v for v in self.pages if v >= value]:
             self.pages.pop(at).cancel()
 
 
-Fetch = Callable[[requests.PreparedRequest], Any]
+#: sends a guessed request; the second argument says whether its series was dropped since
+Fetch = Callable[[requests.PreparedRequest, Callable[[], bool]], Any]
 Body = Callable[[Any], Any]
 
 
@@ -181,6 +187,7 @@ class Prefetcher:
         with self._lock:
             state = self._series.pop(position[0], None)
         if state is not None:
+            state.ended = True
             state.drop_from(-(1 << 62))
 
     def fetched(
@@ -200,6 +207,7 @@ class Prefetcher:
             self._learn(series, state, value, body)
             if state.end is not None and value + series.step >= state.end:
                 self._series.pop(key, None)  # the last page: the series is done
+                state.ended = True
                 state.drop_from(value + series.step)
                 return
             self._ask_ahead(series, request, state, value, fetch)
@@ -249,7 +257,7 @@ class Prefetcher:
     ) -> Future:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="restsync-pages")
-        future = self._pool.submit(fetch, guess)
+        future = self._pool.submit(fetch, guess, lambda: state.unwanted(at))
         if not state.bounded:
             future.add_done_callback(lambda done: self._stop_after(series, state, at, done))
         return future
@@ -270,12 +278,14 @@ class Prefetcher:
     def _forget_old(self) -> None:
         while len(self._series) > SERIES_PER_WORKER * max(1, self._workers):
             _key, old = self._series.popitem(last=False)
+            old.ended = True
             old.drop_from(-(1 << 62))
 
     def close(self) -> None:
         """Drop every page not taken and stop the pool (no wait for requests in flight)."""
         with self._lock:
             for state in self._series.values():
+                state.ended = True
                 state.drop_from(-(1 << 62))
             self._series.clear()
         if self._pool is not None:

@@ -157,6 +157,12 @@ def _check_page(
 class _SendState:
     attempts: int = 0
     refreshed: bool = False
+    #: a page fetched ahead: whether nobody will take it any more (its attempts then stop)
+    ended: Callable[[], bool] | None = None
+
+
+class GuessDropped(RuntimeError):
+    """A page fetched ahead that nobody will take: its next attempt is not sent."""
 
 
 def _lease(timeout: Any) -> float:
@@ -313,6 +319,7 @@ class RestsyncSession(requests.Session):
                 raise
             failure = self._not_json_error(request, route, response, state)
         if failure is not None:
+            self._forget(request, route)
             # raised outside the `except`: requests' own error names the unmasked URL, and
             # dlt's trace (trace.pickle) records every `__context__`, even one `from None` hides
             raise failure
@@ -340,19 +347,26 @@ class RestsyncSession(requests.Session):
             try:
                 response, state = future.result()
             except BaseException:
-                self.prefetcher.forget(series, request)  # the scan ends here: no more guesses
+                self._forget(request, route)
                 raise
         else:
             state = _SendState()
             response = self._send_with_retries(request, route, policy, kwargs, state)
 
-        def fetch(guess: requests.PreparedRequest) -> tuple[requests.Response, _SendState]:
+        def fetch(
+            guess: requests.PreparedRequest, ended: Callable[[], bool]
+        ) -> tuple[requests.Response, _SendState]:
             guess.hooks = default_hooks()
-            guessed = _SendState()
+            guessed = _SendState(ended=ended)
             return self._send_with_retries(guess, route, policy, dict(kwargs), guessed), guessed
 
         self.prefetcher.fetched(series, request, (response, state), fetch)
         return response, state
+
+    def _forget(self, request: requests.PreparedRequest, route: Route | None) -> None:
+        """The request's page failed: its scan ends there, so drop the pages guessed after it."""
+        if self.prefetcher is not None and route is not None and route.series is not None:
+            self.prefetcher.forget(route.series, request)
 
     def close(self) -> None:
         """Drop the pages fetched ahead that nobody took, then close the connections."""
@@ -388,6 +402,8 @@ class RestsyncSession(requests.Session):
         kwargs: dict[str, Any],
         state: _SendState,
     ) -> requests.Response:
+        if state.ended is not None and state.ended():
+            raise GuessDropped(f"{self.source}: a page fetched ahead is no longer wanted")
         state.attempts += 1
         response = self._answer(request, kwargs, state)
         if not kwargs.get("stream"):  # a streamed body is its caller's to read (and check)
