@@ -115,7 +115,7 @@ INVALID = [
     (
         "other key",
         {"requests": 10, "per": "second", "burst": 20},
-        "client.rate_limit.burst: unknown key; allowed: per, requests",
+        "client.rate_limit.burst: unknown key; allowed: from_headers, path, per, requests",
     ),
 ]
 

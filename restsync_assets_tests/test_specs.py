@@ -225,7 +225,7 @@ INVALID = [
     (
         "concurrency out of range",
         spec_with(client__concurrency=0),
-        "client.concurrency: must be a whole number of parallel requests from 1 to 64, got 0",
+        "client.concurrency: must be a whole number of parallel requests from 1 to 64 or auto, got 0",
     ),
     (
         "bad partitions type",
@@ -768,7 +768,7 @@ SEVERAL_MISTAKES = [
             "shop.yaml: resource 'organizations': write_disposition: unknown write disposition"
             " 'upsert'; allowed: append, merge, replace, skip",
             "shop.yaml: client.concurrency: must be a whole number of parallel requests from 1"
-            " to 64, got 0",
+            " to 64 or auto, got 0",
         ],
     ),
 ]
@@ -927,7 +927,7 @@ def test_restsync_validate_lists_every_file_and_warns_of_append_with_a_key(
         "source_specs/x.yaml: client.auth.type: unknown auth type 'x'; allowed: api_key, bearer,"
         " http_basic, oauth2, oauth2_client_credentials",
         "source_specs/x.yaml: client.concurrency: must be a whole number of parallel requests"
-        " from 1 to 64, got 0",
+        " from 1 to 64 or auto, got 0",
     ]
 
 

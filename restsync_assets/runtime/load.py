@@ -38,7 +38,7 @@ from restsync_assets.runtime.http.session import RequestCounts
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import LockWaits, run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
-from restsync_assets.runtime.source import build_source
+from restsync_assets.runtime.source import build_source, finish
 from restsync_assets.runtime.window import run_window
 from restsync_assets.specs.model import SourceSpec
 
@@ -62,6 +62,7 @@ def load(
     """Build a fresh dlt source and pipeline, load the selected assets, fail with one clear line."""
     dlt_resource: DagsterDltResource = getattr(context.resources, DLT_RESOURCE_KEY)
     credentials = None
+    source = None
     try:
         credentials = credentials_resource.resolve(spec.secret_keys)
         register_secret(*credentials.secrets())  # every mask (errors, logs) now hides them
@@ -100,6 +101,7 @@ def load(
                 ):
                     yielded = True
                     yield event
+                _tell_finished(context, source)
             except Exception as error:
                 if yielded or not may_load_again_uncapped(error, pipeline):
                     raise
@@ -116,14 +118,24 @@ def load(
                 yield from _materializations(
                     context, spec, dlt_resource, source, pipeline, translator, figures
                 )
+                _tell_finished(context, source)
     except Failure:
         raise
     except Exception as error:  # turn deep library tracebacks into one actionable line
+        if source is not None:
+            finish(source)  # no page fetched ahead keeps being asked for
         secrets = credentials.secrets() if credentials else []
         message = explain(error, spec.name, secrets)
         raise Failure(
             description=message, metadata={"error": MetadataValue.text(message)}
         ) from None
+
+
+def _tell_finished(context: AssetExecutionContext, source: Any) -> None:
+    """Close the run's session; with `client.concurrency: auto`, log the level it found."""
+    note = finish(source)
+    if note:
+        context.log.info(note)
 
 
 def _selected(spec: SourceSpec, context: AssetExecutionContext) -> set[str]:

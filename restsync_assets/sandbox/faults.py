@@ -55,6 +55,12 @@ type_change           ``field`` of every record of the page is turned into a str
                       (``to="string"``), a number (``to="number"``) or ``to(value)``
 new_field             every record of the page gets ``name`` = ``value`` (a constant or a
                       function of the row)
+enforce_rate          at most ``requests`` per fixed window of ``per`` seconds (default 1,
+                      by the plan's clock) per ``Authorization``; beyond it 429 with
+                      ``Retry-After`` (whole seconds to the window's end); ``headers``:
+                      ``"x"`` (``X-RateLimit-Remaining``/``-Reset``, seconds), ``"ietf"``
+                      (``RateLimit: "default";r=N;t=S`` and ``RateLimit-Policy``) or None.
+                      ``fired`` counts the 429s, ``served`` the requests let through
 ===================== ====================================================================
 
 The request log (:attr:`Sandbox.requests`) names the faults each request got.
@@ -64,6 +70,7 @@ The request log (:attr:`Sandbox.requests`) names the faults each request got.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -94,7 +101,9 @@ _BODY = {
 }
 #: Faults in the transport.
 _TRANSPORT = {"reset", "slow", "truncated"}
-FAULT_KINDS = frozenset(_REPLACING | _BEFORE | _BODY | _TRANSPORT)
+#: Faults that decide whether the request is served at all.
+_GATES = {"enforce_rate"}
+FAULT_KINDS = frozenset(_REPLACING | _BEFORE | _BODY | _TRANSPORT | _GATES)
 
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
@@ -141,6 +150,9 @@ class Fault:
         """Requests this rule matched so far."""
         self.fired = 0
         """Times this fault was injected so far."""
+        self.served = 0
+        """`enforce_rate`: requests let through."""
+        self.windows: dict[str, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         where = "/".join(p for p in (self.spec, self.resource) if p) or "*"
@@ -206,13 +218,18 @@ class FaultPlan:
         if override is not None:
             return override
         with self._lock:
-            firing = [f for f in self.faults if f.count(request)]
+            firing = [f for f in self.faults if f.kind not in _GATES and f.count(request)]
         request.faults.extend(f.kind for f in firing)
         for fault in firing:
             if fault.kind in _BEFORE:
                 self._before(fault, request, app)
+        gates = [f for f in self.faults if f.kind in _GATES and f.matches(request)]
+        limited, rate_headers = self._enforce(gates, request)
+        if limited is not None:
+            return limited
         replacing = next((f for f in firing if f.kind in _REPLACING), None)
         response = self._replacement(replacing, request) if replacing else serve()
+        response.headers = {**response.headers, **rate_headers}
         if response.status == 200 and response.raw is None:
             body_faults = [f for f in firing if f.kind in _BODY]
             if body_faults:
@@ -230,6 +247,33 @@ class FaultPlan:
                 payload, after = response.payload(), fault.options.get("after_bytes")
                 response.raw = payload[: len(payload) // 2 if after is None else after]
         return response
+
+    def _enforce(
+        self, gates: list[Fault], request: IncomingRequest
+    ) -> tuple[Response | None, dict[str, str]]:
+        """`enforce_rate`: a 429 past the budget, else the headers stating what is left."""
+        headers: dict[str, str] = {}
+        for fault in gates:
+            limit, per = int(fault.options["requests"]), float(fault.options.get("per", 1.0))
+            now = self.clock()
+            window = int(now // per)
+            token = request.headers.get("authorization", "")
+            with self._lock:
+                seen, used = fault.windows.get(token, (window, 0))
+                used = (used if seen == window else 0) + 1
+                fault.windows[token] = (window, used)
+                if used > limit:
+                    fault.fired += 1
+                else:
+                    fault.served += 1
+            reset = (window + 1) * per - now
+            headers.update(_rate_headers(fault.options.get("headers"), limit, per, used, reset))
+            if used > limit:
+                request.faults.append(fault.kind)
+                retry = {"Retry-After": str(max(1, math.ceil(reset)))}
+                body = {"error": "rate_limited", "error_description": "slow down"}
+                return Response(429, body, {**headers, **retry}), headers
+        return None, headers
 
     def _before(self, fault: Fault, request: IncomingRequest, app: Any) -> None:
         if fault.kind == "revoke_token":
@@ -330,6 +374,19 @@ class FaultPlan:
             value = opts.get("value", "new")
             for row in rows:
                 row[opts["name"]] = value(row) if callable(value) else value
+
+
+def _rate_headers(style: str | None, limit: int, per: float, used: int, reset: float) -> dict:
+    """The headers of an `enforce_rate` answer in `style` (None: none)."""
+    left = max(0, limit - used)
+    if style == "x":
+        return {"X-RateLimit-Remaining": str(left), "X-RateLimit-Reset": f"{reset:.3f}"}
+    if style == "ietf":
+        return {
+            "RateLimit": f'"default";r={left};t={max(0, math.ceil(reset))}',
+            "RateLimit-Policy": f'"default";q={limit};w={max(1, math.ceil(per))}',
+        }
+    return {}
 
 
 def _records_key(body: dict) -> str | None:

@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -42,6 +43,7 @@ from requests.hooks import default_hooks, dispatch_hook
 from tenacity import RetryCallState
 
 from . import errors
+from .concurrency import AdaptiveConcurrency, Answer
 from .errors import (
     HttpStatusError,
     IncompletePageError,
@@ -52,9 +54,10 @@ from .errors import (
 )
 from .masking import mask_url
 from .oauth import OAuth2Auth
+from .page_series import PageSeries, Prefetcher
 from .pages import PageCheck, cut_short, describe_body
 from .rate_limit import RateLimiter
-from .retry import RETRYABLE_EXCEPTIONS, Clock, RetryPolicy, retrying
+from .retry import RETRYABLE_EXCEPTIONS, Clock, RetryPolicy, current_clock, retrying
 
 __all__ = [
     "RequestCounts",
@@ -83,6 +86,9 @@ class Route:
     read_body: Callable[[bytes, str], Any] | None = None
     #: what makes a 2xx page of the resource not whole (see :mod:`.pages`); None: no check
     check: PageCheck | None = None
+    #: how its pages are numbered, when the next page's URL does not depend on the body:
+    #: its pages are then fetched ahead, `client.concurrency` at once (see :mod:`.page_series`)
+    series: PageSeries | None = None
 
 
 class RequestCounts:
@@ -193,6 +199,12 @@ def _check_page(
 class _SendState:
     attempts: int = 0
     refreshed: bool = False
+    #: a page fetched ahead: whether nobody will take it any more (its attempts then stop)
+    ended: Callable[[], bool] | None = None
+
+
+class GuessDropped(RuntimeError):
+    """A page fetched ahead that nobody will take: its next attempt is not sent."""
 
 
 def _lease(timeout: Any) -> float:
@@ -220,6 +232,17 @@ def _parse(response: requests.Response, route: Route | None) -> Any:
     return parsed
 
 
+def _body(result: tuple[requests.Response, _SendState]) -> Any:
+    """The parsed body of a page fetched by the session (None unless a parsed 2xx)."""
+    response = result[0]
+    if not 200 <= response.status_code < 300 or "json" not in vars(response):
+        return None
+    try:
+        return response.json()
+    except _UNREADABLE:
+        return None
+
+
 def _is_parsed(response: requests.Response, route: Route | None) -> bool:
     """True when the body is in the route's format; the parse is kept as ``response.json()``
     (dlt reads it two or three times per page)."""
@@ -243,10 +266,15 @@ class RestsyncSession(requests.Session):
             401. Also pass the same instance as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
-        clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
+        clock: sleeps between retries, dates ``Retry-After`` and times answers for
+            ``concurrency: auto`` (default: :data:`retry.CLOCK`,
             looked up at each wait so tests can swap it).
         rate_limiter: the spec's shared request budget; each request sent waits for a slot.
         counts: where each request of a resource is counted (:class:`RequestCounts`).
+        concurrency: `client.concurrency`: pages of a route with a `series` are fetched up to
+            this many at once (1: one after another).
+        adaptive: `client.concurrency: auto`'s gate; every request passes it, and it sets how
+            many pages are fetched ahead (`concurrency` is then its ceiling).
     """
 
     def __init__(
@@ -260,6 +288,8 @@ class RestsyncSession(requests.Session):
         clock: Clock | None = None,
         rate_limiter: RateLimiter | None = None,
         counts: RequestCounts | None = None,
+        concurrency: int = 1,
+        adaptive: AdaptiveConcurrency | None = None,
     ) -> None:
         super().__init__()
         self.counts = counts if counts is not None else RequestCounts()
@@ -271,7 +301,11 @@ class RestsyncSession(requests.Session):
         self._secrets = secrets
         self._clock = clock
         self.rate_limiter = rate_limiter
-        adapter = HTTPAdapter(pool_maxsize=50)
+        self.adaptive = adaptive
+        window = adaptive.window if adaptive is not None else (lambda: concurrency)
+        parallel = concurrency > 1 or adaptive is not None
+        self.prefetcher = Prefetcher(concurrency, window, _body) if parallel else None
+        adapter = HTTPAdapter(pool_maxsize=max(50, 2 * concurrency))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
@@ -314,9 +348,8 @@ class RestsyncSession(requests.Session):
         # hooks (dlt's raise_for_status, response_actions) must see the final response only,
         # not each attempt: a 503 would otherwise raise before it can be retried
         hooks, request.hooks = request.hooks, default_hooks()
-        state = _SendState()
         try:
-            response = self._send_with_retries(request, route, policy, kwargs, state)
+            response, state = self._page(request, route, policy, kwargs)
         finally:
             request.hooks = hooks
             if route is not None:
@@ -333,6 +366,7 @@ class RestsyncSession(requests.Session):
                 raise
             failure = self._not_json_error(request, route, response, state)
         if failure is not None:
+            self._forget(request, route)
             # raised outside the `except`: requests' own error names the unmasked URL, and
             # dlt's trace (trace.pickle) records every `__context__`, even one `from None` hides
             raise failure
@@ -340,6 +374,52 @@ class RestsyncSession(requests.Session):
         if ok and not _is_parsed(response, route):
             raise self._not_json_error(request, route, response, state)
         return response
+
+    def _page(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        policy: RetryPolicy,
+        kwargs: dict[str, Any],
+    ) -> tuple[requests.Response, _SendState]:
+        """The answer to `request` (hooks not run yet): fetched ahead when its route's pages
+        are numbered (raising the failure of that page, after the pages before it), else
+        sent now; then the pages after it are asked for ahead of dlt."""
+        series = route.series if route is not None and self.prefetcher is not None else None
+        if series is None or kwargs.get("stream"):
+            state = _SendState()
+            return self._send_with_retries(request, route, policy, kwargs, state), state
+        future = self.prefetcher.take(series, request)
+        if future is not None:
+            try:
+                response, state = future.result()
+            except BaseException:
+                self._forget(request, route)
+                raise
+        else:
+            state = _SendState()
+            response = self._send_with_retries(request, route, policy, kwargs, state)
+
+        def fetch(
+            guess: requests.PreparedRequest, ended: Callable[[], bool]
+        ) -> tuple[requests.Response, _SendState]:
+            guess.hooks = default_hooks()
+            guessed = _SendState(ended=ended)
+            return self._send_with_retries(guess, route, policy, dict(kwargs), guessed), guessed
+
+        self.prefetcher.fetched(series, request, (response, state), fetch)
+        return response, state
+
+    def _forget(self, request: requests.PreparedRequest, route: Route | None) -> None:
+        """The request's page failed: its scan ends there, so drop the pages guessed after it."""
+        if self.prefetcher is not None and route is not None and route.series is not None:
+            self.prefetcher.forget(route.series, request)
+
+    def close(self) -> None:
+        """Drop the pages fetched ahead that nobody took, then close the connections."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
+        super().close()
 
     def _send_with_retries(
         self,
@@ -369,6 +449,8 @@ class RestsyncSession(requests.Session):
         kwargs: dict[str, Any],
         state: _SendState,
     ) -> requests.Response:
+        if state.ended is not None and state.ended():
+            raise GuessDropped(f"{self.source}: a page fetched ahead is no longer wanted")
         state.attempts += 1
         response = self._answer(request, kwargs, state)
         if not kwargs.get("stream"):  # a streamed body is its caller's to read (and check)
@@ -411,11 +493,43 @@ class RestsyncSession(requests.Session):
     def _send_once(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any]
     ) -> requests.Response:
-        """One request on the wire; with a rate limit, inside a slot of the budget."""
+        """One request on the wire; with a rate limit, inside a slot of the budget; with
+        `concurrency: auto`, inside a place of its gate."""
+        if self.adaptive is None:
+            return self._within_budget(request, kwargs, None)
+        with self.adaptive.request() as answer:
+            return self._within_budget(request, kwargs, answer)
+
+    def _within_budget(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any], answer: Answer | None
+    ) -> requests.Response:
         if self.rate_limiter is None:
+            return self._timed(request, kwargs, answer)
+        lease = _lease(kwargs.get("timeout"))
+        with self.rate_limiter.slot(lease=lease, path=self._endpoint_path(request)) as held:
+            if answer is not None:
+                answer.waited = held.waited > 0
+            response = self._timed(request, kwargs, answer)
+            held.answered(response)
+            return response
+
+    def _endpoint_path(self, request: requests.PreparedRequest) -> str:
+        """The request's URL path as endpoints write it: relative to the base URL's path
+        (budgets' `path` patterns match it)."""
+        path = urlsplit(request.url or "").path
+        base = urlsplit(self.base_url).path.rstrip("/")
+        return path[len(base) :] if base and path.startswith(base + "/") else path
+
+    def _timed(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any], answer: Answer | None
+    ) -> requests.Response:
+        if answer is None:
             return super().send(request, **kwargs)
-        with self.rate_limiter.slot(lease=_lease(kwargs.get("timeout"))):
-            return super().send(request, **kwargs)
+        clock = current_clock(self._clock)  # the retry clock: tests inject theirs
+        started = clock.time()
+        response = super().send(request, **kwargs)
+        answer.latency, answer.status = clock.time() - started, response.status_code
+        return response
 
     def _owns_auth(self, request: requests.PreparedRequest) -> bool:
         return self._oauth is not None and self._oauth.owns_authorization(

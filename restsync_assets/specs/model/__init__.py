@@ -47,8 +47,11 @@ from restsync_assets.specs.model.paginators import (
     paginator_kind,
 )
 from restsync_assets.specs.model.rate_limit import (
+    HEADER_BUDGET_KEYS,
     PERIODS,
     RATE_LIMIT_KEYS,
+    RESET_KINDS,
+    HeaderBudgetSpec,
     RateLimitSpec,
 )
 from restsync_assets.specs.model.resource import (
@@ -75,6 +78,7 @@ from restsync_assets.specs.model.resource import (
 )
 from restsync_assets.specs.model.retries import ErrorHandler
 from restsync_assets.specs.model.source import (
+    AUTO_CONCURRENCY,
     CLIENT_KEYS,
     MAX_CONCURRENCY,
     TOP_LEVEL_KEYS,
@@ -85,6 +89,7 @@ __all__ = [
     "AUTH_MODELS",
     "AUTH_TYPES",
     "AUTOMATION_CONDITIONS",
+    "AUTO_CONCURRENCY",
     "CLIENT_KEYS",
     "COLUMN_KEYS",
     "COLUMN_TYPES",
@@ -94,6 +99,7 @@ __all__ = [
     "ENDPOINT_KEYS",
     "EXTENSION_ENDPOINT_KEYS",
     "EXTENSION_RESOURCE_KEYS",
+    "HEADER_BUDGET_KEYS",
     "MAX_CONCURRENCY",
     "NAMED_AUTOMATION_CONDITIONS",
     "ON_INVALID",
@@ -102,6 +108,7 @@ __all__ = [
     "PARENTS",
     "PERIODS",
     "RATE_LIMIT_KEYS",
+    "RESET_KINDS",
     "RESOURCE_FIELD_KEYS",
     "RESPONSE_FORMATS",
     "SECRET_AUTH_KEYS",
@@ -124,6 +131,7 @@ __all__ = [
     "DltPaginatorSpec",
     "ErrorHandler",
     "FreshnessSpec",
+    "HeaderBudgetSpec",
     "HttpBasicAuthSpec",
     "OAuth2AuthSpec",
     "OAuth2ClientCredentialsSpec",

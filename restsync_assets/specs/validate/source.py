@@ -9,6 +9,7 @@ from restsync_assets.specs.defaults import Merged
 from restsync_assets.specs.document import Document
 from restsync_assets.specs.errors import Collector, Invalid, pydantic_errors, validated
 from restsync_assets.specs.model import (
+    AUTO_CONCURRENCY,
     MAX_CONCURRENCY,
     AuthSpec,
     ErrorHandler,
@@ -18,7 +19,7 @@ from restsync_assets.specs.model import (
 from restsync_assets.specs.validate.deletes import check_soft_deletes
 from restsync_assets.specs.validate.operations import validate_schedule
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
-from restsync_assets.specs.validate.rate_limit import validate_rate_limit
+from restsync_assets.specs.validate.rate_limit import validate_budgets
 from restsync_assets.specs.validate.secrets import secret_keys
 
 
@@ -46,7 +47,10 @@ def validate_source(
     problems.take(check_soft_deletes, resources, paginator, default=None)
     schedule = problems.take(validate_schedule, raw.get("schedule"), default=None)
     concurrency = problems.take(_concurrency, client.get("concurrency", 1), default=1)
-    rate_limit = problems.take(validate_rate_limit, client.get("rate_limit"), default=None)
+    auto = client.get("concurrency") == "auto"
+    budgets, header_budget = problems.take(
+        validate_budgets, client.get("rate_limit"), default=((), None)
+    )
     error_handler = problems.take(
         validated, ErrorHandler, client_retries, "client.error_handler", default=None
     )
@@ -73,16 +77,23 @@ def validate_source(
             description=_text(raw.get("description")),
             schedule=schedule,
             concurrency=concurrency,
-            rate_limit=rate_limit,
+            concurrency_auto=auto,
+            rate_limit=budgets[0] if budgets else None,
+            rate_limits=budgets,
+            rate_limit_headers=header_budget,
             error_handler=error_handler,
             secret_keys=secrets,
         )
 
 
 def _concurrency(value: Any) -> int:
+    """A whole number of parallel requests, or `auto` (then its ceiling)."""
+    if value == "auto":
+        return AUTO_CONCURRENCY
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise Invalid(
-            f"must be a whole number of parallel requests from 1 to {MAX_CONCURRENCY}, got {value!r}",
+            f"must be a whole number of parallel requests from 1 to {MAX_CONCURRENCY}"
+            f" or auto, got {value!r}",
             key="client.concurrency",
         )
     return value
