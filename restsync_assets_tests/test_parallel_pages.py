@@ -16,7 +16,8 @@ import pytest
 from restsync_assets.runtime.http import page_series
 from restsync_assets.runtime.http.errors import HttpStatusError
 
-from .support import JsonApi, Reply, use_specs, write_spec
+from .fake_servers import JsonApi, Reply
+from .support import use_specs, write_spec
 
 PAGE = 10
 ROWS = [
