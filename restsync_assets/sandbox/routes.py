@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import unquote, urlencode
 
-from . import graphql
+from . import chat, graphql
 from .models import ApiError, IncomingRequest, Response
 from .vendors import VENDORS
 
@@ -236,6 +236,8 @@ def render(
     """Filter, paginate and wrap ``rows`` (already restricted to the parent) for ``route``."""
     if route.pager == "graphql":
         return graphql.answer(request, rows)
+    if route.pager == "link":
+        return chat.answer(request, rows, host)
     rows = apply_filters(route, rows, request.query)
     total = len(rows)
     if route.pager == "none":

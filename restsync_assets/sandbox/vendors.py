@@ -14,9 +14,12 @@ billing   HTTP basic                             invoices  ``BILLING_USERNAME``,
                                                            ``BILLING_PASSWORD``
 codehost  bearer token; GraphQL                  repos*    ``CODEHOST_TOKEN``
           (``POST /graphql``, `sandbox.graphql`)
+chat      bearer token; Slack-like ``ok`` body,  messages  ``CHAT_TOKEN``
+          ``Link`` header paging (`sandbox.chat`)
 ========  =====================================  ========  ================================
 
-(*) ``repositories``, the one resource not paged by offset: a GraphQL search.
+(*) ``repositories``, a GraphQL search, and ``messages`` (``Link`` header, epoch filters,
+``{"ok": false}`` on a bad parameter) are the resources not paged by offset alone.
 
 A request without the right credential gets a 401 whose body repeats the credential it
 received, as careless APIs do, so tests can prove restsync masks it.
@@ -30,7 +33,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import graphql
+from . import chat, graphql
 from .data import _rng, _stamp
 from .models import ApiError, IncomingRequest
 
@@ -104,6 +107,15 @@ VENDORS: dict[str, Vendor] = {
             _bearer,
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             pager="graphql",
+        ),
+        Vendor(
+            chat.VENDOR,
+            "bearer",
+            chat.RESOURCE,
+            chat.PATH,
+            _bearer,
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            pager="link",
         ),
     )
 }
@@ -225,6 +237,7 @@ _BUILDERS = {
     "weather": _stations,
     "billing": _invoices,
     graphql.VENDOR: graphql.build_rows,
+    chat.VENDOR: chat.build_rows,
 }
 
 
