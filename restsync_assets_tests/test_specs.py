@@ -1049,7 +1049,7 @@ def test_each_resource_knows_the_line_that_declares_it(tmp_path):
 PAGINATOR_FORMS = [
     (
         "restsync's templated cursor",
-        {"type": "cursor", "cursor_value": "{{ r.next }}"},
+        {"type": "cursor", "cursor_value": "{{ response.next }}"},
         "templated_cursor",
     ),
     ("dlt's cursor", {"type": "cursor", "cursor_path": "next", "cursor_param": "c"}, "dlt"),

@@ -8,6 +8,7 @@ the source's schema while running, dagster issue 34052). Paginator and auth obje
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from dlt.extract.source import DltSource
@@ -27,6 +28,7 @@ from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
+from restsync_assets.runtime.request_values import run_time, with_request_values
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
@@ -154,7 +156,8 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
         client["headers"] = with_secrets(spec.client_headers, credentials)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
-    resources = [resource_config(r, window) for r in spec.resources]
+    now = run_time()
+    resources = [resource_config(r, window, now) for r in spec.resources]
     for resource in resources:
         endpoint = resource["endpoint"]
         for where in ("headers", "params"):
@@ -176,9 +179,12 @@ def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, 
     }
 
 
-def resource_config(resource: ResourceSpec, window: Window | None = None) -> dict[str, Any]:
-    """The dlt `EndpointResource` dict of one resource."""
-    endpoint = dict(resource.endpoint)
+def resource_config(
+    resource: ResourceSpec, window: Window | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The dlt `EndpointResource` dict of one resource; relative times (`{type: now}`) count
+    from `now` (the run's start)."""
+    endpoint = with_request_values(dict(resource.endpoint), now or run_time())
     if resource.data_selector is not None:
         # compiled once: dlt would parse the JSONPath string again on every page (~40 ms each)
         endpoint["data_selector"] = compile_jsonpath(resource.data_selector)

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from restsync_assets.specs.errors import Invalid, allowed, mapping
 from restsync_assets.specs.lineage import Lineage
 from restsync_assets.specs.model import ENDPOINT_KEYS, EXTENSION_ENDPOINT_KEYS, Binding
+from restsync_assets.specs.model.request_values import RELATIVE_KINDS
 from restsync_assets.specs.placeholders import bind_plain_params, template_fields
 
 #: where in an endpoint dlt fills `{resources.*}` and `{incremental.*}` placeholders
@@ -126,13 +127,17 @@ def _context_bindings(endpoint: dict, names: list[str], resource: str) -> list[B
     return bindings
 
 
+#: the `type`s a param mapping may have: dlt's two and restsync's relative times
+PARAM_TYPES = ("resolve", "incremental", *RELATIVE_KINDS)
+
+
 def _resolves(value: Any, param: str, resource: str) -> bool:
     """Whether a param is a resolve param (`{type: resolve, ...}`); other types fail but dlt's
-    `incremental`."""
+    `incremental` and restsync's `now` and `today`."""
     kind = value.get("type") if isinstance(value, dict) else None
-    if kind not in (None, "resolve", "incremental"):
+    if kind not in (None, *PARAM_TYPES):
         raise Invalid(
-            f"unknown param type {kind!r}; {allowed(('resolve', 'incremental'))}",
+            f"unknown param type {kind!r}; {allowed(PARAM_TYPES)}",
             resource=resource,
             key=f"endpoint.params.{param}.type",
         )

@@ -24,6 +24,7 @@ from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
+from restsync_assets.specs.validate.request_values import for_dlt, validate_request_values
 from restsync_assets.specs.validate.response_format import validate_response_format
 from restsync_assets.specs.validate.transforms import validate_transforms
 
@@ -52,7 +53,7 @@ def validate_resource(
     operations = validate_operations(raw, name)
     deletes = validate_deletes(raw.get("deletes"), name)
     owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
-    check_with_dlt(name, endpoint, paginator, primary_key, write_disposition, hints)
+    check_with_dlt(name, for_dlt(endpoint), paginator, primary_key, write_disposition, hints)
     if primary_key is not None and not isinstance(primary_key, str):
         primary_key = tuple(primary_key)  # the columns of any sequence dlt took
     cursor = validate_child_cursor(endpoint, name) if parent is not None else None
@@ -112,6 +113,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
+    validate_request_values(endpoint, name, child=bound.parent is not None)
     return endpoint, paginator, response_format
 
 
