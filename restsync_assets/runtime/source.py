@@ -23,6 +23,7 @@ from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.rate_limit import limiter_for
+from restsync_assets.runtime.http.response_rules import ResponseRules
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
@@ -136,6 +137,7 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
                 r.endpoint["path"],
                 RetryPolicy.from_handler(r.error_handler),
                 read_body=body_reader(r),
+                rules=ResponseRules(r.error_handler.response_rules) or None,
             )
             for r in spec.resources
         ],

@@ -16,6 +16,7 @@ from restsync_assets.settings import env_var
 from restsync_assets.text import causes, one_line, plural
 
 from .masking import mask, mask_text, mask_url
+from .response_rules import matched_rule
 
 __all__ = [
     "HttpStatusError",
@@ -25,6 +26,7 @@ __all__ = [
     "PaginationLoopError",
     "RequestFailedError",
     "RequestFailure",
+    "ResponseRuleError",
     "TokenRequestError",
 ]
 
@@ -69,6 +71,10 @@ class RequestFailedError(RequestFailure, RuntimeError):
 
 class NotJsonError(RequestFailedError):
     """A 2xx answer whose body is not JSON (an HTML maintenance page, an empty 204, ...)."""
+
+
+class ResponseRuleError(RequestFailedError):
+    """A response whose content matched a `response_rules` entry with action `fail`."""
 
 
 class HttpStatusError(RequestFailure, requests.HTTPError):
@@ -132,7 +138,9 @@ def describe(state: RetryCallState, secrets: list[str]) -> tuple[str, int | None
             return f"{type(error).__name__} ({type(inner).__name__}: {inner.strerror})", None
         return f"{type(error).__name__} ({one_line(mask_text(str(error), secrets))})", None
     response = state.outcome.result()
-    return status_line(response), response.status_code
+    matched = matched_rule(response)
+    what = status_line(response) + (f" {matched.describe()}" if matched else "")
+    return what, response.status_code
 
 
 def snippet(response: requests.Response, secrets: list[str]) -> str:
@@ -176,6 +184,16 @@ def status_failed(
     body = snippet(response, secrets)
     what = status_line(response) + (f" {body}" if body else "")
     return f"{where} failed after {plural(attempts, 'attempt')}: {what}; {hint}"
+
+
+def rule_failed(where: str, attempts: int, response: requests.Response) -> str:
+    """A response the spec's `response_rules` say failed (action `fail`)."""
+    matched = matched_rule(response)
+    return (
+        f"{where} failed after {plural(attempts, 'attempt')}: {status_line(response)}"
+        f" {matched.describe() if matched else ''}; the API says the request failed: fix what"
+        " it names, or change the rule's action (retry, ignore)"
+    )
 
 
 def not_json(where: str, attempts: int, response: requests.Response, secrets: list[str]) -> str:

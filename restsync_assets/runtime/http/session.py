@@ -33,10 +33,17 @@ from requests.hooks import default_hooks, dispatch_hook
 from tenacity import RetryCallState
 
 from . import errors
-from .errors import HttpStatusError, NotJsonError, RequestFailedError, RequestFailure
-from .masking import mask_url
+from .errors import (
+    HttpStatusError,
+    NotJsonError,
+    RequestFailedError,
+    RequestFailure,
+    ResponseRuleError,
+)
+from .masking import mask_text, mask_url
 from .oauth import OAuth2Auth
 from .rate_limit import RateLimiter
+from .response_rules import ResponseRules, matched_rule
 from .retry import Clock, RetryPolicy, retrying
 
 __all__ = ["RestsyncSession", "Route"]
@@ -57,6 +64,8 @@ class Route:
     #: reads a successful body (content, URL) into what ``response.json()`` returns, for a
     #: resource whose bodies are not plain JSON (``endpoint.response_format``); None: JSON
     read_body: Callable[[bytes, str], Any] | None = None
+    #: the resource's `error_handler.response_rules`, compiled; None: no rules
+    rules: ResponseRules | None = None
 
 
 @dataclass
@@ -221,6 +230,7 @@ class RestsyncSession(requests.Session):
             response = self._send_with_retries(request, route, policy, kwargs, state)
         finally:
             request.hooks = hooks
+        self._apply_rule(request, route, response, state)
         hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
         failure: Exception | None = None
         try:
@@ -259,9 +269,56 @@ class RestsyncSession(requests.Session):
             secrets=self.secret_values,
             clock=self._clock,
         )
-        return attempts(self._attempt, request, kwargs, state)
+        return attempts(self._attempt, request, kwargs, state, route)
 
     def _attempt(
+        self,
+        request: requests.PreparedRequest,
+        kwargs: dict[str, Any],
+        state: _SendState,
+        route: Route | None = None,
+    ) -> requests.Response:
+        response = self._attempt_once(request, kwargs, state)
+        if route is not None and route.rules:
+            body = lambda: response.json() if _is_parsed(response, route) else None  # noqa: E731
+            route.rules.match(response, body, lambda text: mask_text(text, self.secret_values()))
+        return response
+
+    def _apply_rule(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+    ) -> None:
+        """The final response matched a `response_rules` entry: `fail` raises restsync's
+        one-line error, `ignore` ends this request sequence with no records (dlt's
+        `IgnoreResponseException`); `retry` was retried already and is handled as its answer."""
+        matched = matched_rule(response)
+        if matched is None:
+            return
+        if matched.action == "fail":
+            message = errors.rule_failed(self._where(request, route), state.attempts, response)
+            raise self._failure(
+                ResponseRuleError,
+                message,
+                request,
+                route,
+                state.attempts,
+                response.status_code,
+                response,
+            )
+        if matched.action == "ignore":
+            from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+
+            logger.info(
+                "%s: ignored (no records) %s",
+                self._where(request, route),
+                matched.describe(),
+            )
+            raise IgnoreResponseException
+
+    def _attempt_once(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
     ) -> requests.Response:
         state.attempts += 1

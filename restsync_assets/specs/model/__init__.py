@@ -71,7 +71,7 @@ from restsync_assets.specs.model.resource import (
     TransformsSpec,
     WriteDisposition,
 )
-from restsync_assets.specs.model.retries import ErrorHandler
+from restsync_assets.specs.model.retries import RULE_ACTIONS, ErrorHandler, ResponseRule
 from restsync_assets.specs.model.source import (
     CLIENT_KEYS,
     MAX_CONCURRENCY,
@@ -101,6 +101,7 @@ __all__ = [
     "RATE_LIMIT_KEYS",
     "RESOURCE_FIELD_KEYS",
     "RESPONSE_FORMATS",
+    "RULE_ACTIONS",
     "SECRET_AUTH_KEYS",
     "SOFT_DELETE_STRATEGIES",
     "TOKEN_URL_KEYS",
@@ -129,6 +130,7 @@ __all__ = [
     "RateLimitSpec",
     "ResourceSpec",
     "ResponseFormat",
+    "ResponseRule",
     "ScheduleSpec",
     "SecretRef",
     "SourceSpec",
