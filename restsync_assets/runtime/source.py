@@ -21,8 +21,8 @@ from restsync_assets.runtime import destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
-from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.rate_limit import limiter_for
+from restsync_assets.runtime.http.renewable import RenewableAuth
 from restsync_assets.runtime.http.response_rules import ResponseRules
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
@@ -142,10 +142,10 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
             for r in spec.resources
         ],
         default_policy=RetryPolicy(),
-        auth=auth if isinstance(auth, OAuth2Auth) else None,
+        auth=auth if isinstance(auth, RenewableAuth) else None,
         secrets=lambda: [
             *credentials.secrets(),
-            *(auth.secrets() if isinstance(auth, OAuth2Auth) else []),
+            *(auth.secrets() if isinstance(auth, RenewableAuth) else []),
         ],
         rate_limiter=limiter_for(spec),
     )

@@ -21,6 +21,7 @@ from .response_rules import matched_rule
 __all__ = [
     "HttpStatusError",
     "InsecureTokenUrlError",
+    "LoginError",
     "NotJsonError",
     "OAuth2Error",
     "PaginationLoopError",
@@ -94,6 +95,10 @@ class OAuth2Error(RuntimeError):
     def __init__(self, message: str, *, invalid_grant: bool = False) -> None:
         super().__init__(message)
         self.invalid_grant = invalid_grant
+
+
+class LoginError(RuntimeError):
+    """A `session` auth's login failed. The message is one line and never contains a secret."""
 
 
 class InsecureTokenUrlError(ValueError):
@@ -270,10 +275,39 @@ def _token_hint(source: str, response: requests.Response, body: Any, refresh_gra
     return f"check {client}"
 
 
-def token_missing(source: str, url: str, response: requests.Response) -> str:
+def login_refused(
+    source: str, url: str, response: requests.Response, env_vars: tuple[str, ...]
+) -> str:
+    """The login request was refused: its status and the secrets to check."""
+    check = " and ".join(env_vars) if env_vars else "the login request's credentials"
+    hint = (
+        "the login service failed; retry later" if response.status_code >= 500 else f"check {check}"
+    )
+    return f"{source}: login request to {url} failed: {status_line(response)}; {hint}"
+
+
+def login_without_token(source: str, url: str, token_path: str) -> str:
+    return (
+        f"{source}: login request to {url} answered without a token at {token_path!r};"
+        " check auth.token_path"
+    )
+
+
+def login_unreachable(source: str, url: str, attempts: int, error: BaseException) -> str:
+    inner = socket_error(error)
+    what = f"{type(inner).__name__}: {inner.strerror}" if inner else type(error).__name__
+    return f"{source}: login request to {url} failed after {plural(attempts, 'attempt')}: {what}"
+
+
+def token_missing(
+    source: str, url: str, response: requests.Response, field: str = "access_token"
+) -> str:
+    hint = "check the token URL" + (
+        "" if field == "access_token" else " and auth.access_token_field"
+    )
     return (
         f"{source}: token request to {url} failed: HTTP {response.status_code} response has"
-        " no access_token; check the token URL"
+        f" no {field}; {hint}"
     )
 
 

@@ -41,8 +41,8 @@ from .errors import (
     ResponseRuleError,
 )
 from .masking import mask_text, mask_url
-from .oauth import OAuth2Auth
 from .rate_limit import RateLimiter
+from .renewable import RenewableAuth
 from .response_rules import ResponseRules, matched_rule
 from .retry import Clock, RetryPolicy, retrying
 
@@ -141,8 +141,8 @@ class RestsyncSession(requests.Session):
         base_url: the source's base URL; its path prefix is removed before route matching.
         routes: one :class:`Route` per resource with its own policy.
         default_policy: policy for URLs that match no route.
-        auth: OAuth2 auth whose token is refreshed once when a request it authorized gets a
-            401. Also pass the same instance as ``client.auth``; the session does not apply
+        auth: restsync's OAuth2 or session auth (a :class:`RenewableAuth`) whose token is
+            renewed once when a request it authorized gets a 401. Also pass the same instance as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
         clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
@@ -156,7 +156,7 @@ class RestsyncSession(requests.Session):
         base_url: str,
         routes: list[Route],
         default_policy: RetryPolicy,
-        auth: OAuth2Auth | None = None,
+        auth: RenewableAuth | None = None,
         secrets: Callable[[], list[str]] | None = None,
         clock: Clock | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -323,12 +323,14 @@ class RestsyncSession(requests.Session):
     ) -> requests.Response:
         state.attempts += 1
         response = self._send_once(request, kwargs)
-        if response.status_code != 401 or state.refreshed or not self._owns_auth(request):
+        if response.status_code != 401 or state.refreshed or self._oauth is None:
+            return response
+        failed = self._oauth.presented(request)
+        if failed is None:
             return response
         # the token was rejected before its stated expiry: refresh once and resend (the
         # resend is part of this attempt, not a retry)
         state.refreshed = True
-        failed = request.headers["Authorization"][len("Bearer ") :]
         response.close()
         logger.info(
             "%s: access token rejected with HTTP 401; fetching a new one and resending once",
@@ -346,11 +348,6 @@ class RestsyncSession(requests.Session):
             return super().send(request, **kwargs)
         with self.rate_limiter.slot(lease=_lease(kwargs.get("timeout"))):
             return super().send(request, **kwargs)
-
-    def _owns_auth(self, request: requests.PreparedRequest) -> bool:
-        return self._oauth is not None and self._oauth.owns_authorization(
-            request.headers.get("Authorization")
-        )
 
     # --- failures -----------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from restsync_assets.specs.model.auth import (
     OAuth2AuthSpec,
     OAuth2ClientCredentialsSpec,
     SecretRef,
+    SessionAuthSpec,
+    SessionLoginSpec,
     auth_type,
 )
 from restsync_assets.specs.model.operations import (
@@ -133,6 +135,8 @@ __all__ = [
     "ResponseRule",
     "ScheduleSpec",
     "SecretRef",
+    "SessionAuthSpec",
+    "SessionLoginSpec",
     "SourceSpec",
     "TemplatedCursorPaginatorSpec",
     "TransformsSpec",
