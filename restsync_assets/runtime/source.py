@@ -21,6 +21,7 @@ from restsync_assets.runtime import destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
+from restsync_assets.runtime.fan_out import first_value_params, with_for_each
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.renewable import RenewableAuth
 from restsync_assets.runtime.http.response_rules import ResponseRules
@@ -48,7 +49,8 @@ def build_source(
     window of a partitioned run, written into each partitioned resource's request.
     """
     transforms = record_transforms(spec)
-    config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
+    written = source_config(spec, credentials, window)
+    config = with_for_each(spec, with_per_parent_cursors(spec, written, transforms), written)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(spec, source, transforms)
     add_quarantines(spec, source)
@@ -187,6 +189,8 @@ def resource_config(
     """The dlt `EndpointResource` dict of one resource; relative times (`{type: now}`) count
     from `now` (the run's start)."""
     endpoint = with_request_values(dict(resource.endpoint), now or run_time())
+    if resource.for_each is not None:
+        endpoint["params"] = first_value_params(resource, dict(endpoint.get("params") or {}))
     if resource.data_selector is not None:
         # compiled once: dlt would parse the JSONPath string again on every page (~40 ms each)
         endpoint["data_selector"] = compile_jsonpath(resource.data_selector)

@@ -5,7 +5,8 @@ and ``kiosk`` (a session login).
 Basic header only (form fields are refused), ``grant_type=urn:partnerhub:grant:account`` with
 ``account=acme`` and ``audience=reports``, and answers ``{"data": {"token": ..., "valid_until":
 "YYYY-MM-DD HH:MM:SS"}}`` (UTC, absolute). ``GET /partnerhub/v1/reports`` wants that token as
-``Authorization: Bearer``.
+``Authorization: Bearer``; so do ``GET /partnerhub/v1/reports?region=<region>`` and
+``GET /partnerhub/v1/regions/<region>/reports`` (one region's reports).
 
 ``kiosk``: ``POST /kiosk/api/login`` with JSON ``{"user": ..., "pass": ...}`` answers
 ``{"session": {"id": ...}}``; ``GET /kiosk/v1/orders`` wants it in the ``X-Session-Id``

@@ -119,6 +119,14 @@ ROUTES: tuple[Route, ...] = (
         for name in ("blocks", "databases", "pages", "users")
     ),
     *(Route(v.name, v.resource, v.path, v.pager) for v in VENDORS.values()),
+    # one region's reports: the path placeholder filters on the rows' `region`
+    Route(
+        "partnerhub",
+        "reports",
+        "/v1/regions/{region}/reports",
+        "offset",
+        child_keys=(("region", "region"),),
+    ),
 )
 
 _COMPILED = tuple((route, route.regex) for route in ROUTES)
@@ -194,6 +202,8 @@ def apply_filters(route: Route, rows: list[dict], query: dict[str, str]) -> list
             for r in rows
             if (start is None or r["date"] >= start) and (end is None or r["date"] < end)
         ]
+    if route.spec == "partnerhub" and "region" in query:
+        return [r for r in rows if r["region"] == query["region"]]
     if route.spec == "ledger":
         since, until = _ts_param(query, "updated_since"), _ts_param(query, "updated_until")
         return [

@@ -73,8 +73,16 @@ def resource_bindings(resource: dict, names: list[str]) -> tuple[tuple[Binding, 
         _resolve_param(p, v, names, name) for p, v in params.items() if _resolves(v, p, name)
     ]
     in_path = template_fields(bind_plain_params(name, endpoint), name, "endpoint.path")
+    in_path = [p for p in in_path if p != listed_placeholder(resource)]  # `for_each` fills it
     bindings, unbound = _path_bindings(in_path, resolved, names, name)
     return (*bindings, *_context_bindings(endpoint, names, name)), unbound
+
+
+def listed_placeholder(raw: dict) -> str | None:
+    """The path placeholder a resource's `for_each` fills (its `field`), if it has one."""
+    for_each = raw.get("for_each")
+    field = for_each.get("field") if isinstance(for_each, dict) else None
+    return field if isinstance(field, str) else None
 
 
 def _path_bindings(

@@ -49,6 +49,7 @@ EXTENSION_RESOURCE_KEYS = (
     *TRANSFORM_KEYS,
     "deletes",
     "on_invalid",
+    "for_each",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -167,6 +168,21 @@ class TransformsSpec(StrictModel):
     rename_fields: dict[str, str] = Field(default_factory=dict)
 
 
+class ForEachSpec(StrictModel):
+    """`for_each`: one request sequence per listed value, the value kept as column `field`.
+
+    The value fills the path placeholder `{<field>}` when the path has one, else the query
+    param `param` (default: `field`)."""
+
+    field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    values: tuple[str | int | float | bool, ...] = Field(min_length=1)
+    param: str | None = Field(None, min_length=1)
+
+    @property
+    def placeholder(self) -> str:
+        return "{" + self.field + "}"
+
+
 class ResourceSpec(StrictModel):
     """One REST resource: one dlt resource, one table, one Dagster asset."""
 
@@ -204,6 +220,8 @@ class ResourceSpec(StrictModel):
     deletes: Deletes | None = None
     #: `fail` (dlt's behaviour) or `quarantine` (bad rows go to `<table>__rejected`)
     on_invalid: OnInvalid = "fail"
+    #: one request sequence per listed value (`for_each`), None: one in all
+    for_each: ForEachSpec | None = None
 
     @property
     def rejected_table(self) -> str | None:

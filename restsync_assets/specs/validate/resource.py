@@ -21,6 +21,7 @@ from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
+from restsync_assets.specs.validate.fan_out import validate_for_each
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
@@ -30,7 +31,11 @@ from restsync_assets.specs.validate.transforms import validate_transforms
 
 
 def validate_resource(
-    bound: Bound, retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
+    bound: Bound,
+    retry_layers: tuple[dict, dict],
+    spec: str,
+    catalog: Catalog,
+    has_children: bool = False,
 ) -> ResourceSpec:
     """Every field of one resource, in the order its errors are reported."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
@@ -61,6 +66,7 @@ def validate_resource(
         raw, name, child=parent is not None, keys=_keys(primary_key, endpoint)
     )
     on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
+    for_each = validate_for_each(raw.get("for_each"), name, parent, endpoint, has_children)
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -89,6 +95,7 @@ def validate_resource(
             response_format=response_format,
             deletes=deletes,
             on_invalid=on_invalid,
+            for_each=for_each,
         )
 
 
