@@ -113,3 +113,91 @@ def test_the_docs_example_is_the_spec_the_end_to_end_test_loads():
     section = page.split("## Fan-out: `for_each`", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
     assert yaml.safe_load(block) == SPEC
+
+
+MEMBERS_FILE = Path(__file__).parent / "specs" / "vocab" / "partnerhub_members.yaml"
+MEMBERS = yaml.safe_load(MEMBERS_FILE.read_text())
+
+
+@pytest.fixture
+def members_spec(specs_dir, sandbox, monkeypatch):
+    """The members spec alone in the specs folder, pointed at the sandbox."""
+    write_spec(specs_dir, MEMBERS_FILE.read_text(), "partnerhub.yaml")
+    for key, value in sandbox.env(["partnerhub"]).items():
+        monkeypatch.setenv(key, value)
+    return sandbox
+
+
+def test_exploded_and_batched_parent_keys_load_the_sandbox_rows(members_spec, specs_dir):
+    """`team_members` asks /v1/members/<id> once per item of each team's `member_ids` (an
+    empty list asks nothing) and holds exactly the members some team lists; `member_details`
+    asks /v1/members?ids=... once per 4 members of each parent page (pages of 10: 4+4+2,
+    4+4+2, 3) and holds every member."""
+    sandbox = members_spec
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    members = sandbox.rows("partnerhub", "members")
+    listed = [i for team in sandbox.rows("partnerhub", "teams") for i in team["member_ids"]]
+    assert len(listed) == 18 and len(set(listed)) == 16
+    assert_table_is(
+        table_rows("partnerhub", "team_members"), [m for m in members if m["id"] in set(listed)]
+    )
+    one = sorted(int(r.path.rsplit("/", 1)[1]) for r in sandbox.requests if r.path[-1].isdigit())
+    assert one == sorted(listed)
+    assert_table_is(table_rows("partnerhub", "member_details"), members)
+    batches = [r.query["ids"] for r in sandbox.requests if "ids" in r.query]
+    assert sorted(batches) == sorted(
+        [
+            "1,2,3,4",
+            "5,6,7,8",
+            "9,10",
+            "11,12,13,14",
+            "15,16,17,18",
+            "19,20",
+            "21,22,23",
+        ]
+    )  # dlt may interleave the parent's pages
+
+
+CHILD = "partnerhub.yaml: resource 'member_details': endpoint.params.ids"
+KEYS_INVALID = [
+    (
+        {"resources__3__endpoint__params__ids__explode": True},
+        f"{CHILD}: give batch_size (many parent rows per request) or explode: true",
+    ),
+    (
+        {"resources__3__endpoint__params__ids__batch_size": 0},
+        f"{CHILD}.batch_size: Input should be greater than or equal to 1",
+    ),
+    (
+        {"resources__3__endpoint__params__ids__item_field": "id"},
+        f"{CHILD}: item_field picks a field of each exploded item: set explode: true",
+    ),
+    (
+        {"resources__3__include_from_parent": ["name"]},
+        f"{CHILD}: not supported here yet: a batched request has many parent rows to include from",
+    ),
+    (
+        {"resources__3__add_fields": {"x": 1}},
+        f"{CHILD}: not supported here yet: record transforms see one parent row per request",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"), KEYS_INVALID, ids=[e[-45:] for _, e in KEYS_INVALID]
+)
+def test_a_bad_batch_or_explode_is_one_line_naming_file_resource_and_key(
+    tmp_path, monkeypatch, changes, expected
+):
+    """Each misuse of `batch_size`/`explode` is refused when the spec loads, in one line."""
+    monkeypatch.chdir(tmp_path)
+    assert refusal(tmp_path, edited(MEMBERS, **changes)) == expected
+
+
+def test_the_docs_example_of_parent_keys_is_the_spec_the_test_loads():
+    """The spec reference's batch/explode example is this module's members spec."""
+    page = (REPO / "docs" / "spec-reference.md").read_text()
+    section = page.split("### Many parent rows per request, or many requests per row", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
+    assert yaml.safe_load(block) == MEMBERS

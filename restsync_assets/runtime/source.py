@@ -21,7 +21,12 @@ from restsync_assets.runtime import destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
-from restsync_assets.runtime.fan_out import first_value_params, with_for_each
+from restsync_assets.runtime.fan_out import (
+    dlt_params,
+    first_value_params,
+    with_fanned_children,
+    with_for_each,
+)
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.renewable import RenewableAuth
 from restsync_assets.runtime.http.response_rules import ResponseRules
@@ -50,7 +55,8 @@ def build_source(
     """
     transforms = record_transforms(spec)
     written = source_config(spec, credentials, window)
-    config = with_for_each(spec, with_per_parent_cursors(spec, written, transforms), written)
+    config = with_per_parent_cursors(spec, written, transforms)
+    config = with_fanned_children(spec, with_for_each(spec, config, written), written)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(spec, source, transforms)
     add_quarantines(spec, source)
@@ -191,6 +197,8 @@ def resource_config(
     endpoint = with_request_values(dict(resource.endpoint), now or run_time())
     if resource.for_each is not None:
         endpoint["params"] = first_value_params(resource, dict(endpoint.get("params") or {}))
+    if resource.parent_keys is not None:
+        endpoint["params"] = dlt_params(resource, dict(endpoint["params"]))
     if resource.data_selector is not None:
         # compiled once: dlt would parse the JSONPath string again on every page (~40 ms each)
         endpoint["data_selector"] = compile_jsonpath(resource.data_selector)

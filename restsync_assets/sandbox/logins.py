@@ -6,7 +6,9 @@ Basic header only (form fields are refused), ``grant_type=urn:partnerhub:grant:a
 ``account=acme`` and ``audience=reports``, and answers ``{"data": {"token": ..., "valid_until":
 "YYYY-MM-DD HH:MM:SS"}}`` (UTC, absolute). ``GET /partnerhub/v1/reports`` wants that token as
 ``Authorization: Bearer``; so do ``GET /partnerhub/v1/reports?region=<region>`` and
-``GET /partnerhub/v1/regions/<region>/reports`` (one region's reports).
+``GET /partnerhub/v1/regions/<region>/reports`` (one region's reports), ``/v1/teams`` (each
+with a ``member_ids`` list), ``/v1/members/<id>`` (``{"results": [member]}``) and
+``/v1/members`` (every member, or ``?ids=1,2,3``: those).
 
 ``kiosk``: ``POST /kiosk/api/login`` with JSON ``{"user": ..., "pass": ...}`` answers
 ``{"session": {"id": ...}}``; ``GET /kiosk/v1/orders`` wants it in the ``X-Session-Id``

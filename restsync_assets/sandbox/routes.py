@@ -127,6 +127,10 @@ ROUTES: tuple[Route, ...] = (
         "offset",
         child_keys=(("region", "region"),),
     ),
+    Route("partnerhub", "teams", "/v1/teams", "offset"),
+    # one member by id, or every member (`?ids=1,2,3`: those members)
+    Route("partnerhub", "members", "/v1/members/{id}", "none", child_keys=(("id", "id"),)),
+    Route("partnerhub", "members", "/v1/members", "offset"),
 )
 
 _COMPILED = tuple((route, route.regex) for route in ROUTES)
@@ -204,6 +208,9 @@ def apply_filters(route: Route, rows: list[dict], query: dict[str, str]) -> list
         ]
     if route.spec == "partnerhub" and "region" in query:
         return [r for r in rows if r["region"] == query["region"]]
+    if route.spec == "partnerhub" and "ids" in query:
+        wanted = set(query["ids"].split(","))
+        return [r for r in rows if str(r["id"]) in wanted]
     if route.spec == "ledger":
         since, until = _ts_param(query, "updated_since"), _ts_param(query, "updated_until")
         return [

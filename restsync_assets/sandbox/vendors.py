@@ -144,7 +144,11 @@ VENDORS: dict[str, Vendor] = {
         ),
     )
 }
-RESOURCES: dict[str, tuple[str, ...]] = {v.name: (v.resource,) for v in VENDORS.values()}
+#: the resources a vendor serves besides its own (`partnerhub`'s teams and their members)
+EXTRA_RESOURCES: dict[str, tuple[str, ...]] = {logins.PARTNERHUB: ("teams", "members")}
+RESOURCES: dict[str, tuple[str, ...]] = {
+    v.name: (v.resource, *EXTRA_RESOURCES.get(v.name, ())) for v in VENDORS.values()
+}
 
 
 def _digest(vendor: str, purpose: str) -> str:
@@ -285,6 +289,27 @@ def _simple_rows(vendor: str, prefix: str, count: int) -> list[dict]:
     ]
 
 
+def _members() -> list[dict]:
+    rng = _rng(logins.PARTNERHUB, "members")
+    return [{"id": i + 1, "name": f"Member {i + 1}", "seats": rng.randint(1, 9)} for i in range(23)]
+
+
+def _teams() -> list[dict]:
+    """Seven teams whose `member_ids` list members (some twice, one team empty, and members
+    17 to 23 in no team)."""
+    members = [[1, 2, 3], [4, 5], [], [6, 7, 8, 9, 10], [2, 11], [12, 13, 14, 15], [16, 1]]
+    return [{"id": f"team-{i + 1}", "member_ids": ids} for i, ids in enumerate(members)]
+
+
+_EXTRA_BUILDERS = {"teams": _teams, "members": _members}
+
+
 def build_dataset() -> dict[str, dict[str, list[dict]]]:
     """A fresh copy of every vendor's rows: ``{vendor: {resource: [row, ...]}}``."""
-    return {name: {v.resource: _BUILDERS[name]()} for name, v in VENDORS.items()}
+    return {
+        name: {
+            v.resource: _BUILDERS[name](),
+            **{extra: _EXTRA_BUILDERS[extra]() for extra in EXTRA_RESOURCES.get(name, ())},
+        }
+        for name, v in VENDORS.items()
+    }

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from restsync_assets.specs.errors import Invalid, allowed, mapping
 from restsync_assets.specs.lineage import Lineage
-from restsync_assets.specs.model import ENDPOINT_KEYS, EXTENSION_ENDPOINT_KEYS, Binding
+from restsync_assets.specs.model import ENDPOINT_KEYS, EXTENSION_ENDPOINT_KEYS, FAN_KEYS, Binding
 from restsync_assets.specs.model.request_values import RELATIVE_KINDS
 from restsync_assets.specs.placeholders import bind_plain_params, template_fields
 
@@ -74,7 +74,8 @@ def resource_bindings(resource: dict, names: list[str]) -> tuple[tuple[Binding, 
     ]
     in_path = template_fields(bind_plain_params(name, endpoint), name, "endpoint.path")
     in_path = [p for p in in_path if p != listed_placeholder(resource)]  # `for_each` fills it
-    bindings, unbound = _path_bindings(in_path, resolved, names, name)
+    fanned = {p for p, v in params.items() if isinstance(v, dict) and set(v) & set(FAN_KEYS)}
+    bindings, unbound = _path_bindings(in_path, resolved, names, name, fanned)
     return (*bindings, *_context_bindings(endpoint, names, name)), unbound
 
 
@@ -86,11 +87,17 @@ def listed_placeholder(raw: dict) -> str | None:
 
 
 def _path_bindings(
-    in_path: list[str], resolved: list[tuple[Any, str, str]], names: list[str], resource: str
+    in_path: list[str],
+    resolved: list[tuple[Any, str, str]],
+    names: list[str],
+    resource: str,
+    fanned: set[str] = frozenset(),
 ) -> tuple[list[Binding], list[str]]:
-    """Bindings of the path's placeholders (resolve params first), and those nothing binds."""
+    """Bindings of the path's placeholders (resolve params first), and those nothing binds.
+    A resolve param with `batch_size` or `explode` (`fanned`) may be a query param: restsync
+    sends it itself."""
     for param, target, field in resolved:
-        if param not in in_path:
+        if param not in in_path and param not in fanned:
             raise Invalid(
                 f"resolve param {param} is not in the path (dlt binds resolve params "
                 f"in the path only); for a query param use {param}: "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from restsync_assets.specs.errors import Invalid, validated
+from restsync_assets.specs.model import FAN_KEYS
 from restsync_assets.specs.model.request_values import (
     FORMAT_HELP,
     PARAM_FORMAT_KEY,
@@ -50,7 +51,15 @@ def _param_format(value: Any, resource: str) -> None:
 
 
 def for_dlt(endpoint: dict) -> dict:
-    """`endpoint` as dlt's validator sees it: without `param_format` (restsync's key)."""
+    """`endpoint` as dlt's validator sees it: without restsync's keys (`param_format`, a
+    resolve param's `batch_size`, `explode`, ...)."""
+    params = endpoint.get("params") or {}
+    if any(isinstance(v, dict) and set(v) & set(FAN_KEYS) for v in params.values()):
+        plain = {
+            k: {f: x for f, x in v.items() if f not in FAN_KEYS} if isinstance(v, dict) else v
+            for k, v in params.items()
+        }
+        endpoint = {**endpoint, "params": plain}
     incremental = endpoint.get("incremental")
     if not isinstance(incremental, dict) or PARAM_FORMAT_KEY not in incremental:
         return endpoint

@@ -21,7 +21,7 @@ from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
-from restsync_assets.specs.validate.fan_out import validate_for_each
+from restsync_assets.specs.validate.fan_out import validate_for_each, validate_parent_keys
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
@@ -67,6 +67,7 @@ def validate_resource(
     )
     on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
     for_each = validate_for_each(raw.get("for_each"), name, parent, endpoint, has_children)
+    parent_keys = validate_parent_keys(endpoint, raw, name, cursor is not None)
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -96,6 +97,7 @@ def validate_resource(
             deletes=deletes,
             on_invalid=on_invalid,
             for_each=for_each,
+            parent_keys=parent_keys,
         )
 
 
