@@ -54,6 +54,7 @@ PROCESS_TIMEOUT = 300.0
 #: --no-loadscope-reorder`), so a long one left for the end would keep one worker busy while
 #: the other has nothing left to do.
 LONGEST_FIRST = (
+    "test_wheel_project",
     "test_deploying",
     "test_parallel_runs",
     "test_dg_project",

@@ -11,7 +11,7 @@ warehouse reads and secret searches.
 - Spec builders: `write_spec`, `copy_seed_specs`, `edited`, `use_specs`, `use_warehouse`.
 - `materialize_specs` / `failure_message` / `check_evaluations`: runs through Dagster.
 - `table` / `table_rows` / `dataset_tables` / `typed_tables`: warehouse reads to compare with
-  a truth row for row.
+  a truth row for row; `table_ids` / `query`: a DuckDB file read under the loads' lock.
 
 Fixtures live in `conftest.py` and build on this module (which imports nothing from it).
 """
@@ -38,12 +38,32 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import yaml
 
-from restsync_assets.runner import QUIET
-from restsync_assets.runtime import warehouse
+from restsync_assets import settings
+from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
+from restsync_assets.sandbox.data import SANDBOX_SPECS
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_SPECS = REPO / "source_specs"
+
+
+def seed_specs_folder(folder: Path) -> Path:
+    """`folder` holding only the seed specs the sandbox serves (`SANDBOX_SPECS`), copied from
+    the repo's `source_specs/` (each file replaced whole, so processes building it at once
+    agree); any other spec file in `folder` is removed. The YAML lives in git once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SANDBOX_SPECS:
+        partial = folder / f".{name}.{os.getpid()}.tmp"
+        partial.write_bytes((REPO / "source_specs" / f"{name}.yaml").read_bytes())
+        os.replace(partial, folder / f"{name}.yaml")
+    for path in folder.glob("*.y*ml"):
+        if path.stem not in SANDBOX_SPECS:
+            path.unlink(missing_ok=True)
+    return folder
+
+
+#: The tests' own folder of seed specs, never the user's `source_specs/` (where an API the
+#: user adds would change what the tests count): built when the suite starts.
+SEED_SPECS = seed_specs_folder(REPO / "data" / "tests" / "seed_specs")
 #: This process's pytest-xdist worker (`gw0`, `gw1`, ...; `main` without xdist). It is part of
 #: the name of everything a test creates on a shared server (PostgreSQL databases, RabbitMQ
 #: vhosts), so that two workers never meet there and a leftover says whose it was.
@@ -525,6 +545,30 @@ def normal(value: Any) -> Any:
     return value
 
 
+def table_ids(dataset: str, table: str, path: Path | None = None) -> list | None:
+    """Every `id` of `dataset.table` of a DuckDB file, or None when the file or table is missing."""
+    return query(f'select id from "{dataset}"."{table}"', path, scalar_rows=True)
+
+
+def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> list | None:
+    """Run `sql` on a DuckDB file (default: the configured one), read-only and under the
+    loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
+    import duckdb
+
+    from restsync_assets.runtime.locks import exclusive
+
+    path = path or settings.duckdb_path()
+    with exclusive(path.with_name(path.name + ".lock")):
+        if not path.exists():
+            return None
+        with duckdb.connect(str(path), read_only=True) as con:
+            try:
+                rows = con.execute(sql).fetchall()
+            except duckdb.CatalogException:
+                return None
+    return [r[0] for r in rows] if scalar_rows else rows
+
+
 def canonical(rows: Iterable[dict]) -> list[dict]:
     """`rows` in one order whatever order they came in (tables compare as lists)."""
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
@@ -533,7 +577,7 @@ def canonical(rows: Iterable[dict]) -> list[dict]:
 def _rows(dataset: str, name: str, path: Path | None, drop: tuple[str, ...]) -> list[dict] | None:
     import duckdb
 
-    path = path or warehouse.settings.duckdb_path()
+    path = path or settings.duckdb_path()
     if not path.exists():
         return None
     with duckdb.connect(str(path), read_only=True) as con:
@@ -567,7 +611,7 @@ def table_rows(dataset: str, name: str, path: Path | None = None) -> dict[Any, d
 
 def dataset_tables(dataset: str, path: Path | None = None) -> dict[str, list[dict] | None]:
     """Every data table of `dataset` (dlt's `_dlt_*` tables left out), rows as `table()`."""
-    names = warehouse.query(
+    names = query(
         "select table_name from information_schema.tables "
         f"where table_schema = '{dataset}' and table_name not like '\\_dlt\\_%' escape '\\'",
         path,

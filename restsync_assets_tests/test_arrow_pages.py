@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.arrow_pages import ArrowPages, dlt_ids, page_to_arrow
 from restsync_assets.specs import load_specs
 

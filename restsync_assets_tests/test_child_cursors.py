@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
+from restsync_assets.cli.run import QUIET, load_definitions, materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import QUIET, load_definitions, materialize_spec
 from restsync_assets.runtime.child_cursors import CursorError, ParentCursor, ParentFetcher
 from restsync_assets.specs import load_specs
 from restsync_assets.specs.errors import SpecValidationError

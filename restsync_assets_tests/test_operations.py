@@ -14,12 +14,12 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 from restsync_assets import settings
 from restsync_assets.checks import build_spec_checks
 from restsync_assets.cli import main as cli_main
+from restsync_assets.cli.check import checks_summary
+from restsync_assets.cli.run import QUIET, load_definitions, materialize_spec
 from restsync_assets.definitions import build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from restsync_assets.runner import QUIET, checks_summary, load_definitions, materialize_spec
-from restsync_assets.runtime import warehouse
 
-from .support import LEDGER_CHECKS, FakeClock, check_evaluations
+from .support import LEDGER_CHECKS, FakeClock, check_evaluations, query, table_ids
 
 ANALYTICS = AssetKey(["ad_analytics", "ad_campaign_analytics"])
 LEDGER = AssetKey(["ledger", "resource_name"])
@@ -32,7 +32,7 @@ def _requests(sandbox, spec, resource):
 def _ledger_table():
     return {
         row[0]: row[1:]
-        for row in warehouse.query('select id, name, updated_at from "ledger"."resource_name"')
+        for row in query('select id, name, updated_at from "ledger"."resource_name"')
     }
 
 
@@ -92,7 +92,7 @@ def test_a_partition_loads_exactly_its_window_and_reruns_idempotently(defs, spec
             run_config=QUIET,
         )
         assert result.success
-        ids = warehouse.table_ids("ad_analytics", "ad_campaign_analytics")
+        ids = table_ids("ad_analytics", "ad_campaign_analytics")
         assert len(ids) == len(set(ids))
         assert set(ids) == _analytics_ids(sandbox_env, {"2026-01-07"})
     queries = [r.query for r in _requests(sandbox_env, "ad_analytics", "ad_campaign_analytics")]
@@ -110,7 +110,7 @@ def test_backfill_of_three_days_is_one_run_with_one_range(defs, specs, sandbox_e
     )
     assert result.success
     days = {"2026-01-10", "2026-01-11", "2026-01-12"}
-    assert set(warehouse.table_ids("ad_analytics", "ad_campaign_analytics")) == _analytics_ids(
+    assert set(table_ids("ad_analytics", "ad_campaign_analytics")) == _analytics_ids(
         sandbox_env, days
     )
     queries = [r.query for r in _requests(sandbox_env, "ad_analytics", "ad_campaign_analytics")]
@@ -143,7 +143,7 @@ def test_two_partitions_in_parallel_do_not_race(defs, specs, sandbox_env):
         thread.join(timeout=120)
     assert not errors
     assert all(r.success for r in results.values()) and len(results) == 3
-    ids = warehouse.table_ids("ad_analytics", "ad_campaign_analytics")
+    ids = table_ids("ad_analytics", "ad_campaign_analytics")
     assert len(ids) == len(set(ids))
     assert set(ids) == _analytics_ids(sandbox_env, {"2026-01-15", "2026-01-16", "2026-01-17"})
     # partition runs keep no incremental cursor, so the unpartitioned part of the spec is unaffected
@@ -360,7 +360,7 @@ def test_enabled_schedule_and_automation_condition(tmp_path):
 
 
 def test_demo_prints_checks_and_matches_the_sandbox(warehouse):
-    from restsync_assets.demo import run_demo
+    from restsync_assets.cli.demo import run_demo
 
     out = io.StringIO()
     report = run_demo(out=out)

@@ -31,6 +31,7 @@ from .support import (
     failure_message,
     materialize_specs,
     page,
+    query,
     table,
     typed_tables,
     use_specs,
@@ -249,8 +250,6 @@ def test_rejected_rows_check_warns_and_a_rerun_records_its_own_load(specs_dir, m
 
 
 def _load_ids(name: str) -> list[tuple]:
-    from restsync_assets.runtime.warehouse import query
-
     return query(f'select _dlt_load_id from quarantined."{name}"') or []
 
 
@@ -273,16 +272,16 @@ def test_clean_load_passes_the_check_and_records_zero(specs_dir, monkeypatch):
 
 
 def test_on_invalid_fail_fails_the_load_naming_resource_and_field(specs_dir, monkeypatch):
-    """Without quarantine a null in a non-nullable field fails the run as it always did."""
+    """Without quarantine the first bad row (a null key) fails the run with one line naming
+    the spec file, the resource and the field; nothing is written."""
     spec = edited(SPEC, resources=[{**SPEC["resources"][0], "on_invalid": "fail"}])
     with events_api() as api:
         result = load(specs_dir, monkeypatch, api, spec)
     assert not result.success
     message = failure_message(result)
     assert message == (
-        "quarantined: resource events: the API returned a row whose `amount` is null, but"
-        " `amount` is a primary key (or non-nullable) column, so the row cannot be merged;"
-        " nothing from this run was written"
+        f"quarantined: resource events ({specs_dir / 'quarantined.yaml'}): field `id`: null"
+        " primary key; fix the API's value, or set on_invalid: quarantine to set such rows aside"
     )
     assert table("quarantined", "events") is None
     assert table("quarantined", "events__rejected") is None

@@ -12,8 +12,8 @@ import yaml
 from dagster import AssetKey, DagsterInstance
 
 from restsync_assets.cli import main
+from restsync_assets.cli.run import _first_use_notices, plan
 from restsync_assets.definitions import build_definitions
-from restsync_assets.run_command import _first_use_notices, plan
 from restsync_assets.specs import load_specs
 
 from .conftest import SEED_SPECS

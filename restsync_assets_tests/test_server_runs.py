@@ -20,8 +20,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from dlt.common.versioned_state import decompress_state
 
 from restsync_assets.assets import SPEC_TAG
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.specs import load_specs
 
@@ -37,7 +37,7 @@ from dagster import DagsterInstance
 
 from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.specs import load_specs
 
 (spec,) = load_specs(settings.specs_dir())

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.destination import (
     build_pipeline,
     declares_unique,

@@ -16,8 +16,8 @@ from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
 from restsync_assets.cli import main as cli_main
-from restsync_assets.demo import run_demo
-from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
+from restsync_assets.cli.demo import run_demo
+from restsync_assets.cli.run import QUIET, checks_definition, load_definitions, materialize_spec
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.warehouse import reading
 
@@ -200,7 +200,7 @@ def test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes
     """With nothing configured, `restsync check` of an empty default warehouse says so in one
     line; after `restsync demo` (its own default file) it checks the demo's warehouse, names
     it, and passes."""
-    monkeypatch.setattr(settings, "PACKAGE_ROOT", tmp_path)  # both default files go under it
+    monkeypatch.setenv("RESTSYNC_PROJECT_DIR", str(tmp_path))  # both default files go under it
     for name in ("RESTSYNC_DUCKDB_PATH", "RESTSYNC_PIPELINES_DIR", "RESTSYNC_DESTINATION"):
         monkeypatch.delenv(name, raising=False)
     use_specs(monkeypatch, copy_seed_specs(tmp_path / "specs", ["ledger"]))

@@ -25,6 +25,7 @@ from restsync_assets.runtime.http.paginators import (
     TemplatedCursorPaginator,
 )
 from restsync_assets.runtime.http.session_auth import LoginRequest, SessionLoginAuth
+from restsync_assets.settings import env_var
 from restsync_assets.specs.model import (
     ApiKeyAuthSpec,
     AuthSpec,
@@ -44,26 +45,18 @@ from restsync_assets.specs.template_functions import parse_duration
 # --------------------------------------------------------------------------- paginators
 
 
+def paginator_arguments(paginator: Any) -> dict[str, Any]:
+    """Every field of a paginator model but its `type`, as the paginator's keyword arguments:
+    a field added to the model reaches the paginator without a change here."""
+    return paginator.model_dump(exclude={"type"})
+
+
 def templated_cursor(paginator: TemplatedCursorPaginatorSpec, resource: str) -> Any:
-    return TemplatedCursorPaginator(
-        cursor_value=paginator.cursor_value,
-        stop_condition=paginator.stop_condition,
-        cursor_param=paginator.cursor_param,
-        cursor_body_path=paginator.cursor_body_path,
-        resource=resource,
-    )
+    return TemplatedCursorPaginator(**paginator_arguments(paginator), resource=resource)
 
 
 def offset_without_total(paginator: OffsetPaginatorSpec, resource: str) -> Any:
-    return OffsetPaginatorWithoutTotal(
-        limit=paginator.limit,
-        offset=paginator.offset,
-        offset_param=paginator.offset_param,
-        limit_param=paginator.limit_param,
-        total_path=paginator.total_path,
-        maximum_offset=paginator.maximum_offset,
-        has_more_path=paginator.has_more_path,
-    )
+    return OffsetPaginatorWithoutTotal(**paginator_arguments(paginator))
 
 
 #: `factory(paginator model, resource name)` of each of restsync's paginator models.
@@ -171,7 +164,7 @@ def session_auth(
         ),
         source=spec.name,
         secret_env_vars=tuple(
-            dict.fromkeys(ref.env_var(spec.name) for ref in auth.secret_refs().values())
+            dict.fromkeys(env_var(spec.name, ref.secret) for ref in auth.secret_refs().values())
         ),
         policy=token_policy(spec.error_handler),
     )

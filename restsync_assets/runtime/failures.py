@@ -14,6 +14,13 @@ from collections.abc import Iterable
 from restsync_assets.text import causes
 
 _NULL_KEY = re.compile(r"Cannot coerce NULL in table `([^`]+)` column `([^`]+)`")
+#: dlt's `rest_api` when a parent row lacks the field a child binds (path param or
+#: `include_from_parent`)
+_UNBOUND = re.compile(
+    r"Resource expects a field `([^`]+)` to be present in the incoming data from resource"
+    r" `([^`]+)` in order to (?:bind it to path param: `([^`]+)`|include it in child records)"
+    r".*Available parent fields are: \[(.*)\]"
+)
 
 
 def _known_dlt_error(error: BaseException) -> str | None:
@@ -27,7 +34,32 @@ def _known_dlt_error(error: BaseException) -> str | None:
             f" `{column}` is a primary key (or non-nullable) column, so the row cannot be"
             " merged; nothing from this run was written"
         )
+    match = _UNBOUND.search(text)
+    if match:
+        field, parent, param, fields = match.groups()
+        use = f"path param `{param}`" if param else "include_from_parent"
+        return (
+            f"resource {parent}: a row has no field `{field}`, which its child's {use} takes"
+            f" (the row's fields: {fields.replace(chr(39), '')}); fix the binding in the spec, or"
+            f" declare `{field}` non-nullable in {parent}'s schema with on_invalid: quarantine"
+            " to set such rows aside"
+        )
     return None
+
+
+_CONTEXT = re.compile(r"^CONTEXT:\s*(.+)$", re.M)
+
+
+def first_line(message: str) -> str:
+    """The first line of `message`, with PostgreSQL's `CONTEXT:` line (the table, line and
+    column a COPY failed on) when the message has one further down."""
+    lines = message.strip().splitlines()
+    if not lines:
+        return ""
+    context = _CONTEXT.search(message)
+    if context is None or lines[0].startswith("CONTEXT:"):
+        return lines[0]
+    return f"{lines[0]} (CONTEXT: {context.group(1).strip()})"
 
 
 def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> str:
@@ -46,8 +78,7 @@ def explain(error: BaseException, source: str, secrets: Iterable[str] = ()) -> s
     if known is not None:
         text = known
     else:
-        text = str(chosen).strip().splitlines()[0] if str(chosen).strip() else ""
-        text = text or type(chosen).__name__
+        text = first_line(str(chosen)) or type(chosen).__name__
         if not ours:
             text = f"{type(chosen).__name__}: {text}"
     if not text.startswith(source):

@@ -9,7 +9,7 @@ Without an observer nothing but the log happens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -40,11 +40,40 @@ def observing(observer: ProgressObserver) -> Iterator[None]:
         _OBSERVER.reset(token)
 
 
-def run_collector(spec: SourceSpec, logger: Any, log_period: float) -> LogCollector:
+class RunCollector(LogCollector):
+    """dlt's `LogCollector`, which also runs the checks given to `guard` when dlt's load step
+    starts (`"load"`: before any table is touched) and after each load job completed
+    (`"commit"`: before the package's `_dlt_loads` row makes the load complete). A check
+    raises to stop the load there."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dump_system_stats=False, **kwargs)
+        self.checks: list[Callable[[str], None]] = []
+
+    def guard(self, check: Callable[[str], None]) -> None:
+        """Run `check(stage)` before the load and before its commit (see the class)."""
+        self.checks.append(check)
+
+    def _start(self, step: str) -> None:
+        super()._start(step)
+        if step.startswith("Load"):
+            self._check("load")
+
+    def update(self, name: str, inc: int = 1, *args: Any, **kwargs: Any) -> None:
+        super().update(name, inc, *args, **kwargs)
+        if name == "Jobs" and inc > 0 and kwargs.get("label") is None:
+            self._check("commit")
+
+    def _check(self, stage: str) -> None:
+        for check in self.checks:
+            check(stage)
+
+
+def run_collector(spec: SourceSpec, logger: Any, log_period: float) -> RunCollector:
     """dlt's collector for a load of `spec`: logs to the run log, and tells the observer."""
     observer = _OBSERVER.get()
     if observer is None:
-        return LogCollector(log_period=log_period, logger=logger, dump_system_stats=False)
+        return RunCollector(log_period=log_period, logger=logger)
     return _ObservedCollector(spec.name, observer, log_period=log_period, logger=logger)
 
 
@@ -54,9 +83,9 @@ def notify_materialized(spec: SourceSpec, resource: str | None, metadata: Mappin
         observer.materialized(spec.name, resource, metadata)
 
 
-class _ObservedCollector(LogCollector):
+class _ObservedCollector(RunCollector):
     def __init__(self, spec: str, observer: ProgressObserver, **kwargs: Any) -> None:
-        super().__init__(dump_system_stats=False, **kwargs)
+        super().__init__(**kwargs)
         self.spec = spec
         self.observer = observer
 

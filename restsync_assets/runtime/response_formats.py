@@ -21,7 +21,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -126,6 +126,31 @@ def read_csv(content: bytes, types: Mapping[str, str]) -> list[dict[str, Any]]:
             raise ValueError(f"line {reader.line_num} has more fields than the header")
         records.append({k: _value(v, parsers.get(k)) for k, v in row.items()})
     return records
+
+
+def iter_csv(lines: Iterable[str], types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV text read line by line (a file of any size), typed by `types`;
+    raises `ValueError` on a malformed line."""
+    reader = csv.DictReader(lines)
+    parsers = {name: _PARSERS[kind] for name, kind in types.items() if kind in _PARSERS}
+    try:
+        for row in reader:
+            if None in row:
+                raise ValueError(f"line {reader.line_num} has more fields than the header")
+            yield {k: _value(v, parsers.get(k)) for k, v in row.items()}
+    except csv.Error as error:
+        raise ValueError(f"line {reader.line_num} is not CSV: {error}") from None
+
+
+def iter_jsonl(lines: Iterable[bytes]) -> Iterator[Any]:
+    """One JSON value per non-blank line, read line by line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"line {number} is not JSON: {error}") from None
 
 
 def _value(text: str | None, parse: Callable[[str], Any] | None) -> Any:

@@ -30,6 +30,7 @@ from dlt.extract import DltResource
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources.rest_api import paginate_dependent_resource, record_endpoint_input
 
+from restsync_assets.runtime.known_parents import is_parents_done
 from restsync_assets.specs.model import TransformsSpec
 from restsync_assets.specs.templates import CompiledTemplate, TemplateError, compile_template
 from restsync_assets.specs.validate.transforms import is_template
@@ -135,6 +136,8 @@ class TransformStep(ItemTransform[Any, dict[str, Any]]):
         self.transforms = transforms
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
+        if is_parents_done(meta):
+            return item  # the empty page that tells children the parent is done
         if isinstance(item, list):
             return self.transforms.page(item) or None
         if isinstance(item, dict):

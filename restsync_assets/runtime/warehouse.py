@@ -10,7 +10,7 @@ for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,18 +171,6 @@ def location(target: Destination, client: Any = None) -> str:
     return f"{target.destination_name} {bucket}" if bucket else target.destination_name
 
 
-def describe(specs: Sequence[SourceSpec]) -> tuple[str, bool]:
-    """Where the specs' warehouse is, and whether it holds nothing restsync loaded."""
-    from restsync_assets.runtime.destination import destination
-
-    place, empty = location(destination(read_only=True)), True
-    for spec in specs:
-        with reading(spec) as warehouse:
-            place = warehouse.location
-            empty = empty and not warehouse.has_table("_dlt_loads")
-    return place, empty
-
-
 #: How drivers say that they could not reach or log into the database (psycopg2's and
 #: libpq's wording), besides dlt's own `DestinationConnectionError`.
 _CANNOT_CONNECT = ("connection to server", "could not connect", "could not translate host")
@@ -229,30 +217,3 @@ def explain(error: BaseException) -> str | None:
                 first = inner.splitlines()[0] if inner else first
             return mask_text(f"{name} warehouse: cannot connect ({first}): check {key}", [])
     return None
-
-
-# --------------------------------------------------------------------------- DuckDB helpers
-
-
-def table_ids(dataset: str, table: str, path: Path | None = None) -> list | None:
-    """Every `id` of `dataset.table` of a DuckDB file, or None when the file or table is missing."""
-    return query(f'select id from "{dataset}"."{table}"', path, scalar_rows=True)
-
-
-def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> list | None:
-    """Run `sql` on a DuckDB file (default: the configured one), read-only and under the
-    loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
-    import duckdb
-
-    from restsync_assets.runtime.locks import exclusive
-
-    path = path or settings.duckdb_path()
-    with exclusive(path.with_name(path.name + ".lock")):
-        if not path.exists():
-            return None
-        with duckdb.connect(str(path), read_only=True) as con:
-            try:
-                rows = con.execute(sql).fetchall()
-            except duckdb.CatalogException:
-                return None
-    return [r[0] for r in rows] if scalar_rows else rows

@@ -39,6 +39,11 @@ repeat_cursor         ``paging.next_link`` points at the page just served (a cur
 total, has_more       ``mode``: ``"missing"``, ``"null"``, ``"string"`` (the right value as a
                       string) or ``"garbage"`` (an unparseable string)
 html                  status 200 with an HTML maintenance page
+error_body            status 200 (or ``status``) with a JSON error body and no records, as
+                      many APIs answer during an outage; ``body`` replaces the default
+                      ``{"error": {"code": "backend_unavailable", ...}}``
+truncated             the answer's body cut short after ``after_bytes`` (default: half),
+                      its ``Content-Length`` the cut length: well framed, but not whole
 empty_page            the page's records are ``[]``
 null_page             the page's records are ``null``
 shift_rows            before serving, ``count`` new rows are inserted at the front of the
@@ -72,7 +77,7 @@ from .models import IncomingRequest, Response
 __all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "demo_plan"]
 
 #: Faults answered instead of the normal response.
-_REPLACING = {"rate_limit", "status", "token_down", "html"}
+_REPLACING = {"rate_limit", "status", "token_down", "html", "error_body"}
 #: Faults applied to the state before the request is served.
 _BEFORE = {"revoke_token", "rotate_refresh_token", "shift_rows"}
 #: Faults applied to the JSON body of a normal 200 answer.
@@ -88,13 +93,16 @@ _BODY = {
     "new_field",
 }
 #: Faults in the transport.
-_TRANSPORT = {"reset", "slow"}
+_TRANSPORT = {"reset", "slow", "truncated"}
 FAULT_KINDS = frozenset(_REPLACING | _BEFORE | _BODY | _TRANSPORT)
 
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
     b"<body><h1>We'll be back soon</h1><p>Scheduled maintenance in progress.</p></body></html>\n"
 )
+
+#: the body of an `error_body` fault: an outage answered with 200 (no records)
+ERROR_BODY = {"error": {"code": "backend_unavailable", "message": "the search backend timed out"}}
 
 
 class Fault:
@@ -218,6 +226,9 @@ class FaultPlan:
             elif fault.kind == "reset":
                 after = fault.options.get("after_bytes")
                 response.reset_after = len(response.payload()) // 2 if after is None else after
+            elif fault.kind == "truncated":
+                payload, after = response.payload(), fault.options.get("after_bytes")
+                response.raw = payload[: len(payload) // 2 if after is None else after]
         return response
 
     def _before(self, fault: Fault, request: IncomingRequest, app: Any) -> None:
@@ -239,6 +250,10 @@ class FaultPlan:
         opts = fault.options
         if fault.kind == "html":
             return Response(200, None, raw=HTML_PAGE, content_type="text/html; charset=utf-8")
+        if fault.kind == "error_body":
+            body = opts.get("body", ERROR_BODY)
+            body = body(request) if callable(body) else body
+            return Response(int(opts.get("status", 200)), body)
         if fault.kind == "rate_limit":
             status, body = 429, {"error": "rate_limited", "error_description": "slow down"}
         elif fault.kind == "token_down":

@@ -20,6 +20,7 @@ from .response_rules import matched_rule
 
 __all__ = [
     "HttpStatusError",
+    "IncompletePageError",
     "InsecureTokenUrlError",
     "LoginError",
     "NotJsonError",
@@ -76,6 +77,23 @@ class NotJsonError(RequestFailedError):
 
 class ResponseRuleError(RequestFailedError):
     """A response whose content matched a `response_rules` entry with action `fail`."""
+
+
+class IncompletePageError(RequestFailedError):
+    """A 2xx page that is not whole (cut short, without the data_selector path, short of its
+    `total`) on every attempt: the scan cannot be complete, so the resource fails."""
+
+
+class PageProblem(Exception):
+    """Raised inside one attempt for a 2xx page that is not whole, so it is retried like a
+    failed request (never seen outside the session): what is wrong and the answer."""
+
+    def __init__(self, what: str, response: requests.Response, cut: bool = False) -> None:
+        super().__init__(what)
+        self.what = what
+        self.response = response
+        #: the body was cut short (a transport problem) rather than answered incomplete
+        self.cut = cut
 
 
 class HttpStatusError(RequestFailure, requests.HTTPError):
@@ -138,6 +156,9 @@ def describe(state: RetryCallState, secrets: list[str]) -> tuple[str, int | None
     """What an attempt got, for messages, and its status (None for an exception)."""
     if state.outcome.failed:
         error = state.outcome.exception()
+        if isinstance(error, PageProblem):
+            what = one_line(mask_text(error.what, secrets))
+            return f"{status_line(error.response)} but {what}", error.response.status_code
         inner = socket_error(error)
         if inner is not None:
             return f"{type(error).__name__} ({type(inner).__name__}: {inner.strerror})", None
@@ -168,6 +189,22 @@ def gave_up(where: str, attempts: int, what: str, status: int | None) -> str:
         else "check the network / the API status or raise error_handler.max_retries"
     )
     return f"{where} failed after {plural(attempts, 'attempt')}: {what}; {advice}"
+
+
+def page_incomplete(where: str, attempts: int, problem: PageProblem, secrets: list[str]) -> str:
+    """A 2xx page that was not whole on every attempt: what was wrong and what to do."""
+    status = status_line(problem.response)
+    what = mask_text(problem.what, secrets)
+    if problem.cut:
+        advice = "check the network / the API status or raise error_handler.max_retries"
+    else:
+        body = snippet(problem.response, secrets)
+        what += f"; the body starts with {body!r}"
+        advice = "check the API status or raise error_handler.max_retries"
+    return (
+        f"{where} failed after {plural(attempts, 'attempt')}: {status}, but {what};"
+        f" the scan is incomplete, so nothing of it was loaded; {advice}"
+    )
 
 
 def status_failed(

@@ -3,12 +3,13 @@
 A spec is dlt's `rest_api_source` dict plus a top-level `name` and restsync's extensions
 (oauth2 auth, templated cursor paginator, offset without total, `error_handler`, `schema`,
 partitions, freshness, checks, automation, schedule, `client.rate_limit`, record transforms,
-`response_format`, `deletes`, `on_invalid`). `restsync_assets.specs` validates a YAML file
+`response_format`, `deletes`, `on_invalid`, `parents`). `restsync_assets.specs` validates a YAML file
 once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads these
 frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
 write dispositions, column types...) is defined here, by the models' `Literal` fields.
 """
 
+from restsync_assets.specs.model.async_job import AsyncJobSpec
 from restsync_assets.specs.model.auth import (
     AUTH_MODELS,
     AUTH_TYPES,
@@ -61,6 +62,7 @@ from restsync_assets.specs.model.resource import (
     EXTENSION_RESOURCE_KEYS,
     FAN_KEYS,
     ON_INVALID,
+    PARENTS,
     RESOURCE_FIELD_KEYS,
     RESPONSE_FORMATS,
     SOFT_DELETE_STRATEGIES,
@@ -103,6 +105,7 @@ __all__ = [
     "ON_INVALID",
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
+    "PARENTS",
     "PERIODS",
     "RATE_LIMIT_KEYS",
     "RESOURCE_FIELD_KEYS",
@@ -115,6 +118,7 @@ __all__ = [
     "TRANSFORM_KEYS",
     "WRITE_DISPOSITIONS",
     "ApiKeyAuthSpec",
+    "AsyncJobSpec",
     "AuthSpec",
     "AutomationSpec",
     "BaseAuthSpec",

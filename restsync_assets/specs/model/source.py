@@ -63,11 +63,6 @@ class SourceSpec(StrictModel):
     #: name -> path); a resource not listed has the key `[<spec name>, <resource name>]`
     asset_keys: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
-    @property
-    def env_prefix(self) -> str:
-        """`<NAME>` of the `<NAME>_CLIENT_ID`-style env vars."""
-        return self.name.upper()
-
     def resource(self, name: str) -> ResourceSpec:
         for resource in self.resources:
             if resource.name == name:

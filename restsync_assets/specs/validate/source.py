@@ -7,7 +7,7 @@ from typing import Any
 
 from restsync_assets.specs.defaults import Merged
 from restsync_assets.specs.document import Document
-from restsync_assets.specs.errors import Invalid, pydantic_errors, validated
+from restsync_assets.specs.errors import Collector, Invalid, pydantic_errors, validated
 from restsync_assets.specs.model import (
     MAX_CONCURRENCY,
     AuthSpec,
@@ -33,18 +33,34 @@ def validate_source(
     """The spec, once its resources are valid: the client's paginator, the schedule,
     concurrency, the rate limit, and the secrets read at run time."""
     client, raw = document.client, document.raw
+    problems = Collector()
     headers = dict(client.get("headers") or {})
-    paginator = validate_paginator(client.get("paginator"), "client.paginator", None)
+    paginator = problems.take(
+        validate_paginator, client.get("paginator"), "client.paginator", None, default=None
+    )
     for resource in resources:
         if resource.paginator is None:  # the client's paginator pages this resource
-            check_body_method(paginator, resource.endpoint, resource.name)
-    check_soft_deletes(resources, paginator)
-    schedule = validate_schedule(raw.get("schedule"))
-    concurrency = _concurrency(client.get("concurrency", 1))
-    rate_limit = validate_rate_limit(client.get("rate_limit"))
-    error_handler = validated(ErrorHandler, client_retries, "client.error_handler")
+            problems.take(
+                check_body_method, paginator, resource.endpoint, resource.name, default=None
+            )
+    problems.take(check_soft_deletes, resources, paginator, default=None)
+    schedule = problems.take(validate_schedule, raw.get("schedule"), default=None)
+    concurrency = problems.take(_concurrency, client.get("concurrency", 1), default=1)
+    rate_limit = problems.take(validate_rate_limit, client.get("rate_limit"), default=None)
+    error_handler = problems.take(
+        validated, ErrorHandler, client_retries, "client.error_handler", default=None
+    )
     auths = (auth, *(r.endpoint.get("auth") for r in resources))
-    secrets = secret_keys(document.name, client, merged.defaults, merged.resources, auths)
+    secrets = problems.take(
+        secret_keys,
+        document.name,
+        client,
+        merged.defaults,
+        merged.resources,
+        auths,
+        default=(),
+    )
+    problems.done()
     with pydantic_errors(SourceSpec, "", None):
         return SourceSpec(
             name=document.name,

@@ -1,4 +1,4 @@
-"""Plain-text tables and summaries for the command line (`restsync run`, `preview`, `demo`).
+"""Plain-text tables for the command line (`restsync run`, `check`, `preview`, `demo`).
 
 One look for every command: a header, a dashed rule, columns padded to the widest cell;
 text columns left-aligned, numbers right-aligned.
@@ -27,11 +27,6 @@ def render_table(
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """`1 resource`, `2 resources`."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def cell(value: object, width: int = 28) -> str:
@@ -81,12 +76,4 @@ def outcome_table(outcomes: Sequence[AssetOutcome]) -> str:
             for o in outcomes
         ],
         right=(1, 2),
-    )
-
-
-def check_table(evaluations: Iterable[tuple[str, str, bool, str | None]]) -> str:
-    """asset | check | result | detail: one line per asset check (`restsync check`)."""
-    return render_table(
-        ("asset", "check", "result", "detail"),
-        [(a, c, "ok" if passed else "FAILED", d or "") for a, c, passed, d in evaluations],
     )

@@ -4,12 +4,17 @@ Materializes specs through Dagster, in this process: one run per spec and partit
 the UI launches for a spec's group), on the instance of `DAGSTER_HOME` when it is set (the
 runs then appear in `dagster dev`), else on an ephemeral one. The console shows one line per
 run, the rows extracted so far while it loads, one line per materialized asset, and a table
-at the end; Dagster's own log lines stay in the run's log. A failure ends the output with one
-line and a non-zero exit.
+at the end; Dagster's own log lines stay in the run's log, and dlt's (its load retries print
+whole tracebacks) are not printed. A failure ends the output with one line and a non-zero exit.
+`--verbose` prints Dagster's and dlt's log lines too.
 
 SELECTION is a spec name or `spec/resource`; none means every unpartitioned asset and the
 latest partition of every partitioned one. A selected child loads alone (its parent is
 fetched to drive it, not written).
+
+Also the in-process runner `restsync demo`, `restsync check` and the tests use:
+`materialize_spec` (one run per multi-asset of a spec), `load_definitions`,
+`checks_definition`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetKey,
     AssetsDefinition,
     AssetSelection,
@@ -33,12 +41,21 @@ from dagster import (
 )
 
 from restsync_assets import settings
-from restsync_assets.assets import asset_key
-from restsync_assets.report import AssetOutcome, outcome_table, plural
+from restsync_assets.cli.tables import AssetOutcome, outcome_table
+from restsync_assets.keys import asset_key, resource_name, resources_by_key
+from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import SourceSpec
+from restsync_assets.text import plural
 
 #: Dagster's console logger prints nothing; every event stays in the run's log
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: Dagster's console logger prints warnings and errors only (the in-process runner)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: `--verbose`: Dagster's console logger prints the run's events
+VERBOSE_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+#: the logger dlt writes to (the name of its default run context)
+DLT_LOGGER = "dlt"
 #: how often a non-terminal console gets a "rows so far" line
 PROGRESS_LINE_SECONDS = 10.0
 
@@ -58,7 +75,7 @@ class Target:
 
     @property
     def label(self) -> str:
-        names = ", ".join(k.path[-1] for k in self.keys)
+        names = ", ".join(str(resource_name(self.spec, k)) for k in self.keys)
         where = f" [partition {self.partition}]" if self.partition else ""
         return f"{self.spec.name}: {names}{where}"
 
@@ -93,8 +110,6 @@ def plan(
     partition: str | None = None,
 ) -> list[Target]:
     """The runs that materialize `selection` (see the module doc); `RunUsageError` if unknown."""
-    from restsync_assets.runner import load_definitions
-
     wanted = _selected_keys(specs, selection)
     targets = []
     for spec in specs:
@@ -151,22 +166,35 @@ def _partition(
     return partition
 
 
+def run_command(
+    selection: Sequence[str], partition: str | None, with_checks: bool, verbose: bool = False
+) -> int:
+    """`restsync run`: materialize the selection; non-zero when a run or a check failed."""
+    try:
+        report = run(selection, partition, with_checks, out=sys.stdout, verbose=verbose)
+    except (SpecValidationError, RunUsageError) as error:
+        print(error, file=sys.stderr)
+        return 2 if isinstance(error, RunUsageError) else 1
+    return 0 if report.ok else 1
+
+
 def run(
     selection: Sequence[str] = (),
     partition: str | None = None,
     with_checks: bool = True,
     out: TextIO = sys.stdout,
+    verbose: bool = False,
 ) -> RunReport:
     """Materialize the selection, print progress and the summary table; see the module doc."""
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs import load_specs
+    from restsync_assets.specs import load_project_specs
 
-    specs = load_specs(settings.specs_dir())
+    specs = load_project_specs()
     defs = build_definitions(specs)
     targets = plan(defs, specs, selection, partition)
     report = RunReport()
     assets = sum(len(t.keys) for t in targets)
-    with _instance() as (instance, where):
+    with _instance() as (instance, where), _dlt_logs(verbose):
         print(
             f"restsync run: {plural(assets, 'asset')} in {plural(len(targets), 'run')};"
             f" Dagster instance: {where}; warehouse: {_warehouse()}",
@@ -174,7 +202,7 @@ def run(
         )
         started = time.perf_counter()
         for target in targets:
-            _run_target(target, defs, instance, with_checks, out, report)
+            _run_target(target, defs, instance, with_checks, out, report, verbose)
         print("", file=out)
         print(outcome_table(report.outcomes), file=out)
         print(f"\n{_summary(report)} in {time.perf_counter() - started:.1f}s", file=out)
@@ -192,6 +220,25 @@ def _instance() -> Iterator[tuple[DagsterInstance, str]]:
         return
     with _first_use_notices(home), DagsterInstance.get() as instance:
         yield instance, f"DAGSTER_HOME={home}"
+
+
+@contextmanager
+def _dlt_logs(verbose: bool) -> Iterator[None]:
+    """dlt's log lines off the console unless `verbose`: dlt (re)configures its logger on every
+    pipeline, writing to the first handler the logger has, so for these runs that handler
+    discards them."""
+    import logging
+
+    if verbose:
+        yield
+        return
+    logger = logging.getLogger(DLT_LOGGER)
+    saved = logger.handlers[:]
+    logger.handlers = [logging.NullHandler()]
+    try:
+        yield
+    finally:
+        logger.handlers = saved
 
 
 @contextmanager
@@ -244,8 +291,8 @@ def _run_target(
     with_checks: bool,
     out: TextIO,
     report: RunReport,
+    verbose: bool = False,
 ) -> None:
-    from restsync_assets.runner import checks_definition
     from restsync_assets.runtime.progress import observing
 
     print(f"-> {target.label}", file=out, flush=True)
@@ -259,7 +306,7 @@ def _run_target(
             instance=instance,
             selection=selection if with_checks else selection.without_checks(),
             partition_key=target.partition,
-            run_config=QUIET_CONSOLE,
+            run_config=VERBOSE_CONSOLE if verbose else QUIET_CONSOLE,
             raise_on_error=False,
             tags={"restsync/command": "run"},
         )
@@ -270,8 +317,6 @@ def _run_target(
 def _collect(
     target: Target, result: ExecuteInProcessResult, console: _Console, report: RunReport
 ) -> None:
-    from restsync_assets.runner import warns
-
     rows: dict[AssetKey, int | None] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
@@ -281,7 +326,7 @@ def _collect(
         key: AssetOutcome(
             asset="/".join(key.path),
             rows=rows.get(key),
-            seconds=console.seconds.get(key.path[-1]),
+            seconds=console.seconds.get(str(resource_name(target.spec, key))),
             status="ok" if key in rows else "FAILED",
         )
         for key in target.keys
@@ -364,3 +409,77 @@ class _Console:
             self.out.write("\r\033[K")
             self.out.flush()
             self._open = False
+
+
+# ---------------------------------------------------------------- the in-process runner
+
+
+def load_definitions(defs: Definitions, spec: SourceSpec) -> Iterator[AssetsDefinition]:
+    """The multi-assets of `spec` (one per partitioning)."""
+    keys = resources_by_key(spec)
+    for assets_def in defs.assets or []:
+        if (
+            isinstance(assets_def, AssetsDefinition)
+            and not isinstance(assets_def, AssetChecksDefinition)
+            and any(k in keys for k in assets_def.keys)
+        ):
+            yield assets_def
+
+
+def checks_definition(defs: Definitions, spec: SourceSpec) -> AssetChecksDefinition:
+    """The multi-check of `spec`'s assets."""
+    keys = resources_by_key(spec)
+    for checks in defs.asset_checks or []:
+        if any(k.asset_key in keys for k in checks.check_keys):
+            return checks
+    raise KeyError(spec.name)
+
+
+def materialize_spec(
+    defs: Definitions,
+    spec: SourceSpec,
+    instance: DagsterInstance,
+    *,
+    keys: list[AssetKey] | None = None,
+    with_checks: bool = True,
+    raise_on_error: bool = False,
+    run_config: dict | None = None,
+) -> list[ExecuteInProcessResult]:
+    """One run per multi-asset of `spec`; a partitioned one loads all its partitions in one run.
+
+    `keys` restricts the runs to some assets; their checks run after them unless `with_checks`
+    is false.
+    """
+    results = []
+    checks = [checks_definition(defs, spec)] if with_checks else []
+    for assets_def in load_definitions(defs, spec):
+        wanted = [k for k in assets_def.keys if keys is None or k in keys]
+        if not wanted:
+            continue
+        selection = AssetSelection.assets(*wanted)
+        if not with_checks:
+            selection = selection.without_checks()
+        tags = {}
+        partitions_def = assets_def.partitions_def
+        if partitions_def is not None:
+            tags = {
+                RANGE_START_TAG: partitions_def.get_first_partition_key(),
+                RANGE_END_TAG: partitions_def.get_last_partition_key(),
+            }
+        results.append(
+            materialize(
+                [assets_def, *checks],
+                resources=defs.resources,
+                instance=instance,
+                selection=selection,
+                tags=tags,
+                raise_on_error=raise_on_error,
+                run_config=run_config if run_config is not None else QUIET,
+            )
+        )
+    return results
+
+
+def warns(evaluation: AssetCheckEvaluation) -> bool:
+    """A check that did not pass with severity WARN (`rejected_rows`): a warning, not a failure."""
+    return not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN

@@ -18,6 +18,7 @@ latest partition's window.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,8 +29,48 @@ from typing import Any
 
 import requests
 
+from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 from restsync_assets.specs.model.resource import REJECTED_SUFFIX
+
+
+def preview_command(
+    spec_name: str,
+    resource: str,
+    limit: int,
+    pages: int,
+    as_json: bool,
+    partition: str | None = None,
+) -> int:
+    """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
+    from restsync_assets.specs import load_project_specs
+
+    try:
+        specs = {s.name: s for s in load_project_specs()}
+    except SpecValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    spec = specs.get(spec_name)
+    if spec is None:
+        print(f"unknown spec {spec_name!r}; specs: {', '.join(specs)}", file=sys.stderr)
+        return 2
+    if resource not in {r.name for r in spec.resources}:
+        names = ", ".join(r.name for r in spec.resources)
+        print(f"{spec_name} has no resource {resource!r}; resources: {names}", file=sys.stderr)
+        return 2
+    try:
+        partition_window(spec.resource(resource), partition)
+    except UnknownPartitionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        result = preview(spec, resource, limit=limit, pages=pages, partition=partition)
+    except PreviewError as error:
+        print(error.result.to_json(limit) if as_json else render(error.result, limit))
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(result.to_json(limit) if as_json else render(result, limit))
+    return 0
 
 
 @dataclass
@@ -97,6 +138,13 @@ def preview(
 
     target = spec.resource(resource)
     result = PreviewResult(spec.name, resource)
+    if target.async_job is not None:
+        raise PreviewError(
+            f"{spec.name}: resource {resource}: reads an async report job (endpoint.async_job),"
+            " which preview does not run: it would create a report at the API; materialize the"
+            " resource instead (restsync run)",
+            result,
+        )
     credentials = None
     try:
         creds_resource = credentials_resource or ApiCredentials(source=spec.name)
@@ -113,11 +161,12 @@ def preview(
                 break
         typed = result.records
         if target.rejected_table:  # a run sets bad records aside: type the others
+            from restsync_assets.runtime.bad_values import bad_values_step
             from restsync_assets.runtime.quarantine import quarantine_step
 
-            step = quarantine_step(target)
-            judged = [(record, step.problems(record)) for record in result.records]
-            result.rejected = ["; ".join(found) for _, found in judged if found]
+            guard = bad_values_step(target, spec.path, quarantine_step(target))
+            judged = [(record, guard.judge(record)) for record in result.records]
+            result.rejected = [found for _, found in judged if found]
             typed = [record for record, found in judged if not found]
         result.columns = dlt_column_types(spec, target, typed)
     except Exception as error:
@@ -197,7 +246,8 @@ def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:
         if key is not None:
             raise UnknownPartitionError(f"--partition: {resource.name} is not partitioned")
         return None
-    from restsync_assets.partitions import Window, partitions_definition
+    from restsync_assets.partitions import partitions_definition
+    from restsync_assets.runtime.window import Window
 
     partitions = partitions_definition(resource.partitions)
     latest = partitions.get_last_partition_key()
@@ -223,15 +273,15 @@ class _Recorder:
 
     def watch(self, config: Mapping[str, Any]) -> None:
         from restsync_assets.runtime.http.oauth import OAuth2Auth
+        from restsync_assets.runtime.http.session import resource_of
 
         session = config["client"]["session"]
         send = session.send
 
         def recorded_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
             started = time.perf_counter()
-            route = session.route_for(request.url)
             line = RequestLine(
-                resource=route.resource if route else None,
+                resource=resource_of(request),
                 method=request.method or "GET",
                 url=session.mask_url(request.url),
                 status=None,
@@ -332,7 +382,8 @@ def _json_default(value: Any) -> Any:
 
 def render(result: PreviewResult, limit: int) -> str:
     """Requests, then the first records as a table, then the columns and their dlt types."""
-    from restsync_assets.report import cell, plural, render_table
+    from restsync_assets.cli.tables import cell, render_table
+    from restsync_assets.text import plural
 
     parts = [
         render_table(
