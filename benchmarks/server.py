@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -46,6 +45,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency of dlt
 
 
 from benchmarks import data
+from restsync_assets_tests.fake_servers import FakeServer
 
 DEFAULT_DELAY = 0.02
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,33 +61,15 @@ _SLOW = re.compile(r"^/slow/(\d+)(/.*)$")
 _EVENTS = re.compile(r"^/inc/(\d+)/(events|events_nototal)$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "restsync-bench/1.0"
-    disable_nagle_algorithm = True
-    server: _Server
+class _Server(FakeServer):
+    """The routes above, on the tests' fake server (`restsync_assets_tests.fake_servers`) with
+    HTTP/1.1 keep-alive, as a production API serves."""
 
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query))
-        status, body = self.server.route(parts.path, query)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], seed: int, delay: float):
-        super().__init__(address, _Handler)
+        super().__init__(self._answer, port=address[1], keep_alive=True)
         self.seed = seed
         self.delay = delay
         self.counts: Counter[str] = Counter()
@@ -96,6 +78,13 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._cache: dict[tuple, bytes] = {}
         self._cached_bytes = 0
+
+    def _answer(
+        self, method: str, target: str, headers: object, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(target)
+        status, payload = self.route(parts.path, dict(parse_qsl(parts.query)))
+        return status, {}, payload
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
         if m := _SLOW.match(path):  # every request of the path answered after <ms>

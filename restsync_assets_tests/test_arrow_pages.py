@@ -15,12 +15,11 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.runtime.arrow_pages import ArrowPages, dlt_ids, page_to_arrow
 from restsync_assets.specs import load_specs
 
+from .fake_servers import JsonApi, page
 from .support import (
     SEED_SPECS,
-    JsonApi,
     arrow_pages_seen,
     materialize_specs,
-    page,
     typed_tables,
     use_specs,
     use_warehouse,

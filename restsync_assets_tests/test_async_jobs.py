@@ -24,8 +24,8 @@ from restsync_assets.runtime import job_records
 from restsync_assets.sandbox import Sandbox, reports
 from restsync_assets.specs import load_specs
 
-from .conftest import Command, postgres_sql
-from .support import failure_message, refusal, write_spec
+from .real_servers import pg_query as postgres_sql
+from .support import Command, failure_message, refusal, write_spec
 
 JANUARY = ("2026-01-01", "2026-02-01")
 FEBRUARY = ("2026-02-01", "2026-03-01")

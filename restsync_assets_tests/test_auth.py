@@ -25,9 +25,9 @@ import yaml
 
 from restsync_assets.sandbox import Sandbox
 
-from .conftest import debug_logs
 from .support import (
     assert_table_is,
+    debug_logs,
     failure_message,
     materialize_specs,
     secrets_found,

@@ -11,6 +11,7 @@ resource, the field and the value's type.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import sys
@@ -21,16 +22,15 @@ import pytest
 
 from restsync_assets.runtime.bad_values import strip_nul
 
-from .conftest import POSTGRES
+from .fake_servers import JsonApi, page
+from .real_servers import pg_connect
 from .support import (
     DELETE,
-    JsonApi,
     canonical,
     edited,
     failure_message,
     materialize_specs,
     normal,
-    page,
     table,
     write_spec,
 )
@@ -331,9 +331,7 @@ def read(destination: str, database: str | None, name: str) -> list[dict] | None
 
 
 def _postgres_rows(database: str | None, name: str) -> list[dict] | None:
-    import psycopg2
-
-    with psycopg2.connect(dbname=database, **POSTGRES) as con, con.cursor() as cursor:
+    with contextlib.closing(pg_connect(database)) as con, con.cursor() as cursor:
         cursor.execute("select to_regclass(%s)", (f'badvalues."{name}"',))
         if cursor.fetchone()[0] is None:
             return None

@@ -18,9 +18,8 @@ from restsync_assets import RestSyncComponent
 from restsync_assets.definitions import build_definitions
 from restsync_assets.specs import load_specs
 
-from .conftest import REPO, SEED_SPECS
 from .snapshots import graph_of
-from .support import assert_table_equals_truth
+from .support import REPO, SEED_SPECS, assert_table_equals_truth
 
 TYPE = "restsync_assets.RestSyncComponent"
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -26,8 +25,8 @@ import pytest
 import tomlkit
 import yaml
 
-from .conftest import REPO, free_port, serving
-from .support import assert_table_is, table_rows
+from .fake_servers import JsonApi
+from .support import REPO, assert_table_is, free_port, table_rows
 
 DG = Path(sys.executable).with_name("dg")
 GROUP = "dagster_dg_cli.registry_modules"
@@ -159,19 +158,6 @@ def _asset_keys(port: int) -> list | None:
 ITEMS = [{"id": 1, "name": "first", "price": 9.5}, {"id": 2, "name": "second", "price": 12.0}]
 
 
-class _ItemsApi(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"data": ITEMS} if self.path == "/v1/items" else {}).encode()
-        self.send_response(200 if self.path == "/v1/items" else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_a_fresh_dg_project_scaffolds_lists_and_materializes_the_component(
     dg_env, tmp_path, monkeypatch
 ):
@@ -208,9 +194,9 @@ def test_a_fresh_dg_project_scaffolds_lists_and_materializes_the_component(
     assert listed["assets"][0]["source"] == "src/acme/defs/shop_api/specs/shop_api.yaml:15"
 
     warehouse = tmp_path / "acme.duckdb"
-    with serving(HTTPServer(("127.0.0.1", 0), _ItemsApi)) as api:
+    with JsonApi({"GET /v1/items": lambda request: {"data": ITEMS}}) as api:
         env.update(
-            SHOP_API_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}",
+            SHOP_API_BASE_URL=api.url,
             RESTSYNC_DUCKDB_PATH=str(warehouse),
             RESTSYNC_PIPELINES_DIR=str(tmp_path / "pipelines"),
         )

@@ -24,16 +24,9 @@ import pytest
 
 from restsync_assets import settings
 
-from .conftest import Command, postgres_sql
-from .support import (
-    JsonApi,
-    failure_message,
-    materialize_specs,
-    page,
-    query,
-    use_specs,
-    write_spec,
-)
+from .fake_servers import JsonApi, page
+from .real_servers import pg_query as postgres_sql
+from .support import Command, failure_message, materialize_specs, query, use_specs, write_spec
 from .test_memory_cap import NARROW, small_cap, wide_rows  # noqa: F401 (a fixture)
 from .test_memory_cap import _load as load_wide
 

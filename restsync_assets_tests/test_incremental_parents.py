@@ -1,6 +1,6 @@
 """Children of an incremental parent are asked for every known parent (issue 18, item 4).
 
-A small `library` API on 127.0.0.1 (`support.JsonApi`): `GET /authors?updated_since=` (the
+A small `library` API on 127.0.0.1 (`fake_servers.JsonApi`): `GET /authors?updated_since=` (the
 authors changed since a cursor, inclusive) and `GET /authors/{id}/books?since=` (an author's
 books changed since a cursor, inclusive). Both resources are incremental. A new book under
 an author that did not change is the case an incremental parent used to starve: the parent's
@@ -11,6 +11,7 @@ truth as a multiset.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS
 from restsync_assets.specs import load_specs
 
-from .conftest import POSTGRES
-from .support import JsonApi, Request, canonical, normal, refusal, table, use_specs, write_spec
+from .fake_servers import JsonApi, Request
+from .real_servers import pg_connect
+from .support import canonical, normal, refusal, table, use_specs, write_spec
 
 INITIAL = "2000-01-01T00:00:00Z"
 
@@ -164,10 +166,8 @@ def _rows(destination: str, name: str) -> list[dict] | None:
         return table("library", name)
     import os
 
-    import psycopg2
-
     database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
-    with psycopg2.connect(dbname=database, **POSTGRES) as con, con.cursor() as cursor:
+    with contextlib.closing(pg_connect(database)) as con, con.cursor() as cursor:
         cursor.execute("select to_regclass(%s)", (f"library.{name}",))
         if cursor.fetchone()[0] is None:
             return None

@@ -15,15 +15,8 @@ from dagster import DagsterInstance
 
 from restsync_assets import settings
 
-from .support import (
-    JsonApi,
-    failure_message,
-    materialize_specs,
-    page,
-    use_specs,
-    use_warehouse,
-    write_spec,
-)
+from .fake_servers import JsonApi, page
+from .support import failure_message, materialize_specs, use_specs, use_warehouse, write_spec
 
 
 @cache

@@ -26,13 +26,8 @@ from restsync_assets.runtime.locks import lock_path
 from restsync_assets.runtime.token_store import store_path
 from restsync_assets.specs import load_specs
 
-from .support import (
-    assert_table_equals_truth,
-    assert_table_is,
-    copy_seed_specs,
-    serving,
-    table_rows,
-)
+from .fake_servers import serving
+from .support import assert_table_equals_truth, assert_table_is, copy_seed_specs, table_rows
 
 #: The folder the package is imported from (site-packages, or the checkout when editable)
 PACKAGE_PARENT = Path(restsync_assets.__file__).resolve().parent.parent

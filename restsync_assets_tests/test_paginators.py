@@ -18,7 +18,7 @@ from restsync_assets.runtime.http.paginators import (
 )
 from restsync_assets.specs.templates import TemplateError
 
-from .support import App, RawApi, RawReply, RawRequest
+from .fake_servers import App, RawApi, RawReply, RawRequest
 
 
 def paginate(api: RawApi, paginator: Any, path: str = "/items", **kwargs: Any) -> list[Any]:

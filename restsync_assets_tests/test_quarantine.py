@@ -22,15 +22,14 @@ from restsync_assets.runtime.quarantine import VALUE_CHARS, Quarantine, type_pro
 from restsync_assets.sandbox import exports
 from restsync_assets.specs import load_specs
 
+from .fake_servers import JsonApi, page
 from .support import (
-    JsonApi,
     arrow_pages_seen,
     canonical,
     check_evaluations,
     edited,
     failure_message,
     materialize_specs,
-    page,
     query,
     table,
     typed_tables,
@@ -309,16 +308,16 @@ def test_rejected_row_count_is_in_the_materialization_and_the_asset_names_the_ta
 def test_on_postgres_the_good_rows_load_and_the_bad_rows_are_rejected(
     specs_dir, monkeypatch, postgres_warehouse
 ):
-    from .conftest import postgres_sql
+    from .real_servers import pg_query
 
     with events_api() as api:
         result = load(specs_dir, monkeypatch, api)
     assert result.success, failure_message(result)
-    ids = postgres_sql(postgres_warehouse, "select id from quarantined.events order by id")
+    ids = pg_query(postgres_warehouse, "select id from quarantined.events order by id")
     assert [i for (i,) in ids] == sorted(int(r["id"]) for r in GOOD)
-    reasons = postgres_sql(postgres_warehouse, "select reason from quarantined.events__rejected")
+    reasons = pg_query(postgres_warehouse, "select reason from quarantined.events__rejected")
     assert sorted(r for (r,) in reasons) == sorted(why for _, why in BAD)
-    raws = postgres_sql(postgres_warehouse, "select raw from quarantined.notes__rejected")
+    raws = pg_query(postgres_warehouse, "select raw from quarantined.notes__rejected")
     assert sorted(json.loads(r)["event_id"] for (r,) in raws) == sorted(BAD_NOTES)
     evaluations = check_evaluations(build_definitions(load_specs(specs_dir)))
     assert not evaluations[(("quarantined", "events"), "rejected_rows")].passed

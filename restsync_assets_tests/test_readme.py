@@ -35,7 +35,7 @@ from restsync_assets.resources import CREDENTIAL_KEYS
 from restsync_assets.specs import parse_spec
 from restsync_assets.specs.model import ENDPOINT_KEYS, TOP_LEVEL_KEYS
 
-from .conftest import BIN, REPO, SEED_SPECS, free_port
+from .support import BIN, REPO, SEED_SPECS, free_port
 
 #: the README, then every page of the docs site
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]

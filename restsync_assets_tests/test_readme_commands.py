@@ -22,12 +22,15 @@ import pytest
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.specs import load_specs
 
-from .conftest import BIN, PROCESS_TIMEOUT, check_results, free_port
 from .support import (
+    BIN,
+    PROCESS_TIMEOUT,
     REPO,
     SEED_SPECS,
     assert_table_equals_truth,
+    check_results,
     copy_seed_specs,
+    free_port,
     table_rows,
     use_specs,
 )

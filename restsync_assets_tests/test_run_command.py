@@ -16,8 +16,7 @@ from restsync_assets.cli.run import _first_use_notices, plan
 from restsync_assets.definitions import build_definitions
 from restsync_assets.specs import load_specs
 
-from .conftest import SEED_SPECS
-from .support import assert_table_equals_truth, assert_table_is, table_rows
+from .support import SEED_SPECS, assert_table_equals_truth, assert_table_is, table_rows
 
 
 @pytest.fixture

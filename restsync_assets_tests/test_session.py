@@ -27,7 +27,8 @@ from restsync_assets.runtime.http.paginators import TemplatedCursorPaginator
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import ResourceAuth, ResourceTag, RestsyncSession, Route
 
-from .support import DROP, App, FakeClock, RawApi, RawReply, RawRequest, sequence
+from .fake_servers import DROP, App, RawApi, RawReply, RawRequest, sequence
+from .support import FakeClock
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from restsync_assets.runtime.soft_deletes import DELETED_AT, DELETED_ROWS, MARKE
 from restsync_assets.sandbox import Fault, FaultPlan
 from restsync_assets.specs import load_spec_file, load_specs
 
+from .fake_servers import JsonApi
 from .support import (
     DELETE,
     REPO,
-    JsonApi,
     arrow_pages_seen,
     assert_table_is,
     copy_seed_specs,

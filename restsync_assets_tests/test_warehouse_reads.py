@@ -1,6 +1,6 @@
 """Checks, `restsync check` and the demo read the warehouse the run wrote (issue 8, item 3).
 
-DuckDB and PostgreSQL (a fresh database per session, see `conftest.postgres_database`),
+DuckDB and PostgreSQL (a fresh database per session, see `real_servers.postgres_database`),
 empty partitions, and readers taking the loads' lock.
 """
 
@@ -21,7 +21,7 @@ from restsync_assets.cli.run import QUIET, checks_definition, load_definitions, 
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.warehouse import reading
 
-from .conftest import postgres_sql
+from .real_servers import pg_query
 from .support import (
     LEDGER_CHECKS,
     check_evaluations,
@@ -82,21 +82,19 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     assert metadata["rows_loaded"].value == len(truth)
 
     fields = sorted(truth[0])
-    loaded = postgres_sql(
-        postgres_warehouse, f"select {', '.join(fields)} from ledger.resource_name"
-    )
+    loaded = pg_query(postgres_warehouse, f"select {', '.join(fields)} from ledger.resource_name")
     assert sorted(tuple(normal(v) for v in row) for row in loaded) == sorted(
         tuple(row[f] for f in fields) for row in truth
     )
 
     victim = sorted(r["id"] for r in truth)[0]
     table = "ledger.resource_name"
-    postgres_sql(  # the same row again, under a new dlt row id (_dlt_id is unique)
+    pg_query(  # the same row again, under a new dlt row id (_dlt_id is unique)
         postgres_warehouse,
         f"create temp table copy as select * from {table} where id = '{victim}';"
         f" update copy set _dlt_id = 'duplicate'; insert into {table} select * from copy",
     )
-    postgres_sql(postgres_warehouse, f"alter table {table} alter column active type varchar")
+    pg_query(postgres_warehouse, f"alter table {table} alter column active type varchar")
     checks = check_evaluations(defs)
     primary_key = checks[(LEDGER, "primary_key")]
     assert not primary_key.passed
@@ -105,7 +103,7 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     assert not types.passed
     assert types.description == "active is character varying, declared bool"
 
-    postgres_sql(postgres_warehouse, f"delete from {table}")
+    pg_query(postgres_warehouse, f"delete from {table}")
     row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed and row_count.description == "0 rows (minimum 1)"
 

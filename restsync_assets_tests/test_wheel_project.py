@@ -22,13 +22,13 @@ import yaml
 
 from restsync_assets.sandbox import Sandbox
 
-from .conftest import free_port
+from .fake_servers import serving
 from .support import (
     REPO,
     SEED_SPECS,
     assert_table_equals_truth,
     assert_table_is,
-    serving,
+    free_port,
     table_rows,
 )
 from .test_own_project import ITEMS, _ItemsApi
