@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from restsync_assets import settings
 from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox import Sandbox
 
@@ -116,6 +117,14 @@ def defs(specs):
     from restsync_assets.definitions import build_definitions
 
     return build_definitions(list(specs.values()))
+
+
+@pytest.fixture
+def small_cap(monkeypatch) -> None:
+    """restsync's default DuckDB memory cap at its floor (16 MB), below what one row group of
+    `support.wide_rows()` needs."""
+    monkeypatch.setattr(settings, "DUCKDB_MEMORY_CAP_MB", 16)
+    assert settings.default_duckdb_memory_limit() == "16MB"
 
 
 @pytest.fixture

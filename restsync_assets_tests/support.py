@@ -9,6 +9,10 @@ capture, warehouse reads and secret searches.
   bound; `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
 - `table` / `table_rows` / `dataset_tables` / `typed_tables`: warehouse reads to compare with
   a truth row for row; `table_ids` / `query`: a DuckDB file read under the loads' lock.
+- Shared scenarios: `wide_rows` / `NARROW_ROWS` / `load_wide` (a load too wide for DuckDB's
+  default memory cap), `soft_delete_rows` / `marked_deleted` / `marketing_truth` /
+  `assert_live_rows_are_the_truth` (the marketing API under `deletes: soft`),
+  `STARTER_ITEMS` / `starter_items_api` (the API the starter spec describes).
 
 The fake HTTP servers are in `fake_servers.py`, the machine's PostgreSQL, Redis and RabbitMQ
 (fixtures and their helpers) in `real_servers.py`. Fixtures live in `conftest.py` and build on
@@ -22,12 +26,14 @@ import contextlib
 import copy
 import datetime as dt
 import decimal
+import functools
 import io
 import json
 import logging
 import os
 import queue
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -47,6 +53,8 @@ from restsync_assets import settings
 from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
 from restsync_assets.sandbox.data import SANDBOX_SPECS
+
+from .fake_servers import JsonApi, page
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -611,3 +619,120 @@ def warehouse_texts(path: Path) -> list[str]:
 def secrets_found(secrets: Iterable[str], texts: Mapping[str, str]) -> list[str]:
     """`"<where>: <secret's start>…"` for each secret found in a text of `{where: text}`."""
     return [f"{where}: {s[:12]}…" for where, text in texts.items() for s in secrets if s in text]
+
+
+# --------------------------------------------------------------------------- wide rows
+
+
+@functools.cache
+def wide_rows() -> list[dict]:
+    """1,200 rows of 20 KB of random text (one parquet row group of about 24 MB), made when a
+    test first asks, not when pytest collects the module."""
+    return [{"id": i, "body": secrets.token_hex(10_000)} for i in range(1, 1201)]
+
+
+#: a narrow table beside the wide one
+NARROW_ROWS = [{"id": i, "name": f"space {i}"} for i in range(1, 11)]
+
+
+def _wide_resource(name: str) -> dict:
+    paginator = {"type": "page_number", "page_param": "page", "total_path": "total_pages"}
+    endpoint = {
+        "path": f"/{name}",
+        "data_selector": "data",
+        "paginator": {**paginator, "base_page": 1},
+    }
+    return {"name": name, "primary_key": "id", "write_disposition": "append", "endpoint": endpoint}
+
+
+def _wide_spec(*names: str) -> dict:
+    resources = [_wide_resource(name) for name in names]
+    return {"name": "wiki", "client": {"base_url": "http://unused"}, "resources": resources}
+
+
+def load_wide(
+    tmp_path: Path, monkeypatch, instance: Any = None, names: Sequence[str] = ("docs",)
+) -> tuple[Any, Path, int]:
+    """Materialize the `wiki` spec's append resources `names` (`docs`: `wide_rows()`,
+    `spaces`: `NARROW_ROWS`, 400 rows a page) from a `JsonApi` into a DuckDB file under
+    `tmp_path`; returns the run's result, the file and how many requests went to `/docs`."""
+    api = JsonApi(
+        {
+            "GET /docs": lambda request: page(wide_rows(), request.query, 400),
+            "GET /spaces": lambda request: page(NARROW_ROWS, request.query, 400),
+        }
+    )
+    with api:
+        specs = write_spec(tmp_path / "specs", _wide_spec(*names)).parent
+        use_specs(monkeypatch, specs, {"wiki": api.url})
+        db = use_warehouse(monkeypatch, tmp_path / "warehouse.duckdb")
+        result = materialize_specs(specs, instance=instance)
+        requests = len(api.calls_to("/docs"))
+    return result, db, requests
+
+
+# --------------------------------------------------------------------------- soft deletes
+
+#: the marketing API seed spec and its tables under `deletes: soft`
+_MARKETING, _ORGS, _ACCOUNTS = "marketing_api", "organizations", "adaccounts"
+
+
+def soft_delete_rows(specs_dir: Path, table: str) -> dict:
+    """`{id: row}` of `marketing_api.<table>`, read back through restsync's dlt pipeline on
+    either warehouse (values as the API writes them)."""
+    from restsync_assets.runtime import warehouse
+    from restsync_assets.specs import load_specs
+
+    (spec,) = load_specs(specs_dir)
+    with (
+        warehouse.reading(spec) as place,
+        place.sql.execute_query(f"select * from {place.table(table)}") as cursor,
+    ):
+        columns = [c[0] for c in cursor.description]
+        read = cursor.fetchall()
+    found = {
+        row[columns.index("id")]: dict(zip(columns, map(normal, row), strict=True)) for row in read
+    }
+    assert len(found) == len(read), f"{table} has duplicate ids"
+    return found
+
+
+def marked_deleted(loaded: dict) -> dict:
+    """`{id: _restsync_deleted_at}` of the rows (`soft_delete_rows`) marked deleted."""
+    from restsync_assets.runtime.soft_deletes import DELETED_AT
+
+    return {k: r[DELETED_AT] for k, r in loaded.items() if r[DELETED_AT] is not None}
+
+
+def assert_live_rows_are_the_truth(loaded: dict, truth: list[dict]) -> None:
+    """The rows (`soft_delete_rows`) not marked deleted are exactly the source's rows, field
+    for field."""
+    from restsync_assets.runtime.soft_deletes import DELETED_AT
+
+    live = {k: r for k, r in loaded.items() if r[DELETED_AT] is None}
+    assert_table_is(live, truth)
+
+
+def marketing_truth(sandbox: Any, table: str) -> list[dict]:
+    """The rows the marketing API serves now: an ad account of a deleted organization is not
+    served."""
+    served = sandbox.rows(_MARKETING, table)
+    if table == _ACCOUNTS:
+        orgs = {o["id"] for o in sandbox.rows(_MARKETING, _ORGS)}
+        served = [a for a in served if a["organization_id"] in orgs]
+    return served
+
+
+# --------------------------------------------------------------------------- the starter spec's API
+
+#: the items of the API the starter spec (`component.STARTER_SPEC`) describes
+STARTER_ITEMS = [
+    {"id": 1, "name": "first", "price": 9.5},
+    {"id": 2, "name": "second", "price": 12.0},
+]
+
+
+def starter_items_api() -> JsonApi:
+    """The API the starter spec describes, `GET /v1/items` -> `{"data": STARTER_ITEMS}`, as a
+    `JsonApi` (serve it with `with starter_items_api() as api:`, at `api.url`)."""
+    return JsonApi({"GET /v1/items": lambda request: {"data": STARTER_ITEMS}})

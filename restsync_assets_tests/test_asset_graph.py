@@ -128,6 +128,7 @@ PARTS = {
     # beside both halves: either may import them, they import neither (nor the command line)
     "shared": {
         "__init__",
+        "errors",
         "keys",
         "check_kinds",
         "resources",
@@ -271,6 +272,36 @@ def test_no_import_circle_at_import_time():
 
     for module in sorted(graph):
         assert circle_from(module, []) is None, " -> ".join(circle_from(module, []) or [])
+
+
+def test_no_two_modules_import_each_other_even_deferred():
+    """Two modules never import each other, not even one of them inside a function (as
+    `rate_limit` did `rate_limit_redis`, which imported `rate_limit` back, and `token_store`
+    `token_store_redis`): what both need lives in a third module (`rate_budget`,
+    `token_backend`)."""
+    edges = {(i.source, i.target) for i in _imports(_modules())}
+    both_ways = sorted(f"{a} <-> {b}" for a, b in edges if (b, a) in edges and a < b)
+    assert both_ways == []
+
+
+#: The modules of `specs` that run time may import: the model it reads and the helpers the
+#: model's values need at run time (templates and their functions, JSONPath selectors, token
+#: URLs). The stages that build the model (files, defaults, bindings, `validate/`, errors) are
+#: definition time's.
+SPECS_FOR_RUN_TIME = ("model", "templates", "template_functions", "selectors", "token_urls")
+
+
+def test_run_time_reads_the_spec_model_not_the_stages_that_build_it():
+    """Run time imports from `specs` only the model and the helpers its values need
+    (`runtime.transforms` once imported `is_template` from `specs.validate.transforms`)."""
+    wrong = sorted(
+        str(i)
+        for i in _imports(_modules())
+        if i.source.startswith("restsync_assets.runtime")
+        and i.target.startswith("restsync_assets.specs")
+        and i.target.split(".")[2:3] not in ([name] for name in SPECS_FOR_RUN_TIME)
+    )
+    assert wrong == []
 
 
 @pytest.mark.parametrize("kind", CHECK_KINDS, ids=lambda kind: kind.name)

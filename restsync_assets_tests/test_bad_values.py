@@ -23,7 +23,7 @@ import pytest
 from restsync_assets.runtime.bad_values import strip_nul
 
 from .fake_servers import JsonApi, page
-from .real_servers import pg_connect
+from .real_servers import pg_connect, pg_query
 from .support import (
     DELETE,
     canonical,
@@ -396,10 +396,8 @@ def test_a_failed_postgres_load_is_one_line_on_the_console_tracebacks_only_when_
     """PostgreSQL refuses a row (a CHECK constraint on the table restsync loads into): `restsync
     run` (a real process) prints no traceback (dlt logs one per retry) unless `--verbose`, and
     its last line keeps PostgreSQL's CONTEXT, which names the table and line."""
-    from .conftest import postgres_sql
-
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    postgres_sql(
+    pg_query(
         postgres_warehouse,
         "create schema badvalues; create table badvalues.items"
         " (id bigint check (id < 100), name text)",

@@ -26,9 +26,17 @@ from restsync_assets import settings
 
 from .fake_servers import JsonApi, page
 from .real_servers import pg_query as postgres_sql
-from .support import Command, failure_message, materialize_specs, query, use_specs, write_spec
-from .test_memory_cap import NARROW, small_cap, wide_rows  # noqa: F401 (a fixture)
-from .test_memory_cap import _load as load_wide
+from .support import (
+    NARROW_ROWS,
+    Command,
+    failure_message,
+    load_wide,
+    materialize_specs,
+    query,
+    use_specs,
+    wide_rows,
+    write_spec,
+)
 
 SPEC = "feed"
 #: A value the destination refuses (a CHECK constraint on `events.kind` or on
@@ -307,7 +315,7 @@ def test_the_out_of_memory_advice_then_a_run_loads_each_row_once(tmp_path, monke
     result, db, _ = load_wide(tmp_path, monkeypatch, names=("spaces", "docs"))
     assert result.success, failure_message(result)
     assert Counter(query("select id from wiki.spaces", db, scalar_rows=True)) == Counter(
-        r["id"] for r in NARROW
+        r["id"] for r in NARROW_ROWS
     )
     assert Counter(query("select id from wiki.docs", db, scalar_rows=True)) == Counter(
         r["id"] for r in wide_rows()

@@ -1,6 +1,11 @@
-"""Every paginator and auth model of the spec has a run-time factory; dlt's configs pass through."""
+"""One registry per extension kind, each covering every model of its kind: paginators and
+auth (`runtime.factories`), transforms (`runtime.transforms`), response formats
+(`runtime.response_formats`); dlt's paginator configs pass through. (Check kinds:
+`test_asset_graph.test_every_check_kind_names_its_run_time_evaluator`.)"""
 
 from __future__ import annotations
+
+import typing
 
 import pytest
 
@@ -9,16 +14,56 @@ from restsync_assets.runtime.http.paginators import (
     OffsetPaginatorWithoutTotal,
     TemplatedCursorPaginator,
 )
+from restsync_assets.runtime.response_formats import FORMAT_READERS
+from restsync_assets.runtime.transforms import TRANSFORM_STEPS
 from restsync_assets.specs.model import (
     AUTH_MODELS,
+    RESPONSE_FORMATS,
+    TRANSFORM_KEYS,
+    AuthSpec,
     OffsetPaginatorSpec,
+    PaginatorSpec,
     TemplatedCursorPaginatorSpec,
+    TransformsSpec,
 )
+from restsync_assets.specs.model.async_job import DOWNLOAD_FORMATS
 
 
 def test_every_auth_model_has_a_factory() -> None:
     """An auth type the spec accepts but the run cannot build would fail only at run time."""
     assert set(AUTH_FACTORIES) == set(AUTH_MODELS.values())
+
+
+def union_members(union: typing.Any) -> set[type]:
+    """The model classes of a spec union (`tagged_union`: Annotated[Union[Annotated[model,
+    Tag], ...], Discriminator])."""
+    members = typing.get_args(typing.get_args(union)[0])
+    return {typing.get_args(member)[0] for member in members}
+
+
+#: Each extension kind: the models (or values) the spec accepts, and the kind's registry.
+REGISTRIES = {
+    "auth": (union_members(AuthSpec), set(AUTH_FACTORIES)),
+    "paginator": (union_members(PaginatorSpec), set(PAGINATOR_FACTORIES)),
+    "transform": (set(TransformsSpec.model_fields), set(TRANSFORM_STEPS)),
+    "response format": (set(RESPONSE_FORMATS) | set(DOWNLOAD_FORMATS), set(FORMAT_READERS)),
+}
+
+
+@pytest.mark.parametrize("kind", REGISTRIES)
+def test_each_registry_covers_every_model_of_its_kind(kind) -> None:
+    """Every model of a kind's union (every key of `transforms`, every `response_format`)
+    has exactly one entry in that kind's one registry: a model added without its entry, or an
+    entry left behind by a removed model, fails here rather than in a run."""
+    models, registered = REGISTRIES[kind]
+    assert models, kind
+    assert registered == models
+
+
+def test_transform_steps_apply_in_the_documented_order() -> None:
+    """`record_filter`, `add_fields`, `remove_fields`, `rename_fields`: the registry's order is
+    the order the steps run."""
+    assert tuple(TRANSFORM_STEPS) == TRANSFORM_KEYS
 
 
 @pytest.mark.parametrize(

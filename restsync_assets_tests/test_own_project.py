@@ -10,9 +10,7 @@ test_wheel_project.py.)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,8 +24,14 @@ from restsync_assets.runtime.locks import lock_path
 from restsync_assets.runtime.token_store import store_path
 from restsync_assets.specs import load_specs
 
-from .fake_servers import serving
-from .support import assert_table_equals_truth, assert_table_is, copy_seed_specs, table_rows
+from .support import (
+    STARTER_ITEMS,
+    assert_table_equals_truth,
+    assert_table_is,
+    copy_seed_specs,
+    starter_items_api,
+    table_rows,
+)
 
 #: The folder the package is imported from (site-packages, or the checkout when editable)
 PACKAGE_PARENT = Path(restsync_assets.__file__).resolve().parent.parent
@@ -140,25 +144,6 @@ def _restsync_files(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in found if p.exists()}
 
 
-ITEMS = [{"id": 1, "name": "first", "price": 9.5}, {"id": 2, "name": "second", "price": 12.0}]
-
-
-class _ItemsApi(BaseHTTPRequestHandler):
-    """The API the starter spec describes: `GET /v1/items` -> `{"data": [...]}`."""
-
-    def do_GET(self) -> None:
-        found = self.path.split("?")[0] == "/v1/items"
-        body = json.dumps({"data": ITEMS} if found else {}).encode()
-        self.send_response(200 if found else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def scaffold_dg_project(root: Path, component: str) -> Path:
     """A `dg` project (create-dagster's layout) at `root` with the component `component`
     scaffolded as `dg scaffold defs restsync_assets.RestSyncComponent <component>` writes it;
@@ -189,14 +174,14 @@ def test_the_cli_in_a_dg_project_reads_its_components_specs(
 
     assert main(["validate"]) == 0
     assert capsys.readouterr().out.splitlines() == ["ok  shop_api.yaml: shop_api (1 resource)"]
-    with serving(HTTPServer(("127.0.0.1", 0), _ItemsApi)) as api:
-        monkeypatch.setenv("SHOP_API_BASE_URL", f"http://127.0.0.1:{api.server_address[1]}")
+    with starter_items_api() as api:
+        monkeypatch.setenv("SHOP_API_BASE_URL", api.url)
         assert main(["preview", "shop_api", "items"]) == 0
         shown = capsys.readouterr().out
         assert "shop_api/items: 2 records read in 1 request; the first 2:" in shown, shown
         assert main(["run", "shop_api"]) == 0
     assert settings.duckdb_path() == project / "data" / "restsync.duckdb"
-    assert_table_is(table_rows("shop_api", "items"), ITEMS)
+    assert_table_is(table_rows("shop_api", "items"), STARTER_ITEMS)
 
 
 def test_the_cli_outside_any_project_names_what_to_do(

@@ -26,14 +26,17 @@ from restsync_assets.sandbox import Fault, FaultPlan
 
 from .support import (
     STAMP_FORMAT,
+    assert_live_rows_are_the_truth,
     assert_table_equals_truth,
     assert_table_is,
     copy_seed_specs,
     failure_message,
+    marked_deleted,
+    marketing_truth,
     materialize_specs,
+    soft_delete_rows,
     table_rows,
 )
-from .test_soft_deletes import assert_live_rows_are_the_truth, marked, rows, truth
 
 MARKETING, ORGS, ACCOUNTS = "marketing_api", "organizations", "adaccounts"
 #: the marketing API's (and the ledger's) `error_handler.max_retries`
@@ -84,9 +87,9 @@ def _run(specs_dir, succeeds: bool) -> str:
 
 def _assert_warehouse_is_the_truth(sandbox, specs_dir) -> None:
     for table in (ORGS, ACCOUNTS):
-        loaded = rows(specs_dir, table)
-        assert marked(loaded) == {}, f"{table}: live rows marked deleted"
-        assert_live_rows_are_the_truth(loaded, truth(sandbox, table))
+        loaded = soft_delete_rows(specs_dir, table)
+        assert marked_deleted(loaded) == {}, f"{table}: live rows marked deleted"
+        assert_live_rows_are_the_truth(loaded, marketing_truth(sandbox, table))
 
 
 def _check_soft_delete_case(sandbox, specs_dir, kind, options, attempts, succeeds) -> None:

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from http.server import HTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,16 @@ import yaml
 
 from restsync_assets.sandbox import Sandbox
 
-from .fake_servers import serving
 from .support import (
     REPO,
     SEED_SPECS,
+    STARTER_ITEMS,
     assert_table_equals_truth,
     assert_table_is,
     free_port,
+    starter_items_api,
     table_rows,
 )
-from .test_own_project import ITEMS, _ItemsApi
 
 pytestmark = pytest.mark.wheel
 
@@ -172,8 +171,8 @@ def test_the_wheel_in_a_new_dg_project_keeps_every_file_in_the_project(tmp_path,
         printed = run(bin_dir / "restsync", "sandbox", "--print-env", "--port", port,
                       cwd=project, env=env)  # fmt: skip
         env.update(re.findall(r"^export (LEDGER_\w+)=(\S+)$", printed, re.MULTILINE))
-        with serving(HTTPServer(("127.0.0.1", 0), _ItemsApi)) as api:
-            env["SHOP_API_BASE_URL"] = f"http://127.0.0.1:{api.server_address[1]}"
+        with starter_items_api() as api:
+            env["SHOP_API_BASE_URL"] = api.url
             preview = run(
                 bin_dir / "restsync", "preview", "shop_api", "items", cwd=project, env=env
             )
@@ -197,4 +196,4 @@ def test_the_wheel_in_a_new_dg_project_keeps_every_file_in_the_project(tmp_path,
     assert not any(venv.rglob("*.duckdb")) and not any(venv.rglob(".restsync_pipelines"))
     monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(data / "restsync.duckdb"))  # table_rows
     assert_table_equals_truth(Sandbox(), "ledger", "resource_name")
-    assert_table_is(table_rows("shop_api", "items"), ITEMS)
+    assert_table_is(table_rows("shop_api", "items"), STARTER_ITEMS)

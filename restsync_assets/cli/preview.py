@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 from restsync_assets.specs.model.resource import REJECTED_SUFFIX
@@ -111,8 +112,10 @@ class PreviewResult:
         return json.dumps(data, default=_json_default, indent=2)
 
 
-class PreviewError(Exception):
+class PreviewError(RestsyncError):
     """The preview failed; `result` holds the requests made until then, `str()` the one line."""
+
+    kind = "api"
 
     def __init__(self, message: str, result: PreviewResult):
         super().__init__(message)
@@ -235,8 +238,10 @@ def _no_active_pipeline() -> Iterator[None]:
             active.activate()
 
 
-class UnknownPartitionError(ValueError):
+class UnknownPartitionError(RestsyncError, ValueError):
     """`--partition` is not a partition of the resource: one line with the allowed range."""
+
+    kind = "config"
 
 
 def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:

@@ -42,6 +42,7 @@ from dagster import (
 
 from restsync_assets import settings
 from restsync_assets.cli.tables import AssetOutcome, outcome_table
+from restsync_assets.errors import RestsyncError
 from restsync_assets.keys import asset_key, resource_name, resources_by_key
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from restsync_assets.specs.errors import SpecValidationError
@@ -60,8 +61,10 @@ DLT_LOGGER = "dlt"
 PROGRESS_LINE_SECONDS = 10.0
 
 
-class RunUsageError(ValueError):
+class RunUsageError(RestsyncError, ValueError):
     """A selection or partition that does not exist: one line, with the allowed values."""
+
+    kind = "config"
 
 
 @dataclass

@@ -30,6 +30,7 @@ from dlt.common.data_types.type_helpers import py_type_to_sc_type
 from dlt.extract.items import DataItemWithMeta, TableNameMeta
 from dlt.extract.items_transform import ItemTransform
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.quarantine import (
     VALUE_CHARS,
     Quarantine,
@@ -44,8 +45,10 @@ NUL = "\x00"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class BadValueError(ValueError):
+class BadValueError(RestsyncError, ValueError):
     """A row restsync cannot load (`on_invalid: fail`): one line."""
+
+    kind = "data"
 
 
 @dataclass(frozen=True)

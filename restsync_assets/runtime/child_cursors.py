@@ -49,6 +49,7 @@ from dlt.sources.rest_api import (
 )
 from dlt.sources.rest_api.config_setup import collect_resolved_values
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.known_parents import (
     KnownParents,
     is_parents_done,
@@ -67,8 +68,10 @@ from restsync_assets.specs.model import ChildCursorSpec, ResourceSpec, SourceSpe
 STATE_KEY = "per_parent_cursors"
 
 
-class CursorError(ValueError):
+class CursorError(RestsyncError, ValueError):
     """A child row whose cursor cannot be used (missing, or not comparable): one line."""
+
+    kind = "data"
 
 
 def with_per_parent_cursors(

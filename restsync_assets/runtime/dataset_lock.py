@@ -25,6 +25,8 @@ from typing import Any
 
 from dlt.pipeline.pipeline import Pipeline
 
+from restsync_assets.errors import RestsyncError
+
 #: dlt destination types whose server takes advisory locks.
 LOCKING_DESTINATIONS = ("dlt.destinations.postgres",)
 
@@ -44,8 +46,10 @@ def lock_key(dataset: str) -> int:
 KEEPALIVE_SECONDS = 10.0
 
 
-class LockLost(Exception):
+class LockLost(RestsyncError):
     """The run no longer holds its dataset's lock: it stops before loading or committing."""
+
+    kind = "warehouse"
 
 
 class HeldLock:

@@ -12,7 +12,6 @@ up to the resource's retries.
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import tempfile
 import zipfile
@@ -23,14 +22,14 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import orjson
 import requests
 from dlt.common import jsonpath
 
 from restsync_assets import settings
+from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.http.session import ResourceTag, RestsyncSession
 from restsync_assets.runtime.job_records import FOLDER
-from restsync_assets.runtime.response_formats import iter_csv, iter_jsonl
+from restsync_assets.runtime.response_formats import FORMAT_READERS
 from restsync_assets.specs.model.async_job import DownloadSpec
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,10 @@ CHUNK_BYTES = 1 << 20
 _CUT_SHORT = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
 
-class AsyncJobError(RuntimeError):
+class AsyncJobError(RestsyncError, RuntimeError):
     """A job failed, timed out or could not be downloaded; the message is one line."""
+
+    kind = "api"
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,15 @@ class Downloads:
                 out.write(chunk)
 
     def _parsed(self, stream: IO[bytes]) -> Iterator[Any]:
-        fmt = self.spec.response_format
-        if fmt == "csv":
-            yield from iter_csv(io.TextIOWrapper(stream, "utf-8-sig", newline=""), self.types)
-        elif fmt == "jsonl":
-            yield from iter_jsonl(stream)
-        else:
-            data = orjson.loads(stream.read())
-            if self.selector is not None:
-                found = jsonpath.find_values(self.selector, data)
-                data = found[0] if len(found) == 1 and isinstance(found[0], list) else found
-            yield from data if isinstance(data, list) else [data]
+        reader = FORMAT_READERS[self.spec.response_format]
+        if reader.stream is not None:
+            yield from reader.stream(stream, self.types)
+            return
+        data = reader.body(stream.read(), self.types)
+        if self.selector is not None:
+            found = jsonpath.find_values(self.selector, data)
+            data = found[0] if len(found) == 1 and isinstance(found[0], list) else found
+        yield from data if isinstance(data, list) else [data]
 
 
 def members(path: Path, compression: str) -> Iterator[IO[bytes]]:

@@ -25,6 +25,7 @@ from typing import Any
 import dlt
 from dlt.extract.items import DataItemWithMeta
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.soft_deletes import DELETED_AT
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
@@ -91,8 +92,10 @@ def with_parents_done(gen: Any) -> Any:
     return done_after()
 
 
-class KnownParentsError(RuntimeError):
+class KnownParentsError(RestsyncError, RuntimeError):
     """The warehouse's parents cannot be read: one line naming the resource and the fix."""
+
+    kind = "warehouse"
 
 
 class KnownParents:

@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -78,12 +78,7 @@ class BodyReader:
 
     def __call__(self, content: bytes, url: str) -> Any:
         """The parsed body; raises `ValueError` when it is not in the format."""
-        content = gunzipped(content, url)
-        if self.format == "jsonl":
-            return read_jsonl(content)
-        if self.format == "csv":
-            return read_csv(content, self.types)
-        return orjson.loads(content)  # a .gz URL of a JSON body
+        return FORMAT_READERS[self.format].body(gunzipped(content, url), self.types)
 
 
 def body_reader(resource: ResourceSpec) -> BodyReader | None:
@@ -162,3 +157,28 @@ def _value(text: str | None, parse: Callable[[str], Any] | None) -> Any:
         return parse(text)
     except ValueError:
         return text
+
+
+@dataclass(frozen=True)
+class FormatReader:
+    """How one `response_format` is read: a body in memory, and a file as it streams."""
+
+    #: a whole body (one page) and the declared column types -> its records (for `json`, the
+    #: parsed document, which dlt's `data_selector` then reads)
+    body: Callable[[bytes, Mapping[str, str]], Any]
+    #: a file of any size, read record by record; None: the file is read whole by `body`
+    stream: Callable[[IO[bytes], Mapping[str, str]], Iterator[Any]] | None = None
+
+
+def _csv_stream(stream: IO[bytes], types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    return iter_csv(io.TextIOWrapper(stream, "utf-8-sig", newline=""), types)
+
+
+#: The reader of each `response_format` (`endpoint.response_format` and an async job's
+#: `download.response_format`): the one registry of response formats (a new one is a value
+#: of the `ResponseFormat` literal and an entry here).
+FORMAT_READERS: dict[str, FormatReader] = {
+    "json": FormatReader(lambda content, types: orjson.loads(content)),
+    "jsonl": FormatReader(lambda content, types: read_jsonl(content), lambda s, t: iter_jsonl(s)),
+    "csv": FormatReader(read_csv, _csv_stream),
+}

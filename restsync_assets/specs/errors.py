@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.model import (
     AUTH_MODELS,
     EXTENSION_RESOURCE_KEYS,
@@ -34,8 +35,10 @@ LISTS_ALLOWED_KEYS = (
 )
 
 
-class SpecError(ValueError):
+class SpecError(RestsyncError, ValueError):
     """A problem in one spec file, reported as a single line."""
+
+    kind = "config"
 
     def __init__(
         self, path: Path | str, message: str, *, resource: str | None = None, key: str = ""
@@ -75,8 +78,10 @@ class SpecErrors(SpecError):
         return list(self.errors)
 
 
-class SpecValidationError(ValueError):
+class SpecValidationError(RestsyncError, ValueError):
     """Every problem found in a folder of specs; `str()` gives one line per problem."""
+
+    kind = "config"
 
     def __init__(self, errors: Iterable[SpecError]):
         self.errors = [single for error in errors for single in error.each()]
@@ -90,8 +95,10 @@ class SpecValidationError(ValueError):
         return lines
 
 
-class Invalid(Exception):
+class Invalid(RestsyncError):
     """A problem found while reading a spec: its message, resource and key (no file yet)."""
+
+    kind = "config"
 
     def __init__(self, message: str, *, resource: str | None = None, key: str = ""):
         super().__init__(message)

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 from tenacity import RetryCallState
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.settings import env_var
 from restsync_assets.text import causes, one_line, plural
 
@@ -39,8 +40,10 @@ SNIPPET_CHARS = 120
 # --------------------------------------------------------------------------- the errors
 
 
-class RequestFailure:
+class RequestFailure(RestsyncError):
     """The fields restsync's one-line API errors carry: where and how a request failed."""
+
+    kind = "api"
 
     def __init__(
         self,
@@ -84,9 +87,11 @@ class IncompletePageError(RequestFailedError):
     `total`) on every attempt: the scan cannot be complete, so the resource fails."""
 
 
-class PageProblem(Exception):
+class PageProblem(RestsyncError):
     """Raised inside one attempt for a 2xx page that is not whole, so it is retried like a
     failed request (never seen outside the session): what is wrong and the answer."""
+
+    kind = "api"
 
     def __init__(self, what: str, response: requests.Response, cut: bool = False) -> None:
         super().__init__(what)
@@ -104,31 +109,41 @@ class HttpStatusError(RequestFailure, requests.HTTPError):
     """
 
 
-class OAuth2Error(RuntimeError):
+class OAuth2Error(RestsyncError, RuntimeError):
     """Obtaining an access token failed. The message is one line and never contains a secret.
 
     ``invalid_grant``: the server refused the refresh token itself (another one may work).
     """
+
+    kind = "auth"
 
     def __init__(self, message: str, *, invalid_grant: bool = False) -> None:
         super().__init__(message)
         self.invalid_grant = invalid_grant
 
 
-class LoginError(RuntimeError):
+class LoginError(RestsyncError, RuntimeError):
     """A `session` auth's login failed. The message is one line and never contains a secret."""
 
+    kind = "auth"
 
-class InsecureTokenUrlError(ValueError):
+
+class InsecureTokenUrlError(RestsyncError, ValueError):
     """The token URL is not https (and not a loopback address)."""
 
+    kind = "config"
 
-class TokenRequestError(RuntimeError):
+
+class TokenRequestError(RestsyncError, RuntimeError):
     """dlt's `oauth2_client_credentials` token request was refused (one line, no secret)."""
 
+    kind = "auth"
 
-class PaginationLoopError(RuntimeError):
+
+class PaginationLoopError(RestsyncError, RuntimeError):
     """The API returned a cursor (or next URL) that was already used in this pagination."""
+
+    kind = "api"
 
 
 # --------------------------------------------------------------------------- what happened

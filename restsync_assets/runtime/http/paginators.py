@@ -18,6 +18,7 @@ from dlt.common.utils import str2bool
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, OffsetPaginator
 from requests import Request, Response
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.templates import CompiledTemplate, compile_template
 from restsync_assets.text import short
 
@@ -33,8 +34,10 @@ _EMPTY_STRINGS = {"", "none", "null"}
 _FALSE_STRINGS = {"", "false", "0", "no", "off", "none", "null"}
 
 
-class IncompleteScanError(RuntimeError):
+class IncompleteScanError(RestsyncError, RuntimeError):
     """Offset pages ended (a short page) with fewer rows than the API's ``total`` says."""
+
+    kind = "api"
 
 
 def _response_json(response: Response) -> Any:

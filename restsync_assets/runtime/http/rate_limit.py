@@ -8,7 +8,8 @@ the network or the scheduler delays a request (a request taken at T may arrive a
 When the budget is spent, :meth:`RateLimiter.slot` waits until the oldest slot frees (never
 fails); a 429 is still retried with backoff by the session.
 
-The budget lives in a backend every sender shares:
+The budget lives in a backend every sender shares; both backends keep the rules of
+`rate_budget` (and neither imports the other):
 
 - :class:`FileBudget` (default): a small JSON file per spec under the pipelines folder
   (`<pipelines>/<spec>.rate_limit.json`, beside the load locks of `runtime.locks`), read and
@@ -33,13 +34,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
 
 from restsync_assets.specs.model import RateLimitSpec, SourceSpec
 
+from .rate_budget import MIN_WAIT, Budget, RateLimitError, State, fresh_state, give_back, take
 from .retry import Clock, current_clock
 
 __all__ = [
+    "MIN_WAIT",
     "Budget",
     "FileBudget",
     "RateLimitError",
@@ -52,56 +54,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The shortest wait between two looks at a spent budget (seconds).
-MIN_WAIT = 0.001
 #: Added to a request's timeout for its lease: a slot never given back frees after that.
 LEASE_MARGIN = 5.0
-
-
-class RateLimitError(RuntimeError):
-    """The shared budget cannot be used (its store is unreachable, a package is missing)."""
-
-
-class Budget(Protocol):
-    """Where a spec's slots are kept; every method is atomic across its sharers."""
-
-    def take(self, ticket: str, now: float, lease: float) -> float:
-        """Take a slot for `ticket` (0.0), or the seconds until one may free."""
-
-    def give_back(self, ticket: str, now: float) -> None:
-        """`ticket`'s request was answered at `now`: its slot counts one more window."""
-
-
-# ---------------------------------------------------------------- the bookkeeping, as data
-
-#: `{"sent": {ticket: lease end}, "answered": [answer time, ...]}`
-State = dict[str, Any]
-
-
-def fresh_state() -> State:
-    return {"sent": {}, "answered": []}
-
-
-def take(state: State, ticket: str, now: float, lease: float, limit: RateLimitSpec) -> float:
-    """Give `ticket` a slot when fewer than `limit.requests` count (0.0), else the wait.
-
-    A slot counts while it is in flight (until its lease ends) and for one window after its
-    answer; a time in the future (a clock set back) counts as now.
-    """
-    cutoff = now - limit.window
-    state["sent"] = {t: end for t, end in state["sent"].items() if end > cutoff}
-    state["answered"] = [end for end in state["answered"] if end > cutoff]
-    ends = [min(end, now) for end in (*state["sent"].values(), *state["answered"])]
-    if len(ends) < limit.requests:
-        state["sent"][ticket] = now + lease
-        return 0.0
-    return max(min(ends) + limit.window - now, MIN_WAIT)
-
-
-def give_back(state: State, ticket: str, now: float) -> None:
-    """`ticket` was answered at `now`."""
-    state["sent"].pop(ticket, None)
-    state["answered"].append(now)
 
 
 # ---------------------------------------------------------------- the file backend
