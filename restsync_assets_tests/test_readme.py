@@ -89,6 +89,9 @@ ELSEWHERE = {
     r"restsync check": (
         "test_warehouse_reads.py::test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes"
     ),
+    r"restsync check \S.*": (
+        "test_operations.py::test_restsync_check_takes_a_selection_and_skips_specs_never_loaded"
+    ),
     r'pip install -e "\.\[(postgres|deploy|redis)\]"': "the suite itself runs in the dev install, which includes it",
     r"export RESTSYNC_RATE_LIMIT_URL=redis://.*": (
         "test_rate_limit.py::test_three_processes_share_one_redis_budget"

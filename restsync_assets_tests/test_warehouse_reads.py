@@ -98,7 +98,10 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     checks = check_evaluations(defs)
     primary_key = checks[(LEDGER, "primary_key")]
     assert not primary_key.passed
-    assert primary_key.description == f"1 duplicate key in (id), e.g. {victim}"
+    assert primary_key.description == (
+        f"1 duplicate key in (id), e.g. {victim};"
+        " reload: `restsync run ledger/resource_name --full-refresh`"
+    )
     types = checks[(LEDGER, "column_types")]
     assert not types.passed
     assert types.description == "active is character varying, declared bool"
@@ -117,7 +120,8 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
     row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed
     assert row_count.description == (
-        "table ledger.resource_name does not exist: materialize ledger/resource_name first"
+        "table ledger.resource_name does not exist: load it with"
+        " `restsync run ledger/resource_name --full-refresh`"
     )
 
 
@@ -262,7 +266,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     accounts = checks[(("ad_analytics", "accounts"), "row_count")]
     assert not accounts.passed
     assert accounts.description == (
-        "table ad_analytics.accounts does not exist: materialize ad_analytics/accounts first"
+        "table ad_analytics.accounts does not exist: load it with"
+        " `restsync run ad_analytics/accounts --full-refresh`"
     )
 
     # once a partition brought rows, a missing table is no empty partition: it is gone
@@ -279,8 +284,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     gone = check_evaluations(defs)[(analytics, "row_count")]
     assert not gone.passed
     assert gone.description == (
-        "table ad_analytics.ad_campaign_analytics does not exist:"
-        " materialize ad_analytics/ad_campaign_analytics first"
+        "table ad_analytics.ad_campaign_analytics does not exist: load it with"
+        " `restsync run ad_analytics/ad_campaign_analytics --full-refresh`"
     )
 
 

@@ -1,9 +1,10 @@
 """restsync's command line.
 
 restsync run [SELECTION ...]        materialize specs through Dagster (progress, summary)
+                                    --full-refresh: drop tables and state, load from scratch
 restsync preview SPEC RESOURCE      test-read one resource from its API; writes nothing
 restsync validate [DIR]             check spec files; one line per problem
-restsync check [-v]                 run every asset check against the warehouse
+restsync check [SELECTION ...]      run the asset checks against the warehouse
 restsync demo                       the bundled sandbox API -> every asset -> DuckDB
 restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
 """
@@ -53,7 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="make the sandbox throw the faults real APIs throw (rate limits, 5xx, resets, expired tokens...)",
     )
 
-    check = commands.add_parser("check", help="run every asset check against the warehouse")
+    check = commands.add_parser(
+        "check", help="run the asset checks (of every loaded spec, or of SELECTION)"
+    )
+    check.add_argument(
+        "selection",
+        nargs="*",
+        metavar="SELECTION",
+        help="SPEC or SPEC/RESOURCE (default: every spec the warehouse holds a load of)",
+    )
     check.add_argument(
         "--duckdb",
         type=Path,
@@ -89,16 +98,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         from restsync_assets.cli.check import check_command
 
-        return check_command(args.duckdb, args.verbose)
+        return check_command(args.duckdb, args.verbose, args.selection)
     if args.command == "run":
         from restsync_assets.cli.run import run_command
 
-        return run_command(args.selection, args.partition, args.with_checks, args.verbose)
+        return run_command(
+            args.selection,
+            args.partition,
+            args.with_checks,
+            full_refresh=args.full_refresh,
+            as_json=args.json,
+            verbose=args.verbose,
+        )
     if args.command == "preview":
         from restsync_assets.cli.preview import preview_command
 
         return preview_command(
-            args.spec, args.resource, args.limit, args.pages, args.json, args.partition
+            args.spec,
+            args.resource,
+            args.limit,
+            args.pages,
+            args.json,
+            args.partition,
+            fresh=args.fresh,
         )
     if args.print_env:
         from restsync_assets.sandbox.server import SANDBOX_SPECS, VENDORS, export_lines
@@ -133,10 +155,16 @@ def add_run_and_preview(commands: Any) -> None:
         "--no-checks", dest="with_checks", action="store_false", help="load only, no checks"
     )
     run.add_argument(
-        "-v",
-        "--verbose",
+        "--full-refresh",
         action="store_true",
-        help="also print dlt's and Dagster's log lines, tracebacks included",
+        help="drop the selected tables (and their nested and __rejected tables) and their state"
+        " (cursors, per-parent cursors), then load them again from initial_value",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object: per asset figures, failures"
+    )
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="also print Dagster's and dlt's own log lines"
     )
     preview = commands.add_parser(
         "preview",
@@ -156,6 +184,11 @@ def add_run_and_preview(commands: Any) -> None:
         "--partition", metavar="KEY", help="a partitioned resource's partition (default: latest)"
     )
     preview.add_argument("--json", action="store_true", help="print everything as JSON")
+    preview.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from initial_value, not from the cursors of the last load in the warehouse",
+    )
 
 
 def _positive(text: str) -> int:

@@ -1,16 +1,22 @@
-"""`restsync run [SELECTION ...] [--partition KEY] [--with-checks/--no-checks]`.
+"""`restsync run [SELECTION ...] [--partition KEY] [--with-checks/--no-checks] [--full-refresh]
+[--json] [--verbose]`.
 
 Materializes specs through Dagster, in this process: one run per spec and partitioning (what
 the UI launches for a spec's group), on the instance of `DAGSTER_HOME` when it is set (the
 runs then appear in `dagster dev`), else on an ephemeral one. The console shows one line per
-run, the rows extracted so far while it loads, one line per materialized asset, and a table
-at the end; Dagster's own log lines stay in the run's log, and dlt's (its load retries print
-whole tracebacks) are not printed. A failure ends the output with one line and a non-zero exit.
-`--verbose` prints Dagster's and dlt's log lines too.
+run, live progress while it loads (requests, rows, rows/s; a wait for another run's lock),
+one line per materialized asset, and a table at the end: rows this run loaded and rows in the
+table, requests and retries, lock wait, seconds, checks, status. Dagster's and dlt's own log
+lines stay in the run's log (`--verbose` prints them too). Each failure is one line
+(`error: ...`) and the exit is non-zero. `--json` prints one JSON object instead (progress
+goes to stderr).
 
 SELECTION is a spec name or `spec/resource`; none means every unpartitioned asset and the
 latest partition of every partitioned one. A selected child loads alone (its parent is
-fetched to drive it, not written).
+fetched to drive it, not written). `--full-refresh` tags the runs `restsync/full_refresh:
+"true"`: each drops its selected tables and their state and loads them from `initial_value`
+(`runtime.full_refresh`). A spec file that does not validate stops only a selection that
+names it (with its problems, one line each).
 
 Also the in-process runner `restsync demo`, `restsync check` and the tests use:
 `materialize_spec` (one run per multi-asset of a spec), `load_definitions`,
@@ -45,7 +51,8 @@ from restsync_assets.cli.tables import AssetOutcome, outcome_table
 from restsync_assets.errors import RestsyncError
 from restsync_assets.keys import asset_key, resource_name, resources_by_key
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from restsync_assets.specs.errors import SpecValidationError
+from restsync_assets.runtime.full_refresh import FULL_REFRESH_TAG
+from restsync_assets.specs.errors import SpecError, SpecValidationError
 from restsync_assets.specs.model import SourceSpec
 from restsync_assets.text import plural
 
@@ -53,11 +60,11 @@ from restsync_assets.text import plural
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 #: Dagster's console logger prints warnings and errors only (the in-process runner)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-#: `--verbose`: Dagster's console logger prints the run's events
+#: Dagster's console logger prints the run's log lines (`--verbose`)
 VERBOSE_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 #: the logger dlt writes to (the name of its default run context)
 DLT_LOGGER = "dlt"
-#: how often a non-terminal console gets a "rows so far" line
+#: how often a non-terminal console gets a progress line
 PROGRESS_LINE_SECONDS = 10.0
 
 
@@ -95,15 +102,21 @@ class RunReport:
     def ok(self) -> bool:
         return not self.failures and not self.failed_checks
 
-    def error_line(self) -> str | None:
-        """The one line that ends a failed `restsync run`."""
-        if self.failures:
-            more = len(self.failures) - 1
-            return self.failures[0] + (f" (and {plural(more, 'more failed run')})" if more else "")
+    def error_lines(self) -> list[str]:
+        """The lines that end a failed `restsync run`: each failed run's, then the checks'."""
+        lines = list(self.failures)
         if self.failed_checks:
             count = len(self.failed_checks)
-            return f"{plural(count, 'check')} failed, the first: {self.failed_checks[0]}"
-        return None
+            lines.append(f"{plural(count, 'check')} failed, the first: {self.failed_checks[0]}")
+        return lines
+
+    def as_json(self) -> dict[str, Any]:
+        """`restsync run --json`: every asset's figures, and every failure line."""
+        return {
+            "ok": self.ok,
+            "assets": [o.as_json() for o in self.outcomes],
+            "failures": [*self.failures, *self.failed_checks],
+        }
 
 
 def plan(
@@ -170,15 +183,69 @@ def _partition(
 
 
 def run_command(
-    selection: Sequence[str], partition: str | None, with_checks: bool, verbose: bool = False
+    selection: Sequence[str],
+    partition: str | None,
+    with_checks: bool,
+    full_refresh: bool = False,
+    as_json: bool = False,
+    verbose: bool = False,
 ) -> int:
     """`restsync run`: materialize the selection; non-zero when a run or a check failed."""
+    import json
+
     try:
-        report = run(selection, partition, with_checks, out=sys.stdout, verbose=verbose)
+        report = run(
+            selection,
+            partition,
+            with_checks,
+            out=sys.stderr if as_json else sys.stdout,
+            full_refresh=full_refresh,
+            verbose=verbose,
+        )
     except (SpecValidationError, RunUsageError) as error:
+        if as_json:
+            print(json.dumps({"ok": False, "assets": [], "failures": str(error).splitlines()}))
         print(error, file=sys.stderr)
         return 2 if isinstance(error, RunUsageError) else 1
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
     return 0 if report.ok else 1
+
+
+def selectable_specs(selection: Sequence[str] = ()) -> list[SourceSpec]:
+    """The folder's valid specs; `SpecValidationError` (the problems of those files, one line
+    each) only when `selection` names a spec whose file does not validate. With no
+    selection, the invalid specs are left out and said so on stderr."""
+    from restsync_assets.specs import read_project_specs
+
+    specs, errors = read_project_specs()
+    if not errors:
+        return specs
+    names = {s.name for s in specs}
+    wanted = {item.partition("/")[0] for item in selection} - names
+    broken = [e for e in errors if _spec_name(e) in wanted]
+    if broken:
+        raise SpecValidationError(broken)
+    if not selection:
+        files = sorted({str(e.path.name) for e in errors})
+        print(
+            f"note: left out {plural(len(files), 'spec file')} that do not validate"
+            f" ({', '.join(files)}): `restsync validate` lists the problems",
+            file=sys.stderr,
+        )
+    return specs
+
+
+def _spec_name(error: SpecError) -> str:
+    """The spec an error is about: its file's `name:` when readable, else the file's stem."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(error.path.read_text())
+    except (OSError, yaml.YAMLError):
+        raw = None
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return name if isinstance(name, str) else error.path.stem
 
 
 def run(
@@ -186,32 +253,48 @@ def run(
     partition: str | None = None,
     with_checks: bool = True,
     out: TextIO = sys.stdout,
+    full_refresh: bool = False,
     verbose: bool = False,
 ) -> RunReport:
     """Materialize the selection, print progress and the summary table; see the module doc."""
     from restsync_assets.definitions import build_definitions
-    from restsync_assets.specs import load_project_specs
 
-    specs = load_project_specs()
+    specs = selectable_specs(selection)
     defs = build_definitions(specs)
     targets = plan(defs, specs, selection, partition)
     report = RunReport()
     assets = sum(len(t.keys) for t in targets)
-    with _instance() as (instance, where), _dlt_logs(verbose):
+    options = RunOptions(with_checks, full_refresh, verbose)
+    with _instance() as (instance, where), _dlt_logs(verbose, out):
+        refresh = "; full refresh (tables and state dropped first)" if full_refresh else ""
         print(
             f"restsync run: {plural(assets, 'asset')} in {plural(len(targets), 'run')};"
-            f" Dagster instance: {where}; warehouse: {_warehouse()}",
+            f" Dagster instance: {where}; warehouse: {_warehouse()}{refresh}",
             file=out,
         )
         started = time.perf_counter()
         for target in targets:
-            _run_target(target, defs, instance, with_checks, out, report, verbose)
+            _run_target(target, defs, instance, options, out, report)
         print("", file=out)
         print(outcome_table(report.outcomes), file=out)
         print(f"\n{_summary(report)} in {time.perf_counter() - started:.1f}s", file=out)
-    if not report.ok:
-        print(f"error: {report.error_line()}", file=out)
+    for line in report.error_lines():
+        print(f"error: {line}", file=out)
     return report
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    with_checks: bool = True
+    full_refresh: bool = False
+    verbose: bool = False
+
+    @property
+    def tags(self) -> dict[str, str]:
+        tags = {"restsync/command": "run"}
+        if self.full_refresh:
+            tags[FULL_REFRESH_TAG] = "true"
+        return tags
 
 
 @contextmanager
@@ -226,22 +309,27 @@ def _instance() -> Iterator[tuple[DagsterInstance, str]]:
 
 
 @contextmanager
-def _dlt_logs(verbose: bool) -> Iterator[None]:
-    """dlt's log lines off the console unless `verbose`: dlt (re)configures its logger on every
-    pipeline, writing to the first handler the logger has, so for these runs that handler
-    discards them."""
+def _dlt_logs(verbose: bool, out: TextIO) -> Iterator[None]:
+    """dlt's own log lines (the `dlt` logger): off the console unless `verbose` (its load
+    retries print whole tracebacks; dlt writes to the first handler its logger has, so for
+    these runs that handler discards them); with `verbose`, INFO and up go to `out`."""
     import logging
 
-    if verbose:
-        yield
-        return
     logger = logging.getLogger(DLT_LOGGER)
-    saved = logger.handlers[:]
-    logger.handlers = [logging.NullHandler()]
+    saved, level = logger.handlers[:], logger.level
+    if verbose:
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(logging.Formatter("%(asctime)s dlt %(levelname)s %(message)s"))
+        logger.handlers = [handler]
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    else:
+        logger.handlers = [logging.NullHandler()]
     try:
         yield
     finally:
         logger.handlers = saved
+        logger.setLevel(level)
 
 
 @contextmanager
@@ -291,7 +379,7 @@ def _run_target(
     target: Target,
     defs: Definitions,
     instance: DagsterInstance,
-    with_checks: bool,
+    options: RunOptions,
     out: TextIO,
     report: RunReport,
     verbose: bool = False,
@@ -300,68 +388,92 @@ def _run_target(
 
     print(f"-> {target.label}", file=out, flush=True)
     selection = AssetSelection.assets(*target.keys)
-    checks = [checks_definition(defs, target.spec)] if with_checks else []
+    checks = [checks_definition(defs, target.spec)] if options.with_checks else []
     console = _Console(out, time.perf_counter())
     with observing(console):
         result = materialize(
             [target.assets_def, *checks],
             resources=defs.resources,
             instance=instance,
-            selection=selection if with_checks else selection.without_checks(),
+            selection=selection if options.with_checks else selection.without_checks(),
             partition_key=target.partition,
-            run_config=VERBOSE_CONSOLE if verbose else QUIET_CONSOLE,
+            run_config=VERBOSE_CONSOLE if options.verbose else QUIET_CONSOLE,
             raise_on_error=False,
-            tags={"restsync/command": "run"},
+            tags=options.tags,
         )
     console.finish()
     _collect(target, result, console, report)
 
 
+def _figure(metadata: Any, key: str, kind: type = int) -> Any:
+    value = metadata.get(key)
+    return None if value is None else kind(value.value)
+
+
 def _collect(
     target: Target, result: ExecuteInProcessResult, console: _Console, report: RunReport
 ) -> None:
-    rows: dict[AssetKey, int | None] = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        value = materialization.metadata.get("dagster/row_count")
-        rows[materialization.asset_key] = None if value is None else int(value.value)
+    from restsync_assets.runtime.load import LOCK_WAIT_S, REQUESTS, RETRIES
+
     outcomes = {
         key: AssetOutcome(
             asset="/".join(key.path),
-            rows=rows.get(key),
             seconds=console.seconds.get(str(resource_name(target.spec, key))),
-            status="ok" if key in rows else "FAILED",
+            status="FAILED",
         )
         for key in target.keys
     }
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        outcome = outcomes.get(materialization.asset_key)
+        if outcome is None:
+            continue
+        metadata = materialization.metadata
+        outcome.status = "ok"
+        outcome.rows = _figure(metadata, "dagster/row_count")
+        outcome.rows_loaded = _figure(metadata, "rows_loaded") or 0  # dagster-dlt omits 0
+        outcome.requests = _figure(metadata, REQUESTS)
+        outcome.retries = _figure(metadata, RETRIES)
+        outcome.lock_wait_s = _figure(metadata, LOCK_WAIT_S, float)
     for evaluation in result.get_asset_check_evaluations():
         outcome = outcomes.get(evaluation.asset_key)
         if outcome is None:
             continue
         if evaluation.passed:
             outcome.checks_passed += 1
+            outcome.check_results[evaluation.check_name] = "ok"
         elif warns(evaluation):
             outcome.checks_warned += 1
+            outcome.check_results[evaluation.check_name] = "WARN"
         else:
             outcome.checks_failed += 1
+            outcome.check_results[evaluation.check_name] = "FAILED"
             report.failed_checks.append(
                 f"{outcome.asset} {evaluation.check_name}: {evaluation.description}"
             )
+    for outcome in outcomes.values():
+        if outcome.status == "ok" and outcome.checks_failed:
+            outcome.status = "ok, checks failed"
     if not result.success:
-        report.failures.append(_failure(result) or f"{target.label}: the run failed")
+        report.failures.extend(_failures(result) or [f"{target.label}: the run failed"])
     report.outcomes.extend(outcomes.values())
 
 
-def _failure(result: ExecuteInProcessResult) -> str | None:
-    """The run's failure as one line (restsync's own message, without Dagster's wrapping)."""
+def _failures(result: ExecuteInProcessResult) -> list[str]:
+    """Each failed step of the run as one line (restsync's own message, without Dagster's
+    wrapping)."""
+    lines = []
     for event in result.all_events:
         data = event.step_failure_data if event.is_step_failure else None
         if data is None or data.error is None:
             continue
         if data.user_failure_data and data.user_failure_data.description:
-            return data.user_failure_data.description.strip().splitlines()[-1]
-        return data.error.message.strip().splitlines()[-1]
-    return None
+            line = data.user_failure_data.description.strip().splitlines()[-1]
+        else:
+            line = data.error.message.strip().splitlines()[-1]
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 def _summary(report: RunReport) -> str:
@@ -375,23 +487,41 @@ def _summary(report: RunReport) -> str:
 
 
 class _Console:
-    """Live progress: rows extracted so far (one rewritten line on a terminal, a line every
-    few seconds otherwise), then one line per materialized asset."""
+    """Live progress: per resource the requests sent, rows extracted and rows per second (one
+    rewritten line on a terminal, a line every few seconds otherwise); a line when the run
+    waits for another run's lock; then one line per materialized asset."""
 
-    def __init__(self, out: TextIO, started: float):
+    def __init__(self, out: TextIO, started: float, clock: Any = time.perf_counter):
         self.out = out
         self.started = started
+        self.clock = clock
         self.tty = bool(getattr(out, "isatty", lambda: False)())
         self.seconds: dict[str, float] = {}
-        self.rows: dict[str, int] = {}
+        self.rows: dict[str, tuple[int, int, float | None]] = {}
         self._last_line = 0.0
         self._open = False
+        self._first: float | None = None  # the first rows extracted
 
-    def extracted(self, spec: str, resource: str, rows: int) -> None:
-        now = time.perf_counter()
-        self.rows[resource] = rows
-        counts = ", ".join(f"{name} {count}" for name, count in self.rows.items())
-        text = f"   {spec}: {counts} rows so far"
+    def waiting(self, spec: str, message: str) -> None:
+        self.finish()
+        print(f"   {spec}: {message}", file=self.out, flush=True)
+
+    def extracted(
+        self, spec: str, resource: str, rows: int, requests: int = 0, share: float | None = None
+    ) -> None:
+        now = self.clock()
+        if self._first is None:
+            self._first = now
+        self.rows[resource] = (rows, requests, share)
+        counts = ", ".join(
+            f"{name} {plural(count, 'row')} in {plural(sent, 'request')}"
+            + ("" if part is None else f" ({part:.0%})")
+            for name, (count, sent, part) in self.rows.items()
+        )
+        text = f"   {spec}: so far {counts}"
+        if now - self._first >= 1.0:  # a rate over less than a second says little
+            total = sum(count for count, _, _ in self.rows.values())
+            text += f"; {total / (now - self._first):,.0f} rows/s"
         if self.tty:
             self.out.write(f"\r\033[K{text}")
             self.out.flush()
@@ -405,7 +535,13 @@ class _Console:
         self.seconds[resource] = time.perf_counter() - self.started
         value = metadata.get("dagster/row_count")
         rows = plural(int(value.value), "row") if value is not None else "rows not counted"
-        print(f"   {spec}/{resource}: materialized, {rows} in the table", file=self.out, flush=True)
+        loaded = metadata.get("rows_loaded")
+        count = int(loaded.value) if loaded is not None else 0
+        print(
+            f"   {spec}/{resource}: materialized, {rows} in the table ({count} loaded)",
+            file=self.out,
+            flush=True,
+        )
 
     def finish(self) -> None:
         if self._open:

@@ -55,7 +55,7 @@ def with_table_metadata(
                 data_version=event.data_version,
                 tags=event.tags,
             )
-            notify_materialized(spec, table, extra)
+            notify_materialized(spec, table, event.metadata)
         yield event
 
 

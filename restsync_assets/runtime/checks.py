@@ -79,7 +79,8 @@ def evaluate(
             asset_key=key,
             check_name=name,
             passed=False,
-            description=f"table {spec.name}.{resource.name} does not exist: materialize {spec.name}/{resource.name} first",
+            description=f"table {spec.name}.{resource.name} does not exist: load it with"
+            f" `{reload_command(spec, resource)}`",
         )
     return AssetCheckResult(
         asset_key=key,
@@ -89,6 +90,13 @@ def evaluate(
         metadata=metadata,
         severity=kind.severity,
     )
+
+
+def reload_command(spec: SourceSpec, resource: ResourceSpec) -> str:
+    """The command that reloads the resource's table from scratch: a plain run cannot bring back
+    rows an incremental resource already passed, remove duplicates, or recreate a table
+    dropped by hand (dlt's schema still lists it)."""
+    return f"restsync run {spec.name}/{resource.name} --full-refresh"
 
 
 def _no_rows(resource: ResourceSpec, name: str, now: float, last: float | None):
@@ -131,6 +139,8 @@ def primary_key(warehouse, table, spec, resource, now, last):
     if nulls:
         parts.append(f"{plural(nulls, 'row')} with a null key")
     description = "; ".join(parts) if parts else f"({', '.join(cols)}) is unique and never null"
+    if not passed:
+        description += f"; reload: `{reload_command(spec, resource)}`"
     metadata = {
         "duplicate_keys": duplicates,
         "null_keys": nulls,

@@ -3,8 +3,10 @@
 credentials -> dlt source -> dlt pipeline (under the warehouse lock, and on PostgreSQL the
 dataset's advisory lock, verified before the load and its commit) -> the rows of unfinished
 earlier loads removed (`exactly_once`) -> dagster-dlt run -> rows a complete scan missed marked
-(`deletes: soft`) -> materializations (with the catalog's table metadata); any failure becomes
-one actionable line. Called by the asset body
+(`deletes: soft`) -> materializations (with the catalog's table metadata and the run's own
+figures: `restsync/requests`, `restsync/retries`, `restsync/lock_wait_s`); any failure becomes
+one actionable line. A run tagged `restsync/full_refresh: "true"` first drops the selected
+resources' tables and state (`full_refresh`). Called by the asset body
 (`restsync_assets.assets`); nothing here runs when definitions load.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MetadataValue
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 
 from restsync_assets import settings
@@ -29,9 +31,12 @@ from restsync_assets.runtime.destination import (
 )
 from restsync_assets.runtime.exactly_once import remove_unfinished_loads
 from restsync_assets.runtime.failures import explain
+from restsync_assets.runtime.full_refresh import drop_resources
+from restsync_assets.runtime.full_refresh import requested as full_refresh_requested
 from restsync_assets.runtime.http.masking import install_log_masking, register_secret
+from restsync_assets.runtime.http.session import RequestCounts
 from restsync_assets.runtime.locks import exclusive, lock_path
-from restsync_assets.runtime.progress import run_collector
+from restsync_assets.runtime.progress import LockWaits, run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
 from restsync_assets.runtime.source import build_source
 from restsync_assets.runtime.window import run_window
@@ -39,6 +44,12 @@ from restsync_assets.specs.model import SourceSpec
 
 #: How often a long load logs its progress (items extracted, rows normalized) to the run log.
 PROGRESS_SECONDS = 10.0
+#: Materialization metadata: HTTP requests sent for the resource in this run (retries included)
+REQUESTS = "restsync/requests"
+#: Materialization metadata: the resource's requests sent again after a failed attempt
+RETRIES = "restsync/retries"
+#: Materialization metadata: seconds the run waited for other runs' locks on the warehouse
+LOCK_WAIT_S = "restsync/lock_wait_s"
 
 
 def load(
@@ -57,28 +68,35 @@ def load(
         install_log_masking()
         window = run_window(context)
         chosen = [r for r in resources if r in _selected(spec, context)]
-        source = build_source(spec, credentials, resources, window, chosen)
+        counts = RequestCounts()
+        source = build_source(spec, credentials, resources, window, chosen, counts)
         selected = sorted(_selected(spec, context))
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
         )
+        waits = LockWaits(spec, context.log.info)
         # the lock covers creating the pipeline too: dlt's working folder is not safe to share
-        with exclusive(lock_path(spec), on_wait=context.log.info), ExitStack() as turn:
-            progress = run_collector(spec, context.log, PROGRESS_SECONDS)
+        with exclusive(lock_path(spec), on_wait=waits.waiting), ExitStack() as turn:
+            waits.acquired()
+            progress = run_collector(spec, context.log, PROGRESS_SECONDS, counts)
             pipeline = build_pipeline(spec, progress=progress)
             context.log.info(
                 f"{spec.name}: loading {', '.join(selected)}{where} into "
                 f"{pipeline.destination.destination_name}:{spec.name}"
             )
             lock = turn.enter_context(
-                load_turn(pipeline, on_wait=context.log.info, on_warning=context.log.warning)
+                load_turn(pipeline, on_wait=waits.waiting, on_warning=context.log.warning)
             )
+            waits.acquired()
             progress.guard(lock.verify)  # a lost PostgreSQL lock stops the run before it loads
             _settle_unfinished_loads(context, spec, pipeline)
+            if full_refresh_requested(context.run.tags):
+                _full_refresh(context, spec, pipeline, selected)
+            figures = RunFigures(counts, waits)
             yielded = False
             try:
                 for event in _materializations(
-                    context, spec, dlt_resource, source, pipeline, translator
+                    context, spec, dlt_resource, source, pipeline, translator, figures
                 ):
                     yielded = True
                     yield event
@@ -92,11 +110,11 @@ def load(
                     f" ({settings.default_duckdb_memory_limit()}): loading again without it"
                     " (RESTSYNC_DUCKDB_MEMORY_LIMIT sets a cap of your own)"
                 )
-                source = build_source(spec, credentials, resources, window, chosen)
+                source = build_source(spec, credentials, resources, window, chosen, counts)
                 pipeline = build_pipeline(spec, progress=progress, memory_cap=False)
                 _settle_unfinished_loads(context, spec, pipeline)
                 yield from _materializations(
-                    context, spec, dlt_resource, source, pipeline, translator
+                    context, spec, dlt_resource, source, pipeline, translator, figures
                 )
     except Failure:
         raise
@@ -127,6 +145,51 @@ def _settle_unfinished_loads(
         )
 
 
+def _full_refresh(
+    context: AssetExecutionContext, spec: SourceSpec, pipeline: Any, selected: list[str]
+) -> None:
+    """Drop the selected resources' tables and state (`full_refresh`), saying which."""
+    context.log.info(
+        f"{spec.name}: full refresh of {', '.join(selected)}: dropping their tables and state"
+    )
+    dropped = drop_resources(pipeline, selected)
+    tables = ", ".join(dropped) if dropped else "none (nothing loaded yet)"
+    context.log.info(f"{spec.name}: dropped tables {tables}; loading again from initial_value")
+
+
+class RunFigures:
+    """What a load did besides its rows: requests and retries per resource, lock waits."""
+
+    def __init__(self, counts: RequestCounts, waits: LockWaits):
+        self.counts = counts
+        self.waits = waits
+
+    def metadata(self, resource: str) -> dict[str, Any]:
+        return {
+            REQUESTS: MetadataValue.int(self.counts.requests(resource)),
+            RETRIES: MetadataValue.int(self.counts.retries(resource)),
+            LOCK_WAIT_S: MetadataValue.float(self.waits.seconds),
+        }
+
+    def added(self, spec: SourceSpec, events: Iterator[Any]) -> Iterator[Any]:
+        """`events`, each materialization with its resource's figures."""
+        for event in events:
+            name = (
+                resource_name(spec, event.asset_key)
+                if isinstance(event, MaterializeResult)
+                else None
+            )
+            if name is not None:
+                event = MaterializeResult(
+                    asset_key=event.asset_key,
+                    metadata={**(event.metadata or {}), **self.metadata(str(name))},
+                    check_results=event.check_results,
+                    data_version=event.data_version,
+                    tags=event.tags,
+                )
+            yield event
+
+
 def _materializations(
     context: AssetExecutionContext,
     spec: SourceSpec,
@@ -134,8 +197,10 @@ def _materializations(
     source: Any,
     pipeline: Any,
     translator: DagsterDltTranslator,
+    figures: RunFigures,
 ) -> Iterator[Any]:
-    """dagster-dlt's run of `source` through `pipeline`, then soft deletes and table metadata."""
+    """dagster-dlt's run of `source` through `pipeline`, then soft deletes, the run's figures
+    and table metadata."""
     events = dlt_resource.run(
         context=context,
         dlt_source=source,
@@ -144,4 +209,5 @@ def _materializations(
         loader_file_format=loader_file_format(pipeline.destination),
     )
     events = with_soft_deletes(context, spec, pipeline, events)  # `deletes: soft`
+    events = figures.added(spec, events)
     yield from with_table_metadata(context, spec, pipeline, events)

@@ -32,7 +32,12 @@ from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.renewable import RenewableAuth
 from restsync_assets.runtime.http.response_rules import ResponseRules
 from restsync_assets.runtime.http.retry import RetryPolicy
-from restsync_assets.runtime.http.session import ResourceAuth, RestsyncSession, Route
+from restsync_assets.runtime.http.session import (
+    RequestCounts,
+    ResourceAuth,
+    RestsyncSession,
+    Route,
+)
 from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
 from restsync_assets.runtime.quarantine import Quarantine, add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
@@ -51,17 +56,19 @@ def build_source(
     resources: Sequence[str] | None = None,
     window: Window | None = None,
     selected: Sequence[str] | None = None,
+    counts: RequestCounts | None = None,
 ) -> DltSource:
     """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session.
 
     `resources` limits the source to those resources (a partition group); `window` is the time
     window of a partitioned run, written into each partitioned resource's request. `selected`:
     the resources whose assets the run materializes (None: all); an incremental parent that
-    only drives a selected child scans in full (`known_parents.scanned_in_full`).
+    only drives a selected child scans in full (`known_parents.scanned_in_full`). `counts`
+    receives the requests and retries of each resource.
     """
     transforms = record_transforms(spec)
     scanned = scanned_in_full(spec, selected)
-    config = source_config(spec, credentials, window)
+    config = source_config(spec, credentials, window, counts)
     for resource in config["resources"]:
         if resource["name"] in scanned:
             resource["endpoint"] = without_incremental(resource["endpoint"])
@@ -159,8 +166,14 @@ def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
         arrow_resource.apply_hints(columns=DLT_COLUMNS)
 
 
-def source_config(spec: SourceSpec, credentials: Credentials, window: Window | None = None) -> dict:
-    """The `RESTAPIConfig` dict handed to dlt: restsync's objects in dlt's config shape."""
+def source_config(
+    spec: SourceSpec,
+    credentials: Credentials,
+    window: Window | None = None,
+    counts: RequestCounts | None = None,
+) -> dict:
+    """The `RESTAPIConfig` dict handed to dlt: restsync's objects in dlt's config shape
+    (`counts`: where the session counts each resource's requests)."""
     base_url = (credentials.base_url or spec.base_url).rstrip("/")
     auth = build_auth(spec, credentials)
     session = RestsyncSession(
@@ -174,6 +187,7 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
             *(auth.secrets() if isinstance(auth, RenewableAuth) else []),
         ],
         rate_limiter=limiter_for(spec),
+        counts=counts,
     )
     # `client.rate_limit` is restsync's (dlt's client takes no such key): it lives in the
     # session, and the client dict dlt gets is built from the model, never the YAML

@@ -156,6 +156,17 @@ class PageCheck:
     required: Callable[[Any], str | None] | None = None
     offset_total: OffsetTotal | None = None
     ignored: Callable[[requests.Response], bool] = lambda _response: False
+    #: where the body says how much there is (progress: the share done): ("rows" | "pages", path)
+    total: tuple[str, str] | None = None
+
+    def announced_total(self, body: Any) -> tuple[str, int] | None:
+        """("rows" | "pages", the number) the body announces; None when it names none."""
+        if self.total is None or not isinstance(body, dict):
+            return None
+        unit, path = self.total
+        found = jsonpath.find_values(path, body)
+        number = _int(found[0]) if found else None
+        return None if number is None else (unit, number)
 
     def problem(self, response: requests.Response, body: Any) -> str | None:
         """What makes the page not whole, in one line; None when it is."""
@@ -195,7 +206,22 @@ def page_check(
         required=missing_selector(required) if required else None,
         offset_total=offset_total,
         ignored=ignored_by(response_actions),
+        total=announced_by(paginator),
     )
+
+
+def announced_by(paginator: Any) -> tuple[str, str] | None:
+    """Where a page says how much there is: an offset paginator's `total_path` (rows), a
+    `page_number` paginator's `total_path` (pages); None for the others."""
+    from restsync_assets.specs.model import OffsetPaginatorSpec
+
+    if isinstance(paginator, OffsetPaginatorSpec):
+        return ("rows", paginator.total_path) if paginator.total_path else None
+    config = getattr(paginator, "config", None)
+    if isinstance(config, dict) and config.get("type") == "page_number":
+        path = config.get("total_path", "total")
+        return ("pages", path) if isinstance(path, str) and path else None
+    return None
 
 
 # --------------------------------------------------------------------------- cut short

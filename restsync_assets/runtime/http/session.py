@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -59,7 +60,14 @@ from .renewable import RenewableAuth
 from .response_rules import ResponseRules, matched_rule
 from .retry import RETRYABLE_EXCEPTIONS, Clock, RetryPolicy, retrying
 
-__all__ = ["ResourceAuth", "ResourceTag", "RestsyncSession", "Route", "resource_of"]
+__all__ = [
+    "RequestCounts",
+    "ResourceAuth",
+    "ResourceTag",
+    "RestsyncSession",
+    "Route",
+    "resource_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +89,40 @@ class Route:
     rules: ResponseRules | None = None
     #: what makes a 2xx page of the resource not whole (see :mod:`.pages`); None: no check
     check: PageCheck | None = None
+
+
+class RequestCounts:
+    """Requests sent and retries per resource during one run (the session counts them, from
+    whichever thread sends; a token request counts for no resource)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: dict[str, int] = {}
+        self._retries: dict[str, int] = {}
+        self._totals: dict[str, tuple[str, int]] = {}
+
+    def add(self, resource: str, attempts: int) -> None:
+        """One request of `resource` answered (or given up) after `attempts` sends."""
+        with self._lock:
+            self._sent[resource] = self._sent.get(resource, 0) + max(attempts, 1)
+            self._retries[resource] = self._retries.get(resource, 0) + max(attempts - 1, 0)
+
+    def announce(self, resource: str, unit: str, total: int) -> None:
+        """A page of `resource` says there are `total` rows or pages (`unit`) in all."""
+        with self._lock:
+            self._totals[resource] = (unit, total)
+
+    def total(self, resource: str) -> tuple[str, int] | None:
+        """("rows" | "pages", the number) the resource's pages last announced, or None."""
+        return self._totals.get(resource)
+
+    def requests(self, resource: str) -> int:
+        """HTTP requests sent for `resource`, retries included."""
+        return self._sent.get(resource, 0)
+
+    def retries(self, resource: str) -> int:
+        """Requests of `resource` sent again after a failed attempt."""
+        return self._retries.get(resource, 0)
 
 
 class ResourceTag:
@@ -211,6 +253,7 @@ class RestsyncSession(requests.Session):
         clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
             looked up at each wait so tests can swap it).
         rate_limiter: the spec's shared request budget; each request sent waits for a slot.
+        counts: where each request of a resource is counted (:class:`RequestCounts`).
     """
 
     def __init__(
@@ -223,8 +266,10 @@ class RestsyncSession(requests.Session):
         secrets: Callable[[], list[str]] | None = None,
         clock: Clock | None = None,
         rate_limiter: RateLimiter | None = None,
+        counts: RequestCounts | None = None,
     ) -> None:
         super().__init__()
+        self.counts = counts if counts is not None else RequestCounts()
         self.source = source
         self.base_url = base_url
         self.default_policy = default_policy
@@ -281,6 +326,8 @@ class RestsyncSession(requests.Session):
             response = self._send_with_retries(request, route, policy, kwargs, state)
         finally:
             request.hooks = hooks
+            if route is not None:
+                self.counts.add(route.resource, state.attempts)
         self._apply_rule(request, route, response, state)
         hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
         failure: Exception | None = None
@@ -337,6 +384,7 @@ class RestsyncSession(requests.Session):
         if not self._match_rules(route, response):
             # a response a rule matched is judged by the rule, not as a page
             _check_page(request, route, response)
+            self._note_total(route, response)
         return response
 
     def _match_rules(self, route: Route | None, response: requests.Response) -> bool:
@@ -381,6 +429,18 @@ class RestsyncSession(requests.Session):
                 matched.describe(),
             )
             raise IgnoreResponseException
+
+    def _note_total(self, route: Route | None, response: requests.Response) -> None:
+        """Count the total a page announces (progress shows the share done)."""
+        check = route.check if route else None
+        if check is None or check.total is None or not 200 <= response.status_code < 300:
+            return
+        try:
+            announced = check.announced_total(_parse(response, route))
+        except _UNREADABLE:
+            return
+        if announced is not None:
+            self.counts.announce(route.resource, *announced)
 
     def _answer(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
