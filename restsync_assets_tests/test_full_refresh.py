@@ -19,7 +19,7 @@ import pytest
 
 from restsync_assets.cli import main
 
-from .conftest import postgres_sql
+from .real_servers import pg_query as postgres_sql
 from .support import canonical, use_specs, write_spec
 from .test_incremental_parents import Library, _rows, _ts
 

@@ -20,7 +20,8 @@ from restsync_assets.cli import main
 from restsync_assets.cli.run import _Console, run
 from restsync_assets.runtime.locks import duckdb_lock_path, exclusive
 
-from .support import JsonApi, Reply, canonical, table, use_specs, write_spec
+from .fake_servers import JsonApi, Reply
+from .support import canonical, table, use_specs, write_spec
 from .test_incremental_parents import Library, _rows
 
 CHECKS = {"primary_key": "ok", "row_count": "ok"}
