@@ -285,9 +285,10 @@ def test_no_two_modules_import_each_other_even_deferred():
 
 
 #: The modules of `specs` that run time may import: the model it reads and the helpers the
-#: model's values need at run time (templates, JSONPath selectors, token URLs). The stages
-#: that build the model (files, defaults, bindings, `validate/`, errors) are definition time's.
-SPECS_FOR_RUN_TIME = ("model", "templates", "selectors", "token_urls")
+#: model's values need at run time (templates and their functions, JSONPath selectors, token
+#: URLs). The stages that build the model (files, defaults, bindings, `validate/`, errors) are
+#: definition time's.
+SPECS_FOR_RUN_TIME = ("model", "templates", "template_functions", "selectors", "token_urls")
 
 
 def test_run_time_reads_the_spec_model_not_the_stages_that_build_it():

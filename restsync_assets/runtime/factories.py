@@ -32,12 +32,13 @@ from restsync_assets.runtime.http.dlt_auth import (
     basic_credentials,
 )
 from restsync_assets.runtime.http.masking import register_secret
-from restsync_assets.runtime.http.oauth import OAuth2Auth, token_policy
+from restsync_assets.runtime.http.oauth import OAuth2Auth, TokenRequest, token_policy
 from restsync_assets.runtime.http.oauth.token_client import validate_token_url
 from restsync_assets.runtime.http.paginators import (
     OffsetPaginatorWithoutTotal,
     TemplatedCursorPaginator,
 )
+from restsync_assets.runtime.http.session_auth import LoginRequest, SessionLoginAuth
 from restsync_assets.settings import env_var
 from restsync_assets.specs.model import (
     ApiKeyAuthSpec,
@@ -50,9 +51,11 @@ from restsync_assets.specs.model import (
     OAuth2ClientCredentialsSpec,
     OffsetPaginatorSpec,
     SecretRef,
+    SessionAuthSpec,
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
+from restsync_assets.specs.template_functions import parse_duration
 
 # --------------------------------------------------------------------------- paginators
 
@@ -157,6 +160,15 @@ def oauth2_auth(auth: OAuth2AuthSpec, context: AuthContext) -> OAuth2Auth:
     )
     store = RefreshTokenStore(spec.name, configured) if configured else None
     return OAuth2Auth(
+        request=TokenRequest(
+            grant_type=auth.grant_type,
+            client_auth=auth.client_auth,
+            body=resolved(auth.token_request_body, context),
+            access_token_field=auth.access_token_field,
+            expires_in_field=auth.expires_in_field,
+            expires_at_field=auth.expires_at_field,
+            expires_at_format=auth.expires_at_format,
+        ),
         token_url=credentials.token_url or auth.token_url,
         client_id=named(auth.client_id, "client_id"),
         client_secret=named(auth.client_secret, "client_secret"),
@@ -167,6 +179,50 @@ def oauth2_auth(auth: OAuth2AuthSpec, context: AuthContext) -> OAuth2Auth:
         refresh_token_candidates=store.candidates if store else None,
         on_refresh_token_rotated=store.save if store else None,
         refresh_lease=store.refreshing if store else None,
+    )
+
+
+def resolved(values: dict[str, Any] | None, context: AuthContext) -> dict[str, Any]:
+    """`values` with each `{secret: <name>}` replaced by the secret's value (masked)."""
+    return {
+        key: context.resolve(value) if isinstance(value, SecretRef) else value
+        for key, value in (values or {}).items()
+    }
+
+
+def session_auth(auth: SessionAuthSpec, context: AuthContext) -> SessionLoginAuth:
+    """restsync's `session`: one login shared by every resource; its request's secrets are
+    read now, its URL is relative to the base URL unless absolute."""
+    spec, credentials = context.spec, context.credentials
+    if spec is None or credentials is None:
+        raise TypeError(f"{context.source}: session is built from a spec and its credentials")
+    login = auth.login
+    url = login.url
+    if "://" not in url:
+        base = (credentials.base_url or spec.base_url).rstrip("/")
+        url = f"{base}/{url.lstrip('/')}"
+    validate_token_url(url, spec.name)  # the credentials go there: https or loopback
+    return SessionLoginAuth(
+        LoginRequest(
+            url=url,
+            method=login.method,
+            json=resolved(login.json_body, context) if login.json_body is not None else None,
+            data=resolved(login.data, context) if login.data is not None else None,
+            params=resolved(login.params, context),
+            headers=resolved(login.headers, context),
+        ),
+        auth.token_path,
+        location=auth.location,
+        name=auth.name,
+        prefix=auth.prefix,
+        expires_after=(
+            parse_duration(auth.expires_after).total_seconds() if auth.expires_after else None
+        ),
+        source=spec.name,
+        secret_env_vars=tuple(
+            dict.fromkeys(env_var(spec.name, ref.secret) for ref in auth.secret_refs().values())
+        ),
+        policy=token_policy(spec.error_handler),
     )
 
 
@@ -207,6 +263,7 @@ def client_credentials(
 #: `factory(auth model, context)` of each auth model: the one registry of auth types.
 AUTH_FACTORIES: dict[type, Callable[[Any, AuthContext], Any]] = {
     OAuth2AuthSpec: oauth2_auth,
+    SessionAuthSpec: session_auth,
     BearerAuthSpec: dlt_auth(BearerTokenAuth),
     ApiKeyAuthSpec: dlt_auth(ApiKeyAuth),
     HttpBasicAuthSpec: http_basic,

@@ -8,6 +8,7 @@ the source's schema while running, dagster issue 34052). Paginator and auth obje
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from dlt.extract.source import DltSource
@@ -20,11 +21,18 @@ from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.bad_values import bad_values_step
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
+from restsync_assets.runtime.fan_out import (
+    dlt_params,
+    first_value_params,
+    with_fanned_children,
+    with_for_each,
+)
 from restsync_assets.runtime.http.concurrency import AdaptiveConcurrency
-from restsync_assets.runtime.http.oauth import OAuth2Auth
 from restsync_assets.runtime.http.page_series import series_of
 from restsync_assets.runtime.http.pages import page_check
 from restsync_assets.runtime.http.rate_limit import limiter_for
+from restsync_assets.runtime.http.renewable import RenewableAuth
+from restsync_assets.runtime.http.response_rules import ResponseRules
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import (
     RequestCounts,
@@ -36,6 +44,7 @@ from restsync_assets.runtime.known_parents import scanned_in_full, without_incre
 from restsync_assets.runtime.quarantine import Quarantine, add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
+from restsync_assets.runtime.request_values import run_time, with_request_values
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.runtime.window import Window
@@ -68,7 +77,10 @@ def build_source(
             resource["endpoint"] = without_incremental(resource["endpoint"])
     # `endpoint.async_job`: such resources are built by `async_jobs`, not by dlt's rest_api
     config, job_configs = async_jobs.split_config(spec, config)
-    config = with_per_parent_cursors(async_jobs.without_jobs(spec), config, transforms, scanned)
+    written, rest_api_spec = config, async_jobs.without_jobs(spec)
+    config = with_per_parent_cursors(rest_api_spec, config, transforms, scanned)
+    config = with_for_each(rest_api_spec, config, written)
+    config = with_fanned_children(rest_api_spec, config, written)
     source = rest_api_source(config, name=spec.name)
     async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)
@@ -202,10 +214,10 @@ def source_config(
         base_url=base_url,
         routes=[route(spec, r) for r in spec.resources],
         default_policy=RetryPolicy(),
-        auth=auth if isinstance(auth, OAuth2Auth) else None,
+        auth=auth if isinstance(auth, RenewableAuth) else None,
         secrets=lambda: [
             *credentials.secrets(),
-            *(auth.secrets() if isinstance(auth, OAuth2Auth) else []),
+            *(auth.secrets() if isinstance(auth, RenewableAuth) else []),
         ],
         rate_limiter=limiter_for(spec),
         counts=counts,
@@ -219,7 +231,8 @@ def source_config(
         client["headers"] = with_secrets(spec.client_headers, credentials)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
-    resources = [resource_config(r, window) for r in spec.resources]
+    now = run_time()
+    resources = [resource_config(r, window, now) for r in spec.resources]
     for resource in resources:
         endpoint = resource["endpoint"]
         for where in ("headers", "params"):
@@ -244,7 +257,8 @@ def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
     requests (create, poll, abort: JSON; downloads: streamed and read by `async_jobs`) keep
     only the retry policy. Pages numbered in the query string (offset, page number) are
     fetched ahead, `client.concurrency` at once (`runtime.http.page_series`), except where dlt
-    may stop early (`stops_early`)."""
+    may stop early (`stops_early`). The content rules (`error_handler.response_rules`) are
+    compiled here, once per run."""
     if resource.async_job is not None:
         return Route(resource.name, RetryPolicy.from_handler(resource.error_handler))
     paginator = resource.paginator or spec.client_paginator
@@ -252,6 +266,7 @@ def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
         resource.name,
         RetryPolicy.from_handler(resource.error_handler),
         read_body=body_reader(resource),
+        rules=ResponseRules(resource.error_handler.response_rules) or None,
         check=page_check(
             resource.data_selector,
             resource.paginator or spec.client_paginator,
@@ -269,9 +284,16 @@ def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, 
     }
 
 
-def resource_config(resource: ResourceSpec, window: Window | None = None) -> dict[str, Any]:
-    """The dlt `EndpointResource` dict of one resource."""
-    endpoint = dict(resource.endpoint)
+def resource_config(
+    resource: ResourceSpec, window: Window | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The dlt `EndpointResource` dict of one resource; relative times (`{type: now}`) count
+    from `now` (the run's start)."""
+    endpoint = with_request_values(dict(resource.endpoint), now or run_time())
+    if resource.for_each is not None:
+        endpoint["params"] = first_value_params(resource, dict(endpoint.get("params") or {}))
+    if resource.parent_keys is not None:
+        endpoint["params"] = dlt_params(resource, dict(endpoint["params"]))
     if resource.data_selector is not None:
         # compiled once: dlt would parse the JSONPath string again on every page (~40 ms each)
         endpoint["data_selector"] = compile_jsonpath(resource.data_selector)

@@ -12,9 +12,11 @@ its resource, and resources sharing one path (GraphQL) keep theirs.
 The session retries with :func:`restsync_assets.runtime.http.retry.retrying` (statuses of the
 policy, connection errors, timeouts, and 2xx pages that are not whole: cut short, without the
 ``data_selector`` path, short of their ``total``, see :mod:`.pages`; ``Retry-After`` or
-backoff, capped). It refreshes an OAuth token once on 401 and raises
-:class:`RequestFailedError` (with secrets masked) when retries run out
-(:class:`IncompletePageError` for a page that never came whole). Non-retryable responses
+backoff, capped). A resource's ``error_handler.response_rules`` judge each answer's content
+first (:mod:`.response_rules`: retry, fail in one line, or ignore). It renews restsync's
+OAuth2 or session token once on 401 and raises :class:`RequestFailedError` (with secrets
+masked) when retries run out (:class:`IncompletePageError` for a page that never came
+whole). Non-retryable responses
 (404, 400, ...) go to dlt's hooks (``response_actions``, ``raise_for_status``) unchanged; an
 HTTP error they raise becomes :class:`HttpStatusError` and a 2xx that is not JSON (an HTML
 page, an empty body) :class:`NotJsonError`, both one line naming source, resource, masked
@@ -51,12 +53,14 @@ from .errors import (
     PageProblem,
     RequestFailedError,
     RequestFailure,
+    ResponseRuleError,
 )
-from .masking import mask_url
-from .oauth import OAuth2Auth
+from .masking import mask_text, mask_url
 from .page_series import PageSeries, Prefetcher
 from .pages import PageCheck, cut_short, describe_body
 from .rate_limit import RateLimiter
+from .renewable import RenewableAuth
+from .response_rules import ResponseRules, matched_rule
 from .retry import RETRYABLE_EXCEPTIONS, Clock, RetryPolicy, current_clock, retrying
 
 __all__ = [
@@ -84,6 +88,8 @@ class Route:
     #: reads a successful body (content, URL) into what ``response.json()`` returns, for a
     #: resource whose bodies are not plain JSON (``endpoint.response_format``); None: JSON
     read_body: Callable[[bytes, str], Any] | None = None
+    #: the resource's `error_handler.response_rules`, compiled; None: no rules
+    rules: ResponseRules | None = None
     #: what makes a 2xx page of the resource not whole (see :mod:`.pages`); None: no check
     check: PageCheck | None = None
     #: how its pages are numbered, when the next page's URL does not depend on the body:
@@ -262,8 +268,9 @@ class RestsyncSession(requests.Session):
         routes: one :class:`Route` per resource with its own policy.
         default_policy: policy of a request no resource tagged (and of a resource without a
             route).
-        auth: OAuth2 auth whose token is refreshed once when a request it authorized gets a
-            401. Also pass the same instance as ``client.auth``; the session does not apply
+        auth: restsync's OAuth2 or session auth (a :class:`RenewableAuth`) whose token is
+            renewed once when a request it authorized gets a 401. Also pass the same instance
+            as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
         clock: sleeps between retries, dates ``Retry-After`` and times answers for
@@ -283,7 +290,7 @@ class RestsyncSession(requests.Session):
         base_url: str,
         routes: list[Route],
         default_policy: RetryPolicy,
-        auth: OAuth2Auth | None = None,
+        auth: RenewableAuth | None = None,
         secrets: Callable[[], list[str]] | None = None,
         clock: Clock | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -348,12 +355,14 @@ class RestsyncSession(requests.Session):
         # hooks (dlt's raise_for_status, response_actions) must see the final response only,
         # not each attempt: a 503 would otherwise raise before it can be retried
         hooks, request.hooks = request.hooks, default_hooks()
+        state: _SendState | None = None
         try:
             response, state = self._page(request, route, policy, kwargs)
         finally:
             request.hooks = hooks
-            if route is not None:
+            if route is not None and state is not None:  # a failed page raised its own error
                 self.counts.add(route.resource, state.attempts)
+        self._apply_rule(request, route, response, state)
         hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
         failure: Exception | None = None
         try:
@@ -453,10 +462,56 @@ class RestsyncSession(requests.Session):
             raise GuessDropped(f"{self.source}: a page fetched ahead is no longer wanted")
         state.attempts += 1
         response = self._answer(request, kwargs, state)
-        if not kwargs.get("stream"):  # a streamed body is its caller's to read (and check)
+        if kwargs.get("stream"):  # a streamed body is its caller's to read (and check)
+            return response
+        if not self._match_rules(route, response):
+            # a response a rule matched is judged by the rule, not as a page
             _check_page(request, route, response)
             self._note_total(route, response)
         return response
+
+    def _match_rules(self, route: Route | None, response: requests.Response) -> bool:
+        """Attach the first of the resource's `response_rules` the response matches (read
+        by the retry decision and :meth:`_apply_rule`); True when one matched."""
+        if route is None or not route.rules:
+            return False
+        body = lambda: response.json() if _is_parsed(response, route) else None  # noqa: E731
+        mask = lambda text: mask_text(text, self.secret_values())  # noqa: E731
+        return route.rules.match(response, body, mask) is not None
+
+    def _apply_rule(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+    ) -> None:
+        """The final response matched a `response_rules` entry: `fail` raises restsync's
+        one-line error, `ignore` ends this request sequence with no records (dlt's
+        `IgnoreResponseException`); `retry` was retried already and is handled as its answer."""
+        matched = matched_rule(response)
+        if matched is None:
+            return
+        if matched.action == "fail":
+            message = errors.rule_failed(self._where(request, route), state.attempts, response)
+            raise self._failure(
+                ResponseRuleError,
+                message,
+                request,
+                route,
+                state.attempts,
+                response.status_code,
+                response,
+            )
+        if matched.action == "ignore":
+            from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+
+            logger.info(
+                "%s: ignored (no records) %s",
+                self._where(request, route),
+                matched.describe(),
+            )
+            raise IgnoreResponseException
 
     def _note_total(self, route: Route | None, response: requests.Response) -> None:
         """Count the total a page announces (progress shows the share done)."""
@@ -475,12 +530,14 @@ class RestsyncSession(requests.Session):
     ) -> requests.Response:
         """One answer; a 401 to the OAuth token gets one refresh and resend."""
         response = self._send_once(request, kwargs)
-        if response.status_code != 401 or state.refreshed or not self._owns_auth(request):
+        if response.status_code != 401 or state.refreshed or self._oauth is None:
+            return response
+        failed = self._oauth.presented(request)
+        if failed is None:
             return response
         # the token was rejected before its stated expiry: refresh once and resend (the
         # resend is part of this attempt, not a retry)
         state.refreshed = True
-        failed = request.headers["Authorization"][len("Bearer ") :]
         response.close()
         logger.info(
             "%s: access token rejected with HTTP 401; fetching a new one and resending once",
@@ -530,11 +587,6 @@ class RestsyncSession(requests.Session):
         response = super().send(request, **kwargs)
         answer.latency, answer.status = clock.time() - started, response.status_code
         return response
-
-    def _owns_auth(self, request: requests.PreparedRequest) -> bool:
-        return self._oauth is not None and self._oauth.owns_authorization(
-            request.headers.get("Authorization")
-        )
 
     # --- failures -----------------------------------------------------------------------
 

@@ -23,16 +23,22 @@ from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
+from restsync_assets.specs.validate.fan_out import validate_for_each, validate_parent_keys
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.parents import validate_parents
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
+from restsync_assets.specs.validate.request_values import for_dlt, validate_request_values
 from restsync_assets.specs.validate.response_format import validate_response_format
 from restsync_assets.specs.validate.transforms import validate_transforms
 
 
 def validate_resource(
-    bound: Bound, retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
+    bound: Bound,
+    retry_layers: tuple[dict, dict],
+    spec: str,
+    catalog: Catalog,
+    has_children: bool = False,
 ) -> ResourceSpec:
     """Every field of one resource; the problems of independent fields are reported together,
     in the order below (dlt's own check only runs once the rest is valid)."""
@@ -67,7 +73,7 @@ def validate_resource(
         problems.take(
             check_with_dlt,
             name,
-            endpoint,
+            for_dlt(endpoint),
             paginator,
             primary_key,
             write_disposition,
@@ -91,6 +97,25 @@ def validate_resource(
         validate_on_invalid, raw.get("on_invalid"), name, columns, primary_key, default=None
     )
     parents = problems.take(validate_parents, raw.get("parents"), name, parent, default="all")
+    for_each = problems.take(
+        validate_for_each,
+        raw.get("for_each"),
+        name,
+        parent,
+        endpoint,
+        has_children,
+        async_job is not None,
+        default=None,
+    )
+    parent_keys = problems.take(
+        validate_parent_keys,
+        endpoint,
+        raw,
+        name,
+        cursor is not None,
+        async_job is not None,
+        default=None,
+    )
     problems.done()
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
@@ -122,6 +147,8 @@ def validate_resource(
             on_invalid=on_invalid,
             parents=parents,
             async_job=async_job,
+            for_each=for_each,
+            parent_keys=parent_keys,
         )
 
 
@@ -158,6 +185,7 @@ def _endpoint(
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
+    validate_request_values(endpoint, name, child=bound.parent is not None)
     return endpoint, paginator, response_format, async_job
 
 
