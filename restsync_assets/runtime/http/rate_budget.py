@@ -8,6 +8,8 @@ picks one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from restsync_assets.errors import RestsyncError
@@ -65,3 +67,20 @@ def give_back(state: State, ticket: str, now: float) -> None:
     """`ticket` was answered at `now`."""
     state["sent"].pop(ticket, None)
     state["answered"].append(now)
+
+
+#: Added to a request's timeout for its lease: a slot never given back frees after that.
+LEASE_MARGIN = 5.0
+
+
+@dataclass
+class Held:
+    """A request's place in its budgets: the seconds it waited for them; `answered` tells
+    the budgets that read the API's headers what the answer said."""
+
+    waited: float = 0.0
+    answers: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def answered(self, response: Any) -> None:
+        for tell in self.answers:
+            tell(response)

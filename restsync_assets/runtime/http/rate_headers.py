@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from restsync_assets.specs.model import HeaderBudgetSpec
 
-from .rate_limit import LEASE_MARGIN, MIN_WAIT, Held, RateLimitError
+from .rate_budget import LEASE_MARGIN, MIN_WAIT, Held, RateLimitError
 from .retry import Clock, current_clock
 
 __all__ = ["FileState", "HeaderBudget", "answered", "read_budget", "take"]

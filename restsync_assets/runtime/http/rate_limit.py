@@ -33,15 +33,24 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from restsync_assets.specs.model import RateLimitSpec, SourceSpec
 
-from .rate_budget import MIN_WAIT, Budget, RateLimitError, State, fresh_state, give_back, take
+from .rate_budget import (
+    LEASE_MARGIN,
+    MIN_WAIT,
+    Budget,
+    Held,
+    RateLimitError,
+    State,
+    fresh_state,
+    give_back,
+    take,
+)
 from .retry import Clock, current_clock
 
 __all__ = [
@@ -58,9 +67,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Added to a request's timeout for its lease: a slot never given back frees after that.
-LEASE_MARGIN = 5.0
 
 
 # ---------------------------------------------------------------- the file backend
@@ -130,19 +136,6 @@ class FileBudget:
 
 
 # ---------------------------------------------------------------- the limiter
-
-
-@dataclass
-class Held:
-    """A request's place in its budgets: the seconds it waited for them; `answered` tells
-    the budgets that read the API's headers what the answer said."""
-
-    waited: float = 0.0
-    answers: list[Callable[[Any], None]] = field(default_factory=list)
-
-    def answered(self, response: Any) -> None:
-        for tell in self.answers:
-            tell(response)
 
 
 class RateLimiter:

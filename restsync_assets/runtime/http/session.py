@@ -44,6 +44,8 @@ from requests.adapters import HTTPAdapter
 from requests.hooks import default_hooks, dispatch_hook
 from tenacity import RetryCallState
 
+from restsync_assets.errors import RestsyncError
+
 from . import errors
 from .concurrency import AdaptiveConcurrency, Answer
 from .errors import (
@@ -209,8 +211,11 @@ class _SendState:
     ended: Callable[[], bool] | None = None
 
 
-class GuessDropped(RuntimeError):
-    """A page fetched ahead that nobody will take: its next attempt is not sent."""
+class GuessDropped(RestsyncError, RuntimeError):
+    """A page fetched ahead that nobody will take: its next attempt is not sent (never shown:
+    the page's scan ended before it)."""
+
+    kind = "api"
 
 
 def _lease(timeout: Any) -> float:
