@@ -6,6 +6,8 @@ restsync validate [DIR]             check spec files; one line per problem
 restsync check [-v]                 run every asset check against the warehouse
 restsync demo                       the bundled sandbox API -> every asset -> DuckDB
 restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
+restsync import airbyte MANIFEST --config CONFIG.json --name NAME --out DIR
+                                    an Airbyte manifest into a spec (one resource per stream)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from restsync_assets import settings
+from restsync_assets.importers import airbyte
 from restsync_assets.report import plural
 from restsync_assets.specs.errors import SpecValidationError
 
@@ -78,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         '(eval "$(restsync sandbox --print-env)")',
     )
     add_run_and_preview(commands)
+    airbyte.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "validate":
@@ -86,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo_command(args.duckdb, args.specs, args.faults)
     if args.command == "check":
         return check_command(args.duckdb, args.verbose)
+    if args.command == "import":
+        return airbyte.import_command(args.manifest, args.config, args.name, args.out)
     if args.command == "run":
         return run_command(args.selection, args.partition, args.with_checks)
     if args.command == "preview":

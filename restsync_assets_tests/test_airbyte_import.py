@@ -1,0 +1,338 @@
+"""`restsync import airbyte`: our own Airbyte manifests of the sandbox's APIs
+(`restsync_assets_tests/airbyte/*.yaml`, written for these tests) imported, loaded through
+Dagster's materialize into DuckDB, and compared with the sandbox's truth and with what
+Airbyte's own CDK reads from the same sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from restsync_assets.cli import main
+from restsync_assets.importers.airbyte import import_manifest
+
+from .conftest import server_unavailable
+from .support import assert_table_is, failure_message, materialize_specs, table_rows
+
+MANIFESTS = Path(__file__).parent / "airbyte"
+CDK_READER = Path(__file__).parent / "airbyte_cdk_read.py"
+AIRBYTE_PYTHON = "RESTSYNC_AIRBYTE_PYTHON"
+START = "2000-01-01T00:00:00Z"
+
+
+def _accounts(rows: list[dict]) -> list[dict]:
+    """The manifest's filter and transformations applied to the sandbox's accounts."""
+    out = []
+    for row in rows:
+        if row["status"] == "CANCELED":
+            continue
+        budget = row["total_budget"]
+        band = "none" if budget is None else ("large" if budget > 25000 else "small")
+        kept = {k: v for k, v in row.items() if k != "reference"}
+        out.append({**kept, "synced_from": "ad_analytics", "budget_band": band})
+    return out
+
+
+def _same(rows: list[dict]) -> list[dict]:
+    return rows
+
+
+#: manifest -> {stream: (sandbox resource, the stream's rows from the sandbox's)}
+STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = {
+    "ledger": {"ledger_records": ("resource_name", _same)},
+    "ad_analytics": {
+        "accounts": ("accounts", _accounts),
+        "account_users": ("account_users", _same),
+        "ad_campaign_analytics": ("ad_campaign_analytics", _same),
+    },
+    "marketing_api": {
+        "organizations": ("organizations", _same),
+        "adaccounts": ("adaccounts", _same),
+        "ads": ("ads", lambda rows: [{**r, "adaccount_ref": r["adaccount_id"]} for r in rows]),
+    },
+}
+
+
+def _config(sandbox, spec: str) -> dict:
+    """The connector config a user would write for the sandbox's `spec` (secrets included)."""
+    return {
+        "base_url": sandbox.base_url(spec),
+        "token_url": sandbox.token_url(spec),
+        **sandbox.credentials(spec),
+        "start_date": START if spec == "ledger" else "2026-01-01",
+        "label": "ad_analytics",
+    }
+
+
+def _import(tmp_path: Path, out: Path, sandbox, spec: str, capsys) -> str:
+    config = tmp_path / f"{spec}.config.json"
+    config.write_text(json.dumps(_config(sandbox, spec)))
+    argv = ["import", "airbyte", str(MANIFESTS / f"{spec}.yaml"), "--config", str(config)]
+    code = main([*argv, "--name", spec, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    return printed
+
+
+def _assert_loaded(spec: str, truth: dict[str, list[dict]]) -> None:
+    for stream, rows in truth.items():
+        assert_table_is(table_rows(spec, stream), rows)
+
+
+@pytest.mark.parametrize("spec", sorted(STREAMS))
+def test_an_imported_manifest_loads_the_sandbox_rows(
+    spec, tmp_path, specs_dir, sandbox_env, capsys
+):
+    """Each manifest imports every stream, passes `restsync validate`, and one Dagster
+    materialization loads exactly the sandbox's rows (transforms applied) into each table."""
+    printed = _import(tmp_path, specs_dir, sandbox_env, spec, capsys)
+    assert "dropped" not in printed
+    assert main(["validate", str(specs_dir)]) == 0
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    truth = {
+        stream: shape(sandbox_env.rows(spec, resource))
+        for stream, (resource, shape) in STREAMS[spec].items()
+    }
+    _assert_loaded(spec, truth)
+    if spec == "ad_analytics":
+        assert all("reference" not in row for row in table_rows(spec, "accounts").values())
+
+
+def test_an_incremental_manifest_asks_only_for_new_rows_on_the_second_run(
+    tmp_path, specs_dir, sandbox_env, capsys
+):
+    """The DatetimeBasedCursor becomes dlt's incremental: the second run sends
+    `updated_since` = the newest `updated_at` loaded, and a changed row is merged."""
+    _import(tmp_path, specs_dir, sandbox_env, "ledger", capsys)
+    assert materialize_specs(specs_dir).success
+    first = [r for r in sandbox_env.requests if r.path == "/ledger/v1/resource"]
+    assert {r.query.get("updated_since") for r in first} == {START}
+    newest = max(r["updated_at"] for r in sandbox_env.rows("ledger", "resource_name"))
+    changed = {
+        **sandbox_env.rows("ledger", "resource_name")[0],
+        "name": "changed",
+        "updated_at": "2026-03-01T00:00:00Z",
+    }
+    sandbox_env.upsert_row("ledger", "resource_name", changed)
+    sandbox_env.clear_requests()
+    assert materialize_specs(specs_dir).success
+    second = [r for r in sandbox_env.requests if r.path == "/ledger/v1/resource"]
+    assert second and {r.query.get("updated_since") for r in second} == {newest}
+    _assert_loaded("ledger", {"ledger_records": sandbox_env.rows("ledger", "resource_name")})
+
+
+def test_the_import_prints_env_vars_and_writes_no_secret(tmp_path, sandbox, capsys):
+    """The output names the env vars the spec reads; the YAML holds `{secret: ...}` for
+    every `airbyte_secret` field, never a value, and a comment naming manifest and version."""
+    printed = _import(tmp_path, tmp_path / "out", sandbox, "ledger", capsys)
+    assert printed.splitlines()[-3:] == [
+        "reads LEDGER_CLIENT_ID",
+        "reads LEDGER_CLIENT_SECRET",
+        "reads LEDGER_REFRESH_TOKEN",
+    ]
+    text = (tmp_path / "out" / "ledger.yaml").read_text()
+    assert text.startswith(
+        "# Imported by `restsync import airbyte` from the Airbyte manifest ledger.yaml (manifest version 6.0.0)."
+    )
+    for secret in ("client_secret", "refresh_token"):
+        assert sandbox.credentials("ledger")[secret] not in text
+    auth = yaml.safe_load(text)["client"]["auth"]
+    assert auth["client_secret"] == {"secret": "client_secret"}
+    assert auth["refresh_token"] == {"secret": "refresh_token"}
+
+
+# --------------------------------------------------------------------------- Airbyte's CDK
+
+
+def _cdk_records(tmp_path: Path, sandbox, spec: str) -> dict[str, list[dict]]:
+    python = os.environ.get(AIRBYTE_PYTHON)
+    if not python:
+        server_unavailable(f"{AIRBYTE_PYTHON} is not set (a venv's python with airbyte-cdk)")
+    config = tmp_path / f"{spec}.cdk.json"
+    config.write_text(json.dumps(_config(sandbox, spec)))
+    out = tmp_path / f"{spec}.records.jsonl"
+    run = subprocess.run(
+        [python, str(CDK_READER), str(MANIFESTS / f"{spec}.yaml"), str(config), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    records: dict[str, list[dict]] = {}
+    for line in out.read_text().splitlines():
+        message = json.loads(line)
+        records.setdefault(message["stream"], []).append(message["data"])
+    return records
+
+
+@pytest.mark.parametrize("spec", sorted(STREAMS))
+def test_restsync_loads_the_records_airbytes_cdk_reads(
+    spec, tmp_path, specs_dir, sandbox_env, capsys
+):
+    """Airbyte's own declarative reader (the CDK, in a venv of its own) reads the manifest from
+    the sandbox; the imported spec loads the same records, field for field, stream by stream."""
+    records = _cdk_records(tmp_path, sandbox_env, spec)
+    assert set(records) == set(STREAMS[spec])
+    _import(tmp_path, specs_dir, sandbox_env, spec, capsys)
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    _assert_loaded(spec, records)
+
+
+# --------------------------------------------------------------------------- conversions
+
+BASE = {
+    "version": "6.0.0",
+    "type": "DeclarativeSource",
+    "spec": {
+        "connection_specification": {
+            "properties": {"api_key": {"type": "string", "airbyte_secret": True}}
+        }
+    },
+}
+REQUESTER = {
+    "type": "HttpRequester",
+    "url_base": "https://api.example.com",
+    "path": "/v1/things",
+    "authenticator": {"type": "BearerAuthenticator", "api_token": "{{ config['api_key'] }}"},
+}
+
+
+def _stream(name: str, **retriever: object) -> dict:
+    return {
+        "type": "DeclarativeStream",
+        "name": name,
+        "primary_key": "id",
+        "retriever": {
+            "type": "SimpleRetriever",
+            "requester": REQUESTER,
+            "record_selector": {
+                "type": "RecordSelector",
+                "extractor": {"type": "DpathExtractor", "field_path": ["data"]},
+            },
+            **retriever,
+        },
+    }
+
+
+#: (stream, the reason it is dropped): each a component restsync cannot express
+DROPPED = [
+    (
+        _stream(
+            "custom",
+            paginator={
+                "type": "DefaultPaginator",
+                "pagination_strategy": {
+                    "type": "CustomPaginationStrategy",
+                    "class_name": "source_x.components.Pager",
+                },
+            },
+        ),
+        "custom component source_x.components.Pager (Python code)",
+    ),
+    (
+        _stream(
+            "listed",
+            partition_router={
+                "type": "ListPartitionRouter",
+                "cursor_field": "region",
+                "values": ["eu", "us"],
+            },
+        ),
+        "ListPartitionRouter: one request per listed value needs static list partitions",
+    ),
+    (
+        _stream(
+            "session",
+            requester={**REQUESTER, "authenticator": {"type": "SessionTokenAuthenticator"}},
+        ),
+        "authenticator: SessionTokenAuthenticator has no restsync equivalent",
+    ),
+    (
+        _stream(
+            "secret_in_path", requester={**REQUESTER, "path": "/v1/{{ config['api_key'] }}/things"}
+        ),
+        "secret config field",
+    ),
+    (
+        _stream(
+            "orphan",
+            partition_router={
+                "type": "SubstreamPartitionRouter",
+                "parent_stream_configs": [
+                    {
+                        "stream": _stream(
+                            "custom", paginator={"type": "CustomPaginator", "class_name": "x.Y"}
+                        ),
+                        "parent_key": "id",
+                        "partition_field": "pid",
+                    }
+                ],
+            },
+        ),
+        "its parent stream custom is not imported",
+    ),
+]
+
+
+def test_each_component_restsync_cannot_express_drops_its_stream_with_the_reason(tmp_path, capsys):
+    """Custom components, list partitions, session auth, a secret inside a template and a child
+    of a dropped parent each drop their stream with a `dropped STREAM: reason` line; the
+    streams that map are still written, and the spec validates."""
+    manifest = {**BASE, "streams": [_stream("plain"), *(s for s, _ in DROPPED)]}
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    assert main(["import", "airbyte", str(path), "--name", "things", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for stream, reason in DROPPED:
+        line = next(line for line in lines if line.startswith(f"dropped {stream['name']}: "))
+        assert reason in line, line
+    spec = yaml.safe_load((tmp_path / "things.yaml").read_text())
+    assert [r["name"] for r in spec["resources"]] == ["plain"]
+    assert spec["client"]["auth"] == {"type": "bearer", "token": {"secret": "api_key"}}
+    assert "reads THINGS_API_KEY" in lines
+
+
+def test_references_and_parameters_resolve_as_airbyte_resolves_them(tmp_path):
+    """`$ref` (merged under sibling keys), `"#/definitions/..."` strings, `$parameters`
+    passed down to nested components and `{{ parameters.x }}` inside longer templates."""
+    manifest = {
+        **BASE,
+        "definitions": {
+            "requester": {**REQUESTER, "path": "/v1/{{ parameters.kind }}s"},
+            "base": _stream("base"),
+        },
+        "streams": [
+            {
+                "$ref": "#/definitions/base",
+                "name": "widgets",
+                "$parameters": {"kind": "widget"},
+                "retriever": {**_stream("x")["retriever"], "requester": "#/definitions/requester"},
+            },
+        ],
+    }
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    imported = import_manifest(path, None, "things")
+    (resource,) = imported.spec["resources"]
+    assert resource["name"] == "widgets"
+    assert resource["endpoint"]["path"] == "/v1/widgets"
+
+
+def test_no_importable_stream_is_one_line_and_exit_1(tmp_path, capsys):
+    """A manifest whose every stream drops writes nothing and says so in one line."""
+    manifest = {**BASE, "streams": [DROPPED[0][0]]}
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    assert main(["import", "airbyte", str(path), "--name", "things", "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().count("\n") == 0
+    assert "no stream of" in captured.err
+    assert not (tmp_path / "things.yaml").exists()
