@@ -336,3 +336,32 @@ def test_no_importable_stream_is_one_line_and_exit_1(tmp_path, capsys):
     assert captured.err.strip().count("\n") == 0
     assert "no stream of" in captured.err
     assert not (tmp_path / "things.yaml").exists()
+
+
+DOCS_PAGE = Path(__file__).parent.parent / "docs" / "import-airbyte.md"
+
+
+def test_the_docs_example_writes_the_spec_the_page_shows(tmp_path, capsys, monkeypatch):
+    """docs/import-airbyte.md: its command, run with the config it describes, writes exactly
+    the spec the page shows and prints the lines it shows."""
+    page = DOCS_PAGE.read_text()
+    (command,) = [line for line in page.splitlines() if line.startswith("restsync import airbyte")]
+    shown = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = {
+        "base_url": "https://ledger.example.com",
+        "token_url": "https://ledger.example.com/oauth2/token",
+        "client_id": "my-client",
+        "client_secret": "my-secret",
+        "refresh_token": "my-refresh-token",
+        "start_date": START,
+    }
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ledger.config.json").write_text(json.dumps(config))
+    manifests = tmp_path / "restsync_assets_tests"
+    manifests.mkdir()
+    (manifests / "airbyte").symlink_to(MANIFESTS)
+    assert main(command.split()[1:]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "source_specs" / "ledger_airbyte.yaml").read_text() == shown
+    for line in printed.splitlines():
+        assert f"    {line}\n" in page, line

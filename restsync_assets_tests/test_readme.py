@@ -119,6 +119,9 @@ ELSEWHERE = {
     r"(docker build|kubectl apply|helm upgrade) .*": (
         "not run here (no Docker engine or cluster): test_deploy_files.py parses the files they use"
     ),
+    r"restsync import airbyte .*": (
+        "test_airbyte_import.py::test_the_docs_example_writes_the_spec_the_page_shows"
+    ),
     r"dg list defs": "test_dg_project.py::test_the_repo_is_a_dg_project",
     r"dg check defs": "test_dg_project.py::test_the_repo_is_a_dg_project",
     r"dg scaffold defs restsync_assets\.RestSyncComponent \w+": (
