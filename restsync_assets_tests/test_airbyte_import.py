@@ -16,6 +16,7 @@ import yaml
 
 from restsync_assets.cli import main
 from restsync_assets.importers.airbyte import import_manifest
+from restsync_assets.sandbox import VENDORS
 
 from .conftest import server_unavailable
 from .support import assert_table_is, failure_message, materialize_specs, table_rows
@@ -56,11 +57,26 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
         "adaccounts": ("adaccounts", _same),
         "ads": ("ads", lambda rows: [{**r, "adaccount_ref": r["adaccount_id"]} for r in rows]),
     },
+    "native_ads": {
+        "accounts": ("accounts", _same),
+        "campaigns": ("campaigns", _same),
+        "campaign_items": ("campaign_items", _same),
+    },
+    "helpdesk": {"tickets": ("tickets", _same)},
+    "crm": {"contacts": ("contacts", _same)},
+    "weather": {"stations": ("stations", _same)},
+    "billing": {"invoices": ("invoices", _same)},
 }
 
 
 def _config(sandbox, spec: str) -> dict:
     """The connector config a user would write for the sandbox's `spec` (secrets included)."""
+    if spec in VENDORS:
+        return {
+            "base_url": sandbox.base_url(spec),
+            "auth_method": "query",
+            **sandbox.credentials(spec),
+        }
     return {
         "base_url": sandbox.base_url(spec),
         "token_url": sandbox.token_url(spec),
@@ -70,7 +86,10 @@ def _config(sandbox, spec: str) -> dict:
     }
 
 
-def _import(tmp_path: Path, out: Path, sandbox, spec: str, capsys) -> str:
+def _import(tmp_path: Path, out: Path, sandbox, spec: str, capsys, monkeypatch=None) -> str:
+    """Import `spec`'s manifest into `out`; with `monkeypatch`, export the env vars it reads."""
+    for key, value in sandbox.env([spec]).items() if monkeypatch else ():
+        monkeypatch.setenv(key, value)
     config = tmp_path / f"{spec}.config.json"
     config.write_text(json.dumps(_config(sandbox, spec)))
     argv = ["import", "airbyte", str(MANIFESTS / f"{spec}.yaml"), "--config", str(config)]
@@ -87,11 +106,11 @@ def _assert_loaded(spec: str, truth: dict[str, list[dict]]) -> None:
 
 @pytest.mark.parametrize("spec", sorted(STREAMS))
 def test_an_imported_manifest_loads_the_sandbox_rows(
-    spec, tmp_path, specs_dir, sandbox_env, capsys
+    spec, tmp_path, specs_dir, sandbox_env, capsys, monkeypatch
 ):
     """Each manifest imports every stream, passes `restsync validate`, and one Dagster
     materialization loads exactly the sandbox's rows (transforms applied) into each table."""
-    printed = _import(tmp_path, specs_dir, sandbox_env, spec, capsys)
+    printed = _import(tmp_path, specs_dir, sandbox_env, spec, capsys, monkeypatch)
     assert "dropped" not in printed
     assert main(["validate", str(specs_dir)]) == 0
     result = materialize_specs(specs_dir)
@@ -174,13 +193,13 @@ def _cdk_records(tmp_path: Path, sandbox, spec: str) -> dict[str, list[dict]]:
 
 @pytest.mark.parametrize("spec", sorted(STREAMS))
 def test_restsync_loads_the_records_airbytes_cdk_reads(
-    spec, tmp_path, specs_dir, sandbox_env, capsys
+    spec, tmp_path, specs_dir, sandbox_env, capsys, monkeypatch
 ):
     """Airbyte's own declarative reader (the CDK, in a venv of its own) reads the manifest from
     the sandbox; the imported spec loads the same records, field for field, stream by stream."""
     records = _cdk_records(tmp_path, sandbox_env, spec)
     assert set(records) == set(STREAMS[spec])
-    _import(tmp_path, specs_dir, sandbox_env, spec, capsys)
+    _import(tmp_path, specs_dir, sandbox_env, spec, capsys, monkeypatch)
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     _assert_loaded(spec, records)
