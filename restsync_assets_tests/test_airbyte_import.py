@@ -108,11 +108,16 @@ def _assert_loaded(spec: str, truth: dict[str, list[dict]]) -> None:
 def test_an_imported_manifest_loads_the_sandbox_rows(
     spec, tmp_path, specs_dir, sandbox_env, capsys, monkeypatch
 ):
-    """Each manifest imports every stream, passes `restsync validate`, and one Dagster
-    materialization loads exactly the sandbox's rows (transforms applied) into each table."""
+    """Each manifest imports every stream, passes `restsync validate` with no secret value in
+    the YAML, and one Dagster materialization loads exactly the sandbox's rows (transforms
+    applied) into each table."""
     printed = _import(tmp_path, specs_dir, sandbox_env, spec, capsys, monkeypatch)
     assert "dropped" not in printed
     assert main(["validate", str(specs_dir)]) == 0
+    text = (specs_dir / f"{spec}.yaml").read_text()
+    baked = ("client_id", "username")  # not airbyte_secret in the manifests: baked or env vars
+    secrets = [v for k, v in sandbox_env.credentials(spec).items() if k not in baked]
+    assert secrets and [s for s in secrets if s in text] == []
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     truth = {
@@ -384,3 +389,270 @@ def test_the_docs_example_writes_the_spec_the_page_shows(tmp_path, capsys, monke
     assert (tmp_path / "source_specs" / "ledger_airbyte.yaml").read_text() == shown
     for line in printed.splitlines():
         assert f"    {line}\n" in page, line
+
+
+def _option(name: str, where: str = "request_parameter") -> dict:
+    return {"type": "RequestOption", "inject_into": where, "field_name": name}
+
+
+def _paginated(strategy: dict, **options: object) -> dict:
+    return {"type": "DefaultPaginator", "pagination_strategy": strategy, **options}
+
+
+PARENT = {**_stream("parents"), "name": "parents"}
+#: (case, the stream's changes, what its resource must hold, a note it must print or None)
+CONVERSIONS = [
+    (
+        "cursor pagination over last_record, page size option",
+        {
+            "paginator": _paginated(
+                {
+                    "type": "CursorPagination",
+                    "cursor_value": "{{ last_record['id'] }}",
+                    "stop_condition": "{{ last_page_size < 50 }}",
+                    "page_size": 50,
+                },
+                page_token_option=_option("after"),
+                page_size_option=_option("limit"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ last_page[-1]['id'] }}",
+                    "stop_condition": "{{ (last_page | length) < 50 }}",
+                    "cursor_param": "after",
+                },
+                "params": {"limit": 50},
+            }
+        },
+        None,
+    ),
+    (
+        "the Link header's next URL",
+        {
+            "paginator": _paginated(
+                {
+                    "type": "CursorPagination",
+                    "cursor_value": "{{ headers['link']['next']['url'] }}",
+                },
+                page_token_option={"type": "RequestPath"},
+            )
+        },
+        {"endpoint": {"paginator": {"type": "header_link", "links_next_key": "next"}}},
+        None,
+    ),
+    (
+        "page increment",
+        {
+            "paginator": _paginated(
+                {"type": "PageIncrement", "page_size": 25, "start_from_page": 1},
+                page_token_option=_option("page"),
+                page_size_option=_option("per_page"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "page_number",
+                    "base_page": 1,
+                    "page_param": "page",
+                    "total_path": None,
+                    "stop_after_empty_page": True,
+                },
+                "params": {"per_page": 25},
+            }
+        },
+        "empty page",
+    ),
+    (
+        "error handler: ignore, fail, constant backoff",
+        {
+            "requester": {
+                **REQUESTER,
+                "error_handler": {
+                    "type": "DefaultErrorHandler",
+                    "max_retries": 2,
+                    "response_filters": [
+                        {"type": "HttpResponseFilter", "action": "IGNORE", "http_codes": [404]},
+                        {"type": "HttpResponseFilter", "action": "FAIL", "http_codes": [500]},
+                    ],
+                    "backoff_strategies": [
+                        {"type": "ConstantBackoffStrategy", "backoff_time_in_seconds": 10}
+                    ],
+                },
+            }
+        },
+        {
+            "error_handler": {
+                "retry_on_status_codes": [429, 502, 503, 504],
+                "max_retries": 2,
+                "backoff_factor": 10.0,
+            },
+            "endpoint": {"response_actions": [{"status_code": 404, "action": "ignore"}]},
+        },
+        "constant backoff",
+    ),
+    (
+        "JSON lines",
+        {
+            "decoder": {"type": "JsonlDecoder"},
+            "record_selector": {
+                "type": "RecordSelector",
+                "extractor": {"type": "DpathExtractor", "field_path": []},
+            },
+        },
+        {"endpoint": {"response_format": "jsonl"}},
+        None,
+    ),
+    (
+        "a parent's key as a query param",
+        {
+            "partition_router": {
+                "type": "SubstreamPartitionRouter",
+                "parent_stream_configs": [
+                    {
+                        "type": "ParentStreamConfig",
+                        "stream": PARENT,
+                        "parent_key": "id",
+                        "partition_field": "pid",
+                        "request_option": _option("parent_id"),
+                    }
+                ],
+            }
+        },
+        {
+            "endpoint": {
+                "params": {"parent_id": {"type": "resolve", "resource": "parents", "field": "id"}}
+            }
+        },
+        None,
+    ),
+]
+STREAM_CONVERSIONS = [
+    (
+        "datetime cursor with windows and an end bound",
+        {
+            "incremental_sync": {
+                "type": "DatetimeBasedCursor",
+                "cursor_field": "updated",
+                "datetime_format": "%Y-%m-%d",
+                "start_datetime": "2024-01-01T00:00:00Z",
+                "step": "P1D",
+                "cursor_granularity": "P1D",
+                "start_time_option": _option("from"),
+                "end_time_option": _option("to"),
+            }
+        },
+        {
+            "endpoint": {
+                "incremental": {
+                    "cursor_path": "updated",
+                    "initial_value": "2024-01-01",
+                    "start_param": "from",
+                }
+            },
+            "write_disposition": "merge",
+        },
+        "windows of P1D",
+    ),
+    (
+        "the interval's start in a param",
+        {
+            "incremental_sync": {
+                "type": "IncrementingCountCursor",
+                "cursor_field": "seq",
+                "start_value": 5,
+            },
+            "retriever": {
+                **_stream("x")["retriever"],
+                "requester": {
+                    **REQUESTER,
+                    "request_parameters": {"since": "{{ stream_interval.start_time }}"},
+                },
+            },
+        },
+        None,
+        None,
+    ),
+]
+
+
+def _import_one(tmp_path: Path, stream: dict) -> tuple[dict, list[str], str]:
+    """The resource `stream` becomes (the manifest holds a parent stream too), its notes and
+    the reason it was dropped ('' when imported)."""
+    manifest = {**BASE, "streams": [PARENT, stream]}
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    imported = import_manifest(path, None, "things")
+    resources = {r["name"]: r for r in imported.spec["resources"]}
+    notes = imported.notes.get(stream["name"], [])
+    return resources.get(stream["name"], {}), notes, imported.dropped.get(stream["name"], "")
+
+
+def _holds(got: object, expected: object) -> bool:
+    if isinstance(expected, dict):
+        return isinstance(got, dict) and all(_holds(got.get(k), v) for k, v in expected.items())
+    return got == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "expected", "note"), CONVERSIONS, ids=[c[0] for c in CONVERSIONS]
+)
+def test_each_retriever_component_converts_as_the_table_says(
+    case, changes, expected, note, tmp_path
+):
+    """A stream with one retriever component changed converts into the restsync keys the
+    case names, with the loss it names printed as a note."""
+    base = _stream("things")
+    stream = {**base, "retriever": {**base["retriever"], **changes}}
+    resource, notes, dropped = _import_one(tmp_path, stream)
+    assert not dropped, dropped
+    assert _holds(resource, expected), resource
+    assert note is None or any(note in n for n in notes), notes
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "expected", "note"),
+    STREAM_CONVERSIONS,
+    ids=[c[0] for c in STREAM_CONVERSIONS],
+)
+def test_each_incremental_sync_converts_as_the_table_says(case, changes, expected, note, tmp_path):
+    """Incremental syncs become dlt's `incremental` (start value in Airbyte's datetime format);
+    `stream_interval.start_time` in a param becomes `{incremental.start_value}`."""
+    stream = {**_stream("things"), **changes}
+    resource, notes, dropped = _import_one(tmp_path, stream)
+    assert not dropped, dropped
+    if expected is not None:
+        assert _holds(resource, expected), resource
+    else:
+        assert resource["endpoint"]["params"] == {"since": "{incremental.start_value}"}
+        assert resource["endpoint"]["incremental"] == {"cursor_path": "seq", "initial_value": 5}
+    assert note is None or any(note in n for n in notes), notes
+
+
+def test_a_schema_file_beside_the_manifest_becomes_column_hints(tmp_path):
+    """`JsonFileSchemaLoader` reads the schema relative to the manifest: its top-level
+    properties become `schema:` types (a nullable union counts as its one type)."""
+    (tmp_path / "schemas").mkdir()
+    schema = {
+        "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": ["null", "string"], "format": "date-time"},
+            "tags": {"type": "array"},
+            "odd": {"type": ["string", "integer"]},
+        }
+    }
+    (tmp_path / "schemas" / "things.json").write_text(json.dumps(schema))
+    stream = {
+        **_stream("things"),
+        "schema_loader": {
+            "type": "JsonFileSchemaLoader",
+            "file_path": "./schemas/{{ parameters.name }}.json",
+        },
+        "$parameters": {"name": "things"},
+    }
+    resource, _, dropped = _import_one(tmp_path, stream)
+    assert not dropped, dropped
+    assert resource["schema"] == {"id": "integer", "at": "date-time", "tags": "array"}

@@ -28,6 +28,42 @@ _PARAMETER = re.compile(
 _WHOLE_PARAMETER = re.compile(r"^\{\{\s*" + _PARAMETER.pattern + r"\s*\}\}$")
 #: keys under which a mapping holds data, not components: parameters never flow into them
 DATA_KEYS = ("schema", "connection_specification", "properties", "json_schema")
+#: fields whose value is a component (or a list of them) even when its `type` is left out,
+#: as Airbyte infers it from the field; parameters fill the fields such components leave out
+COMPONENT_FIELDS = frozenset(
+    {
+        "streams",
+        "retriever",
+        "requester",
+        "record_selector",
+        "extractor",
+        "record_filter",
+        "paginator",
+        "pagination_strategy",
+        "page_token_option",
+        "page_size_option",
+        "authenticator",
+        "error_handler",
+        "error_handlers",
+        "response_filters",
+        "backoff_strategies",
+        "partition_router",
+        "parent_stream_configs",
+        "stream",
+        "incremental_sync",
+        "start_time_option",
+        "end_time_option",
+        "start_value_option",
+        "request_option",
+        "schema_loader",
+        "decoder",
+        "transformations",
+        "inject_into",
+        "start_datetime",
+        "end_datetime",
+        "authenticators",
+    }
+)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -39,7 +75,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("streams"), list):
         raise ImportFailed(f"{path}: not an Airbyte declarative manifest (no `streams` list)")
     resolved = resolve_references(document, document)
-    return propagate_parameters(resolved, {})
+    return propagate_parameters(resolved, {}, component=False)
 
 
 def resolve_references(node: Any, root: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
@@ -73,26 +109,29 @@ def _lookup(root: dict[str, Any], ref: str, seen: tuple[str, ...]) -> Any:
     return node
 
 
-def propagate_parameters(node: Any, inherited: dict[str, Any]) -> Any:
-    """`node` with `$parameters` passed down and `{{ parameters.x }}` filled in."""
+def propagate_parameters(node: Any, inherited: dict[str, Any], component: bool = True) -> Any:
+    """`node` with `$parameters` passed down and `{{ parameters.x }}` filled in. `component`:
+    whether a mapping here is a component (by the field holding it) even without a `type`."""
     if isinstance(node, list):
-        return [propagate_parameters(item, inherited) for item in node]
+        return [propagate_parameters(item, inherited, component) for item in node]
     if isinstance(node, str):
         return fill_parameters(node, inherited)
     if not isinstance(node, dict):
         return node
     own = node.get("$parameters") or {}
     parameters = {**inherited, **own} if isinstance(own, dict) else dict(inherited)
-    is_component = "type" in node or "$parameters" in node
+    is_component = component or "type" in node or "$parameters" in node
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "$parameters":
             continue
         if key in DATA_KEYS:
             out[key] = value
+        elif key == "authenticators" and isinstance(value, dict):
+            out[key] = {k: propagate_parameters(v, parameters) for k, v in value.items()}
         else:
-            out[key] = propagate_parameters(value, parameters)
-    if is_component:
+            out[key] = propagate_parameters(value, parameters, key in COMPONENT_FIELDS)
+    if is_component and isinstance(node.get("type", ""), str):
         for key, value in parameters.items():
             out.setdefault(key, value)
     return out
