@@ -656,3 +656,124 @@ def test_a_schema_file_beside_the_manifest_becomes_column_hints(tmp_path):
     resource, _, dropped = _import_one(tmp_path, stream)
     assert not dropped, dropped
     assert resource["schema"] == {"id": "integer", "at": "date-time", "tags": "array"}
+
+
+AUTH_CONFIG = {
+    "api_key": "key-value-1",
+    "user": "reports",
+    "password": "password-value-2",
+    "client_id": "client-id-3",
+    "client_secret": "client-secret-4",
+    "refresh_token": "refresh-token-5",
+    "method": "key",
+}
+AUTH_SECRETS = {"api_key", "password", "client_secret", "refresh_token"}
+#: (case, Airbyte authenticator, restsync's client auth, a note or None)
+AUTHS = [
+    (
+        "api key with a Bearer prefix",
+        {
+            "type": "ApiKeyAuthenticator",
+            "api_token": "Bearer {{ config['api_key'] }}",
+            "inject_into": _option("Authorization", "header"),
+        },
+        {"type": "bearer", "token": {"secret": "api_key"}},
+        None,
+    ),
+    (
+        "api key in the query",
+        {
+            "type": "ApiKeyAuthenticator",
+            "api_token": "{{ config['api_key'] }}",
+            "inject_into": _option("key"),
+        },
+        {"type": "api_key", "name": "key", "location": "query", "api_key": {"secret": "api_key"}},
+        None,
+    ),
+    (
+        "basic, user baked in",
+        {
+            "type": "BasicHttpAuthenticator",
+            "username": "{{ config['user'] }}",
+            "password": "{{ config['password'] }}",
+        },
+        {"type": "http_basic", "username": "reports", "password": {"secret": "password"}},
+        None,
+    ),
+    (
+        "oauth client credentials with scopes",
+        {
+            "type": "OAuthAuthenticator",
+            "token_refresh_endpoint": "https://auth.example.com/token",
+            "grant_type": "client_credentials",
+            "client_id": "{{ config['client_id'] }}",
+            "client_secret": "{{ config['client_secret'] }}",
+            "scopes": ["read"],
+        },
+        {
+            "type": "oauth2",
+            "token_url": "https://auth.example.com/token",
+            "client_id": {"secret": "client_id"},
+            "client_secret": {"secret": "client_secret"},
+            "scopes": ["read"],
+        },
+        None,
+    ),
+    (
+        "oauth refresh token, rotated",
+        {
+            "type": "OAuthAuthenticator",
+            "token_refresh_endpoint": "https://auth.example.com/token",
+            "client_id": "{{ config['client_id'] }}",
+            "client_secret": "{{ config['client_secret'] }}",
+            "refresh_token": "{{ config['refresh_token'] }}",
+            "refresh_token_updater": {},
+        },
+        {
+            "type": "oauth2",
+            "token_url": "https://auth.example.com/token",
+            "client_id": {"secret": "client_id"},
+            "client_secret": {"secret": "client_secret"},
+            "refresh_token": {"secret": "refresh_token"},
+        },
+        "not written back",
+    ),
+    (
+        "selective, by the config's choice",
+        {
+            "type": "SelectiveAuthenticator",
+            "authenticator_selection_path": ["method"],
+            "authenticators": {
+                "key": {"type": "BearerAuthenticator", "api_token": "{{ config['api_key'] }}"},
+                "none": {"type": "NoAuth"},
+            },
+        },
+        {"type": "bearer", "token": {"secret": "api_key"}},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "authenticator", "expected", "note"), AUTHS, ids=[a[0] for a in AUTHS]
+)
+def test_each_authenticator_converts_with_secrets_as_env_vars(
+    case, authenticator, expected, note, tmp_path
+):
+    """Each authenticator becomes restsync's auth on the client: `airbyte_secret` fields as
+    `{secret: <field>}`, other config values baked in; no secret value in the YAML."""
+    properties = {k: {"type": "string", "airbyte_secret": k in AUTH_SECRETS} for k in AUTH_CONFIG}
+    manifest = {
+        **BASE,
+        "spec": {"connection_specification": {"properties": properties}},
+        "streams": [_stream("things", requester={**REQUESTER, "authenticator": authenticator})],
+    }
+    path, config = tmp_path / "manifest.yaml", tmp_path / "config.json"
+    path.write_text(yaml.safe_dump(manifest))
+    config.write_text(json.dumps(AUTH_CONFIG))
+    imported = import_manifest(path, config, "things")
+    assert not imported.dropped, imported.dropped
+    assert imported.spec["client"]["auth"] == expected
+    assert note is None or any(note in n for n in imported.notes["things"])
+    text = imported.text()
+    assert [k for k in AUTH_SECRETS if AUTH_CONFIG[k] in text] == []

@@ -119,7 +119,7 @@ def oauth_auth(node: dict, build: StreamBuild) -> dict:
         )
     if node.get("scopes"):
         auth["scopes"] = [static(s, build.scope, "scopes") for s in node["scopes"]]
-    if node.get("refresh_token_updater"):
+    if "refresh_token_updater" in node:
         build.loss(
             "refresh_token_updater: a rotated refresh token is used for the rest of the run, not written back to the config"
         )
