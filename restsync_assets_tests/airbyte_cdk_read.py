@@ -1,9 +1,11 @@
 """Read an Airbyte manifest with Airbyte's own CDK; print each record as a JSON line.
 
 Run by the Python of a venv with `airbyte-cdk` (RESTSYNC_AIRBYTE_PYTHON), never imported by
-restsync's tests: `python airbyte_cdk_read.py MANIFEST CONFIG.json OUT.jsonl` writes
-`{"stream": ..., "data": {...}}` per record to OUT.jsonl (the CDK logs to stdout itself),
-and exits non-zero when a stream failed.
+restsync's tests: `python airbyte_cdk_read.py MANIFEST CONFIG.json OUT.jsonl [MANIFEST
+CONFIG.json OUT.jsonl ...]` reads each manifest (every stream) and writes
+`{"stream": ..., "data": {...}}` per record to its OUT.jsonl (the CDK logs to stdout
+itself); it exits non-zero when a stream failed. One process for all manifests: importing
+the CDK takes seconds.
 """
 
 from __future__ import annotations
@@ -46,15 +48,21 @@ def catalog(names: list[str]) -> ConfiguredAirbyteCatalog:
     return ConfiguredAirbyteCatalog(streams=streams)
 
 
+def _definition(manifest: dict, ref: str) -> dict:
+    node = manifest
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
 def main(manifest_path: str, config_path: str, out_path: str) -> int:
     with open(manifest_path) as f:
         manifest = yaml.safe_load(f)
     with open(config_path) as f:
         config = json.load(f)
-    names = sys.argv[4].split(",") if len(sys.argv) > 4 else []
+    names = [s["name"] for s in manifest["streams"] if isinstance(s, dict) and "name" in s]
+    names += [_definition(manifest, s)["name"] for s in manifest["streams"] if isinstance(s, str)]
     source = DeclarativeSource(source_config=manifest, config=config, catalog=catalog(names))
-    if not names:
-        names = [s.name for s in source.streams(config)]
     failed = False
     with open(out_path, "w") as out:
         for message in source.read(logging.getLogger("airbyte"), config, catalog(names), None):
@@ -70,4 +78,6 @@ def main(manifest_path: str, config_path: str, out_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    args = sys.argv[1:]
+    codes = [main(*args[i : i + 3]) for i in range(0, len(args), 3)]
+    sys.exit(max(codes, default=2))

@@ -16,7 +16,7 @@ import yaml
 
 from restsync_assets.cli import main
 from restsync_assets.importers.airbyte import import_manifest
-from restsync_assets.sandbox import VENDORS
+from restsync_assets.sandbox import VENDORS, Sandbox
 
 from .conftest import server_unavailable
 from .support import assert_table_is, failure_message, materialize_specs, table_rows
@@ -175,34 +175,40 @@ def test_the_import_prints_env_vars_and_writes_no_secret(tmp_path, sandbox, caps
 # --------------------------------------------------------------------------- Airbyte's CDK
 
 
-def _cdk_records(tmp_path: Path, sandbox, spec: str) -> dict[str, list[dict]]:
+@pytest.fixture(scope="module")
+def cdk_records(tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
+    """What Airbyte's CDK reads with every manifest from a sandbox of its own (the sandbox's
+    data is the same in every instance): `{manifest: {stream: [record, ...]}}`."""
     python = os.environ.get(AIRBYTE_PYTHON)
     if not python:
         server_unavailable(f"{AIRBYTE_PYTHON} is not set (a venv's python with airbyte-cdk)")
-    config = tmp_path / f"{spec}.cdk.json"
-    config.write_text(json.dumps(_config(sandbox, spec)))
-    out = tmp_path / f"{spec}.records.jsonl"
-    run = subprocess.run(
-        [python, str(CDK_READER), str(MANIFESTS / f"{spec}.yaml"), str(config), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    folder = tmp_path_factory.mktemp("cdk")
+    argv = []
+    with Sandbox() as sandbox:
+        for spec in STREAMS:
+            config = folder / f"{spec}.json"
+            config.write_text(json.dumps(_config(sandbox, spec)))
+            argv += [str(MANIFESTS / f"{spec}.yaml"), str(config), str(folder / f"{spec}.jsonl")]
+        run = subprocess.run(
+            [python, str(CDK_READER), *argv], capture_output=True, text=True, timeout=600
+        )
     assert run.returncode == 0, run.stderr[-2000:]
-    records: dict[str, list[dict]] = {}
-    for line in out.read_text().splitlines():
-        message = json.loads(line)
-        records.setdefault(message["stream"], []).append(message["data"])
+    records: dict[str, dict[str, list[dict]]] = {}
+    for spec in STREAMS:
+        for line in (folder / f"{spec}.jsonl").read_text().splitlines():
+            message = json.loads(line)
+            records.setdefault(spec, {}).setdefault(message["stream"], []).append(message["data"])
     return records
 
 
 @pytest.mark.parametrize("spec", sorted(STREAMS))
 def test_restsync_loads_the_records_airbytes_cdk_reads(
-    spec, tmp_path, specs_dir, sandbox_env, capsys, monkeypatch
+    spec, cdk_records, tmp_path, specs_dir, sandbox_env, capsys, monkeypatch
 ):
     """Airbyte's own declarative reader (the CDK, in a venv of its own) reads the manifest from
-    the sandbox; the imported spec loads the same records, field for field, stream by stream."""
-    records = _cdk_records(tmp_path, sandbox_env, spec)
+    a sandbox (`cdk_records`); the imported spec loads the same records from the sandbox,
+    field for field, stream by stream."""
+    records = cdk_records[spec]
     assert set(records) == set(STREAMS[spec])
     _import(tmp_path, specs_dir, sandbox_env, spec, capsys, monkeypatch)
     result = materialize_specs(specs_dir)
