@@ -155,7 +155,7 @@ AUTHENTICATORS = {
 # --------------------------------------------------------------------------- paginators
 
 
-def _option_field(option: dict, build: StreamBuild, what: str) -> tuple[str, str]:
+def option_field(option: dict, build: StreamBuild, what: str) -> tuple[str, str]:
     """(inject_into, field) of a RequestOption: `field_name` or a dotted `field_path`."""
     if component_type(option, "RequestOption") != "RequestOption":
         raise Unsupported(f"{what}: {option.get('type')}")
@@ -165,11 +165,11 @@ def _option_field(option: dict, build: StreamBuild, what: str) -> tuple[str, str
     return option.get("inject_into", "request_parameter"), str(static(name, build.scope, what))
 
 
-def _page_size_param(node: dict, size: Any, build: StreamBuild) -> str | None:
+def _page_size_param(node: dict, build: StreamBuild) -> str | None:
     option = node.get("page_size_option")
     if not option:
         return None
-    where, name = _option_field(option, build, "page_size_option")
+    where, name = option_field(option, build, "page_size_option")
     if where != "request_parameter":
         raise Unsupported(f"page_size_option in {where} (restsync: a query param)")
     return name
@@ -192,10 +192,10 @@ def offset_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dic
     size = int(static(strategy.get("page_size"), build.scope, "page_size") or 0)
     if size <= 0:
         raise Unsupported("OffsetIncrement without a page_size (restsync stops on a short page)")
-    where, offset_param = _option_field(
+    where, offset_param = option_field(
         paginator.get("page_token_option") or {}, build, "page_token_option"
     )
-    limit_param = _page_size_param(paginator, size, build) or "limit"
+    limit_param = _page_size_param(paginator, build) or "limit"
     if not paginator.get("page_size_option"):
         build.loss(f"the page size {size} is sent as `limit` too (Airbyte sends no page size)")
     if where == "body_json":
@@ -219,12 +219,12 @@ def offset_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dic
 
 def page_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dict:
     size = static(strategy.get("page_size"), build.scope, "page_size")
-    where, page_param = _option_field(
+    where, page_param = option_field(
         paginator.get("page_token_option") or {}, build, "page_token_option"
     )
     if where != "request_parameter":
         raise Unsupported(f"PageIncrement: the page number in {where} (restsync: a query param)")
-    size_param = _page_size_param(paginator, size, build)
+    size_param = _page_size_param(paginator, build)
     if size_param and size:
         build.params()[size_param] = int(size)
     build.loss("pages until an empty page (Airbyte stops at a short page: one request more)")
@@ -267,7 +267,7 @@ def cursor_pagination(strategy: dict, paginator: dict, build: StreamBuild) -> An
             "paginator",
         )
     if component_type(option) != "RequestPath":
-        where, name = _option_field(option, build, "page_token_option")
+        where, name = option_field(option, build, "page_token_option")
         if where == "request_parameter":
             out["cursor_param"] = name
         elif where == "body_json":
@@ -276,7 +276,7 @@ def cursor_pagination(strategy: dict, paginator: dict, build: StreamBuild) -> An
             raise Unsupported(
                 f"CursorPagination: the cursor in {where} (restsync: query or JSON body)"
             )
-    size_param = _page_size_param(paginator, strategy.get("page_size"), build)
+    size_param = _page_size_param(paginator, build)
     if size_param and strategy.get("page_size"):
         build.params()[size_param] = int(static(strategy["page_size"], build.scope, "page_size"))
     return out
@@ -371,7 +371,7 @@ BACKOFF_STRATEGIES = {
 def _start_option(option: Any, build: StreamBuild, what: str) -> str | None:
     if not option:
         return None
-    where, name = _option_field(option, build, what)
+    where, name = option_field(option, build, what)
     if where != "request_parameter":
         raise Unsupported(
             f"{what} in {where} (restsync: a query param, or a placeholder in params)"
@@ -399,7 +399,6 @@ def datetime_cursor(node: dict, build: StreamBuild) -> dict:
     if node.get("lookback_window"):
         build.loss(f"lookback_window {node['lookback_window']} is not applied")
     build.scope.interval_start = node.get("partition_field_start", "start_time")
-    build.scope.interval_end = node.get("partition_field_end", "end_time")
     return incremental
 
 
@@ -498,11 +497,14 @@ def json_file_schema(node: dict, build: StreamBuild) -> None:
 
     path = static(node.get("file_path"), build.scope, "file_path")
     folder = build.scope.manifest_dir
+    if not path or folder is None:
+        build.loss(
+            "schema: Airbyte's default schema file in the connector package: no column hints"
+        )
+        return
     try:
-        schema = json.loads((folder / str(path)).read_text()) if folder and path else None
+        schema = json.loads((folder / str(path)).read_text())
     except (OSError, ValueError):
-        schema = None
-    if schema is None:
         build.loss(f"schema file {path} not found beside the manifest: no column hints")
         return
     _columns(schema, build)

@@ -46,7 +46,7 @@ def convert_stream(stream: dict, config: Config, manifest_dir: Path | None) -> S
     _selector(retriever.get("record_selector") or {}, build)
     if retriever.get("paginator"):
         build.endpoint["paginator"] = convert(
-            c.PAGINATORS, retriever["paginator"], build, "paginator"
+            c.PAGINATORS, retriever["paginator"], build, "paginator", "NoPagination"
         )
     else:
         build.endpoint["paginator"] = "single_page"
@@ -109,7 +109,7 @@ def _parent_request_option(stream: dict, build: StreamBuild) -> None:
     parent, key = cfg["stream"]["name"], str(cfg["parent_key"])
     build.resource["_parent"] = parent
     if option:
-        where, name = c._option_field(option, build, "request_option")
+        where, name = c.option_field(option, build, "request_option")
         if where != "request_parameter":
             raise Unsupported(f"the parent key in {where} (restsync: path or query param)")
         build.params()[name] = {"type": "resolve", "resource": parent, "field": key}
@@ -167,6 +167,10 @@ def _selector(selector: dict, build: StreamBuild) -> None:
     extractor = selector.get("extractor") or {}
     if component_type(extractor, "DpathExtractor") != "DpathExtractor":
         raise Unsupported(f"extractor {extractor.get('type')} has no restsync equivalent")
+    if extractor.get("record_expander"):
+        raise Unsupported("DpathExtractor.record_expander has no restsync equivalent")
+    if selector.get("transform_before_filtering"):
+        build.loss("transform_before_filtering: restsync filters rows before transforming them")
     path = [str(static(p, build.scope, "field_path")) for p in extractor.get("field_path") or []]
     build.endpoint["data_selector"] = ".".join(path) if path else "$"
     if selector.get("record_filter"):

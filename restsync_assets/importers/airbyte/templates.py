@@ -50,9 +50,8 @@ class Scope:
     config: Config
     #: partition field -> (parent resource, parent field), one mapping per level up
     partitions: list[dict[str, tuple[str, str]]] = field(default_factory=list)
-    #: names of the datetime cursor's slice fields (`start_time`, `end_time`)
+    #: the name of the datetime cursor's slice start (`partition_field_start`)
     interval_start: str = "start_time"
-    interval_end: str = "end_time"
     incremental: bool = False
     #: the manifest's folder (schema files are read relative to it)
     manifest_dir: Path | None = None
