@@ -552,6 +552,8 @@ def composite_raw_decoder(node: dict, build: StreamBuild) -> str:
 def csv_decoder(node: dict, build: StreamBuild) -> str:
     if node.get("delimiter", ",") != ",":
         raise Unsupported(f"CSV with delimiter {node['delimiter']!r} (restsync reads commas)")
+    if "" not in (node.get("set_values_to_none") or []):
+        build.loss("an empty CSV field is null in restsync (Airbyte keeps an empty string)")
     return "csv"
 
 
