@@ -398,11 +398,17 @@ def test_no_importable_stream_is_one_line_and_exit_1(tmp_path, capsys):
 DOCS_PAGE = Path(__file__).parent.parent / "docs" / "import-airbyte.md"
 
 
-def test_the_docs_example_writes_the_spec_the_page_shows(tmp_path, capsys, monkeypatch):
+def test_the_docs_example_writes_the_spec_the_page_shows_and_it_runs(
+    tmp_path, capsys, monkeypatch, sandbox, warehouse
+):
     """docs/import-airbyte.md: its command, run with the config it describes, writes exactly
-    the spec the page shows and prints the lines it shows."""
+    the spec the page shows and prints the lines it shows; then its `restsync validate` and
+    `restsync run ledger_airbyte`, with the env vars pointed at the sandbox's ledger, load
+    the sandbox's rows."""
     page = DOCS_PAGE.read_text()
-    (command,) = [line for line in page.splitlines() if line.startswith("restsync import airbyte")]
+    lines = page.splitlines()
+    (command,) = [line for line in lines if line.startswith("restsync import airbyte")]
+    (run,) = [line for line in lines if line.startswith("restsync run")]
     shown = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = {
         "base_url": "https://ledger.example.com",
@@ -422,6 +428,14 @@ def test_the_docs_example_writes_the_spec_the_page_shows(tmp_path, capsys, monke
     assert (tmp_path / "source_specs" / "ledger_airbyte.yaml").read_text() == shown
     for line in printed.splitlines():
         assert f"    {line}\n" in page, line
+    monkeypatch.setenv("RESTSYNC_SPECS_DIR", str(tmp_path / "source_specs"))
+    for key, value in sandbox.env(["ledger"]).items():
+        monkeypatch.setenv(key.replace("LEDGER_", "LEDGER_AIRBYTE_", 1), value)
+    assert main(["validate"]) == 0
+    assert main(run.split()[1:]) == 0
+    assert_table_is(
+        table_rows("ledger_airbyte", "ledger_records"), sandbox.rows("ledger", "resource_name")
+    )
 
 
 def _option(name: str, where: str = "request_parameter") -> dict:
