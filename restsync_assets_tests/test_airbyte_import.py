@@ -579,6 +579,24 @@ CONVERSIONS = [
 ]
 STREAM_CONVERSIONS = [
     (
+        "a record filter on the incremental window",
+        {
+            "incremental_sync": {"type": "IncrementingCountCursor", "cursor_field": "seq"},
+            "retriever": {
+                **_stream("x")["retriever"],
+                "record_selector": {
+                    "type": "RecordSelector",
+                    "extractor": {"type": "DpathExtractor", "field_path": ["data"]},
+                    "record_filter": {
+                        "condition": "{{ record['seq'] > stream_state.get('seq', 0) }}"
+                    },
+                },
+            },
+        },
+        {"record_filter": None, "endpoint": {"incremental": {"cursor_path": "seq"}}},
+        "left to dlt's incremental",
+    ),
+    (
         "datetime cursor with windows and an end bound",
         {
             "incremental_sync": {
@@ -713,6 +731,7 @@ AUTH_CONFIG = {
     "client_secret": "client-secret-4",
     "refresh_token": "refresh-token-5",
     "method": "key",
+    "credentials": {"client_id": "nested-id-6", "client_secret": "nested-secret-7"},
 }
 AUTH_SECRETS = {"api_key", "password", "client_secret", "refresh_token"}
 #: (case, Airbyte authenticator, restsync's client auth, a note or None)
@@ -784,6 +803,23 @@ AUTHS = [
             "refresh_token": {"secret": "refresh_token"},
         },
         "not written back",
+    ),
+    (
+        "oauth from nested config fields",
+        {
+            "type": "OAuthAuthenticator",
+            "token_refresh_endpoint": "https://auth.example.com/token",
+            "grant_type": "client_credentials",
+            "client_id": "{{ config['credentials']['client_id'] }}",
+            "client_secret": "{{ config.credentials.client_secret }}",
+        },
+        {
+            "type": "oauth2",
+            "token_url": "https://auth.example.com/token",
+            "client_id": {"secret": "client_id"},
+            "client_secret": {"secret": "client_secret"},
+        },
+        None,
     ),
     (
         "selective, by the config's choice",

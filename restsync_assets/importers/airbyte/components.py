@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from restsync_assets.importers.airbyte.build import StreamBuild, component_type, convert
+from restsync_assets.importers.airbyte.config import CONFIG_REF
 from restsync_assets.importers.airbyte.errors import Unsupported
 from restsync_assets.importers.airbyte.templates import (
     PAGINATOR_VARIABLES,
@@ -25,19 +26,20 @@ from restsync_assets.importers.airbyte.templates import (
 
 
 def _secret(value: Any, build: StreamBuild, what: str, fallback: str) -> dict[str, str]:
-    """`{secret: <field>}` for a secret config value; a restsync secret of its own otherwise."""
-    if isinstance(value, str):
-        ref = whole_secret(value, build.scope)
-        if ref is not None:
-            return ref.model_dump()
-        match = re.fullmatch(
-            r"\s*\{\{\s*config(?:\.(\w+)|\[\s*['\"](\w+)['\"]\s*\])\s*\}\}\s*", value
-        )
-        if match:  # a non-secret config field where restsync only takes a secret
-            return build.scope.config.secret_ref(match.group(1) or match.group(2)).model_dump()
+    """`{secret: <field>}` for a config field, secret or not (restsync's auth reads its
+    credentials from env vars only); `{secret: <fallback>}` when the manifest gives none."""
     if value in (None, ""):
         return build.scope.config.secret_ref(fallback).model_dump()
-    raise Unsupported(f"{what}: {value!r} is not a config field restsync can read as a secret")
+    inner = (
+        re.fullmatch(r"\s*\{\{\s*(.*?)\s*\}\}\s*", value, re.S) if isinstance(value, str) else None
+    )
+    ref = CONFIG_REF.fullmatch(inner.group(1)) if inner else None
+    if ref is None:
+        raise Unsupported(
+            f"{what}: {value!r} is not one config field (restsync reads a credential whole,"
+            " from one env var)"
+        )
+    return build.scope.config.secret(ref).model_dump()
 
 
 def api_key_auth(node: dict, build: StreamBuild) -> dict:
@@ -439,8 +441,17 @@ def _dotted(path: list, build: StreamBuild, what: str) -> str:
     return ".".join(str(static(p, build.scope, what)) for p in path)
 
 
+#: a filter reading these compares rows with the incremental window: dlt's incremental does
+_WINDOW_NAMES = re.compile(r"\b(stream_interval|stream_state)\b|\bstream_slice\W+start_time")
+
+
 def record_filter(node: dict, build: StreamBuild) -> None:
     condition = node.get("condition")
+    if build.scope.incremental and _WINDOW_NAMES.search(str(condition)):
+        build.loss(
+            f"record_filter {condition!r} left to dlt's incremental (it drops rows before the cursor)"
+        )
+        return
     allowed = frozenset({"record", "parent"} if build.scope.partitions else {"record"})
     build.resource["record_filter"] = jinja_text(
         condition, build.scope, "record_filter", allowed, "record"
