@@ -554,6 +554,17 @@ CONVERSIONS = [
         None,
     ),
     (
+        "constant expressions baked in",
+        {
+            "requester": {
+                **REQUESTER,
+                "request_parameters": {"per_page": "{{ 50 * 2 }}", "kind": "{{ 'a' ~ 'b' }}"},
+            }
+        },
+        {"endpoint": {"params": {"per_page": 100, "kind": "ab"}}},
+        None,
+    ),
+    (
         "a parent's key as a query param",
         {
             "partition_router": {

@@ -76,9 +76,18 @@ def bake(expression: str, scope: Scope) -> str:
 
 
 def _literal(expression: str) -> tuple[bool, Any]:
+    """`(True, value)` when `expression` (config already baked in) needs no run-time value:
+    a literal, or an expression over literals evaluated in restsync's Jinja sandbox."""
     try:
         return True, ast.literal_eval(expression.strip())
     except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    try:
+        template = compile_template("{{ " + expression.strip() + " }}")
+        if template.variables:
+            return False, None
+        return True, template.evaluate()
+    except TemplateError:
         return False, None
 
 
