@@ -590,6 +590,23 @@ CONVERSIONS = [
 ]
 STREAM_CONVERSIONS = [
     (
+        "added fields cast to their value_type",
+        {
+            "transformations": [
+                {
+                    "type": "AddFields",
+                    "fields": [
+                        {"path": ["n"], "value": "{{ '7' }}", "value_type": "integer"},
+                        {"path": ["meta", "src"], "value": "api"},
+                        {"path": ["x2"], "value": "{{ record['x'] * 2 }}", "value_type": "number"},
+                    ],
+                }
+            ]
+        },
+        {"add_fields": {"n": 7, "meta.src": "api", "x2": "{{ record['x'] * 2 }}"}},
+        "not cast to number",
+    ),
+    (
         "a record filter on the incremental window",
         {
             "incremental_sync": {"type": "IncrementingCountCursor", "cursor_field": "seq"},

@@ -458,16 +458,28 @@ def record_filter(node: dict, build: StreamBuild) -> None:
     )
 
 
+#: `AddedFieldDefinition.value_type` -> the cast of a value fixed at import time
+_CASTS = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": lambda v: str(v).lower() == "true",
+}
+
+
 def add_fields(node: dict, build: StreamBuild) -> None:
     allowed = frozenset({"record", "parent"} if build.scope.partitions else {"record"})
     fields = build.resource.setdefault("add_fields", {})
     for item in node.get("fields") or []:
         path = _dotted(item.get("path") or [], build, "AddFields.path")
-        value = item.get("value")
+        value, cast = item.get("value"), _CASTS.get(str(item.get("value_type")))
         try:
             fields[path] = static(value, build.scope, "AddFields.value")
+            fields[path] = cast(fields[path]) if cast else fields[path]
         except Unsupported:
             fields[path] = jinja_text(value, build.scope, f"add_fields.{path}", allowed, "record")
+            if cast:
+                build.loss(f"add_fields.{path}: the value is not cast to {item['value_type']}")
     if node.get("condition"):
         raise Unsupported("AddFields with a condition (restsync adds to every row)")
 
