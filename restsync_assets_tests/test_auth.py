@@ -133,6 +133,27 @@ CASES = [
         " Unauthorized; check ADS_REPORTING_CLIENT_ID and ADS_REPORTING_CLIENT_SECRET",
         _missing("ads_reporting", "client_secret"),
     ),
+    AuthCase(
+        "oauth2-token-request-options",
+        "partnerhub",
+        "partnerhub",
+        "reports",
+        "PARTNERHUB_CLIENT_SECRET",
+        "partnerhub: token request to {url}/partnerhub/oauth/token failed: HTTP 401"
+        " invalid_client: unknown client or wrong secret (check PARTNERHUB_CLIENT_ID /"
+        " PARTNERHUB_CLIENT_SECRET)",
+        _missing("partnerhub", "client_secret"),
+    ),
+    AuthCase(
+        "session",
+        "kiosk",
+        "kiosk",
+        "orders",
+        "KIOSK_PASSWORD",
+        "kiosk: login request to {url}/kiosk/api/login failed: HTTP 401 Unauthorized; check"
+        " KIOSK_USERNAME and KIOSK_PASSWORD",
+        _missing("kiosk", "password"),
+    ),
 ]
 
 

@@ -209,7 +209,8 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
             check=True,
         ).stdout.splitlines()
         assert (
-            served_exports == printed_exports and len(printed_exports) == 22 + 11
+            served_exports == printed_exports
+            and len(printed_exports) == 22 + 11 + 9  # vendors chat 2, partnerhub 4, kiosk 3
         )  # seeds, vendors
         printed = {}
         for command in commands():
@@ -378,6 +379,11 @@ SAMPLES = {
     "source_specs/marketing_api.yaml: resource 'organizations': deletes: rows a run"
     " does not read would be marked deleted: the resource is read incrementally"
     " (only new and changed rows)",
+    # test_response_rules.py::test_a_fail_rule_fails_the_run_with_the_apis_message
+    "chat: resource messages: GET http://127.0.0.1:8000/chat/v1/messages?limit=10&oldest="
+    "yesterday failed after 1 attempt: HTTP 200 OK matching error_handler.response_rules[2]"
+    " (action fail): invalid_ts_oldest; the API says the request failed: fix what it names,"
+    " or change the rule's action (retry, ignore)",
     # test_specs.py::test_restsync_validate_names_file_key_secret_form_and_env_var
     "source_specs/gh.yaml: client.headers.Authorization: secrets never live in YAML:"
     " write {secret: authorization} and set GH_AUTHORIZATION (or"

@@ -144,8 +144,8 @@ def test_plain_http_token_url_is_refused(specs_dir, sandbox_env, monkeypatch) ->
             "SecurityError: access to attribute '__class__' of 'str' object is unsafe.",
         ),
         (
-            "{{ cycler.__init__.__globals__.os.system('touch CANARY') }}",
-            "SecurityError: access to attribute '__init__' of 'StrictUndefined' object is unsafe.",
+            "{{ now_utc.__globals__.os.system('touch CANARY') }}",
+            "SecurityError: access to attribute '__globals__' of 'function' object is unsafe.",
         ),
         (
             "{{ response['paging'].__class__ }}",

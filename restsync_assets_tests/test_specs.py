@@ -80,7 +80,7 @@ INVALID = [
     (
         "unknown auth type",
         spec_with(client__auth={"type": "oauth3", "token_url": "https://x/t"}),
-        "client.auth.type: unknown auth type 'oauth3'; allowed: api_key, bearer, http_basic, oauth2, oauth2_client_credentials",
+        "client.auth.type: unknown auth type 'oauth3'; allowed: api_key, bearer, http_basic, oauth2, oauth2_client_credentials, session",
     ),
     (
         "missing token_url",
@@ -210,7 +210,7 @@ INVALID = [
     (
         "bad error handler key",
         spec_with(client__error_handler={"retries": 3}),
-        "client.error_handler.retries: unknown key; allowed: backoff_factor, max_retries, max_retry_delay, retry_on_status_codes, timeout",
+        "client.error_handler.retries: unknown key; allowed: backoff_factor, max_retries, max_retry_delay, response_rules, retry_on_status_codes, timeout",
     ),
     (
         "bad status code",
@@ -295,7 +295,7 @@ INVALID = [
     (
         "unknown dlt resource hint",
         spec_with(resources__0__primary_keys="id"),
-        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, on_invalid, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
+        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, for_each, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, on_invalid, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
     ),
     (
         "invalid yaml",
@@ -732,7 +732,7 @@ def test_folder_lists_every_broken_file_and_duplicate_names(tmp_path, monkeypatc
         load_specs(tmp_path)
     assert str(caught.value).splitlines() == [
         "c.yaml: client.auth.type: unknown auth type 'x'; allowed: api_key, bearer, http_basic,"
-        " oauth2, oauth2_client_credentials",
+        " oauth2, oauth2_client_credentials, session",
         "b.yaml: name: 'shop' is already the name of a.yaml",
     ]
 
@@ -1049,7 +1049,7 @@ def test_each_resource_knows_the_line_that_declares_it(tmp_path):
 PAGINATOR_FORMS = [
     (
         "restsync's templated cursor",
-        {"type": "cursor", "cursor_value": "{{ r.next }}"},
+        {"type": "cursor", "cursor_value": "{{ response.next }}"},
         "templated_cursor",
     ),
     ("dlt's cursor", {"type": "cursor", "cursor_path": "next", "cursor_param": "c"}, "dlt"),

@@ -14,11 +14,17 @@ from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
 from restsync_assets.resources import Credentials
 from restsync_assets.runtime.http.dlt_auth import build_dlt_auth
-from restsync_assets.runtime.http.oauth import OAuth2Auth, token_policy
+from restsync_assets.runtime.http.oauth import (
+    OAuth2Auth,
+    TokenRequest,
+    token_policy,
+    validate_token_url,
+)
 from restsync_assets.runtime.http.paginators import (
     OffsetPaginatorWithoutTotal,
     TemplatedCursorPaginator,
 )
+from restsync_assets.runtime.http.session_auth import LoginRequest, SessionLoginAuth
 from restsync_assets.specs.model import (
     ApiKeyAuthSpec,
     AuthSpec,
@@ -29,9 +35,11 @@ from restsync_assets.specs.model import (
     OAuth2ClientCredentialsSpec,
     OffsetPaginatorSpec,
     SecretRef,
+    SessionAuthSpec,
     SourceSpec,
     TemplatedCursorPaginatorSpec,
 )
+from restsync_assets.specs.template_functions import parse_duration
 
 # --------------------------------------------------------------------------- paginators
 
@@ -104,6 +112,15 @@ def oauth2_auth(auth: OAuth2AuthSpec, spec: SourceSpec, credentials: Credentials
     )
     store = RefreshTokenStore(spec.name, configured) if configured else None
     return OAuth2Auth(
+        request=TokenRequest(
+            grant_type=auth.grant_type,
+            client_auth=auth.client_auth,
+            body=resolved(auth.token_request_body, credentials),
+            access_token_field=auth.access_token_field,
+            expires_in_field=auth.expires_in_field,
+            expires_at_field=auth.expires_at_field,
+            expires_at_format=auth.expires_at_format,
+        ),
         token_url=credentials.token_url or auth.token_url,
         client_id=named(auth.client_id, "client_id"),
         client_secret=named(auth.client_secret, "client_secret"),
@@ -117,6 +134,49 @@ def oauth2_auth(auth: OAuth2AuthSpec, spec: SourceSpec, credentials: Credentials
     )
 
 
+def resolved(values: dict[str, Any] | None, credentials: Credentials) -> dict[str, Any]:
+    """`values` with each `{secret: <name>}` replaced by the secret's value."""
+    return {
+        key: credentials.secret(value.secret) if isinstance(value, SecretRef) else value
+        for key, value in (values or {}).items()
+    }
+
+
+def session_auth(
+    auth: SessionAuthSpec, spec: SourceSpec, credentials: Credentials
+) -> SessionLoginAuth:
+    """restsync's `session`: one login shared by every resource; its request's secrets are
+    read now, its URL is relative to the base URL unless absolute."""
+    login = auth.login
+    url = login.url
+    if "://" not in url:
+        base = (credentials.base_url or spec.base_url).rstrip("/")
+        url = f"{base}/{url.lstrip('/')}"
+    validate_token_url(url, spec.name)  # the credentials go there: https or loopback
+    return SessionLoginAuth(
+        LoginRequest(
+            url=url,
+            method=login.method,
+            json=resolved(login.json_body, credentials) if login.json_body is not None else None,
+            data=resolved(login.data, credentials) if login.data is not None else None,
+            params=resolved(login.params, credentials),
+            headers=resolved(login.headers, credentials),
+        ),
+        auth.token_path,
+        location=auth.location,
+        name=auth.name,
+        prefix=auth.prefix,
+        expires_after=(
+            parse_duration(auth.expires_after).total_seconds() if auth.expires_after else None
+        ),
+        source=spec.name,
+        secret_env_vars=tuple(
+            dict.fromkeys(ref.env_var(spec.name) for ref in auth.secret_refs().values())
+        ),
+        policy=token_policy(spec.error_handler),
+    )
+
+
 def dlt_auth(auth: Any, spec: SourceSpec, credentials: Credentials) -> AuthConfigBase:
     """dlt's own auth types, built with the secrets read from `<NAME>_<SECRET>` (or
     `.dlt/secrets.toml`), so dlt never resolves them from its own config
@@ -127,6 +187,7 @@ def dlt_auth(auth: Any, spec: SourceSpec, credentials: Credentials) -> AuthConfi
 #: `factory(auth model, spec, credentials)` of each auth model.
 AUTH_FACTORIES: dict[type, Callable[[Any, SourceSpec, Credentials], Any]] = {
     OAuth2AuthSpec: oauth2_auth,
+    SessionAuthSpec: session_auth,
     BearerAuthSpec: dlt_auth,
     ApiKeyAuthSpec: dlt_auth,
     HttpBasicAuthSpec: dlt_auth,

@@ -8,6 +8,7 @@ the source's schema while running, dagster issue 34052). Paginator and auth obje
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from dlt.extract.source import DltSource
@@ -20,13 +21,21 @@ from restsync_assets.runtime import destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
-from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.fan_out import (
+    dlt_params,
+    first_value_params,
+    with_fanned_children,
+    with_for_each,
+)
 from restsync_assets.runtime.http.rate_limit import limiter_for
+from restsync_assets.runtime.http.renewable import RenewableAuth
+from restsync_assets.runtime.http.response_rules import ResponseRules
 from restsync_assets.runtime.http.retry import RetryPolicy
 from restsync_assets.runtime.http.session import RestsyncSession, Route
 from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
+from restsync_assets.runtime.request_values import run_time, with_request_values
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
@@ -45,7 +54,9 @@ def build_source(
     window of a partitioned run, written into each partitioned resource's request.
     """
     transforms = record_transforms(spec)
-    config = with_per_parent_cursors(spec, source_config(spec, credentials, window), transforms)
+    written = source_config(spec, credentials, window)
+    config = with_per_parent_cursors(spec, written, transforms)
+    config = with_fanned_children(spec, with_for_each(spec, config, written), written)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(spec, source, transforms)
     add_quarantines(spec, source)
@@ -134,14 +145,15 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
                 r.endpoint["path"],
                 RetryPolicy.from_handler(r.error_handler),
                 read_body=body_reader(r),
+                rules=ResponseRules(r.error_handler.response_rules) or None,
             )
             for r in spec.resources
         ],
         default_policy=RetryPolicy(),
-        auth=auth if isinstance(auth, OAuth2Auth) else None,
+        auth=auth if isinstance(auth, RenewableAuth) else None,
         secrets=lambda: [
             *credentials.secrets(),
-            *(auth.secrets() if isinstance(auth, OAuth2Auth) else []),
+            *(auth.secrets() if isinstance(auth, RenewableAuth) else []),
         ],
         rate_limiter=limiter_for(spec),
     )
@@ -154,7 +166,8 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
         client["headers"] = with_secrets(spec.client_headers, credentials)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
-    resources = [resource_config(r, window) for r in spec.resources]
+    now = run_time()
+    resources = [resource_config(r, window, now) for r in spec.resources]
     for resource in resources:
         endpoint = resource["endpoint"]
         for where in ("headers", "params"):
@@ -176,9 +189,16 @@ def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, 
     }
 
 
-def resource_config(resource: ResourceSpec, window: Window | None = None) -> dict[str, Any]:
-    """The dlt `EndpointResource` dict of one resource."""
-    endpoint = dict(resource.endpoint)
+def resource_config(
+    resource: ResourceSpec, window: Window | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The dlt `EndpointResource` dict of one resource; relative times (`{type: now}`) count
+    from `now` (the run's start)."""
+    endpoint = with_request_values(dict(resource.endpoint), now or run_time())
+    if resource.for_each is not None:
+        endpoint["params"] = first_value_params(resource, dict(endpoint.get("params") or {}))
+    if resource.parent_keys is not None:
+        endpoint["params"] = dlt_params(resource, dict(endpoint["params"]))
     if resource.data_selector is not None:
         # compiled once: dlt would parse the JSONPath string again on every page (~40 ms each)
         endpoint["data_selector"] = compile_jsonpath(resource.data_selector)

@@ -35,7 +35,7 @@ from restsync_assets.specs.templates import CompiledTemplate, TemplateError, com
 from restsync_assets.specs.validate.transforms import is_template
 
 #: rest_api resource config keys that are not dlt resource hints
-_NOT_HINTS = ("endpoint", "include_from_parent", "parallelized", "processing_steps")
+NOT_HINTS = ("endpoint", "include_from_parent", "parallelized", "processing_steps")
 _MISSING = object()
 
 
@@ -182,7 +182,7 @@ def child_resource(
     """The transformer of `parent` that replaces a child dlt built: `per_parent` turns the
     parent's items into the child's pages; the child's hints (from its rest_api `config`) and
     its endpoint (`args`, what dlt bound to its `paginate_dependent_resource`) are kept."""
-    hints = {k: v for k, v in config.items() if k not in _NOT_HINTS}
+    hints = {k: v for k, v in config.items() if k not in NOT_HINTS}
     resource = dlt.resource(per_parent, data_from=parent, **hints)
     record_endpoint_input(resource, args["client"], args["path"])
     return resource

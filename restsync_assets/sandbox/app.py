@@ -6,7 +6,7 @@ import copy
 import threading
 from collections.abc import Callable
 
-from . import exports, routes, vendors
+from . import exports, logins, routes, vendors
 from .auth import TOKEN_PATHS, TokenStore, require_bearer, token_endpoint
 from .data import RESOURCES, SANDBOX_SPECS, SORT_KEYS, build_dataset
 from .faults import FaultPlan
@@ -87,7 +87,7 @@ class SandboxApp:
             return exports.render(request, subpath, data)
         if first in SANDBOX_SPECS or first in vendors.VENDORS:
             request.spec = first
-            if subpath == TOKEN_PATHS.get(first):
+            if subpath in (TOKEN_PATHS.get(first), logins.LOGIN_PATHS.get(first)):
                 request.resource = "oauth"
             elif found := routes.match(first, subpath):
                 route, params = found
@@ -108,6 +108,8 @@ class SandboxApp:
     def _serve(
         self, request: IncomingRequest, route: routes.Route | None, params: dict | None
     ) -> Response:
+        if request.resource == "oauth" and request.spec in logins.LOGIN_PATHS:
+            return logins.login(request.spec, request, self.tokens)
         if request.resource == "oauth":
             return token_endpoint(request.spec, request, self.tokens)
         if route is None:
@@ -115,7 +117,9 @@ class SandboxApp:
         if request.method != route.method:
             allow = route.method
             raise ApiError(405, "method_not_allowed", f"use {allow}", {"Allow": allow})
-        if route.spec in vendors.VENDORS:
+        if route.spec in logins.LOGIN_PATHS:
+            logins.require_token(route.spec, request, self.tokens)
+        elif route.spec in vendors.VENDORS:
             vendors.require_credential(route.spec, request)
         else:
             require_bearer(route.spec, request, self.tokens)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import unquote, urlencode
 
-from . import graphql
+from . import chat, graphql
 from .models import ApiError, IncomingRequest, Response
 from .vendors import VENDORS
 
@@ -119,6 +119,18 @@ ROUTES: tuple[Route, ...] = (
         for name in ("blocks", "databases", "pages", "users")
     ),
     *(Route(v.name, v.resource, v.path, v.pager) for v in VENDORS.values()),
+    # one region's reports: the path placeholder filters on the rows' `region`
+    Route(
+        "partnerhub",
+        "reports",
+        "/v1/regions/{region}/reports",
+        "offset",
+        child_keys=(("region", "region"),),
+    ),
+    Route("partnerhub", "teams", "/v1/teams", "offset"),
+    # one member by id, or every member (`?ids=1,2,3`: those members)
+    Route("partnerhub", "members", "/v1/members/{id}", "none", child_keys=(("id", "id"),)),
+    Route("partnerhub", "members", "/v1/members", "offset"),
 )
 
 _COMPILED = tuple((route, route.regex) for route in ROUTES)
@@ -194,6 +206,11 @@ def apply_filters(route: Route, rows: list[dict], query: dict[str, str]) -> list
             for r in rows
             if (start is None or r["date"] >= start) and (end is None or r["date"] < end)
         ]
+    if route.spec == "partnerhub" and "region" in query:
+        return [r for r in rows if r["region"] == query["region"]]
+    if route.spec == "partnerhub" and "ids" in query:
+        wanted = set(query["ids"].split(","))
+        return [r for r in rows if str(r["id"]) in wanted]
     if route.spec == "ledger":
         since, until = _ts_param(query, "updated_since"), _ts_param(query, "updated_until")
         return [
@@ -236,6 +253,8 @@ def render(
     """Filter, paginate and wrap ``rows`` (already restricted to the parent) for ``route``."""
     if route.pager == "graphql":
         return graphql.answer(request, rows)
+    if route.pager == "link":
+        return chat.answer(request, rows, host)
     rows = apply_filters(route, rows, request.query)
     total = len(rows)
     if route.pager == "none":

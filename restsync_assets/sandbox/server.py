@@ -351,6 +351,8 @@ def env_for(url: str, specs: Iterable[str] | None = None) -> dict[str, str]:
         out[f"{name}_BASE_URL"] = f"{url}/{spec}"
         if spec not in VENDORS:
             out[f"{name}_TOKEN_URL"] = f"{url}/{spec}{TOKEN_PATHS[spec]}"
+        elif VENDORS[spec].auth == "oauth2_options":
+            out[f"{name}_TOKEN_URL"] = f"{url}/{spec}{VENDORS[spec].login_path}"
     return out
 
 

@@ -14,9 +14,17 @@ billing   HTTP basic                             invoices  ``BILLING_USERNAME``,
                                                            ``BILLING_PASSWORD``
 codehost  bearer token; GraphQL                  repos*    ``CODEHOST_TOKEN``
           (``POST /graphql``, `sandbox.graphql`)
+chat      bearer token; Slack-like ``ok`` body,  messages  ``CHAT_TOKEN``
+          ``Link`` header paging (`sandbox.chat`)
+partner-  OAuth2 with Basic client auth, a       reports   ``PARTNERHUB_CLIENT_ID``,
+hub       custom grant and an absolute expiry              ``PARTNERHUB_CLIENT_SECRET``
+          (`sandbox.logins`)
+kiosk     a session login (JSON user and         orders    ``KIOSK_USERNAME``,
+          password), ``X-Session-Id`` header               ``KIOSK_PASSWORD``
 ========  =====================================  ========  ================================
 
-(*) ``repositories``, the one resource not paged by offset: a GraphQL search.
+(*) ``repositories``, a GraphQL search, and ``messages`` (``Link`` header, epoch filters,
+``{"ok": false}`` on a bad parameter) are the resources not paged by offset alone.
 
 A request without the right credential gets a 401 whose body repeats the credential it
 received, as careless APIs do, so tests can prove restsync masks it.
@@ -30,7 +38,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import graphql
+from . import chat, graphql, logins
 from .data import _rng, _stamp
 from .models import ApiError, IncomingRequest
 
@@ -46,9 +54,11 @@ class Vendor:
     #: the credential a request presents (None when absent)
     presented: Callable[[IncomingRequest], str | None]
     challenge: dict[str, str]
-    #: how the resource pages: `offset` (GET, `offset`/`limit`) or `graphql` (POST, see
-    #: `sandbox.graphql`)
+    #: how the resource pages: `offset` (GET, `offset`/`limit`), `graphql` (POST, see
+    #: `sandbox.graphql`) or `link` (`sandbox.chat`)
     pager: str = "offset"
+    #: the vendor's token or login endpoint, for vendors that issue tokens (`sandbox.logins`)
+    login_path: str | None = None
 
 
 def _bearer(request: IncomingRequest) -> str | None:
@@ -105,9 +115,40 @@ VENDORS: dict[str, Vendor] = {
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             pager="graphql",
         ),
+        Vendor(
+            chat.VENDOR,
+            "bearer",
+            chat.RESOURCE,
+            chat.PATH,
+            _bearer,
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            pager="link",
+        ),
+        Vendor(
+            logins.PARTNERHUB,
+            "oauth2_options",
+            "reports",
+            "/v1/reports",
+            lambda r: None,
+            {},
+            login_path=logins.LOGIN_PATHS[logins.PARTNERHUB],
+        ),
+        Vendor(
+            logins.KIOSK,
+            "session",
+            "orders",
+            "/v1/orders",
+            lambda r: None,
+            {},
+            login_path=logins.LOGIN_PATHS[logins.KIOSK],
+        ),
     )
 }
-RESOURCES: dict[str, tuple[str, ...]] = {v.name: (v.resource,) for v in VENDORS.values()}
+#: the resources a vendor serves besides its own (`partnerhub`'s teams and their members)
+EXTRA_RESOURCES: dict[str, tuple[str, ...]] = {logins.PARTNERHUB: ("teams", "members")}
+RESOURCES: dict[str, tuple[str, ...]] = {
+    v.name: (v.resource, *EXTRA_RESOURCES.get(v.name, ())) for v in VENDORS.values()
+}
 
 
 def _digest(vendor: str, purpose: str) -> str:
@@ -117,6 +158,8 @@ def _digest(vendor: str, purpose: str) -> str:
 def credentials_for(vendor: str) -> dict[str, str]:
     """The vendor's credentials, keyed by the secret names its spec reads (`<VENDOR>_<KEY>`)."""
     kind = VENDORS[vendor].auth
+    if VENDORS[vendor].login_path is not None:
+        return logins.credentials(vendor)
     if kind == "bearer":
         return {"token": f"sandbox-{vendor}-token-{_digest(vendor, 'token')}"}
     if kind == "api_key_header":
@@ -140,6 +183,8 @@ def expected_credential(vendor: str) -> str:
 
 def secrets_of(vendor: str) -> list[str]:
     """Every secret value of the vendor, in every form it travels in (for secret scans)."""
+    if VENDORS[vendor].login_path is not None:
+        return logins.secrets_of(vendor)
     creds = credentials_for(vendor)
     return list(dict.fromkeys([*creds.values(), expected_credential(vendor)]))
 
@@ -225,9 +270,46 @@ _BUILDERS = {
     "weather": _stations,
     "billing": _invoices,
     graphql.VENDOR: graphql.build_rows,
+    chat.VENDOR: chat.build_rows,
+    logins.PARTNERHUB: lambda: _simple_rows(logins.PARTNERHUB, "rep", 44),
+    logins.KIOSK: lambda: _simple_rows(logins.KIOSK, "ord", 51),
 }
+
+
+def _simple_rows(vendor: str, prefix: str, count: int) -> list[dict]:
+    rng = _rng(vendor, prefix)
+    return [
+        {
+            "id": f"{prefix}-{i + 1:04d}",
+            "amount": rng.randint(100, 90_000),
+            "region": ("emea", "amer", "apac")[i % 3],
+            "created_at": _stamp(i, 9),
+        }
+        for i in range(count)
+    ]
+
+
+def _members() -> list[dict]:
+    rng = _rng(logins.PARTNERHUB, "members")
+    return [{"id": i + 1, "name": f"Member {i + 1}", "seats": rng.randint(1, 9)} for i in range(23)]
+
+
+def _teams() -> list[dict]:
+    """Seven teams whose `member_ids` list members (some twice, one team empty, and members
+    17 to 23 in no team)."""
+    members = [[1, 2, 3], [4, 5], [], [6, 7, 8, 9, 10], [2, 11], [12, 13, 14, 15], [16, 1]]
+    return [{"id": f"team-{i + 1}", "member_ids": ids} for i, ids in enumerate(members)]
+
+
+_EXTRA_BUILDERS = {"teams": _teams, "members": _members}
 
 
 def build_dataset() -> dict[str, dict[str, list[dict]]]:
     """A fresh copy of every vendor's rows: ``{vendor: {resource: [row, ...]}}``."""
-    return {name: {v.resource: _BUILDERS[name]()} for name, v in VENDORS.items()}
+    return {
+        name: {
+            v.resource: _BUILDERS[name](),
+            **{extra: _EXTRA_BUILDERS[extra]() for extra in EXTRA_RESOURCES.get(name, ())},
+        }
+        for name, v in VENDORS.items()
+    }

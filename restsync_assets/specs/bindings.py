@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 
 from restsync_assets.specs.errors import Invalid, allowed, mapping
 from restsync_assets.specs.lineage import Lineage
-from restsync_assets.specs.model import ENDPOINT_KEYS, EXTENSION_ENDPOINT_KEYS, Binding
+from restsync_assets.specs.model import ENDPOINT_KEYS, EXTENSION_ENDPOINT_KEYS, FAN_KEYS, Binding
+from restsync_assets.specs.model.request_values import RELATIVE_KINDS
 from restsync_assets.specs.placeholders import bind_plain_params, template_fields
 
 #: where in an endpoint dlt fills `{resources.*}` and `{incremental.*}` placeholders
@@ -72,16 +73,31 @@ def resource_bindings(resource: dict, names: list[str]) -> tuple[tuple[Binding, 
         _resolve_param(p, v, names, name) for p, v in params.items() if _resolves(v, p, name)
     ]
     in_path = template_fields(bind_plain_params(name, endpoint), name, "endpoint.path")
-    bindings, unbound = _path_bindings(in_path, resolved, names, name)
+    in_path = [p for p in in_path if p != listed_placeholder(resource)]  # `for_each` fills it
+    fanned = {p for p, v in params.items() if isinstance(v, dict) and set(v) & set(FAN_KEYS)}
+    bindings, unbound = _path_bindings(in_path, resolved, names, name, fanned)
     return (*bindings, *_context_bindings(endpoint, names, name)), unbound
 
 
+def listed_placeholder(raw: dict) -> str | None:
+    """The path placeholder a resource's `for_each` fills (its `field`), if it has one."""
+    for_each = raw.get("for_each")
+    field = for_each.get("field") if isinstance(for_each, dict) else None
+    return field if isinstance(field, str) else None
+
+
 def _path_bindings(
-    in_path: list[str], resolved: list[tuple[Any, str, str]], names: list[str], resource: str
+    in_path: list[str],
+    resolved: list[tuple[Any, str, str]],
+    names: list[str],
+    resource: str,
+    fanned: set[str] = frozenset(),
 ) -> tuple[list[Binding], list[str]]:
-    """Bindings of the path's placeholders (resolve params first), and those nothing binds."""
+    """Bindings of the path's placeholders (resolve params first), and those nothing binds.
+    A resolve param with `batch_size` or `explode` (`fanned`) may be a query param: restsync
+    sends it itself."""
     for param, target, field in resolved:
-        if param not in in_path:
+        if param not in in_path and param not in fanned:
             raise Invalid(
                 f"resolve param {param} is not in the path (dlt binds resolve params "
                 f"in the path only); for a query param use {param}: "
@@ -126,13 +142,17 @@ def _context_bindings(endpoint: dict, names: list[str], resource: str) -> list[B
     return bindings
 
 
+#: the `type`s a param mapping may have: dlt's two and restsync's relative times
+PARAM_TYPES = ("resolve", "incremental", *RELATIVE_KINDS)
+
+
 def _resolves(value: Any, param: str, resource: str) -> bool:
     """Whether a param is a resolve param (`{type: resolve, ...}`); other types fail but dlt's
-    `incremental`."""
+    `incremental` and restsync's `now` and `today`."""
     kind = value.get("type") if isinstance(value, dict) else None
-    if kind not in (None, "resolve", "incremental"):
+    if kind not in (None, *PARAM_TYPES):
         raise Invalid(
-            f"unknown param type {kind!r}; {allowed(('resolve', 'incremental'))}",
+            f"unknown param type {kind!r}; {allowed(PARAM_TYPES)}",
             resource=resource,
             key=f"endpoint.params.{param}.type",
         )

@@ -4,7 +4,7 @@ down through `include_from_parent`, and the bindings rewritten into dlt's syntax
 from __future__ import annotations
 
 from restsync_assets.specs.errors import Invalid
-from restsync_assets.specs.model import Binding
+from restsync_assets.specs.model import FAN_KEYS, Binding
 
 
 class Lineage:
@@ -69,10 +69,17 @@ class Lineage:
         params, parent = dict(params), self._parents[name]
         for b in self.bindings[name]:
             if not b.placeholder.startswith("resources."):
+                written = params.get(b.placeholder)
+                fan = (
+                    {k: v for k, v in written.items() if k in FAN_KEYS}
+                    if isinstance(written, dict)
+                    else {}
+                )
                 params[b.placeholder] = {
                     "type": "resolve",
                     "resource": parent,
                     "field": self._field_on_parent(b, parent),
+                    **fan,
                 }
         return params
 

@@ -8,6 +8,10 @@ an undefined variable or a missing key with attribute syntax is an error, so wri
 ``response.get('paging', {}).get('next')`` for optional fields. Every failure (syntax,
 undefined value, sandbox violation, exception in the expression) is raised as
 :class:`TemplateError` with a one-line message.
+
+Besides ``range`` and ``dict``, templates may call the functions of
+:mod:`restsync_assets.specs.template_functions` (``now_utc``, ``format_datetime``,
+``duration``, ``regex_search``, ...) and use its filters (``base64encode``, ...).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from restsync_assets.specs.template_functions import FILTERS, FUNCTIONS
 from restsync_assets.text import one_line
 
 __all__ = ["CompiledTemplate", "TemplateError", "compile_template"]
@@ -60,7 +65,8 @@ class _Environment(ImmutableSandboxedEnvironment):
 def _make_environment() -> _Environment:
     env = _Environment(undefined=StrictUndefined, autoescape=False)
     # only keep side-effect free helpers in the global namespace
-    env.globals = {"range": env.globals["range"], "dict": dict}
+    env.globals = {"range": env.globals["range"], "dict": dict, **FUNCTIONS}
+    env.filters.update(FILTERS)
     return env
 
 

@@ -16,15 +16,18 @@ from restsync_assets.settings import env_var
 from restsync_assets.text import causes, one_line, plural
 
 from .masking import mask, mask_text, mask_url
+from .response_rules import matched_rule
 
 __all__ = [
     "HttpStatusError",
     "InsecureTokenUrlError",
+    "LoginError",
     "NotJsonError",
     "OAuth2Error",
     "PaginationLoopError",
     "RequestFailedError",
     "RequestFailure",
+    "ResponseRuleError",
     "TokenRequestError",
 ]
 
@@ -71,6 +74,10 @@ class NotJsonError(RequestFailedError):
     """A 2xx answer whose body is not JSON (an HTML maintenance page, an empty 204, ...)."""
 
 
+class ResponseRuleError(RequestFailedError):
+    """A response whose content matched a `response_rules` entry with action `fail`."""
+
+
 class HttpStatusError(RequestFailure, requests.HTTPError):
     """A non-retryable HTTP error (or a 401 after one token refresh), in one line.
 
@@ -88,6 +95,10 @@ class OAuth2Error(RuntimeError):
     def __init__(self, message: str, *, invalid_grant: bool = False) -> None:
         super().__init__(message)
         self.invalid_grant = invalid_grant
+
+
+class LoginError(RuntimeError):
+    """A `session` auth's login failed. The message is one line and never contains a secret."""
 
 
 class InsecureTokenUrlError(ValueError):
@@ -132,7 +143,9 @@ def describe(state: RetryCallState, secrets: list[str]) -> tuple[str, int | None
             return f"{type(error).__name__} ({type(inner).__name__}: {inner.strerror})", None
         return f"{type(error).__name__} ({one_line(mask_text(str(error), secrets))})", None
     response = state.outcome.result()
-    return status_line(response), response.status_code
+    matched = matched_rule(response)
+    what = status_line(response) + (f" {matched.describe()}" if matched else "")
+    return what, response.status_code
 
 
 def snippet(response: requests.Response, secrets: list[str]) -> str:
@@ -176,6 +189,16 @@ def status_failed(
     body = snippet(response, secrets)
     what = status_line(response) + (f" {body}" if body else "")
     return f"{where} failed after {plural(attempts, 'attempt')}: {what}; {hint}"
+
+
+def rule_failed(where: str, attempts: int, response: requests.Response) -> str:
+    """A response the spec's `response_rules` say failed (action `fail`)."""
+    matched = matched_rule(response)
+    return (
+        f"{where} failed after {plural(attempts, 'attempt')}: {status_line(response)}"
+        f" {matched.describe() if matched else ''}; the API says the request failed: fix what"
+        " it names, or change the rule's action (retry, ignore)"
+    )
 
 
 def not_json(where: str, attempts: int, response: requests.Response, secrets: list[str]) -> str:
@@ -252,10 +275,39 @@ def _token_hint(source: str, response: requests.Response, body: Any, refresh_gra
     return f"check {client}"
 
 
-def token_missing(source: str, url: str, response: requests.Response) -> str:
+def login_refused(
+    source: str, url: str, response: requests.Response, env_vars: tuple[str, ...]
+) -> str:
+    """The login request was refused: its status and the secrets to check."""
+    check = " and ".join(env_vars) if env_vars else "the login request's credentials"
+    hint = (
+        "the login service failed; retry later" if response.status_code >= 500 else f"check {check}"
+    )
+    return f"{source}: login request to {url} failed: {status_line(response)}; {hint}"
+
+
+def login_without_token(source: str, url: str, token_path: str) -> str:
+    return (
+        f"{source}: login request to {url} answered without a token at {token_path!r};"
+        " check auth.token_path"
+    )
+
+
+def login_unreachable(source: str, url: str, attempts: int, error: BaseException) -> str:
+    inner = socket_error(error)
+    what = f"{type(inner).__name__}: {inner.strerror}" if inner else type(error).__name__
+    return f"{source}: login request to {url} failed after {plural(attempts, 'attempt')}: {what}"
+
+
+def token_missing(
+    source: str, url: str, response: requests.Response, field: str = "access_token"
+) -> str:
+    hint = "check the token URL" + (
+        "" if field == "access_token" else " and auth.access_token_field"
+    )
     return (
         f"{source}: token request to {url} failed: HTTP {response.status_code} response has"
-        " no access_token; check the token URL"
+        f" no {field}; {hint}"
     )
 
 

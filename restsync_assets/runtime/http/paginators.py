@@ -66,7 +66,8 @@ class TemplatedCursorPaginator(BasePaginator):
     """Follows a cursor computed by a Jinja template from each response.
 
     Template variables: ``response`` (the parsed JSON body), ``headers`` (response headers,
-    case-insensitive) and ``last_page`` (the list of records selected from this page).
+    case-insensitive), ``last_page`` (the list of records selected from this page) and
+    ``links`` (the ``Link`` header parsed by requests: ``{rel: {"url": ..., "rel": ...}}``).
 
     The cursor value may be an absolute ``http(s)`` URL (followed as is), a path starting with
     ``/`` (resolved against the current request URL) or a plain token sent as the query
@@ -114,6 +115,7 @@ class TemplatedCursorPaginator(BasePaginator):
             "response": _response_json(response),
             "headers": response.headers,
             "last_page": data if data is not None else [],
+            "links": response.links,
         }
         if self.stop_template is not None and _is_true(self.stop_template.evaluate(**context)):
             self._set_next(None)

@@ -37,6 +37,7 @@ from tenacity import (
 from restsync_assets.specs.model import ErrorHandler
 
 from . import errors
+from .response_rules import matched_rule
 
 __all__ = [
     "CLOCK",
@@ -82,7 +83,8 @@ class RetryPolicy(ErrorHandler):
     """A spec's ``error_handler`` as the HTTP layer applies it to one resource (or the source).
 
     ``timeout`` is per request (used when the caller gives none); ``max_retries`` counts the
-    retries after the first attempt.
+    retries after the first attempt. A response matching one of its ``response_rules`` with
+    action ``retry`` is retried like a retryable status.
     """
 
     respect_retry_after: bool = True
@@ -90,7 +92,8 @@ class RetryPolicy(ErrorHandler):
     @classmethod
     def from_handler(cls, handler: ErrorHandler, **changes: Any) -> RetryPolicy:
         """The policy of a spec's ``error_handler`` (``changes`` replace some of its fields)."""
-        return cls(**{**handler.model_dump(), **changes})
+        fields = handler.model_dump(exclude={"response_rules"})
+        return cls(**{**fields, "response_rules": handler.response_rules, **changes})
 
     def delay(
         self, attempt: int, retry_after: str | None = None, now: float | None = None
@@ -126,6 +129,12 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 def backoff_delay(attempt: int, backoff_factor: float, max_retry_delay: float) -> float:
     """Exponential backoff after failed attempt number ``attempt`` (1-based), capped."""
     return min(backoff_factor * 2 ** (attempt - 1), max_retry_delay)
+
+
+def _rule_retries(response: requests.Response) -> bool:
+    """Whether the response matched a `response_rules` entry whose action is `retry`."""
+    matched = matched_rule(response)
+    return matched is not None and matched.action == "retry"
 
 
 def retrying(
@@ -169,7 +178,9 @@ def retrying(
         wait=wait,
         retry=retry_any(
             retry_if_exception_type(retry_on),
-            retry_if_result(lambda response: response.status_code in codes),
+            retry_if_result(
+                lambda response: response.status_code in codes or _rule_retries(response)
+            ),
         ),
         sleep=lambda seconds: current_clock(clock).sleep(seconds),
         before_sleep=before_sleep,

@@ -33,10 +33,17 @@ from requests.hooks import default_hooks, dispatch_hook
 from tenacity import RetryCallState
 
 from . import errors
-from .errors import HttpStatusError, NotJsonError, RequestFailedError, RequestFailure
-from .masking import mask_url
-from .oauth import OAuth2Auth
+from .errors import (
+    HttpStatusError,
+    NotJsonError,
+    RequestFailedError,
+    RequestFailure,
+    ResponseRuleError,
+)
+from .masking import mask_text, mask_url
 from .rate_limit import RateLimiter
+from .renewable import RenewableAuth
+from .response_rules import ResponseRules, matched_rule
 from .retry import Clock, RetryPolicy, retrying
 
 __all__ = ["RestsyncSession", "Route"]
@@ -57,6 +64,8 @@ class Route:
     #: reads a successful body (content, URL) into what ``response.json()`` returns, for a
     #: resource whose bodies are not plain JSON (``endpoint.response_format``); None: JSON
     read_body: Callable[[bytes, str], Any] | None = None
+    #: the resource's `error_handler.response_rules`, compiled; None: no rules
+    rules: ResponseRules | None = None
 
 
 @dataclass
@@ -132,8 +141,8 @@ class RestsyncSession(requests.Session):
         base_url: the source's base URL; its path prefix is removed before route matching.
         routes: one :class:`Route` per resource with its own policy.
         default_policy: policy for URLs that match no route.
-        auth: OAuth2 auth whose token is refreshed once when a request it authorized gets a
-            401. Also pass the same instance as ``client.auth``; the session does not apply
+        auth: restsync's OAuth2 or session auth (a :class:`RenewableAuth`) whose token is
+            renewed once when a request it authorized gets a 401. Also pass the same instance as ``client.auth``; the session does not apply
             it to requests by itself.
         secrets: returns secret values to mask in messages (``auth.secrets()`` is added).
         clock: sleeps between retries and dates ``Retry-After`` (default: :data:`retry.CLOCK`,
@@ -147,7 +156,7 @@ class RestsyncSession(requests.Session):
         base_url: str,
         routes: list[Route],
         default_policy: RetryPolicy,
-        auth: OAuth2Auth | None = None,
+        auth: RenewableAuth | None = None,
         secrets: Callable[[], list[str]] | None = None,
         clock: Clock | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -221,6 +230,7 @@ class RestsyncSession(requests.Session):
             response = self._send_with_retries(request, route, policy, kwargs, state)
         finally:
             request.hooks = hooks
+        self._apply_rule(request, route, response, state)
         hook_kwargs = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
         failure: Exception | None = None
         try:
@@ -259,19 +269,68 @@ class RestsyncSession(requests.Session):
             secrets=self.secret_values,
             clock=self._clock,
         )
-        return attempts(self._attempt, request, kwargs, state)
+        return attempts(self._attempt, request, kwargs, state, route)
 
     def _attempt(
+        self,
+        request: requests.PreparedRequest,
+        kwargs: dict[str, Any],
+        state: _SendState,
+        route: Route | None = None,
+    ) -> requests.Response:
+        response = self._attempt_once(request, kwargs, state)
+        if route is not None and route.rules:
+            body = lambda: response.json() if _is_parsed(response, route) else None  # noqa: E731
+            route.rules.match(response, body, lambda text: mask_text(text, self.secret_values()))
+        return response
+
+    def _apply_rule(
+        self,
+        request: requests.PreparedRequest,
+        route: Route | None,
+        response: requests.Response,
+        state: _SendState,
+    ) -> None:
+        """The final response matched a `response_rules` entry: `fail` raises restsync's
+        one-line error, `ignore` ends this request sequence with no records (dlt's
+        `IgnoreResponseException`); `retry` was retried already and is handled as its answer."""
+        matched = matched_rule(response)
+        if matched is None:
+            return
+        if matched.action == "fail":
+            message = errors.rule_failed(self._where(request, route), state.attempts, response)
+            raise self._failure(
+                ResponseRuleError,
+                message,
+                request,
+                route,
+                state.attempts,
+                response.status_code,
+                response,
+            )
+        if matched.action == "ignore":
+            from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+
+            logger.info(
+                "%s: ignored (no records) %s",
+                self._where(request, route),
+                matched.describe(),
+            )
+            raise IgnoreResponseException
+
+    def _attempt_once(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], state: _SendState
     ) -> requests.Response:
         state.attempts += 1
         response = self._send_once(request, kwargs)
-        if response.status_code != 401 or state.refreshed or not self._owns_auth(request):
+        if response.status_code != 401 or state.refreshed or self._oauth is None:
+            return response
+        failed = self._oauth.presented(request)
+        if failed is None:
             return response
         # the token was rejected before its stated expiry: refresh once and resend (the
         # resend is part of this attempt, not a retry)
         state.refreshed = True
-        failed = request.headers["Authorization"][len("Bearer ") :]
         response.close()
         logger.info(
             "%s: access token rejected with HTTP 401; fetching a new one and resending once",
@@ -289,11 +348,6 @@ class RestsyncSession(requests.Session):
             return super().send(request, **kwargs)
         with self.rate_limiter.slot(lease=_lease(kwargs.get("timeout"))):
             return super().send(request, **kwargs)
-
-    def _owns_auth(self, request: requests.PreparedRequest) -> bool:
-        return self._oauth is not None and self._oauth.owns_authorization(
-            request.headers.get("Authorization")
-        )
 
     # --- failures -----------------------------------------------------------------------
 

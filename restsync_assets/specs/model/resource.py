@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from restsync_assets.specs.model.base import StrictModel
 from restsync_assets.specs.model.operations import (
@@ -49,6 +49,7 @@ EXTENSION_RESOURCE_KEYS = (
     *TRANSFORM_KEYS,
     "deletes",
     "on_invalid",
+    "for_each",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -167,6 +168,50 @@ class TransformsSpec(StrictModel):
     rename_fields: dict[str, str] = Field(default_factory=dict)
 
 
+class ForEachSpec(StrictModel):
+    """`for_each`: one request sequence per listed value, the value kept as column `field`.
+
+    The value fills the path placeholder `{<field>}` when the path has one, else the query
+    param `param` (default: `field`)."""
+
+    field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    values: tuple[str | int | float | bool, ...] = Field(min_length=1)
+    param: str | None = Field(None, min_length=1)
+
+    @property
+    def placeholder(self) -> str:
+        return "{" + self.field + "}"
+
+
+#: the keys of a resolve param that make more (`explode`) or fewer (`batch_size`) requests
+#: than one per parent row; restsync's, removed before dlt sees the param
+FAN_KEYS = ("batch_size", "separator", "explode", "item_field")
+
+
+class ParentKeysSpec(StrictModel):
+    """A child's resolve param `param` with `batch_size` (one request per that many parent
+    rows, their `field` values joined by `separator`) or `explode` (one request per item of
+    the list in `field`, or per item's `item_field` when the items are objects)."""
+
+    param: str
+    parent: str
+    field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    batch_size: int | None = Field(None, ge=1, le=10_000)
+    separator: str = ","
+    explode: bool = False
+    item_field: str | None = Field(None, min_length=1)
+    #: the param is sent in the query (else it fills the path placeholder `{param}`)
+    in_query: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ParentKeysSpec:
+        if self.explode == (self.batch_size is not None):
+            raise ValueError("give batch_size (many parent rows per request) or explode: true")
+        if self.item_field is not None and not self.explode:
+            raise ValueError("item_field picks a field of each exploded item: set explode: true")
+        return self
+
+
 class ResourceSpec(StrictModel):
     """One REST resource: one dlt resource, one table, one Dagster asset."""
 
@@ -204,6 +249,10 @@ class ResourceSpec(StrictModel):
     deletes: Deletes | None = None
     #: `fail` (dlt's behaviour) or `quarantine` (bad rows go to `<table>__rejected`)
     on_invalid: OnInvalid = "fail"
+    #: one request sequence per listed value (`for_each`), None: one in all
+    for_each: ForEachSpec | None = None
+    #: a child's batched or exploded parent keys, None: one request per parent row
+    parent_keys: ParentKeysSpec | None = None
 
     @property
     def rejected_table(self) -> str | None:

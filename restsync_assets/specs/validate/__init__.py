@@ -18,6 +18,9 @@ def validate_resources(
     bound: list[Bound], retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
 ) -> tuple[ResourceSpec, ...]:
     """Each resource validated, parents first; a child takes its parent's partitions."""
-    resources = inherit_partitions(validate_resource(b, retry_layers, spec, catalog) for b in bound)
+    parents = {b.parent for b in bound}
+    resources = inherit_partitions(
+        validate_resource(b, retry_layers, spec, catalog, b.raw["name"] in parents) for b in bound
+    )
     check_shared_paths(resources)
     return resources

@@ -93,10 +93,21 @@ def check_body_method(paginator: Any, endpoint: dict, resource: str) -> None:
         )
 
 
+#: the variables a paginator template may read (see `TemplatedCursorPaginator`)
+PAGINATOR_TEMPLATE_VARIABLES = ("headers", "last_page", "links", "response")
+
+
 def _check_template(template: str, resource: str | None, key: str) -> None:
     from restsync_assets.specs.templates import TemplateError, compile_template
 
     try:
-        compile_template(template)
+        compiled = compile_template(template)
     except TemplateError as error:
         raise Invalid(str(error), resource=resource, key=key) from None
+    unknown = sorted(compiled.variables - set(PAGINATOR_TEMPLATE_VARIABLES))
+    if unknown:
+        raise Invalid(
+            f"template reads {unknown[0]!r}; {allowed(PAGINATOR_TEMPLATE_VARIABLES)}",
+            resource=resource,
+            key=key,
+        )

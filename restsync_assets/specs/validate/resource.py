@@ -21,15 +21,21 @@ from restsync_assets.specs.validate.child_cursor import validate_child_cursor
 from restsync_assets.specs.validate.columns import validate_columns
 from restsync_assets.specs.validate.deletes import validate_deletes
 from restsync_assets.specs.validate.dlt_check import check_with_dlt
+from restsync_assets.specs.validate.fan_out import validate_for_each, validate_parent_keys
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
+from restsync_assets.specs.validate.request_values import for_dlt, validate_request_values
 from restsync_assets.specs.validate.response_format import validate_response_format
 from restsync_assets.specs.validate.transforms import validate_transforms
 
 
 def validate_resource(
-    bound: Bound, retry_layers: tuple[dict, dict], spec: str, catalog: Catalog
+    bound: Bound,
+    retry_layers: tuple[dict, dict],
+    spec: str,
+    catalog: Catalog,
+    has_children: bool = False,
 ) -> ResourceSpec:
     """Every field of one resource, in the order its errors are reported."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
@@ -52,7 +58,7 @@ def validate_resource(
     operations = validate_operations(raw, name)
     deletes = validate_deletes(raw.get("deletes"), name)
     owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
-    check_with_dlt(name, endpoint, paginator, primary_key, write_disposition, hints)
+    check_with_dlt(name, for_dlt(endpoint), paginator, primary_key, write_disposition, hints)
     if primary_key is not None and not isinstance(primary_key, str):
         primary_key = tuple(primary_key)  # the columns of any sequence dlt took
     cursor = validate_child_cursor(endpoint, name) if parent is not None else None
@@ -60,6 +66,8 @@ def validate_resource(
         raw, name, child=parent is not None, keys=_keys(primary_key, endpoint)
     )
     on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
+    for_each = validate_for_each(raw.get("for_each"), name, parent, endpoint, has_children)
+    parent_keys = validate_parent_keys(endpoint, raw, name, cursor is not None)
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -88,6 +96,8 @@ def validate_resource(
             response_format=response_format,
             deletes=deletes,
             on_invalid=on_invalid,
+            for_each=for_each,
+            parent_keys=parent_keys,
         )
 
 
@@ -112,6 +122,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]
         endpoint["data_selector"] = _selector(endpoint["data_selector"], name)
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
+    validate_request_values(endpoint, name, child=bound.parent is not None)
     return endpoint, paginator, response_format
 
 

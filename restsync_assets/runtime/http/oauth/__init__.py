@@ -11,7 +11,14 @@ from __future__ import annotations
 from ..errors import InsecureTokenUrlError, OAuth2Error
 from .auth import OAuth2Auth
 from .rotation import RefreshTokenRotation
-from .token_client import TOKEN_POLICY, Token, TokenClient, token_policy, validate_token_url
+from .token_client import (
+    TOKEN_POLICY,
+    Token,
+    TokenClient,
+    TokenRequest,
+    token_policy,
+    validate_token_url,
+)
 
 __all__ = [
     "TOKEN_POLICY",
@@ -21,6 +28,7 @@ __all__ = [
     "RefreshTokenRotation",
     "Token",
     "TokenClient",
+    "TokenRequest",
     "token_policy",
     "validate_token_url",
 ]

@@ -15,20 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
 from ..errors import OAuth2Error
 from ..masking import MASK
+from ..renewable import RenewableAuth
 from ..retry import Clock, RetryPolicy, current_clock
 from .rotation import RefreshTokenRotation, remember
-from .token_client import TOKEN_POLICY, TokenClient
+from .token_client import TOKEN_POLICY, TokenClient, TokenRequest
 
 __all__ = ["OAuth2Auth"]
 
 logger = logging.getLogger(__name__)
 
 
-class OAuth2Auth(AuthConfigBase):
+class OAuth2Auth(RenewableAuth):
     """Fetches, caches and refreshes an OAuth 2.0 access token; sets ``Authorization: Bearer``.
 
     Args:
@@ -53,6 +53,8 @@ class OAuth2Auth(AuthConfigBase):
             (``refresh_token_candidates``, the request, ``on_refresh_token_rotated``), so
             workers sharing a token store never send one single-use refresh token twice
             (restsync's ``RefreshTokenStore.refreshing``).
+        request: the token request's options (:class:`TokenRequest`: grant type, client
+            auth, more form fields, where the answer keeps the token and its expiry).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class OAuth2Auth(AuthConfigBase):
         refresh_token_candidates: Callable[[], list[str]] | None = None,
         on_refresh_token_rotated: Callable[[str], None] | None = None,
         refresh_lease: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+        request: TokenRequest | None = None,
     ) -> None:
         self.client = TokenClient(
             token_url,
@@ -81,6 +84,7 @@ class OAuth2Auth(AuthConfigBase):
             policy=policy,
             session=session,
             clock=clock,
+            request=request,
         )
         self.rotation = RefreshTokenRotation(
             refresh_token,
@@ -137,6 +141,11 @@ class OAuth2Auth(AuthConfigBase):
         token = header_value[len("Bearer ") :]
         with self._lock:
             return token == self._access_token or token in self._old_tokens
+
+    def presented(self, request: Any) -> str | None:
+        """The Bearer token `request` carries when this instance issued it."""
+        header = request.headers.get("Authorization")
+        return header[len("Bearer ") :] if self.owns_authorization(header) else None
 
     def secrets(self) -> list[str]:
         """Every secret value known (client secret, refresh and access tokens) for masking."""

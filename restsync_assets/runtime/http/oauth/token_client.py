@@ -10,13 +10,16 @@ secret, naming the env vars to check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from tenacity import RetryCallState
 
 from restsync_assets.specs.model import ErrorHandler
+from restsync_assets.specs.template_functions import to_datetime
 from restsync_assets.specs.token_urls import is_secure_token_url
 
 from .. import errors
@@ -43,6 +46,33 @@ def validate_token_url(token_url: str, source: str) -> None:
 
 
 @dataclass(frozen=True)
+class TokenRequest:
+    """How a token endpoint wants to be asked, and where its answer keeps the token
+    (the options of a spec's `oauth2` auth; the defaults are RFC 6749's)."""
+
+    #: None: `refresh_token` when a refresh token is sent, else `client_credentials`
+    grant_type: str | None = None
+    #: `body`: client_id/client_secret as form fields; `basic`: an HTTP Basic header
+    client_auth: str = "body"
+    #: more form fields (secrets already resolved)
+    body: Mapping[str, Any] = field(default_factory=dict)
+    access_token_field: str = "access_token"
+    expires_in_field: str = "expires_in"
+    #: an absolute expiry instead of `expires_in_field`, written as `expires_at_format`
+    expires_at_field: str | None = None
+    expires_at_format: str = "iso"
+
+
+def field_at(body: Any, path: str) -> Any:
+    """The value at a dotted path of a JSON body (`data.token`), None when absent."""
+    for part in path.split("."):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(part)
+    return body
+
+
+@dataclass(frozen=True)
 class Token:
     """A token endpoint's answer."""
 
@@ -65,6 +95,8 @@ class TokenClient:
         session: ``requests`` session for token requests (default: a plain new session).
         clock: time source of the expiry and sleeper between attempts (default:
             :data:`retry.CLOCK`).
+        request: the token request's options (grant type, client auth, more form fields,
+            the answer's token and expiry fields); default RFC 6749's.
     """
 
     def __init__(
@@ -78,8 +110,10 @@ class TokenClient:
         policy: RetryPolicy = TOKEN_POLICY,
         session: requests.Session | None = None,
         clock: Clock | None = None,
+        request: TokenRequest | None = None,
     ) -> None:
         validate_token_url(token_url, source)
+        self.request = request or TokenRequest()
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -89,6 +123,8 @@ class TokenClient:
         self.clock = clock
         self.session = session
         register_secret(client_secret)
+        if self.request.client_auth == "basic":  # the form the secret travels in
+            register_secret(base64.b64encode(f"{client_id}:{client_secret}".encode()).decode())
 
     def fetch(self, refresh_token: str | None = None) -> Token:
         """One grant, retried; raises :class:`OAuth2Error` (``invalid_grant`` set when the
@@ -102,23 +138,43 @@ class TokenClient:
                 self.source, self._url(), response, body, attempts, bool(refresh_token), secrets
             )
             raise OAuth2Error(refused, invalid_grant=_is_invalid_grant(response, body))
-        token = body.get("access_token") if isinstance(body, dict) else None
+        token = field_at(body, self.request.access_token_field)
         if not isinstance(token, str) or not token:
-            raise OAuth2Error(errors.token_missing(self.source, self._url(), response))
+            raise OAuth2Error(
+                errors.token_missing(
+                    self.source, self._url(), response, self.request.access_token_field
+                )
+            )
         register_secret(token)
         offered = body.get("refresh_token")
         return Token(
             access_token=token,
-            expires_at=_expiry(body, started),
+            expires_at=self._expiry(body, started),
             refresh_token=offered if isinstance(offered, str) and offered else None,
         )
 
+    def _expiry(self, body: dict[str, Any], started: float) -> float | None:
+        """When the token expires (epoch seconds): `expires_at_field` read in its format,
+        else `started` plus `expires_in_field`; None when neither is usable."""
+        if self.request.expires_at_field is None:
+            return _expiry(field_at(body, self.request.expires_in_field), started)
+        value = field_at(body, self.request.expires_at_field)
+        fmt = self.request.expires_at_format
+        try:
+            if fmt in ("epoch", "epoch_ms"):
+                return float(value) / (1000 if fmt == "epoch_ms" else 1)
+            moment = to_datetime(value, None if fmt in ("iso", "date") else fmt)
+        except (TypeError, ValueError):
+            return None
+        return moment.timestamp()
+
     def _form(self, refresh_token: str | None) -> dict[str, str]:
-        form = {
-            "grant_type": "refresh_token" if refresh_token else "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-        }
+        default_grant = "refresh_token" if refresh_token else "client_credentials"
+        form = {"grant_type": self.request.grant_type or default_grant}
+        if self.request.client_auth == "body":
+            form["client_id"] = self.client_id
+            form["client_secret"] = self.client_secret
+        form.update({k: str(v) for k, v in self.request.body.items()})
         if refresh_token:
             form["refresh_token"] = refresh_token
         if self.scopes:
@@ -156,10 +212,12 @@ class TokenClient:
         if self.session is None:
             self.session = requests.Session()
         try:
+            basic = self.request.client_auth == "basic"
             return self.session.post(
                 self.token_url,
                 data=form,
                 headers={"Accept": "application/json"},
+                auth=(self.client_id, self.client_secret) if basic else None,
                 timeout=self.policy.timeout,
             )
         except requests.HTTPError as exc:
@@ -183,9 +241,9 @@ def _is_invalid_grant(response: requests.Response, body: Any) -> bool:
     return response.status_code in (400, 401) and error == "invalid_grant"
 
 
-def _expiry(body: dict[str, Any], started: float) -> float | None:
+def _expiry(value: Any, started: float) -> float | None:
     try:
-        expires_in = float(body.get("expires_in"))
+        expires_in = float(value)
     except (TypeError, ValueError):
         return None
     return started + expires_in if expires_in > 0 else None
