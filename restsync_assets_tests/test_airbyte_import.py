@@ -78,6 +78,7 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
     "crm": {"contacts": ("contacts", _same)},
     "weather": {"stations": ("stations", _same)},
     "billing": {"invoices": ("invoices", _same)},
+    "kiosk": {"orders": ("orders", _same)},
     "exports": {
         "batches": ("batches", _same),
         "batch_events": ("events", _same),
@@ -279,6 +280,14 @@ def _stream(name: str, **retriever: object) -> dict:
     }
 
 
+def _option(name: str, where: str = "request_parameter") -> dict:
+    return {"type": "RequestOption", "inject_into": where, "field_name": name}
+
+
+def _paginated(strategy: dict, **options: object) -> dict:
+    return {"type": "DefaultPaginator", "pagination_strategy": strategy, **options}
+
+
 #: (stream, the reason it is dropped): each a component restsync cannot express
 DROPPED = [
     (
@@ -296,21 +305,17 @@ DROPPED = [
     ),
     (
         _stream(
-            "listed",
-            partition_router={
-                "type": "ListPartitionRouter",
-                "cursor_field": "region",
-                "values": ["eu", "us"],
-            },
+            "header_token",
+            paginator=_paginated(
+                {"type": "CursorPagination", "cursor_value": "{{ response.next }}"},
+                page_token_option=_option("X-Page", "header"),
+            ),
         ),
-        "ListPartitionRouter: one request per listed value needs static list partitions",
+        "CursorPagination: the cursor in header",
     ),
     (
-        _stream(
-            "session",
-            requester={**REQUESTER, "authenticator": {"type": "SessionTokenAuthenticator"}},
-        ),
-        "authenticator: SessionTokenAuthenticator has no restsync equivalent",
+        _stream("jwt", requester={**REQUESTER, "authenticator": {"type": "JwtAuthenticator"}}),
+        "authenticator: JwtAuthenticator has no restsync equivalent",
     ),
     (
         _stream(
@@ -340,7 +345,7 @@ DROPPED = [
 
 
 def test_each_component_restsync_cannot_express_drops_its_stream_with_the_reason(tmp_path, capsys):
-    """Custom components, list partitions, session auth, a secret inside a template and a child
+    """Custom components, a page token in a header, JWT auth, a secret inside a template and a child
     of a dropped parent each drop their stream with a `dropped STREAM: reason` line; the
     streams that map are still written, and the spec validates."""
     manifest = {**BASE, "streams": [_stream("plain"), *(s for s, _ in DROPPED)]}
@@ -436,14 +441,6 @@ def test_the_docs_example_writes_the_spec_the_page_shows_and_it_runs(
     assert_table_is(
         table_rows("ledger_airbyte", "ledger_records"), sandbox.rows("ledger", "resource_name")
     )
-
-
-def _option(name: str, where: str = "request_parameter") -> dict:
-    return {"type": "RequestOption", "inject_into": where, "field_name": name}
-
-
-def _paginated(strategy: dict, **options: object) -> dict:
-    return {"type": "DefaultPaginator", "pagination_strategy": strategy, **options}
 
 
 PARENT = {**_stream("parents"), "name": "parents"}

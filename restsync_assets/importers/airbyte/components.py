@@ -18,6 +18,7 @@ from restsync_assets.importers.airbyte.errors import Unsupported
 from restsync_assets.importers.airbyte.templates import (
     PAGINATOR_VARIABLES,
     jinja_text,
+    request_value,
     static,
     whole_secret,
 )
@@ -84,27 +85,16 @@ def basic_auth(node: dict, build: StreamBuild) -> dict:
     }
 
 
-#: OAuthAuthenticator fields restsync's oauth2 has no key for (the vocabulary follow-up adds them)
-_OAUTH_UNSUPPORTED = (
-    "refresh_request_body",
-    "refresh_request_headers",
-    "token_expiry_date",
-    "profile_assertion",
-)
+#: OAuthAuthenticator fields restsync's oauth2 has no key for
+_OAUTH_UNSUPPORTED = ("profile_assertion", "use_profile_assertion")
+_BASIC_HEADER = re.compile(r"\s*Basic\s+\{\{.*base64encode.*\}\}\s*", re.S)
 
 
 def oauth_auth(node: dict, build: StreamBuild) -> dict:
     for key in _OAUTH_UNSUPPORTED:
         if node.get(key):
             raise Unsupported(f"OAuthAuthenticator.{key}: restsync's oauth2 has no such option")
-    for key, default in (("access_token_name", "access_token"), ("expires_in_name", "expires_in")):
-        if node.get(key, default) != default:
-            raise Unsupported(f"OAuthAuthenticator.{key}: restsync's oauth2 reads `{default}` only")
     grant = static(node.get("grant_type", "refresh_token"), build.scope, "grant_type")
-    if grant not in ("refresh_token", "client_credentials"):
-        raise Unsupported(
-            f"OAuthAuthenticator: grant type {grant!r} (restsync: refresh_token, client_credentials)"
-        )
     auth: dict[str, Any] = {
         "type": "oauth2",
         "token_url": static(
@@ -119,11 +109,90 @@ def oauth_auth(node: dict, build: StreamBuild) -> dict:
         auth["refresh_token"] = _secret(
             node.get("refresh_token"), build, "refresh_token", "refresh_token"
         )
+    elif grant != "client_credentials":
+        auth["grant_type"] = grant
     if node.get("scopes"):
         auth["scopes"] = [static(s, build.scope, "scopes") for s in node["scopes"]]
+    auth.update(_token_request(node, build))
     if "refresh_token_updater" in node:
         build.loss(
             "refresh_token_updater: a rotated refresh token is used for the rest of the run, not written back to the config"
+        )
+    return auth
+
+
+def _token_request(node: dict, build: StreamBuild) -> dict[str, Any]:
+    """restsync's token-request options of an OAuthAuthenticator (body, headers, fields)."""
+    out: dict[str, Any] = {}
+    body = node.get("refresh_request_body") or {}
+    if body:
+        out["token_request_body"] = request_value(body, build.scope, "refresh_request_body")
+    headers = node.get("refresh_request_headers") or {}
+    for name, value in headers.items():
+        if str(name).lower() != "authorization" or not _BASIC_HEADER.fullmatch(str(value)):
+            raise Unsupported(
+                f"OAuthAuthenticator.refresh_request_headers.{name}: restsync sends no such header"
+            )
+        out["client_auth"] = "basic"
+    if node.get("access_token_name", "access_token") != "access_token":
+        out["access_token_field"] = static(
+            node["access_token_name"], build.scope, "access_token_name"
+        )
+    expires = node.get("expires_in_name", "expires_in")
+    if node.get("token_expiry_is_time_of_expiration"):
+        out["expires_at_field"] = static(expires, build.scope, "expires_in_name")
+        fmt = node.get("token_expiry_date_format")
+        if fmt:
+            out["expires_at_format"] = static(fmt, build.scope, "token_expiry_date_format")
+    elif expires != "expires_in":
+        out["expires_in_field"] = static(expires, build.scope, "expires_in_name")
+    if node.get("token_expiry_date"):
+        build.loss("token_expiry_date: restsync asks for a token when a run starts")
+    return out
+
+
+def session_auth(node: dict, build: StreamBuild) -> dict:
+    """SessionTokenAuthenticator: restsync's `session` auth (log in, read the token)."""
+    login = node.get("login_requester") or {}
+    if component_type(login, "HttpRequester") != "HttpRequester":
+        raise Unsupported(f"SessionTokenAuthenticator.login_requester {login.get('type')}")
+    base = str(static(login.get("url_base"), build.scope, "login url_base")).rstrip("/")
+    path = str(static(login.get("path") or "", build.scope, "login path"))
+    request: dict[str, Any] = {"url": f"{base}/{path.lstrip('/')}" if path else base}
+    request["method"] = str(
+        static(login.get("http_method", "POST"), build.scope, "http_method")
+    ).upper()
+    for airbyte_key, key in (
+        ("request_body_json", "json"),
+        ("request_body_data", "data"),
+        ("request_parameters", "params"),
+        ("request_headers", "headers"),
+    ):
+        if login.get(airbyte_key):
+            request[key] = request_value(login[airbyte_key], build.scope, f"login.{airbyte_key}")
+    token_path = node.get("session_token_path") or []
+    auth: dict[str, Any] = {
+        "type": "session",
+        "login": request,
+        "token_path": ".".join(
+            str(static(p, build.scope, "session_token_path")) for p in token_path
+        ),
+    }
+    sending = node.get("request_authentication") or {}
+    if component_type(sending, "ApiKey") == "Bearer":
+        auth["prefix"] = "Bearer "
+    else:
+        where, name = option_field(
+            sending.get("inject_into") or {}, build, "request_authentication"
+        )
+        if where not in ("header", "request_parameter"):
+            raise Unsupported(
+                f"SessionTokenAuthenticator: the token in {where} (restsync: header or query)"
+            )
+        auth.update(location="header" if where == "header" else "query", name=name)
+    if node.get("expiration_duration"):
+        auth["expires_after"] = static(
+            node["expiration_duration"], build.scope, "expiration_duration"
         )
     return auth
 
@@ -151,6 +220,7 @@ AUTHENTICATORS = {
     "BasicHttpAuthenticator": basic_auth,
     "OAuthAuthenticator": oauth_auth,
     "SelectiveAuthenticator": selective_auth,
+    "SessionTokenAuthenticator": session_auth,
     "NoAuth": no_auth,
 }
 
@@ -299,13 +369,12 @@ DEFAULT_RETRY = (429, 500, 502, 503, 504)
 
 def default_error_handler(node: dict, build: StreamBuild) -> dict:
     retry, ignore, fail = set(DEFAULT_RETRY), set(), set()
+    rules: list[dict[str, Any]] = []
     for flt in node.get("response_filters") or []:
         if component_type(flt, "HttpResponseFilter") != "HttpResponseFilter":
             raise Unsupported(f"response filter {flt.get('type')}")
         if flt.get("predicate") or flt.get("error_message_contains"):
-            build.loss(
-                "a response filter on the body's content is left out (restsync matches status codes)"
-            )
+            rules.append(_response_rule(flt, build))
             continue
         codes = {int(c) for c in flt.get("http_codes") or []}
         action = str(flt.get("action", "")).upper()
@@ -317,10 +386,32 @@ def default_error_handler(node: dict, build: StreamBuild) -> dict:
     for backoff in node.get("backoff_strategies") or []:
         BACKOFF_STRATEGIES.get(component_type(backoff), _unknown_backoff)(backoff, handler, build)
     handler.setdefault("backoff_factor", 5)
+    if rules:
+        handler["response_rules"] = rules
     if ignore:
         actions = build.endpoint.setdefault("response_actions", [])
         actions += [{"status_code": c, "action": "ignore"} for c in sorted(ignore)]
     return handler
+
+
+#: HttpResponseFilter actions -> restsync's response rule actions
+_RULE_ACTIONS = {"RETRY": "retry", "RATE_LIMITED": "retry", "FAIL": "fail", "IGNORE": "ignore"}
+
+
+def _response_rule(flt: dict, build: StreamBuild) -> dict[str, Any]:
+    """A filter on the body (`predicate`, `error_message_contains`): a `response_rules` entry."""
+    action = _RULE_ACTIONS.get(str(flt.get("action", "FAIL")).upper(), "fail")
+    if flt.get("predicate"):
+        allowed = frozenset({"response", "headers"})
+        when = jinja_text(flt["predicate"], build.scope, "predicate", allowed, "response rule")
+    else:
+        text = static(flt["error_message_contains"], build.scope, "error_message_contains")
+        when = "{{ " + repr(str(text)) + " in (response | string) }}"
+        build.loss("error_message_contains matches the whole body, not only its error message")
+    rule: dict[str, Any] = {"when": when, "action": action}
+    if flt.get("http_codes"):
+        rule["status_codes"] = sorted(int(c) for c in flt["http_codes"])
+    return rule
 
 
 def composite_error_handler(node: dict, build: StreamBuild) -> dict:
@@ -330,7 +421,10 @@ def composite_error_handler(node: dict, build: StreamBuild) -> dict:
         codes = set(merged.get("retry_on_status_codes", ())) | set(
             handler.pop("retry_on_status_codes")
         )
+        rules = [*merged.pop("response_rules", ()), *handler.pop("response_rules", ())]
         merged = {**handler, **merged, "retry_on_status_codes": sorted(codes)}
+        if rules:
+            merged["response_rules"] = rules
     return merged
 
 
@@ -381,16 +475,27 @@ def _start_option(option: Any, build: StreamBuild, what: str) -> str | None:
     return name
 
 
+#: `{{ day_delta(-30) }}`, `{{ now_utc() }}`, `{{ today_utc() }}` (an optional format after)
+_RELATIVE_START = re.compile(
+    r"\s*\{\{\s*(?:day_delta\(\s*(?P<days>-?\d+)\s*(?:,[^)]*)?\)|(?P<kind>now|today)_utc\(\s*\)"
+    r"(?:\.strftime\([^)]*\))?)\s*\}\}\s*"
+)
+#: Airbyte's epoch datetime formats -> restsync's `param_format`
+_EPOCH_FORMATS = {"%s": "epoch", "%ms": "epoch_ms"}
+
+
 def datetime_cursor(node: dict, build: StreamBuild) -> dict:
     start = node.get("start_datetime")
     if isinstance(start, dict):
         start = start.get("datetime")
-    initial = static(start, build.scope, "start_datetime")
     fmt = static(node.get("datetime_format"), build.scope, "datetime_format")
     incremental: dict[str, Any] = {
         "cursor_path": static(node.get("cursor_field"), build.scope, "cursor_field"),
-        "initial_value": _reformat(initial, fmt),
+        "initial_value": _start_value(start, fmt, build),
     }
+    record_formats = node.get("cursor_datetime_formats") or [fmt]
+    if fmt in _EPOCH_FORMATS or fmt not in record_formats:
+        incremental["param_format"] = _EPOCH_FORMATS.get(fmt, fmt)
     start_param = _start_option(node.get("start_time_option"), build, "start_time_option")
     if start_param:
         incremental["start_param"] = start_param
@@ -402,6 +507,20 @@ def datetime_cursor(node: dict, build: StreamBuild) -> dict:
         build.loss(f"lookback_window {node['lookback_window']} is not applied")
     build.scope.interval_start = node.get("partition_field_start", "start_time")
     return incremental
+
+
+def _start_value(start: Any, fmt: Any, build: StreamBuild) -> Any:
+    """The incremental's `initial_value`: a fixed time in the cursor's format, or a time
+    relative to the run (`{type: now|today, offset}`) for Airbyte's clock macros."""
+    relative = _RELATIVE_START.fullmatch(start) if isinstance(start, str) else None
+    if relative and relative.group("days") is not None:
+        return {"type": "now", "offset": f"{int(relative.group('days'))}d"}
+    if relative:
+        return {"type": relative.group("kind")}
+    value = static(start, build.scope, "start_datetime")
+    if fmt in _EPOCH_FORMATS:
+        return _reformat(value, "%Y-%m-%dT%H:%M:%SZ")
+    return _reformat(value, fmt)
 
 
 def _reformat(value: Any, fmt: Any) -> Any:

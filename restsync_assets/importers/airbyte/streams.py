@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from restsync_assets.importers.airbyte import components as c
 from restsync_assets.importers.airbyte.build import StreamBuild, component_type, convert
@@ -34,9 +35,13 @@ def convert_stream(stream: dict, config: Config, manifest_dir: Path | None) -> S
         raise Unsupported(
             f"{retriever_kind} (restsync reads with one request sequence per partition)"
         )
-    scope.partitions, parent = partition_levels(stream)
-    if parent:
-        _parent_request_option(stream, build)
+    router = retriever.get("partition_router")
+    if isinstance(router, dict) and component_type(router) == "ListPartitionRouter":
+        _list_partitions(router, build)
+    else:
+        scope.partitions, parent = partition_levels(stream)
+        if parent:
+            _parent_request_option(stream, build)
     if stream.get("incremental_sync"):
         build.endpoint["incremental"] = convert(
             c.INCREMENTAL_SYNCS, stream["incremental_sync"], build, "incremental_sync"
@@ -80,7 +85,7 @@ def partition_levels(stream: dict) -> tuple[list[dict[str, tuple[str, str]]], st
     kind = component_type(routers[0])
     if kind == "ListPartitionRouter":
         raise Unsupported(
-            "ListPartitionRouter: one request per listed value needs static list partitions, not in restsync's vocabulary yet"
+            "a ListPartitionRouter on a parent stream (restsync: for_each on a top-level resource)"
         )
     if kind != "SubstreamPartitionRouter":
         raise Unsupported(f"partition router {kind} has no restsync equivalent")
@@ -96,6 +101,25 @@ def partition_levels(stream: dict) -> tuple[list[dict[str, tuple[str, str]]], st
         )
     above, _ = partition_levels(parent)
     return [{str(field): (parent_name, str(key))}, *above], parent_name
+
+
+def _list_partitions(router: dict, build: StreamBuild) -> None:
+    """ListPartitionRouter: restsync's `for_each` (the value kept as a column)."""
+    field = str(static(router.get("cursor_field"), build.scope, "cursor_field"))
+    values = static(router.get("values"), build.scope, "values")
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",")]
+    for_each: dict[str, Any] = {"field": field, "values": list(values)}
+    option = router.get("request_option")
+    if option:
+        where, name = c.option_field(option, build, "request_option")
+        if where != "request_parameter":
+            raise Unsupported(
+                f"ListPartitionRouter: the value in {where} (restsync: path or query)"
+            )
+        for_each["param"] = name
+    build.resource["for_each"] = for_each
+    build.scope.listed = field
 
 
 def _parent_request_option(stream: dict, build: StreamBuild) -> None:

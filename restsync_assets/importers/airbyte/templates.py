@@ -41,6 +41,8 @@ PAGINATOR_NAMES = {
     "last_page_size": "(last_page | length)",
 }
 PAGINATOR_VARIABLES = frozenset({"response", "headers", "last_page"})
+#: template functions that read the clock: a template calling one is never baked in
+_CLOCK = re.compile(r"\b(now_utc|today_utc|day_delta)\s*\(")
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Scope:
     incremental: bool = False
     #: the manifest's folder (schema files are read relative to it)
     manifest_dir: Path | None = None
+    #: the `for_each` field of a ListPartitionRouter (its value: `{field}` in requests)
+    listed: str | None = None
 
 
 def _key(match: re.Match[str]) -> str:
@@ -82,6 +86,8 @@ def _literal(expression: str) -> tuple[bool, Any]:
         return True, ast.literal_eval(expression.strip())
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         pass
+    if _CLOCK.search(expression):
+        return False, None  # the run's time, not the import's
     try:
         template = compile_template("{{ " + expression.strip() + " }}")
         if template.variables:
@@ -176,6 +182,8 @@ def _placeholder(expression: str, scope: Scope, what: str) -> tuple[str, Any] | 
         name = _key(partition)
         if name == scope.interval_start and scope.incremental:
             return "placeholder", "{incremental.start_value}"
+        if level == 0 and name == scope.listed:
+            return "placeholder", "{" + name + "}"
         if level < len(scope.partitions) and name in scope.partitions[level]:
             resource, key = scope.partitions[level][name]
             return "placeholder", f"{{resources.{resource}.{key}}}"
@@ -231,6 +239,8 @@ def _rename(expression: str, scope: Scope, what: str, kind: str) -> str:
 
     def parent_field(match: re.Match[str]) -> str:
         level, name = match.group("up").count("parent_slice"), _key(match)
+        if level == 0 and name == scope.listed:
+            return f"record[{name!r}]"
         if level == 0 and scope.partitions and name in scope.partitions[0]:
             return f"parent[{scope.partitions[0][name][1]!r}]"
         raise Unsupported(f"{what}: {match.group(0)!r}: a record template sees only its parent row")
