@@ -49,7 +49,11 @@ class Config:
     p6_plain_runs: int = 1
     p7_records: int = 2_000
     p7_k: int = 1
-    cases: tuple[str, ...] = ("P1", "P1b", "P2", "P3", "P4", "P5", "P6", "P7")
+    p8_pages: int = 400  # issue 23: pages of 100, every one answered after p8_delay_ms
+    p8_delay_ms: int = 50
+    p9_rate: int = 40  # requests per second the server enforces
+    p9_pages: int = 400
+    cases: tuple[str, ...] = ("P1", "P1b", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9")
 
     @classmethod
     def full(cls, seed: int = 7) -> Config:
@@ -71,6 +75,8 @@ class Config:
             p1_large_k=1,
             p6_records=20_000,
             p7_records=500,
+            p8_pages=60,
+            p9_pages=90,
         )
 
     @classmethod
@@ -99,6 +105,10 @@ class Config:
             p6_records=1_500,
             p6_plain_runs=1,
             p7_records=200,
+            p8_pages=6,
+            p8_delay_ms=0,
+            p9_rate=200,
+            p9_pages=9,
         )
 
 
@@ -380,6 +390,16 @@ class Bench:
         from benchmarks.cases_production import p6
 
         return p6(self)
+
+    def p8(self) -> list[Row]:
+        from benchmarks.cases_latency import p8
+
+        return p8(self)
+
+    def p9(self) -> list[Row]:
+        from benchmarks.cases_latency import p9
+
+        return p9(self)
 
     def p7(self) -> list[Row]:
         from benchmarks.cases_production import p7

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 try:
@@ -46,6 +48,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency of dlt
 
 
 from benchmarks import data
+from restsync_assets_tests.fake_servers import FakeServer
 
 DEFAULT_DELAY = 0.02
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,36 +61,21 @@ _CHILDREN = re.compile(r"^/fanout/(\d+)/parents/(\d+)/children$")
 #: and 10M records, so the time ratio measures restsync, not the page cache)
 FRESH = "/fresh"
 _SLOW = re.compile(r"^/slow/(\d+)(/.*)$")
+#: `/limited/<n>/<style>/...`: at most n requests per fixed one-second window (issue 23's P9),
+#: 429 + Retry-After beyond; `style` of the headers stating what is left: x, ietf or none
+_LIMITED = re.compile(r"^/limited/(\d+)/(x|ietf|none)(/.*)$")
 _EVENTS = re.compile(r"^/inc/(\d+)/(events|events_nototal)$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "restsync-bench/1.0"
-    disable_nagle_algorithm = True
-    server: _Server
+class _Server(FakeServer):
+    """The routes above, on the tests' fake server (`restsync_assets_tests.fake_servers`) with
+    HTTP/1.1 keep-alive, as a production API serves."""
 
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query))
-        status, body = self.server.route(parts.path, query)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], seed: int, delay: float):
-        super().__init__(address, _Handler)
+        super().__init__(self._answer, port=address[1], keep_alive=True)
         self.seed = seed
         self.delay = delay
         self.counts: Counter[str] = Counter()
@@ -96,8 +84,27 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._cache: dict[tuple, bytes] = {}
         self._cached_bytes = 0
+        self.limited: dict[str, Any] = {"window": -1, "used": 0, "served": 0, "rejected": 0}
+        self.arrivals: list[float] = []  # monotonic arrival times of served limited requests
 
-    def route(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
+    def _answer(
+        self, method: str, target: str, headers: object, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(target)
+        status, payload, *extra = self.route(parts.path, dict(parse_qsl(parts.query)))
+        return status, (extra[0] if extra else {}), payload
+
+    def route(self, path: str, query: dict[str, str]) -> tuple:
+        if m := _LIMITED.match(path):
+            return self._limited(int(m.group(1)), m.group(2), m.group(3), query)
+        if path == "/limited_stats":
+            with self._lock:
+                return 200, dumps({**self.limited, "arrivals": self.arrivals})
+        if path == "/limited_stats/reset":
+            with self._lock:
+                self.limited.update(window=-1, used=0, served=0, rejected=0)
+                self.arrivals = []
+            return 200, b"{}"
         if m := _SLOW.match(path):  # every request of the path answered after <ms>
             threading.Event().wait(int(m.group(1)) / 1000)
             return self.route(m.group(2), query)
@@ -143,6 +150,33 @@ class _Server(ThreadingHTTPServer):
                 int(m.group(1)), m.group(2) == "events", query.get("updated_since"), offset, limit
             )
         return 404, b'{"error":"not found"}'
+
+    def _limited(self, limit: int, style: str, rest: str, query: dict[str, str]) -> tuple:
+        """At most `limit` requests per fixed one-second window, then 429 + Retry-After."""
+        now = time.monotonic()
+        window = int(now)
+        with self._lock:
+            state = self.limited
+            if state["window"] != window:
+                state["window"], state["used"] = window, 0
+            state["used"] += 1
+            used = state["used"]
+            if used > limit:
+                state["rejected"] += 1
+            else:
+                state["served"] += 1
+                self.arrivals.append(now)
+        reset = window + 1 - now
+        left = max(0, limit - used)
+        headers = {}
+        if style == "x":
+            headers = {"X-RateLimit-Remaining": str(left), "X-RateLimit-Reset": f"{reset:.3f}"}
+        elif style == "ietf":
+            headers = {"RateLimit": f'"default";r={left};t={math.ceil(reset)}'}
+        if used > limit:
+            return 429, b'{"error":"rate limited"}', {**headers, "Retry-After": "1"}
+        status, body, *_ = self.route(rest, query)
+        return status, body, headers
 
     def _records_page(self, n: int, offset: int, limit: int, fresh: bool = False) -> bytes:
         key = ("records", n, offset, limit)

@@ -11,7 +11,6 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     AssetSpec,
     AutomationCondition,
@@ -22,6 +21,7 @@ from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from restsync_assets import settings
+from restsync_assets.keys import asset_key
 from restsync_assets.metadata import definition_metadata
 from restsync_assets.partitions import backfill_policy, partitions_definition
 from restsync_assets.resources import DLT_RESOURCE_KEY, credentials_key
@@ -30,12 +30,6 @@ from restsync_assets.specs.model import AutomationSpec, PartitionsSpec, Resource
 #: Tag naming the spec: on each load step, and on the runs of a spec's schedules (the run
 #: queue's limit per spec, `deploy/dagster.yaml`).
 SPEC_TAG = "restsync/spec"
-
-
-def asset_key(spec: SourceSpec, resource: ResourceSpec | str) -> AssetKey:
-    """`[<spec>, <resource>]`, or the key a `dg` component's translation gave the resource."""
-    name = resource if isinstance(resource, str) else resource.name
-    return AssetKey(list(spec.asset_keys.get(name, (spec.name, name))))
 
 
 class RestsyncTranslator(DagsterDltTranslator):

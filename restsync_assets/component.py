@@ -47,6 +47,7 @@ from dagster import (
 )
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 
+from restsync_assets.specs.errors import SpecError
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
 
@@ -100,23 +101,25 @@ class RestSyncComponent(Component, Resolvable):
     """Asset attributes applied to every asset (`key_prefix`, `group_name`, `owners`, ...)."""
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        from restsync_assets.specs import load_specs
+        from restsync_assets.specs import read_specs
 
-        specs = load_specs(Path(context.path) / self.specs_dir)
-        return build_component_definitions(specs, self.translation)
+        specs, problems = read_specs(Path(context.path) / self.specs_dir)
+        return build_component_definitions(specs, self.translation, problems)
 
 
 def build_component_definitions(
     specs: Sequence[SourceSpec],
     translation: TranslationFn[RestSyncTranslatorData] | None = None,
+    problems: Sequence[SpecError] = (),
 ) -> Definitions:
-    """restsync's definitions for `specs`, each asset passed through `translation`."""
+    """restsync's definitions for `specs`, each asset passed through `translation`; a
+    stand-in asset for each spec file in `problems` (`restsync_assets.spec_problems`)."""
     from restsync_assets.definitions import build_definitions
 
     if translation is None:
-        return _mergeable(build_definitions(specs))
+        return _mergeable(build_definitions(specs, problems))
     renamed, translated = translate(specs, translation)
-    return _mergeable(build_definitions(renamed), translated)
+    return _mergeable(build_definitions(renamed, problems), translated)
 
 
 def _mergeable(
@@ -124,11 +127,11 @@ def _mergeable(
 ) -> Definitions:
     """`defs` as several components can merge them: one dlt resource object for all (Dagster
     merges resources of the same key only when they are the same object), and no
-    `restsync_checks` job (one job per code location; `checks_job()` adds it where wanted).
+    `restsync_checks` job (one job per code location; `checks.checks_job()` adds it where wanted).
     `translated` maps each asset spec (`dagster.map_asset_specs`, public and stable, where
     `Definitions.map_asset_specs` is marked preview)."""
-    from restsync_assets.assets import DLT_RESOURCE_KEY
-    from restsync_assets.definitions import CHECKS_JOB
+    from restsync_assets.checks import CHECKS_JOB
+    from restsync_assets.resources import DLT_RESOURCE_KEY
 
     assets = defs.assets or []
     return Definitions(
@@ -147,19 +150,6 @@ def _dlt_resource() -> Any:
     from dagster_dlt import DagsterDltResource
 
     return DagsterDltResource()
-
-
-def checks_job() -> Any:
-    """The `restsync_checks` job (every asset check of the code location, no load)."""
-    from dagster import AssetSelection, define_asset_job
-
-    from restsync_assets.definitions import CHECKS_JOB
-
-    return define_asset_job(
-        CHECKS_JOB,
-        selection=AssetSelection.all_asset_checks(),
-        description="Every restsync asset check, against the warehouse as it is (no load).",
-    )
 
 
 def translate(

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 from dagster_dlt import DagsterDltResource
 
 from restsync_assets.assets import build_spec_assets
-from restsync_assets.checks import build_spec_checks
+from restsync_assets.checks import CHECKS_JOB, build_spec_checks, checks_job
 from restsync_assets.executors import restsync_executor
 from restsync_assets.resources import DLT_RESOURCE_KEY, ApiCredentials, credentials_key
 from restsync_assets.schedules import build_spec_schedules
 from restsync_assets.settings import destination_name, specs_dir
-from restsync_assets.specs import load_specs
+from restsync_assets.spec_problems import invalid_spec_assets
+from restsync_assets.specs import read_specs
+from restsync_assets.specs.errors import SpecError
 from restsync_assets.specs.model import SourceSpec
 
-#: The job that runs every asset check alone (`restsync check`, or from the UI).
-CHECKS_JOB = "restsync_checks"
+__all__ = ["CHECKS_JOB", "build_definitions", "defs"]
+
+#: The Dagster code location of the specs folder, built on first use (`__getattr__` below).
+defs: Definitions
 
 
-def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
-    """Assets, asset checks, schedules and resources for every spec.
+def build_definitions(
+    specs: Sequence[SourceSpec], problems: Sequence[SpecError] = ()
+) -> Definitions:
+    """Assets, asset checks, schedules and resources for every spec; a stand-in asset listing
+    the problems of each spec file that failed validation (`restsync_assets.spec_problems`).
 
     The executor is chosen per run (`restsync_assets.executors`): in process by default with
     DuckDB (one writer per file; `restsync_assets.runtime.locks` serialises runs), multiprocess by
@@ -34,19 +41,29 @@ def build_definitions(specs: Sequence[SourceSpec]) -> Definitions:
     resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
     resources.update({credentials_key(s.name): ApiCredentials(source=s.name) for s in specs})
     return Definitions(
-        assets=[a for s in specs for a in build_spec_assets(s)],
+        assets=[
+            *(a for s in specs for a in build_spec_assets(s)),
+            *invalid_spec_assets(problems),
+        ],
         asset_checks=[build_spec_checks(s) for s in specs],
         schedules=[sch for s in specs for sch in build_spec_schedules(s)],
-        jobs=[
-            define_asset_job(
-                CHECKS_JOB,
-                selection=AssetSelection.all_asset_checks(),
-                description="Every restsync asset check, against the warehouse as it is (no load).",
-            )
-        ],
+        jobs=[checks_job()],
         resources=resources,
         executor=restsync_executor(destination_name()),
     )
 
 
-defs = build_definitions(load_specs(specs_dir()))
+def __getattr__(name: str) -> Definitions:
+    """`defs`, the definitions of the specs folder (`settings.specs_dir()`), built on first
+    use (`import restsync_assets.definitions` reads no folder: the component and the command
+    line import `build_definitions` from here in projects with no `source_specs/`)."""
+    if name != "defs":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = build_definitions(*read_specs(specs_dir()))
+    globals()["defs"] = value  # built once
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, `defs` included (Dagster's `-m` loader looks for it in `dir()`)."""
+    return sorted({*globals(), "defs"})

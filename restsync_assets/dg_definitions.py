@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dagster import Definitions, definitions, load_from_defs_folder
 
-from restsync_assets.component import checks_job
+from restsync_assets.checks import checks_job
 
 
 @definitions

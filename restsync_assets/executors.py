@@ -65,6 +65,7 @@ FORKSERVER_PRELOAD = [
     "restsync_assets.assets",
     "restsync_assets.checks",
     "restsync_assets.runtime.load",
+    "restsync_assets.runtime.checks",
     "sqlalchemy",
     "alembic",
     "dagster._core.storage.runs.sqlite",

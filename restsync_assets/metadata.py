@@ -22,14 +22,8 @@ from dagster import (
 )
 
 from restsync_assets import settings
+from restsync_assets.keys import CODE_REFERENCES, COLUMN_SCHEMA, TABLE_NAME
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
-
-#: Dagster's standard metadata keys (`TableMetadataSet`'s, which dagster does not export)
-ROW_COUNT = "dagster/row_count"
-PARTITION_ROW_COUNT = "dagster/partition_row_count"
-TABLE_NAME = "dagster/table_name"
-CODE_REFERENCES = "dagster/code_references"
-COLUMN_SCHEMA = "dagster/column_schema"
 
 
 def definition_metadata(spec: SourceSpec, resource: ResourceSpec) -> dict[str, Any]:

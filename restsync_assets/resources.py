@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from dagster import ConfigurableResource
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.settings import env_var
 
 #: The Dagster resource key of dagster-dlt's `DagsterDltResource`.
@@ -16,8 +17,10 @@ DLT_RESOURCE_KEY = "dlt"
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token", "base_url", "token_url")
 
 
-class MissingCredentialError(RuntimeError):
+class MissingCredentialError(RestsyncError, RuntimeError):
     """A required credential is set neither in the environment nor in `.dlt/secrets.toml`."""
+
+    kind = "auth"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from dagster import (
     define_asset_job,
 )
 
-from restsync_assets.assets import SPEC_TAG, asset_key
+from restsync_assets.assets import SPEC_TAG
+from restsync_assets.keys import asset_key
 from restsync_assets.specs.model import SourceSpec
 
 

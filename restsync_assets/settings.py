@@ -6,8 +6,9 @@ import os
 import re
 from pathlib import Path
 
-#: The repository root when installed with `pip install -e .` (the package's parent folder).
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+#: Files or folders that mark a project's root folder (`project_dir()`): a Python or `dg`
+#: project, a Dagster workspace, or a folder of specs.
+PROJECT_MARKERS = ("pyproject.toml", "dg.toml", "workspace.yaml", "source_specs")
 
 
 def env_prefix(source: str) -> str:
@@ -20,21 +21,46 @@ def env_var(source: str, key: str) -> str:
     return f"{env_prefix(source)}_{key.upper()}"
 
 
+def project_dir() -> Path:
+    """The user's project, under which restsync keeps every file it writes by default:
+    `RESTSYNC_PROJECT_DIR`, else the nearest folder up from the working directory holding one
+    of `PROJECT_MARKERS`, else the working directory. (`dg dev`, `dg launch` and `dagster dev`
+    run their code servers and runs in the project's folder.) Never the installed package."""
+    configured = os.environ.get("RESTSYNC_PROJECT_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return here
+
+
 def specs_dir() -> Path:
-    """`RESTSYNC_SPECS_DIR`, else `./source_specs`, else the repo's `source_specs/`."""
+    """`RESTSYNC_SPECS_DIR`, else the project's `source_specs/` (`project_dir()`)."""
     configured = os.environ.get("RESTSYNC_SPECS_DIR")
     if configured:
         return Path(configured).expanduser()
-    local = Path.cwd() / "source_specs"
-    return local if local.is_dir() else PACKAGE_ROOT / "source_specs"
+    return project_dir() / "source_specs"
+
+
+def specs_dir_configured() -> bool:
+    """Whether `RESTSYNC_SPECS_DIR` names the specs folder (else the project's are found)."""
+    return bool(os.environ.get("RESTSYNC_SPECS_DIR"))
+
+
+def data_dir() -> Path:
+    """`data/` of the project (`project_dir()`): the default home of the warehouse and of dlt's
+    pipelines, locks, rate budgets and token stores (git-ignored)."""
+    return project_dir() / "data"
 
 
 def duckdb_path() -> Path:
-    """`RESTSYNC_DUCKDB_PATH`, else `data/restsync.duckdb` under the repo (git-ignored)."""
+    """`RESTSYNC_DUCKDB_PATH`, else `data/restsync.duckdb` under the project (`data_dir()`)."""
     configured = os.environ.get("RESTSYNC_DUCKDB_PATH")
     if configured:
         return Path(configured).expanduser().resolve()
-    return PACKAGE_ROOT / "data" / "restsync.duckdb"
+    return data_dir() / "restsync.duckdb"
 
 
 def destination_name() -> str:

@@ -1,4 +1,4 @@
-"""dlt's own rest_api test mock, the blog, on the tests' one fake JSON API (`support.JsonApi`).
+"""dlt's own rest_api test mock, the blog, on the tests' one fake JSON API (`fake_servers.JsonApi`).
 
 `blog_routes` is the blog of dlt's tests (posts, comments per post, users with nested lists,
 ...) with every kind of pagination dlt ships. `BlogApi` serves a `Blog` whose data can
@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .support import STAMP_FORMAT, Handler, JsonApi, Reply, Request, page_of
+from .fake_servers import Handler, JsonApi, Reply, Request, page_of
+from .support import STAMP_FORMAT
 
 # --------------------------------------------------------------------------- the blog's data
 

@@ -1,19 +1,22 @@
-"""Shared test support, one of each: a fake JSON server, a fake clock, spec builders, runs,
-warehouse reads and secret searches.
+"""Shared test helpers, one of each: a fake clock, spec builders, runs, subprocesses and log
+capture, warehouse reads and secret searches.
 
-- `JsonApi`: a JSON API on 127.0.0.1 from a route table; every request is recorded, so tests
-  can assert on what restsync asked for. Test modules bring their own data and handlers
-  (`mock_api.BlogApi` is dlt's blog mock on it).
-- `RawApi`: answers with any status, headers and bytes (or drops the connection), for
-  tests of the HTTP layer itself (`RawRequest`, `RawReply`, `sequence`, `DROP`).
 - `FakeClock`: restsync's retry clock (records the waits instead of sleeping) and the
   sandbox's clock (a callable of epoch seconds), moved by hand.
 - Spec builders: `write_spec`, `copy_seed_specs`, `edited`, `use_specs`, `use_warehouse`.
 - `materialize_specs` / `failure_message` / `check_evaluations`: runs through Dagster.
+- `Command` / `background`: real subprocesses in their own process group, waited on with a
+  bound; `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
 - `table` / `table_rows` / `dataset_tables` / `typed_tables`: warehouse reads to compare with
-  a truth row for row.
+  a truth row for row; `table_ids` / `query`: a DuckDB file read under the loads' lock.
+- Shared scenarios: `wide_rows` / `NARROW_ROWS` / `load_wide` (a load too wide for DuckDB's
+  default memory cap), `soft_delete_rows` / `marked_deleted` / `marketing_truth` /
+  `assert_live_rows_are_the_truth` (the marketing API under `deletes: soft`),
+  `STARTER_ITEMS` / `starter_items_api` (the API the starter spec describes).
 
-Fixtures live in `conftest.py` and build on this module (which imports nothing from it).
+The fake HTTP servers are in `fake_servers.py`, the machine's PostgreSQL, Redis and RabbitMQ
+(fixtures and their helpers) in `real_servers.py`. Fixtures live in `conftest.py` and build on
+this module (which imports nothing from it).
 """
 
 from __future__ import annotations
@@ -23,27 +26,57 @@ import contextlib
 import copy
 import datetime as dt
 import decimal
+import functools
+import io
 import json
+import logging
 import os
+import queue
 import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import yaml
 
-from restsync_assets.runner import QUIET
-from restsync_assets.runtime import warehouse
+from restsync_assets import settings
+from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
+from restsync_assets.sandbox.data import SANDBOX_SPECS
+
+from .fake_servers import JsonApi, page
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_SPECS = REPO / "source_specs"
+
+
+def seed_specs_folder(folder: Path) -> Path:
+    """`folder` holding only the seed specs the sandbox serves (`SANDBOX_SPECS`), copied from
+    the repo's `source_specs/` (each file replaced whole, so processes building it at once
+    agree); any other spec file in `folder` is removed. The YAML lives in git once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SANDBOX_SPECS:
+        partial = folder / f".{name}.{os.getpid()}.tmp"
+        partial.write_bytes((REPO / "source_specs" / f"{name}.yaml").read_bytes())
+        os.replace(partial, folder / f"{name}.yaml")
+    for path in folder.glob("*.y*ml"):
+        if path.stem not in SANDBOX_SPECS:
+            path.unlink(missing_ok=True)
+    return folder
+
+
+#: The tests' own folder of seed specs, never the user's `source_specs/` (where an API the
+#: user adds would change what the tests count): built when the suite starts.
+SEED_SPECS = seed_specs_folder(REPO / "data" / "tests" / "seed_specs")
 #: This process's pytest-xdist worker (`gw0`, `gw1`, ...; `main` without xdist). It is part of
 #: the name of everything a test creates on a shared server (PostgreSQL databases, RabbitMQ
 #: vhosts), so that two workers never meet there and a leftover says whose it was.
@@ -54,268 +87,10 @@ DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 ROW_IDS = (*DLT_COLUMNS, "_dlt_parent_id", "_dlt_root_id")
 #: How the fake APIs and the warehouse reads write timestamps: ISO 8601 in UTC.
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-# --------------------------------------------------------------------------- the fake JSON API
-
-
-@contextmanager
-def serving(server: HTTPServer) -> Iterator[HTTPServer]:
-    """Run a stdlib HTTP server on a daemon thread for the duration of the block."""
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the API received: `params` are the route's `{name}` segments."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    json: Any = None
-    params: dict[str, str] = field(default_factory=dict)
-    origin: str = ""
-
-    def url(self, **query: Any) -> str:
-        """This request's absolute URL with `query` as its query string."""
-        return f"{self.origin}{self.path}?{urlencode(query)}"
-
-    def number(self, name: str, default: int) -> int:
-        return int(self.query.get(name, default))
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An answer other than `200` with a JSON body: a status, headers (204: no body)."""
-
-    body: Any
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-#: `handler(request)` -> a JSON body, or a `Reply`.
-Handler = Callable[[Request], Any]
-
-
-class JsonApi:
-    """A JSON API from a route table: `{"GET /repos/{id}/issues": handler}`.
-
-    `{name}` in a route matches one path segment and reaches the handler as
-    `request.params[name]`. `with api:` serves it on a free loopback port (`api.url`), on
-    threads (concurrent clients see concurrent answers); an unknown route answers 404.
-    """
-
-    def __init__(self, routes: dict[str, Handler]):
-        self.routes = [(_route_pattern(route), handler) for route, handler in routes.items()]
-        self.calls: list[Request] = []
-        self._lock = threading.Lock()
-        self._running = ExitStack()
-        self.url = ""
-
-    def __enter__(self) -> JsonApi:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
-        server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._running.enter_context(serving(server))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._running.close()
-
-    def calls_to(self, pattern: str) -> list[Request]:
-        """The calls whose path fully matches the regular expression `pattern`."""
-        with self._lock:
-            return [c for c in self.calls if re.fullmatch(pattern, c.path)]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.calls.clear()
-
-    def answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        parts = urlsplit(target)
-        request = Request(
-            method=method,
-            path=parts.path,
-            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-            headers=headers,
-            json=json.loads(body) if body else None,
-            origin=self.url,
-        )
-        with self._lock:
-            self.calls.append(request)
-        for pattern, handler in self.routes:
-            match = pattern.fullmatch(f"{method} {parts.path}")
-            if match:
-                reply = handler(replace(request, params=match.groupdict()))
-                return reply if isinstance(reply, Reply) else Reply(reply)
-        return Reply({"error": f"no route for {method} {parts.path}"}, status=404)
-
-
-def _respond(
-    handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], payload: bytes
-) -> None:
-    """Send one response: JSON unless `headers` name another content type."""
-    handler.send_response(status)
-    if "Content-Type" not in headers:
-        handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(payload)))
-    for name, value in headers.items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(payload)
-
-
-def _route_pattern(route: str) -> re.Pattern[str]:
-    literals = re.split(r"\{(\w+)\}", route)
-    pattern = "".join(
-        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(literals)
-    )
-    return re.compile(pattern)
-
-
-def _handler_class(api: JsonApi) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            reply = api.answer(self.command, self.path, self.headers, self.rfile.read(length))
-            payload = b"" if reply.status == 204 else json.dumps(reply.body).encode()
-            _respond(self, reply.status, reply.headers, payload)
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return _Handler
-
-
-def page_of(rows: list, query: Mapping[str, str], size: int) -> tuple[list, int, int]:
-    """Rows of page `?page=N` (1-based) of `?per_page=` rows (default `size`), the page
-    number and the page count."""
-    size = int(query.get("per_page", size))
-    number = int(query.get("page", 1))
-    pages = max(1, -(-len(rows) // size))
-    return rows[(number - 1) * size : number * size], number, pages
-
-
-def page(rows: list[dict], query: Mapping[str, str], size: int) -> dict:
-    """`rows` paged by `?page=N` as `{"data": [...], "page": N, "total_pages": K}`."""
-    data, number, pages = page_of(rows, query, size)
-    return {"data": data, "page": number, "total_pages": pages}
-
-
-# --------------------------------------------------------------------------- raw HTTP
-
-
-@dataclass(frozen=True)
-class RawRequest:
-    """One request a `RawApi` received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes = b""
-
-    @property
-    def form(self) -> dict[str, str]:
-        """The body as a url-encoded form (the last value of each field)."""
-        return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
-
-
-@dataclass(frozen=True)
-class RawReply:
-    """What a `RawApi` answers: `body` bytes are sent as they are, anything else as JSON
-    (`Content-Type: application/json` unless `headers` say otherwise)."""
-
-    status: int = 200
-    body: Any = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-#: An `app`'s answer that closes the connection without a response.
-DROP = "drop"
-#: `app(request)` -> a `RawReply`, or `DROP`.
-App = Callable[[RawRequest], "RawReply | str"]
-
-
-class RawApi:
-    """An HTTP server on 127.0.0.1 whose `app` answers every method with any status, headers
-    and body, or drops the connection; `requests` records what it received, in order."""
-
-    def __init__(self, app: App | None = None) -> None:
-        self.app: App = app or (lambda request: RawReply())
-        self.requests: list[RawRequest] = []
-        self.url = ""
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def running(self) -> Iterator[RawApi]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _raw_handler_class(self))
-        server.daemon_threads = True
-        with serving(server):
-            self.url = f"http://127.0.0.1:{server.server_address[1]}"
-            yield self
-
-    def reset(self, app: App | None = None) -> RawApi:
-        """Forget the requests and answer with `app` (default: `200 {}`) from now on."""
-        with self._lock:
-            self.requests.clear()
-        self.app = app or (lambda request: RawReply())
-        return self
-
-    def calls(self, path: str) -> int:
-        """How many requests went to `path`."""
-        with self._lock:
-            return sum(1 for r in self.requests if r.path == path)
-
-    def record(self, request: RawRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-
-def sequence(*replies: RawReply | str) -> App:
-    """An `app` answering with `replies` in order, then the last one again and again."""
-    queue = list(replies)
-    return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
-
-
-def _raw_handler_class(api: RawApi) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            request = RawRequest(
-                self.command,
-                parts.path,
-                {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                dict(self.headers),
-                self.rfile.read(length) if length else b"",
-            )
-            api.record(request)
-            reply = api.app(request)
-            if reply == DROP:
-                self.close_connection = True
-                return
-            raw = isinstance(reply.body, bytes)
-            payload = reply.body if raw else json.dumps(reply.body).encode()
-            _respond(self, reply.status, reply.headers, payload)
-
-        do_GET = do_POST = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return _Handler
-
+#: The venv's console scripts (`dagster`, `restsync`), as a user runs them.
+BIN = Path(sys.executable).parent
+#: Bound on one wait for a subprocess: its next awaited line, or its exit.
+PROCESS_TIMEOUT = 300.0
 
 # --------------------------------------------------------------------------- the fake clock
 
@@ -510,6 +285,158 @@ def check_evaluations(defs: Any) -> dict[tuple[tuple[str, ...], str], Any]:
     }
 
 
+# --------------------------------------------------------------------------- processes and logs
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_dagster_yaml(home: Path, **settings: object) -> None:
+    """`$DAGSTER_HOME/dagster.yaml`: telemetry off (tests stay on loopback) plus `settings`."""
+    config = {"telemetry": {"enabled": False}, **settings}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+CHECK_LINE = re.compile(r"Asset check '(\w+)' on '([\w/]+)' (passed|failed)")
+
+
+def check_results(output: str) -> dict[tuple[str, str], str]:
+    """`{(asset, check): "passed" | "failed"}` from the event log lines a Dagster CLI run prints."""
+    return {(m[2], m[1]): m[3] for m in CHECK_LINE.finditer(output)}
+
+
+#: the loggers that write request URLs, params or headers at DEBUG
+REQUEST_LOGGERS = ("dlt", "urllib3.connectionpool", "requests")
+
+
+@contextmanager
+def debug_logs(names: tuple[str, ...] = REQUEST_LOGGERS) -> Iterator[io.StringIO]:
+    """Capture what `names` log at DEBUG during the block (levels restored afterwards)."""
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(handler)
+    try:
+        yield captured
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+
+
+class Command:
+    """A real subprocess with this test's env, in its own process group; its merged output is
+    read line by line (waits are bounded by the next line or the exit, never by the clock)."""
+
+    def __init__(self, argv: Sequence[str], cwd: Path | None = None) -> None:
+        self.argv = [str(a) for a in argv]
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
+        env = dict(os.environ)  # this checkout's code first, in the subprocess too
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # signals reach its children too (`dagster dev`)
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def next_line(self, timeout: float) -> str | None:
+        """The next output line, None once output ended; `queue.Empty` after `timeout` s."""
+        line = self.lines.get(timeout=timeout)
+        if line is not None:
+            self.output.append(line)
+        return line
+
+    def wait_for_line(self, needle: str, timeout: float = PROCESS_TIMEOUT) -> bool:
+        """Read output until a line contains `needle` (True); False if it ended or timed out."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.next_line(left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if needle in line:
+                return True
+        return False
+
+    def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
+        """Wait for the exit (bounded) and the rest of the output; the exit code."""
+        code = self.process.wait(timeout=timeout)
+        while self.next_line(timeout) is not None:
+            pass
+        return code
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Ctrl-C (SIGINT to its group), then the exit code; SIGKILL if it does not stop."""
+        self.signal_group(signal.SIGINT)
+        try:
+            return self.finish(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            return self.finish(timeout)
+
+
+@contextlib.contextmanager
+def background(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """Run `args` in its own process group (output to `log`); stop the group after the block:
+    SIGTERM, then SIGKILL if it is not gone within the bound."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=env or dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    # children that outlive the group leader (a celery pool) get the same signals
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 # --------------------------------------------------------------------------- warehouse reads
 
 
@@ -525,6 +452,30 @@ def normal(value: Any) -> Any:
     return value
 
 
+def table_ids(dataset: str, table: str, path: Path | None = None) -> list | None:
+    """Every `id` of `dataset.table` of a DuckDB file, or None when the file or table is missing."""
+    return query(f'select id from "{dataset}"."{table}"', path, scalar_rows=True)
+
+
+def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> list | None:
+    """Run `sql` on a DuckDB file (default: the configured one), read-only and under the
+    loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
+    import duckdb
+
+    from restsync_assets.runtime.locks import exclusive
+
+    path = path or settings.duckdb_path()
+    with exclusive(path.with_name(path.name + ".lock")):
+        if not path.exists():
+            return None
+        with duckdb.connect(str(path), read_only=True) as con:
+            try:
+                rows = con.execute(sql).fetchall()
+            except duckdb.CatalogException:
+                return None
+    return [r[0] for r in rows] if scalar_rows else rows
+
+
 def canonical(rows: Iterable[dict]) -> list[dict]:
     """`rows` in one order whatever order they came in (tables compare as lists)."""
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
@@ -533,7 +484,7 @@ def canonical(rows: Iterable[dict]) -> list[dict]:
 def _rows(dataset: str, name: str, path: Path | None, drop: tuple[str, ...]) -> list[dict] | None:
     import duckdb
 
-    path = path or warehouse.settings.duckdb_path()
+    path = path or settings.duckdb_path()
     if not path.exists():
         return None
     with duckdb.connect(str(path), read_only=True) as con:
@@ -567,7 +518,7 @@ def table_rows(dataset: str, name: str, path: Path | None = None) -> dict[Any, d
 
 def dataset_tables(dataset: str, path: Path | None = None) -> dict[str, list[dict] | None]:
     """Every data table of `dataset` (dlt's `_dlt_*` tables left out), rows as `table()`."""
-    names = warehouse.query(
+    names = query(
         "select table_name from information_schema.tables "
         f"where table_schema = '{dataset}' and table_name not like '\\_dlt\\_%' escape '\\'",
         path,
@@ -668,3 +619,120 @@ def warehouse_texts(path: Path) -> list[str]:
 def secrets_found(secrets: Iterable[str], texts: Mapping[str, str]) -> list[str]:
     """`"<where>: <secret's start>…"` for each secret found in a text of `{where: text}`."""
     return [f"{where}: {s[:12]}…" for where, text in texts.items() for s in secrets if s in text]
+
+
+# --------------------------------------------------------------------------- wide rows
+
+
+@functools.cache
+def wide_rows() -> list[dict]:
+    """1,200 rows of 20 KB of random text (one parquet row group of about 24 MB), made when a
+    test first asks, not when pytest collects the module."""
+    return [{"id": i, "body": secrets.token_hex(10_000)} for i in range(1, 1201)]
+
+
+#: a narrow table beside the wide one
+NARROW_ROWS = [{"id": i, "name": f"space {i}"} for i in range(1, 11)]
+
+
+def _wide_resource(name: str) -> dict:
+    paginator = {"type": "page_number", "page_param": "page", "total_path": "total_pages"}
+    endpoint = {
+        "path": f"/{name}",
+        "data_selector": "data",
+        "paginator": {**paginator, "base_page": 1},
+    }
+    return {"name": name, "primary_key": "id", "write_disposition": "append", "endpoint": endpoint}
+
+
+def _wide_spec(*names: str) -> dict:
+    resources = [_wide_resource(name) for name in names]
+    return {"name": "wiki", "client": {"base_url": "http://unused"}, "resources": resources}
+
+
+def load_wide(
+    tmp_path: Path, monkeypatch, instance: Any = None, names: Sequence[str] = ("docs",)
+) -> tuple[Any, Path, int]:
+    """Materialize the `wiki` spec's append resources `names` (`docs`: `wide_rows()`,
+    `spaces`: `NARROW_ROWS`, 400 rows a page) from a `JsonApi` into a DuckDB file under
+    `tmp_path`; returns the run's result, the file and how many requests went to `/docs`."""
+    api = JsonApi(
+        {
+            "GET /docs": lambda request: page(wide_rows(), request.query, 400),
+            "GET /spaces": lambda request: page(NARROW_ROWS, request.query, 400),
+        }
+    )
+    with api:
+        specs = write_spec(tmp_path / "specs", _wide_spec(*names)).parent
+        use_specs(monkeypatch, specs, {"wiki": api.url})
+        db = use_warehouse(monkeypatch, tmp_path / "warehouse.duckdb")
+        result = materialize_specs(specs, instance=instance)
+        requests = len(api.calls_to("/docs"))
+    return result, db, requests
+
+
+# --------------------------------------------------------------------------- soft deletes
+
+#: the marketing API seed spec and its tables under `deletes: soft`
+_MARKETING, _ORGS, _ACCOUNTS = "marketing_api", "organizations", "adaccounts"
+
+
+def soft_delete_rows(specs_dir: Path, table: str) -> dict:
+    """`{id: row}` of `marketing_api.<table>`, read back through restsync's dlt pipeline on
+    either warehouse (values as the API writes them)."""
+    from restsync_assets.runtime import warehouse
+    from restsync_assets.specs import load_specs
+
+    (spec,) = load_specs(specs_dir)
+    with (
+        warehouse.reading(spec) as place,
+        place.sql.execute_query(f"select * from {place.table(table)}") as cursor,
+    ):
+        columns = [c[0] for c in cursor.description]
+        read = cursor.fetchall()
+    found = {
+        row[columns.index("id")]: dict(zip(columns, map(normal, row), strict=True)) for row in read
+    }
+    assert len(found) == len(read), f"{table} has duplicate ids"
+    return found
+
+
+def marked_deleted(loaded: dict) -> dict:
+    """`{id: _restsync_deleted_at}` of the rows (`soft_delete_rows`) marked deleted."""
+    from restsync_assets.runtime.soft_deletes import DELETED_AT
+
+    return {k: r[DELETED_AT] for k, r in loaded.items() if r[DELETED_AT] is not None}
+
+
+def assert_live_rows_are_the_truth(loaded: dict, truth: list[dict]) -> None:
+    """The rows (`soft_delete_rows`) not marked deleted are exactly the source's rows, field
+    for field."""
+    from restsync_assets.runtime.soft_deletes import DELETED_AT
+
+    live = {k: r for k, r in loaded.items() if r[DELETED_AT] is None}
+    assert_table_is(live, truth)
+
+
+def marketing_truth(sandbox: Any, table: str) -> list[dict]:
+    """The rows the marketing API serves now: an ad account of a deleted organization is not
+    served."""
+    served = sandbox.rows(_MARKETING, table)
+    if table == _ACCOUNTS:
+        orgs = {o["id"] for o in sandbox.rows(_MARKETING, _ORGS)}
+        served = [a for a in served if a["organization_id"] in orgs]
+    return served
+
+
+# --------------------------------------------------------------------------- the starter spec's API
+
+#: the items of the API the starter spec (`component.STARTER_SPEC`) describes
+STARTER_ITEMS = [
+    {"id": 1, "name": "first", "price": 9.5},
+    {"id": 2, "name": "second", "price": 12.0},
+]
+
+
+def starter_items_api() -> JsonApi:
+    """The API the starter spec describes, `GET /v1/items` -> `{"data": STARTER_ITEMS}`, as a
+    `JsonApi` (serve it with `with starter_items_api() as api:`, at `api.url`)."""
+    return JsonApi({"GET /v1/items": lambda request: {"data": STARTER_ITEMS}})

@@ -18,7 +18,7 @@ from restsync_assets.cli import main
 from restsync_assets.importers.airbyte import import_manifest
 from restsync_assets.sandbox import VENDORS, Sandbox
 
-from .conftest import server_unavailable
+from .real_servers import unavailable
 from .support import assert_table_is, failure_message, materialize_specs, table_rows
 
 MANIFESTS = Path(__file__).parent / "airbyte"
@@ -209,7 +209,9 @@ def cdk_records(tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
     data is the same in every instance): `{manifest: {stream: [record, ...]}}`."""
     python = os.environ.get(AIRBYTE_PYTHON)
     if not python:
-        server_unavailable(f"{AIRBYTE_PYTHON} is not set (a venv's python with airbyte-cdk)")
+        unavailable(
+            "Airbyte's CDK", f"{AIRBYTE_PYTHON} is not set (a venv's python with airbyte-cdk)"
+        )
     folder = tmp_path_factory.mktemp("cdk")
     argv = []
     with Sandbox() as sandbox:

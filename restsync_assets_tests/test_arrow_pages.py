@@ -10,17 +10,16 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.arrow_pages import ArrowPages, dlt_ids, page_to_arrow
 from restsync_assets.specs import load_specs
 
+from .fake_servers import JsonApi, page
 from .support import (
     SEED_SPECS,
-    JsonApi,
     arrow_pages_seen,
     materialize_specs,
-    page,
     typed_tables,
     use_specs,
     use_warehouse,

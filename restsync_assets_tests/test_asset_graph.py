@@ -1,15 +1,23 @@
-"""The asset graph built from the seed specs: keys, deps, groups, kinds (snapshot), and what
+"""The asset graph built from the seed specs: keys, deps, groups, kinds (snapshot), what
 loading the definitions does not do (no secrets needed, no network, no dlt source, no run
-time)."""
+time), and the import graph of `restsync_assets` (which part may import which; no circle)."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from restsync_assets.check_kinds import CHECK_KINDS
 
 from .snapshots import ASSET_GRAPH, seed_asset_graph
-from .support import SEED_SPECS, use_specs
+from .support import REPO, SEED_SPECS, use_specs
 
 
 def test_asset_graph_matches_snapshot():
@@ -96,3 +104,211 @@ def test_definitions_module_loads_without_secrets_or_network(commands, monkeypat
     assert loaded["network"] == []
     assert loaded["built"] == []
     assert loaded["runtime"] == [], loaded["runtime"]
+
+
+# --------------------------------------------------------------------------- the import graph
+
+PACKAGE = REPO / "restsync_assets"
+
+#: Every top-level module and package of `restsync_assets`, by the part it belongs to.
+PARTS = {
+    "definition time": {
+        "assets",
+        "checks",
+        "schedules",
+        "partitions",
+        "metadata",
+        "definitions",
+        "dg_definitions",
+        "component",
+        "executors",
+        "spec_problems",
+        "defs",
+    },
+    # beside both halves: either may import them, they import neither (nor the command line)
+    "shared": {
+        "__init__",
+        "errors",
+        "keys",
+        "check_kinds",
+        "resources",
+        "settings",
+        "text",
+        "specs",
+        "sandbox",
+    },
+    "run time": {"runtime"},
+    # `importers`: other tools' connectors into specs, run only by `restsync import`
+    "command line": {"cli", "importers"},
+}
+
+#: The parts each part may import. Definition time imports run time only deferred (inside a
+#: function, e.g. the asset body calling `runtime.load`, or under `if TYPE_CHECKING:`).
+MAY_IMPORT = {
+    "shared": {"shared"},
+    "run time": {"shared", "run time"},
+    "definition time": {"shared", "definition time"},
+    "command line": set(PARTS),
+}
+MAY_IMPORT_DEFERRED = {**MAY_IMPORT, "definition time": {"shared", "definition time", "run time"}}
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import of a `restsync_assets` module by another."""
+
+    source: str
+    target: str
+    line: int
+    #: inside a function or under `if TYPE_CHECKING:`: not run when `source` is imported
+    deferred: bool
+
+    def __str__(self) -> str:
+        when = " (deferred)" if self.deferred else ""
+        return f"{self.source}:{self.line} imports {self.target}{when}"
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package, by dotted name (a package by its own name)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _imports(modules: dict[str, Path]) -> list[Import]:
+    """Every import, at any level, of one `restsync_assets` module by another."""
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    found = []
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+        def visit(node: ast.AST, deferred: bool, module: str = module, package: str = package):
+            if isinstance(node, ast.Import):
+                targets = [resolve(alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, *([base] if base else [])])
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else resolve(base)
+                    for a in node.names
+                ]
+            else:
+                targets = []
+            for target in targets:
+                if target and target != module:
+                    found.append(Import(module, target, node.lineno, deferred))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                deferred = True
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                for child in node.body:
+                    visit(child, True)
+                for child in node.orelse:
+                    visit(child, deferred)
+                return
+            for child in ast.iter_child_nodes(node):
+                visit(child, deferred)
+
+        visit(ast.parse(path.read_text(), str(path)), False)
+    return found
+
+
+def _part(module: str) -> str:
+    top = module.split(".")[1] if "." in module else "__init__"
+    return next((part for part, names in PARTS.items() if top in names), f"unknown ({top})")
+
+
+def test_top_level_holds_only_definitions_and_shared_modules():
+    """Each top-level module or package of `restsync_assets` is in one part of `PARTS`; the
+    command line and the run time are packages of their own (no CLI module at the top)."""
+    top = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()}
+    top = {name for name in top if not name.startswith((".", "__pycache__")) and name != "py.typed"}
+    listed = set().union(*PARTS.values())
+    assert top == listed, f"unlisted: {sorted(top - listed)}; gone: {sorted(listed - top)}"
+    for name in PARTS["command line"] | PARTS["run time"]:
+        assert (PACKAGE / name / "__init__.py").is_file(), name
+
+
+def test_each_part_imports_only_the_parts_below_it():
+    """Run time imports no definition-time or command-line module, not even inside a function
+    (`runtime.catalog` once imported `asset_key` from `assets`); shared modules import neither
+    half; definition time imports run time only deferred, never the command line."""
+    wrong = {
+        str(i)
+        for i in _imports(_modules())
+        if _part(i.target)
+        not in (MAY_IMPORT_DEFERRED if i.deferred else MAY_IMPORT).get(_part(i.source), set())
+    }
+    assert sorted(wrong) == []
+
+
+def test_no_import_circle_at_import_time():
+    """No circle of module-level imports inside `restsync_assets` (imports inside functions and
+    under `if TYPE_CHECKING:` are not run at import time, so they cannot make one; those from
+    run time back to definition time are refused above)."""
+    graph: dict[str, set[str]] = {}
+    for i in _imports(_modules()):
+        if not i.deferred:
+            graph.setdefault(i.source, set()).add(i.target)
+    done: set[str] = set()
+
+    def circle_from(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for target in sorted(graph.get(module, ())):
+            if found := circle_from(target, [*path, module]):
+                return found
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        assert circle_from(module, []) is None, " -> ".join(circle_from(module, []) or [])
+
+
+def test_no_two_modules_import_each_other_even_deferred():
+    """Two modules never import each other, not even one of them inside a function (as
+    `rate_limit` did `rate_limit_redis`, which imported `rate_limit` back, and `token_store`
+    `token_store_redis`): what both need lives in a third module (`rate_budget`,
+    `token_backend`)."""
+    edges = {(i.source, i.target) for i in _imports(_modules())}
+    both_ways = sorted(f"{a} <-> {b}" for a, b in edges if (b, a) in edges and a < b)
+    assert both_ways == []
+
+
+#: The modules of `specs` that run time may import: the model it reads and the helpers the
+#: model's values need at run time (templates and their functions, JSONPath selectors, token
+#: URLs). The stages that build the model (files, defaults, bindings, `validate/`, errors) are
+#: definition time's.
+SPECS_FOR_RUN_TIME = ("model", "templates", "template_functions", "selectors", "token_urls")
+
+
+def test_run_time_reads_the_spec_model_not_the_stages_that_build_it():
+    """Run time imports from `specs` only the model and the helpers its values need
+    (`runtime.transforms` once imported `is_template` from `specs.validate.transforms`)."""
+    wrong = sorted(
+        str(i)
+        for i in _imports(_modules())
+        if i.source.startswith("restsync_assets.runtime")
+        and i.target.startswith("restsync_assets.specs")
+        and i.target.split(".")[2:3] not in ([name] for name in SPECS_FOR_RUN_TIME)
+    )
+    assert wrong == []
+
+
+@pytest.mark.parametrize("kind", CHECK_KINDS, ids=lambda kind: kind.name)
+def test_every_check_kind_names_its_run_time_evaluator(kind):
+    """The one table of check kinds names, for each kind, a function of
+    `restsync_assets.runtime.checks` (named, not imported: definition time reads the table);
+    a kind whose evaluator is missing fails here, not when its check first runs."""
+    evaluators = importlib.import_module("restsync_assets.runtime.checks")
+    assert callable(getattr(evaluators, kind.evaluator, None)), kind.evaluator

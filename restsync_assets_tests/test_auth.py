@@ -25,9 +25,9 @@ import yaml
 
 from restsync_assets.sandbox import Sandbox
 
-from .conftest import debug_logs
 from .support import (
     assert_table_is,
+    debug_logs,
     failure_message,
     materialize_specs,
     secrets_found,
@@ -304,7 +304,7 @@ def test_bearer_token_from_dlt_secrets_toml(tmp_path, sandbox, warehouse, monkey
 )
 def test_api_key_in_a_cookie(existing, expected) -> None:
     """dlt declares `location: cookie` but raises NotImplementedError; restsync sends it."""
-    from restsync_assets.runtime.http.dlt_auth import build_dlt_auth
+    from restsync_assets.runtime.factories import build_dlt_auth
     from restsync_assets.specs.model import ApiKeyAuthSpec
 
     spec = ApiKeyAuthSpec(type="api_key", name="session", location="cookie")

@@ -139,3 +139,21 @@ def test_tiny_postgresql_cases_load_the_same_rows_and_time_steps(
     assert parallel.baseline is not None and parallel.restsync is not None
     assert created, "the PostgreSQL cases created no database of their own"
     assert not left_behind(), "a benchmark database was left behind"
+
+
+def test_tiny_latency_cases_load_every_row_and_draw_no_429(server, tmp_path, redis_budgets):
+    """P8 and P9 (issue 23) at tiny sizes: every variant loads every row, and the budget
+    variants (one process, and three sharing Redis) draw no 429 from the enforcing server
+    (`/limited/<n>/x/...`); no timing is asserted."""
+    config = Config.smoke()
+    config.cases = ("P8", "P9")
+    rows, _ = run(config, tmp_path / "out", None, log=lambda _m: None, base_url=server.url)
+    assert [r for r in rows if r.name == "crashed"] == []
+    p8 = [r for r in rows if r.case == "P8"]
+    assert len(p8) == 3
+    assert set(p8[0].samples["rows"].values()) == {config.p8_pages * 100}
+    p9 = {key: value for key, value in rows[-1].samples.items()}
+    assert set(p9) == {"declared", "from_headers", "redis_declared", "redis_headers"}
+    for key, result in p9.items():
+        assert result["rows"] == result["expected"] > 0, (key, result)
+    assert p9["declared"]["rejected"] == p9["redis_declared"]["rejected"] == 0, p9

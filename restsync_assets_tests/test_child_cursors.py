@@ -1,6 +1,6 @@
 """Incremental children keep one cursor per parent row, and concurrency never changes a load.
 
-Two small APIs on 127.0.0.1 (`support.JsonApi`), both serving children `since` a cursor
+Two small APIs on 127.0.0.1 (`fake_servers.JsonApi`), both serving children `since` a cursor
 (inclusive, like GitHub's `since`): `tracker` (5 repos paged two at a time, 11 issues) and
 `blog` (10 posts paged five at a time, 5 comments each paged two at a time, like dlt's mock
 `post_comments`). Later parents hold older children, so one cursor shared across parents
@@ -21,20 +21,18 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
+from restsync_assets.cli.run import QUIET, load_definitions, materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import QUIET, load_definitions, materialize_spec
 from restsync_assets.runtime.child_cursors import CursorError, ParentCursor, ParentFetcher
 from restsync_assets.specs import load_specs
 from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import ChildCursorSpec
 
+from .fake_servers import JsonApi, Request, page
 from .support import (
-    JsonApi,
-    Request,
     canonical,
     copy_seed_specs,
     dataset_tables,
-    page,
     table,
     use_specs,
     use_warehouse,

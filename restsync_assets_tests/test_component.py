@@ -18,9 +18,8 @@ from restsync_assets import RestSyncComponent
 from restsync_assets.definitions import build_definitions
 from restsync_assets.specs import load_specs
 
-from .conftest import REPO, SEED_SPECS
 from .snapshots import graph_of
-from .support import assert_table_equals_truth
+from .support import REPO, SEED_SPECS, assert_table_equals_truth
 
 TYPE = "restsync_assets.RestSyncComponent"
 
@@ -52,9 +51,10 @@ def test_scaffold_writes_a_defs_yaml_and_a_starter_spec_that_loads():
 
 def test_the_repo_defs_folder_is_the_seed_asset_graph():
     """The repo's dg project (restsync_assets/defs/) builds what `restsync_assets.definitions`
-    builds from source_specs/: same assets, deps, groups, kinds, checks and schedules."""
+    builds from source_specs/: same assets, deps, groups, kinds, checks and schedules. (Both
+    read the repo's own source_specs/, whatever specs the user added there.)"""
     dg_graph = graph_of(load_from_defs_folder(path_within_project=REPO / "restsync_assets"))
-    graph = graph_of(build_definitions(load_specs(SEED_SPECS)))
+    graph = graph_of(build_definitions(load_specs(REPO / "source_specs")))
     for key, node in dg_graph["assets"].items():  # dg adds the defs.yaml as a code reference
         assert node.pop("code_references") == [
             *graph["assets"][key].pop("code_references"),
@@ -155,6 +155,40 @@ def test_translated_assets_materialize_and_pass_their_checks(sandbox_env, wareho
     assert all(e.passed for e in evaluations) and len(evaluations) == 6
     assert_table_equals_truth(sandbox_env, "marketing_api", "organizations")
     assert_table_equals_truth(sandbox_env, "marketing_api", "adaccounts")
+
+
+def test_a_key_renamed_outright_loads_its_resource_and_logs_its_name(
+    sandbox_env, warehouse, tmp_path
+):
+    """`translation: {key: "{{ source.name }}__{{ resource.name }}"}` renames a key so that its
+    last part is not the resource's name: the run loads the resource's table, records its row
+    count, and its log line names the resource (run time maps a key back to its resource
+    through `restsync_assets.keys`, not through the key's last part)."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(SEED_SPECS / "marketing_api.yaml", specs)
+    translation = {"key": "{{ source.name }}__{{ resource.name }}"}
+    key = AssetKey(["marketing_api__organizations"])
+    instance = DagsterInstance.ephemeral()
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(
+            RestSyncComponent,
+            defs_path="marketing",
+            defs_yaml_contents=component_yaml(specs, translation=translation),
+        )
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            assert key in set(defs.resolve_all_asset_keys())
+            result = materialize(
+                defs.assets, resources=defs.resources, selection=[key], instance=instance
+            )
+    (event,) = result.get_asset_materialization_events()
+    rows = event.event_specific_data.materialization.metadata["dagster/row_count"].value
+    assert rows == len(sandbox_env.ids("marketing_api", "organizations"))
+    messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(m.startswith("marketing_api: loading organizations into") for m in messages), [
+        m for m in messages if "loading" in m
+    ]
+    assert_table_equals_truth(sandbox_env, "marketing_api", "organizations")
 
 
 def test_two_components_in_one_project(tmp_path):

@@ -24,7 +24,7 @@ from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.sandbox import GRANT_TYPES
 from restsync_assets.specs import load_specs
 
-from .conftest import REPO, SEED_SPECS
+from .support import REPO, SEED_SPECS
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"

@@ -20,14 +20,8 @@ from restsync_assets.definitions import build_definitions
 from restsync_assets.sandbox import Fault, FaultPlan, Sandbox
 from restsync_assets.specs import load_specs
 
-from .conftest import REPO, SEED_SPECS
-from .servers import (
-    TIMEOUT,
-    assert_tables_equal_sandbox,
-    background,
-    pg_query,
-    pg_url,
-)
+from .real_servers import TIMEOUT, assert_tables_equal_sandbox, pg_query, pg_url
+from .support import REPO, SEED_SPECS, background
 
 #: Env the README's blocks must set themselves: removed from the test's env before running.
 DEPLOY_VARS = (
@@ -108,7 +102,7 @@ def meet_in_flight(sandbox: Sandbox, specs: tuple[str, ...]) -> threading.Event:
 
 
 def test_team_server_block_loads_two_specs_in_parallel_processes_and_records_all_in_postgresql(
-    sandbox_env, warehouse_db, dagster_db, tmp_path, monkeypatch
+    sandbox_env, postgres_warehouse, dagster_db, tmp_path, monkeypatch
 ):
     """The README's team-server block, run as written: the run, its materializations and its
     check results are in the instance's PostgreSQL; both specs' tables equal the sandbox; the
@@ -119,7 +113,7 @@ def test_team_server_block_loads_two_specs_in_parallel_processes_and_records_all
         "DAGSTER_HOME": str(home),
         "DAGSTER_PG_URL": pg_url(dagster_db, "postgresql+psycopg2"),
         "RESTSYNC_DESTINATION": "postgres",
-        "DESTINATION__POSTGRES__CREDENTIALS": pg_url(warehouse_db),
+        "DESTINATION__POSTGRES__CREDENTIALS": pg_url(postgres_warehouse),
         "RESTSYNC_PIPELINES_DIR": str(tmp_path / "pipelines"),
     }
     lines = [line for line in readme_block("team-server") if not line.startswith("pip install")]
@@ -133,7 +127,7 @@ def test_team_server_block_loads_two_specs_in_parallel_processes_and_records_all
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert met.is_set(), "ledger_load and workspace_docs_load did not run at the same time"
-    assert_tables_equal_sandbox(warehouse_db, sandbox_env, seed_tables(TWO_SPECS))
+    assert_tables_equal_sandbox(postgres_warehouse, sandbox_env, seed_tables(TWO_SPECS))
     (run_id,) = [r[0] for r in pg_query(dagster_db, "SELECT run_id FROM runs")]
     monkeypatch.setenv("DAGSTER_PG_URL", values["DAGSTER_PG_URL"])  # to read the instance
     _assert_run_recorded(home, run_id, TWO_SPECS)
@@ -177,7 +171,7 @@ def _assert_run_recorded(home, run_id: str, specs) -> None:
 
 
 def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
-    sandbox_env, warehouse_db, pg_dagster_home, celery_broker, tmp_path
+    sandbox_env, postgres_warehouse, pg_dagster_home, celery_broker, tmp_path
 ):
     """The README's Celery block: its worker line started twice (as two machines would), its
     materialize line sending every seed asset to them (the unpartitioned ones in one run, the
@@ -199,7 +193,7 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
             out, _ = run.communicate(timeout=TIMEOUT)
             assert run.returncode == 0, out[-3000:]
 
-    assert_tables_equal_sandbox(warehouse_db, sandbox_env, seed_tables())
+    assert_tables_equal_sandbox(postgres_warehouse, sandbox_env, seed_tables())
     with pg_dagster_home.instance() as instance:
         run_ids = [r.run_id for r in instance.get_runs()]
         assert len(run_ids) == 2

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dagster import AssetKey, DagsterInstance, materialize
 
-from restsync_assets.runner import QUIET, materialize_spec
-from restsync_assets.runtime import warehouse
+from restsync_assets.cli.run import QUIET, materialize_spec
 from restsync_assets.specs import load_specs
 
-from .support import SEED_SPECS, failure_message
+from .support import SEED_SPECS, failure_message, query, table_ids
 
 
 def _materialize(defs, selection=None, instance=None, raise_on_error=True):
@@ -24,7 +23,7 @@ def _materialize(defs, selection=None, instance=None, raise_on_error=True):
 
 def _assert_tables_equal_sandbox(sandbox, keys):
     for spec, resource in keys:
-        ids = warehouse.table_ids(spec, resource)
+        ids = table_ids(spec, resource)
         assert ids is not None, f"{spec}.{resource} was not loaded"
         assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
         assert set(ids) == sandbox.ids(spec, resource), (
@@ -76,14 +75,14 @@ def test_a_child_asset_materializes_alone(defs, sandbox_env):
         ("native_ads", "campaign_items")
     }
     _assert_tables_equal_sandbox(sandbox_env, [("native_ads", "campaign_items")])
-    assert warehouse.table_ids("native_ads", "campaigns") is None
-    assert warehouse.table_ids("native_ads", "accounts") is None
+    assert table_ids("native_ads", "campaigns") is None
+    assert table_ids("native_ads", "accounts") is None
 
 
 def test_columns_follow_the_declared_schema(defs, sandbox_env):
     assert _materialize(defs, selection=[AssetKey(["ledger", "resource_name"])]).success
     types = dict(
-        warehouse.query(
+        query(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'ledger' and table_name = 'resource_name'"
         )
@@ -103,13 +102,13 @@ def test_missing_credential_fails_the_run_naming_the_env_var(defs, sandbox_env, 
         "workspace_docs: missing client secret: set the env var WORKSPACE_DOCS_CLIENT_SECRET "
         "(or sources.workspace_docs.client_secret in .dlt/secrets.toml)"
     )
-    assert warehouse.table_ids("workspace_docs", "users") is None
+    assert table_ids("workspace_docs", "users") is None
 
 
 def test_wrong_credentials_fail_with_one_line_and_keep_loaded_data(defs, sandbox_env, monkeypatch):
     key = AssetKey(["workspace_docs", "pages"])
     assert _materialize(defs, selection=[key]).success
-    before = warehouse.table_ids("workspace_docs", "pages")
+    before = table_ids("workspace_docs", "pages")
     secret = "definitely-wrong-secret-value"
     monkeypatch.setenv("WORKSPACE_DOCS_CLIENT_SECRET", secret)
     result = _materialize(defs, selection=[key], raise_on_error=False)
@@ -117,7 +116,7 @@ def test_wrong_credentials_fail_with_one_line_and_keep_loaded_data(defs, sandbox
     message = failure_message(result)
     assert "\n" not in message and message.startswith("workspace_docs: ")
     assert "401" in message and secret not in message
-    assert warehouse.table_ids("workspace_docs", "pages") == before
+    assert table_ids("workspace_docs", "pages") == before
 
 
 def test_another_dlt_destination_by_configuration(defs, sandbox_env, tmp_path, monkeypatch):
@@ -130,4 +129,4 @@ def test_another_dlt_destination_by_configuration(defs, sandbox_env, tmp_path, m
     assert all(r.success for r in results)
     for resource in ("blocks", "databases", "pages", "users"):
         assert list((bucket / "workspace_docs" / resource).glob("*.parquet")), resource
-    assert not warehouse.table_ids("workspace_docs", "users")  # nothing went to DuckDB
+    assert not table_ids("workspace_docs", "users")  # nothing went to DuckDB

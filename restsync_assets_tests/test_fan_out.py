@@ -201,3 +201,52 @@ def test_the_docs_example_of_parent_keys_is_the_spec_the_test_loads():
     section = page.split("### Many parent rows per request, or many requests per row", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
     assert yaml.safe_load(block) == MEMBERS
+
+
+#: an async report job (`endpoint.async_job`): one report created, polled and downloaded
+JOB = {
+    "create": {"path": "/v1/jobs/{member_id}", "method": "POST"},
+    "job_id": "{{ response.id }}",
+    "poll": {"path": "/v1/jobs/{job_id}"},
+    "status": "{{ response.status }}",
+    "done": ["completed"],
+    "download": {"urls": "{{ response.files }}", "response_format": "csv"},
+}
+JOB_FAN_OUT = [
+    (
+        {
+            "name": "job_reports",
+            "for_each": {"field": "zone", "values": ["emea", "amer"]},
+            "endpoint": {"async_job": {**JOB, "create": {"path": "/v1/jobs", "method": "POST"}}},
+        },
+        "partnerhub.yaml: resource 'job_reports': for_each: not supported here: an async job"
+        " (endpoint.async_job) creates one report per run",
+    ),
+    (
+        {
+            "name": "job_reports",
+            "endpoint": {
+                "async_job": JOB,
+                "params": {
+                    "member_id": {
+                        "type": "resolve",
+                        "resource": "teams",
+                        "field": "member_ids",
+                        "explode": True,
+                    }
+                },
+            },
+        },
+        "partnerhub.yaml: resource 'job_reports': endpoint.params.member_id: not supported here"
+        " yet: an async job (endpoint.async_job) creates one report per parent row",
+    ),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), JOB_FAN_OUT, ids=["for_each", "explode"])
+def test_fan_out_of_an_async_job_is_refused(tmp_path, monkeypatch, resource, expected):
+    """An async-job resource is built by restsync's job retriever, not dlt's request code:
+    `for_each`, `explode` and `batch_size` there are refused in one line, never ignored."""
+    monkeypatch.chdir(tmp_path)
+    spec = {**MEMBERS, "resources": [MEMBERS["resources"][0], resource]}
+    assert refusal(tmp_path, spec) == expected

@@ -292,9 +292,8 @@ FAILED = [
         [LEDGER],
         _ledger("null_pk", nth=3),
         lambda sb: (
-            "ledger: resource resource_name: the API returned a row whose `id` is null, but"
-            " `id` is a primary key (or non-nullable) column, so the row cannot be merged;"
-            " nothing from this run was written"
+            "ledger: resource resource_name ({spec_file}): field `id`: null primary key; fix the"
+            " API's value, or set on_invalid: quarantine to set such rows aside"
         ),
     ),
     Failed(
@@ -388,7 +387,8 @@ def test_fault_fails_with_one_line_and_keeps_the_warehouse(
     sandbox_env.faults = FaultPlan(*case.faults(), clock=retry_clock)
     result = materialize_specs(specs_dir)
     assert not result.success
-    assert failure_message(result) == case.message(sandbox_env)
+    spec_file = str(specs_dir / f"{case.spec}.yaml")
+    assert failure_message(result) == case.message(sandbox_env).replace("{spec_file}", spec_file)
     assert retry_clock.sleeps == case.sleeps
     for resource in case.resources:
         assert table_rows(case.spec, resource["name"]) == before[resource["name"]]
@@ -554,7 +554,7 @@ def test_new_fields_appearing(specs_dir, sandbox_env, retry_clock) -> None:
 
 def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, retry_clock) -> None:
     """`restsync demo --faults`: every fault of the demo plan fires, all 19 tables are right."""
-    from restsync_assets.demo import run_demo
+    from restsync_assets.cli.demo import run_demo
 
     use_warehouse(monkeypatch, tmp_path / "demo.duckdb")
     use_specs(monkeypatch, SEED_SPECS)

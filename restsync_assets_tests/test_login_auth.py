@@ -15,10 +15,10 @@ from restsync_assets.runtime.http.oauth import TokenClient, TokenRequest
 from restsync_assets.runtime.http.session_auth import LoginRequest, SessionLoginAuth
 from restsync_assets.sandbox import Fault, FaultPlan, Sandbox
 
-from .conftest import debug_logs
 from .support import (
     FakeClock,
     assert_table_is,
+    debug_logs,
     edited,
     failure_message,
     materialize_specs,

@@ -13,8 +13,8 @@ import requests
 from restsync_assets.runtime.http.oauth import OAuth2Auth, OAuth2Error
 from restsync_assets.runtime.http.retry import RetryPolicy
 
-from .conftest import free_port
-from .support import FakeClock, RawApi, RawReply, RawRequest
+from .fake_servers import RawApi, RawReply, RawRequest
+from .support import FakeClock, free_port
 
 SECRET = "client-secret-XYZ"
 REFRESH = "refresh-token-1"

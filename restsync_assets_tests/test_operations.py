@@ -14,12 +14,12 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 from restsync_assets import settings
 from restsync_assets.checks import build_spec_checks
 from restsync_assets.cli import main as cli_main
+from restsync_assets.cli.check import checks_summary
+from restsync_assets.cli.run import QUIET, load_definitions, materialize_spec
 from restsync_assets.definitions import build_definitions
 from restsync_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from restsync_assets.runner import QUIET, checks_summary, load_definitions, materialize_spec
-from restsync_assets.runtime import warehouse
 
-from .support import LEDGER_CHECKS, FakeClock, check_evaluations
+from .support import LEDGER_CHECKS, FakeClock, check_evaluations, query, table_ids
 
 ANALYTICS = AssetKey(["ad_analytics", "ad_campaign_analytics"])
 LEDGER = AssetKey(["ledger", "resource_name"])
@@ -32,7 +32,7 @@ def _requests(sandbox, spec, resource):
 def _ledger_table():
     return {
         row[0]: row[1:]
-        for row in warehouse.query('select id, name, updated_at from "ledger"."resource_name"')
+        for row in query('select id, name, updated_at from "ledger"."resource_name"')
     }
 
 
@@ -92,7 +92,7 @@ def test_a_partition_loads_exactly_its_window_and_reruns_idempotently(defs, spec
             run_config=QUIET,
         )
         assert result.success
-        ids = warehouse.table_ids("ad_analytics", "ad_campaign_analytics")
+        ids = table_ids("ad_analytics", "ad_campaign_analytics")
         assert len(ids) == len(set(ids))
         assert set(ids) == _analytics_ids(sandbox_env, {"2026-01-07"})
     queries = [r.query for r in _requests(sandbox_env, "ad_analytics", "ad_campaign_analytics")]
@@ -110,7 +110,7 @@ def test_backfill_of_three_days_is_one_run_with_one_range(defs, specs, sandbox_e
     )
     assert result.success
     days = {"2026-01-10", "2026-01-11", "2026-01-12"}
-    assert set(warehouse.table_ids("ad_analytics", "ad_campaign_analytics")) == _analytics_ids(
+    assert set(table_ids("ad_analytics", "ad_campaign_analytics")) == _analytics_ids(
         sandbox_env, days
     )
     queries = [r.query for r in _requests(sandbox_env, "ad_analytics", "ad_campaign_analytics")]
@@ -143,7 +143,7 @@ def test_two_partitions_in_parallel_do_not_race(defs, specs, sandbox_env):
         thread.join(timeout=120)
     assert not errors
     assert all(r.success for r in results.values()) and len(results) == 3
-    ids = warehouse.table_ids("ad_analytics", "ad_campaign_analytics")
+    ids = table_ids("ad_analytics", "ad_campaign_analytics")
     assert len(ids) == len(set(ids))
     assert set(ids) == _analytics_ids(sandbox_env, {"2026-01-15", "2026-01-16", "2026-01-17"})
     # partition runs keep no incremental cursor, so the unpartitioned part of the spec is unaffected
@@ -204,7 +204,10 @@ def test_checks_pass_after_a_load_and_fail_on_purpose_naming_rows(defs, specs, s
     checks = check_evaluations(defs)
     pk = checks[(key, "primary_key")]
     assert not pk.passed
-    assert pk.description == f"1 duplicate key in (id), e.g. {victim}; 1 row with a null key"
+    assert pk.description == (
+        f"1 duplicate key in (id), e.g. {victim}; 1 row with a null key;"
+        " reload: `restsync run ledger/resource_name --full-refresh`"
+    )
     not_null = checks[(key, "not_null")]
     assert not not_null.passed and not_null.description.startswith("1 null id")
     types = checks[(key, "column_types")]
@@ -220,7 +223,8 @@ def test_checks_of_a_missing_table_say_what_to_do(defs, warehouse):
     evaluation = checks[(("workspace_docs", "users"), "row_count")]
     assert not evaluation.passed
     assert evaluation.description == (
-        "table workspace_docs.users does not exist: materialize workspace_docs/users first"
+        "table workspace_docs.users does not exist: load it with"
+        " `restsync run workspace_docs/users --full-refresh`"
     )
 
 
@@ -263,7 +267,7 @@ def table_rows_of(out: str) -> list[list[str]]:
 
 CHECK_FAILED = re.compile(
     r"^\d+/63 checks passed; FAILED on ([\w/ ]+): fix what the detail says or reload"
-    r" \(`restsync run \1`\), then `restsync check` again$"
+    r" \(`restsync run \1 --full-refresh`\), then `restsync check` again$"
 )
 
 
@@ -298,8 +302,15 @@ SUMMARIES = [
     pytest.param(
         [("a/x", "row_count", "ok", ""), ("a/y", "unique", "FAILED", "2 duplicates")],
         "1/2 checks passed; FAILED on a/y: fix what the detail says or reload"
-        " (`restsync run a/y`), then `restsync check` again",
+        " (`restsync run a/y --full-refresh`), then `restsync check` again",
         id="one failed",
+    ),
+    pytest.param(
+        [("a/x", "freshness", "FAILED", "stale"), ("a/y", "primary_key", "FAILED", "2 dup")],
+        "0/2 checks passed; FAILED on a/x a/y: fix what the detail says or reload"
+        " (`restsync run a/y --full-refresh`) and load what is new (`restsync run a/x`),"
+        " then `restsync check` again",
+        id="stale and broken",
     ),
     pytest.param(
         [("a/x", "row_count", "ok", ""), ("a_checks", "-", "ERROR", "no warehouse")],
@@ -360,10 +371,77 @@ def test_enabled_schedule_and_automation_condition(tmp_path):
 
 
 def test_demo_prints_checks_and_matches_the_sandbox(warehouse):
-    from restsync_assets.demo import run_demo
+    from restsync_assets.cli.demo import run_demo
 
     out = io.StringIO()
     report = run_demo(out=out)
     assert report.ok, out.getvalue()
     assert report.summary() == "19/19 assets loaded and equal to the sandbox"
     assert "checks passed" in out.getvalue()
+
+
+# ------------------------------------------------------------ check selection, broken specs
+
+
+def test_restsync_check_takes_a_selection_and_skips_specs_never_loaded(sandbox_env, capsys):
+    """Only the ledger loaded: `restsync check` checks the ledger's 5 checks and no spec the
+    warehouse holds no load of; `restsync check ledger` the same; a selected spec never
+    loaded fails with the command that loads it; an unknown spec is one line, exit 2."""
+    assert cli_main(["run", "ledger", "--no-checks"]) == 0
+    capsys.readouterr()
+    for args in ([], ["ledger"], ["ledger/resource_name"]):
+        assert cli_main(["check", *args]) == 0, args
+        assert capsys.readouterr().out.strip().splitlines()[-1] == "5/5 checks passed", args
+
+    assert cli_main(["check", "workspace_docs/users", "-v"]) == 1
+    out = capsys.readouterr().out
+    assert {r[0] for r in table_rows_of(out)} == {"workspace_docs/users"}
+    assert ["workspace_docs/users", "row_count", "FAILED"] in [r[:3] for r in table_rows_of(out)]
+    assert "reload (`restsync run workspace_docs/users --full-refresh`)" in out
+
+    assert cli_main(["check", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("nope: unknown spec 'nope'; specs: ad_analytics")
+
+
+BROKEN_SPEC = """\
+name: broken
+client:
+  base_url: http://127.0.0.1:1
+resources:
+  - name: things
+    endpoint:
+      path: /things
+    write_disposition: upsert
+    primary_key: id
+"""
+
+
+def test_one_broken_spec_stops_only_a_selection_that_names_it(
+    sandbox_env, tmp_path, monkeypatch, capsys
+):
+    """A spec file that does not validate next to the ledger: `restsync run ledger`,
+    `restsync check ledger` and `restsync preview ledger resource_name` work (the ledger table
+    equals the sandbox's truth); `restsync run broken` exits 1 with the file's problem."""
+    from .conftest import SEED_SPECS
+    from .support import assert_table_equals_truth, use_specs
+
+    directory = tmp_path / "specs"
+    directory.mkdir()
+    (directory / "ledger.yaml").write_text((SEED_SPECS / "ledger.yaml").read_text())
+    (directory / "broken.yaml").write_text(BROKEN_SPEC)
+    use_specs(monkeypatch, directory)
+
+    assert cli_main(["run", "ledger"]) == 0
+    assert_table_equals_truth(sandbox_env, "ledger", "resource_name")
+    assert cli_main(["check", "ledger"]) == 0
+    assert cli_main(["preview", "ledger", "resource_name", "--limit", "2"]) == 0
+    capsys.readouterr()
+
+    assert cli_main(["run", "broken"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "broken.yaml" in captured.err and "write_disposition" in captured.err
+
+    assert cli_main(["check"]) == 0  # every loaded spec: the ledger
+    captured = capsys.readouterr()
+    assert "left out 1 spec file that do not validate (broken.yaml)" in captured.err

@@ -12,12 +12,13 @@ from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
 from restsync_assets.runtime.http.errors import PaginationLoopError
 from restsync_assets.runtime.http.paginators import (
+    IncompleteScanError,
     OffsetPaginatorWithoutTotal,
     TemplatedCursorPaginator,
 )
 from restsync_assets.specs.templates import TemplateError
 
-from .support import App, RawApi, RawReply, RawRequest
+from .fake_servers import App, RawApi, RawReply, RawRequest
 
 
 def paginate(api: RawApi, paginator: Any, path: str = "/items", **kwargs: Any) -> list[Any]:
@@ -225,11 +226,61 @@ def test_offset_without_total_stops_on_empty_page(api: RawApi) -> None:
     assert _offsets(api) == [0, 2, 4]
 
 
-def test_offset_short_page_stops_even_when_total_is_wrong(api: RawApi) -> None:
+def test_offset_short_page_that_total_contradicts_is_an_error(api: RawApi) -> None:
+    """A short page ends the scan; when `total` says rows are left, the scan is incomplete
+    and raises (it used to stop with a warning, the rows after it silently missing)."""
     api.app = _offset_app(count=3, total=100)
-    records = paginate(api, OffsetPaginatorWithoutTotal(limit=2))
-    assert len(records) == 3
+    with pytest.raises(IncompleteScanError, match="offset 2 has 1 of the 2 rows its total 100"):
+        paginate(api, OffsetPaginatorWithoutTotal(limit=2))
     assert _offsets(api) == [0, 2]
+
+
+def _filtered_app(total: int, served: dict[int, int]) -> App:
+    """Pages of `limit` 2 filtered after paging: the page at offset o holds `served[o]` rows."""
+
+    def app(req: RawRequest) -> RawReply:
+        offset = int(req.query["offset"])
+        rows = [{"id": offset + i} for i in range(served.get(offset, 0))]
+        return RawReply(body={"data": rows, "total": total})
+
+    return app
+
+
+SCAN_ENDS = [
+    # (case, stop_after_empty_page, served rows per offset, offsets requested)
+    ("an empty page ends the scan by default", True, {0: 2, 2: 0, 4: 2}, [0, 2]),
+    ("false: an empty page does not end it, total does", False, {0: 2, 2: 0, 4: 2}, [0, 2, 4]),
+    ("false: a short page does not end it either", False, {0: 1, 2: 2, 4: 2}, [0, 2, 4]),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "stop", "served", "offsets"), SCAN_ENDS, ids=[c[0] for c in SCAN_ENDS]
+)
+def test_stop_after_empty_page(api: RawApi, case, stop, served, offsets) -> None:
+    """`stop_after_empty_page: false` (APIs that filter after paging): only `total` ends the
+    scan; by default an empty page ends it (here before `total`: an incomplete scan)."""
+    api.app = _filtered_app(6, served)
+    paginator = OffsetPaginatorWithoutTotal(limit=2, stop_after_empty_page=stop)
+    if stop:
+        with pytest.raises(IncompleteScanError):
+            paginate(api, paginator)
+    else:
+        assert len(paginate(api, paginator)) == sum(served.values())
+    assert _offsets(api) == offsets
+
+
+def test_stop_after_empty_page_false_without_total_falls_back_to_the_short_page_rule(
+    api: RawApi,
+) -> None:
+    """With nothing else to end the scan (`has_more` missing from every answer, no total or
+    maximum_offset), a short page still ends it rather than paging forever."""
+    api.app = _offset_app(count=5)
+    paginator = OffsetPaginatorWithoutTotal(
+        limit=2, total_path=None, has_more_path="more", stop_after_empty_page=False
+    )
+    assert len(paginate(api, paginator)) == 5
+    assert _offsets(api) == [0, 2, 4]
 
 
 def test_offset_numeric_string_total_is_used(api: RawApi) -> None:
@@ -300,11 +351,11 @@ def test_offset_total_changing_while_paging_is_logged(api: RawApi, caplog) -> No
     def app(req: RawRequest) -> RawReply:
         start = int(req.query["offset"])
         rows = [{"id": i} for i in range(start, min(start + 2, 5))]
-        return RawReply(body={"data": rows, "total": 5 + start})
+        return RawReply(body={"data": rows, "total": 6 if start == 0 else 5})
 
     api.app = app
     assert len(paginate(api, OffsetPaginatorWithoutTotal(limit=2))) == 5
-    assert "total changed from 5 to 7 while paging /items; rows shifted" in caplog.text
+    assert "total changed from 6 to 5 while paging /items; rows shifted" in caplog.text
 
 
 def test_offset_identical_pages_raise_instead_of_looping(api: RawApi) -> None:
@@ -312,3 +363,34 @@ def test_offset_identical_pages_raise_instead_of_looping(api: RawApi) -> None:
     with pytest.raises(PaginationLoopError, match="identical to the previous one"):
         paginate(api, OffsetPaginatorWithoutTotal(limit=2, total_path=None))
     assert _offsets(api) == [0, 2]
+
+
+def test_stop_after_empty_page_false_needs_something_else_to_end_the_scan(tmp_path, monkeypatch):
+    """`stop_after_empty_page: false` without total_path, has_more_path or maximum_offset is
+    refused with one line naming file, resource and key (dlt would refuse it at run time)."""
+    from .support import refusal
+
+    spec = {
+        "name": "shop",
+        "client": {"base_url": "https://api.example.com"},
+        "resources": [
+            {
+                "name": "items",
+                "endpoint": {
+                    "path": "/items",
+                    "paginator": {
+                        "type": "offset",
+                        "limit": 10,
+                        "total_path": None,
+                        "stop_after_empty_page": False,
+                    },
+                },
+            }
+        ],
+    }
+    monkeypatch.chdir(tmp_path)
+    assert refusal(tmp_path, spec) == (
+        "shop.yaml: resource 'items': endpoint.paginator.stop_after_empty_page: false leaves"
+        " the end of the scan to total_path, has_more_path or maximum_offset, and none is"
+        " set: set one (or remove stop_after_empty_page)"
+    )

@@ -22,8 +22,15 @@ from restsync_assets.sandbox.faults import Fault, FaultPlan
 from restsync_assets.specs import load_specs
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
-from .conftest import BIN, PROCESS_TIMEOUT, Command, check_results, write_dagster_yaml
-from .support import SEED_SPECS, assert_table_equals_truth
+from .support import (
+    BIN,
+    PROCESS_TIMEOUT,
+    SEED_SPECS,
+    Command,
+    assert_table_equals_truth,
+    check_results,
+    write_dagster_yaml,
+)
 
 MATERIALIZE = (BIN / "dagster", "asset", "materialize", "-m", "restsync_assets.definitions")
 LOCK_WAIT = "waiting for another restsync run to release"

@@ -22,8 +22,8 @@ import pytest
 from dagster import DagsterInstance
 from dlt.sources.rest_api import rest_api_source
 
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.specs import load_specs
 
 from .mock_api import BlogApi

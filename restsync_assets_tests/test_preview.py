@@ -10,8 +10,8 @@ import pytest
 from dagster import DagsterInstance
 
 from restsync_assets.cli import main
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.token_store import store_path
 from restsync_assets.sandbox import Fault, FaultPlan
 from restsync_assets.specs import load_specs
@@ -31,7 +31,9 @@ def truth_by_id(sandbox, spec: str, resource: str) -> dict:
 def assert_wrote_nothing(warehouse: Path) -> None:
     assert not warehouse.exists(), "preview created the warehouse"
     pipelines = Path(os.environ["RESTSYNC_PIPELINES_DIR"])
-    assert not pipelines.exists() or not any(pipelines.iterdir()), "preview left dlt state"
+    # the refresh lease's empty lock file (`token_store`) is no state: a run takes it too
+    left = [p for p in pipelines.glob("*") if not p.name.endswith(".refresh_token.lock")]
+    assert not left, f"preview left dlt state: {left}"
 
 
 def test_top_level_resource_shows_requests_records_and_dlt_types(sandbox_env, warehouse, capsys):
@@ -95,21 +97,61 @@ def test_error_is_the_line_a_run_gives(sandbox_env, warehouse, capsys, monkeypat
     assert "not-the-secret" not in captured.out + captured.err
 
 
-def test_a_run_earlier_in_the_process_does_not_move_the_preview_cursor(
-    sandbox_env, warehouse, capsys
-):
-    """After a run (its dlt pipeline stays active in this process, holding the incremental
-    cursor), a preview still asks from `initial_value`, and the run's pipeline stays active."""
+def test_a_preview_starts_from_the_cursor_of_the_last_load(sandbox_env, warehouse, capsys):
+    """After a run, a preview asks from the cursor that run stored in the warehouse (what the
+    next run sends), `--fresh` from `initial_value`; the run's pipeline stays active and the
+    preview moves no cursor (a second preview asks the same)."""
+    from urllib.parse import quote
+
     import dlt
 
     spec = next(s for s in load_specs(SEED_SPECS) if s.name == "ledger")
     results = materialize_spec(build_definitions([spec]), spec, DagsterInstance.ephemeral())
     assert all(r.success for r in results)
     active = dlt.current.pipeline()
-    data = preview_json(capsys, "ledger", "resource_name", "--limit", "1")
+    newest = max(r["updated_at"] for r in sandbox_env.rows("ledger", "resource_name"))
+    for _ in range(2):
+        data = preview_json(capsys, "ledger", "resource_name", "--limit", "1")
+        (first,) = [r["url"] for r in data["requests"] if r["resource"] == "resource_name"]
+        assert f"updated_since={quote(newest)}" in first
+    data = preview_json(capsys, "ledger", "resource_name", "--limit", "1", "--fresh")
     (first,) = [r["url"] for r in data["requests"] if r["resource"] == "resource_name"]
     assert "updated_since=2000-01-01T00%3A00%3A00Z" in first
     assert dlt.current.pipeline() is active
+
+
+def test_a_child_preview_sends_each_parents_own_cursor(tmp_path, warehouse, monkeypatch, capsys):
+    """An incremental child with per-parent cursors (library books): after a load and a new
+    book under an unchanged author, the preview asks each author's books from that author's
+    own cursor (as the next run does) and reads only the new book; `--fresh` asks every
+    author from `initial_value` and reads every book."""
+    from .support import use_specs, write_spec
+    from .test_incremental_parents import INITIAL, Library, _later, _ts
+
+    library = Library()
+    with library.api:
+        write_spec(tmp_path / "specs", library.spec())
+        use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+        assert main(["run", "library", "--no-checks"]) == 0
+        new = {"id": 11, "author_id": 1, "title": "Sketch", "updated_at": _later(10)}
+        library.books.append(new)
+        capsys.readouterr()
+
+        library.api.clear()
+        data = preview_json(capsys, "library", "books")
+        asked = {c.path: c.query for c in library.api.calls}
+        assert asked == {
+            "/authors": {},  # the parent read in full, as a run of the books alone reads it
+            "/authors/1/books": {"since": _ts(4)},
+            "/authors/2/books": {"since": _ts(6)},
+            "/authors/3/books": {"since": _ts(7)},
+        }
+        assert data["records"] == [new]
+
+        library.api.clear()
+        data = preview_json(capsys, "library", "books", "--fresh")
+        assert {c.query["since"] for c in library.api.calls_to(r"/authors/\d+/books")} == {INITIAL}
+        assert sorted(r["id"] for r in data["records"]) == sorted(b["id"] for b in library.books)
 
 
 def test_rotated_refresh_token_is_stored_like_a_run_stores_it(sandbox_env, warehouse, capsys):

@@ -7,7 +7,7 @@ import sys
 
 import restsync_assets
 
-from .conftest import PROCESS_TIMEOUT, REPO
+from .support import PROCESS_TIMEOUT, REPO
 
 
 def test_every_public_name_resolves_to_its_object():

@@ -22,15 +22,15 @@ from restsync_assets.runtime.quarantine import VALUE_CHARS, Quarantine, type_pro
 from restsync_assets.sandbox import exports
 from restsync_assets.specs import load_specs
 
+from .fake_servers import JsonApi, page
 from .support import (
-    JsonApi,
     arrow_pages_seen,
     canonical,
     check_evaluations,
     edited,
     failure_message,
     materialize_specs,
-    page,
+    query,
     table,
     typed_tables,
     use_specs,
@@ -249,8 +249,6 @@ def test_rejected_rows_check_warns_and_a_rerun_records_its_own_load(specs_dir, m
 
 
 def _load_ids(name: str) -> list[tuple]:
-    from restsync_assets.runtime.warehouse import query
-
     return query(f'select _dlt_load_id from quarantined."{name}"') or []
 
 
@@ -273,16 +271,16 @@ def test_clean_load_passes_the_check_and_records_zero(specs_dir, monkeypatch):
 
 
 def test_on_invalid_fail_fails_the_load_naming_resource_and_field(specs_dir, monkeypatch):
-    """Without quarantine a null in a non-nullable field fails the run as it always did."""
+    """Without quarantine the first bad row (a null key) fails the run with one line naming
+    the spec file, the resource and the field; nothing is written."""
     spec = edited(SPEC, resources=[{**SPEC["resources"][0], "on_invalid": "fail"}])
     with events_api() as api:
         result = load(specs_dir, monkeypatch, api, spec)
     assert not result.success
     message = failure_message(result)
     assert message == (
-        "quarantined: resource events: the API returned a row whose `amount` is null, but"
-        " `amount` is a primary key (or non-nullable) column, so the row cannot be merged;"
-        " nothing from this run was written"
+        f"quarantined: resource events ({specs_dir / 'quarantined.yaml'}): field `id`: null"
+        " primary key; fix the API's value, or set on_invalid: quarantine to set such rows aside"
     )
     assert table("quarantined", "events") is None
     assert table("quarantined", "events__rejected") is None
@@ -310,16 +308,16 @@ def test_rejected_row_count_is_in_the_materialization_and_the_asset_names_the_ta
 def test_on_postgres_the_good_rows_load_and_the_bad_rows_are_rejected(
     specs_dir, monkeypatch, postgres_warehouse
 ):
-    from .conftest import postgres_sql
+    from .real_servers import pg_query
 
     with events_api() as api:
         result = load(specs_dir, monkeypatch, api)
     assert result.success, failure_message(result)
-    ids = postgres_sql(postgres_warehouse, "select id from quarantined.events order by id")
+    ids = pg_query(postgres_warehouse, "select id from quarantined.events order by id")
     assert [i for (i,) in ids] == sorted(int(r["id"]) for r in GOOD)
-    reasons = postgres_sql(postgres_warehouse, "select reason from quarantined.events__rejected")
+    reasons = pg_query(postgres_warehouse, "select reason from quarantined.events__rejected")
     assert sorted(r for (r,) in reasons) == sorted(why for _, why in BAD)
-    raws = postgres_sql(postgres_warehouse, "select raw from quarantined.notes__rejected")
+    raws = pg_query(postgres_warehouse, "select raw from quarantined.notes__rejected")
     assert sorted(json.loads(r)["event_id"] for (r,) in raws) == sorted(BAD_NOTES)
     evaluations = check_evaluations(build_definitions(load_specs(specs_dir)))
     assert not evaluations[(("quarantined", "events"), "rejected_rows")].passed
@@ -409,7 +407,10 @@ def test_restsync_run_and_check_report_the_warning_without_failing(specs_dir, mo
         assert main(["run", "quarantined"]) == 0
         out = capsys.readouterr().out
     assert re.search(
-        r"^quarantined/readings\s+130\s+[\d.]+\s+4/5 passed, 1 warned\s+ok$", out, re.M
+        r"^quarantined/readings\s+130\s+130\s+\d+\s+0\s+[\d.]+s\s+[\d.]+\s+4/5 passed, 1 warned"
+        r"\s+ok$",
+        out,
+        re.M,
     ), out
     assert re.search(r"^1/1 asset materialized, 4/5 checks passed, 1 warned in", out, re.M), out
     assert main(["check"]) == 0

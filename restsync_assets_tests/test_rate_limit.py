@@ -19,19 +19,17 @@ from restsync_assets.sandbox.vendors import credentials_for
 from restsync_assets.specs import load_spec_file
 from restsync_assets.specs.model import RateLimitSpec
 
-from .conftest import BIN
+from .fake_servers import RawReply, RawRequest, sequence
 from .support import (
+    BIN,
     NOW,
     FakeClock,
-    RawReply,
-    RawRequest,
     assert_table_equals_truth,
     copy_seed_specs,
     edited,
     failure_message,
     materialize_specs,
     refusal,
-    sequence,
     write_spec,
 )
 
@@ -117,7 +115,7 @@ INVALID = [
     (
         "other key",
         {"requests": 10, "per": "second", "burst": 20},
-        "client.rate_limit.burst: unknown key; allowed: per, requests",
+        "client.rate_limit.burst: unknown key; allowed: from_headers, path, per, requests",
     ),
 ]
 

@@ -12,7 +12,8 @@ import pytest
 
 from restsync_assets.runtime.read_ahead import DEPTH, join_waiting, read_ahead, with_read_ahead
 
-from .support import JsonApi, materialize_specs, page, use_specs, use_warehouse, write_spec
+from .fake_servers import JsonApi, page
+from .support import materialize_specs, use_specs, use_warehouse, write_spec
 
 
 class Boom(RuntimeError):

@@ -35,11 +35,13 @@ from restsync_assets.resources import CREDENTIAL_KEYS
 from restsync_assets.specs import parse_spec
 from restsync_assets.specs.model import ENDPOINT_KEYS, TOP_LEVEL_KEYS
 
-from .conftest import BIN, REPO, SEED_SPECS, free_port
+from .support import BIN, REPO, SEED_SPECS, free_port
 
 #: the README, then every page of the docs site
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 TUTORIAL = REPO / "docs" / "tutorial.md"
+#: restsync installed into a project of one's own: its commands run in a fresh venv and project
+OWN_PROJECT = REPO / "docs" / "own-project.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -60,9 +62,10 @@ README_PORT = "8765"
 
 def commands(pages: list[Path] | None = None) -> list[str]:
     """Every command line of the ```bash blocks of `pages` (default: every page but the
-    tutorial, which `test_the_tutorial_runs` runs), comments removed."""
+    tutorial, which `test_the_tutorial_runs` runs, and docs/own-project.md, which
+    `OWN_PROJECT_COMMANDS` names the test of), comments removed."""
     lines = []
-    for page in [p for p in PAGES if p != TUTORIAL] if pages is None else pages:
+    for page in [p for p in PAGES if p not in (TUTORIAL, OWN_PROJECT)] if pages is None else pages:
         lines.extend(_bash_lines(blocks_of(page)))
     return lines
 
@@ -85,6 +88,9 @@ ELSEWHERE = {
     r"restsync demo": "test_operations.py::test_demo_prints_checks_and_matches_the_sandbox",
     r"restsync check": (
         "test_warehouse_reads.py::test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes"
+    ),
+    r"restsync check \S.*": (
+        "test_operations.py::test_restsync_check_takes_a_selection_and_skips_specs_never_loaded"
     ),
     r'pip install -e "\.\[(postgres|deploy|redis)\]"': "the suite itself runs in the dev install, which includes it",
     r"export RESTSYNC_RATE_LIMIT_URL=redis://.*": (
@@ -137,6 +143,26 @@ WALKTHROUGH = [
 ]
 
 
+#: commands of docs/own-project.md, run in a fresh venv outside the checkout and a new dg
+#: project by test_wheel_project.py (create-dagster, which fetches its tools, excepted)
+WHEEL_TEST = (
+    "test_wheel_project.py::test_the_wheel_in_a_new_dg_project_keeps_every_file_in_the_project"
+)
+OWN_PROJECT_COMMANDS = {
+    r"pip wheel --no-deps -w dist \S+": WHEEL_TEST,
+    r"python -m venv \.venv && \. \.venv/bin/activate": WHEEL_TEST,
+    r"pip install dist/restsync-[\w.-]+\.whl dagster-dg-cli": WHEEL_TEST,
+    r"create-dagster project acme": (
+        f"{WHEEL_TEST} writes the project layout create-dagster makes (create-dagster"
+        " itself fetches uv and its templates from the network: not run here)"
+    ),
+    r"cd acme": WHEEL_TEST,
+    r"dg (scaffold defs restsync_assets\.RestSyncComponent shop_api|list defs|launch --assets \"\*\")": WHEEL_TEST,
+    r"restsync (validate|preview shop_api items|check)": WHEEL_TEST,
+    r"restsync sandbox --port 8765 &": WHEEL_TEST,
+    r'eval "\$\(restsync sandbox --print-env --port 8765\)"': WHEEL_TEST,
+}
+
 #: commands of the tutorial, each run by `test_the_tutorial_runs` as `run_tutorial_command` says
 TUTORIAL_COMMANDS = [
     r"restsync sandbox --port 8765",
@@ -151,11 +177,17 @@ TUTORIAL_COMMANDS = [
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_every_command_is_run(page):
     """A command of the page that no test runs fails here; so does a pointer to a missing test."""
-    patterns = TUTORIAL_COMMANDS if page == TUTORIAL else [*ELSEWHERE, *WALKTHROUGH]
+    patterns = (
+        TUTORIAL_COMMANDS
+        if page == TUTORIAL
+        else OWN_PROJECT_COMMANDS
+        if page == OWN_PROJECT
+        else [*ELSEWHERE, *WALKTHROUGH]
+    )
     for command in commands([page]):
         known = [p for p in patterns if re.fullmatch(p, command)]
         assert known, f"{page_id(page)}: command not run by any test: {command}"
-    for where in ELSEWHERE.values():
+    for where in [*ELSEWHERE.values(), *OWN_PROJECT_COMMANDS.values()]:
         if "::" in where:
             module, test = where.split(" ")[0].split("::")
             tests = importlib.import_module(f"restsync_assets_tests.{module[:-3]}")

@@ -1,6 +1,6 @@
 """Recovery: kill -9 mid-run then materialize again; two runs of one spec at once.
 
-The materializing process is a real subprocess (`conftest.Command` running a small script
+The materializing process is a real subprocess (`support.Command` running a small script
 calling Dagster's `materialize`, see CHILD) against the sandbox of this test process. Its
 progress is observed, never waited for by the clock: the sandbox's request log
 (`wait_for_requests`) and the stage markers the script prints when dlt enters normalize and
@@ -23,8 +23,8 @@ import pytest
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.sandbox.faults import Fault, FaultPlan
 
-from .conftest import Command
 from .support import (
+    Command,
     assert_table_equals_truth,
     copy_seed_specs,
     materialize_specs,

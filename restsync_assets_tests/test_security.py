@@ -25,9 +25,9 @@ import pytest
 from restsync_assets.sandbox import Sandbox
 from restsync_assets.sandbox.faults import Fault, FaultPlan
 
-from .conftest import debug_logs
 from .sandbox_specs import LEDGER, MARKETING_ORGS, offset, sandbox_spec
 from .support import (
+    debug_logs,
     edited,
     failure_message,
     materialize_specs,

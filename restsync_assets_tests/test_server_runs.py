@@ -20,13 +20,13 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from dlt.common.versioned_state import decompress_state
 
 from restsync_assets.assets import SPEC_TAG
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.specs import load_specs
 
-from .conftest import REPO, SEED_SPECS
-from .servers import TIMEOUT, assert_tables_equal_sandbox, background, pg_connect, pg_query
+from .real_servers import TIMEOUT, assert_tables_equal_sandbox, pg_connect, pg_query
+from .support import REPO, SEED_SPECS, background
 
 LEDGER = [("ledger", "resource_name")]
 WAITING = "waiting for another restsync run to release the lock on dataset 'ledger'"
@@ -37,7 +37,7 @@ from dagster import DagsterInstance
 
 from restsync_assets import settings
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.specs import load_specs
 
 (spec,) = load_specs(settings.specs_dir())
@@ -80,7 +80,7 @@ def cursors(database: str) -> list[str]:
 
 
 def test_two_machines_loading_one_spec_at_once_take_turns_and_never_move_its_cursor_back(
-    commands, sandbox_env, warehouse_db, tmp_path, monkeypatch
+    commands, sandbox_env, postgres_warehouse, tmp_path, monkeypatch
 ):
     """Machine B loads ledger; a newer row appears at the source; then A (empty working
     folder) and B (its state now stale) load at once. Both wait for the dataset's advisory
@@ -102,7 +102,7 @@ def test_two_machines_loading_one_spec_at_once_take_turns_and_never_move_its_cur
     script = tmp_path / "materialize_ledger.py"
     script.write_text(MATERIALIZE_LEDGER)
 
-    with contextlib.closing(pg_connect(warehouse_db)) as lock, lock.cursor() as cursor:
+    with contextlib.closing(pg_connect(postgres_warehouse)) as lock, lock.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", (lock_key("ledger"),))
         children = {}
         for name, folder in machines.items():
@@ -114,15 +114,15 @@ def test_two_machines_loading_one_spec_at_once_take_turns_and_never_move_its_cur
         codes = {name: child.finish() for name, child in children.items()}
 
     assert codes == {"a": 0, "b": 0}, {n: "".join(c.output[-20:]) for n, c in children.items()}
-    assert_tables_equal_sandbox(warehouse_db, sandbox_env, LEDGER)
-    committed = cursors(warehouse_db)
+    assert_tables_equal_sandbox(postgres_warehouse, sandbox_env, LEDGER)
+    committed = cursors(postgres_warehouse)
     assert len(committed) >= 2
     assert committed == sorted(committed), f"a cursor moved backwards: {committed}"
     assert committed[-1] == new_row["updated_at"]
 
 
 def test_a_schedule_ticks_under_dagster_daemon_and_its_queued_run_lands_in_postgresql(
-    sandbox_env, warehouse_db, pg_dagster_home, tmp_path, monkeypatch
+    sandbox_env, postgres_warehouse, pg_dagster_home, tmp_path, monkeypatch
 ):
     """ledger with an every-minute schedule, started from the CLI, its start moved a minute
     back (so the daemon owes a tick now instead of at the next minute); `dagster-daemon`
@@ -151,7 +151,7 @@ def test_a_schedule_ticks_under_dagster_daemon_and_its_queued_run_lands_in_postg
             run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
         )
         assert materialized.dagster_event.asset_key.path == list(LEDGER[0])
-    assert_tables_equal_sandbox(warehouse_db, sandbox_env, LEDGER)
+    assert_tables_equal_sandbox(postgres_warehouse, sandbox_env, LEDGER)
 
 
 def _wait_for_scheduled_run(instance, schedule: str, daemon: subprocess.Popen):

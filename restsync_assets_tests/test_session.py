@@ -1,4 +1,4 @@
-"""Tests for restsync_assets.runtime.http.session (per-route retries, 401 refresh, masking)."""
+"""Tests for restsync_assets.runtime.http.session (per-resource retries, 401 refresh, masking)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,21 @@ from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 from requests.adapters import BaseAdapter
 
 from restsync_assets.runtime.http import retry
-from restsync_assets.runtime.http.errors import HttpStatusError, NotJsonError, RequestFailedError
+from restsync_assets.runtime.http.errors import (
+    HttpStatusError,
+    IncompletePageError,
+    NotJsonError,
+    RequestFailedError,
+)
 from restsync_assets.runtime.http.masking import mask
 from restsync_assets.runtime.http.oauth import OAuth2Auth
+from restsync_assets.runtime.http.pages import page_check, required_path
 from restsync_assets.runtime.http.paginators import TemplatedCursorPaginator
 from restsync_assets.runtime.http.retry import RetryPolicy
-from restsync_assets.runtime.http.session import RestsyncSession, Route
+from restsync_assets.runtime.http.session import ResourceAuth, ResourceTag, RestsyncSession, Route
 
-from .support import DROP, App, FakeClock, RawApi, RawReply, RawRequest, sequence
+from .fake_servers import DROP, App, RawApi, RawReply, RawRequest, sequence
+from .support import FakeClock
 
 
 @pytest.fixture
@@ -37,44 +44,47 @@ def make_session(api: RawApi, clock: FakeClock, *routes: Route, **kwargs: Any) -
     return RestsyncSession("acme", api.url + "/api", list(routes), clock=clock, **kwargs)
 
 
+def tagged(resource: str) -> dict[str, list]:
+    """Request hooks naming `resource`, as `ResourceAuth` tags dlt's requests."""
+    return {"response": [ResourceTag(resource)]}
+
+
 # --- routing ------------------------------------------------------------------------------
 
 
-def test_route_for_prefers_most_literal_match_and_respects_trailing_slash() -> None:
-    policy = RetryPolicy()
-    routes = [
-        Route("items", "/v1/items", policy),
-        Route("items_slash", "/v1/items/", policy),
-        Route("item", "/v1/items/{id}", policy),
-        Route("special", "/v1/items/special", policy),
-        Route("ad_accounts", "/v1/organizations/{organization_id}/adaccounts", policy),
-        Route("comments", "issues/{resources.issues.number}/comments?state=all", policy),
-    ]
+def test_the_route_is_the_tagged_resource_whatever_the_url() -> None:
+    """The session reads a request's resource from its tag, never from its URL: any path,
+    any host; an untagged request has no route, a tag without a route the default policy."""
+    policy, other = RetryPolicy(), RetryPolicy(max_retries=9)
+    routes = [Route("items", policy), Route("item", other)]
     session = RestsyncSession("acme", "https://h.example.com/api/", routes, policy)
 
-    def name(url: str) -> str | None:
-        route = session.route_for(url)
-        return route.resource if route else None
+    def route(url: str, resource: str | None) -> Route | None:
+        hooks = tagged(resource) if resource else None
+        return session.route_of(requests.Request("GET", url, hooks=hooks).prepare())
 
-    base = "https://h.example.com/api"
-    assert name(f"{base}/v1/items") == "items"
-    assert name(f"{base}/v1/items?limit=5") == "items"
-    assert name(f"{base}/v1/items/") == "items_slash"
-    assert name(f"{base}/v1/items/42") == "item"
-    assert name(f"{base}/v1/items/special") == "special"
-    assert name(f"{base}/v1/organizations/o-1/adaccounts") == "ad_accounts"
-    assert name(f"{base}/issues/7/comments") == "comments"
-    assert name(f"{base}/v1/items/42/extra") is None
-    assert name(f"{base}/v1/organizations/o-1/adaccounts/") is None
-    assert name("https://h.example.com/other/v1/items") is None
-    assert session.policy_for("https://h.example.com/other") is policy
+    assert route("https://h.example.com/api/v1/items/42", "items") is routes[0]
+    assert route("https://other.example.com/export-2.jsonl.gz", "item") is routes[1]
+    assert route("https://h.example.com/api/v1/items", None) is None
+    unknown = route("https://h.example.com/api/v1/items", "gone")
+    assert (unknown.resource, unknown.policy) == ("gone", policy)
 
 
-def test_route_without_base_path_prefix() -> None:
-    policy = RetryPolicy()
-    session = RestsyncSession("s", "https://h.example.com", [Route("a", "a/{x}", policy)], policy)
-    assert session.route_for("https://h.example.com/a/1").resource == "a"
-    assert session.route_for("https://next.example.com/a/1?c=2").resource == "a"
+def test_resource_auth_tags_the_request_and_applies_the_inner_auth() -> None:
+    """`ResourceAuth` adds the tag and then the wrapped auth's header; no auth: tag only."""
+
+    def bearer(request):
+        request.headers["Authorization"] = "Bearer t"
+        return request
+
+    prepared = requests.Request("GET", "https://h.example.com/a").prepare()
+    ResourceAuth("items", bearer)(prepared)
+    assert prepared.headers["Authorization"] == "Bearer t"
+    assert [h.resource for h in prepared.hooks["response"]] == ["items"]
+    bare = requests.Request("GET", "https://h.example.com/a").prepare()
+    ResourceAuth("items")(bare)
+    assert "Authorization" not in bare.headers
+    assert copy.deepcopy(ResourceAuth("x")).resource == "x"
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -100,12 +110,12 @@ def test_retries_exhausted_raise_with_masked_url(api: RawApi, clock: FakeClock) 
     session = make_session(
         api,
         clock,
-        Route("stats", "/v1/stats", RetryPolicy(max_retries=2, backoff_factor=0.5)),
+        Route("stats", RetryPolicy(max_retries=2, backoff_factor=0.5)),
         secrets=lambda: ["sekrit-value-1"],
     )
     url = api.url + "/api/v1/stats?api_key=abc123&q=sekrit-value-1&page=2"
     with pytest.raises(RequestFailedError) as info:
-        session.get(url)
+        session.get(url, hooks=tagged("stats"))
     error = info.value
     message = str(error)
     assert "\n" not in message
@@ -123,12 +133,13 @@ def test_per_route_policy_is_used(api: RawApi, clock: FakeClock) -> None:
     session = make_session(
         api,
         clock,
-        Route("fragile", "/fragile", RetryPolicy(max_retries=0)),
-        Route("no_429", "/no429", RetryPolicy(retry_on_status_codes=(503,))),
+        Route("fragile", RetryPolicy(max_retries=0)),
+        Route("no_429", RetryPolicy(retry_on_status_codes=(503,))),
     )
     with pytest.raises(RequestFailedError, match="after 1 attempt:"):
-        session.get(api.url + "/api/fragile")
-    assert session.get(api.url + "/api/no429").status_code == 429  # not retryable there
+        session.get(api.url + "/api/fragile", hooks=tagged("fragile"))
+    answer = session.get(api.url + "/api/no429", hooks=tagged("no_429"))
+    assert answer.status_code == 429  # not retryable there
     assert clock.sleeps == []
     assert len(api.requests) == 2
 
@@ -278,7 +289,7 @@ def test_rest_api_source_end_to_end(api: RawApi, clock: FakeClock) -> None:
 
     api.app = app
     auth = OAuth2Auth(api.url + "/oauth/token", "id", "client-secret-1", source="acme")
-    session = make_session(api, clock, Route("items", "/items", POLICY), auth=auth)
+    session = make_session(api, clock, Route("items", POLICY), auth=auth)
     paginator = TemplatedCursorPaginator("{{ response.next }}", cursor_param="after")
     source = rest_api_source(
         {
@@ -366,9 +377,9 @@ def test_html_with_status_200_fails_with_status_type_and_first_bytes(
 ) -> None:
     page = b"<!DOCTYPE html>\n<html><body>Maintenance until 10:00</body></html>"
     api.app = lambda req: RawReply(200, page, {"Content-Type": "text/html"})
-    session = make_session(api, clock, Route("items", "/items", POLICY))
+    session = make_session(api, clock, Route("items", POLICY))
     with pytest.raises(NotJsonError) as info:
-        session.get(api.url + "/api/items?api_key=k-123456")
+        session.get(api.url + "/api/items?api_key=k-123456", hooks=tagged("items"))
     assert str(info.value) == (
         f"acme: resource items: GET {api.url}/api/items?api_key=*** answered HTTP 200 with"
         " Content-Type 'text/html', not JSON (after 1 attempt); the body starts with"
@@ -398,7 +409,8 @@ def test_http_error_is_one_line_with_hint_and_still_an_http_error(
     api.app = lambda req: RawReply(404, {"error": "not_found"})
     client = RESTClient(
         base_url=api.url + "/api",
-        session=make_session(api, clock, Route("kids", "/parents/{id}/kids", POLICY)),
+        session=make_session(api, clock, Route("kids", POLICY)),
+        auth=ResourceAuth("kids"),
     )
     with pytest.raises(HttpStatusError) as info:
         list(client.paginate("/parents/7/kids", paginator=SinglePagePaginator()))
@@ -429,3 +441,71 @@ def test_default_sleep_and_clock_come_from_the_swappable_retry_clock(api, monkey
     session = RestsyncSession("acme", api.url, [], RetryPolicy())
     assert session.get(api.url + "/x").status_code == 200
     assert fake.sleeps == [12.0]
+
+
+# --- pages that are not whole -------------------------------------------------------------
+
+CUT = b'{"data": [{"id": 1}, {"name": "Ev'
+WHOLE = {"data": [{"id": 1}]}
+ITEMS = Route("items", POLICY, check=page_check("data", None))
+NOT_WHOLE = [
+    # (case, first answer, route, what the failure line says)
+    ("JSON cut short", RawReply(200, CUT), None, "the body was cut short (33 bytes, starting"),
+    ("JSON Lines cut short", RawReply(200, b'{"id": 1}\n{"id'), None, "the body was cut short"),
+    (
+        "an error body with status 200",
+        RawReply(200, {"error": {"message": "backend down"}}),
+        ITEMS,
+        "HTTP 200 OK, but the body has no `data` (the data_selector's path)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "reply", "route", "says"), NOT_WHOLE, ids=[c[0] for c in NOT_WHOLE]
+)
+def test_a_page_not_whole_is_retried_then_fails_naming_resource_and_url(
+    api: RawApi, clock: FakeClock, case, reply, route, says
+) -> None:
+    """Retried like a network error by the resource's policy; when it never comes whole, one
+    line naming the resource and URL (today: not retried, 'not JSON' or taken as a page)."""
+    routes = [route] if route else [Route("items", POLICY)]
+    session = make_session(api, clock, *routes)
+    api.app = sequence(reply, RawReply(200, WHOLE))
+    assert session.get(api.url + "/api/items", hooks=tagged("items")).json() == WHOLE
+    assert clock.sleeps == [1.0]
+    api.app = lambda req: reply
+    with pytest.raises(IncompletePageError) as info:
+        session.get(api.url + "/api/items?page=2", hooks=tagged("items"))
+    message = str(info.value)
+    assert message.startswith(f"acme: resource items: GET {api.url}/api/items?page=2 failed")
+    assert "failed after 4 attempts" in message and says in message and "\n" not in message
+
+
+def test_an_empty_or_null_page_and_an_ignored_answer_are_whole(api: RawApi, clock) -> None:
+    """`data: []` and `data: null` are empty pages; an answer `response_actions` ignore is
+    never checked."""
+    ignoring = {"status_code": 200, "content": "no results", "action": "ignore"}
+    route = Route("items", POLICY, check=page_check("data", None, [ignoring]))
+    session = make_session(api, clock, route)
+    for body in ({"data": []}, {"data": None}, {"error": "no results"}):
+        api.app = lambda req, body=body: RawReply(200, body)
+        assert session.get(api.url + "/api/items", hooks=tagged("items")).json() == body
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("selector", "required"),
+    [
+        ("data", "data"),
+        ("$.data", "data"),
+        ("data.search.nodes", "data.search.nodes"),
+        ("organizations.*.organization", "organizations"),
+        ("data[*]", "data"),
+        ("$", None),
+        ("[*]", None),
+        (None, None),
+    ],
+)
+def test_the_path_every_page_must_have(selector, required) -> None:
+    assert required_path(selector) == required

@@ -16,18 +16,21 @@ from restsync_assets.runtime.soft_deletes import DELETED_AT, DELETED_ROWS, MARKE
 from restsync_assets.sandbox import Fault, FaultPlan
 from restsync_assets.specs import load_spec_file, load_specs
 
+from .fake_servers import JsonApi
 from .support import (
     DELETE,
     REPO,
-    JsonApi,
     arrow_pages_seen,
-    assert_table_is,
+    assert_live_rows_are_the_truth,
     copy_seed_specs,
     edited,
     failure_message,
+    marked_deleted,
+    marketing_truth,
     materialize_specs,
     normal,
     refusal,
+    soft_delete_rows,
     use_specs,
     write_spec,
 )
@@ -234,43 +237,6 @@ def marketing(request, sandbox_env, specs_dir):
     return sandbox_env
 
 
-def rows(specs_dir, table: str) -> dict:
-    """`{id: row}` of `marketing_api.<table>`, read back through restsync's dlt pipeline on
-    either warehouse (values as the API writes them)."""
-    (spec,) = load_specs(specs_dir)
-    with (
-        warehouse.reading(spec) as place,
-        place.sql.execute_query(f"select * from {place.table(table)}") as cursor,
-    ):
-        columns = [c[0] for c in cursor.description]
-        read = cursor.fetchall()
-    found = {
-        row[columns.index("id")]: dict(zip(columns, map(normal, row), strict=True)) for row in read
-    }
-    assert len(found) == len(read), f"{table} has duplicate ids"
-    return found
-
-
-def marked(table_rows: dict) -> dict:
-    """`{id: _restsync_deleted_at}` of the rows marked deleted."""
-    return {k: r[DELETED_AT] for k, r in table_rows.items() if r[DELETED_AT] is not None}
-
-
-def assert_live_rows_are_the_truth(table_rows: dict, truth: list[dict]) -> None:
-    """The rows not marked deleted are exactly the source's rows, field for field."""
-    live = {k: r for k, r in table_rows.items() if r[DELETED_AT] is None}
-    assert_table_is(live, truth)
-
-
-def truth(sandbox, table: str) -> list[dict]:
-    """The rows the API serves now: an ad account of a deleted organization is not served."""
-    served = sandbox.rows(SPEC, table)
-    if table == ACCOUNTS:
-        orgs = {o["id"] for o in sandbox.rows(SPEC, ORGS)}
-        served = [a for a in served if a["organization_id"] in orgs]
-    return served
-
-
 def run(specs_dir, select=LOADED):
     result = materialize_specs(specs_dir, select=select)
     assert result.success, failure_message(result)
@@ -291,8 +257,10 @@ def test_rows_deleted_at_the_source_are_marked_and_cleared_when_they_come_back(
     meta = run(specs_dir)
     for table in (ORGS, ACCOUNTS):
         assert meta[table][DELETED_ROWS] == 0 and meta[table][MARKED_ROWS] == 0
-        assert_live_rows_are_the_truth(rows(specs_dir, table), truth(sandbox, table))
-        assert marked(rows(specs_dir, table)) == {}
+        assert_live_rows_are_the_truth(
+            soft_delete_rows(specs_dir, table), marketing_truth(sandbox, table)
+        )
+        assert marked_deleted(soft_delete_rows(specs_dir, table)) == {}
 
     orgs = sandbox.rows(SPEC, ORGS)
     gone_orgs = [orgs[1], orgs[5]]  # organization 2 has no ad accounts, 6 has one
@@ -304,32 +272,36 @@ def test_rows_deleted_at_the_source_are_marked_and_cleared_when_they_come_back(
     assert len(orphaned) == 1
     gone_account = sandbox.rows(SPEC, ACCOUNTS)[0]
     sandbox.delete_row(SPEC, ACCOUNTS, gone_account["id"])
-    before = rows(specs_dir, ACCOUNTS)
+    before = soft_delete_rows(specs_dir, ACCOUNTS)
 
     only_orgs = run(specs_dir, select=[(SPEC, ORGS)])
     assert set(only_orgs) == {ORGS}
-    assert rows(specs_dir, ACCOUNTS) == before  # not read, not marked
+    assert soft_delete_rows(specs_dir, ACCOUNTS) == before  # not read, not marked
 
     meta = run(specs_dir)
-    loaded = rows(specs_dir, ORGS)
-    assert set(marked(loaded)) == {o["id"] for o in gone_orgs}
+    loaded = soft_delete_rows(specs_dir, ORGS)
+    assert set(marked_deleted(loaded)) == {o["id"] for o in gone_orgs}
     assert meta[ORGS][DELETED_ROWS] == 0  # the run of organizations alone marked them
     assert only_orgs[ORGS][DELETED_ROWS] == 2
-    accounts = rows(specs_dir, ACCOUNTS)
-    assert set(marked(accounts)) == orphaned | {gone_account["id"]}
+    accounts = soft_delete_rows(specs_dir, ACCOUNTS)
+    assert set(marked_deleted(accounts)) == orphaned | {gone_account["id"]}
     assert meta[ACCOUNTS][DELETED_ROWS] == 2 and meta[ACCOUNTS][MARKED_ROWS] == 2
     for table in (ORGS, ACCOUNTS):
-        assert_live_rows_are_the_truth(rows(specs_dir, table), truth(sandbox, table))
-    stamps = set(marked(accounts).values())
+        assert_live_rows_are_the_truth(
+            soft_delete_rows(specs_dir, table), marketing_truth(sandbox, table)
+        )
+    stamps = set(marked_deleted(accounts).values())
     load_id = max(r["_dlt_load_id"] for r in accounts.values())
     assert stamps == {normal(dt.datetime.fromtimestamp(float(load_id), dt.timezone.utc))}
 
     sandbox.upsert_row(SPEC, ORGS, gone_orgs[0])
-    kept = marked(rows(specs_dir, ORGS))[gone_orgs[1]["id"]]
+    kept = marked_deleted(soft_delete_rows(specs_dir, ORGS))[gone_orgs[1]["id"]]
     meta = run(specs_dir)
-    assert marked(rows(specs_dir, ORGS)) == {gone_orgs[1]["id"]: kept}
+    assert marked_deleted(soft_delete_rows(specs_dir, ORGS)) == {gone_orgs[1]["id"]: kept}
     assert meta[ORGS][DELETED_ROWS] == 0 and meta[ORGS][MARKED_ROWS] == 1
-    assert_live_rows_are_the_truth(rows(specs_dir, ORGS), truth(sandbox, ORGS))
+    assert_live_rows_are_the_truth(
+        soft_delete_rows(specs_dir, ORGS), marketing_truth(sandbox, ORGS)
+    )
 
 
 FAILED_SCANS = [
@@ -346,13 +318,13 @@ def test_a_scan_that_fails_midway_marks_nothing(marketing, specs_dir, case, faul
     detector): the run fails and both tables are exactly as before, nothing marked."""
     sandbox = marketing
     run(specs_dir)
-    before = {table: rows(specs_dir, table) for table in (ORGS, ACCOUNTS)}
+    before = {table: soft_delete_rows(specs_dir, table) for table in (ORGS, ACCOUNTS)}
     sandbox.delete_row(SPEC, ORGS, sandbox.rows(SPEC, ORGS)[3]["id"])
     sandbox.delete_row(SPEC, ACCOUNTS, sandbox.rows(SPEC, ACCOUNTS)[0]["id"])
     sandbox.faults = FaultPlan(fault)
     result = materialize_specs(specs_dir, select=LOADED)
     assert not result.success and sandbox.faults.fired() == 1
-    assert {table: rows(specs_dir, table) for table in (ORGS, ACCOUNTS)} == before
+    assert {table: soft_delete_rows(specs_dir, table) for table in (ORGS, ACCOUNTS)} == before
 
 
 @pytest.mark.parametrize("marketing", ["duckdb"], indirect=True)
@@ -362,13 +334,13 @@ def test_a_scan_that_returns_no_rows_marks_nothing(marketing, specs_dir):
     nothing is marked in either table."""
     sandbox = marketing
     run(specs_dir)
-    before = {table: rows(specs_dir, table) for table in (ORGS, ACCOUNTS)}
+    before = {table: soft_delete_rows(specs_dir, table) for table in (ORGS, ACCOUNTS)}
     sandbox.faults = FaultPlan(Fault("empty_page", SPEC, ORGS))
     meta = run(specs_dir)
     assert sandbox.faults.fired() == 3  # 13 organizations, 5 a page
     for table in (ORGS, ACCOUNTS):
         assert meta[table][DELETED_ROWS] == 0 and meta[table][MARKED_ROWS] == 0
-        assert rows(specs_dir, table) == before[table]
+        assert soft_delete_rows(specs_dir, table) == before[table]
 
 
 def test_arrow_pages_soft_delete_too(specs_dir, monkeypatch):

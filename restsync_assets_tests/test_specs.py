@@ -180,7 +180,7 @@ INVALID = [
     (
         "unknown endpoint key",
         spec_with(resources__0__endpoint__paginatr={"type": "offset", "limit": 5}),
-        "resource 'organizations': endpoint.paginatr: unknown endpoint key; allowed: auth, data, data_selector, headers, incremental, json, method, paginator, params, path, response_actions, response_format",
+        "resource 'organizations': endpoint.paginatr: unknown endpoint key; allowed: async_job, auth, data, data_selector, headers, incremental, json, method, paginator, params, path, response_actions, response_format",
     ),
     (
         "offset without limit",
@@ -225,7 +225,7 @@ INVALID = [
     (
         "concurrency out of range",
         spec_with(client__concurrency=0),
-        "client.concurrency: must be a whole number of parallel requests from 1 to 64, got 0",
+        "client.concurrency: must be a whole number of parallel requests from 1 to 64 or auto, got 0",
     ),
     (
         "bad partitions type",
@@ -295,7 +295,7 @@ INVALID = [
     (
         "unknown dlt resource hint",
         spec_with(resources__0__primary_keys="id"),
-        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, for_each, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, on_invalid, owners, parallelized, parent_table_name, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
+        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, for_each, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, on_invalid, owners, parallelized, parent_table_name, parents, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
     ),
     (
         "invalid yaml",
@@ -737,6 +737,72 @@ def test_folder_lists_every_broken_file_and_duplicate_names(tmp_path, monkeypatc
     ]
 
 
+#: (case, changes to BASE, the lines its file is refused with, in order)
+SEVERAL_MISTAKES = [
+    (
+        "three mistakes in three places",
+        {
+            "client__auth": {"type": "x"},
+            "resources__0__write_disposition": "upsert",
+            "resources__1__schema": "id: int",
+        },
+        [
+            "shop.yaml: client.auth.type: unknown auth type 'x'; allowed: api_key, bearer,"
+            " http_basic, oauth2, oauth2_client_credentials, session",
+            "shop.yaml: resource 'organizations': write_disposition: unknown write disposition"
+            " 'upsert'; allowed: append, merge, replace, skip",
+            "shop.yaml: resource 'adaccounts': schema: must map field names to a type or"
+            " {type, nullable}",
+        ],
+    ),
+    (
+        "two mistakes in one resource and one in the client",
+        {
+            "resources__0__write_disposition": "upsert",
+            "resources__0__endpoint__data_selector": "",
+            "client__concurrency": 0,
+        },
+        [
+            "shop.yaml: resource 'organizations': endpoint.data_selector: must be a JSONPath"
+            " string such as data or results[*]",
+            "shop.yaml: resource 'organizations': write_disposition: unknown write disposition"
+            " 'upsert'; allowed: append, merge, replace, skip",
+            "shop.yaml: client.concurrency: must be a whole number of parallel requests from 1"
+            " to 64 or auto, got 0",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "expected"), SEVERAL_MISTAKES, ids=[c[0] for c in SEVERAL_MISTAKES]
+)
+def test_every_mistake_of_a_file_is_reported_in_one_round(
+    tmp_path, monkeypatch, case, changes, expected
+):
+    """Validation goes on past the first problem: each independent mistake is one line of
+    the same error, in the order of the file (client auth, resources, then the client)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(write(tmp_path, spec_with(**changes)))
+    assert str(caught.value).splitlines() == expected
+    with pytest.raises(SpecValidationError) as folder:
+        load_specs(tmp_path)
+    assert [e.line() for e in folder.value.errors] == expected
+
+
+def test_validation_lines_are_capped_with_a_count_of_the_rest(tmp_path, monkeypatch):
+    """A folder with more problems than the cap lists the first ones and `and N more`."""
+    monkeypatch.chdir(tmp_path)
+    for n in range(4):
+        write(tmp_path, spec_with(name=f"s{n}", client__auth={"type": "x"}), f"s{n}.yaml")
+    with pytest.raises(SpecValidationError) as caught:
+        load_specs(tmp_path)
+    lines = caught.value.lines(most=2)
+    assert lines[:2] == [e.line() for e in caught.value.errors[:2]]
+    assert lines[2:] == ["and 2 more"]
+
+
 @pytest.mark.parametrize(
     ("selector", "document", "expected"),
     [
@@ -832,6 +898,39 @@ def test_restsync_validate_names_file_key_secret_form_and_env_var(tmp_path, monk
     ]
 
 
+def test_restsync_validate_lists_every_file_and_warns_of_append_with_a_key(
+    tmp_path, monkeypatch, capsys
+):
+    """`restsync validate` reports the good files (with a warning where `append` meets a
+    `primary_key`, which would append the same rows again), then every problem of every bad
+    file, and exits 1 while any file is bad."""
+    from restsync_assets.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "source_specs"
+    folder.mkdir()
+    write(folder, spec_with(resource_defaults__write_disposition="append"), "shop.yaml")
+    write(
+        folder, spec_with(name="bad", client__concurrency=0, client__auth={"type": "x"}), "x.yaml"
+    )
+    assert main(["validate", "source_specs"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["ok  shop.yaml: shop (2 resources)"]
+    append_warning = (
+        "primary_key: write_disposition is append, so the key does not deduplicate: a re-run"
+        " or an overlapping window appends the same rows again; use write_disposition: merge"
+        " to upsert by the key"
+    )
+    assert err.splitlines() == [
+        f"warning: source_specs/shop.yaml: resource 'organizations': {append_warning}",
+        f"warning: source_specs/shop.yaml: resource 'adaccounts': {append_warning}",
+        "source_specs/x.yaml: client.auth.type: unknown auth type 'x'; allowed: api_key, bearer,"
+        " http_basic, oauth2, oauth2_client_credentials, session",
+        "source_specs/x.yaml: client.concurrency: must be a whole number of parallel requests"
+        " from 1 to 64 or auto, got 0",
+    ]
+
+
 def test_dlt_auth_is_built_with_the_resolved_secrets_and_never_resolved_by_dlt(tmp_path):
     """dlt's own auth objects, filled with restsync's secrets and marked resolved, so
     `create_auth` hands them to requests as they are (no ConfigFieldMissingException)."""
@@ -893,9 +992,14 @@ def test_endpoint_auth_and_named_oauth2_secrets_are_built_from_their_secrets(tmp
         "named-secret",
         "refresh_token",
     )
-    endpoint_auth = config["resources"][0]["endpoint"]["auth"]
+    # each resource's auth tags its requests with the resource (`ResourceAuth`) and wraps
+    # the endpoint's own auth, or the client's
+    endpoint_auth = config["resources"][0]["endpoint"]["auth"].inner
     assert isinstance(endpoint_auth, BearerTokenAuth) and endpoint_auth.token == "org-tok"
-    assert "auth" not in config["resources"][1]["endpoint"]
+    assert config["resources"][1]["endpoint"]["auth"].inner is oauth
+    assert [r["endpoint"]["auth"].resource for r in config["resources"]] == [
+        r["name"] for r in config["resources"]
+    ]
 
 
 def _dlt_expanded(spec: dict) -> dict:

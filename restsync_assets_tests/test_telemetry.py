@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from .conftest import BIN, REPO
+from .support import BIN, REPO
 
 
 def test_a_run_from_another_folder_sends_no_dlt_telemetry(

@@ -13,9 +13,7 @@ import pytest
 from restsync_assets.runtime.token_store import FileBackend, RefreshTokenStore, fingerprint
 from restsync_assets.sandbox.faults import Fault, FaultPlan
 
-from .conftest import BIN
-from .servers import REDIS_URL, unavailable
-from .support import assert_table_is, table_rows
+from .support import BIN, assert_table_is, table_rows
 
 SPEC, RESOURCE = "ledger", "resource_name"
 #: Longest the token endpoint holds the first worker's answer waiting for the second's request.
@@ -35,23 +33,6 @@ def _gate() -> Fault:
         return True
 
     return Fault("slow", SPEC, "oauth", nth=1, when=token_request, seconds=GATE_SECONDS, until=gate)
-
-
-@pytest.fixture
-def redis_store():
-    """The machine's Redis as RESTSYNC_TOKEN_STORE_URL; the test's keys are deleted after."""
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
-        client.ping()
-    except Exception as error:  # ImportError, redis.RedisError
-        unavailable(f"Redis at {REDIS_URL}", error)
-    keys: list[str] = []
-    yield REDIS_URL, keys
-    for key in keys:
-        client.delete(key, f"{key}:lease")
-    client.close()
 
 
 def _two_workers(

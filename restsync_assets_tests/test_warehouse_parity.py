@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
 from restsync_assets.runtime.destination import (
     build_pipeline,
     declares_unique,
@@ -19,7 +19,7 @@ from restsync_assets.runtime.destination import (
 from restsync_assets.runtime.warehouse import reading
 from restsync_assets.specs import load_specs
 
-from .servers import pg_query
+from .real_servers import pg_query
 from .support import ROW_IDS, SEED_SPECS, normal, sorted_rows, write_spec
 
 Tables = dict[str, tuple[dict[str, str | None], list[tuple]]]
@@ -65,7 +65,7 @@ def _normal_row(row: tuple) -> tuple[Any, ...]:
 
 
 def test_duckdb_and_postgresql_hold_the_same_tables_after_the_same_seed_loads(
-    sandbox_env, warehouse_db, tmp_path, monkeypatch
+    sandbox_env, postgres_warehouse, tmp_path, monkeypatch
 ) -> None:
     """All five seed specs into DuckDB, then into a fresh PostgreSQL database: every table has
     the same columns, dlt data types and rows in both; PostgreSQL got parquet through ADBC
@@ -90,7 +90,7 @@ def test_duckdb_and_postgresql_hold_the_same_tables_after_the_same_seed_loads(
             assert rows, f"{spec}.{name}: no rows to compare"
             assert pg_rows == rows, f"{spec}.{name}: rows differ"
     unique = pg_query(
-        warehouse_db,
+        postgres_warehouse,
         "select c.table_schema, c.table_name from information_schema.table_constraints c"
         " join information_schema.constraint_column_usage u using (constraint_name)"
         " where c.constraint_type = 'UNIQUE' and u.column_name = '_dlt_id'"

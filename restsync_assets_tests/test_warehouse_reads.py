@@ -1,6 +1,6 @@
 """Checks, `restsync check` and the demo read the warehouse the run wrote (issue 8, item 3).
 
-DuckDB and PostgreSQL (a fresh database per session, see `conftest.postgres_database`),
+DuckDB and PostgreSQL (a fresh database per session, see `real_servers.postgres_database`),
 empty partitions, and readers taking the loads' lock.
 """
 
@@ -16,12 +16,12 @@ from dagster import DagsterInstance, materialize
 
 from restsync_assets import settings
 from restsync_assets.cli import main as cli_main
-from restsync_assets.demo import run_demo
-from restsync_assets.runner import QUIET, checks_definition, load_definitions, materialize_spec
+from restsync_assets.cli.demo import run_demo
+from restsync_assets.cli.run import QUIET, checks_definition, load_definitions, materialize_spec
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.warehouse import reading
 
-from .conftest import postgres_sql
+from .real_servers import pg_query
 from .support import (
     LEDGER_CHECKS,
     check_evaluations,
@@ -82,30 +82,31 @@ def test_checks_on_postgres_read_postgres_and_fail_when_it_is_tampered_with(
     assert metadata["rows_loaded"].value == len(truth)
 
     fields = sorted(truth[0])
-    loaded = postgres_sql(
-        postgres_warehouse, f"select {', '.join(fields)} from ledger.resource_name"
-    )
+    loaded = pg_query(postgres_warehouse, f"select {', '.join(fields)} from ledger.resource_name")
     assert sorted(tuple(normal(v) for v in row) for row in loaded) == sorted(
         tuple(row[f] for f in fields) for row in truth
     )
 
     victim = sorted(r["id"] for r in truth)[0]
     table = "ledger.resource_name"
-    postgres_sql(  # the same row again, under a new dlt row id (_dlt_id is unique)
+    pg_query(  # the same row again, under a new dlt row id (_dlt_id is unique)
         postgres_warehouse,
         f"create temp table copy as select * from {table} where id = '{victim}';"
         f" update copy set _dlt_id = 'duplicate'; insert into {table} select * from copy",
     )
-    postgres_sql(postgres_warehouse, f"alter table {table} alter column active type varchar")
+    pg_query(postgres_warehouse, f"alter table {table} alter column active type varchar")
     checks = check_evaluations(defs)
     primary_key = checks[(LEDGER, "primary_key")]
     assert not primary_key.passed
-    assert primary_key.description == f"1 duplicate key in (id), e.g. {victim}"
+    assert primary_key.description == (
+        f"1 duplicate key in (id), e.g. {victim};"
+        " reload: `restsync run ledger/resource_name --full-refresh`"
+    )
     types = checks[(LEDGER, "column_types")]
     assert not types.passed
     assert types.description == "active is character varying, declared bool"
 
-    postgres_sql(postgres_warehouse, f"delete from {table}")
+    pg_query(postgres_warehouse, f"delete from {table}")
     row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed and row_count.description == "0 rows (minimum 1)"
 
@@ -119,7 +120,8 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
     row_count = check_evaluations(defs)[(LEDGER, "row_count")]
     assert not row_count.passed
     assert row_count.description == (
-        "table ledger.resource_name does not exist: materialize ledger/resource_name first"
+        "table ledger.resource_name does not exist: load it with"
+        " `restsync run ledger/resource_name --full-refresh`"
     )
 
 
@@ -200,7 +202,7 @@ def test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes
     """With nothing configured, `restsync check` of an empty default warehouse says so in one
     line; after `restsync demo` (its own default file) it checks the demo's warehouse, names
     it, and passes."""
-    monkeypatch.setattr(settings, "PACKAGE_ROOT", tmp_path)  # both default files go under it
+    monkeypatch.setenv("RESTSYNC_PROJECT_DIR", str(tmp_path))  # both default files go under it
     for name in ("RESTSYNC_DUCKDB_PATH", "RESTSYNC_PIPELINES_DIR", "RESTSYNC_DESTINATION"):
         monkeypatch.delenv(name, raising=False)
     use_specs(monkeypatch, copy_seed_specs(tmp_path / "specs", ["ledger"]))
@@ -264,7 +266,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     accounts = checks[(("ad_analytics", "accounts"), "row_count")]
     assert not accounts.passed
     assert accounts.description == (
-        "table ad_analytics.accounts does not exist: materialize ad_analytics/accounts first"
+        "table ad_analytics.accounts does not exist: load it with"
+        " `restsync run ad_analytics/accounts --full-refresh`"
     )
 
     # once a partition brought rows, a missing table is no empty partition: it is gone
@@ -281,8 +284,8 @@ def test_an_empty_partition_passes_its_checks_and_a_never_loaded_table_still_fai
     gone = check_evaluations(defs)[(analytics, "row_count")]
     assert not gone.passed
     assert gone.description == (
-        "table ad_analytics.ad_campaign_analytics does not exist:"
-        " materialize ad_analytics/ad_campaign_analytics first"
+        "table ad_analytics.ad_campaign_analytics does not exist: load it with"
+        " `restsync run ad_analytics/ad_campaign_analytics --full-refresh`"
     )
 
 

@@ -150,6 +150,8 @@ def page_to_arrow(page: list, declared: Mapping[str, pa.DataType] | None = None)
         table = pa.Table.from_pylist([first, *page[1:]])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None  # a field with two types in one page: dlt's variant columns handle it
+    except (TypeError, UnicodeEncodeError):  # a lone surrogate: `bad_values` names it
+        return None
     columns, kept = [], []
     for name, column in zip(table.column_names, table.columns, strict=True):
         typed = _typed(column, (declared or {}).get(name))

@@ -24,7 +24,8 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dlt.pipeline.pipeline import Pipeline
 
-from restsync_assets.metadata import PARTITION_ROW_COUNT, ROW_COUNT, TABLE_NAME
+from restsync_assets.keys import PARTITION_ROW_COUNT, ROW_COUNT, TABLE_NAME, resource_name
+from restsync_assets.runtime.soft_deletes import load_ids
 from restsync_assets.specs.model import SourceSpec
 
 #: rows a run set aside in `<table>__rejected` (`on_invalid: quarantine`)
@@ -42,7 +43,7 @@ def with_table_metadata(
 
     for event in events:
         if isinstance(event, MaterializeResult) and event.asset_key is not None:
-            table = _table_of(spec, event.asset_key)
+            table = resource_name(spec, event.asset_key)
             extra = table_metadata(context, pipeline, table) if table else {}
             rejected = spec.resource(table).rejected_table if table else None
             if rejected and extra:
@@ -54,7 +55,7 @@ def with_table_metadata(
                 data_version=event.data_version,
                 tags=event.tags,
             )
-            notify_materialized(spec, table, extra)
+            notify_materialized(spec, table, event.metadata)
         yield event
 
 
@@ -85,20 +86,11 @@ def table_metadata(
 
 def _rejected_rows(pipeline: Pipeline, rejected: str) -> int:
     """Rows the pipeline's last run wrote to `rejected` (0 when it has no such table)."""
-    loads = _load_ids(pipeline)
+    loads = load_ids(pipeline)
     if not loads:
         return 0
     with pipeline.sql_client() as client:
         return _count(client, client.make_qualified_table_name(rejected), loads)
-
-
-def _table_of(spec: SourceSpec, key: Any) -> str | None:
-    from restsync_assets.assets import asset_key
-
-    for resource in spec.resources:
-        if asset_key(spec, resource) == key:
-            return resource.name
-    return None
 
 
 def _database(client: Any) -> list[str]:
@@ -128,17 +120,10 @@ def _count(client: Any, qualified: str, load_ids: list[str] | None = None) -> in
 
 def _partition_rows(client: Any, qualified: str, pipeline: Pipeline) -> int | None:
     """Rows the run wrote (dlt's `_dlt_load_id` of its loads); None when not countable."""
-    loads = _load_ids(pipeline)
+    loads = load_ids(pipeline)
     if not loads:
         return 0
     try:
         return _count(client, qualified, loads)
     except Exception:  # a table without `_dlt_load_id`: no partition count rather than a wrong one
         return None
-
-
-def _load_ids(pipeline: Pipeline) -> list[str]:
-    """The dlt load ids of the pipeline's last run."""
-    trace = pipeline.last_trace
-    info = trace.last_load_info if trace is not None else None
-    return list(info.loads_ids) if info is not None else []

@@ -49,26 +49,41 @@ from dlt.sources.rest_api import (
 )
 from dlt.sources.rest_api.config_setup import collect_resolved_values
 
+from restsync_assets.errors import RestsyncError
+from restsync_assets.runtime.known_parents import (
+    KnownParents,
+    is_parents_done,
+    parents_done,
+    sees_every_parent,
+    with_parents_done,
+)
 from restsync_assets.runtime.transforms import (
     RecordTransforms,
     child_resource,
     transformed_child,
 )
-from restsync_assets.specs.model import ChildCursorSpec, SourceSpec
+from restsync_assets.specs.model import ChildCursorSpec, ResourceSpec, SourceSpec
 
 #: Where the cursors live in the child's dlt resource state: `{cursor_path: {parent: ...}}`.
 STATE_KEY = "per_parent_cursors"
 
 
-class CursorError(ValueError):
+class CursorError(RestsyncError, ValueError):
     """A child row whose cursor cannot be used (missing, or not comparable): one line."""
+
+    kind = "data"
 
 
 def with_per_parent_cursors(
-    spec: SourceSpec, config: dict, transforms: Mapping[str, RecordTransforms] | None = None
+    spec: SourceSpec,
+    config: dict,
+    transforms: Mapping[str, RecordTransforms] | None = None,
+    scanned: frozenset[str] = frozenset(),
 ) -> dict:
     """`config` (dlt's `RESTAPIConfig`) with each incremental child keeping per-parent cursors
     and each child with record transforms read parent by parent (`transforms.transformed_child`).
+    An incremental child of an incremental parent also sees the parents in the warehouse
+    (`known_parents`), unless the parent is `scanned` in full in this run.
 
     Unchanged when no child is either; otherwise dlt builds every resource and each such
     child is replaced (its children re-attached to the replacement).
@@ -79,11 +94,17 @@ def with_per_parent_cursors(
     built = {r.name: r for r in rest_api_resources(config)}
     configs = {r["name"]: r for r in config["resources"]}
     replaced: set[str] = set()
+    marked: set[str] = set()
     for resource in spec.resources:  # parents before children
         if resource.parent is None:
             continue
         parent = built[resource.parent]
         if resource.cursor is not None:
+            every_parent = sees_every_parent(spec, resource, scanned)
+            top_level = spec.resource(resource.parent).parent is None
+            if every_parent and top_level and resource.parent not in marked:
+                parent._pipe.replace_gen(with_parents_done(parent._pipe.gen))
+                marked.add(resource.parent)  # one `ParentsDone` page, whatever the children
             built[resource.name] = per_parent_transformer(
                 built[resource.name],
                 parent,
@@ -91,6 +112,12 @@ def with_per_parent_cursors(
                 resource.cursor,
                 concurrent=spec.concurrency > 1,
                 transforms=transforms.get(resource.name),
+                known=_known_parents(resource, built[resource.name], parent)
+                if every_parent
+                else None,
+                forwards_done=any(
+                    sees_every_parent(spec, c, scanned) for c in spec.children(resource.name)
+                ),
             )
             replaced.add(resource.name)
         elif resource.name in transforms:
@@ -115,9 +142,15 @@ def per_parent_transformer(
     *,
     concurrent: bool,
     transforms: RecordTransforms | None = None,
+    known: KnownParents | None = None,
+    forwards_done: bool = False,
 ) -> DltResource:
     """A transformer of `parent` that loads `child`'s rows with one cursor per parent row
-    (each page transformed first, with the parent row in scope, when there are `transforms`)."""
+    (each page transformed first, with the parent row in scope, when there are `transforms`).
+
+    With `known`, once the parent is done (`known_parents.ParentsDone`) the child is also asked
+    for every parent in the warehouse this run did not return; with `forwards_done` it then
+    tells its own children it is done."""
     args = dict(child.explicit_args)  # the arguments dlt bound to its paginate_dependent_resource
     missing = {"path", "client", "resolved_params", "incremental_param"} - set(args)
     if missing:
@@ -127,11 +160,23 @@ def per_parent_transformer(
             " 1.31's rest_api"
         )
     fetcher = ParentFetcher(child.name, args, cursor, _dedup_key(cursor, config), transforms)
+    fetcher.known, fetcher.forwards_done = known, forwards_done
 
-    def per_parent(items: Any) -> Iterator[Any]:
-        yield from fetcher.run(items, concurrent=concurrent)
+    def per_parent(items: Any, meta: Any = None) -> Iterator[Any]:
+        # not a generator: the parents are counted as seen when they arrive, not when read
+        return fetcher.run(items, meta=meta, concurrent=concurrent)
 
     return child_resource(per_parent, parent, config, fetcher.args)
+
+
+def _known_parents(resource: ResourceSpec, child: DltResource, parent: DltResource) -> KnownParents:
+    """How to read `resource`'s parents from the warehouse: the parent fields its request
+    binds (as dlt resolves them) and the fields it carries (`include_from_parent`)."""
+    fields = [p.resolve_config["field"] for p in child.explicit_args.get("resolved_params", ())]
+    table = parent.table_name if isinstance(parent.table_name, str) else parent.name
+    return KnownParents(
+        resource.name, table, tuple(dict.fromkeys([*fields, *resource.include_from_parent]))
+    )
 
 
 def _dedup_key(cursor: ChildCursorSpec, config: dict[str, Any]) -> tuple[str, ...] | None:
@@ -171,14 +216,48 @@ class ParentFetcher:
         self.cursor = cursor
         self.dedup_key = dedup_key
         self.lock = threading.Lock()  # parents' jobs record their cursors from worker threads
+        #: the parents in the warehouse, asked for once the parent is done (None: not asked)
+        self.known: KnownParents | None = None
+        self.forwards_done = False
+        self.seen: set[str] = set()  # the parents asked for in this run
         self._field = jsonpath.extract_simple_field_name(cursor.cursor_path)
         self._path = None if self._field else jsonpath.compile_path(cursor.cursor_path)
 
-    def run(self, items: Any, *, concurrent: bool) -> Iterator[Any]:
-        """Pages of kept rows; with `concurrent`, one job per parent for dlt's extract pool."""
+    def run(self, items: Any, *, meta: Any = None, concurrent: bool) -> Iterator[Any]:
+        """Pages of kept rows; with `concurrent`, one job per parent for dlt's extract pool.
+
+        On the parent's `ParentsDone` page: the known parents not seen in this run (then
+        `ParentsDone` for this child's own children, with `forwards_done`)."""
+        done = is_parents_done(meta)
+        if done:
+            items = self._unseen(self.known.rows()) if self.known is not None else []
+        parents = [
+            (item, self._parent_key(item))
+            for item in (items if isinstance(items, list) else [items])
+        ]
+        self.seen.update(key for _, key in parents)
+        return self._fetch(parents, concurrent, forward=done and self.forwards_done)
+
+    def _unseen(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The warehouse's parents this run did not return, each once (newest first), and
+        only those with every bound value (a null one cannot be asked for)."""
+        unseen: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if any(v is None for v in self._bound_values(row).values()):
+                continue
+            key = self._parent_key(row)
+            if key not in self.seen and key not in unseen:
+                unseen[key] = row
+        return list(unseen.values())
+
+    def _bound_values(self, item: dict[str, Any]) -> dict[str, Any]:
+        return collect_resolved_values(item, self.args["resolved_params"], None, None)
+
+    def _fetch(
+        self, parents: list[tuple[dict[str, Any], str]], concurrent: bool, forward: bool
+    ) -> Iterator[Any]:
         cursors = self._cursors()
-        for item in items if isinstance(items, list) else [items]:
-            key = self._parent_key(item)
+        for item, key in parents:
             with self.lock:
                 stored = dict(cursors.get(key) or {})
             parent = ParentCursor(self, key, cursors, stored)
@@ -186,6 +265,8 @@ class ParentFetcher:
                 yield partial(self._all_rows, item, parent)
             else:
                 yield from self._pages(item, parent)
+        if forward:
+            yield parents_done()
 
     def _cursors(self) -> dict[str, Any]:
         """The child's per-parent cursors in dlt's resource state (a closed range keeps none)."""
@@ -196,7 +277,7 @@ class ParentFetcher:
 
     def _parent_key(self, item: dict[str, Any]) -> str:
         """The parent values the child's request binds (one value: itself, else JSON)."""
-        values = collect_resolved_values(item, self.args["resolved_params"], None, None)
+        values = self._bound_values(item)
         if len(values) == 1:
             return str(next(iter(values.values())))
         return json.dumps(values, sort_keys=True, default=str)
@@ -347,12 +428,9 @@ class ParentCursor:
 
     def _hash(self, row: Any) -> str:
         key = self.fetcher.dedup_key
-        try:
-            identity = [row[column] for column in key] if key else row
-        except KeyError as missing:
-            raise CursorError(
-                f"resource {self.fetcher.resource}: a row of parent {self.key} has no"
-                f" {missing} (the key that deduplicates rows at the cursor)"
-            ) from None
+        # a row without its key is hashed whole: the resource's bad-value step after this one
+        # fails the run on it, or quarantines it, naming the field
+        keyed = key and isinstance(row, dict) and all(column in row for column in key)
+        identity = [row[column] for column in key] if keyed else row
         text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -232,12 +232,12 @@ def build_pipeline(
 def may_load_again_uncapped(error: BaseException, pipeline: Pipeline) -> bool:
     """Whether the load that raised `error` may run again without a DuckDB buffer cap: DuckDB
     ran out of memory under restsync's default cap (`settings.default_duckdb_memory_limit`;
-    not under one the user set), and no table of the failed load package was loaded before.
+    not under one the user set).
 
     DuckDB reads a parquet row group in one piece, so rows of tens of kilobytes (long texts,
     JSON documents) can need more than the cap however the pages are cut (`runtime.load`
-    then loads again). A package some of whose tables did load is not loaded again: their
-    rows would be appended twice; the run fails with one line saying what to set.
+    then loads again). Tables of the failed package that did load are no obstacle: the rows
+    of an unfinished load are removed before the next attempt (`runtime.exactly_once`).
     """
     from restsync_assets.text import causes
 
@@ -246,23 +246,4 @@ def may_load_again_uncapped(error: BaseException, pipeline: Pipeline) -> bool:
     credentials = getattr(pipeline.destination, "config_params", {}).get("credentials")
     if "memory_limit" not in (getattr(credentials, "global_config", None) or {}):
         return False
-    chain = causes(error)
-    if not any(type(e).__name__ == "OutOfMemoryException" for e in chain):
-        return False
-    return not tables_loaded_before_failure(chain, pipeline)
-
-
-def tables_loaded_before_failure(chain: list[BaseException], pipeline: Pipeline) -> set[str]:
-    """The data tables whose load jobs completed in the package that failed (dlt's own tables
-    aside); `{"?"}` when the package cannot be told."""
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
-    failed = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
-    if failed is None or not failed.load_id:
-        return {"?"}
-    try:
-        jobs = pipeline.get_load_package_info(failed.load_id).jobs
-    except Exception:  # the package is gone or unreadable: assume the worst
-        return {"?"}
-    tables = {job.job_file_info.table_name for job in jobs.get("completed_jobs", [])}
-    return {table for table in tables if not table.startswith("_dlt")}
+    return any(type(e).__name__ == "OutOfMemoryException" for e in causes(error))

@@ -22,6 +22,8 @@ to it. Steps after this one let such items through untouched (`ArrowPages`, and
 from __future__ import annotations
 
 import json
+import re
+import threading
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -44,12 +46,13 @@ REJECTED_COLUMNS = {
 VALUE_CHARS = 40
 
 _NON_NULLABLE = "in a non-nullable field"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _naming = NamingConvention()
 
 
 @lru_cache(maxsize=4096)
-def _normalized(name: str) -> str:
+def normalized(name: str) -> str:
     """A field name as dlt names its column (`createdAt` -> `created_at`)."""
     return _naming.normalize_path(name)
 
@@ -73,39 +76,53 @@ class Quarantine(ItemTransform[Any, Any]):
     ) -> None:
         super().__init__(lambda item: item)
         self.table = table
-        self.declared = {_normalized(k): (k, v) for k, v in declared.items()}
+        self.declared = {normalized(k): (k, v) for k, v in declared.items()}
         self.primary_key = tuple(primary_key)
         self.required = tuple(c for c in required if c not in self.primary_key)
+        #: rows an earlier step (`bad_values.BadValues`) set aside, written with the next item
+        self._held: list[dict] = []
+        self._lock = threading.Lock()
+
+    def hold(self, rejected: list[dict]) -> None:
+        """Rows already set aside (`{"raw", "reason"}`), written with the next item."""
+        with self._lock:
+            self._held.extend(rejected)
+
+    def _take_held(self) -> list[dict]:
+        with self._lock:
+            held, self._held = self._held, []
+        return held
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
+        held = self._take_held()
         if isinstance(meta, TableNameMeta):
-            return item  # rows for another table
+            return self._split(item, held, meta) if held else item  # rows for another table
         rows = item if isinstance(item, list) else [item] if isinstance(item, dict) else None
         if not rows:
-            return item
-        good, bad = [], []
+            return self._split(item, held, meta) if held else item
+        good, bad = [], list(held)
         for row in rows:
             reasons = self.problems(row) if isinstance(row, dict) else []
             if reasons:
-                bad.append({"raw": _as_json(row), "reason": "; ".join(reasons)})
+                bad.append({"raw": raw_json(row), "reason": "; ".join(reasons)})
             else:
                 good.append(row)
         if not bad:
             return item
         return self._split(good, bad, meta)
 
-    def _split(self, good: list, bad: list, meta: Any) -> Iterator[Any]:
+    def _split(self, good: Any, bad: list, meta: Any) -> Iterator[Any]:
         # even empty, the page reaches the table: dlt then knows it was loaded without rows
         yield good if meta is None else DataItemWithMeta(meta, good)
         yield DataItemWithMeta(RejectedRows(self.table), bad)
 
     def problems(self, row: dict) -> list[str]:
         """Why `row` breaks the schema (empty: it does not), one phrase per field."""
-        fields = {_normalized(k): v for k, v in row.items()}
+        fields = {normalized(k): v for k, v in row.items()}
         found = []
         for keys, what in ((self.primary_key, "primary key"), (self.required, _NON_NULLABLE)):
             for key in keys:
-                name = _normalized(key)
+                name = normalized(key)
                 if fields.get(name) is None:
                     found.append(f"{key}: {'null' if name in fields else 'missing'} {what}")
         for name, (key, data_type) in self.declared.items():
@@ -135,8 +152,11 @@ def type_problem(value: Any, data_type: str) -> str | None:
     return None
 
 
-def _as_json(row: dict) -> str:
-    return json.dumps(row, ensure_ascii=False, default=str)
+def raw_json(row: dict) -> str:
+    """`row` as JSON text any warehouse stores: NUL written `\\u0000` (as JSON always does),
+    lone surrogates (not Unicode text) escaped too."""
+    text = json.dumps(row, ensure_ascii=False, default=str)
+    return json.dumps(row, default=str) if _SURROGATE.search(text) else text
 
 
 class DropRejected(ItemTransform[Any, Any]):
@@ -161,8 +181,9 @@ def quarantine_step(resource: ResourceSpec) -> Quarantine:
     )
 
 
-def add_quarantine(dlt_resource: DltResource, resource: ResourceSpec) -> None:
-    """`Quarantine` on `dlt_resource`, with the hints of its `<table>__rejected` variant."""
+def add_quarantine(dlt_resource: DltResource, resource: ResourceSpec) -> Quarantine:
+    """`Quarantine` on `dlt_resource`, with the hints of its `<table>__rejected` variant;
+    returns the step."""
     step = quarantine_step(resource)
     # a variant starts from the resource's hints: empty its columns (and keys, contract)
     # first, then set them
@@ -172,6 +193,7 @@ def add_quarantine(dlt_resource: DltResource, resource: ResourceSpec) -> None:
     )
     dlt_resource.apply_hints(write_disposition="append", columns=REJECTED_COLUMNS, **variant)
     dlt_resource.add_step(step)
+    return step
 
 
 def drop_rejected_in(child: DltResource) -> None:

@@ -21,10 +21,10 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -78,12 +78,7 @@ class BodyReader:
 
     def __call__(self, content: bytes, url: str) -> Any:
         """The parsed body; raises `ValueError` when it is not in the format."""
-        content = gunzipped(content, url)
-        if self.format == "jsonl":
-            return read_jsonl(content)
-        if self.format == "csv":
-            return read_csv(content, self.types)
-        return orjson.loads(content)  # a .gz URL of a JSON body
+        return FORMAT_READERS[self.format].body(gunzipped(content, url), self.types)
 
 
 def body_reader(resource: ResourceSpec) -> BodyReader | None:
@@ -128,6 +123,31 @@ def read_csv(content: bytes, types: Mapping[str, str]) -> list[dict[str, Any]]:
     return records
 
 
+def iter_csv(lines: Iterable[str], types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV text read line by line (a file of any size), typed by `types`;
+    raises `ValueError` on a malformed line."""
+    reader = csv.DictReader(lines)
+    parsers = {name: _PARSERS[kind] for name, kind in types.items() if kind in _PARSERS}
+    try:
+        for row in reader:
+            if None in row:
+                raise ValueError(f"line {reader.line_num} has more fields than the header")
+            yield {k: _value(v, parsers.get(k)) for k, v in row.items()}
+    except csv.Error as error:
+        raise ValueError(f"line {reader.line_num} is not CSV: {error}") from None
+
+
+def iter_jsonl(lines: Iterable[bytes]) -> Iterator[Any]:
+    """One JSON value per non-blank line, read line by line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"line {number} is not JSON: {error}") from None
+
+
 def _value(text: str | None, parse: Callable[[str], Any] | None) -> Any:
     if text is None or text == "":
         return None
@@ -137,3 +157,28 @@ def _value(text: str | None, parse: Callable[[str], Any] | None) -> Any:
         return parse(text)
     except ValueError:
         return text
+
+
+@dataclass(frozen=True)
+class FormatReader:
+    """How one `response_format` is read: a body in memory, and a file as it streams."""
+
+    #: a whole body (one page) and the declared column types -> its records (for `json`, the
+    #: parsed document, which dlt's `data_selector` then reads)
+    body: Callable[[bytes, Mapping[str, str]], Any]
+    #: a file of any size, read record by record; None: the file is read whole by `body`
+    stream: Callable[[IO[bytes], Mapping[str, str]], Iterator[Any]] | None = None
+
+
+def _csv_stream(stream: IO[bytes], types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    return iter_csv(io.TextIOWrapper(stream, "utf-8-sig", newline=""), types)
+
+
+#: The reader of each `response_format` (`endpoint.response_format` and an async job's
+#: `download.response_format`): the one registry of response formats (a new one is a value
+#: of the `ResponseFormat` literal and an entry here).
+FORMAT_READERS: dict[str, FormatReader] = {
+    "json": FormatReader(lambda content, types: orjson.loads(content)),
+    "jsonl": FormatReader(lambda content, types: read_jsonl(content), lambda s, t: iter_jsonl(s)),
+    "csv": FormatReader(read_csv, _csv_stream),
+}

@@ -25,6 +25,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dlt.pipeline.pipeline import Pipeline
 
+from restsync_assets.keys import resource_name
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 
 #: the column a soft-deleting resource's table gets, and its dlt hint
@@ -128,12 +129,9 @@ def _marked(client: Any, qualified: str, column: str) -> int:
 def _soft_deleting(spec: SourceSpec, event: Any) -> ResourceSpec | None:
     if not isinstance(event, MaterializeResult) or event.asset_key is None:
         return None
-    from restsync_assets.assets import asset_key
-
-    for resource in spec.resources:
-        if resource.deletes == "soft" and asset_key(spec, resource) == event.asset_key:
-            return resource
-    return None
+    name = resource_name(spec, event.asset_key)
+    resource = spec.resource(name) if name is not None else None
+    return resource if resource is not None and resource.deletes == "soft" else None
 
 
 def _summary(spec: SourceSpec, resource: ResourceSpec, marking: Marking) -> str:

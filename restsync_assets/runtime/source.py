@@ -15,10 +15,10 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
 from restsync_assets import settings
-from restsync_assets.partitions import Window
 from restsync_assets.resources import Credentials
-from restsync_assets.runtime import destination, soft_deletes
+from restsync_assets.runtime import async_jobs, destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
+from restsync_assets.runtime.bad_values import bad_values_step
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.fan_out import (
@@ -27,17 +27,27 @@ from restsync_assets.runtime.fan_out import (
     with_fanned_children,
     with_for_each,
 )
+from restsync_assets.runtime.http.concurrency import AdaptiveConcurrency
+from restsync_assets.runtime.http.page_series import series_of
+from restsync_assets.runtime.http.pages import page_check
 from restsync_assets.runtime.http.rate_limit import limiter_for
 from restsync_assets.runtime.http.renewable import RenewableAuth
 from restsync_assets.runtime.http.response_rules import ResponseRules
 from restsync_assets.runtime.http.retry import RetryPolicy
-from restsync_assets.runtime.http.session import RestsyncSession, Route
-from restsync_assets.runtime.quarantine import add_quarantine, drop_rejected_in
+from restsync_assets.runtime.http.session import (
+    RequestCounts,
+    ResourceAuth,
+    RestsyncSession,
+    Route,
+)
+from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
+from restsync_assets.runtime.quarantine import Quarantine, add_quarantine, drop_rejected_in
 from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.runtime.request_values import run_time, with_request_values
 from restsync_assets.runtime.response_formats import body_reader
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
+from restsync_assets.runtime.window import Window
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
 from restsync_assets.specs.selectors import compile_jsonpath
 
@@ -47,24 +57,51 @@ def build_source(
     credentials: Credentials,
     resources: Sequence[str] | None = None,
     window: Window | None = None,
+    selected: Sequence[str] | None = None,
+    counts: RequestCounts | None = None,
 ) -> DltSource:
     """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session.
 
     `resources` limits the source to those resources (a partition group); `window` is the time
-    window of a partitioned run, written into each partitioned resource's request.
+    window of a partitioned run, written into each partitioned resource's request. `selected`:
+    the resources whose assets the run materializes (None: all); an incremental parent that
+    only drives a selected child scans in full (`known_parents.scanned_in_full`). `counts`
+    receives the requests and retries of each resource.
     """
     transforms = record_transforms(spec)
-    written = source_config(spec, credentials, window)
-    config = with_per_parent_cursors(spec, written, transforms)
-    config = with_fanned_children(spec, with_for_each(spec, config, written), written)
+    scanned = scanned_in_full(spec, selected)
+    config = source_config(spec, credentials, window, counts)
+    session = config["client"]["session"]
+    for resource in config["resources"]:
+        if resource["name"] in scanned:
+            resource["endpoint"] = without_incremental(resource["endpoint"])
+    # `endpoint.async_job`: such resources are built by `async_jobs`, not by dlt's rest_api
+    config, job_configs = async_jobs.split_config(spec, config)
+    written, rest_api_spec = config, async_jobs.without_jobs(spec)
+    config = with_per_parent_cursors(rest_api_spec, config, transforms, scanned)
+    config = with_for_each(rest_api_spec, config, written)
+    config = with_fanned_children(rest_api_spec, config, written)
     source = rest_api_source(config, name=spec.name)
+    async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)
-    add_quarantines(spec, source)
+    add_bad_value_guards(spec, source, add_quarantines(spec, source))
     if settings.arrow_pages() and destination.takes_parquet():
         add_arrow_pages(spec, source)
     if settings.read_ahead():
         add_read_ahead(spec, source)
-    return source.with_resources(*resources) if resources is not None else source
+    chosen = source.with_resources(*resources) if resources is not None else source
+    chosen.restsync_session = session  # see `finish`
+    return chosen
+
+
+def finish(source: DltSource) -> str | None:
+    """After a run of `source`: drop the pages fetched ahead that nobody took; with
+    `client.concurrency: auto`, the line stating the level it settled on (for the run log)."""
+    session = getattr(source, "restsync_session", None)
+    if not isinstance(session, RestsyncSession):
+        return None
+    session.close()
+    return session.adaptive.summary() if session.adaptive is not None else None
 
 
 def record_transforms(spec: SourceSpec) -> dict[str, RecordTransforms]:
@@ -82,28 +119,54 @@ def add_transform_steps(
             source.resources[resource.name].add_step(TransformStep(transforms[resource.name]))
 
 
-def add_quarantines(spec: SourceSpec, source: DltSource) -> None:
+def add_quarantines(spec: SourceSpec, source: DltSource) -> dict[str, Quarantine]:
     """`on_invalid: quarantine`: each such resource sets its bad rows aside (see `quarantine`),
-    and its children never see them."""
+    and its children never see them. Returns each such resource's `Quarantine` step."""
+    steps = {}
     for resource in spec.resources:
         if resource.on_invalid != "quarantine":
             continue
-        add_quarantine(source.resources[resource.name], resource)
+        steps[resource.name] = add_quarantine(source.resources[resource.name], resource)
         for child in spec.children(resource.name):
             drop_rejected_in(source.resources[child.name])
+    return steps
+
+
+def add_bad_value_guards(
+    spec: SourceSpec, source: DltSource, quarantines: dict[str, Quarantine]
+) -> None:
+    """Every resource strips NUL from its strings and stops at (or, quarantined, sets aside)
+    rows no warehouse can load (see `bad_values`)."""
+    for resource in spec.resources:
+        step = bad_values_step(resource, spec.path, quarantines.get(resource.name))
+        source.resources[resource.name].add_step(step)
 
 
 def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
     """Every top-level resource fetches its next page while dlt handles the current one (see
-    `read_ahead`). Not with `client.concurrency` > 1: dlt's worker pool then drives the
-    resources (`parallelized`), one `next()` at a time."""
-    if spec.concurrency > 1:
-        return
+    `read_ahead`), on a thread of its own, whatever `client.concurrency`: the pages already
+    fetched (ahead, `client.concurrency` at once: `runtime.http.page_series`) then reach dlt
+    joined into items of up to `read_ahead.BATCH_ROWS` rows, so dlt's fixed cost per item is
+    paid per batch, not per page. At `client.concurrency` > 1 parents and children stay on
+    dlt's worker pool (`parallelized`, see `reads_ahead_at_concurrency`)."""
     for resource in spec.resources:
-        if resource.parent is None:
+        if resource.parent is None and resource.async_job is None:
+            if spec.concurrency > 1 and not reads_ahead_at_concurrency(spec, resource):
+                continue  # a parent: dlt's worker pool drives it (`parallelized`)
             pipe = source.resources[resource.name]._pipe
             depth = 1 if stops_early(resource) else READ_AHEAD_DEPTH
             pipe.replace_gen(with_read_ahead(pipe.gen, resource.name, depth))
+
+
+def reads_ahead_at_concurrency(spec: SourceSpec, resource: ResourceSpec) -> bool:
+    """Whether a resource reads ahead on a thread of its own at `client.concurrency` > 1
+    rather than on dlt's worker pool: a top-level resource without children (its pages,
+    fetched ahead, then reach dlt in batches). Parents stay on the pool, where their
+    children's fetches run (measured: P2's fan-out was not faster with parents reading
+    ahead)."""
+    return (
+        resource.parent is None and resource.async_job is None and not spec.children(resource.name)
+    )
 
 
 def stops_early(resource: ResourceSpec) -> bool:
@@ -132,23 +195,24 @@ def add_arrow_pages(spec: SourceSpec, source: DltSource) -> None:
         arrow_resource.apply_hints(columns=DLT_COLUMNS)
 
 
-def source_config(spec: SourceSpec, credentials: Credentials, window: Window | None = None) -> dict:
-    """The `RESTAPIConfig` dict handed to dlt: restsync's objects in dlt's config shape."""
+def source_config(
+    spec: SourceSpec,
+    credentials: Credentials,
+    window: Window | None = None,
+    counts: RequestCounts | None = None,
+) -> dict:
+    """The `RESTAPIConfig` dict handed to dlt: restsync's objects in dlt's config shape
+    (`counts`: where the session counts each resource's requests)."""
     base_url = (credentials.base_url or spec.base_url).rstrip("/")
     auth = build_auth(spec, credentials)
     session = RestsyncSession(
+        concurrency=spec.concurrency,
+        adaptive=AdaptiveConcurrency(spec.name, spec.concurrency)
+        if spec.concurrency_auto
+        else None,
         source=spec.name,
         base_url=base_url,
-        routes=[
-            Route(
-                r.name,
-                r.endpoint["path"],
-                RetryPolicy.from_handler(r.error_handler),
-                read_body=body_reader(r),
-                rules=ResponseRules(r.error_handler.response_rules) or None,
-            )
-            for r in spec.resources
-        ],
+        routes=[route(spec, r) for r in spec.resources],
         default_policy=RetryPolicy(),
         auth=auth if isinstance(auth, RenewableAuth) else None,
         secrets=lambda: [
@@ -156,6 +220,7 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
             *(auth.secrets() if isinstance(auth, RenewableAuth) else []),
         ],
         rate_limiter=limiter_for(spec),
+        counts=counts,
     )
     # `client.rate_limit` is restsync's (dlt's client takes no such key): it lives in the
     # session, and the client dict dlt gets is built from the model, never the YAML
@@ -175,10 +240,40 @@ def source_config(spec: SourceSpec, credentials: Credentials, window: Window | N
                 endpoint[where] = with_secrets(endpoint[where], credentials)
         if endpoint.get("auth") is not None:
             endpoint["auth"] = build_auth(spec, credentials, endpoint["auth"])
+        # every request of the resource carries its name to the session (see `ResourceAuth`)
+        endpoint["auth"] = ResourceAuth(resource["name"], endpoint.get("auth", auth))
     if spec.concurrency > 1:  # dlt then fetches each parent's children on a worker thread
-        for resource in resources:
+        reading_ahead = settings.read_ahead()
+        for resource, model in zip(resources, spec.resources, strict=True):
+            if reading_ahead and reads_ahead_at_concurrency(spec, model):
+                continue  # on a read-ahead thread of its own instead (`add_read_ahead`)
             resource.setdefault("parallelized", True)
     return {"client": client, "resources": resources}
+
+
+def route(spec: SourceSpec, resource: ResourceSpec) -> Route:
+    """How the session handles the resource's requests: its `error_handler`, its body format
+    and what makes one of its pages incomplete (see `runtime.http.pages`). An async job's
+    requests (create, poll, abort: JSON; downloads: streamed and read by `async_jobs`) keep
+    only the retry policy. Pages numbered in the query string (offset, page number) are
+    fetched ahead, `client.concurrency` at once (`runtime.http.page_series`), except where dlt
+    may stop early (`stops_early`). The content rules (`error_handler.response_rules`) are
+    compiled here, once per run."""
+    if resource.async_job is not None:
+        return Route(resource.name, RetryPolicy.from_handler(resource.error_handler))
+    paginator = resource.paginator or spec.client_paginator
+    return Route(
+        resource.name,
+        RetryPolicy.from_handler(resource.error_handler),
+        read_body=body_reader(resource),
+        rules=ResponseRules(resource.error_handler.response_rules) or None,
+        check=page_check(
+            resource.data_selector,
+            resource.paginator or spec.client_paginator,
+            resource.endpoint.get("response_actions"),
+        ),
+        series=None if stops_early(resource) else series_of(paginator, resource.data_selector),
+    )
 
 
 def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, Any]:

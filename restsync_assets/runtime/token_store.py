@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,11 +45,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from restsync_assets import settings
-from restsync_assets.runtime.http.errors import OAuth2Error
+from restsync_assets.runtime.token_backend import Backend, TokenStoreError, fingerprint
 
 __all__ = [
     "FileBackend",
@@ -70,34 +69,6 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def store_path(source: str, directory: Path | None = None) -> Path:
     """`<directory, default the pipelines dir>/<source>.refresh_token`."""
     return (directory or settings.pipelines_dir()) / f"{source}.refresh_token"
-
-
-def fingerprint(source: str, token: str) -> str:
-    """Salted SHA-256 of a token: compared, stored and shown instead of the token itself."""
-    return hashlib.sha256(f"restsync/{source}/{token}".encode()).hexdigest()
-
-
-class TokenStoreError(OAuth2Error):
-    """The token store cannot be used (one line, no secret): a token cannot be shared."""
-
-
-class Backend(Protocol):
-    """Where one spec's rotated refresh token is kept."""
-
-    where: str
-
-    def read(self) -> dict[str, Any] | None:
-        """The stored payload (`refresh_token`, `configured_sha256`, ...), None when none."""
-
-    def compare_and_set(self, expected: str | None, payload: dict[str, Any]) -> bool:
-        """Store `payload` only if the stored token's fingerprint is `expected` (None: no
-        token stored); False when another worker stored one meanwhile."""
-
-    def lease(self) -> contextlib.AbstractContextManager[None]:
-        """Held by one worker at a time around re-read, token request and write."""
-
-    def clear(self) -> None:
-        """Remove the stored token."""
 
 
 class RefreshTokenStore:

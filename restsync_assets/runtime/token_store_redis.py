@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from .http.masking import mask, mask_url, register_secret
 from .http.retry import current_clock
-from .token_store import TokenStoreError, fingerprint
+from .token_backend import TokenStoreError, fingerprint
 
 __all__ = ["KEY_PREFIX", "LEASE_SECONDS", "RedisBackend", "key_of"]
 

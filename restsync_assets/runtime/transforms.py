@@ -30,21 +30,110 @@ from dlt.extract import DltResource
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources.rest_api import paginate_dependent_resource, record_endpoint_input
 
+from restsync_assets.errors import RestsyncError
+from restsync_assets.runtime.known_parents import is_parents_done
 from restsync_assets.specs.model import TransformsSpec
-from restsync_assets.specs.templates import CompiledTemplate, TemplateError, compile_template
-from restsync_assets.specs.validate.transforms import is_template
+from restsync_assets.specs.templates import (
+    CompiledTemplate,
+    TemplateError,
+    compile_template,
+    is_template,
+)
 
 #: rest_api resource config keys that are not dlt resource hints
 NOT_HINTS = ("endpoint", "include_from_parent", "parallelized", "processing_steps")
 _MISSING = object()
 
 
-class TransformError(ValueError):
+class TransformError(RestsyncError, ValueError):
     """A template failed on a row: one line naming the resource and the key."""
+
+    kind = "data"
 
 
 def _split(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
+
+
+#: One key of `transforms`, compiled: `(row, context)` -> the row (changed in place; it is
+#: the step's own copy) or None when the row is dropped. `context` holds the row as it came
+#: (`record`) and, on a child, its parent's row (`parent`).
+Step = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
+
+
+def _evaluate(template: CompiledTemplate, resource: str, key: str, context: dict[str, Any]) -> Any:
+    try:
+        return template.evaluate(**context)
+    except TemplateError as error:
+        problem = str(error)
+    # raised outside the handler: with the TemplateError as its context, a run's failure
+    # line (`failures.explain`, the deepest restsync error) would lose resource and key
+    raise TransformError(f"resource {resource}: {key}: {problem}")
+
+
+def record_filter(template: str, resource: str) -> Step:
+    """`record_filter`: rows for which the expression is false are dropped."""
+    compiled = compile_template(template)
+
+    def step(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any] | None:
+        return row if _evaluate(compiled, resource, "record_filter", context) else None
+
+    return step
+
+
+def add_fields(fields: dict[str, Any], resource: str) -> Step:
+    """`add_fields`: each path set to its literal value (a copy per row) or template's value."""
+    added = tuple(
+        (name, _split(name), compile_template(v) if is_template(v) else v)
+        for name, v in fields.items()
+    )
+
+    def step(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        for name, path, value in added:
+            if isinstance(value, CompiledTemplate):
+                value = _evaluate(value, resource, f"add_fields.{name}", context)
+            else:
+                value = copy.deepcopy(value)  # a literal list or mapping: one copy per row
+            _set(row, path, value)
+        return row
+
+    return step
+
+
+def remove_fields(fields: tuple[str, ...], resource: str) -> Step:
+    """`remove_fields`: each path removed (absent ones are left alone)."""
+    paths = tuple(_split(f) for f in fields)
+
+    def step(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        for path in paths:
+            _pop(row, path)
+        return row
+
+    return step
+
+
+def rename_fields(renames: dict[str, str], resource: str) -> Step:
+    """`rename_fields`: each old path's value moved to its new path (when present)."""
+    pairs = tuple((_split(old), _split(new)) for old, new in renames.items())
+
+    def step(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        for old, new in pairs:
+            value = _pop(row, old)
+            if value is not _MISSING:
+                _set(row, new, value)
+        return row
+
+    return step
+
+
+#: `factory(the key's value, resource name)` of each key of `TransformsSpec`, in the order
+#: the steps apply: the one registry of transforms (a new one is a model field and an entry).
+TRANSFORM_STEPS: dict[str, Callable[[Any, str], Step]] = {
+    "record_filter": record_filter,
+    "add_fields": add_fields,
+    "remove_fields": remove_fields,
+    "rename_fields": rename_fields,
+}
 
 
 class RecordTransforms:
@@ -52,13 +141,11 @@ class RecordTransforms:
 
     def __init__(self, spec: TransformsSpec, resource: str) -> None:
         self.resource = resource
-        self.filter = compile_template(spec.record_filter) if spec.record_filter else None
-        self.add = tuple(
-            (name, _split(name), compile_template(v) if is_template(v) else v)
-            for name, v in spec.add_fields.items()
+        self.steps = tuple(
+            factory(value, resource)
+            for key, factory in TRANSFORM_STEPS.items()
+            if (value := getattr(spec, key))
         )
-        self.remove = tuple(_split(f) for f in spec.remove_fields)
-        self.rename = tuple((_split(old), _split(new)) for old, new in spec.rename_fields.items())
 
     def page(self, rows: list[Any], parent: dict[str, Any] | None = None) -> list[Any]:
         """The page's rows transformed; the rows the filter drops are left out."""
@@ -74,31 +161,12 @@ class RecordTransforms:
         if not isinstance(record, dict):
             return record
         context = {"record": record} if parent is None else {"record": record, "parent": parent}
-        if self.filter is not None and not self._evaluate(self.filter, "record_filter", context):
-            return None
-        row = dict(record)
-        for name, path, value in self.add:
-            if isinstance(value, CompiledTemplate):
-                value = self._evaluate(value, f"add_fields.{name}", context)
-            else:
-                value = copy.deepcopy(value)  # a literal list or mapping: one copy per row
-            _set(row, path, value)
-        for path in self.remove:
-            _pop(row, path)
-        for old, new in self.rename:
-            value = _pop(row, old)
-            if value is not _MISSING:
-                _set(row, new, value)
+        row: dict[str, Any] | None = dict(record)
+        for step in self.steps:
+            row = step(row, context)
+            if row is None:
+                return None
         return row
-
-    def _evaluate(self, template: CompiledTemplate, key: str, context: dict[str, Any]) -> Any:
-        try:
-            return template.evaluate(**context)
-        except TemplateError as error:
-            problem = str(error)
-        # raised outside the handler: with the TemplateError as its context, a run's failure
-        # line (`failures.explain`, the deepest restsync error) would lose resource and key
-        raise TransformError(f"resource {self.resource}: {key}: {problem}")
 
 
 def _set(row: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -135,6 +203,8 @@ class TransformStep(ItemTransform[Any, dict[str, Any]]):
         self.transforms = transforms
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
+        if is_parents_done(meta):
+            return item  # the empty page that tells children the parent is done
         if isinstance(item, list):
             return self.transforms.page(item) or None
         if isinstance(item, dict):

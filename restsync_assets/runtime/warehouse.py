@@ -10,28 +10,23 @@ for DuckDB), so it never meets a load halfway nor fails on DuckDB's file lock.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from restsync_assets import settings
-from restsync_assets.text import causes
+from restsync_assets.errors import RestsyncError
 
 if TYPE_CHECKING:
     from dlt.common.destination import Destination
 
     from restsync_assets.specs.model import SourceSpec
 
-#: An example of each destination's credentials, shown when they are missing.
-CREDENTIAL_EXAMPLES = {
-    "postgres": "postgresql://USER:PASSWORD@HOST:5432/DATABASE (an empty password still needs"
-    " the ':', as in postgresql://postgres:@127.0.0.1:5432/restsync)",
-}
 
-
-class WarehouseError(RuntimeError):
+class WarehouseError(RestsyncError, RuntimeError):
     """The warehouse is not configured or cannot be reached. The message is one line."""
+
+    kind = "warehouse"
 
 
 def duckdb_file(target: Destination) -> Path | None:
@@ -131,6 +126,7 @@ def reading(
 ) -> Iterator[Warehouse]:
     """The warehouse `spec`'s loads write, open for reading under the loads' lock."""
     from restsync_assets.runtime.destination import build_pipeline, destination
+    from restsync_assets.runtime.failures import warehouse_problem
     from restsync_assets.runtime.locks import exclusive, lock_path
 
     with exclusive(lock_path(spec), on_wait=on_wait):
@@ -144,7 +140,7 @@ def reading(
             sql = client.sql_client
             sql.__enter__()
         except Exception as error:
-            problem = explain(error) or f"{target.destination_name} warehouse: {error}"
+            problem = warehouse_problem(error) or f"{target.destination_name} warehouse: {error}"
             raise WarehouseError(problem.strip().splitlines()[0]) from None
         try:
             if hasattr(sql, "create_views_for_all_tables"):  # files (filesystem): views on them
@@ -169,90 +165,3 @@ def location(target: Destination, client: Any = None) -> str:
         return mask_text(f"{target.destination_name} {credentials}", [])
     bucket = getattr(config, "bucket_url", None)
     return f"{target.destination_name} {bucket}" if bucket else target.destination_name
-
-
-def describe(specs: Sequence[SourceSpec]) -> tuple[str, bool]:
-    """Where the specs' warehouse is, and whether it holds nothing restsync loaded."""
-    from restsync_assets.runtime.destination import destination
-
-    place, empty = location(destination(read_only=True)), True
-    for spec in specs:
-        with reading(spec) as warehouse:
-            place = warehouse.location
-            empty = empty and not warehouse.has_table("_dlt_loads")
-    return place, empty
-
-
-#: How drivers say that they could not reach or log into the database (psycopg2's and
-#: libpq's wording), besides dlt's own `DestinationConnectionError`.
-_CANNOT_CONNECT = ("connection to server", "could not connect", "could not translate host")
-
-
-def _cap_advice() -> str:
-    limit = settings.user_duckdb_memory_limit()
-    if limit:
-        return f"under RESTSYNC_DUCKDB_MEMORY_LIMIT={limit}: raise it or unset it, then run again"
-    return (
-        f"under restsync's default cap ({settings.default_duckdb_memory_limit()}): set"
-        " RESTSYNC_DUCKDB_MEMORY_LIMIT higher (e.g. 1GB), then run again"
-    )
-
-
-def explain(error: BaseException) -> str | None:
-    """One line for a warehouse that is not configured or cannot be reached, else None."""
-    from dlt.common.configuration.exceptions import ConfigFieldMissingException
-    from dlt.destinations.exceptions import DestinationConnectionError
-
-    from restsync_assets.runtime.http.masking import mask_text
-
-    name = settings.destination_name()
-    key = f"DESTINATION__{name.upper()}__CREDENTIALS"
-    example = CREDENTIAL_EXAMPLES.get(name)
-    fix = f"set {key}" + (f" to {example}" if example else "")
-    for cause in reversed(causes(error)):  # the deepest cause says it best
-        text = str(cause).strip()
-        first = text.splitlines()[0] if text else type(cause).__name__
-        if isinstance(cause, ConfigFieldMissingException):
-            return (
-                f"{name} warehouse: credentials missing or incomplete ({', '.join(cause.fields)}):"
-                f" {fix} (or [destination.{name}] credentials in .dlt/secrets.toml)"
-            )
-        if type(cause).__name__ == "ArgumentError" and "URL" in text:
-            return f"{name} warehouse: the credentials are not a URL ({first}): {fix}"
-        if type(cause).__name__ == "OutOfMemoryException" and name == "duckdb":
-            return f"duckdb warehouse: DuckDB ran out of memory loading ({first}) {_cap_advice()}"
-        if isinstance(cause, DestinationConnectionError) or any(
-            marker in text for marker in _CANNOT_CONNECT
-        ):
-            if isinstance(cause, DestinationConnectionError):
-                inner = str(cause.inner_exc).strip()
-                first = inner.splitlines()[0] if inner else first
-            return mask_text(f"{name} warehouse: cannot connect ({first}): check {key}", [])
-    return None
-
-
-# --------------------------------------------------------------------------- DuckDB helpers
-
-
-def table_ids(dataset: str, table: str, path: Path | None = None) -> list | None:
-    """Every `id` of `dataset.table` of a DuckDB file, or None when the file or table is missing."""
-    return query(f'select id from "{dataset}"."{table}"', path, scalar_rows=True)
-
-
-def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> list | None:
-    """Run `sql` on a DuckDB file (default: the configured one), read-only and under the
-    loads' lock on `<file>.lock`; None when the file or a table in the query is missing."""
-    import duckdb
-
-    from restsync_assets.runtime.locks import exclusive
-
-    path = path or settings.duckdb_path()
-    with exclusive(path.with_name(path.name + ".lock")):
-        if not path.exists():
-            return None
-        with duckdb.connect(str(path), read_only=True) as con:
-            try:
-                rows = con.execute(sql).fetchall()
-            except duckdb.CatalogException:
-                return None
-    return [r[0] for r in rows] if scalar_rows else rows

@@ -6,7 +6,7 @@ import copy
 import threading
 from collections.abc import Callable
 
-from . import exports, logins, routes, vendors
+from . import exports, logins, reports, routes, vendors
 from .auth import TOKEN_PATHS, TokenStore, require_bearer, token_endpoint
 from .data import RESOURCES, SANDBOX_SPECS, SORT_KEYS, build_dataset
 from .faults import FaultPlan
@@ -37,6 +37,7 @@ class SandboxApp:
         self.default_host = "127.0.0.1"
         self._data = {**build_dataset(), **vendors.build_dataset(), **exports.build_dataset()}
         self._lock = threading.RLock()
+        self.reports = reports.Reports()
 
     # ------------------------------------------------------------------ dataset access
 
@@ -81,10 +82,13 @@ class SandboxApp:
         subpath = "/" + rest
         route = params = None
         if first == exports.NAME:
-            request.spec = first
+            request.spec, request.resource = first, exports.resource_for(subpath)
             with self._lock:
                 data = copy.deepcopy(self._data[first])
-            return exports.render(request, subpath, data)
+            return self._with_faults(request, lambda: exports.render(request, subpath, data))
+        if first == reports.NAME:
+            request.spec = first
+            return self.reports.render(request, subpath)
         if first in SANDBOX_SPECS or first in vendors.VENDORS:
             request.spec = first
             if subpath in (TOKEN_PATHS.get(first), logins.LOGIN_PATHS.get(first)):
@@ -93,9 +97,14 @@ class SandboxApp:
                 route, params = found
                 request.resource = route.resource
 
+        return self._with_faults(request, lambda: self._serve(request, route, params))
+
+    def _with_faults(self, request: IncomingRequest, answer: Callable[[], Response]) -> Response:
+        """The answer to `request` through the fault plan (`answer()`: the normal one)."""
+
         def serve() -> Response:
             try:
-                return self._serve(request, route, params)
+                return answer()
             except ApiError as error:
                 return error.response
 

@@ -14,7 +14,10 @@ for `endpoint.response_format` and the record transforms; none of the seed specs
   page ends), ``page`` (``page`` from 1 and ``per_page``, an empty page ends) and ``link``
   (``page``/``per_page`` with an RFC 8288 ``Link: <...>; rel="next"`` header while more rows
   follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
-  serves it with ``Content-Encoding: gzip``.
+  serves it with ``Content-Encoding: gzip``;
+* ``/v1/parts/{resource}-{n}.{fmt}`` (``.gz`` too) - an export in numbered files of
+  ``per_page`` rows (default 100): part ``n`` links the next part, a path of its own, with
+  ``Link: <.../{resource}-{n+1}.{fmt}>; rel="next"`` while more rows follow.
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ _FEED = re.compile(
     r"^/v1/(?P<paging>offset|page|link)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
     r"\.(?P<fmt>json|jsonl|csv)(?P<gz>\.gz)?$"
 )
+_PART = re.compile(
+    r"^/v1/parts/(?P<resource>events|readings)-(?P<part>[1-9][0-9]*)"
+    r"\.(?P<fmt>json|jsonl|csv)(?P<gz>\.gz)?$"
+)
 _CHILD = re.compile(r"^/v1/batches/(?P<batch_id>[^/]+)/events$")
 _CONTENT_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
 
@@ -144,6 +151,16 @@ def _int(query: dict[str, str], name: str, default: int, low: int) -> int:
     return int_param(query, name, default, low, MAX_QUERY_INT)
 
 
+def resource_for(subpath: str) -> str | None:
+    """The resource a path under ``/exports`` serves (None: no such path), for faults."""
+    if subpath == "/v1/batches":
+        return "batches"
+    if _CHILD.match(subpath):
+        return "events"
+    match = _FEED.match(subpath) or _PART.match(subpath)
+    return match["resource"] if match else None
+
+
 def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) -> Response:
     """Answer a GET under ``/exports`` from ``data`` (the vendor's rows)."""
     if request.method != "GET":
@@ -156,17 +173,21 @@ def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) 
         rows = [r for r in data["events"] if str(r["batch_id"]) == child["batch_id"]]
         offset = _int(request.query, "offset", 0, 0)
         return Response(200, {"data": rows[offset : offset + _int(request.query, "limit", 100, 1)]})
-    feed = _FEED.match(subpath)
-    if feed is None:
+    match = _FEED.match(subpath) or _PART.match(subpath)
+    if match is None:
         raise ApiError(404, "not_found", f"no route for {request.path}")
+    feed = match.groupdict()
     request.resource = feed["resource"]
-    rows, headers = _page(feed["paging"], data[feed["resource"]], request)
+    if "part" in feed:
+        rows, headers = _part(int(feed["part"]), data[feed["resource"]], request)
+    else:
+        rows, headers = _page(feed["paging"], data[feed["resource"]], request)
     fields = READING_FIELDS if feed["resource"] == "readings" else EVENT_FIELDS
     body = serialize(rows, feed["fmt"], fields)
     content_type = _CONTENT_TYPES[feed["fmt"]]
     if feed["gz"]:
         body, content_type = gzip.compress(body), "application/gzip"
-    elif feed["encoded"]:
+    elif feed.get("encoded"):
         body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
     return Response(200, None, headers, raw=body, content_type=content_type)
 
@@ -184,6 +205,18 @@ def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list
         following = urlencode({**query, "page": page + 1})
         headers["Link"] = f'<http://{host}{request.path}?{following}>; rel="next"'
     return selected, headers
+
+
+def _part(part: int, rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:
+    """The rows of export part `part` and a `Link` to the next part (another path) if any."""
+    size = _int(request.query, "per_page", 100, 1)
+    headers = {}
+    if part * size < len(rows):
+        host = request.headers.get("host", "127.0.0.1")
+        following = request.path.replace(f"-{part}.", f"-{part + 1}.", 1)
+        query = f"?{urlencode(request.query)}" if request.query else ""
+        headers["Link"] = f'<http://{host}{following}{query}>; rel="next"'
+    return rows[(part - 1) * size : part * size], headers
 
 
 def serialize(rows: list[dict], fmt: str, fields: tuple[str, ...] = EVENT_FIELDS) -> bytes:

@@ -39,6 +39,11 @@ repeat_cursor         ``paging.next_link`` points at the page just served (a cur
 total, has_more       ``mode``: ``"missing"``, ``"null"``, ``"string"`` (the right value as a
                       string) or ``"garbage"`` (an unparseable string)
 html                  status 200 with an HTML maintenance page
+error_body            status 200 (or ``status``) with a JSON error body and no records, as
+                      many APIs answer during an outage; ``body`` replaces the default
+                      ``{"error": {"code": "backend_unavailable", ...}}``
+truncated             the answer's body cut short after ``after_bytes`` (default: half),
+                      its ``Content-Length`` the cut length: well framed, but not whole
 empty_page            the page's records are ``[]``
 null_page             the page's records are ``null``
 shift_rows            before serving, ``count`` new rows are inserted at the front of the
@@ -50,6 +55,12 @@ type_change           ``field`` of every record of the page is turned into a str
                       (``to="string"``), a number (``to="number"``) or ``to(value)``
 new_field             every record of the page gets ``name`` = ``value`` (a constant or a
                       function of the row)
+enforce_rate          at most ``requests`` per fixed window of ``per`` seconds (default 1,
+                      by the plan's clock) per ``Authorization``; beyond it 429 with
+                      ``Retry-After`` (whole seconds to the window's end); ``headers``:
+                      ``"x"`` (``X-RateLimit-Remaining``/``-Reset``, seconds), ``"ietf"``
+                      (``RateLimit: "default";r=N;t=S`` and ``RateLimit-Policy``) or None.
+                      ``fired`` counts the 429s, ``served`` the requests let through
 ===================== ====================================================================
 
 The request log (:attr:`Sandbox.requests`) names the faults each request got.
@@ -59,6 +70,7 @@ The request log (:attr:`Sandbox.requests`) names the faults each request got.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -72,7 +84,7 @@ from .models import IncomingRequest, Response
 __all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "demo_plan"]
 
 #: Faults answered instead of the normal response.
-_REPLACING = {"rate_limit", "status", "token_down", "html"}
+_REPLACING = {"rate_limit", "status", "token_down", "html", "error_body"}
 #: Faults applied to the state before the request is served.
 _BEFORE = {"revoke_token", "rotate_refresh_token", "shift_rows"}
 #: Faults applied to the JSON body of a normal 200 answer.
@@ -88,13 +100,18 @@ _BODY = {
     "new_field",
 }
 #: Faults in the transport.
-_TRANSPORT = {"reset", "slow"}
-FAULT_KINDS = frozenset(_REPLACING | _BEFORE | _BODY | _TRANSPORT)
+_TRANSPORT = {"reset", "slow", "truncated"}
+#: Faults that decide whether the request is served at all.
+_GATES = {"enforce_rate"}
+FAULT_KINDS = frozenset(_REPLACING | _BEFORE | _BODY | _TRANSPORT | _GATES)
 
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
     b"<body><h1>We'll be back soon</h1><p>Scheduled maintenance in progress.</p></body></html>\n"
 )
+
+#: the body of an `error_body` fault: an outage answered with 200 (no records)
+ERROR_BODY = {"error": {"code": "backend_unavailable", "message": "the search backend timed out"}}
 
 
 class Fault:
@@ -133,6 +150,9 @@ class Fault:
         """Requests this rule matched so far."""
         self.fired = 0
         """Times this fault was injected so far."""
+        self.served = 0
+        """`enforce_rate`: requests let through."""
+        self.windows: dict[str, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         where = "/".join(p for p in (self.spec, self.resource) if p) or "*"
@@ -198,13 +218,18 @@ class FaultPlan:
         if override is not None:
             return override
         with self._lock:
-            firing = [f for f in self.faults if f.count(request)]
+            firing = [f for f in self.faults if f.kind not in _GATES and f.count(request)]
         request.faults.extend(f.kind for f in firing)
         for fault in firing:
             if fault.kind in _BEFORE:
                 self._before(fault, request, app)
+        gates = [f for f in self.faults if f.kind in _GATES and f.matches(request)]
+        limited, rate_headers = self._enforce(gates, request)
+        if limited is not None:
+            return limited
         replacing = next((f for f in firing if f.kind in _REPLACING), None)
         response = self._replacement(replacing, request) if replacing else serve()
+        response.headers = {**response.headers, **rate_headers}
         if response.status == 200 and response.raw is None:
             body_faults = [f for f in firing if f.kind in _BODY]
             if body_faults:
@@ -218,7 +243,37 @@ class FaultPlan:
             elif fault.kind == "reset":
                 after = fault.options.get("after_bytes")
                 response.reset_after = len(response.payload()) // 2 if after is None else after
+            elif fault.kind == "truncated":
+                payload, after = response.payload(), fault.options.get("after_bytes")
+                response.raw = payload[: len(payload) // 2 if after is None else after]
         return response
+
+    def _enforce(
+        self, gates: list[Fault], request: IncomingRequest
+    ) -> tuple[Response | None, dict[str, str]]:
+        """`enforce_rate`: a 429 past the budget, else the headers stating what is left."""
+        headers: dict[str, str] = {}
+        for fault in gates:
+            limit, per = int(fault.options["requests"]), float(fault.options.get("per", 1.0))
+            now = self.clock()
+            window = int(now // per)
+            token = request.headers.get("authorization", "")
+            with self._lock:
+                seen, used = fault.windows.get(token, (window, 0))
+                used = (used if seen == window else 0) + 1
+                fault.windows[token] = (window, used)
+                if used > limit:
+                    fault.fired += 1
+                else:
+                    fault.served += 1
+            reset = (window + 1) * per - now
+            headers.update(_rate_headers(fault.options.get("headers"), limit, per, used, reset))
+            if used > limit:
+                request.faults.append(fault.kind)
+                retry = {"Retry-After": str(max(1, math.ceil(reset)))}
+                body = {"error": "rate_limited", "error_description": "slow down"}
+                return Response(429, body, {**headers, **retry}), headers
+        return None, headers
 
     def _before(self, fault: Fault, request: IncomingRequest, app: Any) -> None:
         if fault.kind == "revoke_token":
@@ -239,6 +294,10 @@ class FaultPlan:
         opts = fault.options
         if fault.kind == "html":
             return Response(200, None, raw=HTML_PAGE, content_type="text/html; charset=utf-8")
+        if fault.kind == "error_body":
+            body = opts.get("body", ERROR_BODY)
+            body = body(request) if callable(body) else body
+            return Response(int(opts.get("status", 200)), body)
         if fault.kind == "rate_limit":
             status, body = 429, {"error": "rate_limited", "error_description": "slow down"}
         elif fault.kind == "token_down":
@@ -315,6 +374,19 @@ class FaultPlan:
             value = opts.get("value", "new")
             for row in rows:
                 row[opts["name"]] = value(row) if callable(value) else value
+
+
+def _rate_headers(style: str | None, limit: int, per: float, used: int, reset: float) -> dict:
+    """The headers of an `enforce_rate` answer in `style` (None: none)."""
+    left = max(0, limit - used)
+    if style == "x":
+        return {"X-RateLimit-Remaining": str(left), "X-RateLimit-Reset": f"{reset:.3f}"}
+    if style == "ietf":
+        return {
+            "RateLimit": f'"default";r={left};t={max(0, math.ceil(reset))}',
+            "RateLimit-Policy": f'"default";q={limit};w={max(1, math.ceil(per))}',
+        }
+    return {}
 
 
 def _records_key(body: dict) -> str | None:

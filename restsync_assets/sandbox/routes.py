@@ -9,6 +9,9 @@ Pagination styles:
   page's absolute URL in ``paging.next_link`` (absent on the last page).
 * ``none`` - native_ads: everything in one response.
 * ``graphql`` - the ``codehost`` vendor: ``POST`` a GraphQL search (``sandbox.graphql``).
+
+The ledger's ``/v1/resource`` filters by ``updated_since`` / ``updated_until`` and lists its
+rows oldest first, or newest first with ``order=newest_first``.
 """
 
 from __future__ import annotations
@@ -213,12 +216,13 @@ def apply_filters(route: Route, rows: list[dict], query: dict[str, str]) -> list
         return [r for r in rows if str(r["id"]) in wanted]
     if route.spec == "ledger":
         since, until = _ts_param(query, "updated_since"), _ts_param(query, "updated_until")
-        return [
+        kept = [
             r
             for r in rows
             if (since is None or parse_timestamp(r["updated_at"]) >= since)
             and (until is None or parse_timestamp(r["updated_at"]) < until)
         ]
+        return kept[::-1] if query.get("order") == "newest_first" else kept
     return rows
 
 

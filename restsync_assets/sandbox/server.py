@@ -246,6 +246,12 @@ class Sandbox:
 
     # ------------------------------------------------------------------ data
 
+    @property
+    def reports(self):
+        """The `reports` vendor (async report jobs): its knobs, jobs and truth
+        (see :mod:`restsync_assets.sandbox.reports`)."""
+        return self._app.reports
+
     def rows(self, spec: str, resource: str) -> list[dict]:
         """Every row the API can return for ``resource`` (children across all parents)."""
         return self._app.rows(spec, resource)

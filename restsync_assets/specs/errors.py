@@ -8,13 +8,14 @@ one-line form.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.model import (
     AUTH_MODELS,
     EXTENSION_RESOURCE_KEYS,
@@ -24,6 +25,7 @@ from restsync_assets.specs.model import (
 )
 
 Model = TypeVar("Model", bound=BaseModel)
+T = TypeVar("T")
 #: models whose unknown-key error lists the keys they allow (the others name the key alone)
 LISTS_ALLOWED_KEYS = (
     *AUTH_MODELS.values(),
@@ -33,8 +35,10 @@ LISTS_ALLOWED_KEYS = (
 )
 
 
-class SpecError(ValueError):
+class SpecError(RestsyncError, ValueError):
     """A problem in one spec file, reported as a single line."""
+
+    kind = "config"
 
     def __init__(
         self, path: Path | str, message: str, *, resource: str | None = None, key: str = ""
@@ -53,17 +57,48 @@ class SpecError(ValueError):
             where.append(self.key)
         return ": ".join([*where, self.message])
 
+    def each(self) -> list[SpecError]:
+        """The single problems this error stands for (itself)."""
+        return [self]
 
-class SpecValidationError(ValueError):
-    """Every problem found in a folder of specs; `str()` gives one line per problem."""
+
+class SpecErrors(SpecError):
+    """Every problem of one spec file (validation goes on past the first), one line each;
+    with a single problem it reads exactly as that problem's `SpecError`."""
 
     def __init__(self, errors: Iterable[SpecError]):
-        self.errors = list(errors)
+        self.errors = [single for error in errors for single in error.each()]
+        first = self.errors[0]
+        super().__init__(first.path, first.message, resource=first.resource, key=first.key)
+
+    def line(self) -> str:
+        return "\n".join(error.line() for error in self.errors)
+
+    def each(self) -> list[SpecError]:
+        return list(self.errors)
+
+
+class SpecValidationError(RestsyncError, ValueError):
+    """Every problem found in a folder of specs; `str()` gives one line per problem."""
+
+    kind = "config"
+
+    def __init__(self, errors: Iterable[SpecError]):
+        self.errors = [single for error in errors for single in error.each()]
         super().__init__("\n".join(e.line() for e in self.errors))
 
+    def lines(self, most: int | None = None) -> list[str]:
+        """One line per problem; past `most` lines, the rest counted as `and N more`."""
+        lines = [e.line() for e in self.errors]
+        if most is not None and len(lines) > most:
+            return [*lines[:most], f"and {len(lines) - most} more"]
+        return lines
 
-class Invalid(Exception):
+
+class Invalid(RestsyncError):
     """A problem found while reading a spec: its message, resource and key (no file yet)."""
+
+    kind = "config"
 
     def __init__(self, message: str, *, resource: str | None = None, key: str = ""):
         super().__init__(message)
@@ -72,7 +107,51 @@ class Invalid(Exception):
         self.key = key
 
     def in_file(self, path: Path) -> SpecError:
-        return SpecError(path, self.message, resource=self.resource, key=self.key)
+        return SpecErrors(
+            SpecError(path, p.message, resource=p.resource, key=p.key) for p in self.each()
+        )
+
+    def each(self) -> list[Invalid]:
+        """The single problems this one stands for (itself)."""
+        return [self]
+
+
+class Problems(Invalid):
+    """Several problems of one spec, found in one pass, in the order they were found."""
+
+    def __init__(self, found: Iterable[Invalid]):
+        self.found = [single for problem in found for single in problem.each()]
+        first = self.found[0]
+        super().__init__(first.message, resource=first.resource, key=first.key)
+
+    def each(self) -> list[Invalid]:
+        return list(self.found)
+
+
+class Collector:
+    """Gathers the problems of independent validation steps, so one pass reports them all.
+
+    `take(step, *args, default=...)` runs a step and returns its result, or `default` after
+    recording its problem; `done()` raises every recorded problem at once.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[Invalid] = []
+
+    def take(self, step: Callable[..., T], *args: Any, default: T, **kwargs: Any) -> T:
+        try:
+            return step(*args, **kwargs)
+        except Invalid as problem:
+            self.found.extend(problem.each())
+            return default
+
+    @property
+    def clean(self) -> bool:
+        return not self.found
+
+    def done(self) -> None:
+        if self.found:
+            raise Problems(self.found)
 
 
 def allowed(values: Iterable[str]) -> str:

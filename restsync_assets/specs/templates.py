@@ -24,17 +24,26 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.template_functions import FILTERS, FUNCTIONS
 from restsync_assets.text import one_line
 
-__all__ = ["CompiledTemplate", "TemplateError", "compile_template"]
+__all__ = ["CompiledTemplate", "TemplateError", "compile_template", "is_template"]
 
 _MAX_SEQUENCE_LENGTH = 1_000_000
 _MAX_POWER_BITS = 10_000
 
 
-class TemplateError(ValueError):
+class TemplateError(RestsyncError, ValueError):
     """A template failed to compile or to evaluate. The message is one line."""
+
+    kind = "config"
+
+
+def is_template(value: Any) -> bool:
+    """Whether a value is a template (a string holding `{{` or `{%`), else a literal: how
+    `add_fields` tells the two apart, at validation and at run time."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _error(source: str, what: str, cause: BaseException) -> TemplateError:

@@ -6,11 +6,11 @@ templates   Airbyte's Jinja into dlt placeholders and restsync's Jinja
 components  one converter per Airbyte component type (`CONVERTERS`)
 streams     one `DeclarativeStream` into one resource
 spec        the resources into one spec; written; checked by restsync's loader
-command     the command line
+command     the command's run (its arguments: restsync_assets.cli)
 """
 
-from restsync_assets.importers.airbyte.command import add_parser, import_command
+from restsync_assets.importers.airbyte.command import import_command
 from restsync_assets.importers.airbyte.components import CONVERTERS
 from restsync_assets.importers.airbyte.spec import Imported, import_manifest
 
-__all__ = ["CONVERTERS", "Imported", "add_parser", "import_command", "import_manifest"]
+__all__ = ["CONVERTERS", "Imported", "import_command", "import_manifest"]

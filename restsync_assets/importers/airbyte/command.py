@@ -5,24 +5,10 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
-from typing import Any
 
 from restsync_assets.importers.airbyte.errors import ImportFailed
 from restsync_assets.importers.airbyte.spec import Imported, import_manifest
 from restsync_assets.specs import SpecError, parse_spec
-
-
-def add_parser(commands: Any) -> None:
-    """Add `import airbyte ...` to restsync's subcommands."""
-    importer = commands.add_parser("import", help="write a spec from another tool's connector")
-    kinds = importer.add_subparsers(dest="import_kind", required=True)
-    airbyte = kinds.add_parser("airbyte", help="an Airbyte declarative (low-code) manifest.yaml")
-    airbyte.add_argument("manifest", type=Path, help="the connector's manifest.yaml")
-    airbyte.add_argument("--config", type=Path, help="CONFIG.json: the connector's config values")
-    airbyte.add_argument("--name", required=True, help="the spec's name (snake_case)")
-    airbyte.add_argument(
-        "--out", type=Path, default=Path("source_specs"), help="folder to write NAME.yaml into"
-    )
 
 
 def import_command(manifest: Path, config: Path | None, name: str, out: Path) -> int:

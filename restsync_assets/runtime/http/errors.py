@@ -12,6 +12,7 @@ from typing import Any
 import requests
 from tenacity import RetryCallState
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.settings import env_var
 from restsync_assets.text import causes, one_line, plural
 
@@ -20,6 +21,7 @@ from .response_rules import matched_rule
 
 __all__ = [
     "HttpStatusError",
+    "IncompletePageError",
     "InsecureTokenUrlError",
     "LoginError",
     "NotJsonError",
@@ -38,8 +40,10 @@ SNIPPET_CHARS = 120
 # --------------------------------------------------------------------------- the errors
 
 
-class RequestFailure:
+class RequestFailure(RestsyncError):
     """The fields restsync's one-line API errors carry: where and how a request failed."""
+
+    kind = "api"
 
     def __init__(
         self,
@@ -78,6 +82,25 @@ class ResponseRuleError(RequestFailedError):
     """A response whose content matched a `response_rules` entry with action `fail`."""
 
 
+class IncompletePageError(RequestFailedError):
+    """A 2xx page that is not whole (cut short, without the data_selector path, short of its
+    `total`) on every attempt: the scan cannot be complete, so the resource fails."""
+
+
+class PageProblem(RestsyncError):
+    """Raised inside one attempt for a 2xx page that is not whole, so it is retried like a
+    failed request (never seen outside the session): what is wrong and the answer."""
+
+    kind = "api"
+
+    def __init__(self, what: str, response: requests.Response, cut: bool = False) -> None:
+        super().__init__(what)
+        self.what = what
+        self.response = response
+        #: the body was cut short (a transport problem) rather than answered incomplete
+        self.cut = cut
+
+
 class HttpStatusError(RequestFailure, requests.HTTPError):
     """A non-retryable HTTP error (or a 401 after one token refresh), in one line.
 
@@ -86,31 +109,41 @@ class HttpStatusError(RequestFailure, requests.HTTPError):
     """
 
 
-class OAuth2Error(RuntimeError):
+class OAuth2Error(RestsyncError, RuntimeError):
     """Obtaining an access token failed. The message is one line and never contains a secret.
 
     ``invalid_grant``: the server refused the refresh token itself (another one may work).
     """
+
+    kind = "auth"
 
     def __init__(self, message: str, *, invalid_grant: bool = False) -> None:
         super().__init__(message)
         self.invalid_grant = invalid_grant
 
 
-class LoginError(RuntimeError):
+class LoginError(RestsyncError, RuntimeError):
     """A `session` auth's login failed. The message is one line and never contains a secret."""
 
+    kind = "auth"
 
-class InsecureTokenUrlError(ValueError):
+
+class InsecureTokenUrlError(RestsyncError, ValueError):
     """The token URL is not https (and not a loopback address)."""
 
+    kind = "config"
 
-class TokenRequestError(RuntimeError):
+
+class TokenRequestError(RestsyncError, RuntimeError):
     """dlt's `oauth2_client_credentials` token request was refused (one line, no secret)."""
 
+    kind = "auth"
 
-class PaginationLoopError(RuntimeError):
+
+class PaginationLoopError(RestsyncError, RuntimeError):
     """The API returned a cursor (or next URL) that was already used in this pagination."""
+
+    kind = "api"
 
 
 # --------------------------------------------------------------------------- what happened
@@ -138,6 +171,9 @@ def describe(state: RetryCallState, secrets: list[str]) -> tuple[str, int | None
     """What an attempt got, for messages, and its status (None for an exception)."""
     if state.outcome.failed:
         error = state.outcome.exception()
+        if isinstance(error, PageProblem):
+            what = one_line(mask_text(error.what, secrets))
+            return f"{status_line(error.response)} but {what}", error.response.status_code
         inner = socket_error(error)
         if inner is not None:
             return f"{type(error).__name__} ({type(inner).__name__}: {inner.strerror})", None
@@ -168,6 +204,22 @@ def gave_up(where: str, attempts: int, what: str, status: int | None) -> str:
         else "check the network / the API status or raise error_handler.max_retries"
     )
     return f"{where} failed after {plural(attempts, 'attempt')}: {what}; {advice}"
+
+
+def page_incomplete(where: str, attempts: int, problem: PageProblem, secrets: list[str]) -> str:
+    """A 2xx page that was not whole on every attempt: what was wrong and what to do."""
+    status = status_line(problem.response)
+    what = mask_text(problem.what, secrets)
+    if problem.cut:
+        advice = "check the network / the API status or raise error_handler.max_retries"
+    else:
+        body = snippet(problem.response, secrets)
+        what += f"; the body starts with {body!r}"
+        advice = "check the API status or raise error_handler.max_retries"
+    return (
+        f"{where} failed after {plural(attempts, 'attempt')}: {status}, but {what};"
+        f" the scan is incomplete, so nothing of it was loaded; {advice}"
+    )
 
 
 def status_failed(

@@ -3,7 +3,8 @@
 * :class:`TemplatedCursorPaginator`: the next cursor (a URL or a plain token) and an optional stop
   condition are Jinja templates evaluated against each response.
 * :class:`OffsetPaginatorWithoutTotal`: dlt's ``OffsetPaginator`` that tolerates a missing or
-  invalid ``total`` and stops on a short or empty page.
+  invalid ``total`` and stops on a short or empty page (unless ``stop_after_empty_page`` is
+  false), never before ``total``.
 """
 
 from __future__ import annotations
@@ -17,18 +18,26 @@ from dlt.common.utils import str2bool
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, OffsetPaginator
 from requests import Request, Response
 
+from restsync_assets.errors import RestsyncError
 from restsync_assets.specs.templates import CompiledTemplate, compile_template
 from restsync_assets.text import short
 
 from .errors import PaginationLoopError
 from .masking import mask_url
+from .pages import offset_total_problem
 
-__all__ = ["OffsetPaginatorWithoutTotal", "TemplatedCursorPaginator"]
+__all__ = ["IncompleteScanError", "OffsetPaginatorWithoutTotal", "TemplatedCursorPaginator"]
 
 logger = logging.getLogger(__name__)
 
 _EMPTY_STRINGS = {"", "none", "null"}
 _FALSE_STRINGS = {"", "false", "0", "no", "off", "none", "null"}
+
+
+class IncompleteScanError(RestsyncError, RuntimeError):
+    """Offset pages ended (a short page) with fewer rows than the API's ``total`` says."""
+
+    kind = "api"
 
 
 def _response_json(response: Response) -> Any:
@@ -203,10 +212,15 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
 
     Uses the integer at ``total_path`` when the response has one (a numeric string counts).
     When it is missing, null or not an integer, pagination continues until a short page
-    (fewer than ``limit`` records) or an empty (or ``null``) page. A short page always stops
-    pagination, even when ``total`` says otherwise. ``has_more`` (at ``has_more_path``)
-    stops pagination when it is ``false`` (or ``"false"``); a missing, null or unparseable
-    ``has_more`` is ignored with a warning and the short-page rule decides.
+    (fewer than ``limit`` records) or an empty (or ``null``) page. A short page that ``total``
+    contradicts (rows are left) raises :class:`IncompleteScanError`: the scan never passes
+    as complete (restsync's session retries such a page first, see ``pages``). ``has_more``
+    (at ``has_more_path``) stops pagination when it is ``false`` (or ``"false"``); a missing,
+    null or unparseable ``has_more`` is ignored with a warning and the short-page rule decides.
+
+    ``stop_after_empty_page=False`` is for APIs that filter after paging (a short or empty
+    page while rows follow): then only ``total``, ``has_more`` or ``maximum_offset`` end the
+    scan, and a page with none of them usable falls back to the short-page rule.
 
     Offset pages are no snapshot: when ``total`` changes between pages, rows have shifted
     and some may have been seen twice or skipped; that is logged as a warning. A page
@@ -223,6 +237,7 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
         total_path: jsonpath.TJsonPath | None = "total",
         maximum_offset: int | None = None,
         has_more_path: jsonpath.TJsonPath | None = None,
+        stop_after_empty_page: bool = True,
     ) -> None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
@@ -233,7 +248,7 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
             limit_param=limit_param,
             total_path=total_path,
             maximum_offset=maximum_offset,
-            stop_after_empty_page=True,
+            stop_after_empty_page=stop_after_empty_page,
             has_more_path=has_more_path,
         )
         self._totals: set[int] = set()
@@ -249,26 +264,30 @@ class OffsetPaginatorWithoutTotal(OffsetPaginator):
         total = self._read_total(response)
         self._check_shift(response, total)
         self._check_repeat(response, data)
-        if count < self.limit:
-            if total is not None and self.current_value + count < total + self.base_index:
-                logger.warning(
-                    "%s: short page (%d < limit %d) at offset %d although total is %d;"
-                    " stopping. If the API caps the page size, lower `limit`.",
-                    type(self).__name__,
-                    count,
-                    self.limit,
-                    self.current_value,
-                    total,
-                )
-            self._has_next_page = False
+        if self.stop_after_empty_page and count < self.limit:
+            self._end_on_short_page(response, count, total)
             return
         self.current_value += self.value_step
+        has_more = self._read_has_more(response) if self.has_more_path is not None else None
         if total is not None and self.current_value >= total + self.base_index:
             self._has_next_page = False
         if self.maximum_value is not None and self.current_value >= self.maximum_value:
             self._has_next_page = False
-        if self.has_more_path is not None and self._read_has_more(response) is False:
+        if has_more is False:
             self._has_next_page = False
+        unbounded = total is None and has_more is None and self.maximum_value is None
+        if unbounded and count < self.limit:  # nothing else can end the scan: short-page rule
+            self._has_next_page = False
+
+    def _end_on_short_page(self, response: Response, count: int, total: int | None) -> None:
+        """A short page ends the scan, unless ``total`` says rows are left."""
+        offset = self.current_value - self.base_index
+        problem = None if total is None else offset_total_problem(offset, self.limit, count, total)
+        if problem is not None:
+            raise IncompleteScanError(
+                f"offset pagination of {short(mask_url(response.url or ''))}: {problem}"
+            )
+        self._has_next_page = False
 
     def _check_shift(self, response: Response, total: int | None) -> None:
         if total is None:

@@ -8,7 +8,8 @@ the network or the scheduler delays a request (a request taken at T may arrive a
 When the budget is spent, :meth:`RateLimiter.slot` waits until the oldest slot frees (never
 fails); a 429 is still retried with backoff by the session.
 
-The budget lives in a backend every sender shares:
+The budget lives in a backend every sender shares; both backends keep the rules of
+`rate_budget` (and neither imports the other):
 
 - :class:`FileBudget` (default): a small JSON file per spec under the pipelines folder
   (`<pipelines>/<spec>.rate_limit.json`, beside the load locks of `runtime.locks`), read and
@@ -25,23 +26,29 @@ do not take slots: they go to the token service, not the API, on a session of th
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import json
 import logging
 import os
+import re
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from restsync_assets.specs.model import RateLimitSpec, SourceSpec
 
+from .rate_budget import MIN_WAIT, Budget, RateLimitError, State, fresh_state, give_back, take
 from .retry import Clock, current_clock
 
 __all__ = [
+    "MIN_WAIT",
     "Budget",
     "FileBudget",
+    "RateBudgets",
     "RateLimitError",
     "RateLimiter",
     "budget_file",
@@ -52,56 +59,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The shortest wait between two looks at a spent budget (seconds).
-MIN_WAIT = 0.001
 #: Added to a request's timeout for its lease: a slot never given back frees after that.
 LEASE_MARGIN = 5.0
-
-
-class RateLimitError(RuntimeError):
-    """The shared budget cannot be used (its store is unreachable, a package is missing)."""
-
-
-class Budget(Protocol):
-    """Where a spec's slots are kept; every method is atomic across its sharers."""
-
-    def take(self, ticket: str, now: float, lease: float) -> float:
-        """Take a slot for `ticket` (0.0), or the seconds until one may free."""
-
-    def give_back(self, ticket: str, now: float) -> None:
-        """`ticket`'s request was answered at `now`: its slot counts one more window."""
-
-
-# ---------------------------------------------------------------- the bookkeeping, as data
-
-#: `{"sent": {ticket: lease end}, "answered": [answer time, ...]}`
-State = dict[str, Any]
-
-
-def fresh_state() -> State:
-    return {"sent": {}, "answered": []}
-
-
-def take(state: State, ticket: str, now: float, lease: float, limit: RateLimitSpec) -> float:
-    """Give `ticket` a slot when fewer than `limit.requests` count (0.0), else the wait.
-
-    A slot counts while it is in flight (until its lease ends) and for one window after its
-    answer; a time in the future (a clock set back) counts as now.
-    """
-    cutoff = now - limit.window
-    state["sent"] = {t: end for t, end in state["sent"].items() if end > cutoff}
-    state["answered"] = [end for end in state["answered"] if end > cutoff]
-    ends = [min(end, now) for end in (*state["sent"].values(), *state["answered"])]
-    if len(ends) < limit.requests:
-        state["sent"][ticket] = now + lease
-        return 0.0
-    return max(min(ends) + limit.window - now, MIN_WAIT)
-
-
-def give_back(state: State, ticket: str, now: float) -> None:
-    """`ticket` was answered at `now`."""
-    state["sent"].pop(ticket, None)
-    state["answered"].append(now)
 
 
 # ---------------------------------------------------------------- the file backend
@@ -173,6 +132,19 @@ class FileBudget:
 # ---------------------------------------------------------------- the limiter
 
 
+@dataclass
+class Held:
+    """A request's place in its budgets: the seconds it waited for them; `answered` tells
+    the budgets that read the API's headers what the answer said."""
+
+    waited: float = 0.0
+    answers: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def answered(self, response: Any) -> None:
+        for tell in self.answers:
+            tell(response)
+
+
 class RateLimiter:
     """Sends wait for a slot of `budget`; `clock` sleeps and dates (default `retry.CLOCK`,
     looked up at each use, so tests swap it and never really sleep)."""
@@ -185,18 +157,29 @@ class RateLimiter:
         self.label = label
         self._clock = clock
         self._told = threading.Event()
+        self._path = re.compile(fnmatch.translate(limit.path)) if limit.path else None
+
+    def applies_to(self, path: str) -> bool:
+        """Whether the budget counts a request to `path` (every path without a pattern)."""
+        return self._path is None or bool(self._path.match(path))
 
     @contextmanager
-    def slot(self, lease: float) -> Iterator[None]:
+    def slot(self, lease: float, path: str = "") -> Iterator[Held]:
         """Hold a slot while the block sends one request (waiting for one first if needed);
-        `lease`: how long an unanswered slot may count as in flight."""
+        `lease`: how long an unanswered slot may count as in flight; `path`: the request's
+        (a budget for other paths lets it through)."""
+        held = Held()
+        if not self.applies_to(path):
+            yield held
+            return
         ticket = uuid.uuid4().hex
         clock = current_clock(self._clock)
         while (wait := self.budget.take(ticket, clock.time(), lease + LEASE_MARGIN)) > 0:
             self._tell(wait)
+            held.waited += wait
             clock.sleep(wait)
         try:
-            yield
+            yield held
         finally:
             self.budget.give_back(ticket, current_clock(self._clock).time())
 
@@ -213,18 +196,50 @@ class RateLimiter:
             )
 
 
-def limiter_for(spec: SourceSpec, clock: Clock | None = None) -> RateLimiter | None:
-    """The limiter of `spec`'s `client.rate_limit` (None without one): Redis when
-    `RESTSYNC_RATE_LIMIT_URL` is set (read now, at run time), else the spec's budget file."""
-    if spec.rate_limit is None:
+class RateBudgets:
+    """Several budgets: a request takes a slot of each that counts its path, in order."""
+
+    def __init__(self, limiters: list[Any]) -> None:
+        self.limiters = limiters
+
+    @contextmanager
+    def slot(self, lease: float, path: str = "") -> Iterator[Held]:
+        held = Held()
+        with ExitStack() as stack:
+            for limiter in self.limiters:
+                inner = stack.enter_context(limiter.slot(lease=lease, path=path))
+                held.waited += inner.waited
+                held.answers.extend(inner.answers)
+            yield held
+
+
+def limiter_for(spec: SourceSpec, clock: Clock | None = None) -> Any:
+    """The limiter of `spec`'s `client.rate_limit` (None without one): one budget's
+    :class:`RateLimiter`, or :class:`RateBudgets` of several and of `from_headers`. Redis when
+    `RESTSYNC_RATE_LIMIT_URL` is set (read now, at run time), else a budget file each."""
+    declared = spec.rate_limits or ((spec.rate_limit,) if spec.rate_limit else ())
+    limiters: list[Any] = [_declared(spec, limit, i, clock) for i, limit in enumerate(declared)]
+    if spec.rate_limit_headers is not None:
+        from .rate_headers import header_budget
+
+        limiters.append(header_budget(spec.name, spec.rate_limit_headers, clock))
+    if not limiters:
         return None
+    return limiters[0] if len(limiters) == 1 else RateBudgets(limiters)
+
+
+def _declared(
+    spec: SourceSpec, limit: RateLimitSpec, index: int, clock: Clock | None
+) -> RateLimiter:
+    """The limiter of the `index`-th declared budget (the first keeps the unsuffixed name)."""
     from restsync_assets import settings
 
+    name = spec.name if index == 0 else f"{spec.name}.{index}"
     url = settings.rate_limit_url()
     if url:
         from .rate_limit_redis import RedisBudget
 
-        budget: Budget = RedisBudget(url, spec.name, spec.rate_limit)
+        budget: Budget = RedisBudget(url, name, limit)
     else:
-        budget = FileBudget(budget_file(spec), spec.rate_limit)
-    return RateLimiter(budget, spec.rate_limit, spec.name, clock)
+        budget = FileBudget(settings.pipelines_dir() / f"{name}.rate_limit.json", limit)
+    return RateLimiter(budget, limit, spec.name, clock)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from restsync_assets.specs.model import RateLimitSpec
 
 from .masking import mask, mask_url, register_secret
-from .rate_limit import MIN_WAIT, RateLimitError
+from .rate_budget import MIN_WAIT, RateLimitError
 
 __all__ = ["KEY_PREFIX", "RedisBudget", "keys_of"]
 

@@ -3,12 +3,13 @@
 A spec is dlt's `rest_api_source` dict plus a top-level `name` and restsync's extensions
 (oauth2 auth, templated cursor paginator, offset without total, `error_handler`, `schema`,
 partitions, freshness, checks, automation, schedule, `client.rate_limit`, record transforms,
-`response_format`, `deletes`, `on_invalid`). `restsync_assets.specs` validates a YAML file
+`response_format`, `deletes`, `on_invalid`, `parents`). `restsync_assets.specs` validates a YAML file
 once into a `SourceSpec`; everything downstream (assets, dlt sources, checks) reads these
 frozen pydantic models, never the YAML. The vocabulary (auth types, paginator types,
 write dispositions, column types...) is defined here, by the models' `Literal` fields.
 """
 
+from restsync_assets.specs.model.async_job import AsyncJobSpec
 from restsync_assets.specs.model.auth import (
     AUTH_MODELS,
     AUTH_TYPES,
@@ -48,8 +49,11 @@ from restsync_assets.specs.model.paginators import (
     paginator_kind,
 )
 from restsync_assets.specs.model.rate_limit import (
+    HEADER_BUDGET_KEYS,
     PERIODS,
     RATE_LIMIT_KEYS,
+    RESET_KINDS,
+    HeaderBudgetSpec,
     RateLimitSpec,
 )
 from restsync_assets.specs.model.resource import (
@@ -61,6 +65,7 @@ from restsync_assets.specs.model.resource import (
     EXTENSION_RESOURCE_KEYS,
     FAN_KEYS,
     ON_INVALID,
+    PARENTS,
     RESOURCE_FIELD_KEYS,
     RESPONSE_FORMATS,
     SOFT_DELETE_STRATEGIES,
@@ -78,6 +83,7 @@ from restsync_assets.specs.model.resource import (
 )
 from restsync_assets.specs.model.retries import RULE_ACTIONS, ErrorHandler, ResponseRule
 from restsync_assets.specs.model.source import (
+    AUTO_CONCURRENCY,
     CLIENT_KEYS,
     MAX_CONCURRENCY,
     TOP_LEVEL_KEYS,
@@ -88,6 +94,7 @@ __all__ = [
     "AUTH_MODELS",
     "AUTH_TYPES",
     "AUTOMATION_CONDITIONS",
+    "AUTO_CONCURRENCY",
     "CLIENT_KEYS",
     "COLUMN_KEYS",
     "COLUMN_TYPES",
@@ -98,13 +105,16 @@ __all__ = [
     "EXTENSION_ENDPOINT_KEYS",
     "EXTENSION_RESOURCE_KEYS",
     "FAN_KEYS",
+    "HEADER_BUDGET_KEYS",
     "MAX_CONCURRENCY",
     "NAMED_AUTOMATION_CONDITIONS",
     "ON_INVALID",
     "PAGINATOR_MODELS",
     "PAGINATOR_TYPES",
+    "PARENTS",
     "PERIODS",
     "RATE_LIMIT_KEYS",
+    "RESET_KINDS",
     "RESOURCE_FIELD_KEYS",
     "RESPONSE_FORMATS",
     "RULE_ACTIONS",
@@ -115,6 +125,7 @@ __all__ = [
     "TRANSFORM_KEYS",
     "WRITE_DISPOSITIONS",
     "ApiKeyAuthSpec",
+    "AsyncJobSpec",
     "AuthSpec",
     "AutomationSpec",
     "BaseAuthSpec",
@@ -128,6 +139,7 @@ __all__ = [
     "ErrorHandler",
     "ForEachSpec",
     "FreshnessSpec",
+    "HeaderBudgetSpec",
     "HttpBasicAuthSpec",
     "OAuth2AuthSpec",
     "OAuth2ClientCredentialsSpec",

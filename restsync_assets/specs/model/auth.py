@@ -18,9 +18,6 @@ class SecretRef(StrictModel):
 
     secret: str
 
-    def env_var(self, spec: str) -> str:
-        return f"{spec.upper()}_{self.secret.upper()}"
-
 
 def _ref(name: str) -> Any:
     return Field(default_factory=lambda: SecretRef(secret=name))

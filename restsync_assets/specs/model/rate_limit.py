@@ -19,6 +19,8 @@ class RateLimitSpec(StrictModel):
 
     requests: StrictInt = Field(gt=0)
     per: Period
+    #: only requests whose URL path matches this glob (`/search/*`) count; None: every one
+    path: str | None = None
 
     @property
     def window(self) -> float:
@@ -26,5 +28,21 @@ class RateLimitSpec(StrictModel):
         return PERIOD_SECONDS[self.per]
 
 
+ResetKind = Literal["seconds", "epoch"]
+
+
+class HeaderBudgetSpec(StrictModel):
+    """`from_headers: {remaining: X-RateLimit-Remaining, reset: X-RateLimit-Reset}` (reset in
+    seconds from now, or `reset_is: epoch`), or `from_headers: ietf` (`RateLimit: ...;r=N;t=S`,
+    or `RateLimit-Remaining` / `RateLimit-Reset`): the API's own count of what is left."""
+
+    remaining: str | None = None
+    reset: str | None = None
+    reset_is: ResetKind = "seconds"
+    ietf: bool = False
+
+
 RATE_LIMIT_KEYS: tuple[str, ...] = tuple(RateLimitSpec.model_fields)
 PERIODS: tuple[str, ...] = literal_values(RateLimitSpec, "per")
+HEADER_BUDGET_KEYS: tuple[str, ...] = ("remaining", "reset", "reset_is")
+RESET_KINDS: tuple[str, ...] = literal_values(HeaderBudgetSpec, "reset_is")

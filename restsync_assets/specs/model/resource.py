@@ -6,6 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
+from restsync_assets.specs.model.async_job import AsyncJobSpec
 from restsync_assets.specs.model.base import StrictModel
 from restsync_assets.specs.model.operations import (
     AutomationSpec,
@@ -33,7 +34,7 @@ ENDPOINT_KEYS = (
 #: the record transform keys of a resource, in the order they apply (see `TransformsSpec`)
 TRANSFORM_KEYS = ("record_filter", "add_fields", "remove_fields", "rename_fields")
 #: endpoint keys restsync reads itself and removes before handing the endpoint to dlt
-EXTENSION_ENDPOINT_KEYS = ("response_format",)
+EXTENSION_ENDPOINT_KEYS = ("response_format", "async_job")
 ResponseFormat = Literal["json", "jsonl", "csv"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 #: resource keys restsync reads itself and removes before handing the rest to dlt
@@ -50,6 +51,7 @@ EXTENSION_RESOURCE_KEYS = (
     "deletes",
     "on_invalid",
     "for_each",
+    "parents",
 )
 #: resource keys that are fields of `ResourceSpec`; every other dlt key is one of its `hints`
 RESOURCE_FIELD_KEYS = (
@@ -69,6 +71,11 @@ SOFT_DELETE_STRATEGIES = ("delete-insert", "upsert")
 #: what a row that breaks the declared `schema` or lacks its primary key does to the load
 OnInvalid = Literal["fail", "quarantine"]
 ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
+#: `parents:` of an incremental child: which parents it is asked for each run. `all`: every
+#: parent in the warehouse plus this run's (no child row lost); `changed`: only the parents the
+#: parent's incremental run returned (fewer requests; children of unchanged parents are missed)
+Parents = Literal["all", "changed"]
+PARENTS: tuple[str, ...] = get_args(Parents)
 #: the table beside `<table>` that holds the rows `on_invalid: quarantine` set aside
 REJECTED_SUFFIX = "__rejected"
 WRITE_DISPOSITIONS: tuple[str, ...] = get_args(WriteDisposition)
@@ -253,6 +260,10 @@ class ResourceSpec(StrictModel):
     for_each: ForEachSpec | None = None
     #: a child's batched or exploded parent keys, None: one request per parent row
     parent_keys: ParentKeysSpec | None = None
+    #: an incremental child of an incremental parent: `all` parents (default) or `changed` only
+    parents: Parents = "all"
+    #: `endpoint.async_job`: a report job to create, poll and download (None: pages of JSON)
+    async_job: AsyncJobSpec | None = None
 
     @property
     def rejected_table(self) -> str | None:

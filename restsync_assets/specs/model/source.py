@@ -12,7 +12,7 @@ from restsync_assets.specs.model.auth import AuthSpec
 from restsync_assets.specs.model.base import StrictModel
 from restsync_assets.specs.model.operations import PartitionsSpec, ScheduleSpec
 from restsync_assets.specs.model.paginators import PaginatorSpec
-from restsync_assets.specs.model.rate_limit import RateLimitSpec
+from restsync_assets.specs.model.rate_limit import HeaderBudgetSpec, RateLimitSpec
 from restsync_assets.specs.model.resource import ResourceSpec
 from restsync_assets.specs.model.retries import ErrorHandler
 
@@ -36,6 +36,8 @@ CLIENT_KEYS = (
     "rate_limit",
 )
 MAX_CONCURRENCY = 64
+#: `client.concurrency: auto`: the most requests in flight it may grow to
+AUTO_CONCURRENCY = 32
 #: headers as written: values are text, or `{secret: <name>}` read at run time
 Headers = dict[Hashable, Any]
 
@@ -52,9 +54,16 @@ class SourceSpec(StrictModel):
     resources: tuple[ResourceSpec, ...]
     description: str | None = None
     schedule: ScheduleSpec | None = None
+    #: `client.concurrency` (`auto`: `AUTO_CONCURRENCY`, the ceiling of the adaptive level)
     concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY)
+    #: `client.concurrency: auto`: requests in flight found as the run goes (AIMD)
+    concurrency_auto: bool = False
     #: `client.rate_limit`: one request budget for the spec's resources, threads and runs
     rate_limit: RateLimitSpec | None = None
+    #: every declared budget of `client.rate_limit` (a list, each with an optional `path`)
+    rate_limits: tuple[RateLimitSpec, ...] = ()
+    #: `client.rate_limit.from_headers`: the budget the API's answers state
+    rate_limit_headers: HeaderBudgetSpec | None = None
     #: the client-level `error_handler` (defaults filled in): token requests use it
     error_handler: ErrorHandler = Field(default_factory=ErrorHandler)
     #: names of the `{secret: <name>}` values in headers and params, read at run time
@@ -62,11 +71,6 @@ class SourceSpec(StrictModel):
     #: asset key path of a resource renamed by a `dg` component's `translation` (resource
     #: name -> path); a resource not listed has the key `[<spec name>, <resource name>]`
     asset_keys: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-
-    @property
-    def env_prefix(self) -> str:
-        """`<NAME>` of the `<NAME>_CLIENT_ID`-style env vars."""
-        return self.name.upper()
 
     def resource(self, name: str) -> ResourceSpec:
         for resource in self.resources:

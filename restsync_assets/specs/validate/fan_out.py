@@ -10,14 +10,21 @@ from restsync_assets.specs.model import FAN_KEYS, TRANSFORM_KEYS, ForEachSpec, P
 
 
 def validate_for_each(
-    value: Any, resource: str, parent: str | None, endpoint: dict, has_children: bool
+    value: Any,
+    resource: str,
+    parent: str | None,
+    endpoint: dict,
+    has_children: bool,
+    async_job: bool = False,
 ) -> ForEachSpec | None:
     """The `for_each` model; refused where a run could not read each value in full."""
     if value is None:
         return None
     spec = validated(ForEachSpec, value, "for_each", resource)
     why = None
-    if parent is not None:
+    if async_job:
+        why = "an async job (endpoint.async_job) creates one report per run"
+    elif parent is not None:
         why = "a child resource is already read once per parent row"
     elif has_children:
         why = "a resource with children cannot be read per listed value yet"
@@ -38,7 +45,7 @@ def validate_for_each(
 
 
 def validate_parent_keys(
-    endpoint: dict, raw: dict, resource: str, has_cursor: bool
+    endpoint: dict, raw: dict, resource: str, has_cursor: bool, async_job: bool = False
 ) -> ParentKeysSpec | None:
     """A child's resolve param with `batch_size` or `explode` (at most one), checked."""
     fanned = [
@@ -71,7 +78,9 @@ def validate_parent_keys(
         resource,
     )
     why = None
-    if has_cursor:
+    if async_job:
+        why = "an async job (endpoint.async_job) creates one report per parent row"
+    elif has_cursor:
         why = "an incremental child keeps one cursor per parent row"
     elif any(raw.get(k) for k in TRANSFORM_KEYS):
         why = "record transforms see one parent row per request"

@@ -10,6 +10,7 @@ from restsync_assets.specs.model import (
     PAGINATOR_MODELS,
     PAGINATOR_TYPES,
     DltPaginatorSpec,
+    OffsetPaginatorSpec,
     PaginatorSpec,
     TemplatedCursorPaginatorSpec,
     paginator_kind,
@@ -47,7 +48,24 @@ def validate_paginator(paginator: Any, key: str, resource: str | None) -> Pagina
             if template is not None:
                 _check_template(template, resource, f"{key}.{field_name}")
         _check_cursor_target(spec, resource, key)
+    if isinstance(spec, OffsetPaginatorSpec):
+        _check_scan_end(spec, resource, key)
     return spec
+
+
+def _check_scan_end(spec: OffsetPaginatorSpec, resource: str | None, key: str) -> None:
+    """`stop_after_empty_page: false` leaves the end of the scan to total, has_more or
+    maximum_offset: one of them must be set."""
+    if spec.stop_after_empty_page or spec.total_path or spec.has_more_path:
+        return
+    if spec.maximum_offset is not None:
+        return
+    raise Invalid(
+        "false leaves the end of the scan to total_path, has_more_path or maximum_offset,"
+        " and none is set: set one (or remove stop_after_empty_page)",
+        resource=resource,
+        key=f"{key}.stop_after_empty_page",
+    )
 
 
 #: a dotted path of JSON keys: `after`, `variables.after`

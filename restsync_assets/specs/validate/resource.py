@@ -6,15 +6,17 @@ from typing import Any
 
 from restsync_assets.specs.bindings import Bound
 from restsync_assets.specs.defaults import merged_error_handler, retry_layer
-from restsync_assets.specs.errors import Invalid, allowed, pydantic_errors
+from restsync_assets.specs.errors import Collector, Invalid, allowed, pydantic_errors
 from restsync_assets.specs.model import (
     EXTENSION_RESOURCE_KEYS,
     RESOURCE_FIELD_KEYS,
     WRITE_DISPOSITIONS,
+    AsyncJobSpec,
     PaginatorSpec,
     ResourceSpec,
 )
 from restsync_assets.specs.selectors import compile_jsonpath, normalize_selector
+from restsync_assets.specs.validate.async_job import validate_async_job
 from restsync_assets.specs.validate.auth import validate_auth
 from restsync_assets.specs.validate.catalog import Catalog
 from restsync_assets.specs.validate.child_cursor import validate_child_cursor
@@ -24,6 +26,7 @@ from restsync_assets.specs.validate.dlt_check import check_with_dlt
 from restsync_assets.specs.validate.fan_out import validate_for_each, validate_parent_keys
 from restsync_assets.specs.validate.operations import validate_operations
 from restsync_assets.specs.validate.paginators import check_body_method, validate_paginator
+from restsync_assets.specs.validate.parents import validate_parents
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
 from restsync_assets.specs.validate.request_values import for_dlt, validate_request_values
 from restsync_assets.specs.validate.response_format import validate_response_format
@@ -37,37 +40,83 @@ def validate_resource(
     catalog: Catalog,
     has_children: bool = False,
 ) -> ResourceSpec:
-    """Every field of one resource, in the order its errors are reported."""
+    """Every field of one resource; the problems of independent fields are reported together,
+    in the order below (dlt's own check only runs once the rest is valid)."""
     raw, name, parent = bound.raw, bound.raw["name"], bound.parent
-    endpoint, paginator, response_format = _endpoint(bound, spec)
-    resource_retries = retry_layer(raw.get("error_handler"), "error_handler", name)
-    error_handler = merged_error_handler([*retry_layers, resource_retries], name)
-    columns = validate_columns(raw.get("schema"), name)
+    problems = Collector()
+    endpoint, paginator, response_format, async_job = problems.take(
+        _endpoint, bound, spec, default=(dict(bound.endpoint), None, "json", None)
+    )
+    resource_retries = problems.take(
+        retry_layer, raw.get("error_handler"), "error_handler", name, default={}
+    )
+    error_handler = problems.take(
+        merged_error_handler, [*retry_layers, resource_retries], name, default=None
+    )
+    columns = problems.take(validate_columns, raw.get("schema"), name, default={})
     include = tuple(dict.fromkeys([*(raw.get("include_from_parent") or []), *bound.carried]))
-    if include and parent is None:
-        raise Invalid(
-            "include_from_parent needs a parent resource", resource=name, key="include_from_parent"
-        )
-    write_disposition = _write_disposition(raw.get("write_disposition", "append"), name)
+    problems.take(_check_include, include, parent, name, default=None)
+    write_disposition = problems.take(
+        _write_disposition, raw.get("write_disposition", "append"), name, default="append"
+    )
     primary_key = raw.get("primary_key")
     if isinstance(primary_key, list):
         primary_key = tuple(primary_key)
     hints = {
         k: v for k, v in raw.items() if k not in (*RESOURCE_FIELD_KEYS, *EXTENSION_RESOURCE_KEYS)
     }
-    operations = validate_operations(raw, name)
-    deletes = validate_deletes(raw.get("deletes"), name)
-    owners, tags = catalog.owners_of(raw, name), catalog.tags_of(raw, name)
-    check_with_dlt(name, for_dlt(endpoint), paginator, primary_key, write_disposition, hints)
+    operations = problems.take(validate_operations, raw, name, default=None)
+    deletes = problems.take(validate_deletes, raw.get("deletes"), name, default=None)
+    owners = problems.take(catalog.owners_of, raw, name, default=())
+    tags = problems.take(catalog.tags_of, raw, name, default={})
+    if problems.clean:  # dlt's check reads the fields above as restsync validated them
+        problems.take(
+            check_with_dlt,
+            name,
+            for_dlt(endpoint),
+            paginator,
+            primary_key,
+            write_disposition,
+            hints,
+            default=None,
+        )
     if primary_key is not None and not isinstance(primary_key, str):
         primary_key = tuple(primary_key)  # the columns of any sequence dlt took
-    cursor = validate_child_cursor(endpoint, name) if parent is not None else None
-    transforms = validate_transforms(
-        raw, name, child=parent is not None, keys=_keys(primary_key, endpoint)
+    cursor = None
+    if parent is not None:
+        cursor = problems.take(validate_child_cursor, endpoint, name, default=None)
+    transforms = problems.take(
+        validate_transforms,
+        raw,
+        name,
+        child=parent is not None,
+        keys=_keys(primary_key, endpoint),
+        default=None,
     )
-    on_invalid = validate_on_invalid(raw.get("on_invalid"), name, columns, primary_key)
-    for_each = validate_for_each(raw.get("for_each"), name, parent, endpoint, has_children)
-    parent_keys = validate_parent_keys(endpoint, raw, name, cursor is not None)
+    on_invalid = problems.take(
+        validate_on_invalid, raw.get("on_invalid"), name, columns, primary_key, default=None
+    )
+    parents = problems.take(validate_parents, raw.get("parents"), name, parent, default="all")
+    for_each = problems.take(
+        validate_for_each,
+        raw.get("for_each"),
+        name,
+        parent,
+        endpoint,
+        has_children,
+        async_job is not None,
+        default=None,
+    )
+    parent_keys = problems.take(
+        validate_parent_keys,
+        endpoint,
+        raw,
+        name,
+        cursor is not None,
+        async_job is not None,
+        default=None,
+    )
+    problems.done()
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
             name=name,
@@ -96,8 +145,19 @@ def validate_resource(
             response_format=response_format,
             deletes=deletes,
             on_invalid=on_invalid,
+            parents=parents,
+            async_job=async_job,
             for_each=for_each,
             parent_keys=parent_keys,
+        )
+
+
+def _check_include(include: tuple[str, ...], parent: str | None, resource: str) -> None:
+    if include and parent is None:
+        raise Invalid(
+            "include_from_parent needs a parent resource",
+            resource=resource,
+            key="include_from_parent",
         )
 
 
@@ -110,11 +170,14 @@ def _keys(primary_key: Any, endpoint: dict) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]:
+def _endpoint(
+    bound: Bound, spec: str
+) -> tuple[dict, PaginatorSpec | None, str, AsyncJobSpec | None]:
     """The endpoint handed to dlt (selector normalized, auth as its model), its paginator
-    (handed over separately: restsync's own ones are built at run time) and its
-    `response_format` (restsync's key, not dlt's)."""
+    (handed over separately: restsync's own ones are built at run time), its
+    `response_format` (restsync's key, not dlt's) and its `async_job` (restsync's too)."""
     endpoint, name = dict(bound.endpoint), bound.raw["name"]
+    async_job = validate_async_job(endpoint, name, child=bound.parent is not None)
     paginator = validate_paginator(endpoint.pop("paginator", None), "endpoint.paginator", name)
     response_format = validate_response_format(endpoint, name, paginator)
     check_body_method(paginator, endpoint, name)
@@ -123,7 +186,7 @@ def _endpoint(bound: Bound, spec: str) -> tuple[dict, PaginatorSpec | None, str]
     if "auth" in endpoint:
         endpoint["auth"] = validate_auth(endpoint["auth"], "endpoint.auth", spec, name)
     validate_request_values(endpoint, name, child=bound.parent is not None)
-    return endpoint, paginator, response_format
+    return endpoint, paginator, response_format, async_job
 
 
 def _selector(selector: Any, resource: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from restsync_assets.specs.errors import Invalid
 from restsync_assets.specs.model import TRANSFORM_KEYS, TransformsSpec
+from restsync_assets.specs.templates import is_template
 
 
 def validate_transforms(
@@ -32,11 +33,6 @@ def validate_transforms(
 
 
 _EXAMPLE = "e.g. \"{{ record.status != 'archived' }}\""
-
-
-def is_template(value: Any) -> bool:
-    """Whether an `add_fields` value is a template (else it is added as the literal it is)."""
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _compiled(text: str, resource: str, key: str, context: tuple[str, ...]) -> Any:

@@ -1,10 +1,12 @@
-"""Test support for the production path: the machine's PostgreSQL, RabbitMQ and Redis.
+"""The machine's PostgreSQL, Redis and RabbitMQ: every fixture and helper that uses them
+(a pytest plugin, registered in `conftest.py`).
 
-Every test gets what it needs fresh and drops it after: a PostgreSQL database for the
-warehouse, one for the Dagster instance (a copy of a template migrated once per session),
-a RabbitMQ vhost for Celery, a Redis key prefix for shared rate budgets. When a server does
-not answer, the test is skipped with one line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1`
-(CI), which makes it fail instead.
+Each test gets what it needs fresh and nothing outlives the session: one PostgreSQL database
+per session for the warehouse (`postgres_warehouse` empties it before each test), one per test
+for the Dagster instance (a copy of a template migrated once per session), a RabbitMQ vhost for
+Celery, a Redis key prefix for shared rate budgets; all dropped after. When a server does not
+answer, the test is skipped with one line naming it, unless `RESTSYNC_REQUIRE_SERVERS=1` (CI),
+which makes it fail instead.
 
 Names of databases and vhosts hold the pytest-xdist worker's id (`support.WORKER`): the
 suite runs on several workers at once against the same servers.
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,8 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
-from .support import WORKER
+from .support import REPO, WORKER
 
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 RABBITMQ = "127.0.0.1:5672"
@@ -43,12 +43,16 @@ def unavailable(what: str, why: object) -> None:
     pytest.skip(message)
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+
 def pg_url(database: str, driver: str = "postgresql") -> str:
     """`postgresql://postgres:@127.0.0.1:5432/<database>` (dlt needs the `:` before `@`)."""
     return f"{driver}://{PG_USER}:@{PG_HOST}:{PG_PORT}/{database}"
 
 
 def pg_connect(database: str = PG_ADMIN_DB):
+    """A psycopg2 connection to `database`, in autocommit mode."""
     import psycopg2
 
     connection = psycopg2.connect(
@@ -59,6 +63,8 @@ def pg_connect(database: str = PG_ADMIN_DB):
 
 
 def pg_query(database: str, sql: str, *args: object) -> list[tuple]:
+    """Run `sql` (with `%s` placeholders for `args`) on `database`, committed; its rows, if it
+    returns any."""
     with contextlib.closing(pg_connect(database)) as connection, connection.cursor() as cursor:
         cursor.execute(sql, args or None)
         return cursor.fetchall() if cursor.description else []
@@ -79,21 +85,51 @@ def fresh_database(prefix: str, template: str | None = None) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> None:
+    """PostgreSQL answers at 127.0.0.1:5432 (and psycopg2 is installed), or skip/fail."""
     try:
         pg_query(PG_ADMIN_DB, "SELECT 1")
-    except Exception as error:
+    except Exception as error:  # ImportError, psycopg2.OperationalError
         unavailable(f"PostgreSQL at {PG_HOST}:{PG_PORT}", error)
 
 
-@pytest.fixture
-def warehouse_db(postgres_server, tmp_path, monkeypatch) -> str:
-    """A fresh PostgreSQL database as restsync's destination (env vars as the README says)."""
-    with fresh_database("restsync_wh") as name:
-        monkeypatch.setenv("RESTSYNC_DESTINATION", "postgres")
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", pg_url(name))
-        monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / "pipelines"))
-        monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")  # no call beyond loopback
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server) -> Iterator[str]:
+    """A fresh PostgreSQL database, one per test session (per xdist worker), dropped after."""
+    with fresh_database("restsync_test") as name:
         yield name
+
+
+@pytest.fixture
+def postgres_warehouse(postgres_database, warehouse, monkeypatch) -> str:
+    """Loads and reads go to the session's PostgreSQL database, emptied first (env vars as the
+    docs say); dlt's state stays in this test's own folder (`warehouse`). Returns the
+    database name."""
+    schemas = pg_query(
+        postgres_database,
+        "select nspname from pg_namespace where nspname not like 'pg\\_%'"
+        " and nspname not in ('public', 'information_schema')",
+    )
+    for (schema,) in schemas:
+        pg_query(postgres_database, f'drop schema "{schema}" cascade')
+    monkeypatch.setenv("RESTSYNC_DESTINATION", "postgres")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", pg_url(postgres_database))
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")  # no call beyond loopback
+    return postgres_database
+
+
+def warehouse_ids(database: str, spec: str, resource: str) -> list:
+    """Every `id` of `spec.resource` in the PostgreSQL warehouse `database`."""
+    return [r[0] for r in pg_query(database, f'SELECT id FROM "{spec}"."{resource}"')]
+
+
+def assert_tables_equal_sandbox(database: str, sandbox, tables) -> None:
+    """Each `(spec, resource)` table holds exactly the sandbox's ids, none twice."""
+    for spec, resource in tables:
+        ids = warehouse_ids(database, spec, resource)
+        assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
+        assert set(ids) == sandbox.ids(spec, resource), (
+            f"{spec}.{resource} differs from the sandbox"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +176,9 @@ def pg_dagster_home(dagster_db, tmp_path, monkeypatch) -> DagsterHome:
     return DagsterHome(home, dagster_db)
 
 
+# --------------------------------------------------------------------------- RabbitMQ, Redis
+
+
 @pytest.fixture
 def celery_broker(monkeypatch) -> Iterator[str]:
     """A fresh RabbitMQ vhost (made with `rabbitmqctl`) as RESTSYNC_CELERY_BROKER."""
@@ -172,13 +211,7 @@ def redis_budgets() -> Iterator[RedisBudgets]:
     afterwards."""
     from restsync_assets.runtime.http.rate_limit_redis import KEY_PREFIX
 
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
-        client.ping()
-    except Exception as error:  # ImportError, redis.RedisError
-        unavailable(f"Redis at {REDIS_URL}", error)
+    client = _redis_client()
     prefix = f"rl{uuid.uuid4().hex[:10]}"
     try:
         yield RedisBudgets(REDIS_URL, prefix)
@@ -188,6 +221,30 @@ def redis_budgets() -> Iterator[RedisBudgets]:
         client.close()
 
 
+@pytest.fixture
+def redis_store() -> Iterator[tuple[str, list[str]]]:
+    """The machine's Redis as RESTSYNC_TOKEN_STORE_URL: `(url, keys)`; the test appends the
+    keys it uses to `keys`, deleted after (with their leases)."""
+    client = _redis_client()
+    keys: list[str] = []
+    yield REDIS_URL, keys
+    for key in keys:
+        client.delete(key, f"{key}:lease")
+    client.close()
+
+
+def _redis_client():
+    """A client of Redis at `REDIS_URL` that answered a ping, or skip/fail."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+        client.ping()
+    except Exception as error:  # ImportError, redis.RedisError
+        unavailable(f"Redis at {REDIS_URL}", error)
+    return client
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
@@ -195,53 +252,3 @@ def _rabbitmqctl(*args: str) -> None:
 def _stderr(error: Exception) -> object:
     output = getattr(error, "stderr", None)
     return output.decode(errors="replace") if output else error
-
-
-@contextlib.contextmanager
-def background(
-    args: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen]:
-    """Run `args` in its own process group (output to `log`); stop the group after the block:
-    SIGTERM, then SIGKILL if it is not gone within the bound."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env or dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    # children that outlive the group leader (a celery pool) get the same signals
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def warehouse_ids(database: str, spec: str, resource: str) -> list:
-    """Every `id` of `spec.resource` in the PostgreSQL warehouse `database`."""
-    return [r[0] for r in pg_query(database, f'SELECT id FROM "{spec}"."{resource}"')]
-
-
-def assert_tables_equal_sandbox(database: str, sandbox, tables) -> None:
-    """Each `(spec, resource)` table holds exactly the sandbox's ids, none twice."""
-    for spec, resource in tables:
-        ids = warehouse_ids(database, spec, resource)
-        assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
-        assert set(ids) == sandbox.ids(spec, resource), (
-            f"{spec}.{resource} differs from the sandbox"
-        )

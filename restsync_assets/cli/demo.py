@@ -1,4 +1,7 @@
-"""`restsync demo`: every spec against the bundled sandbox, through Dagster, into the warehouse.
+"""`restsync demo`: every spec the bundled sandbox serves, through Dagster, into the warehouse.
+
+The specs are the project's (`specs.read_project_specs`, or `--specs`); those the sandbox does
+not serve (an API added to the folder) are listed as skipped, which fails nothing.
 
 The warehouse is the configured one (`RESTSYNC_DESTINATION`); for DuckDB the demo's own file
 `data/demo/restsync_demo.duckdb` unless `--duckdb`/`RESTSYNC_DUCKDB_PATH` say otherwise. Each
@@ -8,6 +11,7 @@ table is compared with the sandbox through the same dlt pipeline the load used.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,15 +22,17 @@ from typing import TextIO
 from dagster import DagsterInstance
 
 from restsync_assets import settings
+from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
-from restsync_assets.runner import materialize_spec
+from restsync_assets.keys import resources_by_key
 from restsync_assets.runtime import warehouse
-from restsync_assets.specs import load_specs
+from restsync_assets.specs import load_project_specs
+from restsync_assets.specs.errors import SpecValidationError
 
 
 def default_duckdb() -> Path:
     """The demo's DuckDB file when none is configured (apart from the dev warehouse)."""
-    return settings.PACKAGE_ROOT / "data" / "demo" / "restsync_demo.duckdb"
+    return settings.data_dir() / "demo" / "restsync_demo.duckdb"
 
 
 @dataclass
@@ -44,17 +50,24 @@ class DemoReport:
     rows: list[AssetRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warehouse: str = ""
+    #: specs of the folder the sandbox does not serve (an API the user added): not loaded
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.errors and all(r.status == "ok" for r in self.rows)
+        """Every served asset loaded and equal to the sandbox (skipped specs are no failure),
+        and at least one was."""
+        return bool(self.rows) and not self.errors and all(r.status == "ok" for r in self.rows)
 
     def summary(self) -> str:
         good = sum(r.status == "ok" for r in self.rows)
-        return f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
+        line = f"{good}/{len(self.rows)} assets loaded and equal to the sandbox"
+        if self.skipped:
+            line += f"; skipped (not served by the sandbox): {', '.join(self.skipped)}"
+        return line
 
     def table(self) -> str:
-        from restsync_assets.report import render_table
+        from restsync_assets.cli.tables import render_table
 
         header = ("asset", "rows loaded", "rows in table", "vs sandbox", "checks passed", "seconds")
         rows = [
@@ -64,11 +77,39 @@ class DemoReport:
         return render_table(header, rows, right=(1, 2, 4, 5))
 
 
+def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = False) -> int:
+    """Start the sandbox, point every spec at it, materialize everything, print a summary."""
+    from restsync_assets.runtime.warehouse import WarehouseError
+
+    if duckdb is not None:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
+    elif "RESTSYNC_DUCKDB_PATH" not in os.environ:
+        os.environ["RESTSYNC_DUCKDB_PATH"] = str(default_duckdb())
+    if specs_folder is not None:
+        os.environ["RESTSYNC_SPECS_DIR"] = str(specs_folder.resolve())
+    started = time.perf_counter()
+    try:
+        plan = None
+        if faults:
+            from restsync_assets.sandbox.faults import demo_plan
+
+            plan = demo_plan()
+        report = run_demo(out=sys.stdout, faults=plan)
+    except (SpecValidationError, WarehouseError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(
+        f"\n{report.summary()} in {time.perf_counter() - started:.1f}s; warehouse: {report.warehouse}"
+    )
+    return 0 if report.ok else 1
+
+
 def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
-    """Start the sandbox on a free port, materialize every asset of every spec, compare ids."""
+    """Start the sandbox on a free port, materialize every asset of every spec it serves
+    (the others are listed as skipped), compare ids."""
     from restsync_assets.sandbox import SANDBOX_SPECS, Sandbox
 
-    specs = load_specs(settings.specs_dir())
+    specs = load_project_specs()
     report = DemoReport()
     instance = DagsterInstance.ephemeral()
     with Sandbox() as sandbox:
@@ -77,8 +118,13 @@ def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
         known = [s for s in specs if s.name in SANDBOX_SPECS]
         for spec in specs:
             if spec not in known:
-                report.errors.append(f"{spec.name}: the sandbox does not serve this spec; skipped")
+                report.skipped.append(spec.name)
                 print(f"-- {spec.name}: not served by the sandbox, skipped", file=out)
+        if not known:
+            report.errors.append(
+                "no spec of the folder is one the sandbox serves"
+                f" ({', '.join(SANDBOX_SPECS)}); nothing to load"
+            )
         if known:
             with warehouse.reading(known[0]) as place:  # fails early on a bad configuration
                 report.warehouse = place.location
@@ -99,7 +145,7 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
     started = time.perf_counter()
     results = materialize_spec(defs, spec, instance)
     seconds = time.perf_counter() - started
-    loaded, checks = {}, {}
+    loaded, checks, names = {}, {}, resources_by_key(spec)
     for result in results:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
@@ -113,13 +159,14 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             value = mat.metadata.get("rows_loaded")
-            loaded[mat.asset_key.path[-1]] = int(value.value) if value is not None else 0
+            loaded[names[mat.asset_key]] = int(value.value) if value is not None else 0
         for evaluation in result.get_asset_check_evaluations():
-            passed, total = checks.get(evaluation.asset_key.path[-1], (0, 0))
-            checks[evaluation.asset_key.path[-1]] = (passed + evaluation.passed, total + 1)
+            name = names[evaluation.asset_key]
+            passed, total = checks.get(name, (0, 0))
+            checks[name] = (passed + evaluation.passed, total + 1)
             if not evaluation.passed:
                 report.errors.append(
-                    f"{spec.name}/{evaluation.asset_key.path[-1]} check {evaluation.check_name}: {evaluation.description}"
+                    f"{spec.name}/{name} check {evaluation.check_name}: {evaluation.description}"
                 )
     with warehouse.reading(spec) as loaded_into:
         tables = {r.name: loaded_into.ids(r.name) for r in spec.resources}

@@ -5,19 +5,24 @@ The same source a run builds (`sources.source_config`, credentials from
 pipeline: every request is recorded (method, URL with secrets masked, status, milliseconds,
 records on the page), the first records are kept, and dlt's normalizer types them as a load
 would (in a throwaway pipeline in a temporary folder). Nothing is written: no warehouse, no
-dlt state (dlt gives an iterated resource a read-only state, so incremental cursors start
-from `initial_value`). A refresh token the server rotates is stored as a run stores it
-(`token_store`), so a preview never loses one.
+dlt state. The requests are the ones a run of the resource would send next: the cursors
+(dlt's incremental, restsync's per-parent cursors of an incremental child) start from the
+state of the last load in the warehouse (dlt's `_dlt_pipeline_state`), read into a copy the
+preview discards; `fresh` starts them from `initial_value`. A refresh token the server
+rotates is stored as a run stores it (`token_store`), so a preview never loses one.
 
-A child resource is read through its parents: the top-level ancestor's first `pages` pages,
-then children for those rows until `limit` records of the child were read. Requests are
-sent one at a time (`client.concurrency` is ignored). A partitioned resource reads its
-latest partition's window.
+A child resource is read through its parents, as a run of the child alone reads them (an
+incremental parent scans in full): the top-level ancestor's first `pages` pages, then
+children for those rows until `limit` records of the child were read. Requests are sent one
+at a time (`client.concurrency` is ignored). A partitioned resource reads its latest
+partition's window.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,8 +33,50 @@ from typing import Any
 
 import requests
 
+from restsync_assets.errors import RestsyncError
+from restsync_assets.specs.errors import SpecValidationError
 from restsync_assets.specs.model import ResourceSpec, SourceSpec
 from restsync_assets.specs.model.resource import REJECTED_SUFFIX
+
+
+def preview_command(
+    spec_name: str,
+    resource: str,
+    limit: int,
+    pages: int,
+    as_json: bool,
+    partition: str | None = None,
+    fresh: bool = False,
+) -> int:
+    """Test-read `resource` of `spec_name`; the error (if any) is the one line a run gives."""
+    from restsync_assets.cli.run import selectable_specs
+
+    try:
+        specs = {s.name: s for s in selectable_specs([spec_name])}
+    except SpecValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    spec = specs.get(spec_name)
+    if spec is None:
+        print(f"unknown spec {spec_name!r}; specs: {', '.join(specs)}", file=sys.stderr)
+        return 2
+    if resource not in {r.name for r in spec.resources}:
+        names = ", ".join(r.name for r in spec.resources)
+        print(f"{spec_name} has no resource {resource!r}; resources: {names}", file=sys.stderr)
+        return 2
+    try:
+        partition_window(spec.resource(resource), partition)
+    except UnknownPartitionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        result = preview(spec, resource, limit=limit, pages=pages, partition=partition, fresh=fresh)
+    except PreviewError as error:
+        print(error.result.to_json(limit) if as_json else render(error.result, limit))
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(result.to_json(limit) if as_json else render(result, limit))
+    return 0
 
 
 @dataclass
@@ -70,8 +117,10 @@ class PreviewResult:
         return json.dumps(data, default=_json_default, indent=2)
 
 
-class PreviewError(Exception):
+class PreviewError(RestsyncError):
     """The preview failed; `result` holds the requests made until then, `str()` the one line."""
+
+    kind = "api"
 
     def __init__(self, message: str, result: PreviewResult):
         super().__init__(message)
@@ -86,10 +135,13 @@ def preview(
     pages: int = 1,
     partition: str | None = None,
     credentials_resource: Any = None,
+    fresh: bool = False,
 ) -> PreviewResult:
     """Read the first records of `resource` of `spec` from its API; raise `PreviewError`.
 
-    A partitioned resource reads `partition`'s window (default: the latest partition).
+    A partitioned resource reads `partition`'s window (default: the latest partition). The
+    cursors start where the last load in the warehouse left them (`fresh`: at
+    `initial_value`).
     """
     from restsync_assets.resources import ApiCredentials
     from restsync_assets.runtime.failures import explain
@@ -97,6 +149,13 @@ def preview(
 
     target = spec.resource(resource)
     result = PreviewResult(spec.name, resource)
+    if target.async_job is not None:
+        raise PreviewError(
+            f"{spec.name}: resource {resource}: reads an async report job (endpoint.async_job),"
+            " which preview does not run: it would create a report at the API; materialize the"
+            " resource instead (restsync run)",
+            result,
+        )
     credentials = None
     try:
         creds_resource = credentials_resource or ApiCredentials(source=spec.name)
@@ -105,7 +164,8 @@ def preview(
         install_log_masking()
         recorder = _Recorder(result)
         window = partition_window(target, partition)
-        for record in _read(spec, target, credentials, recorder, pages, window):
+        state = {} if fresh else stored_state(spec)
+        for record in _read(spec, target, credentials, recorder, pages, window, state):
             result.records_read += 1
             if len(result.records) < limit:
                 result.records.append(record)
@@ -113,11 +173,12 @@ def preview(
                 break
         typed = result.records
         if target.rejected_table:  # a run sets bad records aside: type the others
+            from restsync_assets.runtime.bad_values import bad_values_step
             from restsync_assets.runtime.quarantine import quarantine_step
 
-            step = quarantine_step(target)
-            judged = [(record, step.problems(record)) for record in result.records]
-            result.rejected = ["; ".join(found) for _, found in judged if found]
+            guard = bad_values_step(target, spec.path, quarantine_step(target))
+            judged = [(record, guard.judge(record)) for record in result.records]
+            result.rejected = [found for _, found in judged if found]
             typed = [record for record, found in judged if not found]
         result.columns = dlt_column_types(spec, target, typed)
     except Exception as error:
@@ -134,12 +195,15 @@ def _read(
     recorder: _Recorder,
     pages: int,
     window: Any,
+    state: dict[str, Any],
 ) -> Iterator[dict]:
     """The records of `target`, as dlt's resource yields them, from a one-request-at-a-time
-    source whose top-level ancestor stops after `pages` pages."""
+    source whose top-level ancestor stops after `pages` pages, its cursors read from a copy
+    of the pipeline `state` (dlt's, as the last load left it; empty: `initial_value`)."""
     from dlt.sources.rest_api import rest_api_source
 
     from restsync_assets.runtime.child_cursors import with_per_parent_cursors
+    from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
     from restsync_assets.runtime.source import (
         add_transform_steps,
         record_transforms,
@@ -149,12 +213,13 @@ def _read(
     sequential = spec.model_copy(update={"concurrency": 1})
     config = source_config(sequential, credentials, window)
     recorder.watch(config)
-    # the rows as a run transforms them; dlt's own cursors for children (no state to read)
-    transforms = record_transforms(sequential)
-    uncursored = sequential.model_copy(
-        update={"resources": tuple(r.model_copy(update={"cursor": None}) for r in spec.resources)}
-    )
-    config = with_per_parent_cursors(uncursored, config, transforms)
+    # as a run of `target` alone: an incremental parent that only drives it scans in full
+    scanned = scanned_in_full(sequential, [target.name])
+    for resource in config["resources"]:
+        if resource["name"] in scanned:
+            resource["endpoint"] = without_incremental(resource["endpoint"])
+    transforms = record_transforms(sequential)  # the rows as a run transforms them
+    config = with_per_parent_cursors(sequential, config, transforms, scanned)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(sequential, source, transforms)
     chain = [target.name]
@@ -163,8 +228,33 @@ def _read(
     source.resources[chain[0]].add_limit(pages)
     for name in chain:
         source.resources[name].add_step(recorder.page_counter(name), insert_at=1)
-    with _no_active_pipeline():  # else dlt would hand the resource that pipeline's state
+    with _no_active_pipeline(), _state(copy.deepcopy(state)):
         yield from source.resources[target.name]
+
+
+@contextmanager
+def _state(state: dict[str, Any]) -> Iterator[None]:
+    """dlt reads (and writes) resource state in `state` meanwhile (not an active pipeline's)."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import StateInjectableContext
+
+    with Container().injectable_context(StateInjectableContext(state=state)):
+        yield
+
+
+def stored_state(spec: SourceSpec) -> dict[str, Any]:
+    """The dlt state the last completed load of `spec` stored in the warehouse (cursors,
+    per-parent cursors); empty when nothing was loaded."""
+    from dlt.pipeline.state_sync import load_pipeline_state_from_destination
+
+    from restsync_assets.runtime.destination import pipeline_name
+    from restsync_assets.runtime.warehouse import reading
+
+    with _no_active_pipeline(), reading(spec) as warehouse:  # a reader's pipeline stays inactive
+        if not warehouse.has_table("_dlt_pipeline_state"):
+            return {}
+        stored = load_pipeline_state_from_destination(pipeline_name(spec), warehouse.client)
+    return dict(stored or {})
 
 
 @contextmanager
@@ -186,8 +276,10 @@ def _no_active_pipeline() -> Iterator[None]:
             active.activate()
 
 
-class UnknownPartitionError(ValueError):
+class UnknownPartitionError(RestsyncError, ValueError):
     """`--partition` is not a partition of the resource: one line with the allowed range."""
+
+    kind = "config"
 
 
 def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:
@@ -197,7 +289,8 @@ def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:
         if key is not None:
             raise UnknownPartitionError(f"--partition: {resource.name} is not partitioned")
         return None
-    from restsync_assets.partitions import Window, partitions_definition
+    from restsync_assets.partitions import partitions_definition
+    from restsync_assets.runtime.window import Window
 
     partitions = partitions_definition(resource.partitions)
     latest = partitions.get_last_partition_key()
@@ -223,15 +316,15 @@ class _Recorder:
 
     def watch(self, config: Mapping[str, Any]) -> None:
         from restsync_assets.runtime.http.oauth import OAuth2Auth
+        from restsync_assets.runtime.http.session import resource_of
 
         session = config["client"]["session"]
         send = session.send
 
         def recorded_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
             started = time.perf_counter()
-            route = session.route_for(request.url)
             line = RequestLine(
-                resource=route.resource if route else None,
+                resource=resource_of(request),
                 method=request.method or "GET",
                 url=session.mask_url(request.url),
                 status=None,
@@ -332,7 +425,8 @@ def _json_default(value: Any) -> Any:
 
 def render(result: PreviewResult, limit: int) -> str:
     """Requests, then the first records as a table, then the columns and their dlt types."""
-    from restsync_assets.report import cell, plural, render_table
+    from restsync_assets.cli.tables import cell, render_table
+    from restsync_assets.text import plural
 
     parts = [
         render_table(

@@ -1,4 +1,4 @@
-"""Plain-text tables and summaries for the command line (`restsync run`, `preview`, `demo`).
+"""Plain-text tables for the command line (`restsync run`, `check`, `preview`, `demo`).
 
 One look for every command: a header, a dashed rule, columns padded to the widest cell;
 text columns left-aligned, numbers right-aligned.
@@ -7,7 +7,7 @@ text columns left-aligned, numbers right-aligned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def render_table(
@@ -29,11 +29,6 @@ def render_table(
     return "\n".join(out)
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """`1 resource`, `2 resources`."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
-
-
 def cell(value: object, width: int = 28) -> str:
     """A value for a table cell: one line, at most `width` characters."""
     text = "" if value is None else str(value)
@@ -43,9 +38,10 @@ def cell(value: object, width: int = 28) -> str:
 
 @dataclass
 class AssetOutcome:
-    """One asset's line of a run's summary table."""
+    """One asset's line of a run's summary (the table, and `restsync run --json`)."""
 
     asset: str
+    #: rows in the table after the run (`dagster/row_count`)
     rows: int | None = None
     seconds: float | None = None
     checks_passed: int = 0
@@ -53,6 +49,15 @@ class AssetOutcome:
     #: checks of severity WARN that did not pass (`rejected_rows`): not failures
     checks_warned: int = 0
     status: str = "ok"
+    #: rows this run loaded (dagster-dlt's `rows_loaded`; 0 when it records none)
+    rows_loaded: int | None = None
+    #: HTTP requests sent for the asset's resource, and how many of them were retries
+    requests: int | None = None
+    retries: int | None = None
+    #: seconds the run waited for other runs' locks
+    lock_wait_s: float | None = None
+    #: each check's result: ok, WARN or FAILED
+    check_results: dict[str, str] = field(default_factory=dict)
 
     @property
     def checks(self) -> str:
@@ -65,28 +70,49 @@ class AssetOutcome:
             + (f", {self.checks_failed} FAILED" if self.checks_failed else "")
         )
 
+    def as_json(self) -> dict[str, object]:
+        """The asset's object in `restsync run --json`."""
+        return {
+            "asset": self.asset,
+            "status": self.status,
+            "rows_loaded": self.rows_loaded,
+            "rows_in_table": self.rows,
+            "requests": self.requests,
+            "retries": self.retries,
+            "lock_wait_s": self.lock_wait_s,
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
+            "checks": dict(self.check_results),
+        }
+
 
 def outcome_table(outcomes: Sequence[AssetOutcome]) -> str:
-    """asset | rows | seconds | checks | status: the table `restsync run` ends with."""
+    """The table `restsync run` ends with: per asset the rows this run loaded and the table's,
+    requests (retries), lock wait, seconds, checks and status."""
     return render_table(
-        ("asset", "rows", "seconds", "checks", "status"),
+        (
+            "asset",
+            "loaded",
+            "in table",
+            "requests",
+            "retries",
+            "lock wait",
+            "seconds",
+            "checks",
+            "status",
+        ),
         [
             (
                 o.asset,
+                o.rows_loaded,
                 o.rows,
+                o.requests,
+                o.retries,
+                None if o.lock_wait_s is None else f"{o.lock_wait_s:.1f}s",
                 None if o.seconds is None else f"{o.seconds:.1f}",
                 o.checks,
                 o.status,
             )
             for o in outcomes
         ],
-        right=(1, 2),
-    )
-
-
-def check_table(evaluations: Iterable[tuple[str, str, bool, str | None]]) -> str:
-    """asset | check | result | detail: one line per asset check (`restsync check`)."""
-    return render_table(
-        ("asset", "check", "result", "detail"),
-        [(a, c, "ok" if passed else "FAILED", d or "") for a, c, passed, d in evaluations],
+        right=(1, 2, 3, 4, 5, 6),
     )
