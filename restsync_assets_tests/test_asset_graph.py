@@ -138,7 +138,8 @@ PARTS = {
         "sandbox",
     },
     "run time": {"runtime"},
-    "command line": {"cli"},
+    # `importers`: other tools' connectors into specs, run only by `restsync import`
+    "command line": {"cli", "importers"},
 }
 
 #: The parts each part may import. Definition time imports run time only deferred (inside a

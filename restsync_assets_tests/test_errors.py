@@ -58,6 +58,8 @@ def test_every_restsync_exception_is_a_restsync_error_with_a_kind() -> None:
         ("restsync_assets.runtime.dataset_lock.LockLost", "warehouse"),
         ("restsync_assets.runtime.transforms.TransformError", "data"),
         ("restsync_assets.runtime.child_cursors.CursorError", "data"),
+        ("restsync_assets.importers.airbyte.errors.ImportFailed", "config"),
+        ("restsync_assets.importers.airbyte.errors.Unsupported", "config"),
     ],
 )
 def test_each_error_says_what_it_is_about(name, kind) -> None:

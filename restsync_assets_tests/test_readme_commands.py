@@ -40,6 +40,7 @@ UI = "dagster dev"
 VALIDATE = "restsync validate [DIR]"
 CHECK = "restsync check [--duckdb PATH]"
 SANDBOX = "restsync sandbox --port 8765"
+IMPORT = "restsync import airbyte MANIFEST --config CONFIG.json --name NAME --out DIR"
 MATERIALIZE = "dagster asset materialize -m restsync_assets.definitions --select 'partitions:none'"
 MATERIALIZE_PARTITIONS = (
     "dagster asset materialize -m restsync_assets.definitions"
@@ -71,7 +72,16 @@ def argv(command: str, *args: object, port: int | None = None) -> list[str]:
 
 def test_the_use_table_lists_exactly_the_commands_run_here() -> None:
     """The docs' `## Commands` table lists exactly the commands this module runs, in order."""
-    assert use_table() == [TESTS, UI, VALIDATE, CHECK, SANDBOX, MATERIALIZE, MATERIALIZE_PARTITIONS]
+    assert use_table() == [
+        TESTS,
+        UI,
+        VALIDATE,
+        CHECK,
+        SANDBOX,
+        IMPORT,
+        MATERIALIZE,
+        MATERIALIZE_PARTITIONS,
+    ]
 
 
 def test_pytest_from_the_repo_root_finds_this_suite(commands) -> None:
@@ -187,3 +197,20 @@ def test_sandbox_materialize_and_check_as_the_readme_says(
     check = commands(argv(CHECK), cwd=tmp_path)
     assert check.finish() == 0, check.text
     assert check.text.strip().endswith(f"{SEED_CHECKS}/{SEED_CHECKS} checks passed"), check.text
+
+
+def test_restsync_import_airbyte_writes_a_spec_that_validates(commands, tmp_path) -> None:
+    """`restsync import airbyte` as a process, its words filled in (the sandbox's public
+    `exports` feed as a manifest): exit 0, `DIR/NAME.yaml` written, `restsync validate DIR` ok."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"base_url": "http://127.0.0.1:8765/exports"}))
+    words = {
+        "MANIFEST": REPO / "restsync_assets_tests" / "airbyte" / "exports.yaml",
+        "CONFIG.json": config,
+        "NAME": "exports",
+        "DIR": tmp_path / "specs",
+    }
+    run = commands([str(words.get(w, w)) for w in argv(IMPORT)], cwd=tmp_path)
+    assert run.finish() == 0, run.text
+    assert f"wrote {tmp_path / 'specs' / 'exports.yaml'} (7 resources)" in run.text
+    assert commands(argv(VALIDATE, tmp_path / "specs"), cwd=tmp_path).finish() == 0

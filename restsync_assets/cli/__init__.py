@@ -7,12 +7,15 @@ restsync validate [DIR]             check spec files; one line per problem
 restsync check [SELECTION ...]      run the asset checks against the warehouse
 restsync demo                       the bundled sandbox API -> every asset -> DuckDB
 restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
+restsync import airbyte MANIFEST --config CONFIG.json --name NAME --out DIR
+                                    an Airbyte manifest into a spec (one resource per stream)
 """
 
 # The `restsync` console script (`main`; the docstring above is its --help). This module parses
 # the arguments; each command lives in the module named for it (`run`: also the in-process
 # runner the demo, `check` and the tests use; `preview`, `validate`, `check`, `demo`), imported
-# when its command runs; `tables` renders what they print.
+# when its command runs; `tables` renders what they print. `import airbyte` runs
+# `restsync_assets.importers.airbyte`.
 
 from __future__ import annotations
 
@@ -85,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         '(eval "$(restsync sandbox --print-env)")',
     )
     add_run_and_preview(commands)
+    add_import(commands)
 
     args = parser.parse_args(argv)
     if args.command == "validate":
@@ -122,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.partition,
             fresh=args.fresh,
         )
+    if args.command == "import":
+        from restsync_assets.importers.airbyte import import_command
+
+        return import_command(args.manifest, args.config, args.name, args.out)
     if args.print_env:
         from restsync_assets.sandbox.server import SANDBOX_SPECS, VENDORS, export_lines
 
@@ -188,6 +196,19 @@ def add_run_and_preview(commands: Any) -> None:
         "--fresh",
         action="store_true",
         help="start from initial_value, not from the cursors of the last load in the warehouse",
+    )
+
+
+def add_import(commands: Any) -> None:
+    """Add `import airbyte ...` (run by `restsync_assets.importers.airbyte.import_command`)."""
+    importer = commands.add_parser("import", help="write a spec from another tool's connector")
+    kinds = importer.add_subparsers(dest="import_kind", required=True)
+    airbyte = kinds.add_parser("airbyte", help="an Airbyte declarative (low-code) manifest.yaml")
+    airbyte.add_argument("manifest", type=Path, help="the connector's manifest.yaml")
+    airbyte.add_argument("--config", type=Path, help="CONFIG.json: the connector's config values")
+    airbyte.add_argument("--name", required=True, help="the spec's name (snake_case)")
+    airbyte.add_argument(
+        "--out", type=Path, default=Path("source_specs"), help="folder to write NAME.yaml into"
     )
 
 

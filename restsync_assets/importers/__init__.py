@@ -1,0 +1,1 @@
+"""Importers: other tools' connector definitions turned into restsync specs."""
