@@ -3,10 +3,12 @@ capture, warehouse reads and secret searches.
 
 - `FakeClock`: restsync's retry clock (records the waits instead of sleeping) and the
   sandbox's clock (a callable of epoch seconds), moved by hand.
-- Spec builders: `write_spec`, `copy_seed_specs`, `edited`, `use_specs`, `use_warehouse`.
+- Spec builders: `write_spec`, `copy_seed_specs`, `edited`, `use_specs`, `use_spec`,
+  `use_warehouse`.
 - `materialize_specs` / `failure_message` / `check_evaluations`: runs through Dagster.
 - `Command` / `background`: real subprocesses in their own process group, waited on with a
-  bound; `child_script` (a subprocess that materializes the specs); `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
+  bound; `child_script` (a subprocess's script that materializes the specs);
+  `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
 - `table` / `table_rows` / `dataset_tables` / `typed_tables`: warehouse reads to compare with
   a truth row for row; `table_ids` / `query`: a DuckDB file read under the loads' lock.
 - Shared scenarios: `wide_rows` / `NARROW_ROWS` / `load_wide` (a load too wide for DuckDB's
@@ -199,6 +201,13 @@ def use_specs(monkeypatch, directory: Path, apis: Mapping[str, str] | None = Non
     for name, url in (apis or {}).items():
         monkeypatch.setenv(f"{name.upper()}_BASE_URL", url)
     return directory
+
+
+def use_spec(monkeypatch, directory: Path, spec: dict, url: str) -> Path:
+    """Write `spec` into `directory` and point restsync at it (`use_specs`), its API at `url`;
+    returns the directory."""
+    write_spec(directory, spec)
+    return use_specs(monkeypatch, directory, {spec["name"]: url})
 
 
 def use_warehouse(monkeypatch, duckdb_path: Path, pipelines_dir: Path | None = None) -> Path:
