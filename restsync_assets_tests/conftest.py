@@ -86,6 +86,17 @@ def warehouse(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def destination(request) -> str:
+    """Each test on a DuckDB file of its own and on the session's PostgreSQL database (a
+    module needing more than the name overrides this fixture)."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_warehouse")
+    else:
+        request.getfixturevalue("warehouse")
+    return request.param
+
+
 @pytest.fixture
 def sandbox_env(sandbox, warehouse, monkeypatch):
     """Every seed spec pointed at the sandbox through the documented env vars."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import REPO, WORKER
+from .support import REPO, WORKER, normal
 
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 RABBITMQ = "127.0.0.1:5672"
@@ -68,6 +68,18 @@ def pg_query(database: str, sql: str, *args: object) -> list[tuple]:
     with contextlib.closing(pg_connect(database)) as connection, connection.cursor() as cursor:
         cursor.execute(sql, args or None)
         return cursor.fetchall() if cursor.description else []
+
+
+def pg_table(database: str, dataset: str, name: str) -> list[dict] | None:
+    """Every row of `dataset."name"` in `database`, its values made comparable (`normal`);
+    None if there is no such table."""
+    with contextlib.closing(pg_connect(database)) as con, con.cursor() as cursor:
+        cursor.execute("select to_regclass(%s)", (f'{dataset}."{name}"',))
+        if cursor.fetchone()[0] is None:
+            return None
+        cursor.execute(f'select * from {dataset}."{name}"')
+        names = [d[0] for d in cursor.description]
+        return [{k: normal(v) for k, v in zip(names, row, strict=True)} for row in cursor]
 
 
 @contextlib.contextmanager

@@ -3,16 +3,19 @@ capture, warehouse reads and secret searches.
 
 - `FakeClock`: restsync's retry clock (records the waits instead of sleeping) and the
   sandbox's clock (a callable of epoch seconds), moved by hand.
-- Spec builders: `write_spec`, `copy_seed_specs`, `edited`, `use_specs`, `use_warehouse`.
+- Spec builders: `write_spec`, `copy_seed_specs`, `edited`, `use_specs`, `use_spec`,
+  `use_warehouse`.
 - `materialize_specs` / `failure_message` / `check_evaluations`: runs through Dagster.
 - `Command` / `background`: real subprocesses in their own process group, waited on with a
-  bound; `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
+  bound; `child_script` (a subprocess's script that materializes the specs);
+  `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
 - `table` / `table_rows` / `dataset_tables` / `typed_tables`: warehouse reads to compare with
   a truth row for row; `table_ids` / `query`: a DuckDB file read under the loads' lock.
 - Shared scenarios: `wide_rows` / `NARROW_ROWS` / `load_wide` (a load too wide for DuckDB's
   default memory cap), `soft_delete_rows` / `marked_deleted` / `marketing_truth` /
   `assert_live_rows_are_the_truth` (the marketing API under `deletes: soft`),
-  `STARTER_ITEMS` / `starter_items_api` (the API the starter spec describes).
+  `STARTER_ITEMS` / `starter_items_api` (the API the starter spec describes), `new_dg_project`
+  (create-dagster's layout).
 
 The fake HTTP servers are in `fake_servers.py`, the machine's PostgreSQL, Redis and RabbitMQ
 (fixtures and their helpers) in `real_servers.py`. Fixtures live in `conftest.py` and build on
@@ -198,6 +201,13 @@ def use_specs(monkeypatch, directory: Path, apis: Mapping[str, str] | None = Non
     for name, url in (apis or {}).items():
         monkeypatch.setenv(f"{name.upper()}_BASE_URL", url)
     return directory
+
+
+def use_spec(monkeypatch, directory: Path, spec: dict, url: str) -> Path:
+    """Write `spec` into `directory` and point restsync at it (`use_specs`), its API at `url`;
+    returns the directory."""
+    write_spec(directory, spec)
+    return use_specs(monkeypatch, directory, {spec["name"]: url})
 
 
 def use_warehouse(monkeypatch, duckdb_path: Path, pipelines_dir: Path | None = None) -> Path:
@@ -400,6 +410,36 @@ class Command:
         except subprocess.TimeoutExpired:
             self.signal_group(signal.SIGKILL)
             return self.finish(timeout)
+
+
+#: `child_script`'s script (`str.format` fills `setup` and `run_config`)
+_CHILD_SCRIPT = """import sys
+
+from dagster import DagsterInstance, materialize
+
+from restsync_assets import settings
+from restsync_assets.definitions import build_definitions
+from restsync_assets.specs import load_specs
+{setup}
+defs = build_definitions(load_specs(settings.specs_dir()))
+result = materialize(
+    list(defs.assets),
+    resources=defs.resources,
+    instance=DagsterInstance.ephemeral(),
+    raise_on_error=False,
+{run_config})
+print("RESULT", "success" if result.success else "failure", flush=True)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def child_script(setup: str = "", log_level: str | None = "INFO") -> str:
+    """A Python script for a subprocess: runs `setup` (code), then materializes every asset of
+    the specs in `settings.specs_dir()` in an ephemeral instance, its console logger at
+    `log_level` (None: Dagster's default), prints `RESULT success|failure` and exits 0 / 1."""
+    level = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    run_config = f"    run_config={level!r},\n" if log_level else ""
+    return _CHILD_SCRIPT.format(setup=setup, run_config=run_config)
 
 
 @contextlib.contextmanager
@@ -736,3 +776,26 @@ def starter_items_api() -> JsonApi:
     """The API the starter spec describes, `GET /v1/items` -> `{"data": STARTER_ITEMS}`, as a
     `JsonApi` (serve it with `with starter_items_api() as api:`, at `api.url`)."""
     return JsonApi({"GET /v1/items": lambda request: {"data": STARTER_ITEMS}})
+
+
+# --------------------------------------------------------------------------- a new dg project
+
+
+def new_dg_project(project: Path) -> Path:
+    """create-dagster's project layout: pyproject.toml naming the package, `definitions.py`
+    loading the `defs/` folder. Returns the package folder (`src/acme`)."""
+    package = project / "src" / "acme"
+    (package / "defs").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "defs" / "__init__.py").write_text("")
+    (package / "definitions.py").write_text(
+        "from pathlib import Path\n\n"
+        "from dagster import definitions, load_from_defs_folder\n\n\n"
+        "@definitions\ndef defs():\n"
+        "    return load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
+    )
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "acme"\nversion = "0.1.0"\ndependencies = ["restsync"]\n\n'
+        '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "acme"\n'
+    )
+    return package

@@ -27,6 +27,7 @@ from restsync_assets.sandbox import Sandbox
 
 from .support import (
     assert_table_is,
+    child_script,
     debug_logs,
     failure_message,
     materialize_specs,
@@ -253,22 +254,7 @@ def test_missing_secret_fails_naming_the_env_var_and_the_secrets_toml_key(
     assert sandbox.requests == []  # nothing was sent without it
 
 
-CHILD = """
-from dagster import DagsterInstance, materialize
-
-from restsync_assets import settings
-from restsync_assets.definitions import build_definitions
-from restsync_assets.specs import load_specs
-
-defs = build_definitions(load_specs(settings.specs_dir()))
-result = materialize(
-    list(defs.assets),
-    resources=defs.resources,
-    instance=DagsterInstance.ephemeral(),
-    raise_on_error=False,
-)
-print("RESULT", "success" if result.success else "failure", flush=True)
-"""
+CHILD = child_script(log_level=None)
 
 
 def test_bearer_token_from_dlt_secrets_toml(tmp_path, sandbox, warehouse, monkeypatch) -> None:

@@ -11,7 +11,6 @@ resource, the field and the value's type.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import sys
@@ -23,14 +22,13 @@ import pytest
 from restsync_assets.runtime.bad_values import strip_nul
 
 from .fake_servers import JsonApi, page
-from .real_servers import pg_connect, pg_query
+from .real_servers import pg_query, pg_table
 from .support import (
     DELETE,
     canonical,
     edited,
     failure_message,
     materialize_specs,
-    normal,
     table,
     write_spec,
 )
@@ -324,20 +322,14 @@ def rejected_truth(case: Case) -> list[dict]:
 
 def read(destination: str, database: str | None, name: str) -> list[dict] | None:
     """Every row of `badvalues.<name>` without dlt's columns, in one order; None if missing."""
-    rows = table("badvalues", name) if destination == "duckdb" else _postgres_rows(database, name)
+    rows = (
+        table("badvalues", name)
+        if destination == "duckdb"
+        else pg_table(database, "badvalues", name)
+    )
     if rows is None:
         return None
     return canonical({k: v for k, v in r.items() if not k.startswith("_dlt")} for r in rows)
-
-
-def _postgres_rows(database: str | None, name: str) -> list[dict] | None:
-    with contextlib.closing(pg_connect(database)) as con, con.cursor() as cursor:
-        cursor.execute("select to_regclass(%s)", (f'badvalues."{name}"',))
-        if cursor.fetchone()[0] is None:
-            return None
-        cursor.execute(f'select * from badvalues."{name}"')
-        names = [d[0] for d in cursor.description]
-        return [{k: normal(v) for k, v in zip(names, row, strict=True)} for row in cursor]
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

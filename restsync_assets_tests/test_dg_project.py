@@ -26,7 +26,7 @@ import tomlkit
 import yaml
 
 from .fake_servers import JsonApi
-from .support import REPO, assert_table_is, free_port, table_rows
+from .support import REPO, assert_table_is, free_port, new_dg_project, table_rows
 
 DG = Path(sys.executable).with_name("dg")
 GROUP = "dagster_dg_cli.registry_modules"
@@ -165,20 +165,7 @@ def test_a_fresh_dg_project_scaffolds_lists_and_materializes_the_component(
     restsync_assets.RestSyncComponent shop_api` writes defs.yaml and a starter spec; `dg list
     defs` shows its asset; `dg launch` loads it from an API on 127.0.0.1 into DuckDB."""
     project = tmp_path / "acme"
-    package = project / "src" / "acme"
-    (package / "defs").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "defs" / "__init__.py").write_text("")
-    (package / "definitions.py").write_text(
-        "from pathlib import Path\n\n"
-        "from dagster import definitions, load_from_defs_folder\n\n\n"
-        "@definitions\ndef defs():\n"
-        "    return load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
-    )
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "acme"\nversion = "0.1.0"\ndependencies = ["restsync"]\n\n'
-        '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "acme"\n'
-    )
+    package = new_dg_project(project)
     env = {**dg_env, "PYTHONPATH": os.pathsep.join([dg_env["PYTHONPATH"], str(project / "src")])}
 
     dg("scaffold", "defs", "restsync_assets.RestSyncComponent", "shop_api", cwd=project, env=env)

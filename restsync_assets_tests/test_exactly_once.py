@@ -29,6 +29,7 @@ from .real_servers import pg_query as postgres_sql
 from .support import (
     NARROW_ROWS,
     Command,
+    child_script,
     failure_message,
     load_wide,
     materialize_specs,
@@ -439,28 +440,13 @@ def test_the_lock_outlives_an_idle_session_timeout_shorter_than_the_extract(
     assert_tables_are_truth(api.rows)
 
 
-OVERLAPPING_CHILD = """
-import sys
-
-from dagster import DagsterInstance, materialize
-
-from restsync_assets import settings
-from restsync_assets.definitions import build_definitions
+OVERLAPPING_CHILD = child_script(
+    """
 from restsync_assets.runtime import dataset_lock
-from restsync_assets.specs import load_specs
 
 dataset_lock.KEEPALIVE_SECONDS = 0.2  # below the database's idle_session_timeout
-defs = build_definitions(load_specs(settings.specs_dir()))
-result = materialize(
-    list(defs.assets),
-    resources=defs.resources,
-    instance=DagsterInstance.ephemeral(),
-    raise_on_error=False,
-    run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-)
-print("RESULT", "success" if result.success else "failure", flush=True)
-sys.exit(0 if result.success else 1)
 """
+)
 
 
 def test_two_overlapping_runs_from_two_pipelines_folders_load_each_row_once(

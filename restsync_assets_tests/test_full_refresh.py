@@ -20,7 +20,7 @@ import pytest
 from restsync_assets.cli import main
 
 from .real_servers import pg_query as postgres_sql
-from .support import canonical, use_specs, write_spec
+from .support import canonical, use_spec
 from .test_incremental_parents import Library, _rows, _ts
 
 
@@ -33,22 +33,9 @@ def library() -> Iterator[Library]:
         yield fake
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def destination(request) -> str:
-    """Each test on a DuckDB file of its own and on the session's PostgreSQL database."""
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_warehouse")
-    else:
-        request.getfixturevalue("warehouse")
-    return request.param
-
-
 @pytest.fixture
 def specs(library, destination, tmp_path, monkeypatch):
-    directory = tmp_path / "specs"
-    write_spec(directory, library.spec())
-    use_specs(monkeypatch, directory, {"library": library.api.url})
-    return directory
+    return use_spec(monkeypatch, tmp_path / "specs", library.spec(), library.api.url)
 
 
 def sql(destination: str, request, statement: str) -> list[tuple]:
@@ -140,8 +127,7 @@ def test_the_run_tag_alone_makes_a_dagster_run_a_full_refresh(
     from restsync_assets.runtime.full_refresh import FULL_REFRESH_TAG
     from restsync_assets.specs import load_specs
 
-    write_spec(tmp_path / "specs", library.spec())
-    use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+    use_spec(monkeypatch, tmp_path / "specs", library.spec(), library.api.url)
     (spec,) = load_specs(tmp_path / "specs")
     defs = build_definitions([spec])
     assets = list(load_definitions(defs, spec))

@@ -11,7 +11,6 @@ truth as a multiset.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from restsync_assets.runtime.arrow_pages import DLT_COLUMNS
 from restsync_assets.specs import load_specs
 
 from .fake_servers import JsonApi, Request
-from .real_servers import pg_connect
-from .support import canonical, normal, refusal, table, use_specs, write_spec
+from .real_servers import pg_table
+from .support import canonical, refusal, table, use_spec
 
 INITIAL = "2000-01-01T00:00:00Z"
 
@@ -98,41 +97,38 @@ class Library:
         return {int(c.path.split("/")[2]) for c in self.api.calls_to(r"/authors/\d+/books")}
 
     def spec(self, parents: str | None = None, write_disposition: str = "merge") -> dict:
-        books: dict[str, Any] = {
-            "name": "books",
-            "endpoint": {
-                "path": "/authors/{resources.authors.id}/books",
-                "paginator": "single_page",
-                "incremental": {
-                    "cursor_path": "updated_at",
-                    "start_param": "since",
-                    "initial_value": INITIAL,
-                },
-            },
-            "primary_key": "id",
-            "write_disposition": write_disposition,
-        }
+        books = _incremental(
+            "books", "/authors/{resources.authors.id}/books", "since", write_disposition
+        )
         if parents is not None:
             books["parents"] = parents
-        authors = {
-            "name": "authors",
-            "endpoint": {
-                "path": "/authors",
-                "paginator": "single_page",
-                "incremental": {
-                    "cursor_path": "updated_at",
-                    "start_param": "updated_since",
-                    "initial_value": INITIAL,
-                },
-            },
-            "primary_key": "id",
-            "write_disposition": "merge",
-        }
+        authors = _incremental("authors", "/authors", "updated_since")
         return {
             "name": "library",
             "client": {"base_url": "http://api.invalid"},
             "resources": [authors, books],
         }
+
+
+def _incremental(
+    name: str, path: str, start_param: str, write_disposition: str = "merge"
+) -> dict[str, Any]:
+    """Resource `name` of the library spec: `path` in one page, incremental on `updated_at`
+    (sent as `start_param`), keyed by `id`."""
+    return {
+        "name": name,
+        "endpoint": {
+            "path": path,
+            "paginator": "single_page",
+            "incremental": {
+                "cursor_path": "updated_at",
+                "start_param": start_param,
+                "initial_value": INITIAL,
+            },
+        },
+        "primary_key": "id",
+        "write_disposition": write_disposition,
+    }
 
 
 def _order(row: dict) -> tuple:
@@ -150,16 +146,6 @@ def library() -> Iterator[Library]:
         yield fake
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def destination(request) -> str:
-    """Each test on a DuckDB file of its own and on the session's PostgreSQL database."""
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_warehouse")
-    else:
-        request.getfixturevalue("warehouse")
-    return request.param
-
-
 def _rows(destination: str, name: str) -> list[dict] | None:
     """`library.<name>` without dlt's columns, in one order (None: no such table)."""
     if destination == "duckdb":
@@ -167,21 +153,14 @@ def _rows(destination: str, name: str) -> list[dict] | None:
     import os
 
     database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
-    with contextlib.closing(pg_connect(database)) as con, con.cursor() as cursor:
-        cursor.execute("select to_regclass(%s)", (f"library.{name}",))
-        if cursor.fetchone()[0] is None:
-            return None
-        cursor.execute(f'select * from library."{name}"')
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    return canonical({k: normal(v) for k, v in r.items() if k not in DLT_COLUMNS} for r in rows)
+    rows = pg_table(database, "library", name)
+    if rows is None:
+        return None
+    return canonical({k: v for k, v in r.items() if k not in DLT_COLUMNS} for r in rows)
 
 
 def _use(library: Library, tmp_path: Path, monkeypatch, **options: Any) -> Path:
-    directory = tmp_path / "specs"
-    write_spec(directory, library.spec(**options))
-    use_specs(monkeypatch, directory, {"library": library.api.url})
-    return directory
+    return use_spec(monkeypatch, tmp_path / "specs", library.spec(**options), library.api.url)
 
 
 def _load(directory: Path, keys: list[AssetKey] | None = None) -> None:
@@ -249,8 +228,7 @@ def test_every_parent_is_asked_in_each_spec_shape(shape, library, warehouse, tmp
     record transforms on the parent."""
     spec = library.spec()
     SHAPES[shape](spec)
-    write_spec(tmp_path / "specs", spec)
-    use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+    use_spec(monkeypatch, tmp_path / "specs", spec, library.api.url)
     _load(tmp_path / "specs")
     _new_book_under_an_unchanged_author(library)
     _load(tmp_path / "specs")
@@ -268,23 +246,9 @@ def test_a_grandchild_of_unchanged_parents_is_loaded(library, warehouse, tmp_pat
     `reviews` then asks every book in the warehouse."""
     spec = library.spec()
     spec["resources"].append(
-        {
-            "name": "reviews",
-            "endpoint": {
-                "path": "/books/{resources.books.id}/reviews",
-                "paginator": "single_page",
-                "incremental": {
-                    "cursor_path": "updated_at",
-                    "start_param": "since",
-                    "initial_value": INITIAL,
-                },
-            },
-            "primary_key": "id",
-            "write_disposition": "merge",
-        }
+        _incremental("reviews", "/books/{resources.books.id}/reviews", "since")
     )
-    write_spec(tmp_path / "specs", spec)
-    use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+    use_spec(monkeypatch, tmp_path / "specs", spec, library.api.url)
     _load(tmp_path / "specs")
     library.reviews.append({"id": 101, "book_id": 10, "stars": 4, "updated_at": _later(12)})
     _load(tmp_path / "specs")

@@ -26,6 +26,7 @@ from restsync_assets.sandbox.faults import Fault, FaultPlan
 from .support import (
     Command,
     assert_table_equals_truth,
+    child_script,
     copy_seed_specs,
     materialize_specs,
     table_rows,
@@ -42,14 +43,8 @@ FULL_RUN_REQUESTS = 2 + 5 + 13
 STAGES = ("normalize", "load")
 TIMEOUT = 60.0
 
-CHILD = """
-import sys
-
-from dagster import DagsterInstance, materialize
-
-from restsync_assets import settings
-from restsync_assets.definitions import build_definitions
-from restsync_assets.specs import load_specs
+CHILD = child_script(
+    """
 from dlt.pipeline.pipeline import Pipeline
 
 
@@ -65,17 +60,8 @@ def mark(stage):
 
 for stage in ("extract", "normalize", "load"):
     mark(stage)
-defs = build_definitions(load_specs(settings.specs_dir()))
-result = materialize(
-    list(defs.assets),
-    resources=defs.resources,
-    instance=DagsterInstance.ephemeral(),
-    raise_on_error=False,
-    run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-)
-print("RESULT", "success" if result.success else "failure", flush=True)
-sys.exit(0 if result.success else 1)
 """
+)
 
 
 def wait_for_requests(command: Command, sandbox: Sandbox, count: int) -> bool:

@@ -21,7 +21,7 @@ from restsync_assets.cli.run import _Console, run
 from restsync_assets.runtime.locks import duckdb_lock_path, exclusive
 
 from .fake_servers import JsonApi, Reply
-from .support import canonical, table, use_specs, write_spec
+from .support import canonical, table, use_spec, use_specs, write_spec
 from .test_incremental_parents import Library, _rows
 
 CHECKS = {"primary_key": "ok", "row_count": "ok"}
@@ -36,10 +36,7 @@ def library() -> Iterator[Library]:
 
 @pytest.fixture
 def specs(library, warehouse, tmp_path, monkeypatch):
-    directory = tmp_path / "specs"
-    write_spec(directory, library.spec())
-    use_specs(monkeypatch, directory, {"library": library.api.url})
-    return directory
+    return use_spec(monkeypatch, tmp_path / "specs", library.spec(), library.api.url)
 
 
 def run_json(capsys, *args: str) -> tuple[int, dict]:

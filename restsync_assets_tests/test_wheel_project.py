@@ -28,6 +28,7 @@ from .support import (
     assert_table_equals_truth,
     assert_table_is,
     free_port,
+    new_dg_project,
     starter_items_api,
     table_rows,
 )
@@ -105,25 +106,6 @@ def user_env(bin_dir: Path, home: Path, project: Path) -> dict[str, str]:
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
-
-
-def new_dg_project(project: Path) -> None:
-    """create-dagster's project layout: pyproject.toml naming the package, `definitions.py`
-    loading the `defs/` folder."""
-    package = project / "src" / "acme"
-    (package / "defs").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "defs" / "__init__.py").write_text("")
-    (package / "definitions.py").write_text(
-        "from pathlib import Path\n\n"
-        "from dagster import definitions, load_from_defs_folder\n\n\n"
-        "@definitions\ndef defs():\n"
-        "    return load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
-    )
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "acme"\nversion = "0.1.0"\ndependencies = ["restsync"]\n\n'
-        '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "acme"\n'
-    )
 
 
 def test_the_wheel_in_a_new_dg_project_keeps_every_file_in_the_project(tmp_path, monkeypatch):
