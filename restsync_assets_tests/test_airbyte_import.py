@@ -912,14 +912,8 @@ def _multiset(rows: list[dict], fields: tuple[str, ...]) -> Counter:
     return Counter(tuple(str(r[f]) for f in fields) for r in rows)
 
 
-def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
-    tmp_path, specs_dir, sandbox, capsys, monkeypatch, retry_clock
-):
-    """Our AsyncRetriever manifest of the sandbox's `reports` vendor imports each stream as
-    `endpoint.async_job` (none dropped), passes `restsync validate`, and one Dagster
-    materialization creates one job per stream, polls it, downloads its gzipped CSV files
-    (URLs from the poll answer) or its zip of JSON Lines (a path naming the job id), and
-    loads exactly the vendor's rows into DuckDB (compared as a multiset)."""
+def _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch) -> None:
+    """Import the reports manifest into `specs_dir`, validate it and materialize it."""
     monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
     config = tmp_path / "reports.config.json"
     config.write_text(json.dumps(_report_config(sandbox)))
@@ -933,12 +927,48 @@ def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
     assert main(["validate", str(specs_dir)]) == 0
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
+
+
+def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
+    tmp_path, specs_dir, sandbox, capsys, monkeypatch, retry_clock
+):
+    """Our AsyncRetriever manifest of the sandbox's `reports` vendor imports each stream as
+    `endpoint.async_job` (none dropped), passes `restsync validate`, and one Dagster
+    materialization creates one job per stream, polls it, downloads its gzipped CSV files
+    (URLs from the poll answer) or its zip of JSON Lines (a path naming the job id), and
+    loads exactly the vendor's rows into DuckDB (compared as a multiset)."""
+    _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
     for stream, (level, fields) in REPORT_STREAMS.items():
         rows = table("reports", stream)
         assert rows is not None, stream
         truth = sandbox.reports.truth(level, *REPORT_WINDOW)
         assert _multiset(rows, fields) == _multiset(truth, fields), stream
         assert sandbox.reports.created[(level, *REPORT_WINDOW)] == 1
+
+
+def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
+    tmp_path, specs_dir, sandbox, capsys, monkeypatch, retry_clock
+):
+    """Airbyte's CDK (its own venv, its real 5 s polls) reads the reports manifest's async
+    jobs from a sandbox of its own; the imported spec loads the same records (values
+    compared as text: the CDK's CSV rows are strings), as a multiset per stream."""
+    python = os.environ.get(AIRBYTE_PYTHON)
+    if not python:
+        unavailable(
+            "Airbyte's CDK", f"{AIRBYTE_PYTHON} is not set (a venv's python with airbyte-cdk)"
+        )
+    config, out = tmp_path / "cdk.json", tmp_path / "cdk.jsonl"
+    with Sandbox() as own:
+        config.write_text(json.dumps(_report_config(own)))
+        argv = [python, str(CDK_READER), str(MANIFESTS / "reports.yaml"), str(config), str(out)]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
+    for stream, (_, fields) in REPORT_STREAMS.items():
+        cdk = [r["data"] for r in records if r["stream"] == stream]
+        assert cdk, stream
+        assert _multiset(table("reports", stream), fields) == _multiset(cdk, fields), stream
 
 
 def _edited(path: list, value) -> dict:
@@ -969,7 +999,9 @@ ASYNC_DROPS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "reason"), ASYNC_DROPS, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize(
+    ("path", "value", "reason"), ASYNC_DROPS, ids=[".".join(p) for p, _, _ in ASYNC_DROPS]
+)
 def test_an_async_retriever_restsync_cannot_express_is_dropped_with_its_reason(
     path, value, reason, tmp_path, sandbox, capsys
 ):
