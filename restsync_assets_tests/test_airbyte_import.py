@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,10 @@ import yaml
 
 from restsync_assets.cli import main
 from restsync_assets.importers.airbyte import import_manifest
-from restsync_assets.sandbox import VENDORS, Sandbox
+from restsync_assets.sandbox import VENDORS, Sandbox, reports
 
 from .real_servers import unavailable
-from .support import assert_table_is, failure_message, materialize_specs, table_rows
+from .support import assert_table_is, failure_message, materialize_specs, table, table_rows
 
 MANIFESTS = Path(__file__).parent / "airbyte"
 CDK_READER = Path(__file__).parent / "airbyte_cdk_read.py"
@@ -887,3 +888,136 @@ def test_each_authenticator_converts_with_secrets_as_env_vars(
     assert note is None or any(note in n for n in imported.notes["things"])
     text = imported.text()
     assert [k for k in AUTH_SECRETS if AUTH_CONFIG[k] in text] == []
+
+
+#: the reports manifest's streams -> (the vendor's report level, the fields compared)
+REPORT_STREAMS = {
+    "campaign_report": ("campaign", reports.CAMPAIGN_FIELDS),
+    "ad_report": ("ad", reports.AD_FIELDS),
+}
+REPORT_WINDOW = ("2026-01-01", "2026-03-01")
+
+
+def _report_config(sandbox) -> dict:
+    start, end = REPORT_WINDOW
+    return {
+        "base_url": f"{sandbox.url}/reports",
+        "token": reports.TOKEN,
+        "start_date": start,
+        "end_date": end,
+    }
+
+
+def _multiset(rows: list[dict], fields: tuple[str, ...]) -> Counter:
+    return Counter(tuple(str(r[f]) for f in fields) for r in rows)
+
+
+def _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch) -> None:
+    """Import the reports manifest into `specs_dir`, validate it and materialize it."""
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    config = tmp_path / "reports.config.json"
+    config.write_text(json.dumps(_report_config(sandbox)))
+    argv = ["import", "airbyte", str(MANIFESTS / "reports.yaml"), "--config", str(config)]
+    assert main([*argv, "--name", "reports", "--out", str(specs_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "dropped" not in printed and "reads REPORTS_TOKEN" in printed
+    resources = yaml.safe_load((specs_dir / "reports.yaml").read_text())["resources"]
+    assert {r["name"] for r in resources if "async_job" in r["endpoint"]} == set(REPORT_STREAMS)
+    assert reports.TOKEN not in (specs_dir / "reports.yaml").read_text()
+    assert main(["validate", str(specs_dir)]) == 0
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+
+
+def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
+    tmp_path, specs_dir, sandbox, capsys, monkeypatch, retry_clock
+):
+    """Our AsyncRetriever manifest of the sandbox's `reports` vendor imports each stream as
+    `endpoint.async_job` (none dropped), passes `restsync validate`, and one Dagster
+    materialization creates one job per stream, polls it, downloads its gzipped CSV files
+    (URLs from the poll answer) or its zip of JSON Lines (a path naming the job id), and
+    loads exactly the vendor's rows into DuckDB (compared as a multiset)."""
+    _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
+    for stream, (level, fields) in REPORT_STREAMS.items():
+        rows = table("reports", stream)
+        assert rows is not None, stream
+        truth = sandbox.reports.truth(level, *REPORT_WINDOW)
+        assert _multiset(rows, fields) == _multiset(truth, fields), stream
+        assert sandbox.reports.created[(level, *REPORT_WINDOW)] == 1
+
+
+def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
+    tmp_path, specs_dir, sandbox, capsys, monkeypatch, retry_clock
+):
+    """Airbyte's CDK (its own venv, its real 5 s polls) reads the reports manifest's async
+    jobs from a sandbox of its own; the imported spec loads the same records (values
+    compared as text: the CDK's CSV rows are strings), as a multiset per stream."""
+    python = os.environ.get(AIRBYTE_PYTHON)
+    if not python:
+        unavailable(
+            "Airbyte's CDK", f"{AIRBYTE_PYTHON} is not set (a venv's python with airbyte-cdk)"
+        )
+    config, out = tmp_path / "cdk.json", tmp_path / "cdk.jsonl"
+    with Sandbox() as own:
+        config.write_text(json.dumps(_report_config(own)))
+        argv = [python, str(CDK_READER), str(MANIFESTS / "reports.yaml"), str(config), str(out)]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
+    for stream, (_, fields) in REPORT_STREAMS.items():
+        cdk = [r["data"] for r in records if r["stream"] == stream]
+        assert cdk, stream
+        assert _multiset(table("reports", stream), fields) == _multiset(cdk, fields), stream
+
+
+def _edited(path: list, value) -> dict:
+    """The reports manifest with the campaign stream's retriever field at `path` set."""
+    manifest = yaml.safe_load((MANIFESTS / "reports.yaml").read_text())
+    node = manifest["streams"][0]["retriever"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return manifest
+
+
+#: an AsyncRetriever restsync's async_job cannot express -> the reason it is dropped with
+ASYNC_DROPS = [
+    (
+        ["download_target_requester"],
+        {"type": "HttpRequester", "url_base": "x"},
+        "download_target_requester",
+    ),
+    (["download_paginator"], {"type": "DefaultPaginator"}, "restsync downloads whole files"),
+    (
+        ["polling_requester"],
+        {"type": "HttpRequester", "url_base": "{{ config['base_url'] }}", "path": "/v1/status"},
+        "names no creation_response field",
+    ),
+    (["status_extractor", "field_path"], ["jobs", "*", "status"], "a wildcard"),
+    (["download_decoder"], {"type": "XmlDecoder"}, "XmlDecoder has no restsync equivalent"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"), ASYNC_DROPS, ids=[".".join(p) for p, _, _ in ASYNC_DROPS]
+)
+def test_an_async_retriever_restsync_cannot_express_is_dropped_with_its_reason(
+    path, value, reason, tmp_path, sandbox, capsys
+):
+    """Each AsyncRetriever part without an async_job equivalent drops its stream with a line
+    naming the stream and why; the other stream is still imported."""
+    manifest = tmp_path / "reports.yaml"
+    manifest.write_text(yaml.safe_dump(_edited(path, value)))
+    config = tmp_path / "reports.config.json"
+    config.write_text(json.dumps(_report_config(sandbox)))
+    out = tmp_path / "out"
+    argv = ["import", "airbyte", str(manifest), "--config", str(config)]
+    assert main([*argv, "--name", "reports", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    dropped = [
+        line for line in printed.splitlines() if "campaign_report" in line and "dropped" in line
+    ]
+    assert len(dropped) == 1 and reason in dropped[0], printed
+    names = [r["name"] for r in yaml.safe_load((out / "reports.yaml").read_text())["resources"]]
+    assert names == ["ad_report"]

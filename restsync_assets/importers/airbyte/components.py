@@ -711,6 +711,45 @@ DECODERS = {
     "CompositeRawDecoder": composite_raw_decoder,
 }
 
+
+def _download_format(compression: str) -> Any:
+    def decoder(node: dict, build: StreamBuild) -> tuple[str, str]:
+        inner = node.get("decoder") or node.get("parser") or node.get("inner_parser")
+        if inner is None:
+            raise Unsupported(f"{node.get('type')} without the decoder of its content")
+        fmt, _ = convert(DOWNLOAD_DECODERS, inner, build, "download_decoder")
+        return fmt, compression
+
+    return decoder
+
+
+def _plain_download(fmt: str) -> Any:
+    def decoder(node: dict, build: StreamBuild) -> tuple[str, str]:
+        if fmt == "csv":
+            csv_decoder(node, build)
+        return fmt, "auto"
+
+    return decoder
+
+
+def composite_download(node: dict, build: StreamBuild) -> tuple[str, str]:
+    return convert(DOWNLOAD_DECODERS, node.get("parser") or {}, build, "download_decoder")
+
+
+#: an AsyncRetriever's download decoder -> `async_job.download` (response_format, compression)
+DOWNLOAD_DECODERS = {
+    "JsonDecoder": _plain_download("json"),
+    "JsonParser": _plain_download("json"),
+    "JsonlDecoder": _plain_download("jsonl"),
+    "JsonLineParser": _plain_download("jsonl"),
+    "CsvDecoder": _plain_download("csv"),
+    "CsvParser": _plain_download("csv"),
+    "GzipDecoder": _download_format("gzip"),
+    "GzipParser": _download_format("gzip"),
+    "ZipfileDecoder": _download_format("zip"),
+    "CompositeRawDecoder": composite_download,
+}
+
 #: every Airbyte component type the importer converts, by role (for docs and tests)
 CONVERTERS = {
     "authenticator": AUTHENTICATORS,
@@ -723,4 +762,5 @@ CONVERTERS = {
     "transformation": TRANSFORMATIONS,
     "schema loader": SCHEMA_LOADERS,
     "decoder": DECODERS,
+    "download decoder": DOWNLOAD_DECODERS,
 }

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from restsync_assets.importers.airbyte import components as c
+from restsync_assets.importers.airbyte.async_jobs import async_retriever
 from restsync_assets.importers.airbyte.build import StreamBuild, component_type, convert
 from restsync_assets.importers.airbyte.config import Config
 from restsync_assets.importers.airbyte.errors import Unsupported
@@ -31,6 +32,9 @@ def convert_stream(stream: dict, config: Config, manifest_dir: Path | None) -> S
     build.resource["name"] = name
     retriever = stream.get("retriever") or {}
     retriever_kind = component_type(retriever, "SimpleRetriever")
+    if retriever_kind == "AsyncRetriever":
+        async_retriever(retriever, stream, build)
+        return _finish(stream, build)
     if retriever_kind != "SimpleRetriever":
         raise Unsupported(
             f"{retriever_kind} (restsync reads with one request sequence per partition)"
@@ -63,6 +67,11 @@ def convert_stream(stream: dict, config: Config, manifest_dir: Path | None) -> S
             selector = build.endpoint.pop("data_selector", None)
             if selector not in (None, "$"):
                 raise Unsupported(f"records under {selector!r} of a {fmt} body")
+    return _finish(stream, build)
+
+
+def _finish(stream: dict, build: StreamBuild) -> StreamBuild:
+    """The parts every retriever shares: transformations, schema, keys."""
     for transformation in stream.get("transformations") or []:
         convert(c.TRANSFORMATIONS, transformation, build, "transformation")
     if stream.get("schema_loader"):
