@@ -21,7 +21,7 @@ BROKEN = {
 }
 BROKEN_LINES = [
     "client.auth.type: unknown auth type 'magic'; allowed: api_key, bearer, http_basic,"
-    " oauth2, oauth2_client_credentials",
+    " oauth2, oauth2_client_credentials, session",
     "resource 'items': write_disposition: unknown write disposition 'nope'; allowed: append,"
     " merge, replace, skip",
 ]
