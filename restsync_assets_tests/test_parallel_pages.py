@@ -8,6 +8,7 @@ pages before it; a series without a total asks for at most a window of pages pas
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -198,9 +199,13 @@ def test_an_error_on_page_k_reaches_dlt_after_the_pages_before_it(total, tmp_pat
     from restsync_assets.specs import load_specs
 
     serve = offset_page(total)
+    later_asked = threading.Event()  # a page after the failing one was asked for ahead
 
     def failing(request: Any) -> Any:
+        if request.query.get("offset") in ("40", "50"):
+            later_asked.set()
         if request.query.get("offset") == "30":
+            later_asked.wait(timeout=30)  # bounded: the assertion below says if it never came
             return Reply({"error": "gone"}, status=404)
         return serve(request)
 
