@@ -16,7 +16,22 @@ __all__ = ["RenewableAuth"]
 
 
 class RenewableAuth(AuthConfigBase):
-    """A dlt auth (`client.auth`) with a token it can fetch again."""
+    """A dlt auth (`client.auth`) with a token it can fetch again.
+
+    One instance per source holds the token: dlt deep-copies configs (to validate them), so
+    copies are the instance itself, and it equals only itself."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RenewableAuth:
+        return self
+
+    def __copy__(self) -> RenewableAuth:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
 
     @abstractmethod
     def __call__(self, request: Any) -> Any:

@@ -204,18 +204,6 @@ class SessionLoginAuth(RenewableAuth):
 
     # --- identity, copies and display ---------------------------------------------------
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> SessionLoginAuth:
-        return self  # one session per source: dlt deep-copies configs; share, don't fork
-
-    def __copy__(self) -> SessionLoginAuth:
-        return self
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __hash__(self) -> int:
-        return id(self)
-
     def __repr__(self) -> str:
         return (
             f"SessionLoginAuth(source={self.source!r}, login={self._url()!r},"

@@ -191,19 +191,6 @@ class OAuth2Auth(RenewableAuth):
 
     # --- identity, copies and display ---------------------------------------------------
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> OAuth2Auth:
-        # one token per instance: dlt deep-copies configs during validation; share, don't fork
-        return self
-
-    def __copy__(self) -> OAuth2Auth:
-        return self
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __hash__(self) -> int:
-        return id(self)
-
     def __repr__(self) -> str:
         return (
             f"OAuth2Auth(source={self.source!r}, token_url={self.token_url!r},"
