@@ -799,3 +799,30 @@ def new_dg_project(project: Path) -> Path:
         '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "acme"\n'
     )
     return package
+
+
+def helpdesk_spec(
+    concurrency: object = 1, limit: object = None, page: int = 3, name: str = "desk"
+) -> dict:
+    """A spec over the sandbox's bearer vendor `helpdesk` (47 tickets, offset pages of `page`),
+    with `client.concurrency` and, when given, `client.rate_limit`."""
+    return {
+        "name": name,
+        "client": {
+            "base_url": "https://helpdesk.example.com",
+            "auth": {"type": "bearer"},
+            "concurrency": concurrency,
+            **({"rate_limit": limit} if limit is not None else {}),
+        },
+        "resources": [
+            {
+                "name": "tickets",
+                "primary_key": "id",
+                "endpoint": {
+                    "path": "/v1/tickets",
+                    "data_selector": "data",
+                    "paginator": {"type": "offset", "limit": page},
+                },
+            }
+        ],
+    }

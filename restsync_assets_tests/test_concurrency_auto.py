@@ -14,7 +14,7 @@ from restsync_assets.sandbox.faults import Fault, FaultPlan
 from restsync_assets.sandbox.vendors import credentials_for
 from restsync_assets.specs import load_spec_file
 
-from .support import refusal, write_spec
+from .support import helpdesk_spec, refusal, write_spec
 
 QUICK, SLOW = Answer(0.05, 200), Answer(0.5, 200)
 THROTTLED, WAITED = Answer(0.05, 429), Answer(0.05, 200, waited=True)
@@ -59,25 +59,8 @@ def test_the_ceiling_bounds_it() -> None:
 
 
 def spec_with(concurrency: object) -> dict:
-    return {
-        "name": "desk",
-        "client": {
-            "base_url": "https://helpdesk.example.com",
-            "auth": {"type": "bearer"},
-            "concurrency": concurrency,
-        },
-        "resources": [
-            {
-                "name": "tickets",
-                "primary_key": "id",
-                "endpoint": {
-                    "path": "/v1/tickets",
-                    "data_selector": "data",
-                    "paginator": {"type": "offset", "limit": 1},
-                },
-            }
-        ],
-    }
+    """The helpdesk spec, one ticket a page, at `concurrency`."""
+    return helpdesk_spec(concurrency, page=1)
 
 
 def test_auto_is_a_valid_concurrency_and_other_words_are_refused(tmp_path) -> None:

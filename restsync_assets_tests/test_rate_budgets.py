@@ -24,7 +24,7 @@ from restsync_assets.sandbox.vendors import credentials_for
 from restsync_assets.specs import load_spec_file
 from restsync_assets.specs.model import HeaderBudgetSpec, RateLimitSpec
 
-from .support import NOW, FakeClock, refusal, write_spec
+from .support import NOW, FakeClock, helpdesk_spec, refusal, write_spec
 
 X_HEADERS = {"remaining": "X-RateLimit-Remaining", "reset": "X-RateLimit-Reset"}
 
@@ -32,26 +32,7 @@ X_HEADERS = {"remaining": "X-RateLimit-Remaining", "reset": "X-RateLimit-Reset"}
 def spec_with(limit: object, concurrency: int = 4, name: str = "desk") -> dict:
     """A spec over the sandbox's bearer vendor `helpdesk` (47 tickets, offset pages of 3:
     16 requests)."""
-    return {
-        "name": name,
-        "client": {
-            "base_url": "https://helpdesk.example.com",
-            "auth": {"type": "bearer"},
-            "concurrency": concurrency,
-            **({"rate_limit": limit} if limit is not None else {}),
-        },
-        "resources": [
-            {
-                "name": "tickets",
-                "primary_key": "id",
-                "endpoint": {
-                    "path": "/v1/tickets",
-                    "data_selector": "data",
-                    "paginator": {"type": "offset", "limit": 3},
-                },
-            }
-        ],
-    }
+    return helpdesk_spec(concurrency, limit, page=3, name=name)
 
 
 # ------------------------------------------------------------------------------ validation
