@@ -28,6 +28,7 @@ from .support import (
     copy_seed_specs,
     edited,
     failure_message,
+    helpdesk_spec,
     materialize_specs,
     refusal,
     write_spec,
@@ -406,29 +407,6 @@ def test_an_unreachable_redis_fails_in_one_line_with_its_password_masked(tmp_pat
 # ------------------------------------------------------------------------------ real processes
 
 
-def _helpdesk_spec(name: str, page_size: int, limit: dict) -> dict:
-    """A spec over the sandbox's bearer vendor `helpdesk` (47 tickets, offset pages)."""
-    return {
-        "name": name,
-        "client": {
-            "base_url": "https://helpdesk.example.com",
-            "auth": {"type": "bearer"},
-            "rate_limit": limit,
-        },
-        "resources": [
-            {
-                "name": "tickets",
-                "primary_key": "id",
-                "endpoint": {
-                    "path": "/v1/tickets",
-                    "data_selector": "data",
-                    "paginator": {"type": "offset", "limit": page_size},
-                },
-            }
-        ],
-    }
-
-
 #: each process pages with its own page size, so the sandbox's log tells them apart
 PAGE_SIZES = (3, 4, 5)
 BUDGET = {"requests": 5, "per": "second"}
@@ -445,7 +423,7 @@ def _three_previews(tmp_path, sandbox, commands, monkeypatch, name: str) -> dict
     started = []
     for size in PAGE_SIZES:
         folder = tmp_path / f"specs_{size}"
-        write_spec(folder, _helpdesk_spec(name, size, BUDGET))
+        write_spec(folder, helpdesk_spec(limit=BUDGET, page=size, name=name))
         argv = ["env", f"RESTSYNC_SPECS_DIR={folder}", BIN / "restsync", "preview", name]
         started.append(commands([*argv, "tickets", "--limit", "100", "--pages", "100"]))
     for command in started:
