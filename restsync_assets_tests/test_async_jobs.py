@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from restsync_assets.runtime import job_records
+from restsync_assets.runtime import job_records, job_records_table
 from restsync_assets.sandbox import Sandbox, reports
 from restsync_assets.specs import load_specs
 
@@ -245,35 +245,83 @@ def test_one_job_per_partition_window(reports_dir, sandbox, retry_clock) -> None
     assert set(retry_clock.sleeps) == {5.0}
 
 
-def test_a_job_left_running_is_resumed_and_its_record_cleared_after_its_load(
-    specs_dir, sandbox, monkeypatch, retry_clock
-) -> None:
-    """A job that outlived `poll.timeout` with no `abort` keeps its record: the next run of
-    the window polls that job (the vendor created no second one) and loads it; the run after
-    that (any window) clears the record, its load being in dlt's state."""
+def job_records_kept(database: str | None) -> list[str]:
+    """The job ids the reports spec's campaign report has records of: files under the
+    pipelines folder (DuckDB), rows of the dataset's records table (PostgreSQL)."""
     from restsync_assets import settings
 
+    if database is None:
+        folder = settings.pipelines_dir() / job_records.FOLDER / "reports" / "campaign_report"
+        return sorted(json.loads(p.read_text())["job_id"] for p in folder.glob("*.json"))
+    table = f"reports.{job_records_table.TABLE}"
+    if postgres_sql(database, "select to_regclass(%s)", table)[0][0] is None:
+        return []
+    return sorted(r[0] for r in postgres_sql(database, f"select job_id from {table}"))
+
+
+def use_machine(monkeypatch, tmp_path: Path, name: str) -> None:
+    """Runs from now on (in-process, and subprocesses started after) use a pipelines folder
+    of their own, as a run on another machine would."""
+    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / f"machine_{name}"))
+
+
+@dataclass(frozen=True)
+class ResumeCase:
+    """A job left running by one run, then a run of the same window (on another machine:
+    another pipelines folder, on PostgreSQL)."""
+
+    id: str
+    where: str
+    #: the API forgot the job between the runs (its id expired)
+    expired: bool = False
+
+
+RESUME_CASES = [
+    ResumeCase("duckdb", "duckdb"),
+    ResumeCase("postgres-other-machine", "postgres"),
+    ResumeCase("postgres-other-machine-expired", "postgres", expired=True),
+]
+
+
+@pytest.mark.parametrize("case", RESUME_CASES, ids=[c.id for c in RESUME_CASES])
+def test_a_job_left_running_is_resumed_and_its_record_cleared_by_its_load(
+    case, request, specs_dir, sandbox, monkeypatch, retry_clock, caplog, tmp_path
+) -> None:
+    """A job that outlived `poll.timeout` with no `abort` keeps its record (a file on DuckDB,
+    a row of the dataset's `_restsync_async_jobs` on PostgreSQL); the next run of the window
+    (on PostgreSQL from another machine's pipelines folder) polls that job, creating no
+    second one, and loads it, and its record is gone after that load. A recorded job the API
+    forgot is created again, with a log line."""
+    database = request.getfixturevalue("postgres_warehouse") if case.where == "postgres" else None
     monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
     spec = reports_spec(sandbox.url, abort=None, poll={"timeout": 60})
     spec["resources"].pop()  # the campaign report alone
     write_spec(specs_dir, spec)
+    caplog.set_level("INFO", logger="restsync_assets.runtime.async_jobs")
     sandbox.reports.stall = {"2026-01-01"}
     failed = materialize_window(specs_dir, JANUARY)
     assert "no abort configured: the next run polls it again" in failure_message(failed)
-    folder = settings.pipelines_dir() / job_records.FOLDER / "reports" / "campaign_report"
-    assert [json.loads(p.read_text())["job_id"] for p in folder.glob("*.json")] == ["job-1"]
+    assert job_records_kept(database) == ["job-1"]
 
     sandbox.reports.stall = set()
+    if case.expired:
+        sandbox.reports.forget()
+    if database is not None:
+        use_machine(monkeypatch, tmp_path, "b")
     result = materialize_window(specs_dir, JANUARY)
     assert result.success, failure_message(result)
-    assert sandbox.reports.ever == ["job-1"]
-    assert loaded("campaign_report") == truth("campaign_report", JANUARY)
+    assert sandbox.reports.ever == (["job-1", "job-2"] if case.expired else ["job-1"])
+    assert loaded("campaign_report", database) == truth("campaign_report", JANUARY)
+    assert job_records_kept(database) == []
+    gone = "async job job-1 for window [2026-01-01, 2026-02-01) is no longer known to the API"
+    assert (f"{gone} (HTTP 404): creating it again" in caplog.text) == case.expired
+    assert "resuming async job job-1 for window [2026-01-01, 2026-02-01) (recorded in" in caplog.text
 
     result = materialize_window(specs_dir, FEBRUARY)
     assert result.success, failure_message(result)
-    assert sandbox.reports.ever == ["job-1", "job-2"]
-    assert [json.loads(p.read_text())["job_id"] for p in folder.glob("*.json")] == ["job-2"]
-    assert loaded("campaign_report") == truth("campaign_report", JANUARY, FEBRUARY)
+    assert sandbox.reports.ever[-1] == f"job-{2 + case.expired}"
+    assert job_records_kept(database) == []
+    assert loaded("campaign_report", database) == truth("campaign_report", JANUARY, FEBRUARY)
 
 
 def accounts_spec(url: str, concurrency: int) -> dict:
