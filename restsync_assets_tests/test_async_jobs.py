@@ -481,18 +481,20 @@ WAREHOUSES = ("duckdb", "postgres")
 KILL_CASES = [
     ("polling", "duckdb"),
     ("downloading", "duckdb"),
+    ("polling", "postgres"),
     ("downloading", "postgres"),
 ]
 
 
 @pytest.mark.parametrize(("point", "where"), KILL_CASES, ids=[f"{p}-{w}" for p, w in KILL_CASES])
 def test_kill_9_then_a_clean_run_creates_no_second_job(
-    point, where, request, reports_dir, sandbox, commands, tmp_path, monkeypatch
+    point, where, request, reports_dir, sandbox, commands, tmp_path, monkeypatch, caplog
 ) -> None:
     """A run killed (SIGKILL) while polling or downloading a job leaves its id recorded; the
     next run polls that job instead of creating one: the vendor created exactly one job per
-    window and table, and the tables equal the truth (DuckDB; PostgreSQL, which drops the
-    local state and starts from the warehouse's)."""
+    window and table, and the tables equal the truth. On PostgreSQL the killed run is on
+    "machine A" and the next on "machine B" (pipelines folders of their own): the record is
+    a row of the dataset's `_restsync_async_jobs`, gone once the load committed."""
     database = request.getfixturevalue("postgres_warehouse") if where == "postgres" else None
     write_spec(reports_dir, reports_spec(sandbox.url, interval=0.05))
     knob, resource = KILL_POINTS[point]
@@ -502,6 +504,8 @@ def test_kill_9_then_a_clean_run_creates_no_second_job(
     setattr(sandbox.reports, knob, release)
     script = tmp_path / "child.py"
     script.write_text(CHILD)
+    if database is not None:
+        use_machine(monkeypatch, tmp_path, "a")
     run = commands([sys.executable, script, JANUARY[0]])
     try:
         assert wait_for(sandbox, run, resource, 1), run.text
@@ -511,11 +515,19 @@ def test_kill_9_then_a_clean_run_creates_no_second_job(
         release.set()
     jobs_before = sandbox.reports.jobs_created()
     assert 1 <= jobs_before <= 2  # one job per table at most, possibly one still unsent
+    if database is not None:
+        recorded = postgres_sql(database, f"select job_id from reports.{job_records_table.TABLE}")
+        assert sorted(r[0] for r in recorded) == sandbox.reports.ever
+        use_machine(monkeypatch, tmp_path, "b")
 
+    caplog.set_level("INFO", logger="restsync_assets.runtime.async_jobs")
     result = materialize_window(reports_dir, JANUARY)
     assert result.success, failure_message(result)
     assert created(sandbox, JANUARY) == {"campaign": 1, "ad": 1}
     assert_tables_are_truth(JANUARY, database=database)
+    assert "resuming async job job-1 for window" in caplog.text
+    if database is not None:
+        assert postgres_sql(database, f"select * from reports.{job_records_table.TABLE}") == []
 
 
 # --------------------------------------------------------------------------- spec errors
