@@ -324,6 +324,51 @@ def test_a_job_left_running_is_resumed_and_its_record_cleared_by_its_load(
     assert loaded("campaign_report", database) == truth("campaign_report", JANUARY, FEBRUARY)
 
 
+def store_of(kind: str, tmp_path: Path, database: str | None) -> job_records.JobRecords:
+    """The campaign report's job records in a store of `kind`: files, or the table of a
+    PostgreSQL dataset (through a dlt pipeline, as runs reach it)."""
+    if kind == "files":
+        return job_records.FileJobRecords(tmp_path / "records", "reports", "campaign_report")
+    import dlt
+
+    from .real_servers import pg_url
+
+    pipeline = dlt.pipeline(
+        pipeline_name="records_store",
+        destination=dlt.destinations.postgres(credentials=pg_url(str(database))),
+        dataset_name="records_store",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    return job_records_table.TableJobRecords(pipeline, "campaign_report")
+
+
+@pytest.mark.parametrize("kind", ["files", "table"])
+def test_each_job_record_store_keeps_and_clears_records_alike(kind, request, tmp_path) -> None:
+    """Both stores read back what they recorded (a second job of one key replaces the
+    first), list their keys, and clear a record only when the jobs a load committed hold its
+    job id (`settled`, `sweep`); reading an empty store creates nothing."""
+    database = request.getfixturevalue("postgres_warehouse") if kind == "table" else None
+    store = store_of(kind, tmp_path, database)
+    assert (store.read("a"), list(store.keys())) == (None, [])
+    if database is not None:  # reading created neither the dataset nor the table
+        assert postgres_sql(database, "select to_regnamespace('records_store')") == [(None,)]
+    store.write("a", "job-1", {"window": ["2026-01-01", "2026-02-01"]}, 1_800_000_000.0)
+    store.write("a", "job-3", {"window": ["2026-01-01", "2026-02-01"]}, 1_800_000_001.0)
+    store.write("b", "job-2", {"parent": {"id": 7}}, 1_800_000_002.0)
+    assert store.read("a") == {
+        "job_id": "job-3",
+        "scope": {"window": ["2026-01-01", "2026-02-01"]},
+        "created_at": 1_800_000_001.0,
+    }
+    assert sorted(store.keys()) == ["a", "b"]
+    assert store.settled("a", {"a": "job-1"}) is not None  # an older job of the key loaded
+    store.sweep({"a": "job-1", "b": "job-2"})
+    assert sorted(store.keys()) == ["a"]
+    assert store.settled("a", {"a": "job-3"}) is None
+    assert (store.read("a"), list(store.keys())) == (None, [])
+    store.clear("missing")
+
+
 def accounts_spec(url: str, concurrency: int) -> dict:
     """One campaign report job per account (a parent), `concurrency` jobs at once."""
     create = {

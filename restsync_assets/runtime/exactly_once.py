@@ -37,16 +37,12 @@ def remove_unfinished_loads(pipeline: Pipeline) -> dict[str, int]:
     destination (`_dlt_version`), which a load writes before any of its jobs, so it knows every
     table an unfinished load may have written to.
     """
-    from dlt.common.destination.exceptions import DestinationUndefinedEntity
     from dlt.common.schema.utils import is_nested_table
 
     with pipeline.destination_client() as client:
         if not client.is_storage_initialized():
             return {}
-        try:
-            stored = client.get_stored_schema()
-        except DestinationUndefinedEntity:  # a dataset without dlt's tables (yet): no load
-            return {}
+        stored = client.get_stored_schema()
         if stored is None:
             return {}
         tables = json.loads(stored.schema)["tables"]
