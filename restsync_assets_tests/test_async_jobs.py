@@ -315,7 +315,8 @@ def test_a_job_left_running_is_resumed_and_its_record_cleared_by_its_load(
     assert job_records_kept(database) == []
     gone = "async job job-1 for window [2026-01-01, 2026-02-01) is no longer known to the API"
     assert (f"{gone} (HTTP 404): creating it again" in caplog.text) == case.expired
-    assert "resuming async job job-1 for window [2026-01-01, 2026-02-01) (recorded in" in caplog.text
+    resumed = "resuming async job job-1 for window [2026-01-01, 2026-02-01) (recorded in"
+    assert resumed in caplog.text
 
     result = materialize_window(specs_dir, FEBRUARY)
     assert result.success, failure_message(result)
