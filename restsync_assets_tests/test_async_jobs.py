@@ -97,7 +97,7 @@ def reports_dir(specs_dir, sandbox, monkeypatch) -> Path:
     return specs_dir
 
 
-def materialize_window(specs_dir: Path, window: tuple[str, str]) -> Any:
+def materialize_window(specs_dir: Path, window: tuple[str, str], instance: Any = None) -> Any:
     """One run of every reports asset for the monthly partition starting `window[0]`."""
     from dagster import DagsterInstance, materialize
 
@@ -109,7 +109,7 @@ def materialize_window(specs_dir: Path, window: tuple[str, str]) -> Any:
         list(defs.assets),
         resources=defs.resources,
         partition_key=window[0],
-        instance=DagsterInstance.ephemeral(),
+        instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
         run_config=QUIET,
     )
@@ -323,6 +323,41 @@ def test_a_job_left_running_is_resumed_and_its_record_cleared_by_its_load(
     assert sandbox.reports.ever[-1] == f"job-{2 + case.expired}"
     assert job_records_kept(database) == []
     assert loaded("campaign_report", database) == truth("campaign_report", JANUARY, FEBRUARY)
+
+
+def test_a_record_left_after_its_load_warns_and_the_next_run_deletes_it(
+    specs_dir, sandbox, monkeypatch, retry_clock
+) -> None:
+    """When deleting a loaded job's record fails right after the load, the run still
+    succeeds, with a warning; the next run (another window) deletes that record before it
+    starts its own job, and its own after its load."""
+    from dagster import DagsterInstance
+
+    from restsync_assets.runtime import load
+
+    def unreachable(spec: Any, pipeline: Any) -> None:
+        raise RuntimeError("server closed the connection unexpectedly\nmore")
+
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    spec = reports_spec(sandbox.url)
+    spec["resources"].pop()  # the campaign report alone
+    write_spec(specs_dir, spec)
+    instance = DagsterInstance.ephemeral()
+    with monkeypatch.context() as patch:
+        patch.setattr(load, "clear_loaded", unreachable)
+        result = materialize_window(specs_dir, JANUARY, instance)
+    assert result.success, failure_message(result)
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert (
+        "reports: could not delete the records of the async jobs just loaded (server closed"
+        " the connection unexpectedly); the next run deletes them"
+    ) in logged
+    assert job_records_kept(None) == ["job-1"]
+
+    result = materialize_window(specs_dir, FEBRUARY)
+    assert result.success, failure_message(result)
+    assert sandbox.reports.ever == ["job-1", "job-2"]
+    assert job_records_kept(None) == []
 
 
 def store_of(kind: str, tmp_path: Path, database: str | None) -> job_records.JobRecords:

@@ -56,8 +56,10 @@ class JobRecords:
     """The job records of one resource of one spec: `read`, `write`, `clear`, `keys` are the
     store's; `settled` and `sweep` clear the records whose rows were loaded."""
 
-    #: where the records are, for log lines
-    where: str = ""
+    @property
+    def where(self) -> str:
+        """Where the records are, for log lines."""
+        raise NotImplementedError
 
     def read(self, key: str) -> dict[str, Any] | None:
         """The record of job `key` (`job_id`, `scope`, `created_at`), or None."""
@@ -105,7 +107,7 @@ class FileJobRecords(JobRecords):
         return self.root / self.source / self.resource
 
     @property
-    def where(self) -> str:  # type: ignore[override]
+    def where(self) -> str:
         return str(self.folder)
 
     def _path(self, key: str) -> Path:

@@ -52,7 +52,7 @@ class TableJobRecords(JobRecords):
         self.resource = resource
 
     @property
-    def where(self) -> str:  # type: ignore[override]
+    def where(self) -> str:
         return f"{self.pipeline.dataset_name}.{TABLE}"
 
     @contextmanager

@@ -34,7 +34,7 @@ from restsync_assets.runtime.exactly_once import remove_unfinished_loads
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.full_refresh import drop_resources
 from restsync_assets.runtime.full_refresh import requested as full_refresh_requested
-from restsync_assets.runtime.http.masking import install_log_masking, register_secret
+from restsync_assets.runtime.http.masking import install_log_masking, mask_text, register_secret
 from restsync_assets.runtime.http.session import RequestCounts
 from restsync_assets.runtime.job_record_stores import clear_loaded
 from restsync_assets.runtime.locks import exclusive, lock_path
@@ -225,4 +225,18 @@ def _materializations(
     events = with_soft_deletes(context, spec, pipeline, events)  # `deletes: soft`
     events = figures.added(spec, events)
     yield from with_table_metadata(context, spec, pipeline, events)
-    clear_loaded(spec, pipeline)  # the async job records of the jobs this load committed
+    _clear_job_records(context, spec, pipeline)
+
+
+def _clear_job_records(context: AssetExecutionContext, spec: SourceSpec, pipeline: Any) -> None:
+    """Delete the records of the async jobs this load committed; a failure only warns (the
+    load is committed, and the next run deletes them before it starts a job)."""
+    try:
+        clear_loaded(spec, pipeline)
+    except Exception as error:
+        text = str(error).strip()
+        first = mask_text(text.splitlines()[0]) if text else type(error).__name__
+        context.log.warning(
+            f"{spec.name}: could not delete the records of the async jobs just loaded"
+            f" ({first}); the next run deletes them"
+        )
