@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from restsync_assets.runtime import job_records
+from restsync_assets.runtime import job_records, job_records_table
 from restsync_assets.sandbox import Sandbox, reports
 from restsync_assets.specs import load_specs
 
@@ -97,7 +97,7 @@ def reports_dir(specs_dir, sandbox, monkeypatch) -> Path:
     return specs_dir
 
 
-def materialize_window(specs_dir: Path, window: tuple[str, str]) -> Any:
+def materialize_window(specs_dir: Path, window: tuple[str, str], instance: Any = None) -> Any:
     """One run of every reports asset for the monthly partition starting `window[0]`."""
     from dagster import DagsterInstance, materialize
 
@@ -109,7 +109,7 @@ def materialize_window(specs_dir: Path, window: tuple[str, str]) -> Any:
         list(defs.assets),
         resources=defs.resources,
         partition_key=window[0],
-        instance=DagsterInstance.ephemeral(),
+        instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
         run_config=QUIET,
     )
@@ -245,35 +245,164 @@ def test_one_job_per_partition_window(reports_dir, sandbox, retry_clock) -> None
     assert set(retry_clock.sleeps) == {5.0}
 
 
-def test_a_job_left_running_is_resumed_and_its_record_cleared_after_its_load(
-    specs_dir, sandbox, monkeypatch, retry_clock
-) -> None:
-    """A job that outlived `poll.timeout` with no `abort` keeps its record: the next run of
-    the window polls that job (the vendor created no second one) and loads it; the run after
-    that (any window) clears the record, its load being in dlt's state."""
+def job_records_kept(database: str | None) -> list[str]:
+    """The job ids the reports spec's campaign report has records of: files under the
+    pipelines folder (DuckDB), rows of the dataset's records table (PostgreSQL)."""
     from restsync_assets import settings
 
+    if database is None:
+        folder = settings.pipelines_dir() / job_records.FOLDER / "reports" / "campaign_report"
+        return sorted(json.loads(p.read_text())["job_id"] for p in folder.glob("*.json"))
+    table = f"reports.{job_records_table.TABLE}"
+    if postgres_sql(database, "select to_regclass(%s)", table)[0][0] is None:
+        return []
+    return sorted(r[0] for r in postgres_sql(database, f"select job_id from {table}"))
+
+
+def use_machine(monkeypatch, tmp_path: Path, name: str) -> None:
+    """Runs from now on (in-process, and subprocesses started after) use a pipelines folder
+    of their own, as a run on another machine would."""
+    monkeypatch.setenv("RESTSYNC_PIPELINES_DIR", str(tmp_path / f"machine_{name}"))
+
+
+@dataclass(frozen=True)
+class ResumeCase:
+    """A job left running by one run, then a run of the same window (on another machine:
+    another pipelines folder, on PostgreSQL)."""
+
+    id: str
+    where: str
+    #: the API forgot the job between the runs (its id expired)
+    expired: bool = False
+
+
+RESUME_CASES = [
+    ResumeCase("duckdb", "duckdb"),
+    ResumeCase("postgres-other-machine", "postgres"),
+    ResumeCase("postgres-other-machine-expired", "postgres", expired=True),
+]
+
+
+@pytest.mark.parametrize("case", RESUME_CASES, ids=[c.id for c in RESUME_CASES])
+def test_a_job_left_running_is_resumed_and_its_record_cleared_by_its_load(
+    case, request, specs_dir, sandbox, monkeypatch, retry_clock, caplog, tmp_path
+) -> None:
+    """A job that outlived `poll.timeout` with no `abort` keeps its record (a file on DuckDB,
+    a row of the dataset's `_restsync_async_jobs` on PostgreSQL); the next run of the window
+    (on PostgreSQL from another machine's pipelines folder) polls that job, creating no
+    second one, and loads it, and its record is gone after that load. A recorded job the API
+    forgot is created again, with a log line."""
+    database = request.getfixturevalue("postgres_warehouse") if case.where == "postgres" else None
     monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
     spec = reports_spec(sandbox.url, abort=None, poll={"timeout": 60})
     spec["resources"].pop()  # the campaign report alone
     write_spec(specs_dir, spec)
+    caplog.set_level("INFO", logger="restsync_assets.runtime.async_jobs")
     sandbox.reports.stall = {"2026-01-01"}
     failed = materialize_window(specs_dir, JANUARY)
     assert "no abort configured: the next run polls it again" in failure_message(failed)
-    folder = settings.pipelines_dir() / job_records.FOLDER / "reports" / "campaign_report"
-    assert [json.loads(p.read_text())["job_id"] for p in folder.glob("*.json")] == ["job-1"]
+    assert job_records_kept(database) == ["job-1"]
 
     sandbox.reports.stall = set()
+    if case.expired:
+        sandbox.reports.forget()
+    if database is not None:
+        use_machine(monkeypatch, tmp_path, "b")
     result = materialize_window(specs_dir, JANUARY)
     assert result.success, failure_message(result)
-    assert sandbox.reports.ever == ["job-1"]
-    assert loaded("campaign_report") == truth("campaign_report", JANUARY)
+    assert sandbox.reports.ever == (["job-1", "job-2"] if case.expired else ["job-1"])
+    assert loaded("campaign_report", database) == truth("campaign_report", JANUARY)
+    assert job_records_kept(database) == []
+    gone = "async job job-1 for window [2026-01-01, 2026-02-01) is no longer known to the API"
+    assert (f"{gone} (HTTP 404): creating it again" in caplog.text) == case.expired
+    resumed = "resuming async job job-1 for window [2026-01-01, 2026-02-01) (recorded in"
+    assert resumed in caplog.text
+
+    result = materialize_window(specs_dir, FEBRUARY)
+    assert result.success, failure_message(result)
+    assert sandbox.reports.ever[-1] == f"job-{2 + case.expired}"
+    assert job_records_kept(database) == []
+    assert loaded("campaign_report", database) == truth("campaign_report", JANUARY, FEBRUARY)
+
+
+def test_a_record_left_after_its_load_warns_and_the_next_run_deletes_it(
+    specs_dir, sandbox, monkeypatch, retry_clock
+) -> None:
+    """When deleting a loaded job's record fails right after the load, the run still
+    succeeds, with a warning; the next run (another window) deletes that record before it
+    starts its own job, and its own after its load."""
+    from dagster import DagsterInstance
+
+    from restsync_assets.runtime import load
+
+    def unreachable(spec: Any, pipeline: Any) -> None:
+        raise RuntimeError("server closed the connection unexpectedly\nmore")
+
+    monkeypatch.setenv("REPORTS_TOKEN", reports.TOKEN)
+    spec = reports_spec(sandbox.url)
+    spec["resources"].pop()  # the campaign report alone
+    write_spec(specs_dir, spec)
+    instance = DagsterInstance.ephemeral()
+    with monkeypatch.context() as patch:
+        patch.setattr(load, "clear_loaded", unreachable)
+        result = materialize_window(specs_dir, JANUARY, instance)
+    assert result.success, failure_message(result)
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert (
+        "reports: could not delete the records of the async jobs just loaded (server closed"
+        " the connection unexpectedly); the next run deletes them"
+    ) in logged
+    assert job_records_kept(None) == ["job-1"]
 
     result = materialize_window(specs_dir, FEBRUARY)
     assert result.success, failure_message(result)
     assert sandbox.reports.ever == ["job-1", "job-2"]
-    assert [json.loads(p.read_text())["job_id"] for p in folder.glob("*.json")] == ["job-2"]
-    assert loaded("campaign_report") == truth("campaign_report", JANUARY, FEBRUARY)
+    assert job_records_kept(None) == []
+
+
+def store_of(kind: str, tmp_path: Path, database: str | None) -> job_records.JobRecords:
+    """The campaign report's job records in a store of `kind`: files, or the table of a
+    PostgreSQL dataset (through a dlt pipeline, as runs reach it)."""
+    if kind == "files":
+        return job_records.FileJobRecords(tmp_path / "records", "reports", "campaign_report")
+    import dlt
+
+    from .real_servers import pg_url
+
+    pipeline = dlt.pipeline(
+        pipeline_name="records_store",
+        destination=dlt.destinations.postgres(credentials=pg_url(str(database))),
+        dataset_name="records_store",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    return job_records_table.TableJobRecords(pipeline, "campaign_report")
+
+
+@pytest.mark.parametrize("kind", ["files", "table"])
+def test_each_job_record_store_keeps_and_clears_records_alike(kind, request, tmp_path) -> None:
+    """Both stores read back what they recorded (a second job of one key replaces the
+    first), list their keys, and clear a record only when the jobs a load committed hold its
+    job id (`settled`, `sweep`); reading an empty store creates nothing."""
+    database = request.getfixturevalue("postgres_warehouse") if kind == "table" else None
+    store = store_of(kind, tmp_path, database)
+    assert (store.read("a"), list(store.keys())) == (None, [])
+    if database is not None:  # reading created neither the dataset nor the table
+        assert postgres_sql(database, "select to_regnamespace('records_store')") == [(None,)]
+    store.write("a", "job-1", {"window": ["2026-01-01", "2026-02-01"]}, 1_800_000_000.0)
+    store.write("a", "job-3", {"window": ["2026-01-01", "2026-02-01"]}, 1_800_000_001.0)
+    store.write("b", "job-2", {"parent": {"id": 7}}, 1_800_000_002.0)
+    assert store.read("a") == {
+        "job_id": "job-3",
+        "scope": {"window": ["2026-01-01", "2026-02-01"]},
+        "created_at": 1_800_000_001.0,
+    }
+    assert sorted(store.keys()) == ["a", "b"]
+    assert store.settled("a", {"a": "job-1"}) is not None  # an older job of the key loaded
+    store.sweep({"a": "job-1", "b": "job-2"})
+    assert sorted(store.keys()) == ["a"]
+    assert store.settled("a", {"a": "job-3"}) is None
+    assert (store.read("a"), list(store.keys())) == (None, [])
+    store.clear("missing")
 
 
 def accounts_spec(url: str, concurrency: int) -> dict:
@@ -433,18 +562,20 @@ WAREHOUSES = ("duckdb", "postgres")
 KILL_CASES = [
     ("polling", "duckdb"),
     ("downloading", "duckdb"),
+    ("polling", "postgres"),
     ("downloading", "postgres"),
 ]
 
 
 @pytest.mark.parametrize(("point", "where"), KILL_CASES, ids=[f"{p}-{w}" for p, w in KILL_CASES])
 def test_kill_9_then_a_clean_run_creates_no_second_job(
-    point, where, request, reports_dir, sandbox, commands, tmp_path, monkeypatch
+    point, where, request, reports_dir, sandbox, commands, tmp_path, monkeypatch, caplog
 ) -> None:
     """A run killed (SIGKILL) while polling or downloading a job leaves its id recorded; the
     next run polls that job instead of creating one: the vendor created exactly one job per
-    window and table, and the tables equal the truth (DuckDB; PostgreSQL, which drops the
-    local state and starts from the warehouse's)."""
+    window and table, and the tables equal the truth. On PostgreSQL the killed run is on
+    "machine A" and the next on "machine B" (pipelines folders of their own): the record is
+    a row of the dataset's `_restsync_async_jobs`, gone once the load committed."""
     database = request.getfixturevalue("postgres_warehouse") if where == "postgres" else None
     write_spec(reports_dir, reports_spec(sandbox.url, interval=0.05))
     knob, resource = KILL_POINTS[point]
@@ -454,6 +585,8 @@ def test_kill_9_then_a_clean_run_creates_no_second_job(
     setattr(sandbox.reports, knob, release)
     script = tmp_path / "child.py"
     script.write_text(CHILD)
+    if database is not None:
+        use_machine(monkeypatch, tmp_path, "a")
     run = commands([sys.executable, script, JANUARY[0]])
     try:
         assert wait_for(sandbox, run, resource, 1), run.text
@@ -463,11 +596,19 @@ def test_kill_9_then_a_clean_run_creates_no_second_job(
         release.set()
     jobs_before = sandbox.reports.jobs_created()
     assert 1 <= jobs_before <= 2  # one job per table at most, possibly one still unsent
+    if database is not None:
+        recorded = postgres_sql(database, f"select job_id from reports.{job_records_table.TABLE}")
+        assert sorted(r[0] for r in recorded) == sandbox.reports.ever
+        use_machine(monkeypatch, tmp_path, "b")
 
+    caplog.set_level("INFO", logger="restsync_assets.runtime.async_jobs")
     result = materialize_window(reports_dir, JANUARY)
     assert result.success, failure_message(result)
     assert created(sandbox, JANUARY) == {"campaign": 1, "ad": 1}
     assert_tables_are_truth(JANUARY, database=database)
+    assert "resuming async job job-1 for window" in caplog.text
+    if database is not None:
+        assert postgres_sql(database, f"select * from reports.{job_records_table.TABLE}") == []
 
 
 # --------------------------------------------------------------------------- spec errors

@@ -7,9 +7,10 @@ child, the dlt transformer: one job per parent row) built here (`add_job_resourc
 Every request goes through the source's `RestsyncSession` (the resource's retry policy,
 masking, the rate budget, OAuth refresh) with the resource's auth and headers. A job:
 
-1. is created (`create`), unless `job_records` holds one for the same resource and window,
+1. is created (`create`), unless the resource's job records hold one for the same window,
    parent or cursor start that the last load did not include: that job is polled again. Its
-   id is recorded (atomically, on disk) before anything else happens;
+   id is recorded (durably: a table of the dataset on PostgreSQL, a file elsewhere, see
+   `job_record_stores`) before anything else happens;
 2. is polled every `poll.interval` seconds: a status in `done` downloads it, in `skipped`
    loads nothing, in `failed` fails the run with the API's message; after `poll.timeout` the
    job is aborted (`abort`) and the run fails naming it. A poll answered 404 or 410 (an id the
@@ -37,11 +38,11 @@ import requests
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
-from restsync_assets import settings
 from restsync_assets.runtime.http.retry import current_clock
 from restsync_assets.runtime.http.session import ResourceTag, RestsyncSession
 from restsync_assets.runtime.job_downloads import AsyncJobError, Downloads, raise_for_status
-from restsync_assets.runtime.job_records import FOLDER, JobRecords, job_key, mark_done
+from restsync_assets.runtime.job_record_stores import job_records, running_pipeline
+from restsync_assets.runtime.job_records import JobRecords, job_key, loaded_jobs, mark_done
 from restsync_assets.runtime.transforms import RecordTransforms
 from restsync_assets.runtime.window import Window
 from restsync_assets.specs.model import AsyncJobSpec, ResourceSpec, SourceSpec
@@ -204,7 +205,10 @@ class Retriever:
             {c.name: c.data_type for c in resource.columns},
         )
         self.transforms = transforms if resource.parent is not None else None
-        self.records = JobRecords(settings.pipelines_dir() / FOLDER, spec.name, resource.name)
+        #: the resource's job records and the jobs the last completed load holds, taken when
+        #: its first jobs start (`_open_records`)
+        self._records: JobRecords | None = None
+        self.loaded: dict[str, str] = {}
         self._templates: dict[str, CompiledTemplate] = {}
 
     @property
@@ -246,12 +250,12 @@ class Retriever:
         Polls are kept in due order; the one thread sleeps until the next one is due.
         """
         clock = current_clock()
-        self.records.sweep(state)
+        self._open_records(state)
         waiting, active = deque(tasks), []
         while waiting or active:
             while waiting and len(active) < self.concurrency:
                 task = waiting.popleft()
-                self._start(task, state)
+                self._start(task)
                 active.append(task)
             task = min(active, key=lambda t: t.next_poll)
             delay = task.next_poll - clock.time()
@@ -265,19 +269,36 @@ class Retriever:
                 yield from self._download(task)
             mark_done(state, task.key, task.job_id)
 
-    def _start(self, task: Task, state: Any) -> None:
+    def _open_records(self, state: Any) -> None:
+        """At the first jobs of the run: pick the records' store and clear the records of
+        jobs the resource state (the last completed load's) marks done. A transformer runs
+        once per batch of parents: later batches keep what the first took, as the state then
+        also marks the jobs of this run, whose rows are not loaded yet."""
+        if self._records is not None:
+            return
+        self._records = job_records(running_pipeline(), self.source, self.resource.name)
+        self.loaded = loaded_jobs(state)
+        self._records.sweep(self.loaded)
+
+    @property
+    def records(self) -> JobRecords:
+        assert self._records is not None, "the records are opened by `rows`"
+        return self._records
+
+    def _start(self, task: Task) -> None:
         """Resume the recorded job of the task, or create one."""
         clock = current_clock()
-        record = self.records.settled(task.key, state)
+        record = self.records.settled(task.key, self.loaded)
         task.started = clock.time()
         if record is not None:
             task.job_id = record["job_id"]
             task.next_poll = task.started
             logger.info(
-                "%s: resuming async job %s%s (recorded by an earlier run)",
+                "%s: resuming async job %s%s (recorded in %s by an earlier run)",
                 self.where,
                 task.job_id,
                 task.describe(),
+                self.records.where,
             )
             return
         self._create(task)

@@ -4,8 +4,9 @@ credentials -> dlt source -> dlt pipeline (under the warehouse lock, and on Post
 dataset's advisory lock, verified before the load and its commit) -> the rows of unfinished
 earlier loads removed (`exactly_once`) -> dagster-dlt run -> rows a complete scan missed marked
 (`deletes: soft`) -> materializations (with the catalog's table metadata and the run's own
-figures: `restsync/requests`, `restsync/retries`, `restsync/lock_wait_s`); any failure becomes
-one actionable line. A run tagged `restsync/full_refresh: "true"` first drops the selected
+figures: `restsync/requests`, `restsync/retries`, `restsync/lock_wait_s`) -> the records of the
+async jobs the load committed cleared (`job_record_stores`); any failure becomes one
+actionable line. A run tagged `restsync/full_refresh: "true"` first drops the selected
 resources' tables and state (`full_refresh`). Called by the asset body
 (`restsync_assets.assets`); nothing here runs when definitions load.
 """
@@ -33,8 +34,9 @@ from restsync_assets.runtime.exactly_once import remove_unfinished_loads
 from restsync_assets.runtime.failures import explain
 from restsync_assets.runtime.full_refresh import drop_resources
 from restsync_assets.runtime.full_refresh import requested as full_refresh_requested
-from restsync_assets.runtime.http.masking import install_log_masking, register_secret
+from restsync_assets.runtime.http.masking import install_log_masking, mask_text, register_secret
 from restsync_assets.runtime.http.session import RequestCounts
+from restsync_assets.runtime.job_record_stores import clear_loaded
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import LockWaits, run_collector
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
@@ -223,3 +225,18 @@ def _materializations(
     events = with_soft_deletes(context, spec, pipeline, events)  # `deletes: soft`
     events = figures.added(spec, events)
     yield from with_table_metadata(context, spec, pipeline, events)
+    _clear_job_records(context, spec, pipeline)
+
+
+def _clear_job_records(context: AssetExecutionContext, spec: SourceSpec, pipeline: Any) -> None:
+    """Delete the records of the async jobs this load committed; a failure only warns (the
+    load is committed, and the next run deletes them before it starts a job)."""
+    try:
+        clear_loaded(spec, pipeline)
+    except Exception as error:
+        text = str(error).strip()
+        first = mask_text(text.splitlines()[0]) if text else type(error).__name__
+        context.log.warning(
+            f"{spec.name}: could not delete the records of the async jobs just loaded"
+            f" ({first}); the next run deletes them"
+        )
