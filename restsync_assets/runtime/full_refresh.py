@@ -8,7 +8,9 @@ locks held, unfinished earlier loads settled), dlt's own drop command (`pipeline
 - their tables with every table below them: nested tables (`<table>__<field>`) and the
   quarantine's `<table>__rejected` (dlt files them all under the resource that wrote them);
 - their dlt resource state: dlt's incremental cursor, restsync's per-parent cursors
-  (`child_cursors`), async job records. Soft-delete marks live in the table itself.
+  (`child_cursors`), the marks of loaded async jobs. Soft-delete marks live in the table
+  itself. The record of an async job still running is kept (`job_record_stores`): the
+  refresh resumes that job rather than creating a second one at the API.
 
 It commits this as a load of its own (schema and state in the destination), and the run then
 loads from `initial_value`. dlt's `pipeline.run(refresh="drop_resources")` is not used: it
