@@ -87,6 +87,7 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
         "events_csv": ("events", _as_csv),
         "events_paged": ("events", _same),
         "events_linked": ("events", _same),
+        "events_header_paged": ("events", _same),
         "events_gzipped": ("events", _same),
     },
 }
@@ -308,13 +309,13 @@ DROPPED = [
     ),
     (
         _stream(
-            "header_token",
+            "header_offset",
             paginator=_paginated(
-                {"type": "CursorPagination", "cursor_value": "{{ response.next }}"},
-                page_token_option=_option("X-Page", "header"),
+                {"type": "OffsetIncrement", "page_size": 10},
+                page_token_option=_option("X-Offset", "header"),
             ),
         ),
-        "CursorPagination: the cursor in header",
+        "OffsetIncrement: the offset in header",
     ),
     (
         _stream("jwt", requester={**REQUESTER, "authenticator": {"type": "JwtAuthenticator"}}),
@@ -348,7 +349,7 @@ DROPPED = [
 
 
 def test_each_component_restsync_cannot_express_drops_its_stream_with_the_reason(tmp_path, capsys):
-    """Custom components, a page token in a header, JWT auth, a secret inside a template and a child
+    """Custom components, an offset in a header, JWT auth, a secret inside a template and a child
     of a dropped parent each drop their stream with a `dropped STREAM: reason` line; the
     streams that map are still written, and the spec validates."""
     manifest = {**BASE, "streams": [_stream("plain"), *(s for s, _ in DROPPED)]}
@@ -472,6 +473,33 @@ CONVERSIONS = [
                     "cursor_param": "after",
                 },
                 "params": {"limit": 50},
+            }
+        },
+        None,
+    ),
+    (
+        "cursor pagination with the token and the page size in headers",
+        {
+            "paginator": _paginated(
+                {
+                    "type": "CursorPagination",
+                    "cursor_value": "{{ headers['X-Next'] }}",
+                    "stop_condition": "{{ 'X-Next' not in headers }}",
+                    "page_size": 20,
+                },
+                page_token_option=_option("X-Page-Token", "header"),
+                page_size_option=_option("X-Page-Size", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ headers['X-Next'] }}",
+                    "stop_condition": "{{ 'X-Next' not in headers }}",
+                    "cursor_header": "X-Page-Token",
+                },
+                "headers": {"X-Page-Size": "20"},
             }
         },
         None,

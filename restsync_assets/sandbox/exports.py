@@ -13,7 +13,9 @@ for `endpoint.response_format` and the record transforms; none of the seed specs
   no time), for ``on_invalid: quarantine``; ``paging`` one of ``offset`` (``offset``/``limit``, a short or empty
   page ends), ``page`` (``page`` from 1 and ``per_page``, an empty page ends) and ``link``
   (``page``/``per_page`` with an RFC 8288 ``Link: <...>; rel="next"`` header while more rows
-  follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
+  follow), and ``header`` (request headers only: ``X-Page-Size`` rows from the token in
+  ``X-Page-Token``, the next token in the answer's ``X-Next-Page-Token`` header while more
+  rows follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
   serves it with ``Content-Encoding: gzip``;
 * ``/v1/parts/{resource}-{n}.{fmt}`` (``.gz`` too) - an export in numbered files of
   ``per_page`` rows (default 100): part ``n`` links the next part, a path of its own, with
@@ -86,7 +88,7 @@ BROKEN: dict[int, dict[str, object]] = {
     130: {"id": "131", "value": "21.5"},  # coercible: a good row
 }
 _FEED = re.compile(
-    r"^/v1/(?P<paging>offset|page|link)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
+    r"^/v1/(?P<paging>offset|page|link|header)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
     r"\.(?P<fmt>json|jsonl|csv)(?P<gz>\.gz)?$"
 )
 _PART = re.compile(
@@ -194,6 +196,8 @@ def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) 
 
 def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:
     query = request.query
+    if paging == "header":
+        return _header_page(rows, request)
     if paging == "offset":
         offset = _int(query, "offset", 0, 0)
         return rows[offset : offset + _int(query, "limit", 100, 1)], {}
@@ -205,6 +209,26 @@ def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list
         following = urlencode({**query, "page": page + 1})
         headers["Link"] = f'<http://{host}{request.path}?{following}>; rel="next"'
     return selected, headers
+
+
+#: the `header` paging's token of the page starting at row `n` (opaque to clients)
+HEADER_TOKEN = "after-{}"
+
+
+def _header_page(rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:
+    """A page chosen by request headers only; the next page's token in a response header."""
+    size = _int(request.headers, "x-page-size", 100, 1)
+    token = request.headers.get("x-page-token")
+    start = 0
+    if token is not None:
+        match = re.fullmatch(r"after-(\d{1,9})", token)
+        if match is None:
+            raise ApiError(400, "bad_token", f"unknown page token {token!r}")
+        start = int(match.group(1))
+    headers = {}
+    if start + size < len(rows):
+        headers["X-Next-Page-Token"] = HEADER_TOKEN.format(start + size)
+    return rows[start : start + size], headers
 
 
 def _part(part: int, rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:

@@ -243,8 +243,23 @@ def _page_size_param(node: dict, build: StreamBuild) -> str | None:
         return None
     where, name = option_field(option, build, "page_size_option")
     if where != "request_parameter":
-        raise Unsupported(f"page_size_option in {where} (restsync: a query param)")
+        raise Unsupported(f"page_size_option in {where} (restsync's offset: a query param)")
     return name
+
+
+def _send_page_size(node: dict, size: Any, build: StreamBuild) -> None:
+    """A fixed page size in the query or a header (page number and cursor paging)."""
+    option = node.get("page_size_option")
+    if not option or not size:
+        return
+    where, name = option_field(option, build, "page_size_option")
+    value = int(static(size, build.scope, "page_size"))
+    if where == "request_parameter":
+        build.params()[name] = value
+    elif where == "header":
+        build.endpoint.setdefault("headers", {})[name] = str(value)
+    else:
+        raise Unsupported(f"page_size_option in {where} (restsync: a query param or a header)")
 
 
 def default_paginator(node: dict, build: StreamBuild) -> Any:
@@ -296,9 +311,7 @@ def page_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dict:
     )
     if where != "request_parameter":
         raise Unsupported(f"PageIncrement: the page number in {where} (restsync: a query param)")
-    size_param = _page_size_param(paginator, build)
-    if size_param and size:
-        build.params()[size_param] = int(size)
+    _send_page_size(paginator, size, build)
     build.loss("pages until an empty page (Airbyte stops at a short page: one request more)")
     start = int(static(strategy.get("start_from_page", 0), build.scope, "start_from_page"))
     return {
@@ -344,13 +357,13 @@ def cursor_pagination(strategy: dict, paginator: dict, build: StreamBuild) -> An
             out["cursor_param"] = name
         elif where == "body_json":
             out["cursor_body_path"] = name
+        elif where == "header":
+            out["cursor_header"] = name
         else:
             raise Unsupported(
-                f"CursorPagination: the cursor in {where} (restsync: query or JSON body)"
+                f"CursorPagination: the cursor in {where} (restsync: query, JSON body or header)"
             )
-    size_param = _page_size_param(paginator, build)
-    if size_param and strategy.get("page_size"):
-        build.params()[size_param] = int(static(strategy["page_size"], build.scope, "page_size"))
+    _send_page_size(paginator, strategy.get("page_size"), build)
     return out
 
 
