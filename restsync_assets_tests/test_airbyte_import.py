@@ -57,6 +57,30 @@ def _as_csv(rows: list[dict]) -> list[dict]:
     ]
 
 
+def _snake_keys(rows: list[dict]) -> list[dict]:
+    """The events_snake_keys stream's transformations applied to the sandbox's events: a
+    field added, an `archived` status removed (a null in the table), `_` replaced by `Of`,
+    keys in snake case."""
+    renamed = {
+        "batch_id": "batch_ofid",
+        "created_at": "created_ofat",
+        "internal_notes": "internal_ofnotes",
+        "old_name": "old_ofname",
+    }
+    return [
+        {
+            **{renamed.get(k, k): None if v == "archived" else v for k, v in row.items()},
+            "source_feed": "exports",
+        }
+        for row in rows
+    ]
+
+
+def _lower_keys(rows: list[dict]) -> list[dict]:
+    """The events_lower_keys stream's: `_` replaced by `X`, keys in lower case."""
+    return [{k.replace("_", "X").lower(): v for k, v in row.items()} for row in rows]
+
+
 #: manifest -> {stream: (sandbox resource, the stream's rows from the sandbox's)}
 STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = {
     "ledger": {"ledger_records": ("resource_name", _same)},
@@ -88,6 +112,8 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
         "events_paged": ("events", _same),
         "events_linked": ("events", _same),
         "events_header_paged": ("events", _same),
+        "events_snake_keys": ("events", _snake_keys),
+        "events_lower_keys": ("events", _lower_keys),
         "events_gzipped": ("events", _same),
     },
 }
@@ -316,6 +342,16 @@ DROPPED = [
             ),
         ),
         "OffsetIncrement: the offset in header",
+    ),
+    (
+        {
+            **_stream("keys_then_add"),
+            "transformations": [
+                {"type": "KeysToLower"},
+                {"type": "AddFields", "fields": [{"path": ["Src"], "value": "api"}]},
+            ],
+        },
+        "AddFields after a transformation that becomes normalize_keys",
     ),
     (
         _stream("jwt", requester={**REQUESTER, "authenticator": {"type": "JwtAuthenticator"}}),
@@ -618,6 +654,26 @@ CONVERSIONS = [
 ]
 STREAM_CONVERSIONS = [
     (
+        "a conditional RemoveFields and the key transformations",
+        {
+            "transformations": [
+                {
+                    "type": "RemoveFields",
+                    "field_pointers": [["a"]],
+                    "condition": "{{ property == 'n/a' }}",
+                },
+                {"type": "KeysReplace", "old": "-", "new": "_"},
+                {"type": "KeysToSnakeCase"},
+                {"type": "KeysToLower"},
+            ]
+        },
+        {
+            "remove_values_when": "{{ value == 'n/a' }}",
+            "normalize_keys": [{"replace": "-", "with": "_"}, "snake_case", "lower"],
+        },
+        "values inside lists are kept",
+    ),
+    (
         "added fields cast to their value_type",
         {
             "transformations": [
@@ -741,7 +797,9 @@ def test_each_retriever_component_converts_as_the_table_says(
 )
 def test_each_incremental_sync_converts_as_the_table_says(case, changes, expected, note, tmp_path):
     """Incremental syncs become dlt's `incremental` (start value in Airbyte's datetime format);
-    `stream_interval.start_time` in a param becomes `{incremental.start_value}`."""
+    `stream_interval.start_time` in a param becomes `{incremental.start_value}`; stream
+    transformations become restsync's transforms (a RemoveFields condition over `property`
+    becomes `remove_values_when` over `value`, the key transformations `normalize_keys`)."""
     stream = {**_stream("things"), **changes}
     resource, notes, dropped = _import_one(tmp_path, stream)
     assert not dropped, dropped

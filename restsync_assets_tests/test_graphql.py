@@ -65,7 +65,7 @@ INVALID = [
     (
         "with cursor_header too",
         with_paginator(cursor_header="X-After"),
-        f"resource 'repositories': endpoint.paginator.cursor_header: a cursor goes into the"
+        "resource 'repositories': endpoint.paginator.cursor_header: a cursor goes into the"
         " query (cursor_param), the JSON body (cursor_body_path) or a request header"
         " (cursor_header), one of them: remove cursor_header",
     ),

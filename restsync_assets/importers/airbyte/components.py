@@ -600,6 +600,7 @@ _CASTS = {
 
 
 def add_fields(node: dict, build: StreamBuild) -> None:
+    _before(build, "AddFields", ("remove_values_when", "normalize_keys"))
     allowed = frozenset({"record", "parent"} if build.scope.partitions else {"record"})
     fields = build.resource.setdefault("add_fields", {})
     for item in node.get("fields") or []:
@@ -616,9 +617,23 @@ def add_fields(node: dict, build: StreamBuild) -> None:
         raise Unsupported("AddFields with a condition (restsync adds to every row)")
 
 
+def _before(build: StreamBuild, kind: str, later: tuple[str, ...]) -> None:
+    """restsync applies its transforms in a fixed order (add, remove, remove by value, rename,
+    keys): a transformation Airbyte applies after one of `later` cannot keep its place."""
+    done = [key for key in later if build.resource.get(key)]
+    if done:
+        raise Unsupported(
+            f"{kind} after a transformation that becomes {done[0]} (restsync applies"
+            " add_fields, remove_fields, remove_values_when, rename_fields, normalize_keys"
+            " in that order)"
+        )
+
+
 def remove_fields(node: dict, build: StreamBuild) -> None:
     if node.get("condition"):
-        raise Unsupported("RemoveFields with a condition (restsync removes from every row)")
+        _remove_values(node, build)
+        return
+    _before(build, "RemoveFields", ("remove_values_when", "normalize_keys"))
     removed = build.resource.setdefault("remove_fields", [])
     for pointer in node.get("field_pointers") or []:
         if any("*" in str(p) for p in pointer):
@@ -626,8 +641,47 @@ def remove_fields(node: dict, build: StreamBuild) -> None:
         removed.append(_dotted(pointer, build, "RemoveFields"))
 
 
+def _remove_values(node: dict, build: StreamBuild) -> None:
+    """RemoveFields with a `condition`: Airbyte (dpath's delete with a filter) removes every
+    scalar value, at any depth, for which it is true, whatever the field pointers say."""
+    _before(build, "RemoveFields with a condition", ("remove_values_when", "normalize_keys"))
+    allowed = frozenset(
+        {"value", "record", "parent"} if build.scope.partitions else {"value", "record"}
+    )
+    condition = re.sub(r"\bproperty\b", "value", str(node["condition"]))
+    build.resource["remove_values_when"] = jinja_text(
+        condition, build.scope, "RemoveFields.condition", allowed, "record"
+    )
+    build.loss(
+        "RemoveFields.condition: values inside lists are kept (Airbyte removes a matching"
+        " list item at a list's end and sets one inside it to null)"
+    )
+
+
+def _key_step(step: Any) -> Any:
+    def converter(node: dict, build: StreamBuild) -> None:
+        value = step(node, build) if callable(step) else step
+        build.resource.setdefault("normalize_keys", []).append(value)
+
+    return converter
+
+
+def _replace_keys(node: dict, build: StreamBuild) -> dict[str, str]:
+    old = str(static(node.get("old"), build.scope, "KeysReplace.old"))
+    new = str(static(node.get("new", ""), build.scope, "KeysReplace.new"))
+    if not old:
+        raise Unsupported("KeysReplace with an empty old text")
+    return {"replace": old, "with": new}
+
+
 RECORD_FILTERS = {"RecordFilter": record_filter}
-TRANSFORMATIONS = {"AddFields": add_fields, "RemoveFields": remove_fields}
+TRANSFORMATIONS = {
+    "AddFields": add_fields,
+    "RemoveFields": remove_fields,
+    "KeysToLower": _key_step("lower"),
+    "KeysToSnakeCase": _key_step("snake_case"),
+    "KeysReplace": _key_step(_replace_keys),
+}
 
 # --------------------------------------------------------------------------- schemas, decoders
 
