@@ -976,12 +976,28 @@ def test_each_authenticator_converts_with_secrets_as_env_vars(
     assert [k for k in AUTH_SECRETS if AUTH_CONFIG[k] in text] == []
 
 
-#: the reports manifest's streams -> (the vendor's report level, the fields compared)
-REPORT_STREAMS = {
-    "campaign_report": ("campaign", reports.CAMPAIGN_FIELDS),
-    "ad_report": ("ad", reports.AD_FIELDS),
-}
 REPORT_WINDOW = ("2026-01-01", "2026-03-01")
+#: the reports manifest's async streams -> (the vendor's report level, the fields compared,
+#: the days its jobs cover: the config's dates, or the start date on for the cursor's)
+REPORT_STREAMS = {
+    "campaign_report": ("campaign", reports.CAMPAIGN_FIELDS, REPORT_WINDOW),
+    "ad_report": ("ad", reports.AD_FIELDS, REPORT_WINDOW),
+    "campaign_report_since": ("campaign", reports.CAMPAIGN_FIELDS, (REPORT_WINDOW[0], None)),
+    "account_campaign_report": (
+        "campaign",
+        (*reports.CAMPAIGN_FIELDS, "account_id"),
+        REPORT_WINDOW,
+    ),
+}
+
+
+def _report_truth(sandbox, stream: str) -> list[dict]:
+    """The vendor's rows of `stream` (the account's id added to an account's report)."""
+    level, _, (start, end) = REPORT_STREAMS[stream]
+    rows = sandbox.reports.truth(level, start, end)
+    if stream == "account_campaign_report":
+        return [{**r, "account_id": reports.account_of(r["campaign_id"])} for r in rows]
+    return rows
 
 
 def _report_config(sandbox) -> dict:
@@ -1009,6 +1025,7 @@ def _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch) -> None:
     assert "dropped" not in printed and "reads REPORTS_TOKEN" in printed
     resources = yaml.safe_load((specs_dir / "reports.yaml").read_text())["resources"]
     assert {r["name"] for r in resources if "async_job" in r["endpoint"]} == set(REPORT_STREAMS)
+    assert {r["name"] for r in resources} == {*REPORT_STREAMS, "accounts"}
     assert reports.TOKEN not in (specs_dir / "reports.yaml").read_text()
     assert main(["validate", str(specs_dir)]) == 0
     result = materialize_specs(specs_dir)
@@ -1020,16 +1037,31 @@ def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
 ):
     """Our AsyncRetriever manifest of the sandbox's `reports` vendor imports each stream as
     `endpoint.async_job` (none dropped), passes `restsync validate`, and one Dagster
-    materialization creates one job per stream, polls it, downloads its gzipped CSV files
-    (URLs from the poll answer) or its zip of JSON Lines (a path naming the job id), and
-    loads exactly the vendor's rows into DuckDB (compared as a multiset)."""
+    materialization creates one job per stream (per account for the stream partitioned by
+    the accounts stream, from the start date to today for the one with a
+    DatetimeBasedCursor), polls it, downloads its gzipped CSV files (URLs from the poll
+    answer) or its zip of JSON Lines (a path naming the job id), and loads exactly the
+    vendor's rows into DuckDB (compared as a multiset). A second run creates the cursor's
+    job from the last day loaded."""
     _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
-    for stream, (level, fields) in REPORT_STREAMS.items():
+    for stream, (level, fields, _) in REPORT_STREAMS.items():
         rows = table("reports", stream)
         assert rows is not None, stream
-        truth = sandbox.reports.truth(level, *REPORT_WINDOW)
+        truth = _report_truth(sandbox, stream)
         assert _multiset(rows, fields) == _multiset(truth, fields), stream
-        assert sandbox.reports.created[(level, *REPORT_WINDOW)] == 1
+    created = sandbox.reports.created
+    assert created[("campaign", *REPORT_WINDOW)] == 1 and created[("ad", *REPORT_WINDOW)] == 1
+    accounts = range(1, reports.ACCOUNTS + 1)
+    assert all(created[("campaign", *REPORT_WINDOW, a)] == 1 for a in accounts)
+    since = [k for k in created if k[:2] == ("campaign", REPORT_WINDOW[0]) and len(k) == 3]
+    since.remove(("campaign", *REPORT_WINDOW))  # the fixed window's; the cursor's is left
+    assert len(since) == 1 and created[since[0]] == 1
+    today = since[0][2]
+    assert [r["id"] for r in table("reports", "accounts")] == list(accounts)
+
+    assert materialize_specs(specs_dir).success
+    last_day = max(r["day"] for r in sandbox.reports.truth("campaign"))
+    assert created[("campaign", last_day, today)] == 1
 
 
 def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
@@ -1051,7 +1083,7 @@ def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
     assert run.returncode == 0, run.stderr[-2000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
-    for stream, (_, fields) in REPORT_STREAMS.items():
+    for stream, (_, fields, _) in REPORT_STREAMS.items():
         cdk = [r["data"] for r in records if r["stream"] == stream]
         assert cdk, stream
         assert _multiset(table("reports", stream), fields) == _multiset(cdk, fields), stream
@@ -1082,6 +1114,11 @@ ASYNC_DROPS = [
     ),
     (["status_extractor", "field_path"], ["jobs", "*", "status"], "a wildcard"),
     (["download_decoder"], {"type": "XmlDecoder"}, "XmlDecoder has no restsync equivalent"),
+    (
+        ["partition_router"],
+        {"type": "ListPartitionRouter", "cursor_field": "level", "values": ["campaign"]},
+        "no for_each on an async job",
+    ),
 ]
 
 
@@ -1106,4 +1143,4 @@ def test_an_async_retriever_restsync_cannot_express_is_dropped_with_its_reason(
     ]
     assert len(dropped) == 1 and reason in dropped[0], printed
     names = [r["name"] for r in yaml.safe_load((out / "reports.yaml").read_text())["resources"]]
-    assert names == ["ad_report"]
+    assert "campaign_report" not in names and "ad_report" in names

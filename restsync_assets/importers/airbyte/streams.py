@@ -33,6 +33,7 @@ def convert_stream(stream: dict, config: Config, manifest_dir: Path | None) -> S
     retriever = stream.get("retriever") or {}
     retriever_kind = component_type(retriever, "SimpleRetriever")
     if retriever_kind == "AsyncRetriever":
+        _async_parent(retriever, stream, build)
         async_retriever(retriever, stream, build)
         return _finish(stream, build)
     if retriever_kind != "SimpleRetriever":
@@ -129,6 +130,26 @@ def _list_partitions(router: dict, build: StreamBuild) -> None:
         for_each["param"] = name
     build.resource["for_each"] = for_each
     build.scope.listed = field
+
+
+def _async_parent(retriever: dict, stream: dict, build: StreamBuild) -> None:
+    """An AsyncRetriever's SubstreamPartitionRouter: a parent (one job per parent row)."""
+    router = retriever.get("partition_router")
+    if not router:
+        return
+    routers = router if isinstance(router, list) else [router]
+    if len(routers) == 1 and component_type(routers[0]) == "ListPartitionRouter":
+        raise Unsupported(
+            "AsyncRetriever with a ListPartitionRouter (restsync: no for_each on an async job)"
+        )
+    build.scope.partitions, parent = partition_levels(stream)
+    cfg = (routers[0].get("parent_stream_configs") or [{}])[0]
+    if cfg.get("request_option"):
+        raise Unsupported(
+            "AsyncRetriever: the parent key as a request_option (restsync binds an async job"
+            " to its parent through the creation path)"
+        )
+    _parent_request_option(stream, build)
 
 
 def _parent_request_option(stream: dict, build: StreamBuild) -> None:
