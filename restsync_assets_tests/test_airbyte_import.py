@@ -17,7 +17,7 @@ import yaml
 
 from restsync_assets.cli import main
 from restsync_assets.importers.airbyte import import_manifest
-from restsync_assets.sandbox import VENDORS, Sandbox, reports
+from restsync_assets.sandbox import VENDORS, Sandbox, exports, reports
 
 from .real_servers import unavailable
 from .support import assert_table_is, failure_message, materialize_specs, table, table_rows
@@ -81,6 +81,24 @@ def _lower_keys(rows: list[dict]) -> list[dict]:
     return [{k.replace("_", "X").lower(): v for k, v in row.items()} for row in rows]
 
 
+#: the regions the manifest's ListPartitionRouter lists, and each sandbox batch's region
+REGIONS = ("eu", "apac")
+BATCH_REGIONS = {b["id"]: b["region"] for b in exports.build_dataset()["exports"]["batches"]}
+
+
+def _regional_batches(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["region"] in REGIONS]
+
+
+def _regional_events(rows: list[dict]) -> list[dict]:
+    """The events of the listed regions' batches, each with its batch's region."""
+    return [
+        {**r, "batch_region": BATCH_REGIONS[r["batch_id"]]}
+        for r in rows
+        if BATCH_REGIONS[r["batch_id"]] in REGIONS
+    ]
+
+
 #: manifest -> {stream: (sandbox resource, the stream's rows from the sandbox's)}
 STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = {
     "ledger": {"ledger_records": ("resource_name", _same)},
@@ -107,6 +125,8 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
     "exports": {
         "batches": ("batches", _same),
         "batch_events": ("events", _same),
+        "regional_batches": ("batches", _regional_batches),
+        "regional_batch_events": ("events", _regional_events),
         "events_jsonl": ("events", _same),
         "events_csv": ("events", _as_csv),
         "events_paged": ("events", _same),
@@ -1044,7 +1064,7 @@ def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
     vendor's rows into DuckDB (compared as a multiset). A second run creates the cursor's
     job from the last day loaded."""
     _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
-    for stream, (level, fields, _) in REPORT_STREAMS.items():
+    for stream, (_, fields, _) in REPORT_STREAMS.items():
         rows = table("reports", stream)
         assert rows is not None, stream
         truth = _report_truth(sandbox, stream)

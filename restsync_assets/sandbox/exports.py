@@ -3,7 +3,8 @@
 Served beside the seed APIs under ``/exports`` without credentials (a public export feed),
 for `endpoint.response_format` and the record transforms; none of the seed specs reads it.
 
-* ``/v1/batches`` - five batches, JSON ``{"data": [...]}``, one page;
+* ``/v1/batches`` - five batches, JSON ``{"data": [...]}``, one page (``?region=`` only
+  that region's);
 * ``/v1/batches/{batch_id}/events`` - a batch's events, JSON ``{"data": [...]}``, paged by
   ``offset``/``limit`` (no total);
 * ``/v1/{paging}/events.{fmt}`` - every event, ``fmt`` one of ``json`` (a bare list),
@@ -169,7 +170,9 @@ def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) 
         raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
     if subpath == "/v1/batches":
         request.resource = "batches"
-        return Response(200, {"data": data["batches"]})
+        region = request.query.get("region")
+        rows = [b for b in data["batches"] if region is None or b["region"] == region]
+        return Response(200, {"data": rows})
     request.resource = "events"
     if child := _CHILD.match(subpath):
         rows = [r for r in data["events"] if str(r["batch_id"]) == child["batch_id"]]

@@ -93,10 +93,11 @@ def partition_levels(stream: dict) -> tuple[list[dict[str, tuple[str, str]]], st
     if len(routers) != 1:
         raise Unsupported("several partition routers (restsync: one parent per resource)")
     kind = component_type(routers[0])
-    if kind == "ListPartitionRouter":
-        raise Unsupported(
-            "a ListPartitionRouter on a parent stream (restsync: for_each on a top-level resource)"
-        )
+    if kind == "ListPartitionRouter":  # a listed parent: its value is a column of its rows
+        field = routers[0].get("cursor_field")
+        if not isinstance(field, str) or "{" in field:
+            raise Unsupported("a ListPartitionRouter without a fixed cursor_field")
+        return [{field: (stream.get("name"), field)}], None
     if kind != "SubstreamPartitionRouter":
         raise Unsupported(f"partition router {kind} has no restsync equivalent")
     configs = routers[0].get("parent_stream_configs") or []
@@ -142,7 +143,7 @@ def _async_parent(retriever: dict, stream: dict, build: StreamBuild) -> None:
         raise Unsupported(
             "AsyncRetriever with a ListPartitionRouter (restsync: no for_each on an async job)"
         )
-    build.scope.partitions, parent = partition_levels(stream)
+    build.scope.partitions, _ = partition_levels(stream)
     cfg = (routers[0].get("parent_stream_configs") or [{}])[0]
     if cfg.get("request_option"):
         raise Unsupported(
