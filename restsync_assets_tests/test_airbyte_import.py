@@ -401,6 +401,19 @@ DROPPED = [
         ),
         "its parent stream custom is not imported",
     ),
+    (
+        _stream(
+            "two_parents",
+            partition_router={
+                "type": "SubstreamPartitionRouter",
+                "parent_stream_configs": [
+                    {"stream": _stream("parents"), "parent_key": "id", "partition_field": "pid"},
+                    {"stream": _stream("plain"), "parent_key": "id", "partition_field": "qid"},
+                ],
+            },
+        ),
+        "several parent_stream_configs (restsync reads a child from one parent resource",
+    ),
 ]
 
 

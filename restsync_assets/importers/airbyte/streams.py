@@ -102,7 +102,10 @@ def partition_levels(stream: dict) -> tuple[list[dict[str, tuple[str, str]]], st
         raise Unsupported(f"partition router {kind} has no restsync equivalent")
     configs = routers[0].get("parent_stream_configs") or []
     if len(configs) != 1:
-        raise Unsupported("a SubstreamPartitionRouter with several parents (restsync: one parent)")
+        raise Unsupported(
+            "a SubstreamPartitionRouter with several parent_stream_configs (restsync reads a"
+            " child from one parent resource; write one child resource per parent by hand)"
+        )
     cfg = configs[0]
     parent = cfg.get("stream") or {}
     parent_name, key, field = parent.get("name"), cfg.get("parent_key"), cfg.get("partition_field")
