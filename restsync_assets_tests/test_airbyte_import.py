@@ -17,7 +17,7 @@ import yaml
 
 from restsync_assets.cli import main
 from restsync_assets.importers.airbyte import import_manifest
-from restsync_assets.sandbox import VENDORS, Sandbox, reports
+from restsync_assets.sandbox import VENDORS, Sandbox, exports, reports
 
 from .real_servers import unavailable
 from .support import assert_table_is, failure_message, materialize_specs, table, table_rows
@@ -57,6 +57,48 @@ def _as_csv(rows: list[dict]) -> list[dict]:
     ]
 
 
+def _snake_keys(rows: list[dict]) -> list[dict]:
+    """The events_snake_keys stream's transformations applied to the sandbox's events: a
+    field added, an `archived` status removed (a null in the table), `_` replaced by `Of`,
+    keys in snake case."""
+    renamed = {
+        "batch_id": "batch_ofid",
+        "created_at": "created_ofat",
+        "internal_notes": "internal_ofnotes",
+        "old_name": "old_ofname",
+    }
+    return [
+        {
+            **{renamed.get(k, k): None if v == "archived" else v for k, v in row.items()},
+            "source_feed": "exports",
+        }
+        for row in rows
+    ]
+
+
+def _lower_keys(rows: list[dict]) -> list[dict]:
+    """The events_lower_keys stream's: `_` replaced by `X`, keys in lower case."""
+    return [{k.replace("_", "X").lower(): v for k, v in row.items()} for row in rows]
+
+
+#: the regions the manifest's ListPartitionRouter lists, and each sandbox batch's region
+REGIONS = ("eu", "apac")
+BATCH_REGIONS = {b["id"]: b["region"] for b in exports.build_dataset()["exports"]["batches"]}
+
+
+def _regional_batches(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["region"] in REGIONS]
+
+
+def _regional_events(rows: list[dict]) -> list[dict]:
+    """The events of the listed regions' batches, each with its batch's region."""
+    return [
+        {**r, "batch_region": BATCH_REGIONS[r["batch_id"]]}
+        for r in rows
+        if BATCH_REGIONS[r["batch_id"]] in REGIONS
+    ]
+
+
 #: manifest -> {stream: (sandbox resource, the stream's rows from the sandbox's)}
 STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = {
     "ledger": {"ledger_records": ("resource_name", _same)},
@@ -83,10 +125,15 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
     "exports": {
         "batches": ("batches", _same),
         "batch_events": ("events", _same),
+        "regional_batches": ("batches", _regional_batches),
+        "regional_batch_events": ("events", _regional_events),
         "events_jsonl": ("events", _same),
         "events_csv": ("events", _as_csv),
         "events_paged": ("events", _same),
         "events_linked": ("events", _same),
+        "events_header_paged": ("events", _same),
+        "events_snake_keys": ("events", _snake_keys),
+        "events_lower_keys": ("events", _lower_keys),
         "events_gzipped": ("events", _same),
     },
 }
@@ -308,13 +355,23 @@ DROPPED = [
     ),
     (
         _stream(
-            "header_token",
+            "header_offset",
             paginator=_paginated(
-                {"type": "CursorPagination", "cursor_value": "{{ response.next }}"},
-                page_token_option=_option("X-Page", "header"),
+                {"type": "OffsetIncrement", "page_size": 10},
+                page_token_option=_option("X-Offset", "header"),
             ),
         ),
-        "CursorPagination: the cursor in header",
+        "OffsetIncrement: the offset in header",
+    ),
+    (
+        {
+            **_stream("keys_then_add"),
+            "transformations": [
+                {"type": "KeysToLower"},
+                {"type": "AddFields", "fields": [{"path": ["Src"], "value": "api"}]},
+            ],
+        },
+        "AddFields after a transformation that becomes normalize_keys",
     ),
     (
         _stream("jwt", requester={**REQUESTER, "authenticator": {"type": "JwtAuthenticator"}}),
@@ -344,11 +401,24 @@ DROPPED = [
         ),
         "its parent stream custom is not imported",
     ),
+    (
+        _stream(
+            "two_parents",
+            partition_router={
+                "type": "SubstreamPartitionRouter",
+                "parent_stream_configs": [
+                    {"stream": _stream("parents"), "parent_key": "id", "partition_field": "pid"},
+                    {"stream": _stream("plain"), "parent_key": "id", "partition_field": "qid"},
+                ],
+            },
+        ),
+        "several parent_stream_configs (restsync reads a child from one parent resource",
+    ),
 ]
 
 
 def test_each_component_restsync_cannot_express_drops_its_stream_with_the_reason(tmp_path, capsys):
-    """Custom components, a page token in a header, JWT auth, a secret inside a template and a child
+    """Custom components, an offset in a header, JWT auth, a secret inside a template and a child
     of a dropped parent each drop their stream with a `dropped STREAM: reason` line; the
     streams that map are still written, and the spec validates."""
     manifest = {**BASE, "streams": [_stream("plain"), *(s for s, _ in DROPPED)]}
@@ -477,6 +547,33 @@ CONVERSIONS = [
         None,
     ),
     (
+        "cursor pagination with the token and the page size in headers",
+        {
+            "paginator": _paginated(
+                {
+                    "type": "CursorPagination",
+                    "cursor_value": "{{ headers['X-Next'] }}",
+                    "stop_condition": "{{ 'X-Next' not in headers }}",
+                    "page_size": 20,
+                },
+                page_token_option=_option("X-Page-Token", "header"),
+                page_size_option=_option("X-Page-Size", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ headers['X-Next'] }}",
+                    "stop_condition": "{{ 'X-Next' not in headers }}",
+                    "cursor_header": "X-Page-Token",
+                },
+                "headers": {"X-Page-Size": "20"},
+            }
+        },
+        None,
+    ),
+    (
         "the Link header's next URL",
         {
             "paginator": _paginated(
@@ -589,6 +686,26 @@ CONVERSIONS = [
     ),
 ]
 STREAM_CONVERSIONS = [
+    (
+        "a conditional RemoveFields and the key transformations",
+        {
+            "transformations": [
+                {
+                    "type": "RemoveFields",
+                    "field_pointers": [["a"]],
+                    "condition": "{{ property == 'n/a' }}",
+                },
+                {"type": "KeysReplace", "old": "-", "new": "_"},
+                {"type": "KeysToSnakeCase"},
+                {"type": "KeysToLower"},
+            ]
+        },
+        {
+            "remove_values_when": "{{ value == 'n/a' }}",
+            "normalize_keys": [{"replace": "-", "with": "_"}, "snake_case", "lower"],
+        },
+        "values inside lists are kept",
+    ),
     (
         "added fields cast to their value_type",
         {
@@ -713,7 +830,9 @@ def test_each_retriever_component_converts_as_the_table_says(
 )
 def test_each_incremental_sync_converts_as_the_table_says(case, changes, expected, note, tmp_path):
     """Incremental syncs become dlt's `incremental` (start value in Airbyte's datetime format);
-    `stream_interval.start_time` in a param becomes `{incremental.start_value}`."""
+    `stream_interval.start_time` in a param becomes `{incremental.start_value}`; stream
+    transformations become restsync's transforms (a RemoveFields condition over `property`
+    becomes `remove_values_when` over `value`, the key transformations `normalize_keys`)."""
     stream = {**_stream("things"), **changes}
     resource, notes, dropped = _import_one(tmp_path, stream)
     assert not dropped, dropped
@@ -890,12 +1009,28 @@ def test_each_authenticator_converts_with_secrets_as_env_vars(
     assert [k for k in AUTH_SECRETS if AUTH_CONFIG[k] in text] == []
 
 
-#: the reports manifest's streams -> (the vendor's report level, the fields compared)
-REPORT_STREAMS = {
-    "campaign_report": ("campaign", reports.CAMPAIGN_FIELDS),
-    "ad_report": ("ad", reports.AD_FIELDS),
-}
 REPORT_WINDOW = ("2026-01-01", "2026-03-01")
+#: the reports manifest's async streams -> (the vendor's report level, the fields compared,
+#: the days its jobs cover: the config's dates, or the start date on for the cursor's)
+REPORT_STREAMS = {
+    "campaign_report": ("campaign", reports.CAMPAIGN_FIELDS, REPORT_WINDOW),
+    "ad_report": ("ad", reports.AD_FIELDS, REPORT_WINDOW),
+    "campaign_report_since": ("campaign", reports.CAMPAIGN_FIELDS, (REPORT_WINDOW[0], None)),
+    "account_campaign_report": (
+        "campaign",
+        (*reports.CAMPAIGN_FIELDS, "account_id"),
+        REPORT_WINDOW,
+    ),
+}
+
+
+def _report_truth(sandbox, stream: str) -> list[dict]:
+    """The vendor's rows of `stream` (the account's id added to an account's report)."""
+    level, _, (start, end) = REPORT_STREAMS[stream]
+    rows = sandbox.reports.truth(level, start, end)
+    if stream == "account_campaign_report":
+        return [{**r, "account_id": reports.account_of(r["campaign_id"])} for r in rows]
+    return rows
 
 
 def _report_config(sandbox) -> dict:
@@ -923,6 +1058,7 @@ def _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch) -> None:
     assert "dropped" not in printed and "reads REPORTS_TOKEN" in printed
     resources = yaml.safe_load((specs_dir / "reports.yaml").read_text())["resources"]
     assert {r["name"] for r in resources if "async_job" in r["endpoint"]} == set(REPORT_STREAMS)
+    assert {r["name"] for r in resources} == {*REPORT_STREAMS, "accounts"}
     assert reports.TOKEN not in (specs_dir / "reports.yaml").read_text()
     assert main(["validate", str(specs_dir)]) == 0
     result = materialize_specs(specs_dir)
@@ -934,16 +1070,31 @@ def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
 ):
     """Our AsyncRetriever manifest of the sandbox's `reports` vendor imports each stream as
     `endpoint.async_job` (none dropped), passes `restsync validate`, and one Dagster
-    materialization creates one job per stream, polls it, downloads its gzipped CSV files
-    (URLs from the poll answer) or its zip of JSON Lines (a path naming the job id), and
-    loads exactly the vendor's rows into DuckDB (compared as a multiset)."""
+    materialization creates one job per stream (per account for the stream partitioned by
+    the accounts stream, from the start date to today for the one with a
+    DatetimeBasedCursor), polls it, downloads its gzipped CSV files (URLs from the poll
+    answer) or its zip of JSON Lines (a path naming the job id), and loads exactly the
+    vendor's rows into DuckDB (compared as a multiset). A second run creates the cursor's
+    job from the last day loaded."""
     _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
-    for stream, (level, fields) in REPORT_STREAMS.items():
+    for stream, (_, fields, _) in REPORT_STREAMS.items():
         rows = table("reports", stream)
         assert rows is not None, stream
-        truth = sandbox.reports.truth(level, *REPORT_WINDOW)
+        truth = _report_truth(sandbox, stream)
         assert _multiset(rows, fields) == _multiset(truth, fields), stream
-        assert sandbox.reports.created[(level, *REPORT_WINDOW)] == 1
+    created = sandbox.reports.created
+    assert created[("campaign", *REPORT_WINDOW)] == 1 and created[("ad", *REPORT_WINDOW)] == 1
+    accounts = range(1, reports.ACCOUNTS + 1)
+    assert all(created[("campaign", *REPORT_WINDOW, a)] == 1 for a in accounts)
+    since = [k for k in created if k[:2] == ("campaign", REPORT_WINDOW[0]) and len(k) == 3]
+    since.remove(("campaign", *REPORT_WINDOW))  # the fixed window's; the cursor's is left
+    assert len(since) == 1 and created[since[0]] == 1
+    today = since[0][2]
+    assert [r["id"] for r in table("reports", "accounts")] == list(accounts)
+
+    assert materialize_specs(specs_dir).success
+    last_day = max(r["day"] for r in sandbox.reports.truth("campaign"))
+    assert created[("campaign", last_day, today)] == 1
 
 
 def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
@@ -965,7 +1116,7 @@ def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
     assert run.returncode == 0, run.stderr[-2000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     _load_reports(tmp_path, specs_dir, sandbox, capsys, monkeypatch)
-    for stream, (_, fields) in REPORT_STREAMS.items():
+    for stream, (_, fields, _) in REPORT_STREAMS.items():
         cdk = [r["data"] for r in records if r["stream"] == stream]
         assert cdk, stream
         assert _multiset(table("reports", stream), fields) == _multiset(cdk, fields), stream
@@ -996,6 +1147,11 @@ ASYNC_DROPS = [
     ),
     (["status_extractor", "field_path"], ["jobs", "*", "status"], "a wildcard"),
     (["download_decoder"], {"type": "XmlDecoder"}, "XmlDecoder has no restsync equivalent"),
+    (
+        ["partition_router"],
+        {"type": "ListPartitionRouter", "cursor_field": "level", "values": ["campaign"]},
+        "no for_each on an async job",
+    ),
 ]
 
 
@@ -1020,4 +1176,4 @@ def test_an_async_retriever_restsync_cannot_express_is_dropped_with_its_reason(
     ]
     assert len(dropped) == 1 and reason in dropped[0], printed
     names = [r["name"] for r in yaml.safe_load((out / "reports.yaml").read_text())["resources"]]
-    assert names == ["ad_report"]
+    assert "campaign_report" not in names and "ad_report" in names

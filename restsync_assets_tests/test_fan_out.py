@@ -58,6 +58,61 @@ def test_each_listed_value_is_one_request_sequence_and_a_column(partnerhub, spec
     assert amer and all(q["region"] == "amer" for q in amer)
 
 
+def listed_parent_spec(url: str) -> dict:
+    """Batches of two regions (`for_each` sent as `?region=`) and each batch's events (a
+    child), the region taken from the parent row: the sandbox's public `exports` feed."""
+    return {
+        "name": "exports",
+        "client": {"base_url": f"{url}/exports"},
+        "resources": [
+            {
+                "name": "regional_batches",
+                "primary_key": "id",
+                "for_each": {"field": "zone", "values": ["eu", "apac"], "param": "region"},
+                "endpoint": {"path": "/v1/batches", "data_selector": "data"},
+            },
+            {
+                "name": "regional_events",
+                "primary_key": "id",
+                "add_fields": {"batch_zone": "{{ parent.zone }}"},
+                "endpoint": {
+                    "path": "/v1/batches/{resources.regional_batches.id}/events",
+                    "params": {"zone": "{resources.regional_batches.zone}"},
+                    "data_selector": "data",
+                    "paginator": {"type": "offset", "limit": 40, "total_path": None},
+                },
+            },
+        ],
+    }
+
+
+def test_a_listed_parent_feeds_its_child_the_rows_of_every_value(specs_dir, sandbox):
+    """A `for_each` resource with a child: the parent holds the batches of both listed regions
+    (each with `zone`), the child exactly those batches' events, each request of it sending
+    its parent's `zone` and each row carrying it from the parent row."""
+    write_spec(specs_dir, listed_parent_spec(sandbox.url))
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    batches = [
+        {**b, "zone": b["region"]}
+        for b in sandbox.rows("exports", "batches")
+        if b["region"] in ("eu", "apac")
+    ]
+    assert len(batches) == 3
+    assert_table_is(table_rows("exports", "regional_batches"), batches)
+    zones = {b["id"]: b["zone"] for b in batches}
+    events = [
+        {**e, "batch_zone": zones[e["batch_id"]]}
+        for e in sandbox.rows("exports", "events")
+        if e["batch_id"] in zones
+    ]
+    assert_table_is(table_rows("exports", "regional_events"), events)
+    asked = [r for r in sandbox.requests if r.path.endswith("/events")]
+    assert {(r.path.split("/")[-2], r.query["zone"]) for r in asked} == {
+        (str(i), z) for i, z in zones.items()
+    }
+
+
 WHERE = "partnerhub.yaml: resource 'regional_reports': for_each"
 INVALID = [
     ({"resources__0__for_each__values": []}, f"{WHERE}.values: Tuple should have at least 1 item"),

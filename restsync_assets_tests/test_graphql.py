@@ -59,8 +59,21 @@ INVALID = [
     (
         "with cursor_param too",
         with_paginator(cursor_param="after"),
-        f"{WHERE}: a cursor goes into the query (cursor_param) or into the JSON body"
-        " (cursor_body_path), not both: remove one",
+        f"{WHERE}: a cursor goes into the query (cursor_param), the JSON body (cursor_body_path)"
+        " or a request header (cursor_header), one of them: remove cursor_body_path",
+    ),
+    (
+        "with cursor_header too",
+        with_paginator(cursor_header="X-After"),
+        "resource 'repositories': endpoint.paginator.cursor_header: a cursor goes into the"
+        " query (cursor_param), the JSON body (cursor_body_path) or a request header"
+        " (cursor_header), one of them: remove cursor_header",
+    ),
+    (
+        "a header name with a space",
+        with_paginator(cursor_header="X After", cursor_body_path=DELETE),
+        "resource 'repositories': endpoint.paginator.cursor_header: 'X After' is not an HTTP"
+        " header name such as X-Page-Token",
     ),
     (
         "an empty path",
@@ -99,7 +112,7 @@ INVALID = [
         "a misspelt key",
         with_paginator(cursor_body_pth="variables.after", cursor_body_path=DELETE),
         "resource 'repositories': endpoint.paginator.cursor_body_pth: unknown key; allowed:"
-        " cursor_body_path, cursor_param, cursor_value, stop_condition, type",
+        " cursor_body_path, cursor_header, cursor_param, cursor_value, stop_condition, type",
     ),
 ]
 

@@ -95,6 +95,25 @@ def test_plain_cursor_goes_to_cursor_param(api: RawApi) -> None:
     assert requested(api)[1] == ("/items", {"limit": "5", "after": "c2"})
 
 
+def test_cursor_header_sends_each_token_as_that_request_header(api: RawApi) -> None:
+    """With `cursor_header` every cursor after the first page is a request header, never a
+    query param; the headers the request had (a page size) are kept on every page."""
+    cursors = {None: "c2", "c2": "c3", "c3": None}
+
+    def app(req: RawRequest) -> RawReply:
+        token = req.headers.get("X-Page-Token")
+        return RawReply(body={"data": [{"id": token}], "next": cursors[token]})
+
+    api.app = app
+    paginator = TemplatedCursorPaginator(
+        "{{ response.next }}", cursor_header="X-Page-Token", resource="items"
+    )
+    records = paginate(api, paginator, headers={"X-Page-Size": "1"})
+    assert [r["id"] for r in records] == [None, "c2", "c3"]
+    assert [r.query for r in api.requests] == [{}, {}, {}]
+    assert [r.headers.get("X-Page-Size") for r in api.requests] == ["1", "1", "1"]
+
+
 def test_cursor_from_headers_and_last_page(api: RawApi) -> None:
     def app(req: RawRequest) -> RawReply:
         start = int(req.query.get("after", 0))

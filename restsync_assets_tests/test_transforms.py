@@ -85,6 +85,32 @@ ROWS = [
         {**{k: v for k, v in ROW.items() if k != "notes"}, "notes_copy": "n"},
     ),
     (
+        "values removed by a condition, at any depth; lists left alone",
+        {"remove_values_when": "{{ value is none or value == 'web' }}"},
+        None,
+        {"id": 1, "a": None, "meta": {"src": "web", "b": None, "x": 1}, "tags": [None, "web"]},
+        {"id": 1, "meta": {"x": 1}, "tags": [None, "web"]},
+    ),
+    (
+        "key steps in order: replace, then snake case (nested keys too, as Airbyte splits them)",
+        {
+            "normalize_keys": [
+                {"replace": " ", "with": ""},
+                "snake_case",
+            ]
+        },
+        None,
+        {"Created At": 1, "userID": 2, "Meta": {"Source Name": "x"}, "2fa": True, "Ünit": "C"},
+        {"created_at": 1, "user_id": 2, "meta": {"source_name": "x"}, "_2_fa": True, "unit": "C"},
+    ),
+    (
+        "lower renames top-level keys only, after add_fields",
+        {"add_fields": {"Extra": 1}, "normalize_keys": ["lower"]},
+        None,
+        {"ID": 1, "Meta": {"Src": "web"}},
+        {"id": 1, "meta": {"Src": "web"}, "extra": 1},
+    ),
+    (
         "a child's templates read its parent",
         {
             "record_filter": "{{ parent.active }}",
@@ -177,11 +203,52 @@ VALID = [
     ),
     ("literal mapping added", {"add_fields": {"meta": {"a": 1}, "n": 3, "flag": False}}),
     (
+        "values removed by a condition, keys normalized",
+        {
+            "remove_values_when": "{{ value is none }}",
+            "normalize_keys": ["lower", {"replace": "-", "with": "_"}, "snake_case"],
+        },
+    ),
+    (
         "nested paths",
         {"add_fields": {"a.b": 1}, "remove_fields": ["c.d"], "rename_fields": {"e.f": "g"}},
     ),
 ]
 INVALID = [
+    (
+        "remove_values_when not one expression",
+        {"remove_values_when": "x {{ value }}"},
+        "remove_values_when",
+        "must be a single {{ expression }} whose truth removes the field,"
+        ' e.g. "{{ value is none }}"',
+    ),
+    (
+        "remove_values_when reads an unknown name",
+        {"remove_values_when": "{{ property is none }}"},
+        "remove_values_when",
+        "template reads 'property'; it may read value and record (parent only on a child resource)",
+    ),
+    (
+        "normalize_keys not a list",
+        {"normalize_keys": "lower"},
+        "normalize_keys",
+        "must be a list of steps (lower, snake_case or {replace: OLD, with: NEW}), e.g."
+        " [snake_case]",
+    ),
+    (
+        "an unknown key step",
+        {"normalize_keys": ["lower", "camel_case"]},
+        "normalize_keys.1",
+        "'camel_case' is no key step; allowed: lower, snake_case or {replace: OLD, with: NEW}"
+        " (OLD a non-empty string)",
+    ),
+    (
+        "a replace step without its new text",
+        {"normalize_keys": [{"replace": " "}]},
+        "normalize_keys.0",
+        "{'replace': ' '} is no key step; allowed: lower, snake_case or {replace: OLD, with:"
+        " NEW} (OLD a non-empty string)",
+    ),
     (
         "filter not a template",
         {"record_filter": "true"},

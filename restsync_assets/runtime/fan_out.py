@@ -3,7 +3,8 @@
 `for_each`: dlt builds the resource with the first value in its path (dlt refuses a path
 placeholder no param fills); :func:`with_for_each` then replaces it with a resource that runs
 dlt's `paginate_resource` once per value, with the value in the path placeholder or the query
-param, and adds the value to each row as column `field`.
+param, and adds the value to each row as column `field`; its children are fed from it (each
+value's rows, the value among their fields).
 
 A child's `batch_size` or `explode` (:func:`with_fanned_children`): the parent's rows of each
 page are regrouped before dlt's `paginate_dependent_resource` makes one request per item:
@@ -51,11 +52,13 @@ def with_for_each(spec: SourceSpec, config: dict, written: dict) -> dict:
     if not listed:
         return config
     configs = {r["name"]: r for r in written["resources"]}
-    built = rest_api_resources(config)
-    resources = [
-        per_value(r, configs[r.name], listed[r.name]) if r.name in listed else r for r in built
-    ]
-    return {"client": config["client"], "resources": resources}
+    built = {r.name: r for r in rest_api_resources(config)}
+    for name, resource in listed.items():
+        built[name] = per_value(built[name], configs[name], resource)
+    for resource in spec.resources:  # a listed parent's children read the rows of each value
+        if resource.parent in listed:
+            built[resource.name].pipe_data_from(built[resource.parent])
+    return {"client": config["client"], "resources": list(built.values())}
 
 
 def per_value(built: DltResource, config: dict[str, Any], resource: ResourceSpec) -> DltResource:

@@ -1,4 +1,5 @@
-"""Record transforms: `record_filter`, `add_fields`, `remove_fields`, `rename_fields`.
+"""Record transforms: `record_filter`, `add_fields`, `remove_fields`, `remove_values_when`,
+`rename_fields`, `normalize_keys`.
 
 Applied to each row in that order, before everything else dlt and restsync do with the rows
 (dlt's incremental, `ArrowPages`, the checks, the load): primary keys, cursors, `schema`
@@ -21,6 +22,8 @@ native value (a number stays a number), other text renders to a string. Literal 
 from __future__ import annotations
 
 import copy
+import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, ClassVar
@@ -126,13 +129,92 @@ def rename_fields(renames: dict[str, str], resource: str) -> Step:
     return step
 
 
+def remove_values_when(template: str, resource: str) -> Step:
+    """`remove_values_when`: every field of the row and of its nested objects whose value is
+    a scalar (string, number, boolean, null) for which the template, over `value` (and the
+    row), is true is removed; lists and their items are left as they are."""
+    compiled = compile_template(template)
+
+    def prune(node: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        kept = {}
+        for key, value in node.items():
+            if isinstance(value, dict):
+                kept[key] = prune(value, context)
+            elif isinstance(value, list) or not _evaluate(
+                compiled, resource, "remove_values_when", {**context, "value": value}
+            ):
+                kept[key] = value
+        return kept
+
+    def step(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        return prune(row, context)
+
+    return step
+
+
+#: Airbyte's `KeysToSnakeCase` tokens: a capitalised or lower-case word, a number, or a run
+#: of other characters (a separator)
+_SNAKE_TOKENS = re.compile(r"[A-Z]+[a-z]*|[a-z]+|\d+|(?P<sep>[^a-zA-Z\d]+)")
+
+
+def snake_case(key: str) -> str:
+    """`key` in snake case, by Airbyte's `KeysToSnakeCase` rules (`createdAt`, `Created At`
+    -> `created_at`; a leading number gets a leading `_`); accented letters lose their accent."""
+    ascii_key = "".join(
+        c for c in unicodedata.normalize("NFKD", key) if not unicodedata.combining(c)
+    )
+    tokens = [
+        "" if m.group("sep") is not None else m.group(0) for m in _SNAKE_TOKENS.finditer(ascii_key)
+    ]
+    if len(tokens) >= 3:
+        tokens = tokens[:1] + [t for t in tokens[1:-1] if t] + tokens[-1:]
+    if tokens and tokens[0].isdigit():
+        tokens.insert(0, "")
+    return "_".join(t.lower() for t in tokens)
+
+
+def _nested_keys(rename: Callable[[str], str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A copy of a mapping with `rename` applied to its keys and its nested mappings' keys."""
+
+    def apply(data: dict[str, Any]) -> dict[str, Any]:
+        return {rename(k): apply(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+    return apply
+
+
+def _key_step(step: str | dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    if step == "lower":
+        return lambda row: {k.lower(): v for k, v in row.items()}
+    if step == "snake_case":
+        return _nested_keys(snake_case)
+    assert isinstance(step, dict)
+    old, new = step["replace"], step["with"]
+    return _nested_keys(lambda key: key.replace(old, new))
+
+
+def normalize_keys(steps: tuple[str | dict[str, str], ...], resource: str) -> Step:
+    """`normalize_keys`: the row's keys renamed by each step in order: `lower` (top-level
+    keys), `snake_case` and `{replace: OLD, with: NEW}` (nested objects' keys too), as
+    Airbyte's `KeysToLower`, `KeysToSnakeCase` and `KeysReplace` do."""
+    renames = tuple(_key_step(s) for s in steps)
+
+    def step(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        for rename in renames:
+            row = rename(row)
+        return row
+
+    return step
+
+
 #: `factory(the key's value, resource name)` of each key of `TransformsSpec`, in the order
 #: the steps apply: the one registry of transforms (a new one is a model field and an entry).
 TRANSFORM_STEPS: dict[str, Callable[[Any, str], Step]] = {
     "record_filter": record_filter,
     "add_fields": add_fields,
     "remove_fields": remove_fields,
+    "remove_values_when": remove_values_when,
     "rename_fields": rename_fields,
+    "normalize_keys": normalize_keys,
 }
 
 

@@ -3,7 +3,8 @@
 Served beside the seed APIs under ``/exports`` without credentials (a public export feed),
 for `endpoint.response_format` and the record transforms; none of the seed specs reads it.
 
-* ``/v1/batches`` - five batches, JSON ``{"data": [...]}``, one page;
+* ``/v1/batches`` - five batches, JSON ``{"data": [...]}``, one page (``?region=`` only
+  that region's);
 * ``/v1/batches/{batch_id}/events`` - a batch's events, JSON ``{"data": [...]}``, paged by
   ``offset``/``limit`` (no total);
 * ``/v1/{paging}/events.{fmt}`` - every event, ``fmt`` one of ``json`` (a bare list),
@@ -13,7 +14,9 @@ for `endpoint.response_format` and the record transforms; none of the seed specs
   no time), for ``on_invalid: quarantine``; ``paging`` one of ``offset`` (``offset``/``limit``, a short or empty
   page ends), ``page`` (``page`` from 1 and ``per_page``, an empty page ends) and ``link``
   (``page``/``per_page`` with an RFC 8288 ``Link: <...>; rel="next"`` header while more rows
-  follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
+  follow), and ``header`` (request headers only: ``X-Page-Size`` rows from the token in
+  ``X-Page-Token``, the next token in the answer's ``X-Next-Page-Token`` header while more
+  rows follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
   serves it with ``Content-Encoding: gzip``;
 * ``/v1/parts/{resource}-{n}.{fmt}`` (``.gz`` too) - an export in numbered files of
   ``per_page`` rows (default 100): part ``n`` links the next part, a path of its own, with
@@ -86,7 +89,7 @@ BROKEN: dict[int, dict[str, object]] = {
     130: {"id": "131", "value": "21.5"},  # coercible: a good row
 }
 _FEED = re.compile(
-    r"^/v1/(?P<paging>offset|page|link)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
+    r"^/v1/(?P<paging>offset|page|link|header)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
     r"\.(?P<fmt>json|jsonl|csv)(?P<gz>\.gz)?$"
 )
 _PART = re.compile(
@@ -167,7 +170,9 @@ def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) 
         raise ApiError(405, "method_not_allowed", "use GET", {"Allow": "GET"})
     if subpath == "/v1/batches":
         request.resource = "batches"
-        return Response(200, {"data": data["batches"]})
+        region = request.query.get("region")
+        rows = [b for b in data["batches"] if region is None or b["region"] == region]
+        return Response(200, {"data": rows})
     request.resource = "events"
     if child := _CHILD.match(subpath):
         rows = [r for r in data["events"] if str(r["batch_id"]) == child["batch_id"]]
@@ -194,6 +199,8 @@ def render(request: IncomingRequest, subpath: str, data: dict[str, list[dict]]) 
 
 def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:
     query = request.query
+    if paging == "header":
+        return _header_page(rows, request)
     if paging == "offset":
         offset = _int(query, "offset", 0, 0)
         return rows[offset : offset + _int(query, "limit", 100, 1)], {}
@@ -205,6 +212,26 @@ def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list
         following = urlencode({**query, "page": page + 1})
         headers["Link"] = f'<http://{host}{request.path}?{following}>; rel="next"'
     return selected, headers
+
+
+#: the `header` paging's token of the page starting at row `n` (opaque to clients)
+HEADER_TOKEN = "after-{}"
+
+
+def _header_page(rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:
+    """A page chosen by request headers only; the next page's token in a response header."""
+    size = _int(request.headers, "x-page-size", 100, 1)
+    token = request.headers.get("x-page-token")
+    start = 0
+    if token is not None:
+        match = re.fullmatch(r"after-(\d{1,9})", token)
+        if match is None:
+            raise ApiError(400, "bad_token", f"unknown page token {token!r}")
+        start = int(match.group(1))
+    headers = {}
+    if start + size < len(rows):
+        headers["X-Next-Page-Token"] = HEADER_TOKEN.format(start + size)
+    return rows[start : start + size], headers
 
 
 def _part(part: int, rows: list[dict], request: IncomingRequest) -> tuple[list, dict]:

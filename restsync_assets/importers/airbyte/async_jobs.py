@@ -4,7 +4,10 @@ The creation request becomes `create`, the id the polling path reads from
 `creation_response` becomes `job_id` (and `{job_id}` in the poll, abort and download
 paths), the status extractor and `status_mapping` become `status` and its `done`,
 `failed`, `skipped` lists, and the download target extractor (or the download path) and
-the download decoder become `download`. Everything else drops the stream (`Unsupported`).
+the download decoder become `download`. A `DatetimeBasedCursor` becomes the endpoint's
+`incremental` (one job from the cursor to now, its bounds `window.start`/`window.end` in the
+creation request), a `SubstreamPartitionRouter` a parent (one job per parent row, `parent`
+in the creation request). Everything else drops the stream (`Unsupported`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from typing import Any
 from restsync_assets.importers.airbyte import components as c
 from restsync_assets.importers.airbyte.build import StreamBuild, component_type, convert
 from restsync_assets.importers.airbyte.errors import Unsupported
-from restsync_assets.importers.airbyte.templates import request_value, static
+from restsync_assets.importers.airbyte.templates import (
+    jinja_text,
+    request_text,
+    request_value,
+    static,
+)
+from restsync_assets.specs.template_functions import format_datetime
 
 _BLOCK = re.compile(r"\{\{(.*?)\}\}", re.S)
 _KEY = r"(?:\.(\w+)|\[\s*['\"]([^'\"]+)['\"]\s*\])"
@@ -27,8 +36,15 @@ _CREATION_REF = re.compile(
     + r"\s*"
 )
 _DOWNLOAD_TARGET = re.compile(r"\s*\{\{\s*download_target\s*\}\}\s*")
+#: `stream_interval.start_time`, `stream_slice['end_time']`: a bound of the job's window
+_WINDOW_REF = re.compile(
+    r"\b(?:stream_interval|stream_slice)\s*"
+    r"(?:\.(start_time|end_time)\b|\[\s*['\"](start_time|end_time)['\"]\s*\])"
+)
 #: AsyncRetriever fields restsync has no equivalent of: set, they drop the stream
-UNSUPPORTED_KEYS = ("download_target_requester", "partition_router")
+UNSUPPORTED_KEYS = ("download_target_requester",)
+#: the DatetimeBasedCursor keys the job's creation request sends itself
+_WINDOW_KEYS = ("start_time_option", "end_time_option", "end_datetime")
 
 
 def async_retriever(retriever: dict, stream: dict, build: StreamBuild) -> None:
@@ -37,11 +53,12 @@ def async_retriever(retriever: dict, stream: dict, build: StreamBuild) -> None:
         if retriever.get(key):
             raise Unsupported(f"AsyncRetriever.{key} has no restsync equivalent")
     if stream.get("incremental_sync"):
-        raise Unsupported("AsyncRetriever with an incremental_sync (restsync: partitions)")
+        _incremental(stream["incremental_sync"], build)
     paginator = retriever.get("download_paginator")
     if paginator and component_type(paginator) != "NoPagination":
         raise Unsupported("AsyncRetriever.download_paginator: restsync downloads whole files")
     create = _request(retriever.get("creation_requester") or {}, build, "creation_requester")
+    _window_options(stream.get("incremental_sync"), create, build)
     poll, id_key = _job_request(retriever.get("polling_requester") or {}, build, "polling")
     if id_key is None:
         raise Unsupported("polling_requester: its path names no creation_response field")
@@ -63,11 +80,57 @@ def _request(requester: dict, build: StreamBuild, what: str) -> dict[str, Any]:
     """`create`'s request: path relative to the base URL, method, params, json, headers
     (values fixed at import: config baked in, secrets as `{secret: ...}`)."""
     _check_requester(requester, build, what)
-    out: dict[str, Any] = {
-        "path": _relative(static(requester.get("path") or "", build.scope, what))
-    }
-    out.update(_options(requester, build, what))
+    path = requester.get("path") or ""
+    if build.scope.partitions:  # a child: `{resources.<parent>.<key>}` binds it per parent
+        path = request_text(str(path), build.scope, f"{what}.path")
+        if "{resources." not in str(path):
+            raise Unsupported(
+                "AsyncRetriever with a parent: the creation path names no parent key"
+                " (restsync binds an async job to its parent through that path)"
+            )
+    out: dict[str, Any] = {"path": _relative(static(path, build.scope, what))}
+    out.update(_options(requester, build, what, create=True))
     return out
+
+
+def _incremental(cursor: dict, build: StreamBuild) -> None:
+    """A DatetimeBasedCursor: the endpoint's `incremental` (one job from the cursor to now);
+    its request options and end go into the creation request (`_window_options`)."""
+    if component_type(cursor, "DatetimeBasedCursor") != "DatetimeBasedCursor":
+        raise Unsupported(
+            f"AsyncRetriever with a {cursor.get('type')} (restsync: a datetime cursor)"
+        )
+    plain = {k: v for k, v in cursor.items() if k not in _WINDOW_KEYS}
+    build.endpoint["incremental"] = c.datetime_cursor(plain, build)
+    build.scope.incremental = True
+    fmt = static(cursor.get("datetime_format"), build.scope, "datetime_format")
+    end = cursor.get("end_datetime")
+    if isinstance(end, dict):
+        end = end.get("datetime")
+    build.window = {
+        "start": f"format_datetime(window.start, {fmt!r})",
+        "end": (
+            repr(format_datetime(static(end, build.scope, "end_datetime"), fmt))
+            if end
+            else f"format_datetime(window.end, {fmt!r})"
+        ),
+    }
+    if end:
+        build.loss("end_datetime is sent as the end of every job (Airbyte: until now at most)")
+
+
+def _window_options(cursor: dict | None, create: dict[str, Any], build: StreamBuild) -> None:
+    """The cursor's `start_time_option` / `end_time_option` as the creation request's
+    params, JSON body fields or headers (the window's bounds)."""
+    for key, bound in (("start_time_option", "start"), ("end_time_option", "end")):
+        option = (cursor or {}).get(key)
+        if not option:
+            continue
+        where, name = c.option_field(option, build, key)
+        target = {"request_parameter": "params", "body_json": "json", "header": "headers"}
+        if where not in target:
+            raise Unsupported(f"{key} in {where} (restsync's job request: query, JSON, header)")
+        create.setdefault(target[where], {})[name] = "{{ " + build.window[bound] + " }}"
 
 
 def _job_request(
@@ -103,7 +166,9 @@ def _check_requester(requester: dict, build: StreamBuild, what: str) -> None:
         raise Unsupported(f"{what}.url_base differs from the creation's (restsync: one base URL)")
 
 
-def _options(requester: dict, build: StreamBuild, what: str) -> dict[str, Any]:
+def _options(
+    requester: dict, build: StreamBuild, what: str, create: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     method = str(static(requester.get("http_method", "GET"), build.scope, what)).upper()
     out["method"] = method
@@ -116,16 +181,21 @@ def _options(requester: dict, build: StreamBuild, what: str) -> dict[str, Any]:
         if value and not isinstance(value, dict):
             raise Unsupported(f"{what}.{airbyte_key} given as one template (restsync: a mapping)")
         if value:
-            out[key] = {k: _fixed(v, build, f"{what}.{airbyte_key}.{k}") for k, v in value.items()}
+            out[key] = {
+                k: _fixed(v, build, f"{what}.{airbyte_key}.{k}", create) for k, v in value.items()
+            }
     if requester.get("request_body_data"):
         raise Unsupported(f"{what}.request_body_data: restsync's job requests send JSON")
     return out
 
 
-def _fixed(value: Any, build: StreamBuild, what: str) -> Any:
-    """A request value known at import time (or a whole secret); anything else drops."""
+def _fixed(value: Any, build: StreamBuild, what: str, create: bool = False) -> Any:
+    """A request value known at import time (or a whole secret); in the creation request
+    also a template over the job's window or parent row; anything else drops."""
     if isinstance(value, dict):
-        return {k: _fixed(v, build, f"{what}.{k}") for k, v in value.items()}
+        return {k: _fixed(v, build, f"{what}.{k}", create) for k, v in value.items()}
+    if create and isinstance(value, str) and _runs(value, build):
+        return _job_template(value, build, what)
     if isinstance(value, str) and "{{" in value:
         converted = request_value(value, build.scope, what)
         if isinstance(converted, str) and "{" in converted.replace("{{", "").replace("}}", ""):
@@ -136,6 +206,26 @@ def _fixed(value: Any, build: StreamBuild, what: str) -> Any:
             else converted
         )
     return value
+
+
+def _runs(value: str, build: StreamBuild) -> bool:
+    """Whether a creation request value reads the window or the parent row."""
+    return bool(
+        _WINDOW_REF.search(value) or (build.scope.partitions and "stream_partition" in value)
+    )
+
+
+def _job_template(value: str, build: StreamBuild, what: str) -> str:
+    """restsync's Jinja of a creation request value: the window's bounds as
+    `window.start`/`window.end` in the cursor's format, the parent's fields as `parent[...]`."""
+
+    def bound(match: re.Match[str]) -> str:
+        if build.window is None:
+            raise Unsupported(f"{what}: {match.group(0)} without a DatetimeBasedCursor")
+        return build.window["start" if "start" in match.group(0) else "end"]
+
+    allowed = frozenset({"window", "parent"} if build.scope.partitions else {"window"})
+    return jinja_text(_WINDOW_REF.sub(bound, value), build.scope, what, allowed, "record")
 
 
 def _job_path(text: str, build: StreamBuild, what: str) -> tuple[str, str | None]:

@@ -21,6 +21,9 @@ class StreamBuild:
     base_url: str | None = None
     #: what the conversion could not keep exactly (`imported with a loss`)
     notes: list[str] = field(default_factory=list)
+    #: an async job's window bounds as restsync Jinja expressions (`start`, `end`), when the
+    #: stream has a datetime cursor
+    window: dict[str, str] | None = None
 
     @property
     def endpoint(self) -> dict[str, Any]:

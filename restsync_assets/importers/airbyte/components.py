@@ -243,8 +243,23 @@ def _page_size_param(node: dict, build: StreamBuild) -> str | None:
         return None
     where, name = option_field(option, build, "page_size_option")
     if where != "request_parameter":
-        raise Unsupported(f"page_size_option in {where} (restsync: a query param)")
+        raise Unsupported(f"page_size_option in {where} (restsync's offset: a query param)")
     return name
+
+
+def _send_page_size(node: dict, size: Any, build: StreamBuild) -> None:
+    """A fixed page size in the query or a header (page number and cursor paging)."""
+    option = node.get("page_size_option")
+    if not option or not size:
+        return
+    where, name = option_field(option, build, "page_size_option")
+    value = int(static(size, build.scope, "page_size"))
+    if where == "request_parameter":
+        build.params()[name] = value
+    elif where == "header":
+        build.endpoint.setdefault("headers", {})[name] = str(value)
+    else:
+        raise Unsupported(f"page_size_option in {where} (restsync: a query param or a header)")
 
 
 def default_paginator(node: dict, build: StreamBuild) -> Any:
@@ -296,9 +311,7 @@ def page_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dict:
     )
     if where != "request_parameter":
         raise Unsupported(f"PageIncrement: the page number in {where} (restsync: a query param)")
-    size_param = _page_size_param(paginator, build)
-    if size_param and size:
-        build.params()[size_param] = int(size)
+    _send_page_size(paginator, size, build)
     build.loss("pages until an empty page (Airbyte stops at a short page: one request more)")
     start = int(static(strategy.get("start_from_page", 0), build.scope, "start_from_page"))
     return {
@@ -344,13 +357,13 @@ def cursor_pagination(strategy: dict, paginator: dict, build: StreamBuild) -> An
             out["cursor_param"] = name
         elif where == "body_json":
             out["cursor_body_path"] = name
+        elif where == "header":
+            out["cursor_header"] = name
         else:
             raise Unsupported(
-                f"CursorPagination: the cursor in {where} (restsync: query or JSON body)"
+                f"CursorPagination: the cursor in {where} (restsync: query, JSON body or header)"
             )
-    size_param = _page_size_param(paginator, build)
-    if size_param and strategy.get("page_size"):
-        build.params()[size_param] = int(static(strategy["page_size"], build.scope, "page_size"))
+    _send_page_size(paginator, strategy.get("page_size"), build)
     return out
 
 
@@ -587,6 +600,7 @@ _CASTS = {
 
 
 def add_fields(node: dict, build: StreamBuild) -> None:
+    _before(build, "AddFields", ("remove_values_when", "normalize_keys"))
     allowed = frozenset({"record", "parent"} if build.scope.partitions else {"record"})
     fields = build.resource.setdefault("add_fields", {})
     for item in node.get("fields") or []:
@@ -603,9 +617,23 @@ def add_fields(node: dict, build: StreamBuild) -> None:
         raise Unsupported("AddFields with a condition (restsync adds to every row)")
 
 
+def _before(build: StreamBuild, kind: str, later: tuple[str, ...]) -> None:
+    """restsync applies its transforms in a fixed order (add, remove, remove by value, rename,
+    keys): a transformation Airbyte applies after one of `later` cannot keep its place."""
+    done = [key for key in later if build.resource.get(key)]
+    if done:
+        raise Unsupported(
+            f"{kind} after a transformation that becomes {done[0]} (restsync applies"
+            " add_fields, remove_fields, remove_values_when, rename_fields, normalize_keys"
+            " in that order)"
+        )
+
+
 def remove_fields(node: dict, build: StreamBuild) -> None:
     if node.get("condition"):
-        raise Unsupported("RemoveFields with a condition (restsync removes from every row)")
+        _remove_values(node, build)
+        return
+    _before(build, "RemoveFields", ("remove_values_when", "normalize_keys"))
     removed = build.resource.setdefault("remove_fields", [])
     for pointer in node.get("field_pointers") or []:
         if any("*" in str(p) for p in pointer):
@@ -613,8 +641,47 @@ def remove_fields(node: dict, build: StreamBuild) -> None:
         removed.append(_dotted(pointer, build, "RemoveFields"))
 
 
+def _remove_values(node: dict, build: StreamBuild) -> None:
+    """RemoveFields with a `condition`: Airbyte (dpath's delete with a filter) removes every
+    scalar value, at any depth, for which it is true, whatever the field pointers say."""
+    _before(build, "RemoveFields with a condition", ("remove_values_when", "normalize_keys"))
+    allowed = frozenset(
+        {"value", "record", "parent"} if build.scope.partitions else {"value", "record"}
+    )
+    condition = re.sub(r"\bproperty\b", "value", str(node["condition"]))
+    build.resource["remove_values_when"] = jinja_text(
+        condition, build.scope, "RemoveFields.condition", allowed, "record"
+    )
+    build.loss(
+        "RemoveFields.condition: values inside lists are kept (Airbyte removes a matching"
+        " list item at a list's end and sets one inside it to null)"
+    )
+
+
+def _key_step(step: Any) -> Any:
+    def converter(node: dict, build: StreamBuild) -> None:
+        value = step(node, build) if callable(step) else step
+        build.resource.setdefault("normalize_keys", []).append(value)
+
+    return converter
+
+
+def _replace_keys(node: dict, build: StreamBuild) -> dict[str, str]:
+    old = str(static(node.get("old"), build.scope, "KeysReplace.old"))
+    new = str(static(node.get("new", ""), build.scope, "KeysReplace.new"))
+    if not old:
+        raise Unsupported("KeysReplace with an empty old text")
+    return {"replace": old, "with": new}
+
+
 RECORD_FILTERS = {"RecordFilter": record_filter}
-TRANSFORMATIONS = {"AddFields": add_fields, "RemoveFields": remove_fields}
+TRANSFORMATIONS = {
+    "AddFields": add_fields,
+    "RemoveFields": remove_fields,
+    "KeysToLower": _key_step("lower"),
+    "KeysToSnakeCase": _key_step("snake_case"),
+    "KeysReplace": _key_step(_replace_keys),
+}
 
 # --------------------------------------------------------------------------- schemas, decoders
 

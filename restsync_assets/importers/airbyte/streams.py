@@ -33,6 +33,7 @@ def convert_stream(stream: dict, config: Config, manifest_dir: Path | None) -> S
     retriever = stream.get("retriever") or {}
     retriever_kind = component_type(retriever, "SimpleRetriever")
     if retriever_kind == "AsyncRetriever":
+        _async_parent(retriever, stream, build)
         async_retriever(retriever, stream, build)
         return _finish(stream, build)
     if retriever_kind != "SimpleRetriever":
@@ -92,15 +93,19 @@ def partition_levels(stream: dict) -> tuple[list[dict[str, tuple[str, str]]], st
     if len(routers) != 1:
         raise Unsupported("several partition routers (restsync: one parent per resource)")
     kind = component_type(routers[0])
-    if kind == "ListPartitionRouter":
-        raise Unsupported(
-            "a ListPartitionRouter on a parent stream (restsync: for_each on a top-level resource)"
-        )
+    if kind == "ListPartitionRouter":  # a listed parent: its value is a column of its rows
+        field = routers[0].get("cursor_field")
+        if not isinstance(field, str) or "{" in field:
+            raise Unsupported("a ListPartitionRouter without a fixed cursor_field")
+        return [{field: (stream.get("name"), field)}], None
     if kind != "SubstreamPartitionRouter":
         raise Unsupported(f"partition router {kind} has no restsync equivalent")
     configs = routers[0].get("parent_stream_configs") or []
     if len(configs) != 1:
-        raise Unsupported("a SubstreamPartitionRouter with several parents (restsync: one parent)")
+        raise Unsupported(
+            "a SubstreamPartitionRouter with several parent_stream_configs (restsync reads a"
+            " child from one parent resource; write one child resource per parent by hand)"
+        )
     cfg = configs[0]
     parent = cfg.get("stream") or {}
     parent_name, key, field = parent.get("name"), cfg.get("parent_key"), cfg.get("partition_field")
@@ -129,6 +134,26 @@ def _list_partitions(router: dict, build: StreamBuild) -> None:
         for_each["param"] = name
     build.resource["for_each"] = for_each
     build.scope.listed = field
+
+
+def _async_parent(retriever: dict, stream: dict, build: StreamBuild) -> None:
+    """An AsyncRetriever's SubstreamPartitionRouter: a parent (one job per parent row)."""
+    router = retriever.get("partition_router")
+    if not router:
+        return
+    routers = router if isinstance(router, list) else [router]
+    if len(routers) == 1 and component_type(routers[0]) == "ListPartitionRouter":
+        raise Unsupported(
+            "AsyncRetriever with a ListPartitionRouter (restsync: no for_each on an async job)"
+        )
+    build.scope.partitions, _ = partition_levels(stream)
+    cfg = (routers[0].get("parent_stream_configs") or [{}])[0]
+    if cfg.get("request_option"):
+        raise Unsupported(
+            "AsyncRetriever: the parent key as a request_option (restsync binds an async job"
+            " to its parent through the creation path)"
+        )
+    _parent_request_option(stream, build)
 
 
 def _parent_request_option(stream: dict, build: StreamBuild) -> None:

@@ -243,6 +243,11 @@ def _rename(expression: str, scope: Scope, what: str, kind: str) -> str:
             return f"record[{name!r}]"
         if level == 0 and scope.partitions and name in scope.partitions[0]:
             return f"parent[{scope.partitions[0][name][1]!r}]"
+        if level == 1 and len(scope.partitions) > 1 and name in scope.partitions[1]:
+            parent = next(iter(scope.partitions[0].values()))[0]
+            resource, key = scope.partitions[1][name]
+            if resource == parent:  # a listed parent's value: a field of the parent row
+                return f"parent[{key!r}]"
         raise Unsupported(f"{what}: {match.group(0)!r}: a record template sees only its parent row")
 
     return PARTITION_REF.sub(parent_field, expression)

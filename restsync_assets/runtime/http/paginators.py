@@ -83,6 +83,8 @@ class TemplatedCursorPaginator(BasePaginator):
     parameter ``cursor_param``. With ``cursor_body_path`` (a dotted path such as
     ``variables.after``) every cursor is written into the JSON request body instead, as dlt's
     ``JSONResponseCursorPaginator`` does: GraphQL's ``pageInfo { endCursor hasNextPage }``.
+    With ``cursor_header`` every cursor is sent as that request header (a token API whose
+    next page is asked for with, say, ``X-Page-Token``).
     Pagination stops when ``stop_condition`` is truthy or the cursor is empty (``None``,
     ``""``, ``"None"``, ``{}``). A cursor repeating one already seen raises
     :class:`PaginationLoopError`.
@@ -102,11 +104,15 @@ class TemplatedCursorPaginator(BasePaginator):
         cursor_param: str | None = None,
         resource: str = "?",
         cursor_body_path: str | None = None,
+        cursor_header: str | None = None,
     ) -> None:
         super().__init__()
-        if cursor_param and cursor_body_path:
-            raise ValueError(f"resource {resource}: use cursor_param or cursor_body_path, not both")
+        if sum(bool(t) for t in (cursor_param, cursor_body_path, cursor_header)) > 1:
+            raise ValueError(
+                f"resource {resource}: use one of cursor_param, cursor_body_path, cursor_header"
+            )
         self.cursor_body_path = cursor_body_path
+        self.cursor_header = cursor_header
         self.cursor_template = compile_template(cursor_value)
         self.stop_template = compile_template(stop_condition) if stop_condition else None
         self.cursor_param = cursor_param
@@ -160,6 +166,9 @@ class TemplatedCursorPaginator(BasePaginator):
         if self.cursor_body_path:
             request.json = with_value_at(request.json, self.cursor_body_path, cursor)
             return
+        if self.cursor_header:
+            request.headers = {**(request.headers or {}), self.cursor_header: cursor}
+            return
         if _is_absolute_url(cursor) or cursor.startswith("/"):
             self._follow_url(request, urljoin(request.url, cursor))
             return
@@ -186,7 +195,8 @@ class TemplatedCursorPaginator(BasePaginator):
             f" cursor_value={self.cursor_template.source!r},"
             f" stop_condition={self.stop_template.source if self.stop_template else None!r},"
             f" cursor_param={self.cursor_param!r},"
-            f" cursor_body_path={self.cursor_body_path!r})"
+            f" cursor_body_path={self.cursor_body_path!r},"
+            f" cursor_header={self.cursor_header!r})"
         )
 
 

@@ -57,6 +57,8 @@ class TemplatedCursorPaginatorSpec(StrictModel):
     #: ...or the dotted path in the JSON request body it is written to (GraphQL's
     #: `variables.after`), as dlt's `JSONResponseCursorPaginator` does; never both
     cursor_body_path: str | None = None
+    #: ...or the request header that carries it (a token only, never a URL); one of the three
+    cursor_header: str | None = None
 
 
 class DltPaginatorSpec(StrictModel):

@@ -32,7 +32,16 @@ ENDPOINT_KEYS = (
     "headers",
 )
 #: the record transform keys of a resource, in the order they apply (see `TransformsSpec`)
-TRANSFORM_KEYS = ("record_filter", "add_fields", "remove_fields", "rename_fields")
+TRANSFORM_KEYS = (
+    "record_filter",
+    "add_fields",
+    "remove_fields",
+    "remove_values_when",
+    "rename_fields",
+    "normalize_keys",
+)
+#: the named steps of `normalize_keys` (the third kind is `{replace: OLD, with: NEW}`)
+KEY_CASES = ("lower", "snake_case")
 #: endpoint keys restsync reads itself and removes before handing the endpoint to dlt
 EXTENSION_ENDPOINT_KEYS = ("response_format", "async_job")
 ResponseFormat = Literal["json", "jsonl", "csv"]
@@ -160,7 +169,8 @@ class ChildCursorSpec(StrictModel):
 
 
 class TransformsSpec(StrictModel):
-    """`record_filter`, `add_fields`, `remove_fields`, `rename_fields` of a resource.
+    """`record_filter`, `add_fields`, `remove_fields`, `remove_values_when`, `rename_fields`,
+    `normalize_keys` of a resource.
 
     Field names are dotted paths (`a.b` is field `b` of the object in field `a`). Templates
     are kept as their source text; `runtime.transforms` compiles each once per run.
@@ -171,8 +181,14 @@ class TransformsSpec(StrictModel):
     #: field path -> literal value, or a template (a string holding `{{` or `{%`)
     add_fields: dict[str, Any] = Field(default_factory=dict)
     remove_fields: tuple[str, ...] = ()
+    #: a single `{{ expression }}` over `value`: every field, at any depth, whose value is a
+    #: string, number, boolean or null and makes it true is removed
+    remove_values_when: str | None = None
     #: old field path -> new field path
     rename_fields: dict[str, str] = Field(default_factory=dict)
+    #: key renames applied in order: `lower` (top-level keys), `snake_case` and
+    #: `{replace: OLD, with: NEW}` (keys of nested objects too)
+    normalize_keys: tuple[str | dict[str, str], ...] = ()
 
 
 class ForEachSpec(StrictModel):

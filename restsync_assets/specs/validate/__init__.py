@@ -22,7 +22,6 @@ def validate_resources(
     """Each resource validated, parents first (every resource's problems reported together);
     a child takes its parent's partitions."""
     problems = Collector()
-    with_children = {b.parent for b in bound}
     valid = [
         problems.take(
             validate_resource,
@@ -30,7 +29,6 @@ def validate_resources(
             retry_layers,
             spec,
             catalog,
-            b.raw["name"] in with_children,
             default=None,
         )
         for b in bound

@@ -14,7 +14,6 @@ def validate_for_each(
     resource: str,
     parent: str | None,
     endpoint: dict,
-    has_children: bool,
     async_job: bool = False,
 ) -> ForEachSpec | None:
     """The `for_each` model; refused where a run could not read each value in full."""
@@ -26,8 +25,6 @@ def validate_for_each(
         why = "an async job (endpoint.async_job) creates one report per run"
     elif parent is not None:
         why = "a child resource is already read once per parent row"
-    elif has_children:
-        why = "a resource with children cannot be read per listed value yet"
     elif endpoint.get("incremental") is not None or any(
         isinstance(v, dict) and v.get("type") == "incremental"
         for v in (endpoint.get("params") or {}).values()

@@ -70,6 +70,8 @@ def _check_scan_end(spec: OffsetPaginatorSpec, resource: str | None, key: str) -
 
 #: a dotted path of JSON keys: `after`, `variables.after`
 BODY_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+#: an HTTP header name (RFC 9110 token characters)
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: the methods (of dlt's GET and POST) that send a JSON body for `cursor_body_path`
 BODY_METHODS = ("POST",)
 
@@ -77,23 +79,33 @@ BODY_METHODS = ("POST",)
 def _check_cursor_target(
     spec: TemplatedCursorPaginatorSpec, resource: str | None, key: str
 ) -> None:
-    """The cursor goes into the query (`cursor_param`) or into the JSON body
-    (`cursor_body_path`), never both."""
-    path = spec.cursor_body_path
-    if path is None:
-        return
-    if spec.cursor_param is not None:
+    """The cursor goes into the query (`cursor_param`), the JSON body (`cursor_body_path`)
+    or a request header (`cursor_header`): one of them."""
+    targets = [
+        name
+        for name in ("cursor_param", "cursor_body_path", "cursor_header")
+        if getattr(spec, name) is not None
+    ]
+    if len(targets) > 1:
         raise Invalid(
-            "a cursor goes into the query (cursor_param) or into the JSON body"
-            " (cursor_body_path), not both: remove one",
+            "a cursor goes into the query (cursor_param), the JSON body (cursor_body_path)"
+            f" or a request header (cursor_header), one of them: remove {targets[-1]}",
             resource=resource,
-            key=f"{key}.cursor_body_path",
+            key=f"{key}.{targets[-1]}",
         )
-    if not BODY_PATH.fullmatch(path):
+    path = spec.cursor_body_path
+    if path is not None and not BODY_PATH.fullmatch(path):
         raise Invalid(
             f"{path!r} is not a dotted path of JSON keys such as after or variables.after",
             resource=resource,
             key=f"{key}.cursor_body_path",
+        )
+    header = spec.cursor_header
+    if header is not None and not HEADER_NAME.fullmatch(header):
+        raise Invalid(
+            f"{header!r} is not an HTTP header name such as X-Page-Token",
+            resource=resource,
+            key=f"{key}.cursor_header",
         )
 
 

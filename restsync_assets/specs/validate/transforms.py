@@ -1,7 +1,8 @@
-"""`record_filter`, `add_fields`, `remove_fields`, `rename_fields` into a `TransformsSpec`.
+"""`record_filter`, `add_fields`, `remove_fields`, `remove_values_when`, `rename_fields`,
+`normalize_keys` into a `TransformsSpec`.
 
 Templates are parsed here (a syntax error is a spec error); they may read `record`, and
-`parent` on a child resource. Keys, cursors and `schema` name fields as after the transforms,
+`parent` on a child resource (`remove_values_when` also `value`). Keys, cursors and `schema` name fields as after the transforms,
 so a primary key or cursor the transforms remove or rename away is refused.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from restsync_assets.specs.errors import Invalid
-from restsync_assets.specs.model import TRANSFORM_KEYS, TransformsSpec
+from restsync_assets.specs.model import KEY_CASES, TRANSFORM_KEYS, TransformsSpec
 from restsync_assets.specs.templates import is_template
 
 
@@ -26,7 +27,9 @@ def validate_transforms(
         record_filter=_filter(raw.get("record_filter"), resource, context),
         add_fields=_add(raw.get("add_fields"), resource, context),
         remove_fields=_remove(raw.get("remove_fields"), resource),
+        remove_values_when=_remove_values(raw.get("remove_values_when"), resource, context),
         rename_fields=_rename(raw.get("rename_fields"), resource),
+        normalize_keys=_normalize(raw.get("normalize_keys"), resource),
     )
     _check_collisions(spec, resource, keys)
     return spec
@@ -67,6 +70,50 @@ def _filter(value: Any, resource: str, context: tuple[str, ...]) -> str | None:
             key="record_filter",
         )
     return value
+
+
+def _remove_values(value: Any, resource: str, context: tuple[str, ...]) -> str | None:
+    key = "remove_values_when"
+    example = 'e.g. "{{ value is none }}"'
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_template(value):
+        raise Invalid(f"must be a template string, {example}", resource=resource, key=key)
+    if not _compiled(value, resource, key, ("value", *context)).is_expression:
+        raise Invalid(
+            f"must be a single {{{{ expression }}}} whose truth removes the field, {example}",
+            resource=resource,
+            key=key,
+        )
+    return value
+
+
+_KEY_STEPS = f"{', '.join(KEY_CASES)} or {{replace: OLD, with: NEW}}"
+
+
+def _normalize(value: Any, resource: str) -> tuple[str | dict[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise Invalid(
+            f"must be a list of steps ({_KEY_STEPS}), e.g. [snake_case]",
+            resource=resource,
+            key="normalize_keys",
+        )
+    return tuple(_key_step(step, resource, f"normalize_keys.{i}") for i, step in enumerate(value))
+
+
+def _key_step(step: Any, resource: str, key: str) -> str | dict[str, str]:
+    if step in KEY_CASES:
+        return str(step)
+    replace = isinstance(step, dict) and set(step) == {"replace", "with"}
+    if replace and all(isinstance(v, str) for v in step.values()) and step["replace"]:
+        return {"replace": step["replace"], "with": step["with"]}
+    raise Invalid(
+        f"{step!r} is no key step; allowed: {_KEY_STEPS} (OLD a non-empty string)",
+        resource=resource,
+        key=key,
+    )
 
 
 def _path(value: Any, resource: str, key: str) -> str:
