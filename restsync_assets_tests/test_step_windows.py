@@ -254,8 +254,8 @@ def test_the_materialization_counts_every_window(serve, clock, specs_dir):
     clock(FIRST_RUN)
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
-    [materialization] = result.asset_materializations_for_node(f"{SPEC}_assets")
-    metadata = materialization.metadata
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
     assert metadata["rows_loaded"].value == len(api.truth(FIRST_RUN))
     assert metadata["restsync/windows"].value == 4
 
