@@ -185,6 +185,12 @@ def _load_windows(
         try:
             info = pipeline.run(source, loader_file_format=loader_file_format(pipeline.destination))
             info.raise_on_failed_jobs()
+        except Exception:
+            context.log.warning(
+                f"{spec.name}: {name}: window {step_window.label} failed; the windows before it"
+                " are committed and the next run asks from this one"
+            )
+            raise
         finally:
             finish(source)
         rows = _rows_normalized(pipeline, source, name)
