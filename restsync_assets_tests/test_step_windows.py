@@ -141,7 +141,7 @@ def sql_rows(sql: str) -> list[tuple]:
 
 def assert_table_is_truth(rows: list[dict]) -> None:
     """`stepped.events` holds `rows`, each exactly once (a multiset of id, at, kind)."""
-    got = Counter(sql_rows(f"select id, \"at\", kind from {SPEC}.events"))
+    got = Counter(sql_rows(f'select id, "at", kind from {SPEC}.events'))
     loaded = Counter((i, to_datetime(a), k) for i, a, k in got.elements())
     assert loaded == Counter((r["id"], to_datetime(r["at"]), r["kind"]) for r in rows)
 
