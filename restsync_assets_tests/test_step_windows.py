@@ -17,12 +17,13 @@ import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from restsync_assets import settings
 from restsync_assets.runtime import request_values
+from restsync_assets.runtime.step_windows import as_cursor
 from restsync_assets.specs.template_functions import format_datetime, to_datetime
 
 from .fake_servers import JsonApi, Reply, page
@@ -85,8 +86,8 @@ class Events:
             if c.query.get("page", "1") == "1" and c.query.get("from") not in self.failing
         ]
 
-    def truth(self, until: datetime) -> list[dict]:
-        return [r for r in self.rows if to_datetime(r["at"]) < until]
+    def truth(self, until: datetime, since: datetime = START) -> list[dict]:
+        return [r for r in self.rows if since <= to_datetime(r["at"]) < until]
 
 
 def stepped_spec(disposition: str = "append", **incremental: object) -> dict:
@@ -184,8 +185,9 @@ class Case:
     incremental: dict
     #: the windows the first run asks, as sent
     windows: list
-    #: rows the first run loads: those before this moment
+    #: rows the first run loads: those from `since` up to this moment
     until: datetime
+    since: datetime = START
 
 
 def epoch(moment: datetime) -> str:
@@ -213,7 +215,36 @@ CASES = [
         ],
         START + timedelta(hours=27),
     ),
+    Case(
+        "1d-from-a-relative-start",
+        {"initial_value": {"type": "now", "offset": "-2d"}},
+        days(FIRST_RUN - timedelta(days=2), FIRST_RUN),
+        FIRST_RUN,
+        FIRST_RUN - timedelta(days=2),
+    ),
 ]
+
+
+MOMENT = datetime(2026, 1, 2, 6, 30, tzinfo=timezone.utc)
+FORMS = [
+    (1767225600, int(MOMENT.timestamp())),
+    (1767225600.5, MOMENT.timestamp()),
+    ("1767225600", str(int(MOMENT.timestamp()))),
+    ("2026-01-01T00:00:00Z", "2026-01-02T06:30:00Z"),
+    ("2026-01-01T00:00:00.000000Z", "2026-01-02T06:30:00.000000Z"),
+    ("2026-01-01T00:00:00+00:00", "2026-01-02T06:30:00+00:00"),
+    ("2026-01-01 00:00:00", "2026-01-02 06:30:00"),
+    ("2026-01-01", "2026-01-02"),
+    (datetime(2026, 1, 1, tzinfo=timezone.utc), MOMENT),
+    (date(2026, 1, 1), date(2026, 1, 2)),
+]
+
+
+@pytest.mark.parametrize(("form", "expected"), FORMS, ids=[repr(f) for f, _ in FORMS])
+def test_a_window_bound_is_written_like_the_initial_value(form, expected):
+    """The bounds compare with the rows' cursor values: written as `initial_value` is (a
+    number as epoch seconds, a string in its own format, a date or datetime as one)."""
+    assert as_cursor(MOMENT, form) == expected
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -225,7 +256,7 @@ def test_a_run_asks_each_window_in_order_and_loads_the_rows_once(case, serve, cl
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     assert api.windows == case.windows
-    assert_table_is_truth(api.truth(case.until))
+    assert_table_is_truth(api.truth(case.until, case.since))
 
 
 def test_a_second_run_asks_only_the_new_windows(serve, clock, specs_dir):
@@ -295,6 +326,7 @@ from datetime import datetime, timezone
 from dlt.common.destination.client import RunnableLoadJob
 
 from restsync_assets.runtime import request_values
+from restsync_assets.runtime.step_windows import as_cursor
 
 request_values.CLOCK = lambda: datetime(2026, 1, 4, 12, tzinfo=timezone.utc)
 release = RunnableLoadJob._release
