@@ -530,7 +530,11 @@ def _step(node: dict, build: StreamBuild) -> str | None:
 def _window_end(node: dict, incremental: dict, build: StreamBuild) -> None:
     """Each window's end: `end_time_option` becomes `end_param` (sent as the next window's
     start, where Airbyte sends it minus `cursor_granularity`)."""
-    end_param = _start_option(node.get("end_time_option"), build, "end_time_option")
+    try:
+        end_param = _start_option(node.get("end_time_option"), build, "end_time_option")
+    except Unsupported as error:
+        build.loss(f"each window's end is not sent: {error}")
+        end_param = None
     if end_param:
         incremental["end_param"] = end_param
         if node.get("cursor_granularity"):
