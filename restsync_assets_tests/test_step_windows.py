@@ -406,6 +406,11 @@ INVALID = [
         " {type: now, offset: -7d}",
     ),
     (
+        {f"{INCREMENTAL}initial_value": {"type": "now", "offset": "-7d", "format": "epoch_ms"}},
+        f"{WHERE}.initial_value.format: with step, the format must be one of iso, epoch, date"
+        " (the windows are counted from it), got 'epoch_ms'",
+    ),
+    (
         {f"{INCREMENTAL}lag": 3600},
         f"{WHERE}.lag: not supported with step (each window is a closed range); remove lag",
     ),

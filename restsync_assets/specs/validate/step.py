@@ -95,9 +95,23 @@ def _conflicts(
     ]
 
 
+#: the formats of a relative window bound that read back as a time
+RELATIVE_FORMATS = ("iso", "epoch", "date")
+
+
 def _datetime(value: Any, resource: str, key: str) -> None:
-    """A window bound: None, a relative time (checked elsewhere) or a date or time."""
-    if value is None or is_relative(value):
+    """A window bound: None, a relative time (checked elsewhere, but for its format) or a
+    date or time."""
+    if value is None:
+        return
+    if is_relative(value):
+        if value.get("format") not in (None, *RELATIVE_FORMATS):
+            raise Invalid(
+                f"with step, the format must be one of {', '.join(RELATIVE_FORMATS)} (the"
+                f" windows are counted from it), got {value.get('format')!r}",
+                resource=resource,
+                key=f"{key}.format",
+            )
         return
     try:
         if isinstance(value, bool):
