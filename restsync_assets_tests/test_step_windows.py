@@ -259,11 +259,23 @@ def test_a_run_asks_each_window_in_order_and_loads_the_rows_once(case, serve, cl
     assert_table_is_truth(api.truth(case.until, case.since))
 
 
-def test_a_second_run_asks_only_the_new_windows(serve, clock, specs_dir):
+#: how the pages are read: sequentially with pages read ahead on a thread, or at
+#: `client.concurrency: 2` without read-ahead (dlt's worker pool runs the resource)
+READING = [({}, "1"), ({"concurrency": 2}, "0")]
+
+
+@pytest.mark.parametrize(("client", "read_ahead"), READING, ids=["read-ahead", "dlt-pool"])
+def test_a_second_run_asks_only_the_new_windows(
+    client, read_ahead, serve, clock, specs_dir, monkeypatch
+):
     """The second run (clock a day and a half later) starts where the first run's last window
     ended (its clock) and asks only the windows since; the rows are each loaded once.
-    A run at the same moment again asks nothing."""
-    api = serve(stepped_spec("merge"))
+    A run at the same moment again asks nothing. The same whichever thread reads the pages
+    (the resume point is written to dlt's state from the extract's thread)."""
+    monkeypatch.setenv("RESTSYNC_READ_AHEAD", read_ahead)
+    spec = stepped_spec("merge")
+    spec["client"].update(client)
+    api = serve(spec)
     clock(FIRST_RUN)
     assert materialize_specs(specs_dir).success
     api.api.clear()
