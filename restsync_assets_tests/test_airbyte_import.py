@@ -761,11 +761,32 @@ STREAM_CONVERSIONS = [
                     "cursor_path": "updated",
                     "initial_value": "2024-01-01",
                     "start_param": "from",
+                    "end_param": "to",
+                    "step": "P1D",
                 }
             },
             "write_disposition": "merge",
         },
-        "windows of P1D",
+        "minus cursor_granularity P1D",
+    ),
+    (
+        "datetime cursor with windows of a month",
+        {
+            "incremental_sync": {
+                "type": "DatetimeBasedCursor",
+                "cursor_field": "updated",
+                "datetime_format": "%Y-%m-%d",
+                "start_datetime": "2024-01-01T00:00:00Z",
+                "step": "P1M",
+                "start_time_option": _option("from"),
+            }
+        },
+        {
+            "endpoint": {
+                "incremental": {"cursor_path": "updated", "start_param": "from", "step": None}
+            }
+        },
+        "one request range instead of windows of P1M (no fixed length)",
     ),
     (
         "the interval's start in a param",

@@ -2,7 +2,8 @@
 
 credentials -> dlt source -> dlt pipeline (under the warehouse lock, and on PostgreSQL the
 dataset's advisory lock, verified before the load and its commit) -> the rows of unfinished
-earlier loads removed (`exactly_once`) -> dagster-dlt run -> rows a complete scan missed marked
+earlier loads removed (`exactly_once`) -> the windows of stepped resources but their last, each a
+load of its own (`step_windows`) -> dagster-dlt run -> rows a complete scan missed marked
 (`deletes: soft`) -> materializations (with the catalog's table metadata and the run's own
 figures: `restsync/requests`, `restsync/retries`, `restsync/lock_wait_s`) -> the records of the
 async jobs the load committed cleared (`job_record_stores`); any failure becomes one
@@ -39,8 +40,10 @@ from restsync_assets.runtime.http.session import RequestCounts
 from restsync_assets.runtime.job_record_stores import clear_loaded
 from restsync_assets.runtime.locks import exclusive, lock_path
 from restsync_assets.runtime.progress import LockWaits, run_collector
+from restsync_assets.runtime.request_values import run_time
 from restsync_assets.runtime.soft_deletes import with_soft_deletes
 from restsync_assets.runtime.source import build_source, finish
+from restsync_assets.runtime.step_windows import StepRun, StepWindow
 from restsync_assets.runtime.window import run_window
 from restsync_assets.specs.model import SourceSpec
 
@@ -52,6 +55,10 @@ REQUESTS = "restsync/requests"
 RETRIES = "restsync/retries"
 #: Materialization metadata: seconds the run waited for other runs' locks on the warehouse
 LOCK_WAIT_S = "restsync/lock_wait_s"
+#: Materialization metadata of a stepped resource: the windows this run loaded
+WINDOWS = "restsync/windows"
+#: dagster-dlt's materialization metadata: rows normalized (of all windows, when stepped)
+ROWS_LOADED = "rows_loaded"
 
 
 def load(
@@ -72,7 +79,15 @@ def load(
         window = run_window(context)
         chosen = [r for r in resources if r in _selected(spec, context)]
         counts = RequestCounts()
-        source = build_source(spec, credentials, resources, window, chosen, counts)
+        now = run_time()
+        steps = StepRun(spec, chosen, now)
+
+        def build(
+            names: list[str] = resources, windows: dict[str, StepWindow | None] | None = None
+        ) -> Any:
+            return build_source(spec, credentials, names, window, chosen, counts, windows, now)
+
+        source = build()
         selected = sorted(_selected(spec, context))
         where = (
             f" for [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M})" if window else ""
@@ -95,7 +110,12 @@ def load(
             _settle_unfinished_loads(context, spec, pipeline)
             if full_refresh_requested(context.run.tags):
                 _full_refresh(context, spec, pipeline, selected)
-            figures = RunFigures(counts, waits)
+            figures = RunFigures(counts, waits, steps)
+            if steps:
+                finish(source)  # built before the windows were known
+                source = None
+                _load_windows(context, spec, pipeline, steps, build)
+                source = build(windows=steps.last())
             yielded = False
             try:
                 for event in _materializations(
@@ -114,7 +134,7 @@ def load(
                     f" ({settings.default_duckdb_memory_limit()}): loading again without it"
                     " (RESTSYNC_DUCKDB_MEMORY_LIMIT sets a cap of your own)"
                 )
-                source = build_source(spec, credentials, resources, window, chosen, counts)
+                source = build(windows=steps.last() if steps else None)
                 pipeline = build_pipeline(spec, progress=progress, memory_cap=False)
                 _settle_unfinished_loads(context, spec, pipeline)
                 yield from _materializations(
@@ -146,6 +166,50 @@ def _selected(spec: SourceSpec, context: AssetExecutionContext) -> set[str]:
     return {name for name in names if name is not None}
 
 
+def _load_windows(
+    context: AssetExecutionContext,
+    spec: SourceSpec,
+    pipeline: Any,
+    steps: StepRun,
+    build: Any,
+) -> None:
+    """Plan the stepped resources' windows from the state of the last completed load, then
+    load each window but the last as a dlt load of its own, committed before the next."""
+    if pipeline.config.restore_from_destination:
+        pipeline.drop()  # as dagster-dlt does: the state is the destination's
+        pipeline.activate()
+    pipeline.sync_destination()
+    steps.plan(pipeline.state)
+    for resource in steps.resources:
+        context.log.info(steps.describe(resource.name))
+    for name, step_window in steps.early():
+        source = build([name], {name: step_window})
+        try:
+            info = pipeline.run(source, loader_file_format=loader_file_format(pipeline.destination))
+            info.raise_on_failed_jobs()
+        except Exception:
+            context.log.warning(
+                f"{spec.name}: {name}: window {step_window.label} failed; the windows before it"
+                " are committed and the next run asks from this one"
+            )
+            raise
+        finally:
+            finish(source)
+        rows = _rows_normalized(pipeline, source, name)
+        steps.loaded(name, rows)
+        context.log.info(
+            f"{spec.name}: {name}: window {step_window.label} loaded and committed ({rows} rows)"
+        )
+
+
+def _rows_normalized(pipeline: Any, source: Any, name: str) -> int:
+    """Rows of resource `name`'s table in `pipeline`'s last normalize."""
+    table = pipeline.default_schema.naming.normalize_table_identifier(
+        str(source.resources[name].table_name)
+    )
+    return int(pipeline.last_trace.last_normalize_info.row_counts.get(table, 0))
+
+
 def _settle_unfinished_loads(
     context: AssetExecutionContext, spec: SourceSpec, pipeline: Any
 ) -> None:
@@ -174,16 +238,25 @@ def _full_refresh(
 class RunFigures:
     """What a load did besides its rows: requests and retries per resource, lock waits."""
 
-    def __init__(self, counts: RequestCounts, waits: LockWaits):
+    def __init__(self, counts: RequestCounts, waits: LockWaits, steps: StepRun):
         self.counts = counts
         self.waits = waits
+        self.steps = steps
 
-    def metadata(self, resource: str) -> dict[str, Any]:
-        return {
+    def metadata(self, resource: str, loaded: Any = None) -> dict[str, Any]:
+        """The figures of `resource`; a stepped one's `rows_loaded` counts every window
+        (`loaded`: dagster-dlt's, of the last one) and `restsync/windows` says how many."""
+        figures = {
             REQUESTS: MetadataValue.int(self.counts.requests(resource)),
             RETRIES: MetadataValue.int(self.counts.retries(resource)),
             LOCK_WAIT_S: MetadataValue.float(self.waits.seconds),
         }
+        last = int(getattr(loaded, "value", loaded) or 0)
+        stepped = self.steps.figures(resource, last)
+        if stepped is not None:
+            figures[ROWS_LOADED] = MetadataValue.int(stepped["rows_loaded"])
+            figures[WINDOWS] = MetadataValue.int(stepped["windows"])
+        return figures
 
     def added(self, spec: SourceSpec, events: Iterator[Any]) -> Iterator[Any]:
         """`events`, each materialization with its resource's figures."""
@@ -196,7 +269,10 @@ class RunFigures:
             if name is not None:
                 event = MaterializeResult(
                     asset_key=event.asset_key,
-                    metadata={**(event.metadata or {}), **self.metadata(str(name))},
+                    metadata={
+                        **(event.metadata or {}),
+                        **self.metadata(str(name), (event.metadata or {}).get(ROWS_LOADED)),
+                    },
                     check_results=event.check_results,
                     data_version=event.data_version,
                     tags=event.tags,

@@ -3,7 +3,8 @@
 `{type: now|today, offset, format}` in a query param or as an incremental's `initial_value` /
 `end_value` becomes a value of the run's start time; `incremental.param_format` becomes dlt's
 own `convert` hook, which writes the incremental's start and end values into `start_param` /
-`end_param` in the API's format (the cursor itself keeps the rows' values).
+`end_param` in the API's format (the cursor itself keeps the rows' values). `incremental.step`
+is removed here: `runtime.step_windows` gives the incremental each window's range.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from restsync_assets.specs.model.request_values import (
     PARAM_FORMAT_KEY,
     RELATIVE_INCREMENTAL_KEYS,
+    STEP_KEY,
     RelativeTime,
     is_relative,
 )
@@ -50,8 +52,8 @@ def param_converter(fmt: str) -> Callable[[Any], Any]:
 
 
 def with_request_values(endpoint: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """`endpoint` (dlt's endpoint dict) with relative times resolved and `param_format` turned
-    into dlt's `convert`; unchanged when it has neither."""
+    """`endpoint` (dlt's endpoint dict) with relative times resolved, `param_format` turned
+    into dlt's `convert` and `step` removed; unchanged when it has none of them."""
     params = endpoint.get("params") or {}
     if any(is_relative(v) for v in params.values()):
         endpoint = {
@@ -65,6 +67,7 @@ def with_request_values(endpoint: dict[str, Any], now: datetime) -> dict[str, An
     for key in RELATIVE_INCREMENTAL_KEYS:
         if is_relative(changed.get(key)):
             changed[key] = resolve(changed[key], now)
+    changed.pop(STEP_KEY, None)
     fmt = changed.pop(PARAM_FORMAT_KEY, None)
     if fmt is not None:
         changed["convert"] = param_converter(fmt)

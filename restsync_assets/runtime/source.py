@@ -7,7 +7,7 @@ the source's schema while running, dagster issue 34052). Paginator and auth obje
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from restsync_assets.runtime.read_ahead import DEPTH as READ_AHEAD_DEPTH
 from restsync_assets.runtime.read_ahead import with_read_ahead
 from restsync_assets.runtime.request_values import run_time, with_request_values
 from restsync_assets.runtime.response_formats import body_reader
+from restsync_assets.runtime.step_windows import StepWindow, stepping, windowed_incremental
 from restsync_assets.runtime.transforms import RecordTransforms, TransformStep
 from restsync_assets.runtime.window import Window
 from restsync_assets.specs.model import PartitionsSpec, ResourceSpec, SourceSpec
@@ -59,6 +60,8 @@ def build_source(
     window: Window | None = None,
     selected: Sequence[str] | None = None,
     counts: RequestCounts | None = None,
+    steps: Mapping[str, StepWindow | None] | None = None,
+    now: datetime | None = None,
 ) -> DltSource:
     """The dlt `rest_api_source` for `spec`, with restsync's auth, paginators and retry session.
 
@@ -66,11 +69,12 @@ def build_source(
     window of a partitioned run, written into each partitioned resource's request. `selected`:
     the resources whose assets the run materializes (None: all); an incremental parent that
     only drives a selected child scans in full (`known_parents.scanned_in_full`). `counts`
-    receives the requests and retries of each resource.
+    receives the requests and retries of each resource. `steps`: the window each stepped
+    resource asks in this load (None: nothing; see `step_windows`); `now`: the run's start.
     """
     transforms = record_transforms(spec)
     scanned = scanned_in_full(spec, selected)
-    config = source_config(spec, credentials, window, counts)
+    config = source_config(spec, credentials, window, counts, steps, now)
     session = config["client"]["session"]
     for resource in config["resources"]:
         if resource["name"] in scanned:
@@ -89,6 +93,9 @@ def build_source(
         add_arrow_pages(spec, source)
     if settings.read_ahead():
         add_read_ahead(spec, source)
+    for name, step_window in (steps or {}).items():
+        pipe = source.resources[name]._pipe
+        pipe.replace_gen(stepping(pipe.gen, name, step_window))
     chosen = source.with_resources(*resources) if resources is not None else source
     chosen.restsync_session = session  # see `finish`
     return chosen
@@ -200,9 +207,12 @@ def source_config(
     credentials: Credentials,
     window: Window | None = None,
     counts: RequestCounts | None = None,
+    steps: Mapping[str, StepWindow | None] | None = None,
+    now: datetime | None = None,
 ) -> dict:
     """The `RESTAPIConfig` dict handed to dlt: restsync's objects in dlt's config shape
-    (`counts`: where the session counts each resource's requests)."""
+    (`counts`: where the session counts each resource's requests; `steps`: each stepped
+    resource's window)."""
     base_url = (credentials.base_url or spec.base_url).rstrip("/")
     auth = build_auth(spec, credentials)
     session = RestsyncSession(
@@ -231,8 +241,8 @@ def source_config(
         client["headers"] = with_secrets(spec.client_headers, credentials)
     if spec.client_paginator is not None:
         client["paginator"] = build_paginator(spec.client_paginator, "client")
-    now = run_time()
-    resources = [resource_config(r, window, now) for r in spec.resources]
+    now = now or run_time()
+    resources = [resource_config(r, window, now, (steps or {}).get(r.name)) for r in spec.resources]
     for resource in resources:
         endpoint = resource["endpoint"]
         for where in ("headers", "params"):
@@ -285,11 +295,16 @@ def with_secrets(values: dict[str, Any], credentials: Credentials) -> dict[str, 
 
 
 def resource_config(
-    resource: ResourceSpec, window: Window | None = None, now: datetime | None = None
+    resource: ResourceSpec,
+    window: Window | None = None,
+    now: datetime | None = None,
+    step: StepWindow | None = None,
 ) -> dict[str, Any]:
     """The dlt `EndpointResource` dict of one resource; relative times (`{type: now}`) count
-    from `now` (the run's start)."""
+    from `now` (the run's start); a stepped resource asks `step`, its window."""
     endpoint = with_request_values(dict(resource.endpoint), now or run_time())
+    if step is not None:
+        endpoint["incremental"] = windowed_incremental(endpoint["incremental"], step)
     if resource.for_each is not None:
         endpoint["params"] = first_value_params(resource, dict(endpoint.get("params") or {}))
     if resource.parent_keys is not None:

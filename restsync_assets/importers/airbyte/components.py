@@ -512,14 +512,51 @@ def datetime_cursor(node: dict, build: StreamBuild) -> dict:
     start_param = _start_option(node.get("start_time_option"), build, "start_time_option")
     if start_param:
         incremental["start_param"] = start_param
-    if node.get("end_time_option") or node.get("end_datetime"):
+    step = _step(node, build)
+    if step:
+        incremental["step"] = step
+        _window_end(node, incremental, build)
+    elif node.get("end_time_option") or node.get("end_datetime"):
         build.loss("no end bound is sent: each run reads up to the API's latest rows")
-    if node.get("step"):
-        build.loss(f"one request range instead of windows of {node['step']}")
     if node.get("lookback_window"):
         build.loss(f"lookback_window {node['lookback_window']} is not applied")
     build.scope.interval_start = node.get("partition_field_start", "start_time")
     return incremental
+
+
+def _step(node: dict, build: StreamBuild) -> str | None:
+    """Airbyte's `step` (ISO 8601, `P1D`, `PT6H`) as `incremental.step`; None without one, or
+    (a loss) for a step of months or years, which have no fixed length."""
+    from restsync_assets.specs.template_functions import parse_duration
+
+    if not node.get("step"):
+        return None
+    step = static(node["step"], build.scope, "step")
+    try:
+        parse_duration(step)
+    except ValueError:
+        build.loss(f"one request range instead of windows of {step} (no fixed length)")
+        return None
+    return str(step)
+
+
+def _window_end(node: dict, incremental: dict, build: StreamBuild) -> None:
+    """Each window's end: `end_time_option` becomes `end_param` (sent as the next window's
+    start, where Airbyte sends it minus `cursor_granularity`)."""
+    try:
+        end_param = _start_option(node.get("end_time_option"), build, "end_time_option")
+    except Unsupported as error:
+        build.loss(f"each window's end is not sent: {error}")
+        end_param = None
+    if end_param:
+        incremental["end_param"] = end_param
+        if node.get("cursor_granularity"):
+            build.loss(
+                "each window's end is sent as the next one's start (Airbyte: minus"
+                f" cursor_granularity {node['cursor_granularity']})"
+            )
+    if node.get("end_datetime"):
+        build.loss("end_datetime is not applied: the windows run up to the run's start")
 
 
 def _start_value(start: Any, fmt: Any, build: StreamBuild) -> Any:

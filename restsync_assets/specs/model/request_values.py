@@ -1,8 +1,11 @@
-"""Request-time values: `{type: now|today, offset, format}` and `incremental.param_format`.
+"""Request-time values: `{type: now|today, offset, format}`, `incremental.param_format` and
+`incremental.step`.
 
 A relative time is written in the YAML as a mapping and resolved when a run starts
 (`runtime.request_values`): in a query param, or as an incremental's `initial_value` or
 `end_value`. Formats are the template functions' (`template_functions.format_datetime`).
+`incremental.step` cuts a run's range into windows of that duration, each loaded and committed
+on its own (`runtime.step_windows`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ RELATIVE_KINDS: tuple[str, ...] = get_args(RelativeKind)
 RELATIVE_KEYS = ("type", "offset", "format")
 #: the incremental keys restsync reads itself (dlt never sees them)
 PARAM_FORMAT_KEY = "param_format"
+STEP_KEY = "step"
+RESTSYNC_INCREMENTAL_KEYS = (PARAM_FORMAT_KEY, STEP_KEY)
+#: the incremental options that do not go with `step` (each window is a closed range)
+NOT_WITH_STEP = ("lag", "allow_external_schedulers")
 #: the incremental keys that may hold a relative time
 RELATIVE_INCREMENTAL_KEYS = ("initial_value", "end_value")
 FORMAT_HELP = f"one of {', '.join(NAMED_FORMATS)} or a strftime string such as %Y-%m-%d"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
@@ -16,6 +17,7 @@ from restsync_assets.specs.model.operations import (
 )
 from restsync_assets.specs.model.paginators import PaginatorSpec
 from restsync_assets.specs.model.retries import ErrorHandler
+from restsync_assets.specs.template_functions import parse_duration
 
 #: keys of dlt's `rest_api` `Endpoint` TypedDict
 ENDPOINT_KEYS = (
@@ -280,6 +282,14 @@ class ResourceSpec(StrictModel):
     parents: Parents = "all"
     #: `endpoint.async_job`: a report job to create, poll and download (None: pages of JSON)
     async_job: AsyncJobSpec | None = None
+    #: `endpoint.incremental.step` (a duration such as `1d`): a run asks its range one window
+    #: of this length after another, each committed on its own (None: one range)
+    step: str | None = None
+
+    @property
+    def step_delta(self) -> timedelta | None:
+        """`step` as a timedelta (None without one)."""
+        return None if self.step is None else parse_duration(self.step)
 
     @property
     def rejected_table(self) -> str | None:

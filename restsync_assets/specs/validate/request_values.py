@@ -11,6 +11,7 @@ from restsync_assets.specs.model.request_values import (
     FORMAT_HELP,
     PARAM_FORMAT_KEY,
     RELATIVE_INCREMENTAL_KEYS,
+    RESTSYNC_INCREMENTAL_KEYS,
     RelativeTime,
     check_format,
     is_relative,
@@ -51,8 +52,8 @@ def _param_format(value: Any, resource: str) -> None:
 
 
 def for_dlt(endpoint: dict) -> dict:
-    """`endpoint` as dlt's validator sees it: without restsync's keys (`param_format`, a
-    resolve param's `batch_size`, `explode`, ...)."""
+    """`endpoint` as dlt's validator sees it: without restsync's keys (`param_format`, `step`,
+    a resolve param's `batch_size`, `explode`, ...)."""
     params = endpoint.get("params") or {}
     if any(isinstance(v, dict) and set(v) & set(FAN_KEYS) for v in params.values()):
         plain = {
@@ -61,7 +62,7 @@ def for_dlt(endpoint: dict) -> dict:
         }
         endpoint = {**endpoint, "params": plain}
     incremental = endpoint.get("incremental")
-    if not isinstance(incremental, dict) or PARAM_FORMAT_KEY not in incremental:
+    if not isinstance(incremental, dict) or not set(RESTSYNC_INCREMENTAL_KEYS) & set(incremental):
         return endpoint
-    rest = {k: v for k, v in incremental.items() if k != PARAM_FORMAT_KEY}
+    rest = {k: v for k, v in incremental.items() if k not in RESTSYNC_INCREMENTAL_KEYS}
     return {**endpoint, "incremental": rest}

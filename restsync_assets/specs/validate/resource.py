@@ -30,6 +30,7 @@ from restsync_assets.specs.validate.parents import validate_parents
 from restsync_assets.specs.validate.quarantine import validate_on_invalid
 from restsync_assets.specs.validate.request_values import for_dlt, validate_request_values
 from restsync_assets.specs.validate.response_format import validate_response_format
+from restsync_assets.specs.validate.step import validate_step
 from restsync_assets.specs.validate.transforms import validate_transforms
 
 
@@ -114,6 +115,16 @@ def validate_resource(
         async_job is not None,
         default=None,
     )
+    step = problems.take(
+        validate_step,
+        endpoint,
+        raw,
+        name,
+        parent is not None,
+        has_children,
+        async_job is not None,
+        default=None,
+    )
     problems.done()
     with pydantic_errors(ResourceSpec, "", name):
         return ResourceSpec(
@@ -147,6 +158,7 @@ def validate_resource(
             async_job=async_job,
             for_each=for_each,
             parent_keys=parent_keys,
+            step=step,
         )
 
 
