@@ -295,7 +295,7 @@ INVALID = [
     (
         "unknown dlt resource hint",
         spec_with(resources__0__primary_keys="id"),
-        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, for_each, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, on_invalid, owners, parallelized, parent_table_name, parents, partitions, primary_key, processing_steps, record_filter, references, remove_fields, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
+        "resource 'organizations': primary_keys: unknown key; allowed: add_fields, automation_condition, checks, columns, deletes, endpoint, error_handler, file_format, for_each, freshness, include_from_parent, max_table_nesting, merge_key, name, nested_hints, normalize_keys, on_invalid, owners, parallelized, parent_table_name, parents, partitions, primary_key, processing_steps, record_filter, references, remove_fields, remove_values_when, rename_fields, schema, schema_contract, selected, table_format, table_name, tags, write_disposition (dlt rest_api)",
     ),
     (
         "invalid yaml",

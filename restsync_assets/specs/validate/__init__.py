@@ -22,6 +22,7 @@ def validate_resources(
     """Each resource validated, parents first (every resource's problems reported together);
     a child takes its parent's partitions."""
     problems = Collector()
+    with_children = {b.parent for b in bound}
     valid = [
         problems.take(
             validate_resource,
@@ -29,6 +30,7 @@ def validate_resources(
             retry_layers,
             spec,
             catalog,
+            b.raw["name"] in with_children,
             default=None,
         )
         for b in bound

@@ -39,6 +39,7 @@ def validate_resource(
     retry_layers: tuple[dict, dict],
     spec: str,
     catalog: Catalog,
+    has_children: bool = False,
 ) -> ResourceSpec:
     """Every field of one resource; the problems of independent fields are reported together,
     in the order below (dlt's own check only runs once the rest is valid)."""
