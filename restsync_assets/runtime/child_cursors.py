@@ -292,9 +292,7 @@ class ParentFetcher:
             return str(next(iter(values.values())))
         return json.dumps(values, sort_keys=True, default=str)
 
-    def _pages(
-        self, item: dict[str, Any], parent: ParentCursor | EveryRow
-    ) -> Iterator[list[Any]]:
+    def _pages(self, item: dict[str, Any], parent: ParentCursor | EveryRow) -> Iterator[list[Any]]:
         """The parent's pages (kept rows only); its cursor moves after the last page.
 
         dlt's own request code fills the parent's window into `start_param`, `end_param` and
