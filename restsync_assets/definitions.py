@@ -6,7 +6,7 @@ load this module. Set `RESTSYNC_SPECS_DIR` to load another folder of specs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dagster import Definitions
 from dagster_dlt import DagsterDltResource
@@ -29,17 +29,27 @@ defs: Definitions
 
 
 def build_definitions(
-    specs: Sequence[SourceSpec], problems: Sequence[SpecError] = ()
+    specs: Sequence[SourceSpec],
+    problems: Sequence[SpecError] = (),
+    credentials: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Definitions:
     """Assets, asset checks, schedules and resources for every spec; a stand-in asset listing
     the problems of each spec file that failed validation (`restsync_assets.spec_problems`).
 
     The executor is chosen per run (`restsync_assets.executors`): in process by default with
     DuckDB (one writer per file; `restsync_assets.runtime.locks` serialises runs), multiprocess by
-    default with a server destination, Celery when the run config says so.
+    default with a server destination, Celery when the run config says so. `credentials`
+    are values set in code, by spec and key (`ApiCredentials.given`); the others are read
+    from the environment at run time.
     """
     resources = {DLT_RESOURCE_KEY: DagsterDltResource()}
-    resources.update({credentials_key(s.name): ApiCredentials(source=s.name) for s in specs})
+    given = credentials or {}
+    resources.update(
+        {
+            credentials_key(s.name): ApiCredentials.given(s.name, given.get(s.name, {}))
+            for s in specs
+        }
+    )
     return Definitions(
         assets=[
             *(a for s in specs for a in build_spec_assets(s)),

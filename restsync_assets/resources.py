@@ -68,7 +68,8 @@ class Credentials:
 class ApiCredentials(ConfigurableResource):
     """OAuth credentials and URL overrides of one spec's API.
 
-    Each value is taken, in order, from the field (when set in code), the env var
+    Each value is taken, in order, from the field (when set in code; a spec's `{secret: key}`
+    from `secrets`, see `given`), the env var
     `<NAME>_<KEY>` (`<NAME>` = spec name upper-cased: `AD_ANALYTICS_CLIENT_ID`,
     `..._CLIENT_SECRET`, `..._REFRESH_TOKEN`, `..._BASE_URL`, `..._TOKEN_URL`), or dlt's
     `sources.<name>.<key>` in `.dlt/secrets.toml`. Nothing is read when definitions load,
@@ -82,6 +83,17 @@ class ApiCredentials(ConfigurableResource):
     refresh_token: str | None = None
     base_url: str | None = None
     token_url: str | None = None
+    #: the spec's `{secret: key}` values set in code, by key (else read as the others are)
+    secrets: dict[str, str] = {}
+
+    @classmethod
+    def given(cls, source: str, values: Mapping[str, str]) -> ApiCredentials:
+        """The credentials of `source` set in code from `values` by key (`client_id`,
+        `base_url`, a `{secret: key}`'s key...): settings passed inward, not through the
+        environment (`restsync demo` points the specs at its sandbox so)."""
+        fields = {k: v for k, v in values.items() if k in CREDENTIAL_KEYS}
+        secrets = {k: v for k, v in values.items() if k not in CREDENTIAL_KEYS}
+        return cls(source=source, secrets=secrets, **fields)
 
     def resolve(self, secret_keys: Sequence[str] = ()) -> Credentials:
         """Read every credential now (at run time); `secret_keys` are the spec's `{secret: ...}`."""
@@ -95,7 +107,10 @@ class ApiCredentials(ConfigurableResource):
         return getattr(self, key) or self._external(key)
 
     def _external(self, key: str) -> str | None:
-        """`<NAME>_<KEY>` from the environment, else `sources.<name>.<key>` from dlt's secrets."""
+        """`secrets[key]` set in code, else `<NAME>_<KEY>` from the environment, else
+        `sources.<name>.<key>` from dlt's secrets."""
+        if self.secrets.get(key):
+            return self.secrets[key]
         env = os.environ.get(env_var(self.source, key))
         if env:
             return env

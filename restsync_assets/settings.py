@@ -63,6 +63,11 @@ def duckdb_path() -> Path:
     return data_dir() / "restsync.duckdb"
 
 
+def duckdb_path_configured() -> bool:
+    """Whether `RESTSYNC_DUCKDB_PATH` names the DuckDB file (else the project's default)."""
+    return bool(os.environ.get("RESTSYNC_DUCKDB_PATH"))
+
+
 def destination_name() -> str:
     """`RESTSYNC_DESTINATION`: a dlt destination name configured in `.dlt/`; default `duckdb`."""
     return os.environ.get("RESTSYNC_DESTINATION", "duckdb")

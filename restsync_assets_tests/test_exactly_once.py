@@ -412,6 +412,39 @@ def test_a_lock_lost_during_the_load_stops_it_before_it_commits(
     assert_tables_are_truth(api.rows)
 
 
+def test_a_lock_lost_just_before_the_load_commits_fails_the_run_loudly(
+    serve_feed, specs_dir, postgres_warehouse, monkeypatch
+):
+    """The lock's connection is terminated after every table's job, right before dlt inserts
+    the load's `_dlt_loads` row (the window no check before the commit sees): the load is
+    committed, and the run fails with one line saying the lock was lost while it committed
+    and what to check (it used to succeed without a word); with no other run in between, the
+    next run loads the rest once."""
+    from dlt.destinations.job_client_impl import SqlJobClientBase
+
+    api = serve_feed(events(30))
+    complete_load = SqlJobClientBase.complete_load
+
+    def terminate_the_lock_first(client: SqlJobClientBase, load_id: str) -> None:
+        for pid in lock_backends(postgres_warehouse):
+            postgres_sql(postgres_warehouse, f"select pg_terminate_backend({pid})")
+        wait_for(lambda: not lock_backends(postgres_warehouse))
+        complete_load(client, load_id)
+
+    monkeypatch.setattr(SqlJobClientBase, "complete_load", terminate_the_lock_first)
+    failed = materialize_specs(specs_dir)
+    monkeypatch.setattr(SqlJobClientBase, "complete_load", complete_load)
+    assert not failed.success, "a load committed without its lock passed in silence"
+    line = failure_message(failed)
+    assert "lost the lock on dataset feed in postgres" in line and "\n" not in line, line
+    assert "while the load committed" in line, line
+    assert len(sql_rows(f"select load_id from {SPEC}._dlt_loads")) == 1
+    api.rows = events(40)
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert_tables_are_truth(api.rows)
+
+
 @pytest.fixture
 def short_idle_session_timeout(postgres_warehouse, monkeypatch) -> str:
     """New sessions of the test database are closed by PostgreSQL after 1 s idle; restsync's

@@ -96,10 +96,17 @@ class Library:
         """The authors whose books were asked for since the last `api.clear()`."""
         return {int(c.path.split("/")[2]) for c in self.api.calls_to(r"/authors/\d+/books")}
 
-    def spec(self, parents: str | None = None, write_disposition: str = "merge") -> dict:
+    def spec(
+        self,
+        parents: str | None = None,
+        write_disposition: str = "merge",
+        incremental_books: bool = True,
+    ) -> dict:
         books = _incremental(
             "books", "/authors/{resources.authors.id}/books", "since", write_disposition
         )
+        if not incremental_books:  # every book of each author asked for, each run
+            del books["endpoint"]["incremental"]
         if parents is not None:
             books["parents"] = parents
         authors = _incremental("authors", "/authors", "updated_since")
@@ -200,6 +207,30 @@ def test_a_new_child_of_an_unchanged_parent_is_loaded(
     assert _rows(destination, "books") == _truth(library.books)
     (call,) = library.api.calls_to("/authors/1/books")
     assert call.query == {"since": _ts(4)}  # author 1's own cursor, not the run's newest
+
+
+@pytest.mark.parametrize("write_disposition", ["replace", "merge"])
+def test_a_child_without_a_cursor_sees_every_parent(
+    destination, library, write_disposition, tmp_path, monkeypatch
+):
+    """A child without its own incremental under an incremental parent (`parents: all`, the
+    default): run 2, where only author 2 changed, asks every author's books, so the books
+    table equals the API's truth as a multiset, with `replace` (which used to keep only the
+    changed author's books) and `merge` (which missed the new book of an unchanged author)."""
+    specs = _use(
+        library, tmp_path, monkeypatch, write_disposition=write_disposition, incremental_books=False
+    )
+    _load(specs)
+    assert _rows(destination, "books") == _truth(library.books)
+
+    _new_book_under_an_unchanged_author(library)
+    library.authors[1]["updated_at"] = _later(11)
+    library.books[1]["title"] = "Compilers, 2nd ed."
+    library.api.clear()
+    _load(specs)
+    assert library.asked_books_of() == {1, 2, 3}
+    assert _rows(destination, "authors") == _truth(library.authors)
+    assert _rows(destination, "books") == _truth(library.books)
 
 
 def _concurrency(spec: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 
 import duckdb
@@ -197,11 +198,12 @@ def test_a_load_without_postgres_credentials_fails_with_the_same_line(
 
 
 def test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capfd
 ):
     """With nothing configured, `restsync check` of an empty default warehouse says so in one
-    line; after `restsync demo` (its own default file) it checks the demo's warehouse, names
-    it, and passes."""
+    line; after `restsync demo` (its own default file, handed to a child process: the
+    environment of the caller is left as it was) it checks the demo's warehouse, names it,
+    and passes."""
     monkeypatch.setenv("RESTSYNC_PROJECT_DIR", str(tmp_path))  # both default files go under it
     for name in ("RESTSYNC_DUCKDB_PATH", "RESTSYNC_PIPELINES_DIR", "RESTSYNC_DESTINATION"):
         monkeypatch.delenv(name, raising=False)
@@ -210,16 +212,16 @@ def test_restsync_check_after_restsync_demo_checks_the_demo_warehouse_and_passes
     demo = tmp_path / "data" / "demo" / "restsync_demo.duckdb"
 
     assert cli_main(["check"]) == 1
-    assert capsys.readouterr().out.strip().splitlines() == [
+    assert capfd.readouterr().out.strip().splitlines() == [
         f"checks against duckdb {default}: it is empty, nothing restsync loaded to check"
         " (materialize assets first, or run `restsync demo`)"
     ]
 
     assert cli_main(["demo"]) == 0
-    assert capsys.readouterr().out.rstrip().endswith(f"warehouse: duckdb {demo}")
-    monkeypatch.delenv("RESTSYNC_DUCKDB_PATH")  # the demo set it for itself; a new shell has not
+    assert capfd.readouterr().out.rstrip().endswith(f"warehouse: duckdb {demo}")
+    assert "RESTSYNC_DUCKDB_PATH" not in os.environ  # the demo never writes the environment
     assert cli_main(["check"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = capfd.readouterr().out.strip().splitlines()
     assert lines[0] == (
         f"checks against duckdb {demo} (the `restsync demo` warehouse: {default} holds"
         " nothing restsync loaded)"

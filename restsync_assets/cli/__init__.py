@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument(
         "-v", "--verbose", action="store_true", help="list every check, not only those that fail"
     )
+    # why the checks read another warehouse than the configured one: the child process
+    # `check_command` runs with the demo's (`cli/rerun.py`) prints it
+    check.add_argument("--note", default="", help=argparse.SUPPRESS)
 
     sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         from restsync_assets.cli.check import check_command
 
-        return check_command(args.duckdb, args.verbose, args.selection)
+        return check_command(args.duckdb, args.verbose, args.selection, args.note)
     if args.command == "run":
         from restsync_assets.cli.run import run_command
 

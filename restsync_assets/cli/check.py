@@ -10,7 +10,6 @@ warehouse. A spec file that does not validate stops only a selection that names 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from dagster import (
 )
 
 from restsync_assets import settings
+from restsync_assets.cli.rerun import changed, rerun
 from restsync_assets.cli.run import QUIET, warns
 from restsync_assets.cli.tables import cell, render_table
 from restsync_assets.keys import asset_key
@@ -39,21 +39,24 @@ if TYPE_CHECKING:
 DETAIL_WIDTH = 80
 
 
-def check_command(duckdb: Path | None, verbose: bool = False, selection: Sequence[str] = ()) -> int:
+def check_command(
+    duckdb: Path | None, verbose: bool = False, selection: Sequence[str] = (), note: str = ""
+) -> int:
     """Run every generated asset check against the warehouse; non-zero if any fails.
 
     With nothing configured (DuckDB at the default path) and nothing loaded there, the checks
-    read `restsync demo`'s warehouse when there is one, and say so.
+    read `restsync demo`'s warehouse when there is one, and say so (`note`). A DuckDB file the
+    environment does not name (`--duckdb`, the demo's) is a setting read deep in the run: the
+    checks then run in a child process given it (`cli/rerun.py`).
     """
     from restsync_assets.cli.run import RunUsageError
     from restsync_assets.runtime.warehouse import WarehouseError
 
     try:
-        note = ""
-        if duckdb is not None:
-            os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
-        else:
-            note = _demo_fallback()
+        wanted, note = check_settings(duckdb, note)
+        if wanted:
+            flags = [*(["--verbose"] if verbose else []), *(["--note", note] if note else [])]
+            return rerun(["check", *flags, "--", *selection], wanted)
         passed = run_checks(out=sys.stdout, note=note, verbose=verbose, selection=selection)
         return 0 if passed else 1
     except RunUsageError as error:
@@ -64,19 +67,30 @@ def check_command(duckdb: Path | None, verbose: bool = False, selection: Sequenc
         return 1
 
 
-def _demo_fallback() -> str:
-    """Point the checks at `restsync demo`'s DuckDB file when the default one holds nothing."""
+def check_settings(duckdb: Path | None, note: str = "") -> tuple[dict[str, str], str]:
+    """The settings the checks need that the environment does not say (`RESTSYNC_DUCKDB_PATH`
+    of `--duckdb`, else of the demo's warehouse: `_demo_fallback`), and the note saying why."""
+    if duckdb is not None:
+        return changed({"RESTSYNC_DUCKDB_PATH": str(duckdb.resolve())}), note
+    demo, why = _demo_fallback()
+    if demo is None:
+        return {}, note
+    return changed({"RESTSYNC_DUCKDB_PATH": str(demo)}), why
+
+
+def _demo_fallback() -> tuple[Path | None, str]:
+    """`restsync demo`'s DuckDB file and why the checks read it, when nothing is configured
+    and the default file holds nothing; else (None, "")."""
     from restsync_assets.cli.demo import default_duckdb
     from restsync_assets.specs import read_project_specs
 
-    if settings.destination_name() != "duckdb" or "RESTSYNC_DUCKDB_PATH" in os.environ:
-        return ""
+    if settings.destination_name() != "duckdb" or settings.duckdb_path_configured():
+        return None, ""
     demo = default_duckdb()
     if not demo.exists() or not describe(read_project_specs().specs)[1]:
-        return ""
+        return None, ""
     default = settings.duckdb_path()
-    os.environ["RESTSYNC_DUCKDB_PATH"] = str(demo)
-    return f" (the `restsync demo` warehouse: {default} holds nothing restsync loaded)"
+    return demo, f" (the `restsync demo` warehouse: {default} holds nothing restsync loaded)"
 
 
 def run_checks(

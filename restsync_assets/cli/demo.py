@@ -10,11 +10,8 @@ table is compared with the sandbox through the same dlt pipeline the load used.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -22,11 +19,12 @@ from typing import TextIO
 from dagster import DagsterInstance
 
 from restsync_assets import settings
+from restsync_assets.cli.rerun import changed, rerun
 from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
 from restsync_assets.keys import resources_by_key
 from restsync_assets.runtime import warehouse
-from restsync_assets.specs import load_project_specs
+from restsync_assets.specs import load_project_specs, load_specs
 from restsync_assets.specs.errors import SpecValidationError
 
 
@@ -78,15 +76,16 @@ class DemoReport:
 
 
 def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = False) -> int:
-    """Start the sandbox, point every spec at it, materialize everything, print a summary."""
+    """Start the sandbox, point every spec at it, materialize everything, print a summary.
+
+    The DuckDB file (`--duckdb`, else `RESTSYNC_DUCKDB_PATH`, else `default_duckdb()`) is a
+    setting read deep in the run: when the environment does not already name it, the demo runs
+    in a child process given it (`cli/rerun.py`)."""
     from restsync_assets.runtime.warehouse import WarehouseError
 
-    if duckdb is not None:
-        os.environ["RESTSYNC_DUCKDB_PATH"] = str(duckdb.resolve())
-    elif "RESTSYNC_DUCKDB_PATH" not in os.environ:
-        os.environ["RESTSYNC_DUCKDB_PATH"] = str(default_duckdb())
-    if specs_folder is not None:
-        os.environ["RESTSYNC_SPECS_DIR"] = str(specs_folder.resolve())
+    if wanted := demo_settings(duckdb):
+        argv = ["demo", *(["--specs", str(specs_folder.resolve())] if specs_folder else [])]
+        return rerun([*argv, *(["--faults"] if faults else [])], wanted)
     started = time.perf_counter()
     try:
         plan = None
@@ -94,7 +93,7 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = 
             from restsync_assets.sandbox.faults import demo_plan
 
             plan = demo_plan()
-        report = run_demo(out=sys.stdout, faults=plan)
+        report = run_demo(out=sys.stdout, faults=plan, specs_folder=specs_folder)
     except (SpecValidationError, WarehouseError) as error:
         print(error, file=sys.stderr)
         return 1
@@ -104,12 +103,24 @@ def demo_command(duckdb: Path | None, specs_folder: Path | None, faults: bool = 
     return 0 if report.ok else 1
 
 
-def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
+def demo_settings(duckdb: Path | None) -> dict[str, str]:
+    """The settings the demo needs that the environment does not say: `RESTSYNC_DUCKDB_PATH`
+    when `duckdb` names another file, or when nothing names one (`default_duckdb()`)."""
+    if duckdb is None and settings.duckdb_path_configured():
+        return {}
+    path = duckdb.resolve() if duckdb is not None else default_duckdb()
+    return changed({"RESTSYNC_DUCKDB_PATH": str(path)})
+
+
+def run_demo(
+    out: TextIO, faults: object | None = None, specs_folder: Path | None = None
+) -> DemoReport:
     """Start the sandbox on a free port, materialize every asset of every spec it serves
-    (the others are listed as skipped), compare ids."""
+    (the others are listed as skipped), compare ids. The specs are `specs_folder`'s, else the
+    project's; the sandbox's credentials and URLs are handed to the assets in code."""
     from restsync_assets.sandbox import SANDBOX_SPECS, Sandbox
 
-    specs = load_project_specs()
+    specs = load_specs(specs_folder) if specs_folder else load_project_specs()
     report = DemoReport()
     instance = DagsterInstance.ephemeral()
     with Sandbox() as sandbox:
@@ -129,10 +140,9 @@ def run_demo(out: TextIO, faults: object | None = None) -> DemoReport:
             with warehouse.reading(known[0]) as place:  # fails early on a bad configuration
                 report.warehouse = place.location
         print(f"sandbox on {sandbox.url}; warehouse {report.warehouse}", file=out)
-        with _env(sandbox.env([s.name for s in known])):
-            defs = build_definitions(known)
-            for spec in known:
-                report.rows.extend(_load_spec(spec, defs, instance, sandbox, out, report))
+        defs = build_definitions(known, credentials={s.name: sandbox.values(s.name) for s in known})
+        for spec in known:
+            report.rows.extend(_load_spec(spec, defs, instance, sandbox, out, report))
     print("", file=out)
     print(report.table(), file=out)
     for error in report.errors:
@@ -194,17 +204,3 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
     state = "done" if all(r.success for r in results) else "FAILED"
     print(f"   {spec.name}: {state} in {seconds:.1f}s", file=out, flush=True)
     return rows
-
-
-@contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old

@@ -82,14 +82,18 @@ def with_per_parent_cursors(
 ) -> dict:
     """`config` (dlt's `RESTAPIConfig`) with each incremental child keeping per-parent cursors
     and each child with record transforms read parent by parent (`transforms.transformed_child`).
-    An incremental child of an incremental parent also sees the parents in the warehouse
-    (`known_parents`), unless the parent is `scanned` in full in this run.
+    A child of an incremental parent (incremental or not; `parents: all`) also sees the
+    parents in the warehouse (`known_parents`), unless the parent is `scanned` in full in this
+    run: it is read parent by parent too, a child without a cursor keeping every row.
 
     Unchanged when no child is either; otherwise dlt builds every resource and each such
     child is replaced (its children re-attached to the replacement).
     """
     transforms = transforms or {}
-    if not any(r.cursor or (r.parent and r.name in transforms) for r in spec.resources):
+    if not any(
+        r.cursor or (r.parent and r.name in transforms) or sees_every_parent(spec, r, scanned)
+        for r in spec.resources
+    ):
         return config
     built = {r.name: r for r in rest_api_resources(config)}
     configs = {r["name"]: r for r in config["resources"]}
@@ -99,8 +103,8 @@ def with_per_parent_cursors(
         if resource.parent is None:
             continue
         parent = built[resource.parent]
-        if resource.cursor is not None:
-            every_parent = sees_every_parent(spec, resource, scanned)
+        every_parent = sees_every_parent(spec, resource, scanned)
+        if resource.cursor is not None or every_parent:
             top_level = spec.resource(resource.parent).parent is None
             if every_parent and top_level and resource.parent not in marked:
                 parent._pipe.replace_gen(with_parents_done(parent._pipe.gen))
@@ -138,7 +142,7 @@ def per_parent_transformer(
     child: DltResource,
     parent: DltResource,
     config: dict[str, Any],
-    cursor: ChildCursorSpec,
+    cursor: ChildCursorSpec | None,
     *,
     concurrent: bool,
     transforms: RecordTransforms | None = None,
@@ -146,7 +150,8 @@ def per_parent_transformer(
     forwards_done: bool = False,
 ) -> DltResource:
     """A transformer of `parent` that loads `child`'s rows with one cursor per parent row
-    (each page transformed first, with the parent row in scope, when there are `transforms`).
+    (every row when `cursor` is None; each page transformed first, with the parent row in
+    scope, when there are `transforms`).
 
     With `known`, once the parent is done (`known_parents.ParentsDone`) the child is also asked
     for every parent in the warehouse this run did not return; with `forwards_done` it then
@@ -159,7 +164,8 @@ def per_parent_transformer(
             f" {', '.join(sorted(missing))}); restsync's per-parent cursors were built on dlt"
             " 1.31's rest_api"
         )
-    fetcher = ParentFetcher(child.name, args, cursor, _dedup_key(cursor, config), transforms)
+    dedup_key = _dedup_key(cursor, config) if cursor is not None else None
+    fetcher = ParentFetcher(child.name, args, cursor, dedup_key, transforms)
     fetcher.known, fetcher.forwards_done = known, forwards_done
 
     def per_parent(items: Any, meta: Any = None) -> Iterator[Any]:
@@ -206,7 +212,7 @@ class ParentFetcher:
         self,
         resource: str,
         args: dict[str, Any],
-        cursor: ChildCursorSpec,
+        cursor: ChildCursorSpec | None,
         dedup_key: tuple[str, ...] | None,
         transforms: RecordTransforms | None = None,
     ):
@@ -220,8 +226,9 @@ class ParentFetcher:
         self.known: KnownParents | None = None
         self.forwards_done = False
         self.seen: set[str] = set()  # the parents asked for in this run
-        self._field = jsonpath.extract_simple_field_name(cursor.cursor_path)
-        self._path = None if self._field else jsonpath.compile_path(cursor.cursor_path)
+        path = cursor.cursor_path if cursor is not None else None
+        self._field = jsonpath.extract_simple_field_name(path) if path else None
+        self._path = jsonpath.compile_path(path) if path and not self._field else None
 
     def run(self, items: Any, *, meta: Any = None, concurrent: bool) -> Iterator[Any]:
         """Pages of kept rows; with `concurrent`, one job per parent for dlt's extract pool.
@@ -260,7 +267,9 @@ class ParentFetcher:
         for item, key in parents:
             with self.lock:
                 stored = dict(cursors.get(key) or {})
-            parent = ParentCursor(self, key, cursors, stored)
+            parent = (
+                ParentCursor(self, key, cursors, stored) if self.cursor is not None else EveryRow()
+            )
             if concurrent:
                 yield partial(self._all_rows, item, parent)
             else:
@@ -269,8 +278,9 @@ class ParentFetcher:
             yield parents_done()
 
     def _cursors(self) -> dict[str, Any]:
-        """The child's per-parent cursors in dlt's resource state (a closed range keeps none)."""
-        if self.cursor.stateless:
+        """The child's per-parent cursors in dlt's resource state (a closed range keeps none,
+        nor a child without a cursor)."""
+        if self.cursor is None or self.cursor.stateless:
             return {}
         state = dlt.current.resource_state(self.resource)
         return state.setdefault(STATE_KEY, {}).setdefault(self.cursor.cursor_path, {})
@@ -282,7 +292,7 @@ class ParentFetcher:
             return str(next(iter(values.values())))
         return json.dumps(values, sort_keys=True, default=str)
 
-    def _pages(self, item: dict[str, Any], parent: ParentCursor) -> Iterator[list[Any]]:
+    def _pages(self, item: dict[str, Any], parent: ParentCursor | EveryRow) -> Iterator[list[Any]]:
         """The parent's pages (kept rows only); its cursor moves after the last page.
 
         dlt's own request code fills the parent's window into `start_param`, `end_param` and
@@ -291,7 +301,7 @@ class ParentFetcher:
         args = {
             **self.args,
             "params": dict(self.args.get("params") or {}),
-            "incremental_object": parent.window(),
+            "incremental_object": parent.window() or self.args.get("incremental_object"),
             "parallelized": False,
         }
         pages = paginate_dependent_resource([item], **args)
@@ -308,7 +318,7 @@ class ParentFetcher:
             pages.close()
         parent.commit()
 
-    def _all_rows(self, item: dict[str, Any], parent: ParentCursor) -> list[Any]:
+    def _all_rows(self, item: dict[str, Any], parent: ParentCursor | EveryRow) -> list[Any]:
         return [row for rows in self._pages(item, parent) for row in rows]
 
     def value(self, row: Any) -> Any:
@@ -319,6 +329,21 @@ class ParentFetcher:
             return row.get(self._field)
         values = jsonpath.find_values(self._path, row)
         return values[0] if values else None
+
+
+class EveryRow:
+    """A child without a cursor, read parent by parent: every row is kept, nothing recorded."""
+
+    exhausted = False
+
+    def window(self) -> None:
+        return None
+
+    def keep(self, row: Any) -> bool:
+        return True
+
+    def commit(self) -> None:
+        pass
 
 
 class ParentCursor:

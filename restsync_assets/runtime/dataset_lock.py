@@ -11,8 +11,10 @@ pooler or a firewall may close it: the lock would be gone without a word, and a 
 machine could load the same rows. So a thread keeps it busy (`SELECT 1` every
 `KEEPALIVE_SECONDS`), and the run verifies in `pg_locks` that it still holds the lock before
 dlt loads and before the load commits (`HeldLock.verify`, run by the load's collector): a run
-that lost it stops there with one line (`LockLost`). A failed unlock after the load is only a
-warning: the server drops the lock with its connection.
+that lost it stops there with one line (`LockLost`). Once more after the commit: a lock lost
+between the last check and dlt's `INSERT` into `_dlt_loads` fails the run with one line (the
+load stays committed; docs/resilience.md says why it is not undone). A failed unlock after
+the load is only a warning: the server drops the lock with its connection.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ class HeldLock:
                 return None
 
     def verify(self, stage: str = "load") -> None:
-        """Raise `LockLost` unless this connection still holds the lock in `pg_locks`."""
+        """Raise `LockLost` unless this connection still holds the lock in `pg_locks`. At
+        `stage` `"loaded"` (after dlt committed the load's `_dlt_loads` row) a pass proves the
+        lock was held through the commit: a session lock is only lost with its connection."""
         high, low = (self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF
         rows = self._query(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
@@ -97,15 +101,19 @@ class HeldLock:
         if rows is not None and rows and rows[0][0]:
             return
         why = self.lost or "no longer in pg_locks"
+        where = f"lost the lock on dataset {self.dataset} in {self.destination} ({why})"
+        if stage == "loaded":
+            raise LockLost(
+                f"{where} while the load committed: it is committed, but another run may have"
+                " loaded the same rows meanwhile; run `restsync check`, and reload with"
+                " --full-refresh if an append table holds rows twice"
+            )
         done = (
             "nothing was loaded"
             if stage == "load"
             else "the load was not committed (the next run removes what it wrote)"
         )
-        raise LockLost(
-            f"lost the lock on dataset {self.dataset} in {self.destination} ({why}): {done};"
-            " run again"
-        )
+        raise LockLost(f"{where}: {done}; run again")
 
     def release(self, on_warning: Callable[[str], None]) -> None:
         """Stop the keepalive and unlock; a failure only warns (the server drops the lock with

@@ -2,10 +2,11 @@
 
 An incremental parent (`authors` with an `updated_at` cursor) returns only the rows that
 changed since its last run. dlt feeds a child (`books`, one request per author) those rows
-only, so a new book under an unchanged author was never asked for. With `parents: all` (the
-default) an incremental child is asked, after this run's parents, for every parent already in
-the warehouse that this run did not return, each from its own per-parent cursor
-(`child_cursors`): no child row is lost.
+only, so a new book under an unchanged author was never asked for (and a child with
+`write_disposition: replace` lost the books of every unchanged author). With `parents: all`
+(the default) a child, incremental or not, is asked, after this run's parents, for every
+parent already in the warehouse that this run did not return (an incremental child from
+each parent's own cursor, `child_cursors`): no child row is lost.
 
 How the child learns that the parent is done: the parent's generator yields, after its last
 page, one empty page that carries a `ParentsDone` marker as dlt item meta. dlt passes the
@@ -49,10 +50,11 @@ def is_parents_done(meta: Any) -> bool:
 def sees_every_parent(
     spec: SourceSpec, child: ResourceSpec, scanned: frozenset[str] = frozenset()
 ) -> bool:
-    """Whether `child` is asked for every known parent: an incremental child with
-    `parents: all` whose parent returns only changed rows (an incremental parent, not
-    `scanned` in full in this run)."""
-    if child.cursor is None or child.parents != "all" or child.parent is None:
+    """Whether `child` is asked for every known parent: a child with `parents: all` (the
+    default; incremental or not) whose parent returns only changed rows (an incremental
+    parent, not `scanned` in full in this run). Not a child that batches or explodes its
+    parent's keys (`parent_keys`): it sees the parents the run returned."""
+    if child.parents != "all" or child.parent is None or child.parent_keys is not None:
         return False
     return child.parent not in scanned and is_incremental(spec.resource(child.parent))
 

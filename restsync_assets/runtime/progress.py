@@ -50,16 +50,17 @@ def observing(observer: ProgressObserver) -> Iterator[None]:
 
 class RunCollector(LogCollector):
     """dlt's `LogCollector`, which also runs the checks given to `guard` when dlt's load step
-    starts (`"load"`: before any table is touched) and after each load job completed
-    (`"commit"`: before the package's `_dlt_loads` row makes the load complete). A check
-    raises to stop the load there."""
+    starts (`"load"`: before any table is touched), after each load job completed
+    (`"commit"`: before the package's `_dlt_loads` row makes the load complete) and when the
+    load step ended well (`"loaded"`: after that row was committed). A check raises to stop
+    the load there (at `"loaded"`: to fail the run, the load stays committed)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(dump_system_stats=False, **kwargs)
         self.checks: list[Callable[[str], None]] = []
 
     def guard(self, check: Callable[[str], None]) -> None:
-        """Run `check(stage)` before the load and before its commit (see the class)."""
+        """Run `check(stage)` before the load, before its commit and after it (see the class)."""
         self.checks.append(check)
 
     def _start(self, step: str) -> None:
@@ -71,6 +72,12 @@ class RunCollector(LogCollector):
         super().update(name, inc, *args, **kwargs)
         if name == "Jobs" and inc > 0 and kwargs.get("label") is None:
             self._check("commit")
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        loading = str(getattr(self, "step", "")).startswith("Load")
+        super().__exit__(exc_type, exc_val, exc_tb)
+        if loading and exc_type is None:
+            self._check("loaded")
 
     def _check(self, stage: str) -> None:
         for check in self.checks:

@@ -244,6 +244,10 @@ class Sandbox:
         (default: the five seed APIs); a vendor's are its credentials and ``_BASE_URL``."""
         return env_for(self.url, specs)
 
+    def values(self, spec: str) -> dict[str, str]:
+        """``spec``'s credentials and URLs by key, for `ApiCredentials.given`."""
+        return values_for(self.url, spec)
+
     # ------------------------------------------------------------------ data
 
     @property
@@ -349,16 +353,22 @@ def env_for(url: str, specs: Iterable[str] | None = None) -> dict[str, str]:
     """The env vars pointing ``specs`` (default: all) at a sandbox served at ``url``."""
     out: dict[str, str] = {}
     for spec in SANDBOX_SPECS if specs is None else specs:
-        _check_spec(spec)
-        name = spec.upper()
-        credentials = vendor_credentials(spec) if spec in VENDORS else credentials_for(spec)
-        for key, value in credentials.items():
-            out[f"{name}_{key.upper()}"] = value
-        out[f"{name}_BASE_URL"] = f"{url}/{spec}"
-        if spec not in VENDORS:
-            out[f"{name}_TOKEN_URL"] = f"{url}/{spec}{TOKEN_PATHS[spec]}"
-        elif VENDORS[spec].auth == "oauth2_options":
-            out[f"{name}_TOKEN_URL"] = f"{url}/{spec}{VENDORS[spec].login_path}"
+        for key, value in values_for(url, spec).items():
+            out[f"{spec.upper()}_{key.upper()}"] = value
+    return out
+
+
+def values_for(url: str, spec: str) -> dict[str, str]:
+    """``spec``'s credentials and URLs for a sandbox served at ``url``, by key (``client_id``,
+    ``base_url``, a vendor's ``token``...): what `env_for` exports, for handing to
+    `ApiCredentials` in code instead."""
+    _check_spec(spec)
+    out = dict(vendor_credentials(spec) if spec in VENDORS else credentials_for(spec))
+    out["base_url"] = f"{url}/{spec}"
+    if spec not in VENDORS:
+        out["token_url"] = f"{url}/{spec}{TOKEN_PATHS[spec]}"
+    elif VENDORS[spec].auth == "oauth2_options":
+        out["token_url"] = f"{url}/{spec}{VENDORS[spec].login_path}"
     return out
 
 

@@ -82,7 +82,7 @@ SOFT_DELETE_STRATEGIES = ("delete-insert", "upsert")
 #: what a row that breaks the declared `schema` or lacks its primary key does to the load
 OnInvalid = Literal["fail", "quarantine"]
 ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
-#: `parents:` of an incremental child: which parents it is asked for each run. `all`: every
+#: `parents:` of a child of an incremental parent: which parents it is asked for each run. `all`: every
 #: parent in the warehouse plus this run's (no child row lost); `changed`: only the parents the
 #: parent's incremental run returned (fewer requests; children of unchanged parents are missed)
 Parents = Literal["all", "changed"]
@@ -278,7 +278,7 @@ class ResourceSpec(StrictModel):
     for_each: ForEachSpec | None = None
     #: a child's batched or exploded parent keys, None: one request per parent row
     parent_keys: ParentKeysSpec | None = None
-    #: an incremental child of an incremental parent: `all` parents (default) or `changed` only
+    #: a child of an incremental parent: `all` parents (default) or `changed` only
     parents: Parents = "all"
     #: `endpoint.async_job`: a report job to create, poll and download (None: pages of JSON)
     async_job: AsyncJobSpec | None = None
