@@ -29,6 +29,7 @@ from restsync_assets.specs.template_functions import format_datetime, to_datetim
 from .fake_servers import JsonApi, Reply, page
 from .real_servers import pg_query
 from .support import (
+    DELETE,
     child_script,
     edited,
     failure_message,
@@ -74,7 +75,8 @@ class Events:
         start, end = request.query.get("from"), request.query.get("to")
         if start in self.failing:
             return Reply({"error": "unavailable"}, status=500)
-        low, high = to_datetime(start), to_datetime(end)
+        low = to_datetime(start)
+        high = to_datetime(end) if end else datetime.max.replace(tzinfo=timezone.utc)
         rows = [r for r in self.rows if low <= to_datetime(r["at"]) < high]
         return page(rows, request.query, 3)
 
@@ -287,6 +289,30 @@ def test_a_second_run_asks_only_the_new_windows(
     api.api.clear()
     assert materialize_specs(specs_dir).success
     assert api.windows == []
+    assert_table_is_truth(api.truth(SECOND_RUN))
+
+
+def test_adding_step_goes_on_from_dlts_own_cursor(serve, clock, specs_dir):
+    """A resource that ran without `step` (dlt's own cursor, no end sent) and then gets one:
+    the first window starts at dlt's last cursor value, leaving out the rows at that value
+    (already loaded), not at `initial_value`; the append table holds every row once."""
+    plain = edited(
+        stepped_spec("append"),
+        resources__0__endpoint__incremental__step=DELETE,
+        resources__0__endpoint__incremental__end_param=DELETE,
+    )
+    api = serve(plain)
+    api.rows = events(FIRST_RUN)
+    clock(FIRST_RUN)
+    assert materialize_specs(specs_dir).success
+    last = max(to_datetime(r["at"]) for r in api.rows)
+    write_spec(specs_dir, stepped_spec("append"))
+    api.rows = events()
+    api.api.clear()
+    clock(SECOND_RUN)
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    assert api.windows == days(last, SECOND_RUN)
     assert_table_is_truth(api.truth(SECOND_RUN))
 
 

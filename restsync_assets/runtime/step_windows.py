@@ -3,7 +3,8 @@
 A run of a stepped resource asks `[start, start+step)`, `[start+step, start+2*step)`, ... up to
 the incremental's `end_value`, or else the run's start (`request_values.CLOCK`); the last
 window ends there. `start` is where the last committed window ended, or `initial_value` on
-the first run. `runtime.load` loads each window but the last as a dlt load of its own
+the first run (or, for a resource that ran before without `step`, dlt's own cursor, the
+first window then leaving out the rows at that value, already loaded). `runtime.load` loads each window but the last as a dlt load of its own
 (extract, normalize, load) of that resource alone, committed before the next one is asked;
 the last window goes with the run's other resources into dagster-dlt's run, which gives each
 asset its one materialization (its `rows_loaded` and `restsync/windows` count the whole run).
@@ -58,6 +59,8 @@ class StepWindow:
     start: datetime
     end: datetime
     form: Any
+    #: the start is dlt's own cursor of an earlier run without `step` (its rows are loaded)
+    open_start: bool = False
 
     def bounds(self) -> tuple[Any, Any]:
         return as_cursor(self.start, self.form), as_cursor(self.end, self.form)
@@ -100,27 +103,49 @@ def stepped(spec: SourceSpec, names: Sequence[str]) -> list[ResourceSpec]:
     return [r for r in spec.resources if r.name in names and r.step is not None]
 
 
-def windows_of(resource: ResourceSpec, resume: str | None, now: datetime) -> list[StepWindow]:
+def windows_of(resource: ResourceSpec, resume: Resume, now: datetime) -> list[StepWindow]:
     """The windows a run of `resource` asks, from `resume` (else `initial_value`) up to the
     incremental's `end_value` (else `now`)."""
     incremental = with_request_values(dict(resource.endpoint), now)["incremental"]
     form = incremental["initial_value"]
-    start = to_datetime(resume if resume is not None else form)
+    start = to_datetime(resume.value if resume.value is not None else form)
     end_value = incremental.get("end_value")
     end = to_datetime(end_value) if end_value is not None else now
     step: timedelta = resource.step_delta  # type: ignore[assignment]
     windows = []
     while start < end:
         stop = min(start + step, end)
-        windows.append(StepWindow(start, stop, form))
+        windows.append(StepWindow(start, stop, form, open_start=resume.open and not windows))
         start = stop
     return windows
 
 
-def resume_points(state: Mapping[str, Any], source: str, names: Sequence[str]) -> dict:
-    """Each resource's resume point in dlt's pipeline `state` (None: never stepped)."""
-    resources = (state.get("sources") or {}).get(source, {}).get("resources") or {}
-    return {n: ((resources.get(n) or {}).get(STATE_KEY) or {}).get(NEXT_START) for n in names}
+@dataclass(frozen=True)
+class Resume:
+    """Where a stepped resource goes on: the end of its last committed window, or (`open`) the
+    last cursor value of dlt's own incremental, kept by runs before `step` was added (rows at
+    that value are loaded, so the first window leaves it out); None: from `initial_value`."""
+
+    value: Any = None
+    open: bool = False
+
+
+def resume_point(resource_state: Mapping[str, Any], cursor_path: str) -> Resume:
+    """The resume point in one resource's dlt state."""
+    stepped_to = (resource_state.get(STATE_KEY) or {}).get(NEXT_START)
+    if stepped_to is not None:
+        return Resume(stepped_to)
+    cursor = ((resource_state.get("incremental") or {}).get(cursor_path) or {}).get("last_value")
+    return Resume(cursor, open=True) if cursor is not None else Resume()
+
+
+def resume_points(state: Mapping[str, Any], source: str, resources: Sequence[ResourceSpec]):
+    """Each stepped resource's resume point in dlt's pipeline `state`."""
+    kept = (state.get("sources") or {}).get(source, {}).get("resources") or {}
+    return {
+        r.name: resume_point(kept.get(r.name) or {}, r.endpoint["incremental"]["cursor_path"])
+        for r in resources
+    }
 
 
 def windowed_incremental(incremental: dict[str, Any], window: StepWindow) -> dict[str, Any]:
@@ -130,7 +155,7 @@ def windowed_incremental(incremental: dict[str, Any], window: StepWindow) -> dic
         **incremental,
         "initial_value": start,
         "end_value": end,
-        "range_start": "closed",
+        "range_start": "open" if window.open_start else "closed",
         "range_end": "open",
     }
 
@@ -180,8 +205,7 @@ class StepRun:
 
     def plan(self, state: Mapping[str, Any]) -> None:
         """Each resource's windows, from its resume point in the restored dlt `state`."""
-        names = [r.name for r in self.resources]
-        resume = resume_points(state, self.spec.name, names)
+        resume = resume_points(state, self.spec.name, self.resources)
         for resource in self.resources:
             self.windows[resource.name] = windows_of(resource, resume[resource.name], self.now)
 
