@@ -38,20 +38,15 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def p7_modes(max_concurrent: int) -> dict[str, dict[str, Any]]:
-    """The run config of each P7 mode. Multiprocess is restsync's default with a server
-    destination (steps forked from a forkserver with restsync's run-time modules imported,
-    `restsync_assets/executors.py`) with `max_concurrent` steps at once: a step of a
+    """The run config of each P7 mode. Multiprocess is what a user writes for latency-bound
+    specs: `{multiprocess: {max_concurrent: N}}` (steps still forked from restsync's forkserver
+    with its run-time modules imported, `restsync_assets/executors.py`). A step of a
     latency-bound spec waits on the API most of its time, so more steps than cores run at once
-    (Dagster's default is the number of cores), one per spec of the run."""
-    from restsync_assets.executors import default_config
-
-    multiprocess = default_config("postgres")["multiprocess"]
+    (Dagster's default is the number of cores): one per spec of the run."""
     return {
         "in_process": {"execution": {"config": {"in_process": {}}}},
         "multiprocess": {
-            "execution": {
-                "config": {"multiprocess": {**multiprocess, "max_concurrent": max_concurrent}}
-            }
+            "execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}
         },
     }
 
