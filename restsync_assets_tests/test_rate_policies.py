@@ -128,6 +128,19 @@ def test_the_budget_follows_policies_and_counts(case, headers, go, wait) -> None
     assert take(state, "next", NOW, 30) == pytest.approx(wait)
 
 
+def test_an_answer_listing_other_policies_replaces_the_known_ones() -> None:
+    """The API changed its policy (2 a second, then 100 a minute): the old one no longer
+    holds requests back; an answer stating no policy keeps the known ones."""
+    state: dict = {}
+    take(state, "a", NOW, 30)
+    answered(state, "a", read_stated(IETF, {"RateLimit-Policy": '"old";q=2;w=1'}, NOW), NOW)
+    answered(state, "x", read_stated(IETF, {"RateLimit-Remaining": "9"}, NOW), NOW)
+    assert set(state["policies"]) == {"old"}
+    answered(state, "y", read_stated(IETF, {"RateLimit-Policy": '"new";q=100;w=60'}, NOW), NOW)
+    assert set(state["policies"]) == {"new"}
+    assert [take(state, f"t{i}", NOW, 30) for i in range(5)] == [0.0] * 5
+
+
 # ------------------------------------------------------------------------------ a fake API
 
 

@@ -10,7 +10,8 @@ read by `rate_fields`) correct one shared state:
 - per policy of `RateLimit-Policy` (`q` requests per `w` seconds): a budget like a declared
   one (`rate_budget`: a request counts from its sending until one window after its answer),
   so the policy holds even between the API's counts and for answers without `RateLimit`.
-  It holds beside a declared budget too: the stricter one sets the pace.
+  It holds beside a declared budget too: the stricter one sets the pace. An answer listing
+  policies replaces the known ones (the API may change them).
 
 Requests therefore wait for budget instead of drawing 429s. The state is shared like the
 declared budgets: a JSON file under an `flock` beside them, or Redis
@@ -89,6 +90,10 @@ def answered(state: State, ticket: str, stated: Stated | None, now: float) -> No
     """`ticket`'s answer arrived at `now`; `stated` is what its headers stated."""
     state.setdefault("flight", {}).pop(ticket, None)
     policies = state.setdefault("policies", {})
+    if stated and stated.policies:  # an answer lists every policy: the others are gone
+        named = {policy.name for policy in stated.policies}
+        for gone in set(policies) - named:
+            del policies[gone]
     for policy in stated.policies if stated else ():
         known = policies.setdefault(policy.name, {"sent": {}, "answered": []})
         known["quota"], known["window"] = policy.quota, policy.window
