@@ -47,8 +47,10 @@ class Config:
     p6_records: int = 1_000_000
     p6_k: int = 3
     p6_plain_runs: int = 1
-    p7_records: int = 2_000
-    p7_k: int = 1
+    p7_records: int = 2_000  # issue 23 item 5: 20 pages of 100 per spec, each after 200 ms
+    p7_delay_ms: int = 200
+    p7_max_concurrent: int = 5  # multiprocess steps at once: one per spec (latency-bound)
+    p7_k: int = 2
     p8_pages: int = 400  # issue 23: pages of 100, every one answered after p8_delay_ms
     p8_delay_ms: int = 50
     p9_rate: int = 40  # requests per second the server enforces
@@ -75,6 +77,7 @@ class Config:
             p1_large_k=1,
             p6_records=20_000,
             p7_records=500,
+            p7_k=1,
             p8_pages=60,
             p9_pages=90,
         )
@@ -105,6 +108,8 @@ class Config:
             p6_records=1_500,
             p6_plain_runs=1,
             p7_records=200,
+            p7_delay_ms=5,
+            p7_k=1,
             p8_pages=6,
             p8_delay_ms=0,
             p9_rate=200,

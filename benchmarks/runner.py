@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = Config.quick(args.seed) if args.quick else Config.full(args.seed)
     if args.k is not None:
-        config.k = args.k
+        config.k = config.p7_k = args.k
     if args.cases:
         config.cases = tuple(c.strip().upper() for c in args.cases.split(",") if c.strip())
     results_md = args.results_md

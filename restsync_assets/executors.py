@@ -6,6 +6,7 @@ One Dagster executor whose run config picks one of Dagster's own executors:
       config:
         in_process: {}          # steps one after another in the run's process
         multiprocess: {}        # Dagster's multiprocess executor (max_concurrent, retries, ...)
+                                # from restsync's forkserver unless start_method is given
         celery: {broker: ...}   # dagster-celery's executor (`.[deploy]`, server destinations)
 
 The default follows the destination: DuckDB takes one writer at a time, so its runs stay
@@ -87,8 +88,20 @@ def default_config(destination: str) -> dict[str, dict]:
     """
     if destination == "duckdb":
         return {IN_PROCESS: {}}
-    forkserver = {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}
-    return {MULTIPROCESS: {"start_method": forkserver}}
+    return {MULTIPROCESS: {"start_method": FORKSERVER}}
+
+
+#: restsync's start method for multiprocess steps: a forkserver with `FORKSERVER_PRELOAD`
+FORKSERVER = {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}
+
+
+def completed(mode: str, config: Mapping[str, object]) -> dict[str, object]:
+    """`config` of `mode` as run: a multiprocess config that names no `start_method`
+    (`{multiprocess: {max_concurrent: 5}}`) keeps restsync's forkserver instead of Dagster's
+    `spawn`, which would import everything again in every step."""
+    if mode == MULTIPROCESS and "start_method" not in config:
+        return {**config, "start_method": FORKSERVER}
+    return dict(config)
 
 
 @cache
@@ -118,7 +131,7 @@ def restsync_executor(destination: str) -> ExecutorDefinition:
             InitExecutorContext(
                 job=init_context.job,
                 executor_def=base,
-                executor_config=config,
+                executor_config=completed(mode, config),
                 instance=init_context.instance,
             )
         )

@@ -6,6 +6,8 @@
 - `JsonApi`: a JSON API from a route table; every request is recorded, so tests can assert
   on what restsync asked for. Test modules bring their own data and handlers
   (`mock_api.BlogApi` is dlt's blog mock on it).
+- `RatedPages`: a `JsonApi` handler serving pages behind fixed-window rate policies, stating
+  them in the IETF `RateLimit` / `RateLimit-Policy` fields of the current or an older draft.
 - `RawApi`: answers with any status, headers and bytes (or drops the connection), for tests
   of the HTTP layer itself (`RawRequest`, `RawReply`, `sequence`, `DROP`).
 
@@ -16,6 +18,7 @@ Standard library only: the benchmarks import it in a process of their own. (The 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -213,6 +216,86 @@ def page(rows: list[dict], query: Mapping[str, str], size: int) -> dict:
     """`rows` paged by `?page=N` as `{"data": [...], "page": N, "total_pages": K}`."""
     data, number, pages = page_of(rows, query, size)
     return {"data": data, "page": number, "total_pages": pages}
+
+
+# --------------------------------------------------------------------------- a rate-limited API
+
+#: the header styles `RatedPages` answers in (see its docstring)
+RATE_STYLES = ("current", "policy_only", "older", "separate")
+
+
+class RatedPages:
+    """A `JsonApi` handler: `rows` in offset pages (`?offset=&limit=`, with `total`) behind
+    fixed-window policies `(name, quota, window seconds)` by `clock` (epoch seconds). A request
+    past any policy's quota draws 429 with `Retry-After`; every answer states the policies in
+    `style` (draft-ietf-httpapi-ratelimit-headers):
+
+    - `current`: `RateLimit-Policy: "burst";q=5;w=1, ...` and `RateLimit: "burst";r=4;t=1, ...`
+    - `policy_only`: `RateLimit-Policy` alone (the client keeps the count itself)
+    - `older`: `RateLimit-Policy: 5;w=1` and `RateLimit: limit=5, remaining=4, reset=1` (the
+      first policy only, as older drafts)
+    - `separate`: `RateLimit-Limit: 5, 5;w=1`, `RateLimit-Remaining`, `RateLimit-Reset` (the
+      first policy only)
+
+    `served` counts the pages answered, `rejected` the 429s.
+    """
+
+    def __init__(
+        self,
+        rows: list[dict],
+        policies: list[tuple[str, int, float]],
+        style: str,
+        clock: Callable[[], float],
+    ) -> None:
+        assert style in RATE_STYLES, style
+        self.rows, self.policies, self.style, self.clock = rows, policies, style, clock
+        self.served = self.rejected = 0
+        self._used: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Reply:
+        now = self.clock()
+        windows = [(name, quota, per, int(now // per)) for name, quota, per in self.policies]
+        with self._lock:
+            used = [self._used.get((name, w), 0) + 1 for name, _q, _p, w in windows]
+            over = [i for i, (_n, quota, _p, _w) in enumerate(windows) if used[i] > quota]
+            if over:
+                self.rejected += 1
+                used = [u - 1 for u in used]
+            else:
+                self.served += 1
+                for (name, _q, _p, w), count in zip(windows, used, strict=True):
+                    self._used[(name, w)] = count
+        counts = [
+            (name, quota, per, max(0, quota - u), math.ceil((w + 1) * per - now))
+            for (name, quota, per, w), u in zip(windows, used, strict=True)
+        ]
+        headers = self._headers(counts)
+        if over:
+            wait = max(counts[i][4] for i in over)
+            return Reply({"error": "rate_limited"}, 429, {**headers, "Retry-After": str(wait)})
+        offset, limit = request.number("offset", 0), request.number("limit", 10)
+        body = {"data": self.rows[offset : offset + limit], "total": len(self.rows)}
+        return Reply(body, 200, headers)
+
+    def _headers(self, counts: list[tuple[str, int, float, int, int]]) -> dict[str, str]:
+        _name, quota, per, left, reset = counts[0]
+        if self.style == "older":
+            return {
+                "RateLimit-Policy": f"{quota};w={per:g}",
+                "RateLimit": f"limit={quota}, remaining={left}, reset={reset}",
+            }
+        if self.style == "separate":
+            return {
+                "RateLimit-Limit": f"{quota}, {quota};w={per:g}",
+                "RateLimit-Remaining": str(left),
+                "RateLimit-Reset": str(reset),
+            }
+        policy = ", ".join(f'"{n}";q={q};w={p:g}' for n, q, p, _l, _r in counts)
+        headers = {"RateLimit-Policy": policy}
+        if self.style == "current":
+            headers["RateLimit"] = ", ".join(f'"{n}";r={lf};t={r}' for n, _q, _p, lf, r in counts)
+        return headers
 
 
 # --------------------------------------------------------------------------- raw HTTP

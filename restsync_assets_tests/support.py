@@ -7,7 +7,8 @@ capture, warehouse reads and secret searches.
   `use_warehouse`.
 - `materialize_specs` / `failure_message` / `check_evaluations`: runs through Dagster.
 - `Command` / `background`: real subprocesses in their own process group, waited on with a
-  bound; `child_script` (a subprocess's script that materializes the specs);
+  bound; `child_script` (a subprocess's script that materializes the specs); `HEADER_SENDER`
+  (a subprocess's script sending requests through a shared header budget);
   `write_dagster_yaml`, `free_port`, `check_results`, `debug_logs`.
 - `table` / `table_rows` / `dataset_tables` / `typed_tables`: warehouse reads to compare with
   a truth row for row; `table_ids` / `query`: a DuckDB file read under the loads' lock.
@@ -410,6 +411,36 @@ class Command:
         except subprocess.TimeoutExpired:
             self.signal_group(signal.SIGKILL)
             return self.finish(timeout)
+
+
+#: A subprocess sending `count` GETs to `url` one after another, each through one
+#: `HeaderBudget` reading the IETF fields on a shared state: a file (`store` a path) or Redis
+#: (`store` a redis:// URL, `key` its key). Prints `ready`, waits for the file `go` (bounded),
+#: then prints the statuses as a JSON list. argv: url count store go key
+HEADER_SENDER = """import json, pathlib, sys, time
+
+import requests
+
+from restsync_assets.runtime.http.rate_headers import FileState, HeaderBudget, RedisState
+from restsync_assets.specs.model import HeaderBudgetSpec
+
+url, count, store, go, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+redis = store.startswith("redis://")
+shared = RedisState(store, key) if redis else FileState(pathlib.Path(store))
+budget = HeaderBudget(shared, HeaderBudgetSpec(ietf=True), "sender")
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not pathlib.Path(go).exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+statuses = []
+with requests.Session() as session:
+    for _ in range(count):
+        with budget.slot(lease=10) as held:
+            answer = session.get(url, params={"offset": 0, "limit": 1}, timeout=10)
+            held.answered(answer)
+        statuses.append(answer.status_code)
+print(json.dumps(statuses), flush=True)
+"""
 
 
 #: `child_script`'s script (`str.format` fills `setup` and `run_config`)

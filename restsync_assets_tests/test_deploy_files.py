@@ -18,7 +18,7 @@ from dagster import DagsterInvalidConfigError, validate_run_config
 
 from restsync_assets.assets import SPEC_TAG
 from restsync_assets.definitions import build_definitions
-from restsync_assets.executors import FORKSERVER_PRELOAD
+from restsync_assets.executors import FORKSERVER, FORKSERVER_PRELOAD, completed
 from restsync_assets.resources import CREDENTIAL_KEYS, ApiCredentials
 from restsync_assets.runtime.dataset_lock import lock_key
 from restsync_assets.sandbox import GRANT_TYPES
@@ -188,6 +188,32 @@ def test_server_default_starts_steps_from_a_forkserver(monkeypatch):
     config = validate_run_config(job, {})["execution"]["restsync_executor"]["multiprocess"]
     assert "forkserver" in config["start_method"]
     assert config["start_method"]["forkserver"]["preload_modules"] == FORKSERVER_PRELOAD
+
+
+#: (case, mode, run config of the mode, what the executor is made with)
+COMPLETED = [
+    (
+        "multiprocess, max_concurrent only",
+        "multiprocess",
+        {"max_concurrent": 5},
+        {"max_concurrent": 5, "start_method": FORKSERVER},
+    ),
+    ("multiprocess, nothing", "multiprocess", {}, {"start_method": FORKSERVER}),
+    (
+        "multiprocess, spawn asked for",
+        "multiprocess",
+        {"start_method": {"spawn": {}}},
+        {"start_method": {"spawn": {}}},
+    ),
+    ("in process", "in_process", {}, {}),
+]
+
+
+@pytest.mark.parametrize(("case", "mode", "config", "made"), COMPLETED)
+def test_a_multiprocess_config_without_start_method_keeps_the_forkserver(case, mode, config, made):
+    """`{multiprocess: {max_concurrent: 5}}` (docs/performance.md's advice for latency-bound
+    specs) still starts steps from restsync's forkserver, not Dagster's default `spawn`."""
+    assert completed(mode, config) == made
 
 
 @pytest.mark.parametrize("module", FORKSERVER_PRELOAD)

@@ -1,5 +1,6 @@
 """Budgets that follow the API (issue 23 item 3): `client.rate_limit` as a list of budgets with
-path patterns, and `from_headers` (named headers or IETF `RateLimit`) correcting a shared
+path patterns, and `from_headers` (named headers or IETF `RateLimit`; the IETF policies in
+`test_rate_policies.py`) correcting a shared
 state (file or Redis); requests wait for budget instead of drawing 429s. Against the sandbox's
 `enforce_rate` fault (N requests per second, 429 + Retry-After beyond, with the headers) under
 one injected clock shared by the sandbox and restsync."""
@@ -11,12 +12,13 @@ from collections import Counter
 import pytest
 
 from restsync_assets.runtime.http import rate_headers
+from restsync_assets.runtime.http.rate_fields import Left, Stated
 from restsync_assets.runtime.http.rate_headers import (
     FileState,
     HeaderBudget,
     RedisState,
     answered,
-    read_budget,
+    read_stated,
     take,
 )
 from restsync_assets.sandbox.faults import Fault, FaultPlan
@@ -148,8 +150,15 @@ READS = [
 
 @pytest.mark.parametrize(("case", "spec", "headers", "stated"), READS)
 def test_the_budget_an_answer_states(case, spec, headers, stated) -> None:
-    """Remaining and reset time as each header style states them."""
-    assert read_budget(spec, headers, NOW) == stated
+    """Remaining and reset time as each header style states them (one count each)."""
+    read = read_stated(spec, headers, NOW)
+    counts = [(c.remaining, NOW + c.reset) for c in read.left] if read else None
+    assert counts == (None if stated is None else [stated])
+
+
+def said(remaining: int, reset: float) -> Stated:
+    """An answer stating `remaining` requests left until `reset` seconds from its arrival."""
+    return Stated(left=(Left("", remaining, reset),))
 
 
 def test_requests_wait_for_the_reset_once_what_is_left_is_in_flight() -> None:
@@ -158,17 +167,21 @@ def test_requests_wait_for_the_reset_once_what_is_left_is_in_flight() -> None:
     answer arriving late never raises the count."""
     state: dict = {}
     assert take(state, "a", NOW, 10) == 0.0
-    answered(state, "a", (2, NOW + 0.5))
+    answered(state, "a", said(2, 0.5), NOW)
     assert [take(state, t, NOW, 10) for t in ("b", "c")] == [0.0, 0.0]
     assert take(state, "d", NOW, 10) == pytest.approx(0.5)
-    answered(state, "b", (1, NOW + 0.5))
-    answered(state, "c", (5, NOW + 0.5))  # the same window, out of order: the lowest counts
-    assert state["remaining"] == 1
+    answered(state, "b", said(1, 0.5), NOW)
+    answered(state, "c", said(5, 0.5), NOW)  # the same window, out of order: the lowest counts
+    assert state["left"][""]["remaining"] == 1
     assert take(state, "d", NOW + 0.1, 10) == 0.0
     assert take(state, "e", NOW + 0.1, 10) > 0
     assert take(state, "e", NOW + 0.5, 10) == 0.0  # the reset passed: unknown again, it goes
-    answered(state, "e", (39, NOW + 1.5))
-    assert state == {"flight": {"d": NOW + 10.1}, "remaining": 39, "reset_at": NOW + 1.5}
+    answered(state, "e", said(39, 1.0), NOW + 0.5)
+    assert state == {
+        "flight": {"d": NOW + 10.1},
+        "left": {"": {"remaining": 39, "reset_at": NOW + 1.5}},
+        "policies": {},
+    }
 
 
 @pytest.fixture(params=["file", "redis"])

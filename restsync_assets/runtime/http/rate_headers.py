@@ -1,15 +1,22 @@
 """`client.rate_limit.from_headers`: the budget the API's own answers state, shared live.
 
-Each answer's remaining/reset headers (named in the spec, or the IETF `RateLimit` field:
-`"default";r=12;t=1` or `limit=40, remaining=12, reset=1`, and `RateLimit-Remaining` /
-`RateLimit-Reset`) correct one shared state: requests left until when. A request takes one of
-them before it is sent (the requests in flight count as taken); when none is left it waits
-until the reset, so requests wait for budget instead of drawing 429s. Before the first answer,
-and after a reset, nothing is known and requests go (the API's next answer tells).
+Each answer's headers (named in the spec, or the IETF `RateLimit` / `RateLimit-Policy` fields,
+read by `rate_fields`) correct one shared state:
 
-The state is shared like the declared budgets: a JSON file under an `flock` beside them, or
-Redis (`RESTSYNC_RATE_LIMIT_URL`, an optimistic `WATCH` transaction), so every thread, process
-and machine sending with the spec reads the same count.
+- per count the API states (one for named headers, one per policy for IETF `RateLimit`):
+  requests left until when. A request takes one of them before it is sent (the requests in
+  flight count as taken); when none is left it waits until the reset. Before the first
+  answer, and after a reset, nothing is known and requests go (the API's next answer tells);
+- per policy of `RateLimit-Policy` (`q` requests per `w` seconds): a budget like a declared
+  one (`rate_budget`: a request counts from its sending until one window after its answer),
+  so the policy holds even between the API's counts and for answers without `RateLimit`.
+  It holds beside a declared budget too: the stricter one sets the pace. An answer listing
+  policies replaces the known ones (the API may change them).
+
+Requests therefore wait for budget instead of drawing 429s. The state is shared like the
+declared budgets: a JSON file under an `flock` beside them, or Redis
+(`RESTSYNC_RATE_LIMIT_URL`, an optimistic `WATCH` transaction), so every thread, process and
+machine sending with the spec reads the same counts.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,12 +34,15 @@ from typing import Any, Protocol
 from restsync_assets.specs.model import HeaderBudgetSpec
 
 from .rate_budget import LEASE_MARGIN, MIN_WAIT, Held, RateLimitError
+from .rate_fields import Stated, read_stated
 from .retry import Clock, current_clock
 
-__all__ = ["FileState", "HeaderBudget", "answered", "read_budget", "take"]
+__all__ = ["FileState", "HeaderBudget", "answered", "read_stated", "take"]
 
 logger = logging.getLogger(__name__)
 
+#: `{"flight": {ticket: lease end}, "left": {name: {"remaining", "reset_at"}},
+#: "policies": {name: {"quota", "window", "sent": {ticket: lease end}, "answered": [time]}}}`
 State = dict[str, Any]
 #: a reset read later than the one known by more than this starts a new window (seconds)
 NEW_WINDOW = 0.05
@@ -45,56 +54,64 @@ class SharedState(Protocol):
 
 
 def take(state: State, ticket: str, now: float, lease: float) -> float:
-    """A request may go (0.0, counted in flight) or must wait that many seconds."""
+    """A request may go (0.0, counted in flight and by every policy) or must wait that many
+    seconds (the longest wait any count or policy asks)."""
     flight = {t: end for t, end in state.get("flight", {}).items() if end > now}
     state["flight"] = flight
-    reset_at, remaining = state.get("reset_at"), state.get("remaining")
-    if reset_at is not None and now >= reset_at:
-        state["reset_at"] = state["remaining"] = reset_at = remaining = None
-    if remaining is not None and remaining - len(flight) <= 0:
-        return max(reset_at - now, MIN_WAIT)
+    waits = []
+    left = state.setdefault("left", {})
+    for name, known in list(left.items()):
+        if now >= known["reset_at"]:
+            del left[name]
+        elif known["remaining"] - len(flight) <= 0:
+            waits.append(known["reset_at"] - now)
+    policies = state.setdefault("policies", {})
+    waits += [w for w in (_policy_wait(p, now) for p in policies.values()) if w > 0]
+    if waits:
+        return max(*waits, MIN_WAIT)
     flight[ticket] = now + lease
+    for policy in policies.values():
+        policy["sent"][ticket] = now + lease
     return 0.0
 
 
-def answered(state: State, ticket: str, budget: tuple[int, float] | None) -> None:
-    """`ticket`'s answer arrived; `budget` (remaining, reset time) is what it stated."""
+def _policy_wait(policy: dict[str, Any], now: float) -> float:
+    """0.0 when fewer than the policy's quota count (see `rate_budget.take`), else the wait."""
+    cutoff = now - policy["window"]
+    policy["sent"] = {t: end for t, end in policy["sent"].items() if end > cutoff}
+    policy["answered"] = [end for end in policy["answered"] if end > cutoff]
+    ends = [min(end, now) for end in (*policy["sent"].values(), *policy["answered"])]
+    if len(ends) < policy["quota"]:
+        return 0.0
+    return max(min(ends) + policy["window"] - now, MIN_WAIT)
+
+
+def answered(state: State, ticket: str, stated: Stated | None, now: float) -> None:
+    """`ticket`'s answer arrived at `now`; `stated` is what its headers stated."""
     state.setdefault("flight", {}).pop(ticket, None)
-    if budget is None:
-        return
-    remaining, reset_at = budget
-    known = state.get("reset_at")
-    if known is None or reset_at > known + NEW_WINDOW:
-        state["remaining"], state["reset_at"] = remaining, reset_at
-    else:  # the same window: answers arrive out of order, the lowest count is the latest
-        state["remaining"] = min(state.get("remaining", remaining), remaining)
-
-
-_IETF_NAMES = {"r": "remaining", "remaining": "remaining", "t": "reset", "reset": "reset"}
-_IETF_ITEM = re.compile(r"(?:^|[;,\s])(r|t|remaining|reset)\s*=\s*([0-9.]+)")
-
-
-def read_budget(spec: HeaderBudgetSpec, headers: Any, now: float) -> tuple[int, float] | None:
-    """(remaining, reset time) an answer's headers state; None when they state none."""
-    if spec.ietf:
-        remaining, reset = _ietf(headers)
-        reset_is = "seconds"
-    else:
-        remaining, reset = headers.get(spec.remaining), headers.get(spec.reset)
-        reset_is = spec.reset_is
-    try:
-        left, at = int(float(remaining)), float(reset)
-    except (TypeError, ValueError):
-        return None
-    return left, (at if reset_is == "epoch" else now + at)
-
-
-def _ietf(headers: Any) -> tuple[Any, Any]:
-    field = headers.get("RateLimit")
-    if field:
-        found = {_IETF_NAMES[k]: v for k, v in _IETF_ITEM.findall(field)}
-        return found.get("remaining"), found.get("reset")
-    return headers.get("RateLimit-Remaining"), headers.get("RateLimit-Reset")
+    policies = state.setdefault("policies", {})
+    if stated and stated.policies:  # an answer lists every policy: the others are gone
+        named = {policy.name for policy in stated.policies}
+        for gone in set(policies) - named:
+            del policies[gone]
+    for policy in stated.policies if stated else ():
+        known = policies.setdefault(policy.name, {"sent": {}, "answered": []})
+        known["quota"], known["window"] = policy.quota, policy.window
+    for policy in policies.values():  # every answered request counts for every policy
+        policy["sent"].pop(ticket, None)
+        policy["answered"].append(now)
+    left = state.setdefault("left", {})
+    for count in stated.left if stated else ():
+        reset = count.reset
+        if reset is None and count.name in policies:  # no reset stated: at most a window
+            reset = policies[count.name]["window"]
+        if reset is None:
+            continue
+        known, reset_at = left.get(count.name), now + reset
+        if known is None or reset_at > known["reset_at"] + NEW_WINDOW:
+            left[count.name] = {"remaining": count.remaining, "reset_at": reset_at}
+        else:  # the same window: answers arrive out of order, the lowest count is the latest
+            known["remaining"] = min(known["remaining"], count.remaining)
 
 
 class FileState:
@@ -180,8 +197,8 @@ class HeaderBudget:
         finally:
             response = told[0] if told else None
             now = current_clock(self._clock).time()
-            budget = read_budget(self.spec, response.headers, now) if response is not None else None
-            self.shared.update(lambda s: answered(s, ticket, budget))
+            stated = read_stated(self.spec, response.headers, now) if response is not None else None
+            self.shared.update(lambda s: answered(s, ticket, stated, now))
 
 
 def header_budget(
