@@ -55,7 +55,7 @@ import yaml
 from restsync_assets import settings
 from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
-from restsync_assets.sandbox.data import SANDBOX_SPECS
+from restsync_assets.sandbox.server import SEEDS
 
 from .fake_servers import JsonApi, page
 
@@ -63,16 +63,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def seed_specs_folder(folder: Path) -> Path:
-    """`folder` holding only the seed specs the sandbox serves (`SANDBOX_SPECS`), copied from
+    """`folder` holding only the seed specs the sandbox serves (`SEEDS`), copied from
     the repo's `source_specs/` (each file replaced whole, so processes building it at once
     agree); any other spec file in `folder` is removed. The YAML lives in git once."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in SANDBOX_SPECS:
+    for name in SEEDS:
         partial = folder / f".{name}.{os.getpid()}.tmp"
         partial.write_bytes((REPO / "source_specs" / f"{name}.yaml").read_bytes())
         os.replace(partial, folder / f"{name}.yaml")
     for path in folder.glob("*.y*ml"):
-        if path.stem not in SANDBOX_SPECS:
+        if path.stem not in SEEDS:
             path.unlink(missing_ok=True)
     return folder
 

@@ -175,7 +175,7 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
 ):
     """The README's Celery block: its worker line started twice (as two machines would), its
     materialize line sending every seed asset to them (the unpartitioned ones in one run, the
-    daily partitions in another, at once). Steps ran on both workers; all 19 tables equal the
+    daily partitions in another, at once). Steps ran on both workers; all 20 tables equal the
     sandbox."""
     values = {"RESTSYNC_CELERY_BROKER": celery_broker}
     lines = with_values(readme_block("celery"), values)

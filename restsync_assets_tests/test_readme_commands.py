@@ -49,7 +49,7 @@ MATERIALIZE_PARTITIONS = (
 )
 PARTITION_DAYS = {f"2026-01-0{day}" for day in range(1, 8)}
 #: Every generated check of the seed specs (`restsync check` counts them).
-SEED_CHECKS = 63
+SEED_CHECKS = 67
 
 
 def use_table() -> list[str]:
@@ -140,7 +140,7 @@ def test_dagster_dev_from_the_repo_root_serves_every_seed_asset(
     commands, dagster_home, monkeypatch
 ) -> None:
     """`dagster dev` in the repo root serves the `restsync` code location, loaded, with all
-    19 seed assets (the suite's own copy of the seed folder: `RESTSYNC_SPECS_DIR`, which the
+    20 seed assets (the suite's own copy of the seed folder: `RESTSYNC_SPECS_DIR`, which the
     code location reads, as `restsync_assets.definitions` says)."""
     use_specs(monkeypatch, SEED_SPECS)
     port = free_port()
@@ -154,7 +154,7 @@ def test_dagster_dev_from_the_repo_root_serves_every_seed_asset(
     (location,) = locations
     loaded = location["locationOrLoadError"]
     assert location["name"] == "restsync" and loaded["__typename"] == "RepositoryLocation", loaded
-    assert len(loaded["repositories"][0]["assetNodes"]) == 19
+    assert len(loaded["repositories"][0]["assetNodes"]) == 20
     dev.stop()
 
 
