@@ -516,6 +516,32 @@ def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> l
     return [r[0] for r in rows] if scalar_rows else rows
 
 
+@functools.cache
+def seed_key(spec: str, resource: str) -> tuple[str, ...]:
+    """The primary key columns of a seed spec's resource (`id`, but `reports`' campaign
+    report: `campaign_id`, `day`); `id` for a table no seed spec has."""
+    from restsync_assets.specs import load_specs
+
+    columns = {
+        (s.name, r.name): r.primary_key_columns for s in load_specs(SEED_SPECS) for r in s.resources
+    }
+    return columns.get((spec, resource)) or ("id",)
+
+
+def sandbox_keys(sandbox: Any, spec: str, resource: str) -> set[tuple[str, ...]]:
+    """The keys (`seed_key`, values as text) of every row the sandbox serves."""
+    columns = seed_key(spec, resource)
+    return {tuple(str(row[c]) for c in columns) for row in sandbox.rows(spec, resource)}
+
+
+def table_keys(dataset: str, table: str, path: Path | None = None) -> list[tuple] | None:
+    """The keys (`seed_key`, values as text) of every row of a DuckDB table, None when the
+    file or table is missing."""
+    columns = ", ".join(_quote(c) for c in seed_key(dataset, table))
+    rows = query(f"select {columns} from {_quote(dataset)}.{_quote(table)}", path)
+    return None if rows is None else [tuple(str(v) for v in row) for row in rows]
+
+
 def canonical(rows: Iterable[dict]) -> list[dict]:
     """`rows` in one order whatever order they came in (tables compare as lists)."""
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
