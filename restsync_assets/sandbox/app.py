@@ -21,7 +21,7 @@ _RESOURCES = {**RESOURCES, **vendors.RESOURCES, **exports.RESOURCES}
 
 
 class SandboxApp:
-    """The five fake APIs and the static-credential vendors over one in-memory dataset
+    """The five fake OAuth2 APIs, the `reports` vendor and the static-credential vendors over one in-memory dataset
     (thread-safe)."""
 
     def __init__(
