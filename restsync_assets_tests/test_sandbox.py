@@ -159,7 +159,7 @@ def test_the_reports_seed_env_rows_and_secrets(sandbox):
     assert len(rows) == reports.DAYS * reports.CAMPAIGNS
     assert rows == sandbox.reports.truth("campaign")
     assert reports.TOKEN in sandbox.secrets()
-    with pytest.raises(KeyError, match="reports.nothing"):
+    with pytest.raises(KeyError, match=r"reports\.nothing"):
         sandbox.rows("reports", "nothing")
 
 
