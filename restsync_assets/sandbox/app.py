@@ -21,8 +21,8 @@ _RESOURCES = {**RESOURCES, **vendors.RESOURCES, **exports.RESOURCES}
 
 
 class SandboxApp:
-    """The five fake OAuth2 APIs, the `reports` vendor and the static-credential vendors over one in-memory dataset
-    (thread-safe)."""
+    """The five fake OAuth2 APIs, the `reports` vendor and the static-credential vendors over
+    one in-memory dataset (thread-safe)."""
 
     def __init__(
         self,

@@ -409,9 +409,8 @@ def serve(port: int, host: str = "127.0.0.1", faults: FaultPlan | None = None) -
                 print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
                 for line in export_lines(sandbox.port, host, [spec]):
                     print(line)
-            print(
-                f"\n# {reports.NAME} (bearer; async report jobs): base {sandbox.base_url(reports.NAME)}"
-            )
+            base = sandbox.base_url(reports.NAME)
+            print(f"\n# {reports.NAME} (bearer; async report jobs): base {base}")
             for line in export_lines(sandbox.port, host, [reports.NAME]):
                 print(line)
             for vendor in VENDORS.values():
