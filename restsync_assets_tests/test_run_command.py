@@ -163,7 +163,7 @@ USAGE_ERRORS = [
     (
         ["nope"],
         "nope: unknown spec 'nope'; specs: ad_analytics, ledger, marketing_api, native_ads,"
-        " workspace_docs",
+        " reports, workspace_docs",
     ),
     (
         ["ledger/records"],
