@@ -71,7 +71,7 @@ def _fresh_masking_registry() -> Iterator[None]:
 
 @pytest.fixture
 def sandbox():
-    """The sandbox serving all five seed APIs on a free loopback port."""
+    """The sandbox serving every seed API (`SEEDS`) on a free loopback port."""
     with Sandbox() as running:
         yield running
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import REPO, WORKER, normal
+from .support import REPO, WORKER, normal, sandbox_keys, seed_key
 
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 RABBITMQ = "127.0.0.1:5672"
@@ -129,17 +129,15 @@ def postgres_warehouse(postgres_database, warehouse, monkeypatch) -> str:
     return postgres_database
 
 
-def warehouse_ids(database: str, spec: str, resource: str) -> list:
-    """Every `id` of `spec.resource` in the PostgreSQL warehouse `database`."""
-    return [r[0] for r in pg_query(database, f'SELECT id FROM "{spec}"."{resource}"')]
-
-
 def assert_tables_equal_sandbox(database: str, sandbox, tables) -> None:
-    """Each `(spec, resource)` table holds exactly the sandbox's ids, none twice."""
+    """Each `(spec, resource)` table holds exactly the sandbox's keys (`id`, or the seed's
+    primary key), none twice."""
     for spec, resource in tables:
-        ids = warehouse_ids(database, spec, resource)
+        columns = ", ".join(f'"{c}"' for c in seed_key(spec, resource))
+        rows = pg_query(database, f'SELECT {columns} FROM "{spec}"."{resource}"')
+        ids = [tuple(str(v) for v in row) for row in rows]
         assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
-        assert set(ids) == sandbox.ids(spec, resource), (
+        assert set(ids) == sandbox_keys(sandbox, spec, resource), (
             f"{spec}.{resource} differs from the sandbox"
         )
 

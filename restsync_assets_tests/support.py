@@ -56,7 +56,7 @@ import yaml
 from restsync_assets import settings
 from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
-from restsync_assets.sandbox.data import SANDBOX_SPECS
+from restsync_assets.sandbox.server import SEEDS
 
 from .fake_servers import JsonApi, page
 
@@ -64,16 +64,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def seed_specs_folder(folder: Path) -> Path:
-    """`folder` holding only the seed specs the sandbox serves (`SANDBOX_SPECS`), copied from
+    """`folder` holding only the seed specs the sandbox serves (`SEEDS`), copied from
     the repo's `source_specs/` (each file replaced whole, so processes building it at once
     agree); any other spec file in `folder` is removed. The YAML lives in git once."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in SANDBOX_SPECS:
+    for name in SEEDS:
         partial = folder / f".{name}.{os.getpid()}.tmp"
         partial.write_bytes((REPO / "source_specs" / f"{name}.yaml").read_bytes())
         os.replace(partial, folder / f"{name}.yaml")
     for path in folder.glob("*.y*ml"):
-        if path.stem not in SANDBOX_SPECS:
+        if path.stem not in SEEDS:
             path.unlink(missing_ok=True)
     return folder
 
@@ -545,6 +545,32 @@ def query(sql: str, path: Path | None = None, *, scalar_rows: bool = False) -> l
             except duckdb.CatalogException:
                 return None
     return [r[0] for r in rows] if scalar_rows else rows
+
+
+@functools.cache
+def seed_key(spec: str, resource: str) -> tuple[str, ...]:
+    """The primary key columns of a seed spec's resource (`id`, but `reports`' campaign
+    report: `campaign_id`, `day`); `id` for a table no seed spec has."""
+    from restsync_assets.specs import load_specs
+
+    columns = {
+        (s.name, r.name): r.primary_key_columns for s in load_specs(SEED_SPECS) for r in s.resources
+    }
+    return columns.get((spec, resource)) or ("id",)
+
+
+def sandbox_keys(sandbox: Any, spec: str, resource: str) -> set[tuple[str, ...]]:
+    """The keys (`seed_key`, values as text) of every row the sandbox serves."""
+    columns = seed_key(spec, resource)
+    return {tuple(str(row[c]) for c in columns) for row in sandbox.rows(spec, resource)}
+
+
+def table_keys(dataset: str, table: str, path: Path | None = None) -> list[tuple] | None:
+    """The keys (`seed_key`, values as text) of every row of a DuckDB table, None when the
+    file or table is missing."""
+    columns = ", ".join(_quote(c) for c in seed_key(dataset, table))
+    rows = query(f"select {columns} from {_quote(dataset)}.{_quote(table)}", path)
+    return None if rows is None else [tuple(str(v) for v in row) for row in rows]
 
 
 def canonical(rows: Iterable[dict]) -> list[dict]:

@@ -26,10 +26,10 @@ def test_asset_graph_matches_snapshot():
     assert seed_asset_graph() == json.loads(ASSET_GRAPH.read_text())
 
 
-def test_nineteen_assets_grouped_by_spec_with_parent_edges():
-    """19 assets, each in its spec's group, and exactly the parent -> child edges of the seeds."""
+def test_twenty_assets_grouped_by_spec_with_parent_edges():
+    """20 assets, each in its spec's group, and exactly the parent -> child edges of the seeds."""
     graph = seed_asset_graph()["assets"]
-    assert len(graph) == 19
+    assert len(graph) == 20
     assert all(key.split("/")[0] == node["group"] for key, node in graph.items())
     edges = {(dep, key) for key, node in graph.items() for dep in node["deps"]}
     assert edges == {
@@ -89,7 +89,7 @@ print(json.dumps({
 
 
 def test_definitions_module_loads_without_secrets_or_network(commands, monkeypatch):
-    """`restsync_assets.definitions` loads all 19 assets in a fresh process with no secret
+    """`restsync_assets.definitions` loads all 20 assets in a fresh process with no secret
     set, without one socket connect or name lookup, without building a dlt source or
     pipeline, and without importing any of the run time (`restsync_assets.runtime`; the
     template compiler spec validation uses is `restsync_assets.specs.templates`)."""
@@ -100,7 +100,7 @@ def test_definitions_module_loads_without_secrets_or_network(commands, monkeypat
     load = commands([sys.executable, "-c", LOAD_DEFINITIONS])
     assert load.finish() == 0, load.text
     loaded = json.loads(load.text.strip().splitlines()[-1])
-    assert loaded["assets"] == 19
+    assert loaded["assets"] == 20
     assert loaded["network"] == []
     assert loaded["built"] == []
     assert loaded["runtime"] == [], loaded["runtime"]

@@ -109,7 +109,7 @@ def test_translation_renames_keys_everywhere(tmp_path):
         )
         with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
             keys = set(defs.resolve_all_asset_keys())
-            assert len(keys) == 19 and all(k.path[0] == "raw" for k in keys)
+            assert len(keys) == 20 and all(k.path[0] == "raw" for k in keys)
             graph = defs.resolve_asset_graph()
             child = AssetKey(["raw", "marketing_api", "adaccounts"])
             assert graph.get(child).parent_keys == {

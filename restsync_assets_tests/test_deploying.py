@@ -175,7 +175,7 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
 ):
     """The README's Celery block: its worker line started twice (as two machines would), its
     materialize line sending every seed asset to them (the unpartitioned ones in one run, the
-    daily partitions in another, at once). Steps ran on both workers; all 19 tables equal the
+    daily partitions in another, the monthly ones in a third, at once). Steps ran on both workers; all 20 tables equal the
     sandbox."""
     values = {"RESTSYNC_CELERY_BROKER": celery_broker}
     lines = with_values(readme_block("celery"), values)
@@ -188,7 +188,8 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
         background([*worker, "-n", "w2@%h", "--", "--concurrency=1"], logs[1], env) as last,
     ):
         _wait_until_ready(logs, last)
-        runs = [_start(_select(materialize, selection), env) for selection in _seed_selections()]
+        selections = _seed_selections()
+        runs = [_start(_select(materialize, selection), env) for selection in selections]
         for run in runs:
             out, _ = run.communicate(timeout=TIMEOUT)
             assert run.returncode == 0, out[-3000:]
@@ -196,7 +197,7 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
     assert_tables_equal_sandbox(postgres_warehouse, sandbox_env, seed_tables())
     with pg_dagster_home.instance() as instance:
         run_ids = [r.run_id for r in instance.get_runs()]
-        assert len(run_ids) == 2
+        assert len(run_ids) == len(selections)
         assert all(instance.get_run_by_id(i).status == DagsterRunStatus.SUCCESS for i in run_ids)
         workers = {
             e.dagster_event.event_specific_data.metadata["Celery worker"].value
@@ -208,19 +209,33 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
 
 
 def _seed_selections() -> list[list[str]]:
-    """`--select` (and `--partition-range`) of two runs covering every seed asset."""
+    """`--select` (and `--partition-range`) of runs covering every seed asset: one of the
+    unpartitioned assets, one per partitions definition (all its partitions)."""
     defs = build_definitions(load_specs(SEED_SPECS))
     partitioned = [a for a in defs.assets if a.partitions_def is not None]
     keys = [k.to_user_string() for a in partitioned for k in a.keys]
-    (partitions_def,) = {a.partitions_def for a in partitioned}
-    window = (
-        f"{partitions_def.get_first_partition_key()}...{partitions_def.get_last_partition_key()}"
-    )
     everything_else = " and ".join(f"not key:{k}" for k in keys)
-    return [
-        ["--select", everything_else],
-        ["--select", " or ".join(f"key:{k}" for k in keys), "--partition-range", window],
-    ]
+    runs = [["--select", everything_else]]
+    for partitions_def in dict.fromkeys(a.partitions_def for a in partitioned):
+        same = [
+            k.to_user_string()
+            for a in partitioned
+            if a.partitions_def == partitions_def
+            for k in a.keys
+        ]
+        first, last = (
+            partitions_def.get_first_partition_key(),
+            partitions_def.get_last_partition_key(),
+        )
+        runs.append(
+            [
+                "--select",
+                " or ".join(f"key:{k}" for k in same),
+                "--partition-range",
+                f"{first}...{last}",
+            ]
+        )
+    return runs
 
 
 def _select(command: list[str], selection: list[str]) -> list[str]:

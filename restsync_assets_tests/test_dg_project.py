@@ -84,9 +84,9 @@ def repo_specs_graph() -> tuple[int, int]:
 
 
 def test_the_repo_is_a_dg_project(dg_env):
-    """`dg check defs` passes and `dg list defs` shows the assets of source_specs/ (the 19
+    """`dg check defs` passes and `dg list defs` shows the assets of source_specs/ (the 20
     seed assets, keys [spec, resource], with the spec line as source), their checks (the
-    seeds' 63) and the 6 seed schedules."""
+    seeds' 67) and the 7 seed schedules."""
     checked = dg("check", "defs", "--use-active-venv", cwd=REPO, env=dg_env)
     assert "All definitions loaded successfully." in checked.stdout
     listed = json.loads(dg("list", "defs", "--json", cwd=REPO, env=dg_env).stdout)
@@ -100,6 +100,7 @@ def test_the_repo_is_a_dg_project(dg_env):
         "ledger_schedule",
         "marketing_api_schedule",
         "native_ads_schedule",
+        "reports_monthly_schedule",
         "workspace_docs_schedule",
     }
     assert "restsync_checks" in {j["name"] for j in listed["jobs"]}
@@ -107,7 +108,7 @@ def test_the_repo_is_a_dg_project(dg_env):
 
 def test_dg_dev_serves_the_seed_assets(dg_env):
     """`dg dev` starts Dagster's UI on the repo's dg project; its GraphQL API lists the assets
-    of source_specs/ (the 19 seed assets). (Waits on the server's own output lines, bounded,
+    of source_specs/ (the 20 seed assets). (Waits on the server's own output lines, bounded,
     then stops its processes.)"""
     expected, _ = repo_specs_graph()
     port = free_port()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from dagster import AssetKey, DagsterInstance, materialize
 
 from restsync_assets.cli.run import QUIET, materialize_spec
+from restsync_assets.sandbox import reports
 from restsync_assets.specs import load_specs
 
-from .support import SEED_SPECS, failure_message, query, table_ids
+from .support import SEED_SPECS, failure_message, query, sandbox_keys, table_ids, table_keys
+
+REPORT = AssetKey(["reports", "campaign_report"])
 
 
 def _materialize(defs, selection=None, instance=None, raise_on_error=True):
@@ -22,13 +27,35 @@ def _materialize(defs, selection=None, instance=None, raise_on_error=True):
 
 
 def _assert_tables_equal_sandbox(sandbox, keys):
+    """Each table holds the sandbox's primary keys (`id`, or the report's campaign and day),
+    none twice."""
     for spec, resource in keys:
-        ids = table_ids(spec, resource)
+        ids = table_keys(spec, resource)
         assert ids is not None, f"{spec}.{resource} was not loaded"
         assert len(ids) == len(set(ids)), f"{spec}.{resource} has duplicate ids"
-        assert set(ids) == sandbox.ids(spec, resource), (
+        assert set(ids) == sandbox_keys(sandbox, spec, resource), (
             f"{spec}.{resource} differs from the sandbox"
         )
+
+
+def _report_window(defs) -> tuple[str, str]:
+    """The window of the campaign report's single-run backfill: first to last partition."""
+    partitions = defs.get_assets_def(REPORT).partitions_def
+    start = partitions.get_first_partition_window().start
+    return start.strftime("%Y-%m-%d"), partitions.get_last_partition_window().end.strftime(
+        "%Y-%m-%d"
+    )
+
+
+def _assert_report_is_the_vendors(sandbox, window: tuple[str, str], jobs: int) -> None:
+    """`reports.campaign_report` holds the vendor's rows of the window (every field, as a
+    multiset), and the vendor created `jobs` jobs in all, each over that window."""
+    fields = reports.CAMPAIGN_FIELDS
+    rows = query(f"select {', '.join(fields)} from reports.campaign_report")
+    assert Counter(tuple(str(v) for v in row) for row in rows or []) == Counter(
+        tuple(str(row[f]) for f in fields) for row in sandbox.reports.truth("campaign", *window)
+    )
+    assert sandbox.reports.created == Counter({("campaign", *window): jobs})
 
 
 def _materialize_all(defs):
@@ -38,24 +65,28 @@ def _materialize_all(defs):
 
 
 def test_every_seed_asset_loads_exactly_the_sandbox_rows(defs, sandbox_env):
-    """All 19 seed assets load the sandbox's ids, all 63 checks pass, and a second run in
-    the same process merges without duplicates."""
+    """All 20 seed assets load the sandbox's ids, all 67 checks pass, and a second run in
+    the same process merges without duplicates. The campaign report equals the reports
+    vendor's rows, from exactly one report job per run (its window: the backfill's range)."""
     results = _materialize_all(defs)
     assert all(r.success for r in results)
     keys = [tuple(k.path) for a in defs.assets for k in a.keys]
-    assert len(keys) == 19
+    assert len(keys) == 20
     materialized = {
         tuple(e.asset_key.path) for r in results for e in r.get_asset_materialization_events()
     }
     assert materialized == set(keys)
     _assert_tables_equal_sandbox(sandbox_env, keys)
+    window = _report_window(defs)
+    _assert_report_is_the_vendors(sandbox_env, window, jobs=1)
     evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
-    assert len(evaluations) == 63
+    assert len(evaluations) == 67
     assert [e for e in evaluations if not e.passed] == []
     # merge on the primary key: a second materialization in the same process adds no duplicate
     # (and does not trip dagster-dlt's schema mutation, dagster issue 34052)
     assert all(r.success for r in _materialize_all(defs))
     _assert_tables_equal_sandbox(sandbox_env, keys)
+    _assert_report_is_the_vendors(sandbox_env, window, jobs=2)
 
 
 def test_rows_loaded_metadata_matches_the_sandbox(defs, sandbox_env):

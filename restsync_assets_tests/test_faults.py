@@ -553,7 +553,7 @@ def test_new_fields_appearing(specs_dir, sandbox_env, retry_clock) -> None:
 
 
 def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, retry_clock) -> None:
-    """`restsync demo --faults`: every fault of the demo plan fires, all 19 tables are right."""
+    """`restsync demo --faults`: every fault of the demo plan fires, all 20 tables are right."""
     from restsync_assets.cli.demo import run_demo
 
     use_warehouse(monkeypatch, tmp_path / "demo.duckdb")
@@ -562,5 +562,5 @@ def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, retry_clock) ->
     out = io.StringIO()
     report = run_demo(out=out, faults=plan)
     assert report.ok, out.getvalue()
-    assert len(report.rows) == 19 and all(r.status == "ok" for r in report.rows)
+    assert len(report.rows) == 20 and all(r.status == "ok" for r in report.rows)
     assert [f for f in plan.faults if not f.fired] == []

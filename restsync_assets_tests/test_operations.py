@@ -266,7 +266,7 @@ def table_rows_of(out: str) -> list[list[str]]:
 
 
 CHECK_FAILED = re.compile(
-    r"^\d+/63 checks passed; FAILED on ([\w/ ]+): fix what the detail says or reload"
+    r"^\d+/67 checks passed; FAILED on ([\w/ ]+): fix what the detail says or reload"
     r" \(`restsync run \1 --full-refresh`\), then `restsync check` again$"
 )
 
@@ -283,9 +283,9 @@ def test_restsync_check_command_exits_by_the_checks(defs, specs, sandbox_env, ca
     assert out.startswith("checks against duckdb "), out
     assert re.search(r"^asset +check +result +detail$", out, re.M), out
     rows = table_rows_of(out)
-    assert len(rows) == 63 and {r[2] for r in rows} == {"ok"}, rows
+    assert len(rows) == 67 and {r[2] for r in rows} == {"ok"}, rows
     assert ["workspace_docs/users", "row_count", "ok"] in [r[:3] for r in rows]
-    assert out.strip().splitlines()[-1] == "63/63 checks passed"
+    assert out.strip().splitlines()[-1] == "67/67 checks passed"
 
     _tamper('delete from "workspace_docs"."users"')
     assert cli_main(["check"]) == 1
@@ -376,7 +376,7 @@ def test_demo_prints_checks_and_matches_the_sandbox(warehouse):
     out = io.StringIO()
     report = run_demo(out=out)
     assert report.ok, out.getvalue()
-    assert report.summary() == "19/19 assets loaded and equal to the sandbox"
+    assert report.summary() == "20/20 assets loaded and equal to the sandbox"
     assert "checks passed" in out.getvalue()
 
 

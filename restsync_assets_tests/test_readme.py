@@ -229,7 +229,7 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
         for line in exported.splitlines():
             name, _, value = line.partition("=")
             if re.fullmatch(
-                r"(AD_ANALYTICS|LEDGER|MARKETING_API|NATIVE_ADS|WORKSPACE_DOCS)_\w+", name
+                r"(AD_ANALYTICS|LEDGER|MARKETING_API|NATIVE_ADS|REPORTS|WORKSPACE_DOCS)_\w+", name
             ):
                 monkeypatch.setenv(name, value)
         assert os.environ["LEDGER_BASE_URL"] == f"http://127.0.0.1:{port}/ledger"
@@ -242,8 +242,8 @@ def test_the_walkthrough_runs(monkeypatch, warehouse):
         ).stdout.splitlines()
         assert (
             served_exports == printed_exports
-            and len(printed_exports) == 22 + 11 + 9  # vendors chat 2, partnerhub 4, kiosk 3
-        )  # seeds, vendors
+            and len(printed_exports) == 22 + 2 + 11 + 9  # vendors chat 2, partnerhub 4, kiosk 3
+        )  # OAuth2 seeds, reports (token, base URL), vendors
         printed = {}
         for command in commands():
             if not command.startswith("restsync ") or command.startswith("restsync sandbox"):

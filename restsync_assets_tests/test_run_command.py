@@ -163,7 +163,7 @@ USAGE_ERRORS = [
     (
         ["nope"],
         "nope: unknown spec 'nope'; specs: ad_analytics, ledger, marketing_api, native_ads,"
-        " workspace_docs",
+        " reports, workspace_docs",
     ),
     (
         ["ledger/records"],
@@ -193,7 +193,7 @@ def test_no_selection_means_every_asset_and_the_latest_partition():
     specs = load_specs(SEED_SPECS)
     targets = plan(build_definitions(specs), specs)
     keys = [k for t in targets for k in t.keys]
-    assert len(keys) == len(set(keys)) == 19
+    assert len(keys) == len(set(keys)) == 20
     for target in targets:
         partitions = target.assets_def.partitions_def
         assert target.partition == (partitions.get_last_partition_key() if partitions else None)

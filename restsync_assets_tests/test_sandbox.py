@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from restsync_assets.sandbox import SANDBOX_SPECS, FaultPlan, Response, Sandbox
+from restsync_assets.sandbox import SANDBOX_SPECS, SEEDS, FaultPlan, Response, Sandbox, reports
 from restsync_assets.sandbox.data import RESOURCES
 from restsync_assets.sandbox.faults import Fault
 
@@ -143,6 +143,24 @@ def test_credentials_and_env(sandbox):
         for k in ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "BASE_URL", "TOKEN_URL")
     }
     assert Sandbox().credentials("ledger") == sandbox.credentials("ledger")
+
+
+def test_the_reports_seed_env_rows_and_secrets(sandbox):
+    """The `reports` seed (async report jobs) is served like the others: its env vars (bearer
+    token and base URL, no token URL), its campaign report's rows (the vendor's truth of all
+    days) and its token among the secrets; a resource it does not report is refused."""
+    assert "reports" in SEEDS
+    assert sandbox.env(["reports"]) == {
+        "REPORTS_TOKEN": reports.TOKEN,
+        "REPORTS_BASE_URL": f"{sandbox.url}/reports",
+    }
+    assert sandbox.env()["REPORTS_TOKEN"] == sandbox.credentials("reports")["token"]
+    rows = sandbox.rows("reports", "campaign_report")
+    assert len(rows) == reports.DAYS * reports.CAMPAIGNS
+    assert rows == sandbox.reports.truth("campaign")
+    assert reports.TOKEN in sandbox.secrets()
+    with pytest.raises(KeyError, match=r"reports\.nothing"):
+        sandbox.rows("reports", "nothing")
 
 
 @pytest.mark.parametrize("spec", SANDBOX_SPECS)

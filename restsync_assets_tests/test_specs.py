@@ -675,9 +675,10 @@ def test_seed_specs_load_with_the_expected_shape():
         "ledger",
         "marketing_api",
         "native_ads",
+        "reports",
         "workspace_docs",
     ]
-    assert sum(len(s.resources) for s in specs.values()) == 19
+    assert sum(len(s.resources) for s in specs.values()) == 20
     parents = {(s.name, r.name): r.parent for s in specs.values() for r in s.resources if r.parent}
     assert parents == {
         ("marketing_api", "adaccounts"): "organizations",

@@ -127,7 +127,7 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
 
 
 def test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes(postgres_warehouse, capsys):
-    """The demo with RESTSYNC_DESTINATION=postgres compares all 19 tables in PostgreSQL with
+    """The demo with RESTSYNC_DESTINATION=postgres compares all 20 tables in PostgreSQL with
     the sandbox (rows loaded = rows in the table, no file format warning from dlt);
     `restsync check` then names the PostgreSQL warehouse and passes."""
     out = io.StringIO()
@@ -137,7 +137,7 @@ def test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes(postgres_
         report = run_demo(out=out)
     finally:
         logging.getLogger("dlt").removeHandler(warnings)
-    assert report.summary() == "19/19 assets loaded and equal to the sandbox", out.getvalue()
+    assert report.summary() == "20/20 assets loaded and equal to the sandbox", out.getvalue()
     assert report.ok, out.getvalue()
     assert [(r.asset, r.rows_loaded) for r in report.rows] == [
         (r.asset, r.table_rows) for r in report.rows
@@ -148,7 +148,7 @@ def test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes(postgres_
     assert cli_main(["check"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == f"checks against {where}"
-    assert lines[-1] == "63/63 checks passed"
+    assert lines[-1] == "67/67 checks passed"
 
 
 CREDENTIAL_PROBLEMS = [

@@ -6,7 +6,7 @@ restsync preview SPEC RESOURCE      test-read one resource from its API; writes 
 restsync validate [DIR]             check spec files; one line per problem
 restsync check [SELECTION ...]      run the asset checks against the warehouse
 restsync demo                       the bundled sandbox API -> every asset -> DuckDB
-restsync sandbox [--print-env]      serve the five seed APIs on 127.0.0.1
+restsync sandbox [--print-env]      serve the six seed APIs on 127.0.0.1
 restsync import airbyte MANIFEST --config CONFIG.json --name NAME --out DIR
                                     an Airbyte manifest into a spec (one resource per stream)
 """
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `check_command` runs with the demo's (`cli/rerun.py`) prints it
     check.add_argument("--note", default="", help=argparse.SUPPRESS)
 
-    sandbox = commands.add_parser("sandbox", help="serve the five seed APIs on 127.0.0.1")
+    sandbox = commands.add_parser("sandbox", help="serve the six seed APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument(
         "--faults", action="store_true", help="throw the demo's mix of survivable faults"
@@ -134,9 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return import_command(args.manifest, args.config, args.name, args.out)
     if args.print_env:
-        from restsync_assets.sandbox.server import SANDBOX_SPECS, VENDORS, export_lines
+        from restsync_assets.sandbox.server import SEEDS, VENDORS, export_lines
 
-        print("\n".join(export_lines(port=args.port, specs=[*SANDBOX_SPECS, *VENDORS])))
+        print("\n".join(export_lines(port=args.port, specs=[*SEEDS, *VENDORS])))
         return 0
     from restsync_assets.sandbox import serve
     from restsync_assets.sandbox.faults import demo_plan

@@ -5,7 +5,8 @@ not serve (an API added to the folder) are listed as skipped, which fails nothin
 
 The warehouse is the configured one (`RESTSYNC_DESTINATION`); for DuckDB the demo's own file
 `data/demo/restsync_demo.duckdb` unless `--duckdb`/`RESTSYNC_DUCKDB_PATH` say otherwise. Each
-table is compared with the sandbox through the same dlt pipeline the load used.
+table's primary keys (`id`, or `reports`' `campaign_id` and `day`) are compared with the
+sandbox's through the same dlt pipeline the load used.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def run_demo(
     """Start the sandbox on a free port, materialize every asset of every spec it serves
     (the others are listed as skipped), compare ids. The specs are `specs_folder`'s, else the
     project's; the sandbox's credentials and URLs are handed to the assets in code."""
-    from restsync_assets.sandbox import SANDBOX_SPECS, Sandbox
+    from restsync_assets.sandbox import SEEDS, Sandbox
 
     specs = load_specs(specs_folder) if specs_folder else load_project_specs()
     report = DemoReport()
@@ -126,7 +127,7 @@ def run_demo(
     with Sandbox() as sandbox:
         if faults is not None:
             sandbox.faults = faults
-        known = [s for s in specs if s.name in SANDBOX_SPECS]
+        known = [s for s in specs if s.name in SEEDS]
         for spec in specs:
             if spec not in known:
                 report.skipped.append(spec.name)
@@ -134,7 +135,7 @@ def run_demo(
         if not known:
             report.errors.append(
                 "no spec of the folder is one the sandbox serves"
-                f" ({', '.join(SANDBOX_SPECS)}); nothing to load"
+                f" ({', '.join(SEEDS)}); nothing to load"
             )
         if known:
             with warehouse.reading(known[0]) as place:  # fails early on a bad configuration
@@ -179,14 +180,15 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
                     f"{spec.name}/{name} check {evaluation.check_name}: {evaluation.description}"
                 )
     with warehouse.reading(spec) as loaded_into:
-        tables = {r.name: loaded_into.ids(r.name) for r in spec.resources}
+        tables = {r.name: loaded_into.keys(r.name, _key_columns(r)) for r in spec.resources}
     rows = []
     for resource in spec.resources:
         table_ids = tables[resource.name]
-        truth = sandbox.ids(spec.name, resource.name)
+        columns = _key_columns(resource)
+        truth = {_key(row, columns) for row in sandbox.rows(spec.name, resource.name)}
         if resource.name not in loaded:
             status = "FAILED"
-        elif table_ids is None or {str(i) for i in table_ids} != {str(i) for i in truth}:
+        elif table_ids is None or {tuple(map(str, k)) for k in table_ids} != truth:
             status = "MISMATCH"
         else:
             status = "ok"
@@ -204,3 +206,12 @@ def _load_spec(spec, defs, instance, sandbox, out: TextIO, report: DemoReport) -
     state = "done" if all(r.success for r in results) else "FAILED"
     print(f"   {spec.name}: {state} in {seconds:.1f}s", file=out, flush=True)
     return rows
+
+
+def _key_columns(resource) -> tuple[str, ...]:
+    """The columns a row is known by: the resource's primary key, else `id`."""
+    return resource.primary_key_columns or ("id",)
+
+
+def _key(row: dict, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(row[c]) for c in columns)

@@ -111,9 +111,16 @@ class Warehouse:
 
     def ids(self, table: str) -> list | None:
         """Every `id` of `table`, or None when the table does not exist."""
+        keys = self.keys(table, ("id",))
+        return None if keys is None else [key[0] for key in keys]
+
+    def keys(self, table: str, columns: tuple[str, ...]) -> list[tuple] | None:
+        """The `columns` (a primary key) of every row of `table`, or None when it does not
+        exist."""
         if not self.has_table(table):
             return None
-        return [row[0] for row in self.rows(f"select {self.column('id')} from {self.table(table)}")]
+        selected = ", ".join(self.column(c) for c in columns)
+        return [tuple(row) for row in self.rows(f"select {selected} from {self.table(table)}")]
 
     def _where(self, table: str) -> tuple[str, str]:
         fold = self.sql.capabilities.casefold_identifier

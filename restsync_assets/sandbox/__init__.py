@@ -1,4 +1,5 @@
-"""Deterministic local sandbox serving the five seed APIs (OAuth2) and four vendors with
+"""Deterministic local sandbox serving the seed APIs (`SEEDS`: five with OAuth2 and the
+`reports` vendor's async report jobs, :mod:`restsync_assets.sandbox.reports`) and vendors with
 static credentials (bearer token, API key in a header or the query, HTTP basic; see
 :mod:`restsync_assets.sandbox.vendors`).
 
@@ -20,13 +21,14 @@ from .auth import GRANT_TYPES, TOKEN_PATHS, credentials_for
 from .data import RESOURCES, SANDBOX_SPECS, build_dataset
 from .faults import Fault, FaultPlan, demo_plan
 from .models import IncomingRequest, RequestRecord, Response
-from .server import Sandbox, serve, serve_forever
+from .server import SEEDS, Sandbox, serve, serve_forever
 from .vendors import VENDORS
 
 __all__ = [
     "GRANT_TYPES",
     "RESOURCES",
     "SANDBOX_SPECS",
+    "SEEDS",
     "TOKEN_PATHS",
     "VENDORS",
     "Fault",

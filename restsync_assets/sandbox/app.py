@@ -21,8 +21,8 @@ _RESOURCES = {**RESOURCES, **vendors.RESOURCES, **exports.RESOURCES}
 
 
 class SandboxApp:
-    """The five fake APIs and the static-credential vendors over one in-memory dataset
-    (thread-safe)."""
+    """The five fake OAuth2 APIs, the `reports` vendor and the static-credential vendors over
+    one in-memory dataset (thread-safe)."""
 
     def __init__(
         self,
@@ -47,6 +47,10 @@ class SandboxApp:
         return self._data[spec][resource]
 
     def rows(self, spec: str, resource: str) -> list[dict]:
+        if spec == reports.NAME:
+            if resource not in reports.LEVELS:
+                raise KeyError(f"unknown sandbox resource {spec}.{resource}")
+            return self.reports.truth(reports.LEVELS[resource])
         with self._lock:
             return copy.deepcopy(self._table(spec, resource))
 

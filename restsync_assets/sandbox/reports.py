@@ -57,6 +57,8 @@ CAMPAIGN_SCHEMA = {
     "clicks": "integer",
     "spend": "number",
 }
+#: the resources of the seed spec (`source_specs/reports.yaml`) and of the tests: their level
+LEVELS = {"campaign_report": "campaign", "ad_report": "ad"}
 #: how long a held poll or download waits at most for its event (seconds)
 HOLD_SECONDS = 120.0
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from . import reports
 from .app import SandboxApp
 from .auth import GRANT_TYPES, TOKEN_PATHS, credentials_for
 from .data import SANDBOX_SPECS
@@ -25,6 +26,9 @@ from .vendors import VENDORS, secrets_of
 from .vendors import credentials_for as vendor_credentials
 
 LOG_ENV_VAR = "RESTSYNC_SANDBOX_LOG"
+#: every seed spec of `source_specs/` the sandbox serves: the five OAuth2 APIs and the
+#: `reports` vendor (async report jobs, `sandbox.reports`)
+SEEDS: tuple[str, ...] = (*SANDBOX_SPECS, reports.NAME)
 
 
 def _logging_enabled() -> bool:
@@ -137,7 +141,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class Sandbox:
-    """Local fake of the five seed APIs, served under ``http://host:port/<spec>/...``.
+    """Local fake of the seed APIs (`SEEDS`) and vendors, served under
+    ``http://host:port/<spec>/...``.
 
     Use as a context manager (``with Sandbox() as sb: ...``) or call
     :meth:`start` / :meth:`stop`. ``port=0`` picks a free port; read :attr:`url`
@@ -236,12 +241,11 @@ class Sandbox:
         """``client_id``, ``client_secret`` and, for refresh-token specs, ``refresh_token``;
         for a static-credential vendor its token, key or user and password
         (see :mod:`restsync_assets.sandbox.vendors`)."""
-        _check_spec(spec)
-        return vendor_credentials(spec) if spec in VENDORS else credentials_for(spec)
+        return _credentials(spec)
 
     def env(self, specs: Iterable[str] | None = None) -> dict[str, str]:
         """Environment variables ``<SPEC>_CLIENT_ID`` ... ``<SPEC>_TOKEN_URL`` for ``specs``
-        (default: the five seed APIs); a vendor's are its credentials and ``_BASE_URL``."""
+        (default: every seed spec, `SEEDS`); a vendor's are its credentials and ``_BASE_URL``."""
         return env_for(self.url, specs)
 
     def values(self, spec: str) -> dict[str, str]:
@@ -303,7 +307,7 @@ class Sandbox:
             for k, v in credentials_for(spec).items()
             if k != "client_id"
         ]
-        values += [s for vendor in VENDORS for s in secrets_of(vendor)]
+        values += [s for vendor in VENDORS for s in secrets_of(vendor)] + [reports.TOKEN]
         return list(dict.fromkeys(values + self._app.tokens.issued()))
 
     # ------------------------------------------------------------------ request log
@@ -352,7 +356,7 @@ class Sandbox:
 def env_for(url: str, specs: Iterable[str] | None = None) -> dict[str, str]:
     """The env vars pointing ``specs`` (default: all) at a sandbox served at ``url``."""
     out: dict[str, str] = {}
-    for spec in SANDBOX_SPECS if specs is None else specs:
+    for spec in SEEDS if specs is None else specs:
         for key, value in values_for(url, spec).items():
             out[f"{spec.upper()}_{key.upper()}"] = value
     return out
@@ -362,12 +366,11 @@ def values_for(url: str, spec: str) -> dict[str, str]:
     """``spec``'s credentials and URLs for a sandbox served at ``url``, by key (``client_id``,
     ``base_url``, a vendor's ``token``...): what `env_for` exports, for handing to
     `ApiCredentials` in code instead."""
-    _check_spec(spec)
-    out = dict(vendor_credentials(spec) if spec in VENDORS else credentials_for(spec))
+    out = dict(_credentials(spec))
     out["base_url"] = f"{url}/{spec}"
-    if spec not in VENDORS:
+    if spec in SANDBOX_SPECS:
         out["token_url"] = f"{url}/{spec}{TOKEN_PATHS[spec]}"
-    elif VENDORS[spec].auth == "oauth2_options":
+    elif spec in VENDORS and VENDORS[spec].auth == "oauth2_options":
         out["token_url"] = f"{url}/{spec}{VENDORS[spec].login_path}"
     return out
 
@@ -381,11 +384,17 @@ def export_lines(
     return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
 
 
+def _credentials(spec: str) -> dict[str, str]:
+    """The credentials of sandbox API `spec`, keyed by the secret names its spec reads."""
+    _check_spec(spec)
+    if spec == reports.NAME:
+        return {"token": reports.TOKEN}
+    return vendor_credentials(spec) if spec in VENDORS else credentials_for(spec)
+
+
 def _check_spec(spec: str) -> None:
-    if spec not in SANDBOX_SPECS and spec not in VENDORS:
-        raise KeyError(
-            f"unknown sandbox spec {spec!r}; expected one of {(*SANDBOX_SPECS, *VENDORS)}"
-        )
+    if spec not in SEEDS and spec not in VENDORS:
+        raise KeyError(f"unknown sandbox spec {spec!r}; expected one of {(*SEEDS, *VENDORS)}")
 
 
 def _interrupt(signum, frame) -> None:
@@ -411,6 +420,10 @@ def serve(port: int, host: str = "127.0.0.1", faults: FaultPlan | None = None) -
                 print(f"\n# {spec}: base {sandbox.base_url(spec)}  token {sandbox.token_url(spec)}")
                 for line in export_lines(sandbox.port, host, [spec]):
                     print(line)
+            base = sandbox.base_url(reports.NAME)
+            print(f"\n# {reports.NAME} (bearer; async report jobs): base {base}")
+            for line in export_lines(sandbox.port, host, [reports.NAME]):
+                print(line)
             for vendor in VENDORS.values():
                 print(f"\n# {vendor.name} ({vendor.auth}): base {sandbox.base_url(vendor.name)}")
                 for line in export_lines(sandbox.port, host, [vendor.name]):

@@ -1,6 +1,6 @@
 """Sandbox vendors with static credentials: one per kind of dlt auth besides OAuth.
 
-Served beside the five seed APIs under ``/<vendor>/...``, each with one resource, offset-paginated
+Served beside the seed APIs under ``/<vendor>/...``, each with one resource, offset-paginated
 (``{"data": [...]}``, ``offset``/``limit`` params, no total) but for ``codehost``'s GraphQL
 search, and fixed credentials derived from the vendor's name:
 
