@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import REPO, WORKER, normal, sandbox_keys, seed_key
+from .support import REPO, WORKER, normal, query, sandbox_keys, seed_key
 
 PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 RABBITMQ = "127.0.0.1:5672"
@@ -68,6 +68,17 @@ def pg_query(database: str, sql: str, *args: object) -> list[tuple]:
     with contextlib.closing(pg_connect(database)) as connection, connection.cursor() as cursor:
         cursor.execute(sql, args or None)
         return cursor.fetchall() if cursor.description else []
+
+
+def warehouse_sql(sql: str) -> list[tuple]:
+    """Rows of `sql` on the configured warehouse (the DuckDB file, or the PostgreSQL database
+    of `DESTINATION__POSTGRES__CREDENTIALS`)."""
+    from restsync_assets import settings
+
+    if settings.destination_name() == "postgres":
+        database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
+        return pg_query(database, sql)
+    return query(sql) or []
 
 
 def pg_table(database: str, dataset: str, name: str) -> list[dict] | None:

@@ -10,7 +10,6 @@ incremental APPEND resource whose `tags` list becomes the nested table `events__
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import sys
@@ -26,6 +25,7 @@ from restsync_assets import settings
 
 from .fake_servers import JsonApi, page
 from .real_servers import pg_query as postgres_sql
+from .real_servers import warehouse_sql
 from .support import (
     NARROW_ROWS,
     Command,
@@ -96,21 +96,13 @@ class Feed:
 # --------------------------------------------------------------------------- warehouse reads
 
 
-def sql_rows(sql: str) -> list[tuple]:
-    """Rows of `sql` on the configured warehouse (DuckDB file or PostgreSQL database)."""
-    if settings.destination_name() == "postgres":
-        database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
-        return postgres_sql(database, sql)
-    return query(sql) or []
-
-
 def assert_tables_are_truth(rows: list[dict]) -> None:
     """`feed.events` and `feed.events__tags` hold the API's rows and tags, each exactly once
     (as multisets, nested rows joined to their parent)."""
-    got = Counter(sql_rows(f"select id, kind from {SPEC}.events"))
+    got = Counter(warehouse_sql(f"select id, kind from {SPEC}.events"))
     assert got == Counter((r["id"], r["kind"]) for r in rows), "events differ from the API"
     tags = Counter(
-        sql_rows(
+        warehouse_sql(
             f"select e.id, t.value, t._dlt_list_idx from {SPEC}.events__tags t"
             f" left join {SPEC}.events e on e._dlt_id = t._dlt_parent_id"
         )
@@ -121,7 +113,7 @@ def assert_tables_are_truth(rows: list[dict]) -> None:
 
 def orphan_count() -> int:
     """Rows of `events` whose load never completed (what a failed load committed)."""
-    return sql_rows(
+    return warehouse_sql(
         f"select count(*) from {SPEC}.events where _dlt_load_id not in"
         f" (select load_id from {SPEC}._dlt_loads where status = 0)"
     )[0][0]
@@ -129,7 +121,7 @@ def orphan_count() -> int:
 
 def left_behind() -> int:
     """Rows a failed load committed: `orphan_count()` plus the tags whose event is missing."""
-    missing_parent = sql_rows(
+    missing_parent = warehouse_sql(
         f"select count(*) from {SPEC}.events__tags t where not exists"
         f" (select 1 from {SPEC}.events e where e._dlt_id = t._dlt_parent_id)"
     )[0][0]
@@ -153,7 +145,7 @@ def refuse_poison(table: str = "events__tags") -> None:
         f" create table {SPEC}.{table} ({REFUSING_TABLES[table]})"
     )
     if settings.destination_name() == "postgres":
-        sql_rows(sql)
+        warehouse_sql(sql)
         return
     import duckdb
 
@@ -374,7 +366,7 @@ def test_a_lock_lost_mid_extract_stops_the_run_before_it_loads(
     line = failure_message(failed)
     assert "lost the lock on dataset feed in postgres" in line, line
     assert "nothing was loaded; run again" in line and "\n" not in line, line
-    assert not sql_rows(
+    assert not warehouse_sql(
         "select table_name from information_schema.tables where table_name = 'events'"
     ), "the run loaded without its lock"
     api.before_page_2 = lambda: None
@@ -406,7 +398,7 @@ def test_a_lock_lost_during_the_load_stops_it_before_it_commits(
     line = failure_message(failed)
     assert "lost the lock on dataset feed in postgres" in line, line
     assert "the load was not committed" in line, line
-    assert not sql_rows(f"select load_id from {SPEC}._dlt_loads"), "the load committed"
+    assert not warehouse_sql(f"select load_id from {SPEC}._dlt_loads"), "the load committed"
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     assert_tables_are_truth(api.rows)
@@ -438,7 +430,7 @@ def test_a_lock_lost_just_before_the_load_commits_fails_the_run_loudly(
     line = failure_message(failed)
     assert "lost the lock on dataset feed in postgres" in line and "\n" not in line, line
     assert "while the load committed" in line, line
-    assert len(sql_rows(f"select load_id from {SPEC}._dlt_loads")) == 1
+    assert len(warehouse_sql(f"select load_id from {SPEC}._dlt_loads")) == 1
     api.rows = events(40)
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)

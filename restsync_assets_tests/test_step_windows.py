@@ -12,7 +12,6 @@ line per misuse when the spec loads.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections import Counter
@@ -21,20 +20,18 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from restsync_assets import settings
 from restsync_assets.runtime import request_values
 from restsync_assets.runtime.step_windows import as_cursor
 from restsync_assets.specs.template_functions import format_datetime, to_datetime
 
 from .fake_servers import JsonApi, Reply, page
-from .real_servers import pg_query
+from .real_servers import warehouse_sql
 from .support import (
     DELETE,
     child_script,
     edited,
     failure_message,
     materialize_specs,
-    query,
     refusal,
     use_specs,
     write_spec,
@@ -134,17 +131,9 @@ def days(first: datetime, last: datetime, step: timedelta = timedelta(days=1)) -
 # --------------------------------------------------------------------------- warehouse reads
 
 
-def sql_rows(sql: str) -> list[tuple]:
-    """Rows of `sql` on the configured warehouse (DuckDB file or PostgreSQL database)."""
-    if settings.destination_name() == "postgres":
-        database = os.environ["DESTINATION__POSTGRES__CREDENTIALS"].rsplit("/", 1)[1]
-        return pg_query(database, sql)
-    return query(sql) or []
-
-
 def assert_table_is_truth(rows: list[dict]) -> None:
     """`stepped.events` holds `rows`, each exactly once (a multiset of id, at, kind)."""
-    got = Counter(sql_rows(f'select id, "at", kind from {SPEC}.events'))
+    got = Counter(warehouse_sql(f'select id, "at", kind from {SPEC}.events'))
     loaded = Counter((i, to_datetime(a), k) for i, a, k in got.elements())
     assert loaded == Counter((r["id"], to_datetime(r["at"]), r["kind"]) for r in rows)
 
