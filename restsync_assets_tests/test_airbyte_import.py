@@ -132,6 +132,8 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
         "events_paged": ("events", _same),
         "events_linked": ("events", _same),
         "events_header_paged": ("events", _same),
+        "events_offset_header": ("events", _same),
+        "events_page_header": ("events", _same),
         "events_snake_keys": ("events", _snake_keys),
         "events_lower_keys": ("events", _lower_keys),
         "events_gzipped": ("events", _same),
@@ -355,13 +357,13 @@ DROPPED = [
     ),
     (
         _stream(
-            "header_offset",
+            "form_offset",
             paginator=_paginated(
                 {"type": "OffsetIncrement", "page_size": 10},
-                page_token_option=_option("X-Offset", "header"),
+                page_token_option=_option("offset", "body_data"),
             ),
         ),
-        "OffsetIncrement: the offset in header",
+        "OffsetIncrement: the offset in body_data",
     ),
     (
         {
@@ -418,7 +420,7 @@ DROPPED = [
 
 
 def test_each_component_restsync_cannot_express_drops_its_stream_with_the_reason(tmp_path, capsys):
-    """Custom components, an offset in a header, JWT auth, a secret inside a template and a child
+    """Custom components, an offset in a form body, JWT auth, a secret inside a template and a child
     of a dropped parent each drop their stream with a `dropped STREAM: reason` line; the
     streams that map are still written, and the spec validates."""
     manifest = {**BASE, "streams": [_stream("plain"), *(s for s, _ in DROPPED)]}
@@ -609,6 +611,74 @@ CONVERSIONS = [
             }
         },
         "empty page",
+    ),
+    (
+        "offset and page size in headers, the offset sent on the first request too",
+        {
+            "paginator": _paginated(
+                {"type": "OffsetIncrement", "page_size": 30, "inject_on_first_request": True},
+                page_token_option=_option("X-Offset", "header"),
+                page_size_option=_option("X-Limit", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ (cursor or 0) | int + (last_page | length) }}",
+                    "stop_condition": "{{ (last_page | length) < 30 }}",
+                    "cursor_header": "X-Offset",
+                    "initial_cursor": 0,
+                },
+                "headers": {"X-Limit": "30"},
+            }
+        },
+        None,
+    ),
+    (
+        "offset in the query, page size in a header",
+        {
+            "paginator": _paginated(
+                {"type": "OffsetIncrement", "page_size": 30},
+                page_token_option=_option("offset"),
+                page_size_option=_option("X-Limit", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ (cursor or 0) | int + (last_page | length) }}",
+                    "stop_condition": "{{ (last_page | length) < 30 }}",
+                    "cursor_param": "offset",
+                    "initial_cursor": None,
+                },
+                "headers": {"X-Limit": "30"},
+            }
+        },
+        None,
+    ),
+    (
+        "page number in a header from start_from_page, no page size: an empty page ends",
+        {
+            "paginator": _paginated(
+                {"type": "PageIncrement", "start_from_page": 1},
+                page_token_option=_option("X-Page", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ (cursor or 1) | int + 1 }}",
+                    "stop_condition": "{{ not last_page }}",
+                    "cursor_header": "X-Page",
+                    "initial_cursor": None,
+                },
+                "headers": None,
+            }
+        },
+        None,
     ),
     (
         "error handler: ignore, fail, constant backoff",
