@@ -11,6 +11,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -253,10 +254,27 @@ def test_the_import_prints_env_vars_and_writes_no_secret(tmp_path, sandbox, caps
 # --------------------------------------------------------------------------- Airbyte's CDK
 
 
+class CdkRead(NamedTuple):
+    """What Airbyte's CDK read: `{manifest: {stream: [record, ...]}}`, and how many requests
+    it sent to each sandbox path."""
+
+    records: dict[str, dict[str, list[dict]]]
+    requests: Counter[str]
+
+
+#: manifest -> the sandbox paths restsync asks as often as Airbyte's CDK does (paging that
+#: stops where Airbyte's stops: a short page, an empty page, no next token)
+SAME_REQUESTS = {
+    "exports": tuple(
+        f"/exports/v1/{paging}/events.json" for paging in ("header", "header-offset", "header-page")
+    )
+}
+
+
 @pytest.fixture(scope="module")
-def cdk_records(tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
+def cdk_records(tmp_path_factory) -> CdkRead:
     """What Airbyte's CDK reads with every manifest from a sandbox of its own (the sandbox's
-    data is the same in every instance): `{manifest: {stream: [record, ...]}}`."""
+    data is the same in every instance), and the requests it sent."""
     python = os.environ.get(AIRBYTE_PYTHON)
     if not python:
         unavailable(
@@ -272,13 +290,14 @@ def cdk_records(tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
         run = subprocess.run(
             [python, str(CDK_READER), *argv], capture_output=True, text=True, timeout=600
         )
+        requests = Counter(r.path for r in sandbox.requests)
     assert run.returncode == 0, run.stderr[-2000:]
     records: dict[str, dict[str, list[dict]]] = {}
     for spec in STREAMS:
         for line in (folder / f"{spec}.jsonl").read_text().splitlines():
             message = json.loads(line)
             records.setdefault(spec, {}).setdefault(message["stream"], []).append(message["data"])
-    return records
+    return CdkRead(records, requests)
 
 
 @pytest.mark.parametrize("spec", sorted(STREAMS))
@@ -287,13 +306,18 @@ def test_restsync_loads_the_records_airbytes_cdk_reads(
 ):
     """Airbyte's own declarative reader (the CDK, in a venv of its own) reads the manifest from
     a sandbox (`cdk_records`); the imported spec loads the same records from the sandbox,
-    field for field, stream by stream."""
-    records = cdk_records[spec]
+    field for field, stream by stream, and asks the paths of `SAME_REQUESTS` as often."""
+    records = cdk_records.records[spec]
     assert set(records) == set(STREAMS[spec])
     _import(tmp_path, specs_dir, sandbox_env, spec, capsys, monkeypatch)
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     _assert_loaded(spec, records)
+    paths = SAME_REQUESTS.get(spec, ())
+    asked = Counter(r.path for r in sandbox_env.requests)
+    airbyte = {p: cdk_records.requests[p] for p in paths}
+    assert all(airbyte.values()), airbyte
+    assert {p: asked[p] for p in paths} == airbyte
 
 
 # --------------------------------------------------------------------------- conversions

@@ -204,11 +204,12 @@ def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list
     query = request.query
     if paging == "header":
         return _header_page(rows, request)
+    sent = request.headers
     if paging == "header-offset":
-        offset = _int(request.headers, "x-offset", 0, 0)
-        return rows[offset : offset + _int(request.headers, "x-limit", 100, 1)], {}
+        offset = _int(sent, "x-offset", 0, 0)
+        return rows[offset : offset + _int(sent, "x-limit", 100, 1)], {}
     if paging == "header-page":
-        page, size = _int(request.headers, "x-page", 1, 1), _int(request.headers, "x-per-page", 100, 1)
+        page, size = _int(sent, "x-page", 1, 1), _int(sent, "x-per-page", 100, 1)
         return rows[(page - 1) * size : page * size], {}
     if paging == "offset":
         offset = _int(query, "offset", 0, 0)

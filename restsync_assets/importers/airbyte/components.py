@@ -292,7 +292,9 @@ def _cursor_target(option: dict, build: StreamBuild, what: str) -> dict[str, str
     """`{cursor_param | cursor_body_path | cursor_header: name}` of a page_token_option."""
     where, name = option_field(option, build, "page_token_option")
     if where not in _CURSOR_TARGETS:
-        raise Unsupported(f"{what}: the page token in {where} (restsync: query, JSON body or header)")
+        raise Unsupported(
+            f"{what}: the page token in {where} (restsync: query, JSON body or header)"
+        )
     return {_CURSOR_TARGETS[where]: name}
 
 
