@@ -11,6 +11,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -132,6 +133,8 @@ STREAMS: dict[str, dict[str, tuple[str, Callable[[list[dict]], list[dict]]]]] = 
         "events_paged": ("events", _same),
         "events_linked": ("events", _same),
         "events_header_paged": ("events", _same),
+        "events_offset_header": ("events", _same),
+        "events_page_header": ("events", _same),
         "events_snake_keys": ("events", _snake_keys),
         "events_lower_keys": ("events", _lower_keys),
         "events_gzipped": ("events", _same),
@@ -251,10 +254,27 @@ def test_the_import_prints_env_vars_and_writes_no_secret(tmp_path, sandbox, caps
 # --------------------------------------------------------------------------- Airbyte's CDK
 
 
+class CdkRead(NamedTuple):
+    """What Airbyte's CDK read: `{manifest: {stream: [record, ...]}}`, and how many requests
+    it sent to each sandbox path."""
+
+    records: dict[str, dict[str, list[dict]]]
+    requests: Counter[str]
+
+
+#: manifest -> the sandbox paths restsync asks as often as Airbyte's CDK does (paging that
+#: stops where Airbyte's stops: a short page, an empty page, no next token)
+SAME_REQUESTS = {
+    "exports": tuple(
+        f"/exports/v1/{paging}/events.json" for paging in ("header", "header-offset", "header-page")
+    )
+}
+
+
 @pytest.fixture(scope="module")
-def cdk_records(tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
+def cdk_records(tmp_path_factory) -> CdkRead:
     """What Airbyte's CDK reads with every manifest from a sandbox of its own (the sandbox's
-    data is the same in every instance): `{manifest: {stream: [record, ...]}}`."""
+    data is the same in every instance), and the requests it sent."""
     python = os.environ.get(AIRBYTE_PYTHON)
     if not python:
         unavailable(
@@ -270,13 +290,14 @@ def cdk_records(tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
         run = subprocess.run(
             [python, str(CDK_READER), *argv], capture_output=True, text=True, timeout=600
         )
+        requests = Counter(r.path for r in sandbox.requests)
     assert run.returncode == 0, run.stderr[-2000:]
     records: dict[str, dict[str, list[dict]]] = {}
     for spec in STREAMS:
         for line in (folder / f"{spec}.jsonl").read_text().splitlines():
             message = json.loads(line)
             records.setdefault(spec, {}).setdefault(message["stream"], []).append(message["data"])
-    return records
+    return CdkRead(records, requests)
 
 
 @pytest.mark.parametrize("spec", sorted(STREAMS))
@@ -285,13 +306,18 @@ def test_restsync_loads_the_records_airbytes_cdk_reads(
 ):
     """Airbyte's own declarative reader (the CDK, in a venv of its own) reads the manifest from
     a sandbox (`cdk_records`); the imported spec loads the same records from the sandbox,
-    field for field, stream by stream."""
-    records = cdk_records[spec]
+    field for field, stream by stream, and asks the paths of `SAME_REQUESTS` as often."""
+    records = cdk_records.records[spec]
     assert set(records) == set(STREAMS[spec])
     _import(tmp_path, specs_dir, sandbox_env, spec, capsys, monkeypatch)
     result = materialize_specs(specs_dir)
     assert result.success, failure_message(result)
     _assert_loaded(spec, records)
+    paths = SAME_REQUESTS.get(spec, ())
+    asked = Counter(r.path for r in sandbox_env.requests)
+    airbyte = {p: cdk_records.requests[p] for p in paths}
+    assert all(airbyte.values()), airbyte
+    assert {p: asked[p] for p in paths} == airbyte
 
 
 # --------------------------------------------------------------------------- conversions
@@ -355,13 +381,13 @@ DROPPED = [
     ),
     (
         _stream(
-            "header_offset",
+            "form_offset",
             paginator=_paginated(
                 {"type": "OffsetIncrement", "page_size": 10},
-                page_token_option=_option("X-Offset", "header"),
+                page_token_option=_option("offset", "body_data"),
             ),
         ),
-        "OffsetIncrement: the offset in header",
+        "OffsetIncrement: the offset in body_data",
     ),
     (
         {
@@ -418,7 +444,7 @@ DROPPED = [
 
 
 def test_each_component_restsync_cannot_express_drops_its_stream_with_the_reason(tmp_path, capsys):
-    """Custom components, an offset in a header, JWT auth, a secret inside a template and a child
+    """Custom components, an offset in a form body, JWT auth, a secret inside a template and a child
     of a dropped parent each drop their stream with a `dropped STREAM: reason` line; the
     streams that map are still written, and the spec validates."""
     manifest = {**BASE, "streams": [_stream("plain"), *(s for s, _ in DROPPED)]}
@@ -609,6 +635,74 @@ CONVERSIONS = [
             }
         },
         "empty page",
+    ),
+    (
+        "offset and page size in headers, the offset sent on the first request too",
+        {
+            "paginator": _paginated(
+                {"type": "OffsetIncrement", "page_size": 30, "inject_on_first_request": True},
+                page_token_option=_option("X-Offset", "header"),
+                page_size_option=_option("X-Limit", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ (cursor or 0) | int + (last_page | length) }}",
+                    "stop_condition": "{{ (last_page | length) < 30 }}",
+                    "cursor_header": "X-Offset",
+                    "initial_cursor": 0,
+                },
+                "headers": {"X-Limit": "30"},
+            }
+        },
+        None,
+    ),
+    (
+        "offset in the query, page size in a header",
+        {
+            "paginator": _paginated(
+                {"type": "OffsetIncrement", "page_size": 30},
+                page_token_option=_option("offset"),
+                page_size_option=_option("X-Limit", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ (cursor or 0) | int + (last_page | length) }}",
+                    "stop_condition": "{{ (last_page | length) < 30 }}",
+                    "cursor_param": "offset",
+                    "initial_cursor": None,
+                },
+                "headers": {"X-Limit": "30"},
+            }
+        },
+        None,
+    ),
+    (
+        "page number in a header from start_from_page, no page size: an empty page ends",
+        {
+            "paginator": _paginated(
+                {"type": "PageIncrement", "start_from_page": 1},
+                page_token_option=_option("X-Page", "header"),
+            )
+        },
+        {
+            "endpoint": {
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_value": "{{ (cursor or 1) | int + 1 }}",
+                    "stop_condition": "{{ not last_page }}",
+                    "cursor_header": "X-Page",
+                    "initial_cursor": None,
+                },
+                "headers": None,
+            }
+        },
+        None,
     ),
     (
         "error handler: ignore, fail, constant backoff",

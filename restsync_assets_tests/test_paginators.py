@@ -114,6 +114,72 @@ def test_cursor_header_sends_each_token_as_that_request_header(api: RawApi) -> N
     assert [r.headers.get("X-Page-Size") for r in api.requests] == ["1", "1", "1"]
 
 
+def _header_rows(req: RawRequest) -> RawReply:
+    """25 rows, 10 a page, from the offset in `X-Offset` or the page (from 1) in `X-Page`;
+    neither header: the first page."""
+    rows = [{"id": i} for i in range(1, 26)]
+    if "X-Page" in req.headers:
+        start = (int(req.headers["X-Page"]) - 1) * 10
+    else:
+        start = int(req.headers.get("X-Offset", 0))
+    return RawReply(body={"data": rows[start : start + 10]})
+
+
+SHORT_PAGE = "{{ (last_page | length) < 10 }}"
+#: (case, paginator keywords, the header each request sent (None: not sent))
+HEADER_PAGING = [
+    (
+        "offset from the records counted, first request without it",
+        {"cursor_value": "{{ (cursor or 0)|int + last_page|length }}", "cursor_header": "X-Offset"},
+        ("X-Offset", [None, "10", "20"]),
+    ),
+    (
+        "offset sent on the first request too (initial_cursor)",
+        {
+            "cursor_value": "{{ cursor|int + last_page|length }}",
+            "cursor_header": "X-Offset",
+            "initial_cursor": 0,
+        },
+        ("X-Offset", ["0", "10", "20"]),
+    ),
+    (
+        "page number from 1, first request without it",
+        {"cursor_value": "{{ (cursor or 1)|int + 1 }}", "cursor_header": "X-Page"},
+        ("X-Page", [None, "2", "3"]),
+    ),
+    (
+        "page number from 1 on every request",
+        {"cursor_value": "{{ cursor|int + 1 }}", "cursor_header": "X-Page", "initial_cursor": "1"},
+        ("X-Page", ["1", "2", "3"]),
+    ),
+]
+
+
+@pytest.mark.parametrize("case, keywords, sent", HEADER_PAGING, ids=[c[0] for c in HEADER_PAGING])
+def test_cursor_template_reads_the_cursor_it_sent(api: RawApi, case, keywords, sent) -> None:
+    """`cursor` (the cursor a page was fetched with: None on the first page unless
+    `initial_cursor` is set) and `last_page|length` page by an offset or page number in a
+    request header; a short page ends the scan, every row read once."""
+    api.app = _header_rows
+    paginator = TemplatedCursorPaginator(**keywords, stop_condition=SHORT_PAGE, resource="items")
+    records = paginate(api, paginator)
+    assert [r["id"] for r in records] == list(range(1, 26))
+    header, values = sent
+    assert [r.headers.get(header) for r in api.requests] == values
+    assert [r.query for r in api.requests] == [{}, {}, {}]
+
+
+def test_initial_cursor_is_sent_again_on_each_paging_sequence(api: RawApi) -> None:
+    """A second `paginate` with the same paginator (the next parent's pages) starts from
+    `initial_cursor` again, not from where the first one stopped."""
+    api.app = _header_rows
+    paginator = TemplatedCursorPaginator(
+        "{{ cursor|int + 1 }}", SHORT_PAGE, cursor_header="X-Page", initial_cursor=1
+    )
+    assert len(paginate(api, paginator)) == len(paginate(api, paginator)) == 25
+    assert [r.headers.get("X-Page") for r in api.requests] == ["1", "2", "3"] * 2
+
+
 def test_cursor_from_headers_and_last_page(api: RawApi) -> None:
     def app(req: RawRequest) -> RawReply:
         start = int(req.query.get("after", 0))
@@ -413,3 +479,51 @@ def test_stop_after_empty_page_false_needs_something_else_to_end_the_scan(tmp_pa
         " the end of the scan to total_path, has_more_path or maximum_offset, and none is"
         " set: set one (or remove stop_after_empty_page)"
     )
+
+
+#: (case, the templated cursor paginator's keys, the refusal after `endpoint.paginator.`)
+INITIAL_CURSOR_REFUSALS = [
+    (
+        "no place to send it",
+        {"initial_cursor": 0},
+        "initial_cursor: the first request sends initial_cursor where every cursor goes: set"
+        " cursor_param, cursor_body_path or cursor_header",
+    ),
+    (
+        "a bool",
+        {"initial_cursor": True, "cursor_header": "X-Page"},
+        "initial_cursor: True is no cursor: write a string or an integer such as 0 or 1",
+    ),
+    (
+        "a blank string",
+        {"initial_cursor": " ", "cursor_param": "page"},
+        "initial_cursor: ' ' is no cursor: write a string or an integer such as 0 or 1",
+    ),
+    (
+        "a template reading an unknown name",
+        {"cursor_value": "{{ cursors|int + 1 }}", "cursor_header": "X-Page"},
+        "cursor_value: template reads 'cursors'; allowed: cursor, headers, last_page, links,"
+        " response",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case, keys, refused", INITIAL_CURSOR_REFUSALS, ids=[c[0] for c in INITIAL_CURSOR_REFUSALS]
+)
+def test_initial_cursor_and_cursor_refusals_are_one_line(
+    tmp_path, monkeypatch, case, keys, refused
+) -> None:
+    """A bad `initial_cursor` (nowhere to send it, not a string or integer) or a template
+    reading a name other than `cursor` and the documented ones is one line naming file,
+    resource and key."""
+    from .support import refusal
+
+    paginator = {"type": "cursor", "cursor_value": "{{ cursor|int + 1 }}", **keys}
+    spec = {
+        "name": "shop",
+        "client": {"base_url": "https://api.example.com"},
+        "resources": [{"name": "items", "endpoint": {"path": "/items", "paginator": paginator}}],
+    }
+    monkeypatch.chdir(tmp_path)
+    assert refusal(tmp_path, spec) == f"shop.yaml: resource 'items': endpoint.paginator.{refused}"

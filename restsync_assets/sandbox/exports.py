@@ -16,7 +16,10 @@ for `endpoint.response_format` and the record transforms; none of the seed specs
   (``page``/``per_page`` with an RFC 8288 ``Link: <...>; rel="next"`` header while more rows
   follow), and ``header`` (request headers only: ``X-Page-Size`` rows from the token in
   ``X-Page-Token``, the next token in the answer's ``X-Next-Page-Token`` header while more
-  rows follow). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
+  rows follow), ``header-offset`` (``X-Limit`` rows, default 100, from the offset in
+  ``X-Offset``, default 0; a short or empty page ends) and ``header-page`` (``X-Per-Page``
+  rows, default 100, of the page in ``X-Page`` from 1, default 1; a short or empty page
+  ends). A ``.gz`` suffix serves the body as a gzip file; ``/v1/{paging}/encoded/...``
   serves it with ``Content-Encoding: gzip``;
 * ``/v1/parts/{resource}-{n}.{fmt}`` (``.gz`` too) - an export in numbered files of
   ``per_page`` rows (default 100): part ``n`` links the next part, a path of its own, with
@@ -89,7 +92,7 @@ BROKEN: dict[int, dict[str, object]] = {
     130: {"id": "131", "value": "21.5"},  # coercible: a good row
 }
 _FEED = re.compile(
-    r"^/v1/(?P<paging>offset|page|link|header)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
+    r"^/v1/(?P<paging>offset|page|link|header|header-offset|header-page)/(?P<encoded>encoded/)?(?P<resource>events|readings)"
     r"\.(?P<fmt>json|jsonl|csv)(?P<gz>\.gz)?$"
 )
 _PART = re.compile(
@@ -201,6 +204,13 @@ def _page(paging: str, rows: list[dict], request: IncomingRequest) -> tuple[list
     query = request.query
     if paging == "header":
         return _header_page(rows, request)
+    sent = request.headers
+    if paging == "header-offset":
+        offset = _int(sent, "x-offset", 0, 0)
+        return rows[offset : offset + _int(sent, "x-limit", 100, 1)], {}
+    if paging == "header-page":
+        page, size = _int(sent, "x-page", 1, 1), _int(sent, "x-per-page", 100, 1)
+        return rows[(page - 1) * size : page * size], {}
     if paging == "offset":
         offset = _int(query, "offset", 0, 0)
         return rows[offset : offset + _int(query, "limit", 100, 1)], {}

@@ -275,7 +275,57 @@ def no_pagination(node: dict, build: StreamBuild) -> str:
     return "single_page"
 
 
+def _in_header(paginator: dict, *options: str) -> bool:
+    """Whether one of the paginator's `options` (`page_token_option`...) is a request header."""
+    return any((paginator.get(name) or {}).get("inject_into") == "header" for name in options)
+
+
+#: where a RequestOption injects -> the templated cursor's key that sends a cursor there
+_CURSOR_TARGETS = {
+    "request_parameter": "cursor_param",
+    "body_json": "cursor_body_path",
+    "header": "cursor_header",
+}
+
+
+def _cursor_target(option: dict, build: StreamBuild, what: str) -> dict[str, str]:
+    """`{cursor_param | cursor_body_path | cursor_header: name}` of a page_token_option."""
+    where, name = option_field(option, build, "page_token_option")
+    if where not in _CURSOR_TARGETS:
+        raise Unsupported(
+            f"{what}: the page token in {where} (restsync: query, JSON body or header)"
+        )
+    return {_CURSOR_TARGETS[where]: name}
+
+
+def _counted_pages(strategy: dict, paginator: dict, build: StreamBuild, first: int | None) -> dict:
+    """`OffsetIncrement` (`first` None) or `PageIncrement` (`first`: `start_from_page`) as
+    restsync's templated cursor, which sends the token where Airbyte does (a header too):
+    the next offset adds the page's records to the `cursor` sent, the next page number adds
+    1; a short or empty page ends, as Airbyte's; `inject_on_first_request` sends the first
+    token (0, `start_from_page`) as `initial_cursor`."""
+    what = "OffsetIncrement" if first is None else "PageIncrement"
+    size = int(static(strategy.get("page_size"), build.scope, "page_size") or 0)
+    start = 0 if first is None else first
+    step = "(last_page | length)" if first is None else "1"
+    out: dict[str, Any] = {
+        "type": "cursor",
+        "cursor_value": f"{{{{ (cursor or {start}) | int + {step} }}}}",
+        "stop_condition": f"{{{{ (last_page | length) < {size} }}}}"
+        if size > 0
+        else "{{ not last_page }}",
+        **_cursor_target(paginator.get("page_token_option") or {}, build, what),
+    }
+    inject = static(strategy.get("inject_on_first_request", False), build.scope, "inject")
+    if str(inject).lower() == "true":
+        out["initial_cursor"] = start
+    _send_page_size(paginator, size, build)
+    return out
+
+
 def offset_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dict:
+    if _in_header(paginator, "page_token_option", "page_size_option"):
+        return _counted_pages(strategy, paginator, build, None)
     size = int(static(strategy.get("page_size"), build.scope, "page_size") or 0)
     if size <= 0:
         raise Unsupported("OffsetIncrement without a page_size (restsync stops on a short page)")
@@ -305,6 +355,9 @@ def offset_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dic
 
 
 def page_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dict:
+    start = int(static(strategy.get("start_from_page", 0), build.scope, "start_from_page"))
+    if _in_header(paginator, "page_token_option"):
+        return _counted_pages(strategy, paginator, build, start)
     size = static(strategy.get("page_size"), build.scope, "page_size")
     where, page_param = option_field(
         paginator.get("page_token_option") or {}, build, "page_token_option"
@@ -313,7 +366,6 @@ def page_increment(strategy: dict, paginator: dict, build: StreamBuild) -> dict:
         raise Unsupported(f"PageIncrement: the page number in {where} (restsync: a query param)")
     _send_page_size(paginator, size, build)
     build.loss("pages until an empty page (Airbyte stops at a short page: one request more)")
-    start = int(static(strategy.get("start_from_page", 0), build.scope, "start_from_page"))
     return {
         "type": "page_number",
         "base_page": start,
@@ -352,17 +404,7 @@ def cursor_pagination(strategy: dict, paginator: dict, build: StreamBuild) -> An
             "paginator",
         )
     if component_type(option) != "RequestPath":
-        where, name = option_field(option, build, "page_token_option")
-        if where == "request_parameter":
-            out["cursor_param"] = name
-        elif where == "body_json":
-            out["cursor_body_path"] = name
-        elif where == "header":
-            out["cursor_header"] = name
-        else:
-            raise Unsupported(
-                f"CursorPagination: the cursor in {where} (restsync: query, JSON body or header)"
-            )
+        out.update(_cursor_target(option, build, "CursorPagination"))
     _send_page_size(paginator, strategy.get("page_size"), build)
     return out
 

@@ -76,7 +76,11 @@ class TemplatedCursorPaginator(BasePaginator):
 
     Template variables: ``response`` (the parsed JSON body), ``headers`` (response headers,
     case-insensitive), ``last_page`` (the list of records selected from this page) and
-    ``links`` (the ``Link`` header parsed by requests: ``{rel: {"url": ..., "rel": ...}}``).
+    ``links`` (the ``Link`` header parsed by requests: ``{rel: {"url": ..., "rel": ...}}``)
+    and ``cursor`` (the cursor that fetched this page, as a string: ``None`` on the first
+    page unless ``initial_cursor`` is set). ``cursor`` and ``last_page|length`` page by an
+    offset or a page number the API reads from a header: ``cursor_value: "{{ (cursor or
+    0)|int + last_page|length }}"`` with ``cursor_header: X-Offset``.
 
     The cursor value may be an absolute ``http(s)`` URL (followed as is), a path starting with
     ``/`` (resolved against the current request URL) or a plain token sent as the query
@@ -84,7 +88,9 @@ class TemplatedCursorPaginator(BasePaginator):
     ``variables.after``) every cursor is written into the JSON request body instead, as dlt's
     ``JSONResponseCursorPaginator`` does: GraphQL's ``pageInfo { endCursor hasNextPage }``.
     With ``cursor_header`` every cursor is sent as that request header (a token API whose
-    next page is asked for with, say, ``X-Page-Token``).
+    next page is asked for with, say, ``X-Page-Token``). ``initial_cursor`` is sent on the
+    first request too (Airbyte's ``inject_on_first_request``); without it the first request
+    carries no cursor.
     Pagination stops when ``stop_condition`` is truthy or the cursor is empty (``None``,
     ``""``, ``"None"``, ``{}``). A cursor repeating one already seen raises
     :class:`PaginationLoopError`.
@@ -105,6 +111,7 @@ class TemplatedCursorPaginator(BasePaginator):
         resource: str = "?",
         cursor_body_path: str | None = None,
         cursor_header: str | None = None,
+        initial_cursor: str | int | None = None,
     ) -> None:
         super().__init__()
         if sum(bool(t) for t in (cursor_param, cursor_body_path, cursor_header)) > 1:
@@ -117,6 +124,7 @@ class TemplatedCursorPaginator(BasePaginator):
         self.stop_template = compile_template(stop_condition) if stop_condition else None
         self.cursor_param = cursor_param
         self.resource = resource
+        self.initial_cursor = None if initial_cursor is None else str(initial_cursor)
         self._next_cursor: str | None = None
         self._seen: set[str] = set()
 
@@ -124,9 +132,13 @@ class TemplatedCursorPaginator(BasePaginator):
         self._has_next_page = True
         self._next_cursor = None
         self._seen = set()
+        if self.initial_cursor is not None:
+            self._set_next(self.initial_cursor)
+            self.update_request(request)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         context = {
+            "cursor": self._next_cursor,
             "response": _response_json(response),
             "headers": response.headers,
             "last_page": data if data is not None else [],
@@ -196,7 +208,8 @@ class TemplatedCursorPaginator(BasePaginator):
             f" stop_condition={self.stop_template.source if self.stop_template else None!r},"
             f" cursor_param={self.cursor_param!r},"
             f" cursor_body_path={self.cursor_body_path!r},"
-            f" cursor_header={self.cursor_header!r})"
+            f" cursor_header={self.cursor_header!r},"
+            f" initial_cursor={self.initial_cursor!r})"
         )
 
 

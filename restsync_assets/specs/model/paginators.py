@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from restsync_assets.specs.model.base import StrictModel, literal_values, tagged_union
 
@@ -59,6 +59,19 @@ class TemplatedCursorPaginatorSpec(StrictModel):
     cursor_body_path: str | None = None
     #: ...or the request header that carries it (a token only, never a URL); one of the three
     cursor_header: str | None = None
+    #: the cursor the first request sends too (an offset `0`, a first page `1`); without it
+    #: the first request carries none. Templates read the cursor a page was fetched with as
+    #: `cursor` (this value on the first page, else None there)
+    initial_cursor: str | int | None = None
+
+    @field_validator("initial_cursor", mode="before")
+    @classmethod
+    def _a_cursor(cls, value: Any) -> Any:
+        """A string or an integer, as written (never a bool, a float or a blank string)."""
+        good = isinstance(value, int) and not isinstance(value, bool)
+        if value is None or good or (isinstance(value, str) and value.strip()):
+            return value
+        raise ValueError(f"{value!r} is no cursor: write a string or an integer such as 0 or 1")
 
 
 class DltPaginatorSpec(StrictModel):

@@ -107,6 +107,20 @@ def _check_cursor_target(
             resource=resource,
             key=f"{key}.cursor_header",
         )
+    _check_initial_cursor(spec, targets, resource, key)
+
+
+def _check_initial_cursor(
+    spec: TemplatedCursorPaginatorSpec, targets: list[str], resource: str | None, key: str
+) -> None:
+    """`initial_cursor` is a value sent where every cursor goes: a param, body path or header."""
+    if spec.initial_cursor is not None and not targets:
+        raise Invalid(
+            "the first request sends initial_cursor where every cursor goes: set"
+            " cursor_param, cursor_body_path or cursor_header",
+            resource=resource,
+            key=f"{key}.initial_cursor",
+        )
 
 
 def check_body_method(paginator: Any, endpoint: dict, resource: str) -> None:
@@ -124,7 +138,7 @@ def check_body_method(paginator: Any, endpoint: dict, resource: str) -> None:
 
 
 #: the variables a paginator template may read (see `TemplatedCursorPaginator`)
-PAGINATOR_TEMPLATE_VARIABLES = ("headers", "last_page", "links", "response")
+PAGINATOR_TEMPLATE_VARIABLES = ("cursor", "headers", "last_page", "links", "response")
 
 
 def _check_template(template: str, resource: str | None, key: str) -> None:
