@@ -15,7 +15,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.config_setup import paginate_dependent_resource
 
-from restsync_assets.runtime.ordered_jobs import Job, in_order
+from restsync_assets.runtime.ordered_jobs import Job, ordered_rows
 from restsync_assets.runtime.transforms import child_resource
 from restsync_assets.specs.model import SourceSpec
 
@@ -60,6 +60,6 @@ def batched_child(
     args = {**child.explicit_args, "parallelized": False}
 
     def per_page(items: Any) -> Iterator[list[Any]]:
-        return in_order(parent_jobs(items, args), concurrency, child.name)
+        return ordered_rows(parent_jobs(items, args), args["client"], concurrency, child.name)
 
     return child_resource(per_page, parent, config, args)

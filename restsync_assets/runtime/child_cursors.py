@@ -58,7 +58,7 @@ from restsync_assets.runtime.known_parents import (
     sees_every_parent,
     with_parents_done,
 )
-from restsync_assets.runtime.ordered_jobs import in_order
+from restsync_assets.runtime.ordered_jobs import ordered_rows
 from restsync_assets.runtime.transforms import (
     RecordTransforms,
     child_resource,
@@ -264,7 +264,7 @@ class ParentFetcher:
             jobs = (
                 partial(self._all_rows, item, self._cursor(cursors, key)) for item, key in parents
             )
-            yield from in_order(jobs, concurrency, self.resource)
+            yield from ordered_rows(jobs, self.args["client"], concurrency, self.resource)
         else:
             for item, key in parents:
                 yield from self._pages(item, self._cursor(cursors, key))

@@ -22,7 +22,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.config_setup import paginate_dependent_resource, paginate_resource
 
-from restsync_assets.runtime.ordered_jobs import in_order
+from restsync_assets.runtime.ordered_jobs import ordered_rows
 from restsync_assets.runtime.transforms import NOT_HINTS, child_resource
 from restsync_assets.specs.model import (
     FAN_KEYS,
@@ -139,7 +139,7 @@ def regrouped_child(
         rows = list(regroup(items if isinstance(items, list) else [items], keys))
         if concurrency > 1:
             jobs = paginate_dependent_resource(rows, **{**args, "parallelized": True})
-            return in_order(jobs, concurrency, child.name)
+            return ordered_rows(jobs, args["client"], concurrency, child.name)
         return paginate_dependent_resource(rows, **args)
 
     return child_resource(per_page, parent, config, args)

@@ -32,7 +32,7 @@ from dlt.sources.rest_api import paginate_dependent_resource, record_endpoint_in
 
 from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.known_parents import is_parents_done
-from restsync_assets.runtime.ordered_jobs import in_order
+from restsync_assets.runtime.ordered_jobs import ordered_rows
 from restsync_assets.specs.model import TransformsSpec
 from restsync_assets.specs.templates import (
     CompiledTemplate,
@@ -239,7 +239,7 @@ def transformed_child(
         parents = items if isinstance(items, list) else [items]
         if concurrency > 1:
             jobs = (partial(all_rows, item) for item in parents)
-            return in_order(jobs, concurrency, child.name)
+            return ordered_rows(jobs, args["client"], concurrency, child.name)
         return (page for item in parents for page in pages(item))
 
     return child_resource(per_parent, parent, config, args)

@@ -45,6 +45,7 @@ from requests.hooks import default_hooks, dispatch_hook
 from tenacity import RetryCallState
 
 from restsync_assets.errors import RestsyncError
+from restsync_assets.runtime.ordered_jobs import JobPool
 
 from . import errors
 from .concurrency import AdaptiveConcurrency, Answer
@@ -317,6 +318,8 @@ class RestsyncSession(requests.Session):
         window = adaptive.window if adaptive is not None else (lambda: concurrency)
         parallel = concurrency > 1 or adaptive is not None
         self.prefetcher = Prefetcher(concurrency, window, _body) if parallel else None
+        #: the threads the source's children share (`ordered_jobs`)
+        self.jobs = JobPool(concurrency, f"children-{source}") if parallel else None
         adapter = HTTPAdapter(pool_maxsize=max(50, 2 * concurrency))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -433,6 +436,8 @@ class RestsyncSession(requests.Session):
         """Drop the pages fetched ahead that nobody took, then close the connections."""
         if self.prefetcher is not None:
             self.prefetcher.close()
+        if self.jobs is not None:
+            self.jobs.close()
         super().close()
 
     def _send_with_retries(
