@@ -3,7 +3,7 @@ child requests at once, handed to dlt joined, in parent order (`ordered_jobs.in_
 
 :func:`with_batched_children` puts such a transformer in the place of every child not
 replaced already (children with per-parent cursors, transforms, `batch_size` or `explode` have
-restsync transformers of their own, which call `in_order` themselves).
+restsync transformers of their own, which call `ordered_jobs.ordered_rows` themselves).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def with_batched_children(
     spec: SourceSpec, config: dict, written: dict, replaced: frozenset[str]
 ) -> dict:
     """`config` with every child dlt builds as is (not in `replaced`: those have restsync
-    transformers already) fetching its parents' children through :func:`in_order`;
+    transformers already) fetching its parents' children through `ordered_jobs.ordered_rows`;
     unchanged at `client.concurrency` 1 or when there is no such child."""
     plain = {r.name for r in spec.resources if r.parent is not None and r.name not in replaced}
     if spec.concurrency <= 1 or not plain:

@@ -25,8 +25,8 @@ child's place, which for each parent row:
 The cursors live in dlt's resource state of the child, which dlt commits into
 `_dlt_pipeline_state` with the same load as the rows: they survive lost local state and
 never run ahead of the data. With `client.concurrency` above 1 each parent's fetch is one
-job on the child's own pool (`ordered_jobs.in_order`, as many threads as the concurrency, rows
-handed to dlt in parent order): a job reads and writes only its own parent's cursor, so the
+job on the session's pool of child jobs (`ordered_jobs`, as many threads as the concurrency,
+rows handed to dlt in parent order): a job reads and writes only its own parent's cursor, so the
 rows loaded do not depend on which job runs first.
 """
 
