@@ -2,7 +2,7 @@
 the child jobs of a page of parents run on the child's own pool and their rows reach dlt in
 parent order, joined; the warehouse holds the same multiset of rows at concurrency 1, 20 and
 `auto` (the blog mock's child cases of `parity_cases`, incremental children over two runs
-included, on DuckDB)."""
+included, and the sandbox's `batch_size`/`explode` children, on DuckDB)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from dagster import DagsterInstance
 
 from restsync_assets.cli.run import materialize_spec
@@ -21,7 +22,16 @@ from restsync_assets.specs import load_specs
 
 from .mock_api import BlogApi
 from .parity_cases import CASES
-from .support import failure_message, typed_tables, use_specs, use_warehouse, write_spec
+from .support import (
+    assert_table_is,
+    failure_message,
+    materialize_specs,
+    table_rows,
+    typed_tables,
+    use_specs,
+    use_warehouse,
+    write_spec,
+)
 
 #: a bound for every wait of a job on another (never reached when the code is right)
 WAIT = 10.0
@@ -142,3 +152,30 @@ def test_children_load_the_same_rows_at_concurrency_1_20_and_auto(case, tmp_path
         for name, table in sequential.items():
             assert tables[name].columns == table.columns, (concurrency, name)
             assert tables[name].rows == table.rows, (concurrency, name)
+
+
+MEMBERS_FILE = Path(__file__).parent / "specs" / "vocab" / "partnerhub_members.yaml"
+
+
+@pytest.mark.parametrize("concurrency", [20, "auto"])
+def test_batched_and_exploded_children_fetch_concurrently_and_load_each_member_once(
+    concurrency, specs_dir, sandbox, monkeypatch
+):
+    """The sandbox's `partnerhub` members spec (a `batch_size: 4` child and an `explode` child)
+    at `client.concurrency` 20 and `auto`: each table holds exactly the members the sandbox
+    serves (every one once), and each batch of 4 ids was asked for once."""
+    spec = yaml.safe_load(MEMBERS_FILE.read_text())
+    spec["client"]["concurrency"] = concurrency
+    write_spec(specs_dir, spec, "partnerhub.yaml")
+    for key, value in sandbox.env(["partnerhub"]).items():
+        monkeypatch.setenv(key, value)
+    result = materialize_specs(specs_dir)
+    assert result.success, failure_message(result)
+    members = sandbox.rows("partnerhub", "members")
+    listed = {i for team in sandbox.rows("partnerhub", "teams") for i in team["member_ids"]}
+    assert_table_is(
+        table_rows("partnerhub", "team_members"), [m for m in members if m["id"] in listed]
+    )
+    assert_table_is(table_rows("partnerhub", "member_details"), members)
+    batches = [r.query["ids"] for r in sandbox.requests if "ids" in r.query]
+    assert len(batches) == len(set(batches)) == 7
