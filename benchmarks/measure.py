@@ -143,17 +143,18 @@ def restsync_extract(
     """
     from restsync_assets.resources import ApiCredentials
     from restsync_assets.runtime.destination import build_pipeline
-    from restsync_assets.runtime.source import build_source
+    from restsync_assets.runtime.source import build_source, finish
     from restsync_assets.specs import load_specs
 
     with restsync_env(spec_dir, workdir):
         (spec,) = [s for s in load_specs(spec_dir) if s.name == spec_name]
         credentials = ApiCredentials(source=spec.name).resolve()
         start = time.perf_counter()
-        source = build_source(spec, credentials).with_resources(resource)
+        source = build_source(spec, credentials, resources=[resource])
         pipeline = build_pipeline(spec)
         info = pipeline.extract(source)
         seconds = time.perf_counter() - start
+        finish(source)  # as a run does after it: the session's pools stop (untimed)
     return {"seconds": seconds, "rows": _extracted_rows(info, resource)}
 
 

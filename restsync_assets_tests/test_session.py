@@ -509,3 +509,36 @@ def test_an_empty_or_null_page_and_an_ignored_answer_are_whole(api: RawApi, cloc
 )
 def test_the_path_every_page_must_have(selector, required) -> None:
     assert required_path(selector) == required
+
+
+ENVIRONMENTS = [
+    {},
+    {"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "127.0.0.1", "REQUESTS_CA_BUNDLE": "/ca.pem"},
+    {"HTTPS_PROXY": "http://proxy:3128", "CURL_CA_BUNDLE": "/curl.pem"},
+]
+ENV_CALLS = [
+    ("http://127.0.0.1:5/a", {}, None, None, None),
+    ("http://example.com/b?x=1", {}, None, None, None),
+    ("https://example.com/c", None, True, True, None),
+    ("https://example.com/d", {"no_proxy": "example.com"}, None, False, None),
+]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS, ids=["none", "http_proxy", "https_proxy"])
+def test_environment_settings_are_requests_own_read_once_per_origin(env, monkeypatch):
+    """The session reads proxies and CA bundles from the environment once per origin, and
+    every call still returns what requests' own `merge_environment_settings` returns."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = RestsyncSession(
+        source="env", base_url="http://example.com", routes=[], default_policy=RetryPolicy()
+    )
+    plain = requests.Session()
+    for _ in range(2):
+        for url, *args in ENV_CALLS:
+            ours = session.merge_environment_settings(url, *copy.deepcopy(args))
+            assert ours == plain.merge_environment_settings(url, *copy.deepcopy(args)), url
+    assert len(session._environment) == 4  # one entry per origin and no_proxy

@@ -25,8 +25,9 @@ child's place, which for each parent row:
 The cursors live in dlt's resource state of the child, which dlt commits into
 `_dlt_pipeline_state` with the same load as the rows: they survive lost local state and
 never run ahead of the data. With `client.concurrency` above 1 each parent's fetch is one
-job in dlt's extract pool (as many workers as the concurrency): a job reads and writes only
-its own parent's cursor, so the rows loaded do not depend on which job runs first.
+job on the session's pool of child jobs (`ordered_jobs`, as many threads as the concurrency,
+rows handed to dlt in parent order): a job reads and writes only its own parent's cursor, so the
+rows loaded do not depend on which job runs first.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from restsync_assets.runtime.known_parents import (
     sees_every_parent,
     with_parents_done,
 )
+from restsync_assets.runtime.ordered_jobs import ordered_rows
 from restsync_assets.runtime.transforms import (
     RecordTransforms,
     child_resource,
@@ -114,7 +116,7 @@ def with_per_parent_cursors(
                 parent,
                 configs[resource.name],
                 resource.cursor,
-                concurrent=spec.concurrency > 1,
+                concurrency=spec.concurrency,
                 transforms=transforms.get(resource.name),
                 known=_known_parents(resource, built[resource.name], parent)
                 if every_parent
@@ -130,7 +132,7 @@ def with_per_parent_cursors(
                 parent,
                 configs[resource.name],
                 transforms[resource.name],
-                concurrent=spec.concurrency > 1,
+                concurrency=spec.concurrency,
             )
             replaced.add(resource.name)
         elif resource.parent in replaced:
@@ -144,7 +146,7 @@ def per_parent_transformer(
     config: dict[str, Any],
     cursor: ChildCursorSpec | None,
     *,
-    concurrent: bool,
+    concurrency: int,
     transforms: RecordTransforms | None = None,
     known: KnownParents | None = None,
     forwards_done: bool = False,
@@ -170,7 +172,7 @@ def per_parent_transformer(
 
     def per_parent(items: Any, meta: Any = None) -> Iterator[Any]:
         # not a generator: the parents are counted as seen when they arrive, not when read
-        return fetcher.run(items, meta=meta, concurrent=concurrent)
+        return fetcher.run(items, meta=meta, concurrency=concurrency)
 
     return child_resource(per_parent, parent, config, fetcher.args)
 
@@ -230,8 +232,9 @@ class ParentFetcher:
         self._field = jsonpath.extract_simple_field_name(path) if path else None
         self._path = jsonpath.compile_path(path) if path and not self._field else None
 
-    def run(self, items: Any, *, meta: Any = None, concurrent: bool) -> Iterator[Any]:
-        """Pages of kept rows; with `concurrent`, one job per parent for dlt's extract pool.
+    def run(self, items: Any, *, meta: Any = None, concurrency: int) -> Iterator[Any]:
+        """Pages of kept rows; at `concurrency` > 1 one job per parent, `concurrency` at once,
+        their rows handed over in parent order (`ordered_jobs.in_order`).
 
         On the parent's `ParentsDone` page: the known parents not seen in this run (then
         `ParentsDone` for this child's own children, with `forwards_done`)."""
@@ -243,7 +246,7 @@ class ParentFetcher:
             for item in (items if isinstance(items, list) else [items])
         ]
         self.seen.update(key for _, key in parents)
-        return self._fetch(parents, concurrent, forward=done and self.forwards_done)
+        return self._fetch(parents, concurrency, forward=done and self.forwards_done)
 
     def _unseen(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The warehouse's parents this run did not return, each once (newest first), and
@@ -261,21 +264,26 @@ class ParentFetcher:
         return collect_resolved_values(item, self.args["resolved_params"], None, None)
 
     def _fetch(
-        self, parents: list[tuple[dict[str, Any], str]], concurrent: bool, forward: bool
+        self, parents: list[tuple[dict[str, Any], str]], concurrency: int, forward: bool
     ) -> Iterator[Any]:
         cursors = self._cursors()
-        for item, key in parents:
-            with self.lock:
-                stored = dict(cursors.get(key) or {})
-            parent = (
-                ParentCursor(self, key, cursors, stored) if self.cursor is not None else EveryRow()
+        if concurrency > 1:
+            jobs = (
+                partial(self._all_rows, item, self._cursor(cursors, key)) for item, key in parents
             )
-            if concurrent:
-                yield partial(self._all_rows, item, parent)
-            else:
-                yield from self._pages(item, parent)
-        if forward:
+            yield from ordered_rows(jobs, self.args["client"], concurrency, self.resource)
+        else:
+            for item, key in parents:
+                yield from self._pages(item, self._cursor(cursors, key))
+        if forward:  # after the rows of every parent it was asked for
             yield parents_done()
+
+    def _cursor(self, cursors: dict[str, Any], key: str) -> ParentCursor | EveryRow:
+        if self.cursor is None:  # a child without a cursor keeps every row
+            return EveryRow()
+        with self.lock:
+            stored = dict(cursors.get(key) or {})
+        return ParentCursor(self, key, cursors, stored)
 
     def _cursors(self) -> dict[str, Any]:
         """The child's per-parent cursors in dlt's resource state (a closed range keeps none,

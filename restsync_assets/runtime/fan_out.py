@@ -23,6 +23,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.config_setup import paginate_dependent_resource, paginate_resource
 
+from restsync_assets.runtime.ordered_jobs import ordered_rows
 from restsync_assets.runtime.transforms import NOT_HINTS, child_resource
 from restsync_assets.specs.model import (
     FAN_KEYS,
@@ -113,7 +114,11 @@ def with_fanned_children(spec: SourceSpec, config: dict, written: dict) -> dict:
         parent = built[resource.parent]
         if resource.name in fanned:
             built[resource.name] = regrouped_child(
-                built[resource.name], parent, configs[resource.name], fanned[resource.name]
+                built[resource.name],
+                parent,
+                configs[resource.name],
+                fanned[resource.name],
+                spec.concurrency,
             )
             replaced.add(resource.name)
         elif resource.parent in replaced:
@@ -122,14 +127,23 @@ def with_fanned_children(spec: SourceSpec, config: dict, written: dict) -> dict:
 
 
 def regrouped_child(
-    child: DltResource, parent: DltResource, config: dict[str, Any], keys: ParentKeysSpec
+    child: DltResource,
+    parent: DltResource,
+    config: dict[str, Any],
+    keys: ParentKeysSpec,
+    concurrency: int = 1,
 ) -> DltResource:
-    """A transformer of `parent` that hands dlt's request code the regrouped parent rows."""
+    """A transformer of `parent` that hands dlt's request code the regrouped parent rows; at
+    `concurrency` > 1 their requests run that many at once, rows in order
+    (`ordered_jobs.in_order`)."""
     args = {**child.explicit_args, "parallelized": False}
 
     def per_page(items: Any) -> Iterator[Any]:
-        rows = items if isinstance(items, list) else [items]
-        yield from paginate_dependent_resource(list(regroup(rows, keys)), **args)
+        rows = list(regroup(items if isinstance(items, list) else [items], keys))
+        if concurrency > 1:
+            jobs = paginate_dependent_resource(rows, **{**args, "parallelized": True})
+            return ordered_rows(jobs, args["client"], concurrency, child.name)
+        return paginate_dependent_resource(rows, **args)
 
     return child_resource(per_page, parent, config, args)
 

@@ -19,6 +19,7 @@ from restsync_assets.resources import Credentials
 from restsync_assets.runtime import async_jobs, destination, soft_deletes
 from restsync_assets.runtime.arrow_pages import DLT_COLUMNS, ArrowPages
 from restsync_assets.runtime.bad_values import bad_values_step
+from restsync_assets.runtime.child_batches import with_batched_children
 from restsync_assets.runtime.child_cursors import with_per_parent_cursors
 from restsync_assets.runtime.factories import build_auth, build_paginator
 from restsync_assets.runtime.fan_out import (
@@ -85,6 +86,7 @@ def build_source(
     config = with_per_parent_cursors(rest_api_spec, config, transforms, scanned)
     config = with_for_each(rest_api_spec, config, written)
     config = with_fanned_children(rest_api_spec, config, written)
+    config = with_batched_children(rest_api_spec, config, written, own_children(spec, transforms))
     source = rest_api_source(config, name=spec.name)
     async_jobs.add_job_resources(spec, source, job_configs, config["client"], transforms, window)
     add_transform_steps(spec, source, transforms)
@@ -99,6 +101,17 @@ def build_source(
     chosen = source.with_resources(*resources) if resources is not None else source
     chosen.restsync_session = session  # see `finish`
     return chosen
+
+
+def own_children(spec: SourceSpec, transforms: dict[str, RecordTransforms]) -> frozenset[str]:
+    """The children restsync builds a transformer for (per-parent cursors, transforms,
+    `batch_size`/`explode`); the others are dlt's `rest_api` children."""
+    return frozenset(
+        r.name
+        for r in spec.resources
+        if r.parent is not None
+        and (r.cursor is not None or r.name in transforms or r.parent_keys is not None)
+    )
 
 
 def finish(source: DltSource) -> str | None:

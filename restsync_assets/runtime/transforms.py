@@ -35,6 +35,7 @@ from dlt.sources.rest_api import paginate_dependent_resource, record_endpoint_in
 
 from restsync_assets.errors import RestsyncError
 from restsync_assets.runtime.known_parents import is_parents_done
+from restsync_assets.runtime.ordered_jobs import ordered_rows
 from restsync_assets.specs.model import TransformsSpec
 from restsync_assets.specs.templates import (
     CompiledTemplate,
@@ -300,10 +301,11 @@ def transformed_child(
     config: dict[str, Any],
     transforms: RecordTransforms,
     *,
-    concurrent: bool,
+    concurrency: int,
 ) -> DltResource:
     """A transformer of `parent` that reads `child`'s pages parent by parent and transforms
-    each page with that parent's row in scope."""
+    each page with that parent's row in scope; at `concurrency` > 1 a page of parents at once,
+    their rows handed over in parent order (`ordered_jobs.in_order`)."""
     args = {**child.explicit_args, "parallelized": False}
 
     def pages(item: dict[str, Any]) -> Iterator[list[Any]]:
@@ -316,11 +318,11 @@ def transformed_child(
         return [row for page in pages(item) for row in page]
 
     def per_parent(items: Any) -> Iterator[Any]:
-        for item in items if isinstance(items, list) else [items]:
-            if concurrent:  # one job per parent in dlt's extract pool
-                yield partial(all_rows, item)
-            else:
-                yield from pages(item)
+        parents = items if isinstance(items, list) else [items]
+        if concurrency > 1:
+            jobs = (partial(all_rows, item) for item in parents)
+            return ordered_rows(jobs, args["client"], concurrency, child.name)
+        return (page for item in parents for page in pages(item))
 
     return child_resource(per_parent, parent, config, args)
 
