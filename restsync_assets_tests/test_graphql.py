@@ -112,7 +112,8 @@ INVALID = [
         "a misspelt key",
         with_paginator(cursor_body_pth="variables.after", cursor_body_path=DELETE),
         "resource 'repositories': endpoint.paginator.cursor_body_pth: unknown key; allowed:"
-        " cursor_body_path, cursor_header, cursor_param, cursor_value, stop_condition, type",
+        " cursor_body_path, cursor_header, cursor_param, cursor_value, initial_cursor,"
+        " stop_condition, type",
     ),
 ]
 

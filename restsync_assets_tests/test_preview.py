@@ -189,7 +189,7 @@ WRONG = [
     (
         ["ledgr", "resource_name"],
         "unknown spec 'ledgr'; specs: ad_analytics, ledger, marketing_api, native_ads,"
-        " workspace_docs",
+        " reports, workspace_docs",
     ),
     (["ledger", "records"], "ledger has no resource 'records'; resources: resource_name"),
     (

@@ -133,11 +133,11 @@ WHERE = "chat.yaml: resource 'messages': endpoint.paginator.cursor_value"
     [
         (
             "{{ link.next.url }}",
-            f"{WHERE}: template reads 'link'; allowed: headers, last_page, links, response",
+            f"{WHERE}: template reads 'link'; allowed: cursor, headers, last_page, links, response",
         ),
         (
             "{{ record.next }}",
-            f"{WHERE}: template reads 'record'; allowed: headers, last_page, links, response",
+            f"{WHERE}: template reads 'record'; allowed: cursor, headers, last_page, links, response",
         ),
     ],
 )
