@@ -12,6 +12,7 @@ resource, the field and the value's type.
 from __future__ import annotations
 
 import copy
+import decimal
 import json
 import sys
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from restsync_assets.runtime.bad_values import strip_nul
+from restsync_assets.runtime.bad_values import page_suspect, strip_nul
 
 from .fake_servers import JsonApi, page
 from .real_servers import pg_query, pg_table
@@ -463,3 +464,23 @@ def test_a_page_arrow_cannot_encode_goes_the_row_way():
     from restsync_assets.runtime.arrow_pages import page_to_arrow
 
     assert page_to_arrow([{"id": 1, "name": "\ud800"}]) is None
+
+
+#: pages and whether a string in them may hold NUL or a lone surrogate (rows orjson cannot
+#: write, a Decimal here, are read value by value)
+SUSPECT_PAGES = [
+    ([{"a": "x", "n": 1, "f": 1.5, "b": True, "none": None}], False),
+    ([{"a": "x\x00"}], True),
+    ([{"a": "\ud800"}], True),
+    ([{"a": [{"b": "deep\x00"}]}], True),
+    ([{"a": decimal.Decimal(1), "b": "ok"}], False),
+    ([{"a": decimal.Decimal(1), "b": "o\x00k"}], True),
+    ([{1: "a key that is not a str"}], False),
+]
+
+
+@pytest.mark.parametrize(("rows", "suspect"), SUSPECT_PAGES)
+def test_a_page_is_suspect_only_when_a_string_may_hold_nul_or_a_surrogate(rows, suspect):
+    """The page check (orjson's bytes, or each value when orjson cannot write the page) finds
+    NUL and lone surrogates at any depth and passes a clean page."""
+    assert page_suspect(rows) is suspect

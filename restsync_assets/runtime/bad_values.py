@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
 from dlt.common.data_types.type_helpers import py_type_to_sc_type
 from dlt.extract.items import DataItemWithMeta, TableNameMeta
 from dlt.extract.items_transform import ItemTransform
@@ -42,6 +43,8 @@ from restsync_assets.specs.model import ResourceSpec
 from restsync_assets.text import short
 
 NUL = "\x00"
+#: NUL as JSON writes it
+NUL_ESCAPE = b"\\u0000"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -96,7 +99,7 @@ class BadValues(ItemTransform[Any, Any]):
         rows = item if isinstance(item, list) else [item] if isinstance(item, dict) else None
         if not rows:
             return item
-        suspect = any(map(_suspect, rows))
+        suspect = page_suspect(rows)
         if not suspect and self._keys_as_before(rows):
             return item  # the common page: no NUL, no surrogate, keys of the known type
         good, bad = [], []
@@ -224,6 +227,16 @@ class BadValues(ItemTransform[Any, Any]):
             f"resource {self.resource} ({shown_path(self.spec_file)}): field"
             f" `{problem.field}`: {what}; {advice}"
         )
+
+
+def page_suspect(rows: list) -> bool:
+    """Whether any string of `rows` may hold NUL or a lone surrogate: the page written by
+    orjson (C speed) holds no `\\u0000` and orjson, which refuses a lone surrogate, wrote it;
+    rows orjson cannot write (a Decimal, a bytes value) are read value by value."""
+    try:
+        return NUL_ESCAPE in orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return any(map(_suspect, rows))
 
 
 def _suspect(value: Any) -> bool:
