@@ -33,6 +33,21 @@ except ImportError:
         ConcurrentDeclarativeSource as DeclarativeSource,
     )
 
+#: seconds between the CDK's polls of an async job (its own is 5 s, a constant of the class):
+#: the sandbox's jobs finish in a poll or two, so the tests need not wait 5 s per poll
+ASYNC_POLL_SECONDS = 0.2
+
+
+def short_async_polls() -> None:
+    """The CDK's async job orchestrator polls every `ASYNC_POLL_SECONDS` (when it has one)."""
+    try:
+        from airbyte_cdk.sources.declarative.async_job.job_orchestrator import (
+            AsyncJobOrchestrator,
+        )
+    except ImportError:
+        return
+    AsyncJobOrchestrator._WAIT_TIME_BETWEEN_STATUS_UPDATE_IN_SECONDS = ASYNC_POLL_SECONDS
+
 
 def catalog(names: list[str]) -> ConfiguredAirbyteCatalog:
     streams = [
@@ -79,5 +94,6 @@ def main(manifest_path: str, config_path: str, out_path: str) -> int:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    short_async_polls()
     codes = [main(*args[i : i + 3]) for i in range(0, len(args), 3)]
     sys.exit(max(codes, default=2))

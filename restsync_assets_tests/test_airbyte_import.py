@@ -1215,7 +1215,7 @@ def test_an_async_retriever_manifest_loads_the_report_jobs_rows(
 def test_restsync_loads_the_reports_records_airbytes_cdk_reads(
     tmp_path, specs_dir, sandbox, capsys, monkeypatch, retry_clock
 ):
-    """Airbyte's CDK (its own venv, its real 5 s polls) reads the reports manifest's async
+    """Airbyte's CDK (its own venv, its polls every 0.2 s) reads the reports manifest's async
     jobs from a sandbox of its own; the imported spec loads the same records (values
     compared as text: the CDK's CSV rows are strings), as a multiset per stream."""
     python = os.environ.get(AIRBYTE_PYTHON)
