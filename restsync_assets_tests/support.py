@@ -415,9 +415,10 @@ class Command:
 
 #: A subprocess sending `count` GETs to `url` one after another, each through one
 #: `HeaderBudget` reading the IETF fields on a shared state: a file (`store` a path) or Redis
-#: (`store` a redis:// URL, `key` its key). Prints `ready`, waits for the file `go` (bounded),
-#: then prints the statuses as a JSON list. argv: url count store go key
-HEADER_SENDER = """import json, pathlib, sys, time
+#: (`store` a redis:// URL, `key` its key). Prints `ready`, waits on the FIFO `go` (its read
+#: returns once the test opened and closed it: an event, no clock), then prints the statuses
+#: as a JSON list. argv: url count store go key
+HEADER_SENDER = """import json, pathlib, sys
 
 import requests
 
@@ -429,9 +430,7 @@ redis = store.startswith("redis://")
 shared = RedisState(store, key) if redis else FileState(pathlib.Path(store))
 budget = HeaderBudget(shared, HeaderBudgetSpec(ietf=True), "sender")
 print("ready", flush=True)
-deadline = time.monotonic() + 60
-while not pathlib.Path(go).exists() and time.monotonic() < deadline:
-    time.sleep(0.01)
+pathlib.Path(go).read_text()
 statuses = []
 with requests.Session() as session:
     for _ in range(count):

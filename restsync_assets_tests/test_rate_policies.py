@@ -8,6 +8,7 @@ under one injected clock, and two processes sharing the budget (file or Redis) f
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -238,14 +239,18 @@ def test_two_processes_sharing_the_budget_draw_no_429s(shared_store, commands, t
     stating it in the current draft's fields: all 16 are answered 200, none 429."""
     store, key = shared_store
     rated = RatedPages(ROWS, [("burst", 4, 1.0)], "current", time.time)
-    go = tmp_path / "go"
+    gates = [tmp_path / f"go-{n}" for n in range(2)]
+    for gate in gates:
+        os.mkfifo(gate)
     with JsonApi({"GET /items": rated}) as api:
         senders = [
-            commands([sys.executable, "-c", HEADER_SENDER, f"{api.url}/items", 8, store, go, key])
-            for _ in range(2)
+            commands([sys.executable, "-c", HEADER_SENDER, f"{api.url}/items", 8, store, gate, key])
+            for gate in gates
         ]
         assert all(s.wait_for_line("ready") for s in senders), [s.text for s in senders]
-        go.touch()
+        for gate in gates:  # opening blocks until that sender reads; closing releases it
+            with open(gate, "w"):
+                pass
         assert [s.finish() for s in senders] == [0, 0], [s.text for s in senders]
     statuses = [json.loads(s.text.strip().splitlines()[-1]) for s in senders]
     assert statuses == [[200] * 8, [200] * 8]
