@@ -71,3 +71,46 @@ def test_settings_follow_the_spec_and_yield_to_the_users_own(
     monkeypatch.setenv(f"{name.upper()}__EXTRACT__WORKERS", "2")
     build_pipeline(_spec(tmp_path / "c", "shop", 8))
     assert _resolved(name)[:2] == (2, 20)
+
+
+@pytest.mark.parametrize("name", ["duckdb", "postgres"])
+def test_a_destination_works_its_capabilities_out_once_per_naming_convention(
+    name, tmp_path, monkeypatch
+) -> None:
+    """dlt asks for capabilities some 30 times a run, each time resolving the destination's
+    configuration from every provider; restsync's destination resolves it once per naming
+    convention, hands out a fresh copy each call (mutating one leaves the next as dlt gave
+    it), answers the same as dlt, and leaves a call with an explicit config to dlt."""
+    from dlt.common.destination import Destination
+    from dlt.common.normalizers.naming import snake_case, sql_cs_v1
+
+    from restsync_assets.runtime.destination import destination
+
+    monkeypatch.setenv("RESTSYNC_DESTINATION", name)
+    monkeypatch.setenv("RESTSYNC_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", "postgresql://u@127.0.0.1:9/db")
+    plain = Destination.from_reference(name).capabilities()
+    resolutions = []
+    configuration = Destination.configuration
+
+    def counted(self, *args, **kwargs):
+        resolutions.append(args)
+        return configuration(self, *args, **kwargs)
+
+    monkeypatch.setattr(Destination, "configuration", counted)
+    target = destination()
+    first = target.capabilities()
+    first.max_identifier_length = 1
+    answers = [target.capabilities() for _ in range(30)]
+    assert len(resolutions) == 1, "30 calls without a naming convention resolve once"
+    assert {a.max_identifier_length for a in answers} != {1}, "each call gets its own copy"
+    assert answers[0].preferred_loader_file_format == plain.preferred_loader_file_format
+    assert answers[0].max_identifier_length == plain.max_identifier_length
+
+    for naming in (snake_case.NamingConvention(), sql_cs_v1.NamingConvention()):
+        for _ in range(3):
+            target.capabilities(naming=naming)
+    assert len(resolutions) == 1 + 1 + 1, "one more resolution per naming convention"
+    resolutions.clear()
+    target.capabilities(config=target.configuration(target.spec(), accept_partial=True))
+    assert len(resolutions) == 1, "a call with its own config is dlt's (no extra resolution)"
