@@ -45,6 +45,7 @@ LONGEST_FIRST = (
     "test_server_runs",
     "test_benchmarks_smoke",
     "test_exactly_once",
+    "test_child_pool_faults",
     "test_step_windows",
     "test_airbyte_import",
     "test_e2e_seeds",
