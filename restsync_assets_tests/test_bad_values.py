@@ -476,6 +476,10 @@ SUSPECT_PAGES = [
     ([{"a": decimal.Decimal(1), "b": "ok"}], False),
     ([{"a": decimal.Decimal(1), "b": "o\x00k"}], True),
     ([{1: "a key that is not a str"}], False),
+    ([{1: "a key that is not a str", "a": "x\x00"}], True),
+    ([{"a": 'a "quote", a \\ backslash and a tab\t are escaped, not NUL'}], False),
+    # the text `\u0000` is written `\\u0000`: suspect, and the rows' own check passes it
+    ([{"a": "\\u0000"}], True),
 ]
 
 
