@@ -550,6 +550,42 @@ def test_the_page_checks_parse_each_path_once_however_many_pages(monkeypatch) ->
     assert sorted(parsed) == ["data", "meta.total"], parsed
 
 
+#: (selector, body): bodies the data_selector check must judge as jsonpath-ng does
+SELECTOR_BODIES = [
+    (path, body)
+    for path in ("data", "data.search.nodes", "data.x", "$.data[*]", "data.*.x", "sp-ace")
+    for body in (
+        {"data": []},
+        {"data": None},
+        {"data": {"x": 1}},
+        {"x": 1},
+        [],
+        [{"data": 1}],
+        {"data": [{"x": 1}]},
+        "text",
+        None,
+        {"data": {"search": {"nodes": None}}},
+        {"data": {"search": []}},
+        {"data": [{"search": {"nodes": 1}}]},
+        {"sp-ace": 1},
+    )
+]
+
+
+@pytest.mark.parametrize(("path", "body"), SELECTOR_BODIES)
+def test_the_data_selector_check_finds_a_path_where_jsonpath_does(path, body) -> None:
+    """A path of plain keys is looked up key by key (every child request pays this check);
+    any other path goes through jsonpath-ng: either way a body has the path exactly when
+    jsonpath-ng finds a value there (null and empty values count as there)."""
+    from dlt.common import jsonpath
+
+    found = isinstance(body, (dict, list)) and bool(
+        jsonpath.find_values(jsonpath.compile_path(path), body)
+    )
+    problem = pages.missing_selector(path)(body)
+    assert (problem is None) == found, (path, body, problem)
+
+
 ENVIRONMENTS = [
     {},
     {"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "127.0.0.1", "REQUESTS_CA_BUNDLE": "/ca.pem"},

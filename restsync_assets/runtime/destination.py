@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from dlt.common.configuration.providers import DictionaryProvider
@@ -124,6 +125,15 @@ def loader_file_format(target: Destination) -> str:
 def takes_parquet() -> bool:
     """Whether loads hand the configured destination parquet (then Arrow pages pay off; into
     any other format dlt would convert each Arrow page back, warning per table)."""
+    if settings.destination_name() == "duckdb":
+        return _duckdb_takes_parquet()
+    return loader_file_format(destination(read_only=True)) == "parquet"
+
+
+@cache
+def _duckdb_takes_parquet() -> bool:
+    """DuckDB's file formats depend on neither its file nor its settings, so they are asked
+    once per process: building a destination to ask cost ~10 ms of every run's start (P2)."""
     return loader_file_format(destination(read_only=True)) == "parquet"
 
 
