@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterInstance
 
 from restsync_assets.cli import main
 from restsync_assets.cli.run import materialize_spec
 from restsync_assets.definitions import build_definitions
+from restsync_assets.runtime import request_values
 from restsync_assets.runtime.token_store import store_path
 from restsync_assets.sandbox import Fault, FaultPlan
 from restsync_assets.specs import load_specs
+from restsync_assets.specs.template_functions import to_datetime
 
-from .support import SEED_SPECS, failure_message
+from .support import (
+    DELETE,
+    SEED_SPECS,
+    edited,
+    failure_message,
+    materialize_specs,
+    secrets_found,
+    use_specs,
+    write_spec,
+)
+from .test_step_windows import SPEC, START, Events, epoch, events, iso, stepped_spec
 
 
 def preview_json(capsys, *args: str) -> dict:
@@ -211,3 +226,185 @@ def test_a_wrong_argument_is_one_line_with_the_choices(warehouse, capsys, args, 
     captured = capsys.readouterr()
     assert captured.err.startswith(line) and captured.err.count("\n") == 1
     assert captured.out == ""
+
+
+# --------------------------------------------------------------------------- incremental.step
+
+DAY = timedelta(days=1)
+#: the clock of the previews below: three days after `START`
+THREE_DAYS_ON = START + 3 * DAY
+
+
+def epoch_events() -> list[dict]:
+    """The events with `at` in epoch seconds (an epoch cursor)."""
+    return [{**row, "at": int(to_datetime(row["at"]).timestamp())} for row in events()]
+
+
+@dataclass(frozen=True)
+class StepCase:
+    name: str
+    #: changes to `stepped_spec`'s incremental (1d windows of ISO `at` from `START`)
+    incremental: dict
+    rows: list[dict]
+    #: the query of the preview's request (window 1's, as a run sends it), page aside
+    query: dict
+    #: the end of window 1 (None: no end)
+    until: datetime | None
+    #: the window line (None: no step, no line)
+    line: str | None
+    windows: dict | None
+
+
+STEP_CASES = [
+    StepCase(
+        "iso-cursor-1d-over-3-days",
+        {},
+        events(),
+        {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+        START + DAY,
+        "events: window 1 of 3 (2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z), step 1d",
+        {"step": "1d", "count": 3, "start": iso(START), "end": iso(START + DAY)},
+    ),
+    StepCase(
+        "epoch-cursor-1d-over-3-days",
+        {"initial_value": int(START.timestamp())},
+        epoch_events(),
+        {"from": "1767225600", "to": "1767312000"},
+        START + DAY,
+        "events: window 1 of 3 (2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z), step 1d",
+        {"step": "1d", "count": 3, "start": iso(START), "end": iso(START + DAY)},
+    ),
+    StepCase(
+        "PT6H-to-end_value-sent-as-epoch",
+        {"step": "PT6H", "param_format": "epoch", "end_value": "2026-01-02T03:00:00Z"},
+        events(),
+        {"from": epoch(START), "to": epoch(START + timedelta(hours=6))},
+        START + timedelta(hours=6),
+        "events: window 1 of 5 (2026-01-01T00:00:00Z to 2026-01-01T06:00:00Z), step PT6H",
+        {
+            "step": "PT6H",
+            "count": 5,
+            "start": iso(START),
+            "end": iso(START + timedelta(hours=6)),
+        },
+    ),
+    StepCase(
+        "no-step-unchanged",
+        {"step": DELETE},
+        events(),
+        {"from": "2026-01-01T00:00:00Z"},  # from initial_value, no end: one range up to now
+        None,
+        None,
+        None,
+    ),
+]
+
+
+def use_clock(monkeypatch, moment: datetime) -> None:
+    """`moment` is the run's start (`request_values.CLOCK`) from now on."""
+    monkeypatch.setattr(request_values, "CLOCK", lambda: moment)
+
+
+@pytest.mark.parametrize("case", STEP_CASES, ids=lambda c: c.name)
+def test_a_stepped_preview_asks_the_first_window_and_counts_them(
+    case, specs_dir, warehouse, monkeypatch, capsys
+):
+    """Before any run: the one request is window 1's, with the exact params a run sends for
+    it; the records are that window's rows; the text's first line and `windows` in the JSON
+    say which window of how many. Without `step`: no line, `windows` null, one open range."""
+    spec = edited(
+        stepped_spec(),
+        **{f"resources__0__endpoint__incremental__{k}": v for k, v in case.incremental.items()},
+    )
+    api = Events(case.rows)
+    use_clock(monkeypatch, THREE_DAYS_ON)
+    with api.api:
+        write_spec(specs_dir, spec)
+        use_specs(monkeypatch, specs_dir, {SPEC: api.api.url})
+        assert main(["preview", SPEC, "events"]) == 0
+        text = capsys.readouterr().out
+        (call,) = api.api.calls_to("/events")
+        data = preview_json(capsys, SPEC, "events")
+    assert {k: v for k, v in call.query.items() if k != "page"} == case.query
+    first = text.splitlines()[0]
+    if case.line is None:
+        assert first.split() == ["request", "status", "ms", "records"], text
+        assert "window" not in text
+    else:
+        assert first == case.line
+    assert data["windows"] == case.windows
+    until = case.until or THREE_DAYS_ON
+    asked = [r for r in case.rows if START <= to_datetime(r["at"]) < until]
+    assert data["records"] == asked[:3]  # the first page of the window
+    assert_wrote_nothing(warehouse)
+
+
+#: the clock of the first run in the test below: Jan 2, 12:00
+RESUMED = START + DAY + timedelta(hours=12)
+
+
+def test_a_stepped_preview_asks_what_the_next_run_asks(specs_dir, warehouse, monkeypatch, capsys):
+    """After a run: the preview starts at the end of the last committed window (the run's
+    resume point, not `initial_value`), and its window and count are the next run's first
+    window and number of windows; once that run asked them all, the preview says a run asks
+    nothing and sends no request."""
+    api = Events(events())
+    with api.api:
+        write_spec(specs_dir, stepped_spec())
+        use_specs(monkeypatch, specs_dir, {SPEC: api.api.url})
+        use_clock(monkeypatch, RESUMED)  # the run's last window ends there
+        assert materialize_specs(specs_dir).success
+        use_clock(monkeypatch, THREE_DAYS_ON + timedelta(hours=18))
+        api.api.clear()
+        data = preview_json(capsys, SPEC, "events")
+        (previewed,) = api.windows
+        api.api.clear()
+        result = materialize_specs(specs_dir)
+        assert result.success, failure_message(result)
+        assert api.windows[0] == previewed == (iso(RESUMED), iso(RESUMED + DAY))
+        assert data["windows"]["count"] == len(api.windows) == 3  # to Jan 4, 18:00
+        api.api.clear()
+        assert main(["preview", SPEC, "events"]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == (
+            "events: no window to ask, step 1d (the windows committed reach the end:"
+            " end_value or now); a run asks nothing"
+        )
+        assert api.api.calls == []
+
+
+# --------------------------------------------------------------------------- session auth
+
+KIOSK = yaml.safe_load((Path(__file__).parent / "specs" / "auth" / "kiosk.yaml").read_text())
+SESSION_TOKEN_IN = [
+    ("header", {}),
+    ("query", {"client__auth__location": "query", "client__auth__name": "session"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "changes"), SESSION_TOKEN_IN, ids=[w for w, _ in SESSION_TOKEN_IN]
+)
+def test_a_session_login_is_a_request_line_without_secrets(
+    where, changes, sandbox, specs_dir, monkeypatch, capsys
+):
+    """`session` auth: the login request is the first line (method, URL, status), then the
+    pages; neither the password nor the session token is anywhere in the output (the token
+    sent as a query param is masked)."""
+    for key, value in sandbox.env(["kiosk"]).items():
+        monkeypatch.setenv(key, value)
+    write_spec(specs_dir, edited(KIOSK, **changes), "kiosk.yaml")
+    data = preview_json(capsys, "kiosk", "orders", "--limit", "2")
+    assert main(["preview", "kiosk", "orders", "--limit", "2"]) == 0
+    text = capsys.readouterr().out
+    base = sandbox.base_url("kiosk")
+    login, page = data["requests"][:2]
+    assert (login["resource"], login["method"], login["url"], login["status"]) == (
+        "(login)",
+        "POST",
+        f"{base}/api/login",
+        200,
+    )
+    assert page["resource"] == "orders" and page["url"].startswith(f"{base}/v1/orders?")
+    assert ("session=***" in page["url"]) == (where == "query")
+    assert text.splitlines()[2].split()[:3] == ["POST", f"{base}/api/login", "200"]
+    assert secrets_found(sandbox.secrets(), {"json": json.dumps(data), "text": text}) == []

@@ -15,7 +15,9 @@ A child resource is read through its parents, as a run of the child alone reads 
 incremental parent scans in full): the top-level ancestor's first `pages` pages, then
 children for those rows until `limit` records of the child were read. Requests are sent one
 at a time (`client.concurrency` is ignored). A partitioned resource reads its latest
-partition's window.
+partition's window. A stepped resource (`incremental.step`) asks the first window a run would
+ask, planned as the run plans it (`step_windows.StepRun`, from the same state), and the result
+says how many windows the run asks in all.
 """
 
 from __future__ import annotations
@@ -100,6 +102,27 @@ class ColumnType:
 
 
 @dataclass
+class StepPlan:
+    """A stepped resource: the run's windows (`count`; 0: it asks nothing) and the first one,
+    which the preview asks (ISO 8601 UTC bounds)."""
+
+    step: str
+    count: int
+    start: str | None = None
+    end: str | None = None
+
+    def line(self, resource: str) -> str:
+        if not self.count:
+            return (
+                f"{resource}: no window to ask, step {self.step} (the windows committed reach the"
+                " end: end_value or now); a run asks nothing"
+            )
+        return (
+            f"{resource}: window 1 of {self.count} ({self.start} to {self.end}), step {self.step}"
+        )
+
+
+@dataclass
 class PreviewResult:
     spec: str
     resource: str
@@ -110,6 +133,8 @@ class PreviewResult:
     error: str | None = None
     #: `on_invalid: quarantine`: why each kept record a run would set aside breaks the schema
     rejected: list[str] = field(default_factory=list)
+    #: `incremental.step`: the windows a run asks (the preview asks the first); None: no step
+    windows: StepPlan | None = None
 
     def to_json(self, limit: int) -> str:
         data = asdict(self)
@@ -146,6 +171,8 @@ def preview(
     from restsync_assets.resources import ApiCredentials
     from restsync_assets.runtime.failures import explain
     from restsync_assets.runtime.http.masking import install_log_masking, register_secret
+    from restsync_assets.runtime.request_values import run_time
+    from restsync_assets.runtime.step_windows import StepRun
 
     target = spec.resource(resource)
     result = PreviewResult(spec.name, resource)
@@ -165,7 +192,18 @@ def preview(
         recorder = _Recorder(result)
         window = partition_window(target, partition)
         state = {} if fresh else stored_state(spec)
-        for record in _read(spec, target, credentials, recorder, pages, window, state):
+        now = run_time()  # the run's start: relative times and the last window's end
+        steps = StepRun(spec, [target.name], now)
+        asked: dict[
+            str, Any
+        ] = {}  # a stepped resource's window in this read: the run's first (None: nothing)
+        if steps:
+            steps.plan(state)  # as the run plans its windows, from the same state
+            planned = steps.windows[target.name]
+            asked[target.name] = planned[0] if planned else None
+            result.windows = step_plan(target, planned)
+        read = _read(spec, target, credentials, recorder, pages, window, state, now, asked)
+        for record in read:
             result.records_read += 1
             if len(result.records) < limit:
                 result.records.append(record)
@@ -196,22 +234,27 @@ def _read(
     pages: int,
     window: Any,
     state: dict[str, Any],
+    now: datetime,
+    steps: dict[str, Any],
 ) -> Iterator[dict]:
     """The records of `target`, as dlt's resource yields them, from a one-request-at-a-time
     source whose top-level ancestor stops after `pages` pages, its cursors read from a copy
-    of the pipeline `state` (dlt's, as the last load left it; empty: `initial_value`)."""
+    of the pipeline `state` (dlt's, as the last load left it; empty: `initial_value`), its
+    relative times from `now`; `steps`: the window a stepped resource asks (as in a run's
+    `build_source`: None asks nothing)."""
     from dlt.sources.rest_api import rest_api_source
 
     from restsync_assets.runtime.child_cursors import with_per_parent_cursors
     from restsync_assets.runtime.known_parents import scanned_in_full, without_incremental
     from restsync_assets.runtime.source import (
+        add_step_windows,
         add_transform_steps,
         record_transforms,
         source_config,
     )
 
     sequential = spec.model_copy(update={"concurrency": 1})
-    config = source_config(sequential, credentials, window)
+    config = source_config(sequential, credentials, window, steps=steps, now=now)
     recorder.watch(config)
     # as a run of `target` alone: an incremental parent that only drives it scans in full
     scanned = scanned_in_full(sequential, [target.name])
@@ -222,6 +265,7 @@ def _read(
     config = with_per_parent_cursors(sequential, config, transforms, scanned)
     source = rest_api_source(config, name=spec.name)
     add_transform_steps(sequential, source, transforms)
+    add_step_windows(source, steps)  # the window's resume point goes to the discarded copy
     chain = [target.name]
     while (parent := spec.resource(chain[0]).parent) is not None:
         chain.insert(0, parent)
@@ -276,6 +320,17 @@ def _no_active_pipeline() -> Iterator[None]:
             active.activate()
 
 
+def step_plan(resource: ResourceSpec, windows: list[Any]) -> StepPlan:
+    """What `windows` (a run's, planned by `step_windows.StepRun`) say of `resource`."""
+    from restsync_assets.specs.template_functions import format_datetime
+
+    if not windows:
+        return StepPlan(str(resource.step), 0)
+    first = windows[0]
+    start, end = (format_datetime(bound, "iso") for bound in (first.start, first.end))
+    return StepPlan(str(resource.step), len(windows), start, end)
+
+
 class UnknownPartitionError(RestsyncError, ValueError):
     """`--partition` is not a partition of the resource: one line with the allowed range."""
 
@@ -308,7 +363,8 @@ def partition_window(resource: ResourceSpec, key: str | None = None) -> Any:
 
 
 class _Recorder:
-    """Records each request the source's session (and the OAuth token client) sends."""
+    """Records each request the source's session, the OAuth token client and the `session`
+    auth's login send."""
 
     def __init__(self, result: PreviewResult):
         self.result = result
@@ -317,6 +373,7 @@ class _Recorder:
     def watch(self, config: Mapping[str, Any]) -> None:
         from restsync_assets.runtime.http.oauth import OAuth2Auth
         from restsync_assets.runtime.http.session import resource_of
+        from restsync_assets.runtime.http.session_auth import SessionLoginAuth
 
         session = config["client"]["session"]
         send = session.send
@@ -345,17 +402,21 @@ class _Recorder:
         session.send = recorded_send  # this source's own session object only
         auth = config["client"].get("auth")
         if isinstance(auth, OAuth2Auth) and auth.client.session is None:
-            auth.client.session = self._token_session(session)
+            auth.client.session = self._recording(requests.Session(), session, "(token)")
+        if isinstance(auth, SessionLoginAuth):  # `session` auth: its login request
+            self._recording(auth.session, session, "(login)")
 
-    def _token_session(self, api_session: Any) -> requests.Session:
-        """A plain session for token requests that records them (secrets masked)."""
-        token_session = requests.Session()
+    def _recording(
+        self, token_session: requests.Session, api_session: Any, kind: str
+    ) -> requests.Session:
+        """`token_session` (a plain session for token or login requests), recording each
+        request's method and URL (secrets masked), never its body or answer, as `kind`."""
 
         def hook(response: requests.Response, **_kwargs: Any) -> requests.Response:
             request = response.request
             self.result.requests.append(
                 RequestLine(
-                    resource="(token)",
+                    resource=kind,
                     method=request.method or "POST",
                     url=api_session.mask_url(request.url),
                     status=response.status_code,
@@ -424,17 +485,19 @@ def _json_default(value: Any) -> Any:
 
 
 def render(result: PreviewResult, limit: int) -> str:
-    """Requests, then the first records as a table, then the columns and their dlt types."""
+    """A stepped resource's window, the requests, then the first records as a table, then the
+    columns and their dlt types."""
     from restsync_assets.cli.tables import cell, render_table
     from restsync_assets.text import plural
 
-    parts = [
+    parts = [result.windows.line(result.resource)] if result.windows else []
+    parts.append(
         render_table(
             ("", "request", "status", "ms", "records"),
             [(r.method, r.url, r.status, f"{r.ms:.0f}", r.records) for r in result.requests],
             right=(2, 3, 4),
         )
-    ]
+    )
     if result.error is not None:
         return "\n".join(parts)
     shown = result.records[:limit]

@@ -95,12 +95,18 @@ def build_source(
         add_arrow_pages(spec, source)
     if settings.read_ahead():
         add_read_ahead(spec, source)
-    for name, step_window in (steps or {}).items():
-        pipe = source.resources[name]._pipe
-        pipe.replace_gen(stepping(pipe.gen, name, step_window))
+    add_step_windows(source, steps)
     chosen = source.with_resources(*resources) if resources is not None else source
     chosen.restsync_session = session  # see `finish`
     return chosen
+
+
+def add_step_windows(source: DltSource, steps: Mapping[str, StepWindow | None] | None) -> None:
+    """Each stepped resource of `source` in `steps` writes its window's resume point into its
+    state, then asks the window (None: asks nothing; `step_windows.stepping`)."""
+    for name, step_window in (steps or {}).items():
+        pipe = source.resources[name]._pipe
+        pipe.replace_gen(stepping(pipe.gen, name, step_window))
 
 
 def own_children(spec: SourceSpec, transforms: dict[str, RecordTransforms]) -> frozenset[str]:

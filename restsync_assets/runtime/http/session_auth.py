@@ -94,7 +94,8 @@ class SessionLoginAuth(RenewableAuth):
         self.secret_env_vars = secret_env_vars
         self.policy = policy
         self.clock = clock
-        self._session = requests.Session()
+        #: the plain session the login request goes through (`restsync preview` records it)
+        self.session = requests.Session()
         self._lock = threading.RLock()
         self._token: str | None = None
         self._expires_at: float | None = None
@@ -192,7 +193,7 @@ class SessionLoginAuth(RenewableAuth):
 
     def _post_once(self) -> requests.Response:
         login = self.login
-        return self._session.request(
+        return self.session.request(
             login.method,
             login.url,
             json=login.json,
