@@ -8,6 +8,8 @@
   (`mock_api.BlogApi` is dlt's blog mock on it).
 - `RatedPages`: a `JsonApi` handler serving pages behind fixed-window rate policies, stating
   them in the IETF `RateLimit` / `RateLimit-Policy` fields of the current or an older draft.
+- `InFlight`: wraps `JsonApi` handlers to count the requests in flight at once, holding each
+  long enough for the requests sent together to overlap.
 - `RawApi`: answers with any status, headers and bytes (or drops the connection), for tests
   of the HTTP layer itself (`RawRequest`, `RawReply`, `sequence`, `DROP`).
 
@@ -296,6 +298,37 @@ class RatedPages:
         if self.style == "current":
             headers["RateLimit"] = ", ".join(f'"{n}";r={lf};t={r}' for n, _q, _p, lf, r in counts)
         return headers
+
+
+# --------------------------------------------------------------------------- requests in flight
+
+
+class InFlight:
+    """Wraps `JsonApi` handlers (`InFlight(4, 0.2)(handler)`) to count the requests in flight
+    at once: `most` is the highest count seen. Each request is held until more than `above`
+    are in flight (then all held ones go on at once) or `hold` seconds passed (a bounded wait
+    on a condition, never a sleep), so requests a client sends together overlap on the server
+    and a client keeping more than `above` in flight shows it in `most`."""
+
+    def __init__(self, above: int, hold: float) -> None:
+        self.above, self.hold = above, hold
+        self.now = self.most = 0
+        self._cond = threading.Condition()
+
+    def __call__(self, handler: Handler) -> Handler:
+        def held(request: Request) -> Any:
+            with self._cond:
+                self.now += 1
+                self.most = max(self.most, self.now)
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self.now > self.above, timeout=self.hold)
+            try:
+                return handler(request)
+            finally:
+                with self._cond:
+                    self.now -= 1
+
+        return held
 
 
 # --------------------------------------------------------------------------- raw HTTP

@@ -15,8 +15,9 @@ children) and yields their rows as read-ahead does pages (`read_ahead`):
   fetched ahead stay bounded);
 - job k's error is raised where its rows would have been, after the rows of the jobs before
   it; the jobs not started yet are cancelled, and so are they when dlt stops early;
-- every request still passes the session: its retries, rate budgets and `concurrency: auto`'s
-  gate (which holds the requests in flight to its level; the pool is sized to its ceiling);
+- every request still passes the session: its retries, rate budgets and the cap of
+  `client.concurrency` on the source's requests in flight, shared with its pages
+  (`concurrency: auto`'s gate holds them to its level; the pool is sized to its ceiling);
 - at most `client.concurrency` child jobs of the source run at once, whatever the number of
   parent pages or children waiting;
 - the threads are named `dlt-pool-<consumer thread id>-...` (dlt's config container then

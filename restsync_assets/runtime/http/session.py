@@ -25,6 +25,15 @@ URL, status and attempts (texts in :mod:`restsync_assets.runtime.http.errors`).
 With a :class:`~restsync_assets.runtime.http.rate_limit.RateLimiter` (``client.rate_limit``)
 every request it sends (each attempt, retries and the resend after a 401 included) first waits
 for a slot of the spec's budget and gives it back once answered.
+
+``client.concurrency`` is a hard cap: every request on the wire holds one of its places
+(``concurrency: auto``'s gate, whose level never exceeds it, or a semaphore of that many),
+whichever thread sends it (dlt's, a read-ahead thread, the pages fetched ahead, the pool of
+child jobs, an async job's polls). A place is held only while the request is on the wire
+(budget wait included, never a retry's backoff nor the wait for another page or job; a
+redirect is followed within it), so no holder ever waits for another thread or for itself:
+the cap cannot deadlock. A streamed body (an async job's download) is read after its place
+is given back.
 """
 
 from __future__ import annotations
@@ -287,10 +296,12 @@ class RestsyncSession(requests.Session):
             looked up at each wait so tests can swap it).
         rate_limiter: the spec's shared request budget; each request sent waits for a slot.
         counts: where each request of a resource is counted (:class:`RequestCounts`).
-        concurrency: `client.concurrency`: pages of a route with a `series` are fetched up to
-            this many at once (1: one after another).
-        adaptive: `client.concurrency: auto`'s gate; every request passes it, and it sets how
-            many pages are fetched ahead (`concurrency` is then its ceiling).
+        concurrency: `client.concurrency`: at most this many requests on the wire at once;
+            pages of a route with a `series` are fetched up to this many ahead (1: one after
+            another).
+        adaptive: `client.concurrency: auto`'s gate; every request passes it (it then holds
+            the cap), and it sets how many pages are fetched ahead (`concurrency` is then its
+            ceiling).
     """
 
     def __init__(
@@ -318,6 +329,10 @@ class RestsyncSession(requests.Session):
         self._clock = clock
         self.rate_limiter = rate_limiter
         self.adaptive = adaptive
+        #: the places of `client.concurrency` (with `auto`, its gate holds them instead)
+        self._places = threading.Semaphore(max(1, concurrency))
+        #: `placed`: this thread's request holds a place (a redirect it follows takes none)
+        self._thread = threading.local()
         window = adaptive.window if adaptive is not None else (lambda: concurrency)
         parallel = concurrency > 1 or adaptive is not None
         self.prefetcher = Prefetcher(concurrency, window, _body) if parallel else None
@@ -594,12 +609,21 @@ class RestsyncSession(requests.Session):
     def _send_once(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any]
     ) -> requests.Response:
-        """One request on the wire; with a rate limit, inside a slot of the budget; with
-        `concurrency: auto`, inside a place of its gate."""
-        if self.adaptive is None:
+        """One request on the wire, inside a place of `client.concurrency` (with `auto`, of
+        its gate); with a rate limit, inside a slot of the budget too."""
+        if getattr(self._thread, "placed", False):
+            # a redirect: requests' `Session.send` follows it through `self.send`, within the
+            # place of the request it answers (waiting for another could wait forever)
             return self._within_budget(request, kwargs, None)
-        with self.adaptive.request() as answer:
-            return self._within_budget(request, kwargs, answer)
+        self._thread.placed = True
+        try:
+            if self.adaptive is None:
+                with self._places:
+                    return self._within_budget(request, kwargs, None)
+            with self.adaptive.request() as answer:
+                return self._within_budget(request, kwargs, answer)
+        finally:
+            self._thread.placed = False
 
     def _within_budget(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any], answer: Answer | None
