@@ -169,6 +169,52 @@ def test_a_child_preview_sends_each_parents_own_cursor(tmp_path, warehouse, monk
         assert sorted(r["id"] for r in data["records"]) == sorted(b["id"] for b in library.books)
 
 
+def _dlt_contexts() -> tuple[bool, object]:
+    """(a state injected in dlt's container, the active pipeline or None) of this thread."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import PipelineContext, StateInjectableContext
+
+    container = Container()
+    pipeline = container[PipelineContext]
+    return (
+        StateInjectableContext in container,
+        pipeline.pipeline() if pipeline.is_active() else None,
+    )
+
+
+def test_a_preview_that_stops_early_gives_dlts_contexts_back_at_once(
+    tmp_path, warehouse, monkeypatch, capsys
+):
+    """A child preview stops reading after `--limit` records. The reader it stops holds dlt
+    contexts (the state it reads, no active pipeline); they are given back when the preview
+    returns, not when the garbage collector gets to the reader, which would swap them under
+    whatever runs at that moment (a later load then lost its state: `KeyError: '_local'`)."""
+    import gc
+
+    from .support import use_specs, write_spec
+    from .test_incremental_parents import Library
+
+    library = Library()
+    with library.api:
+        write_spec(tmp_path / "specs", library.spec())
+        use_specs(monkeypatch, tmp_path / "specs", {"library": library.api.url})
+        assert main(["run", "library", "--no-checks"]) == 0
+        capsys.readouterr()
+        before = _dlt_contexts()
+        gc.disable()
+        try:
+            data = preview_json(capsys, "library", "books", "--fresh", "--limit", "1")
+            returned = _dlt_contexts()
+        finally:
+            gc.enable()
+        gc.collect()
+        collected = _dlt_contexts()
+        assert main(["run", "library", "--no-checks"]) == 0, "a later load still has its state"
+    assert len(data["records"]) == 1, "the preview stopped early"
+    assert returned == before, "the contexts are back when the preview returns"
+    assert collected == before, "collecting the reader later changes nothing"
+
+
 def test_rotated_refresh_token_is_stored_like_a_run_stores_it(sandbox_env, warehouse, capsys):
     """A token endpoint that rotates the refresh token: the preview keeps the new one (the
     configured one is dead), and the next preview authenticates with it."""

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -203,12 +203,16 @@ def preview(
             asked[target.name] = planned[0] if planned else None
             result.windows = step_plan(target, planned)
         read = _read(spec, target, credentials, recorder, pages, window, state, now, asked)
-        for record in read:
-            result.records_read += 1
-            if len(result.records) < limit:
-                result.records.append(record)
-            if target.parent and result.records_read >= limit:
-                break
+        # closed here, not by the garbage collector later: the reader holds dlt contexts (the
+        # state it reads, no active pipeline) that its close gives back, and a close at an
+        # arbitrary later moment would swap them under whatever runs then (a load's state)
+        with closing(read):
+            for record in read:
+                result.records_read += 1
+                if len(result.records) < limit:
+                    result.records.append(record)
+                if target.parent and result.records_read >= limit:
+                    break
         typed = result.records
         if target.rejected_table:  # a run sets bad records aside: type the others
             from restsync_assets.runtime.bad_values import bad_values_step
