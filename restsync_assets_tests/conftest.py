@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from .fake_servers import RawApi
 from .support import (
     BIN,
     PROCESS_TIMEOUT,
+    SEED_PARTITIONS_NOW,
     SEED_SPECS,
     Command,
     FakeClock,
@@ -133,6 +135,18 @@ def defs(specs):
     from restsync_assets.definitions import build_definitions
 
     return build_definitions(list(specs.values()))
+
+
+@pytest.fixture
+def seed_partitions() -> Iterator[datetime]:
+    """Dagster's partitions in this process take `SEED_PARTITIONS_NOW` for now (Dagster's
+    `partition_loading_context`): a run over all of a seed asset's partitions covers every day
+    the sandbox has rows for and a week more, whatever the date. A subprocess computing its
+    own range still sees the real date: give it the range computed here."""
+    from dagster import partition_loading_context
+
+    with partition_loading_context(effective_dt=SEED_PARTITIONS_NOW):
+        yield SEED_PARTITIONS_NOW
 
 
 @pytest.fixture

@@ -56,6 +56,9 @@ import yaml
 from restsync_assets import settings
 from restsync_assets.cli.run import QUIET
 from restsync_assets.runtime.http import retry
+from restsync_assets.sandbox.data import ANALYTICS_DAYS, ANALYTICS_START
+from restsync_assets.sandbox.reports import DAYS as REPORT_DAYS
+from restsync_assets.sandbox.reports import FIRST_DAY as FIRST_REPORT_DAY
 from restsync_assets.sandbox.server import SEEDS
 
 from .fake_servers import JsonApi, page
@@ -95,6 +98,21 @@ STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 BIN = Path(sys.executable).parent
 #: Bound on one wait for a subprocess: its next awaited line, or its exit.
 PROCESS_TIMEOUT = 300.0
+#: Dagster's "now" for partitions in a test that loads the seed specs' partitioned assets
+#: over all their partitions (conftest's `seed_partitions`): a week after the last day the
+#: sandbox has rows for (ad_analytics' daily analytics, the reports vendor's days), so every
+#: day with rows is in the range and a week of empty partitions follows. At the real date the
+#: daily asset has one partition more each day (340 on 2026-12-06), each costing Dagster's
+#: events and the test's time, none of them a row.
+SEED_PARTITIONS_NOW = dt.datetime.combine(
+    max(
+        ANALYTICS_START + dt.timedelta(days=ANALYTICS_DAYS),
+        FIRST_REPORT_DAY + dt.timedelta(days=REPORT_DAYS),
+    )
+    + dt.timedelta(days=7),
+    dt.time(),
+    dt.UTC,
+)
 
 # --------------------------------------------------------------------------- the fake clock
 

@@ -147,7 +147,9 @@ def _load(tmp_path, monkeypatch, sandbox, arrow: bool, spec_name: str) -> Path:
 
 
 @pytest.mark.parametrize("spec_name", ["ad_analytics", "ledger", "workspace_docs"])
-def test_arrow_and_row_paths_land_identical_tables(tmp_path, monkeypatch, sandbox_env, spec_name):
+def test_arrow_and_row_paths_land_identical_tables(
+    tmp_path, monkeypatch, sandbox_env, seed_partitions, spec_name
+):
     """A seed spec loaded with Arrow pages and without: the same tables, column types and
     rows (dlt's row ids aside)."""
     rows_db = _load(tmp_path, monkeypatch, sandbox_env, arrow=False, spec_name=spec_name)

@@ -444,7 +444,9 @@ def _seed_specs_with(concurrency: int, directory: Path) -> Path:
     )
 
 
-def test_concurrency_never_changes_what_the_seed_specs_load(sandbox_env, tmp_path, monkeypatch):
+def test_concurrency_never_changes_what_the_seed_specs_load(
+    sandbox_env, seed_partitions, tmp_path, monkeypatch
+):
     """Every seed spec with `client.concurrency` 1 and 4: identical tables, row for row."""
     loaded = {}
     for concurrency in (1, 4):

@@ -171,7 +171,7 @@ def _assert_run_recorded(home, run_id: str, specs) -> None:
 
 
 def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
-    sandbox_env, postgres_warehouse, pg_dagster_home, celery_broker, tmp_path
+    sandbox_env, postgres_warehouse, pg_dagster_home, celery_broker, seed_partitions, tmp_path
 ):
     """The README's Celery block: its worker line started twice (as two machines would), its
     materialize line sending every seed asset to them (the unpartitioned ones in one run, the
@@ -210,7 +210,8 @@ def test_celery_block_spreads_the_five_seed_specs_over_two_workers(
 
 def _seed_selections() -> list[list[str]]:
     """`--select` (and `--partition-range`) of runs covering every seed asset: one of the
-    unpartitioned assets, one per partitions definition (all its partitions)."""
+    unpartitioned assets, one per partitions definition (all its partitions; up to
+    `SEED_PARTITIONS_NOW` under the `seed_partitions` fixture)."""
     defs = build_definitions(load_specs(SEED_SPECS))
     partitioned = [a for a in defs.assets if a.partitions_def is not None]
     keys = [k.to_user_string() for a in partitioned for k in a.keys]

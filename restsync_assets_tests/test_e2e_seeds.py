@@ -64,7 +64,7 @@ def _materialize_all(defs):
     return [r for spec in load_specs(SEED_SPECS) for r in materialize_spec(defs, spec, instance)]
 
 
-def test_every_seed_asset_loads_exactly_the_sandbox_rows(defs, sandbox_env):
+def test_every_seed_asset_loads_exactly_the_sandbox_rows(defs, sandbox_env, seed_partitions):
     """All 20 seed assets load the sandbox's ids, all 67 checks pass, and a second run in
     the same process merges without duplicates. The campaign report equals the reports
     vendor's rows, from exactly one report job per run (its window: the backfill's range)."""

@@ -552,7 +552,9 @@ def test_new_fields_appearing(specs_dir, sandbox_env, retry_clock) -> None:
     assert regions == {r["id"]: f"eu-{r['id']}" for r in truth[10:20]}
 
 
-def test_demo_plan_loads_every_seed_table(tmp_path, monkeypatch, retry_clock) -> None:
+def test_demo_plan_loads_every_seed_table(
+    tmp_path, monkeypatch, retry_clock, seed_partitions
+) -> None:
     """`restsync demo --faults`: every fault of the demo plan fires, all 20 tables are right."""
     from restsync_assets.cli.demo import run_demo
 

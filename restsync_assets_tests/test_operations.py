@@ -271,7 +271,9 @@ CHECK_FAILED = re.compile(
 )
 
 
-def test_restsync_check_command_exits_by_the_checks(defs, specs, sandbox_env, capsys):
+def test_restsync_check_command_exits_by_the_checks(
+    defs, specs, sandbox_env, seed_partitions, capsys
+):
     """`restsync check --verbose` lists every check in the run's table style; without it a
     failure shows only the failing checks in that table and ends with what to do next,
     exiting 1."""
@@ -370,7 +372,7 @@ def test_enabled_schedule_and_automation_condition(tmp_path):
     assert assets_def.specs_by_key[AssetKey(["shop", "orders"])].automation_condition is not None
 
 
-def test_demo_prints_checks_and_matches_the_sandbox(warehouse):
+def test_demo_prints_checks_and_matches_the_sandbox(warehouse, seed_partitions):
     from restsync_assets.cli.demo import run_demo
 
     out = io.StringIO()

@@ -72,7 +72,7 @@ def _normal_row(row: tuple) -> tuple[Any, ...]:
 
 
 def test_duckdb_and_postgresql_hold_the_same_tables_after_the_same_seed_loads(
-    sandbox_env, postgres_warehouse, tmp_path, monkeypatch
+    sandbox_env, postgres_warehouse, seed_partitions, tmp_path, monkeypatch
 ) -> None:
     """All five seed specs into DuckDB, then into a fresh PostgreSQL database: every table has
     the same columns, dlt data types and rows in both; PostgreSQL got parquet through ADBC

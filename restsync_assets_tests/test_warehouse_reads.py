@@ -126,7 +126,9 @@ def test_checks_with_postgres_as_destination_never_read_a_stale_duckdb_file(
     )
 
 
-def test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes(postgres_warehouse, capsys):
+def test_demo_on_postgres_equals_the_sandbox_and_restsync_check_passes(
+    postgres_warehouse, seed_partitions, capsys
+):
     """The demo with RESTSYNC_DESTINATION=postgres compares all 20 tables in PostgreSQL with
     the sandbox (rows loaded = rows in the table, no file format warning from dlt);
     `restsync check` then names the PostgreSQL warehouse and passes."""
