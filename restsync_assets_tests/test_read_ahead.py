@@ -117,6 +117,18 @@ def test_pages_already_waiting_are_joined_into_one_item(
     assert join_waiting(first, pending, batch_rows) == (joined, held)
 
 
+def test_a_parent_whose_child_batches_its_keys_hands_its_pages_over_one_by_one() -> None:
+    """With joining off (`batch_rows=0`, the parent of a `batch_size` child: a batch never
+    spans two parent pages) a page is handed over alone, however many wait behind it."""
+    pending: queue.Queue = queue.Queue()
+    for waiting in ([3, 4], [5]):
+        pending.put(("item", waiting))
+    assert join_waiting([1, 2], pending, 0) == ([1, 2], None)
+    assert pending.qsize() == 2, "the waiting pages stay for the next items"
+    pages = [[1, 2], [3, 4], [5]]
+    assert list(read_ahead(iter(pages), "parents", depth=3, batch_rows=0)) == pages
+
+
 def test_an_error_behind_waiting_pages_comes_after_them() -> None:
     pending: queue.Queue = queue.Queue()
     error = Boom("page 2 failed")
@@ -151,9 +163,9 @@ def test_a_resource_dlt_may_stop_early_reads_one_page_ahead(tmp_path, monkeypatc
 
     depths = []
 
-    def spy(gen, name, depth):
+    def spy(gen, name, depth, join=True):
         depths.append(depth)
-        return with_read_ahead(gen, name, depth)
+        return with_read_ahead(gen, name, depth, join)
 
     monkeypatch.setattr(source, "with_read_ahead", spy)
     api = JsonApi({"GET /events": lambda request: page(EVENTS, request.query, 100)})

@@ -122,15 +122,17 @@ def _drain(pending: queue.Queue) -> None:
         pass
 
 
-def with_read_ahead(gen: Any, name: str, depth: int = DEPTH) -> Any:
+def with_read_ahead(gen: Any, name: str, depth: int = DEPTH, join: bool = True) -> Any:
     """A dlt resource's head step (`resource._pipe.gen`: a generator function, or a generator)
-    made to read ahead, as dlt's own `parallelized` wraps it."""
+    made to read ahead, as dlt's own `parallelized` wraps it. `join=False`: every page reaches
+    dlt as it came (a child batching its parents' keys batches within a page)."""
+    batch_rows = BATCH_ROWS if join else 0
     if callable(gen):
         original: Callable[..., Iterator[Any]] = gen
 
         @wraps(original)
         def reading_ahead(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            yield from read_ahead(iter(original(*args, **kwargs)), name, depth)
+            yield from read_ahead(iter(original(*args, **kwargs)), name, depth, batch_rows)
 
         return reading_ahead
-    return read_ahead(iter(gen), name, depth)
+    return read_ahead(iter(gen), name, depth, batch_rows)

@@ -181,7 +181,17 @@ def add_read_ahead(spec: SourceSpec, source: DltSource) -> None:
                 continue  # a parent: dlt's worker pool drives it (`parallelized`)
             pipe = source.resources[resource.name]._pipe
             depth = 1 if stops_early(resource) else READ_AHEAD_DEPTH
-            pipe.replace_gen(with_read_ahead(pipe.gen, resource.name, depth))
+            join = not batches_its_keys(spec, resource)
+            pipe.replace_gen(with_read_ahead(pipe.gen, resource.name, depth, join))
+
+
+def batches_its_keys(spec: SourceSpec, resource: ResourceSpec) -> bool:
+    """Whether a child of `resource` sends its keys `batch_size` at a time: a batch never spans
+    two parent pages (spec reference), so the parent's pages reach it one by one, not joined."""
+    return any(
+        child.parent_keys is not None and child.parent_keys.batch_size is not None
+        for child in spec.children(resource.name)
+    )
 
 
 def reads_ahead_at_concurrency(spec: SourceSpec, resource: ResourceSpec) -> bool:
